@@ -1,0 +1,61 @@
+#include <apr_strings.h>
+
+#include "ad_conf.h"
+
+ad_conf_t *ad_conf_make(apr_pool_t *p)
+{
+    ad_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->store_sync = 0;
+    c->account = AD_DEFAULT_ACCOUNT;
+    c->region = AD_DEFAULT_REGION;
+    c->workers = AD_DEFAULT_WORKERS;
+    c->max_in_flight = AD_DEFAULT_MAX_IN_FLIGHT;
+    c->maint_interval_sec = AD_DEFAULT_MAINT_INTERVAL_SEC;
+    c->backoff_base_sec = AD_DEFAULT_BACKOFF_BASE_SEC;
+    c->backoff_cap_sec = AD_DEFAULT_BACKOFF_CAP_SEC;
+    c->max_entry_size = AD_DEFAULT_MAX_ENTRY_SIZE;
+    c->max_request_size = AD_DEFAULT_MAX_REQUEST_SIZE;
+    c->max_entries = AD_DEFAULT_MAX_ENTRIES;
+    c->destinations = apr_array_make(p, 8, sizeof(ad_destination_t *));
+    c->destination_by_name = apr_hash_make(p);
+    c->rules = apr_array_make(p, 8, sizeof(ad_rule_t *));
+    c->rule_by_name = apr_hash_make(p);
+    c->buses = apr_hash_make(p);
+    apr_hash_set(c->buses, AD_DEFAULT_BUS, APR_HASH_KEY_STRING, "");
+    return c;
+}
+
+const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
+                             const ad_rule_t *r)
+{
+    if (!r->bus || !strcmp(r->bus, AD_DEFAULT_BUS)) {
+        return apr_psprintf(p, "arn:aws:events:%s:%s:rule/%s", c->region,
+                            c->account, r->name);
+    }
+    return apr_psprintf(p, "arn:aws:events:%s:%s:rule/%s/%s", c->region,
+                        c->account, r->bus, r->name);
+}
+
+const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule,
+                                       const char *target,
+                                       const ad_rule_t **rule_out)
+{
+    const ad_rule_t *r = apr_hash_get(c->rule_by_name, rule,
+                                      APR_HASH_KEY_STRING);
+    int i;
+
+    if (!r) {
+        return NULL;
+    }
+    for (i = 0; i < r->targets->nelts; i++) {
+        const ad_target_t *t = APR_ARRAY_IDX(r->targets, i, ad_target_t *);
+        if (!strcmp(t->id, target)) {
+            if (rule_out) {
+                *rule_out = r;
+            }
+            return t;
+        }
+    }
+    return NULL;
+}

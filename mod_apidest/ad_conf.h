@@ -1,0 +1,107 @@
+/* The configuration model shared by the ingest path (children) and apidestd.
+ * Filled by mod_apidest_config.c from httpd.conf; pure (no httpd headers) so
+ * that the daemon core and the unit tests can use it. Built once in the parent
+ * and inherited by every child and by apidestd through fork. */
+#ifndef AD_CONF_H
+#define AD_CONF_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_hash.h>
+#include <apr_time.h>
+
+#include "ad_pattern.h"
+
+#define AD_DEFAULT_ACCOUNT "000000000000"
+#define AD_DEFAULT_REGION "us-east-1"
+#define AD_DEFAULT_BUS "default"
+#define AD_DEFAULT_WORKERS 4
+#define AD_DEFAULT_MAX_IN_FLIGHT 1024
+#define AD_DEFAULT_MAINT_INTERVAL_SEC 1
+#define AD_DEFAULT_BACKOFF_BASE_SEC 1
+#define AD_DEFAULT_BACKOFF_CAP_SEC 480
+#define AD_DEFAULT_MAX_ENTRY_SIZE 262144
+#define AD_DEFAULT_MAX_REQUEST_SIZE 1048576
+#define AD_DEFAULT_MAX_ENTRIES 10
+#define AD_DEFAULT_TIMEOUT_SEC 5
+#define AD_DEFAULT_RATE_LIMIT 300
+#define AD_DEFAULT_RETRY_ATTEMPTS 185
+#define AD_DEFAULT_MAX_EVENT_AGE_SEC 86400
+
+typedef struct ad_destination_t {
+    const char *name;
+    const char *endpoint;   /* http(s) URL, may contain '*' path wildcards */
+    const char *method;     /* POST, GET, ... */
+    int timeout_sec;
+    int allow_private;      /* AllowPrivateEndpoint */
+    int rate_limit;         /* InvocationRateLimit, per second */
+    int index;              /* position in ad_conf_t.destinations */
+    const char *file;       /* where it was defined, for later checks */
+    int line;
+} ad_destination_t;
+
+typedef struct ad_target_t {
+    const char *id;             /* target id (name of the <ApiDestTarget>) */
+    const char *destination_name;
+    ad_destination_t *destination; /* resolved in check_config; NULL for a
+                                      plain HTTP target */
+    const char *endpoint;       /* plain HTTP target (API Gateway semantics) */
+    const char *method;
+    int timeout_sec;
+    int allow_private;
+    int retry_attempts;
+    int max_event_age_sec;
+    int dead_letter;
+    const char *file;
+    int line;
+} ad_target_t;
+
+typedef struct ad_rule_t {
+    const char *name;
+    const char *bus;
+    const char *pattern_text;   /* as written (for DescribeRule) */
+    ad_pattern_t *pattern;      /* compiled once at config time */
+    int enabled;
+    apr_array_header_t *targets; /* ad_target_t * */
+    const char *file;
+    int line;
+} ad_rule_t;
+
+typedef struct ad_conf_t {
+    const char *store_spec;      /* "dbm:<driver>:<path>" as configured */
+    const char *store_driver;    /* gdbm | sdbm | db | ... */
+    const char *store_path;
+    int store_sync;
+    const char *account;
+    const char *region;
+    int workers;
+    int max_in_flight;
+    int maint_interval_sec;
+    int backoff_base_sec;
+    int backoff_cap_sec;
+    apr_size_t max_entry_size;
+    apr_size_t max_request_size;
+    int max_entries;
+    apr_array_header_t *destinations; /* ad_destination_t * */
+    apr_hash_t *destination_by_name;
+    apr_array_header_t *rules;        /* ad_rule_t * */
+    apr_hash_t *rule_by_name;
+    apr_hash_t *buses;                /* bus name -> "" (buses named by rules
+                                         plus "default") */
+} ad_conf_t;
+
+/* A config with every default set and empty tables. */
+ad_conf_t *ad_conf_make(apr_pool_t *p);
+
+/* Rule ARN as EventBridge forms it: default bus rule/<name>, custom bus
+ * rule/<bus>/<name>. */
+const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
+                             const ad_rule_t *r);
+
+/* Look a target up by "rule/target"; NULL when the config has no such
+ * target any more (e.g. after a restart with a changed config). */
+const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule,
+                                       const char *target,
+                                       const ad_rule_t **rule_out);
+
+#endif

@@ -1,0 +1,413 @@
+#include <string.h>
+#include <stdlib.h>
+#include <ctype.h>
+
+#include <curl/curl.h>
+#include <apr_strings.h>
+#include <apr_date.h>
+
+#include "ad_http.h"
+#include "ad_record.h"
+#include "ad_netcheck.h"
+#include "ad_log.h"
+
+/* EventBridge reads at most the first MiB of a response (its Range header). */
+#define MAX_RESPONSE_BODY (1024 * 1024)
+#define USER_AGENT "Amazon/EventBridge/ApiDestinations"
+
+typedef struct transfer_t transfer_t;
+struct transfer_t {
+    ad_http_engine_t *engine;
+    CURL *easy;
+    struct curl_slist *headers;
+    ad_http_done_cb *cb;
+    void *baton;
+    int allow_private;
+    const char *refused;        /* class of an address the policy refused */
+    apr_size_t body_seen;
+    apr_interval_time_t retry_after;
+    transfer_t *next;           /* free list or active list */
+    transfer_t *prev;           /* active list */
+};
+
+struct ad_http_engine_t {
+    CURLM *multi;
+    transfer_t *free_list;
+    transfer_t *active;         /* running transfers, to abandon on destroy */
+    int running;
+};
+
+apr_status_t ad_http_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS
+                                                              : APR_EGENERAL;
+}
+
+static apr_status_t engine_cleanup(void *data)
+{
+    ad_http_engine_destroy(data);
+    return APR_SUCCESS;
+}
+
+apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns,
+                                   ad_http_engine_t **out)
+{
+    ad_http_engine_t *e = apr_pcalloc(p, sizeof(*e));
+
+    if (!(e->multi = curl_multi_init())) {
+        return APR_ENOMEM;
+    }
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host_conns);
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)max_host_conns * 4);
+    apr_pool_cleanup_register(p, e, engine_cleanup, apr_pool_cleanup_null);
+    *out = e;
+    return APR_SUCCESS;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *data)
+{
+    transfer_t *t = data;
+    size_t n = size * nmemb;
+
+    (void)ptr;
+    t->body_seen += n;
+    /* The status is known by now; stop reading past the cap. */
+    return t->body_seen > MAX_RESPONSE_BODY ? 0 : n;
+}
+
+static apr_interval_time_t parse_retry_after(const char *v)
+{
+    apr_time_t when;
+    char *end;
+    long secs;
+
+    while (*v == ' ' || *v == '\t') {
+        v++;
+    }
+    secs = strtol(v, &end, 10);
+    if (end != v && (*end == '\0' || isspace((unsigned char)*end))) {
+        return secs < 0 ? -1 : apr_time_from_sec(secs);
+    }
+    when = apr_date_parse_http(v);
+    if (when == APR_DATE_BAD) {
+        return -1;
+    }
+    return when > apr_time_now() ? when - apr_time_now() : 0;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *data)
+{
+    transfer_t *t = data;
+    size_t n = size * nitems;
+    char line[256];
+
+    if (n > 12 && n < sizeof(line) && !strncasecmp(buf, "Retry-After:", 12)) {
+        memcpy(line, buf + 12, n - 12);
+        line[n - 12] = '\0';
+        line[strcspn(line, "\r\n")] = '\0';
+        t->retry_after = parse_retry_after(line);
+    }
+    return n;
+}
+
+/* The policy is applied to the address curl is about to connect to, after
+ * DNS, so a name that resolves to a private address cannot slip past. */
+static curl_socket_t on_open_socket(void *data, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    transfer_t *t = data;
+    const char *cls;
+
+    (void)purpose;
+    if (!t->allow_private && (cls = ad_netcheck_classify(&addr->addr))) {
+        t->refused = cls;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+static int header_is_safe(const ad_header_t *h)
+{
+    return !strpbrk(h->name, "\r\n:") && !strpbrk(h->value, "\r\n") && *h->name;
+}
+
+static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)
+{
+    struct curl_slist *list = NULL;
+    int i, has_ct = 0;
+
+    *ok = 1;
+    for (i = 0; req->headers && i < req->headers->nelts; i++) {
+        const ad_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_header_t);
+        char line[8192];
+        if (!header_is_safe(h)
+            || (size_t)snprintf(line, sizeof(line), "%s: %s", h->name, h->value)
+                   >= sizeof(line)) {
+            *ok = 0;
+            break;
+        }
+        has_ct |= !strcasecmp(h->name, "Content-Type");
+        list = curl_slist_append(list, line);
+    }
+    if (!has_ct) {
+        list = curl_slist_append(list, "Content-Type: application/json; charset=utf-8");
+    }
+    list = curl_slist_append(list, "Range: bytes=0-1048575");
+    /* EventBridge sends no Accept header; curl would add one. */
+    list = curl_slist_append(list, "Accept:");
+    /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
+    list = curl_slist_append(list, "Expect:");
+    return list;
+}
+
+static transfer_t *transfer_get(ad_http_engine_t *e)
+{
+    transfer_t *t = e->free_list;
+
+    if (t) {
+        e->free_list = t->next;
+        curl_easy_reset(t->easy);
+    }
+    else {
+        t = calloc(1, sizeof(*t));
+        if (!t || !(t->easy = curl_easy_init())) {
+            free(t);
+            return NULL;
+        }
+    }
+    t->engine = e;
+    t->headers = NULL;
+    t->refused = NULL;
+    t->body_seen = 0;
+    t->retry_after = -1;
+    t->next = NULL;
+    return t;
+}
+
+static void active_add(ad_http_engine_t *e, transfer_t *t)
+{
+    t->prev = NULL;
+    t->next = e->active;
+    if (e->active) {
+        e->active->prev = t;
+    }
+    e->active = t;
+}
+
+static void active_remove(ad_http_engine_t *e, transfer_t *t)
+{
+    if (t->prev) {
+        t->prev->next = t->next;
+    }
+    else {
+        e->active = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+}
+
+static void transfer_put(ad_http_engine_t *e, transfer_t *t)
+{
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    t->next = e->free_list;
+    e->free_list = t;
+}
+
+static void set_method(CURL *c, const ad_http_request_t *req)
+{
+    if (!strcmp(req->method, "GET")) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    if (!strcmp(req->method, "HEAD")) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    if (strcmp(req->method, "POST")) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+}
+
+static void set_options(transfer_t *t, const ad_http_request_t *req)
+{
+    CURL *c = t->easy;
+
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip,deflate");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, t);
+    set_method(c, req);
+}
+
+static void finish_now(ad_http_done_cb *cb, void *baton, ad_http_error_t err,
+                       const char *msg)
+{
+    ad_http_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.error = err;
+    res.message = msg;
+    res.retry_after = -1;
+    cb(baton, &res);
+}
+
+apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req,
+                            ad_http_done_cb *cb, void *baton)
+{
+    transfer_t *t;
+    int ok;
+
+    if (!(t = transfer_get(e))) {
+        return APR_ENOMEM;
+    }
+    t->cb = cb;
+    t->baton = baton;
+    t->allow_private = req->allow_private;
+    t->headers = build_headers(req, &ok);
+    if (!ok) {
+        transfer_put(e, t);
+        finish_now(cb, baton, AD_HTTP_INVALID,
+                   "a header name or value holds a forbidden character");
+        return APR_SUCCESS;
+    }
+    set_options(t, req);
+    if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
+        transfer_put(e, t);
+        return APR_EGENERAL;
+    }
+    active_add(e, t);
+    e->running++;
+    return APR_SUCCESS;
+}
+
+static ad_http_error_t classify(CURLcode rc, const transfer_t *t, long status)
+{
+    if (t->refused) {
+        return AD_HTTP_REFUSED;
+    }
+    if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && status > 0)) {
+        return AD_HTTP_OK;
+    }
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return AD_HTTP_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+        return AD_HTTP_CONNECT;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return AD_HTTP_INVALID;
+    default:
+        return AD_HTTP_FAILED;
+    }
+}
+
+static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
+{
+    transfer_t *t = NULL;
+    ad_http_result_t res;
+    long status = 0, connects = 1;
+    char msg[160];
+    ad_http_done_cb *cb;
+    void *baton;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+    curl_multi_remove_handle(e->multi, easy);
+    active_remove(e, t);
+    e->running--;
+    memset(&res, 0, sizeof(res));
+    res.error = classify(rc, t, status);
+    res.status = res.error == AD_HTTP_OK ? (int)status : 0;
+    res.retry_after = t->retry_after;
+    res.reused = connects == 0;
+    if (res.error == AD_HTTP_REFUSED) {
+        snprintf(msg, sizeof(msg), "refused to connect to a %s address "
+                 "(set AllowPrivateEndpoint on to allow it)", t->refused);
+    }
+    else if (res.error != AD_HTTP_OK) {
+        snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(rc));
+    }
+    else {
+        snprintf(msg, sizeof(msg), "HTTP %ld", status);
+    }
+    res.message = msg;
+    cb = t->cb;
+    baton = t->baton;
+    transfer_put(e, t);
+    cb(baton, &res);
+}
+
+int ad_http_run(ad_http_engine_t *e, int timeout_ms)
+{
+    CURLMsg *m;
+    int still, left;
+
+    curl_multi_perform(e->multi, &still);
+    while ((m = curl_multi_info_read(e->multi, &left))) {
+        if (m->msg == CURLMSG_DONE) {
+            complete(e, m->easy_handle, m->data.result);
+        }
+    }
+    if (timeout_ms > 0) {
+        curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
+        curl_multi_perform(e->multi, &still);
+        while ((m = curl_multi_info_read(e->multi, &left))) {
+            if (m->msg == CURLMSG_DONE) {
+                complete(e, m->easy_handle, m->data.result);
+            }
+        }
+    }
+    return e->running;
+}
+
+void ad_http_wakeup(ad_http_engine_t *e)
+{
+    curl_multi_wakeup(e->multi);
+}
+
+void ad_http_engine_destroy(ad_http_engine_t *e)
+{
+    transfer_t *t;
+
+    if (!e->multi) {
+        return;
+    }
+    /* Abandoned requests get no callback: their records are still queued. */
+    while ((t = e->active)) {
+        curl_multi_remove_handle(e->multi, t->easy);
+        active_remove(e, t);
+        transfer_put(e, t);
+    }
+    while ((t = e->free_list)) {
+        e->free_list = t->next;
+        curl_easy_cleanup(t->easy);
+        free(t);
+    }
+    curl_multi_cleanup(e->multi);
+    e->multi = NULL;
+}

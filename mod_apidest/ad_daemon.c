@@ -1,0 +1,974 @@
+/* apidestd core. Threads:
+ *  - the caller's thread accepts connections from children and hands each to
+ *    a small thread pool (conn_task), which reads a STORE message, queues it
+ *    for the core and waits for its commit before acknowledging;
+ *  - the core thread is the only user of the store: it commits queued
+ *    records in groups (one marker write, one optional fsync per group),
+ *    applies delivery outcomes, dispatches due records and runs the
+ *    maintenance tick;
+ *  - worker threads each drive a libcurl multi engine.
+ * Memory: the core and every worker have their own unmanaged root pool; a
+ * delivery attempt's pool is created by the core, owned by the worker while
+ * the request runs and handed back with the outcome. */
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <signal.h>
+#include <pthread.h>
+
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_pool.h>
+
+#include "ad_daemon.h"
+#include "ad_store.h"
+#include "ad_record.h"
+#include "ad_ingest.h"
+#include "ad_wire.h"
+#include "ad_http.h"
+#include "ad_maint.h"
+#include "ad_log.h"
+#include "ad_util.h"
+
+#define KEY_PREFIX_QUEUE "q"
+#define KEY_PREFIX_BAD "x"
+#define KEY_COMMIT "m/commit"
+#define KEY_LEN 25 /* "q" + 16 hex batch + 8 hex index */
+#define CONN_TIMEOUT apr_time_from_sec(30)
+#define CONN_THREADS_MAX 64
+#define MIN_RETRY_DELAY apr_time_from_msec(100)
+
+/* A queued record: its store key is derived from (batch, idx). */
+typedef struct qent_t {
+    apr_time_t due;
+    apr_uint64_t batch;
+    apr_uint32_t idx;
+} qent_t;
+
+typedef struct heap_t {
+    qent_t *v;
+    apr_size_t n, cap;
+} heap_t;
+
+typedef struct commit_t {
+    apr_array_header_t *blobs; /* ad_blob_t */
+    ad_store_item_t *items;    /* their keys, set by the core */
+    int done;
+    apr_uint32_t status;
+    struct commit_t *next;
+} commit_t;
+
+typedef struct ad_daemon_t ad_daemon_t;
+
+typedef struct worker_t worker_t;
+
+typedef struct job_t {
+    apr_pool_t *pool;           /* unmanaged: owns the job and its record */
+    worker_t *worker;
+    qent_t ent;
+    ad_record_t *rec;
+    int plain_target;           /* API Gateway semantics, not a destination */
+    ad_http_request_t req;
+    ad_http_error_t error;
+    int status;
+    const char *message;
+    apr_interval_time_t retry_after;
+    struct job_t *next;
+} job_t;
+
+struct worker_t {
+    ad_daemon_t *d;
+    apr_thread_t *thread;
+    apr_pool_t *pool;
+    ad_http_engine_t *engine;
+    job_t *inbox;               /* under d->mu */
+    int running;                /* worker thread only */
+};
+
+struct ad_daemon_t {
+    apr_pool_t *pool;
+    const ad_daemon_opts_t *o;
+    const ad_conf_t *c;
+    ad_store_t *store;
+    apr_thread_mutex_t *mu;
+    apr_thread_cond_t *core_cv;  /* work for the core */
+    apr_thread_cond_t *done_cv;  /* a commit round finished */
+    commit_t *commits, **commits_tail;
+    job_t *outcomes, **outcomes_tail;
+    int stopping;                /* no new work: under mu */
+    int core_exit;               /* core drains and exits: under mu */
+    /* core thread only */
+    heap_t heap;
+    apr_uint64_t batch;
+    int in_flight;
+    apr_time_t next_tick;
+    apr_uint64_t pending, delivered, retried;
+    worker_t *workers;
+    int nworkers;
+    apr_thread_t *core;
+};
+
+/* ---- due-time heap ---------------------------------------------------- */
+
+static int heap_push(heap_t *h, const qent_t *e)
+{
+    apr_size_t i;
+
+    if (h->n == h->cap) {
+        apr_size_t ncap = h->cap ? h->cap * 2 : 1024;
+        qent_t *nv = realloc(h->v, ncap * sizeof(*nv));
+        if (!nv) {
+            return 0;
+        }
+        h->v = nv;
+        h->cap = ncap;
+    }
+    i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2].due > e->due) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = *e;
+    return 1;
+}
+
+static qent_t heap_pop(heap_t *h)
+{
+    qent_t top = h->v[0], last = h->v[--h->n];
+    apr_size_t i = 0;
+
+    for (;;) {
+        apr_size_t c = 2 * i + 1;
+        if (c >= h->n) {
+            break;
+        }
+        if (c + 1 < h->n && h->v[c + 1].due < h->v[c].due) {
+            c++;
+        }
+        if (last.due <= h->v[c].due) {
+            break;
+        }
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) {
+        h->v[i] = last;
+    }
+    return top;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static void key_format(char *buf, apr_uint64_t batch, apr_uint32_t idx)
+{
+    snprintf(buf, KEY_LEN + 1, KEY_PREFIX_QUEUE "%016" APR_UINT64_T_HEX_FMT "%08x",
+             batch, idx);
+}
+
+static int key_parse(const char *key, apr_uint64_t *batch, apr_uint32_t *idx)
+{
+    char part[17];
+    char *end;
+
+    if (strlen(key) != KEY_LEN || key[0] != KEY_PREFIX_QUEUE[0]) {
+        return 0;
+    }
+    memcpy(part, key + 1, 16);
+    part[16] = '\0';
+    *batch = apr_strtoi64(part, &end, 16);
+    if (*end) {
+        return 0;
+    }
+    *idx = (apr_uint32_t)strtoul(key + 17, &end, 16);
+    return *end == '\0';
+}
+
+/* ---- commits (core thread) ---------------------------------------------- */
+
+static apr_status_t put_commit_marker(ad_daemon_t *d, apr_pool_t *p)
+{
+    ad_store_item_t it;
+    it.key = KEY_COMMIT;
+    it.val = apr_psprintf(p, "%" APR_UINT64_T_FMT, d->batch);
+    it.len = strlen(it.val);
+    return d->store->put(d->store, &it, 1);
+}
+
+static void delete_keys(ad_daemon_t *d, const ad_store_item_t *items, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        d->store->del(d->store, items[i].key);
+    }
+}
+
+static ad_store_item_t *commit_items(ad_daemon_t *d, apr_pool_t *p,
+                                     const commit_t *c, apr_uint32_t *idx)
+{
+    ad_store_item_t *items = apr_palloc(p, sizeof(*items) * (c->blobs->nelts + 1));
+    int i;
+
+    for (i = 0; i < c->blobs->nelts; i++) {
+        const ad_blob_t *b = &APR_ARRAY_IDX(c->blobs, i, ad_blob_t);
+        char *key = apr_palloc(p, KEY_LEN + 1);
+        key_format(key, d->batch, (*idx)++);
+        items[i].key = key;
+        items[i].val = b->data;
+        items[i].len = b->len;
+    }
+    return items;
+}
+
+/* Write one child's records; on failure remove what was written so the
+ * store never holds part of an unacknowledged message. */
+static int commit_one(ad_daemon_t *d, apr_pool_t *p, commit_t *c,
+                      apr_uint32_t *idx, ad_store_item_t **written)
+{
+    ad_store_item_t *items = commit_items(d, p, c, idx);
+    apr_status_t rv = d->store->put(d->store, items, c->blobs->nelts);
+
+    *written = items;
+    if (rv != APR_SUCCESS) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00101)
+                      "storing %d record(s) failed%s", c->blobs->nelts,
+                      rv == APR_ENOSPC && d->store->max_item
+                          ? ": a record exceeds the DBM driver's item limit"
+                          : "");
+        delete_keys(d, items, c->blobs->nelts);
+        c->status = AD_ACK_FAILED;
+        return 0;
+    }
+    c->status = AD_ACK_STORED;
+    return 1;
+}
+
+static void enqueue_committed(ad_daemon_t *d, const commit_t *c,
+                              const ad_store_item_t *items, apr_time_t now)
+{
+    int i;
+    for (i = 0; c->status == AD_ACK_STORED && i < c->blobs->nelts; i++) {
+        qent_t e;
+        e.due = now;
+        key_parse(items[i].key, &e.batch, &e.idx);
+        heap_push(&d->heap, &e);
+        d->pending++;
+    }
+}
+
+/* Group commit: every message that arrived since the last round is written,
+ * then one marker names the batch committed (records of a batch without a
+ * marker are discarded at start: they were never acknowledged), then one
+ * optional fsync, then all are acknowledged together. */
+static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
+{
+    commit_t *c;
+    apr_uint32_t idx = 0;
+    int stored = 0, ok = 1;
+    apr_time_t now = ad_now();
+    apr_status_t rv = APR_SUCCESS;
+    const char *what = "";
+
+    for (c = list; c; c = c->next) {
+        stored += commit_one(d, p, c, &idx, &c->items);
+    }
+    if (stored) {
+        what = "marking the batch committed";
+        ok = (rv = put_commit_marker(d, p)) == APR_SUCCESS;
+        if (ok && d->c->store_sync) {
+            what = "syncing the store";
+            ok = (rv = d->store->sync(d->store)) == APR_SUCCESS;
+        }
+    }
+    for (c = list; c; c = c->next) {
+        if (!ok && c->status == AD_ACK_STORED) {
+            delete_keys(d, c->items, c->blobs->nelts);
+            c->status = AD_ACK_FAILED;
+        }
+        enqueue_committed(d, c, c->items, now);
+    }
+    if (!ok) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00102)
+                      "%s failed: the batch is refused", what);
+    }
+    d->batch++;
+}
+
+/* ---- delivery (core side) ---------------------------------------------- */
+
+static void quarantine(ad_daemon_t *d, apr_pool_t *p, const char *key,
+                       const char *val, apr_size_t len)
+{
+    ad_store_item_t it;
+    it.key = apr_pstrcat(p, KEY_PREFIX_BAD, key, NULL);
+    it.val = val;
+    it.len = len;
+    ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00103)
+                  "store record %s is damaged (torn write?): kept aside as %s",
+                  key, it.key);
+    if (d->store->put(d->store, &it, 1) == APR_SUCCESS) {
+        d->store->del(d->store, key);
+    }
+}
+
+static void job_request(job_t *j, const ad_target_t *t)
+{
+    const ad_destination_t *dest = t->destination;
+
+    j->plain_target = dest == NULL;
+    j->req.method = j->rec->method;
+    j->req.url = j->rec->url;
+    j->req.headers = j->rec->headers;
+    j->req.body = j->rec->body;
+    j->req.body_len = j->rec->body_len;
+    j->req.timeout_ms = 1000 * (dest ? dest->timeout_sec : t->timeout_sec);
+    j->req.allow_private = dest ? dest->allow_private : t->allow_private;
+}
+
+static int worker_for(ad_daemon_t *d, const ad_target_t *t)
+{
+    /* One destination stays on one engine, so its connections are reused. */
+    unsigned int h = 0;
+    const char *s = t->destination ? t->destination->name : t->endpoint;
+    while (*s) {
+        h = h * 31 + (unsigned char)*s++;
+    }
+    return (int)(h % (unsigned int)d->nworkers);
+}
+
+static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
+{
+    worker_t *wk = &d->workers[w];
+
+    apr_thread_mutex_lock(d->mu);
+    j->next = wk->inbox;
+    wk->inbox = j;
+    apr_thread_mutex_unlock(d->mu);
+    ad_http_wakeup(wk->engine);
+    d->in_flight++;
+}
+
+/* A record whose target left the config stays in the store untouched (not
+ * lost) and is looked at again on the next start. */
+static void target_gone(ad_daemon_t *d, const ad_record_t *r, const char *key)
+{
+    ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0, ADLOGNO(00104)
+                  "record %s: rule %s has no target %s any more; kept in the store",
+                  key, r->rule, r->target);
+    d->pending--;
+}
+
+static void dispatch_one(ad_daemon_t *d, const qent_t *e)
+{
+    char key[KEY_LEN + 1];
+    apr_pool_t *jp;
+    job_t *j;
+    char *val;
+    apr_size_t len;
+    const ad_target_t *t;
+
+    key_format(key, e->batch, e->idx);
+    apr_pool_create_unmanaged_ex(&jp, NULL, NULL);
+    j = apr_pcalloc(jp, sizeof(*j));
+    j->pool = jp;
+    j->ent = *e;
+    if (d->store->get(d->store, jp, key, &val, &len) != APR_SUCCESS) {
+        d->pending--; /* deleted meanwhile */
+        apr_pool_destroy(jp);
+        return;
+    }
+    if (ad_record_decode(jp, val, len, &j->rec) != APR_SUCCESS) {
+        quarantine(d, jp, key, val, len);
+        d->pending--;
+        apr_pool_destroy(jp);
+        return;
+    }
+    if (!(t = ad_conf_find_target(d->c, j->rec->rule, j->rec->target, NULL))) {
+        target_gone(d, j->rec, key);
+        apr_pool_destroy(jp);
+        return;
+    }
+    job_request(j, t);
+    hand_to_worker(d, j, worker_for(d, t));
+}
+
+static void dispatch_due(ad_daemon_t *d)
+{
+    apr_time_t now = ad_now();
+
+    while (d->heap.n && d->heap.v[0].due <= now
+           && d->in_flight < d->c->max_in_flight) {
+        qent_t e = heap_pop(&d->heap);
+        dispatch_one(d, &e);
+    }
+}
+
+static int is_success(const job_t *j)
+{
+    return j->error == AD_HTTP_OK && j->status >= 200 && j->status < 300;
+}
+
+static const char *error_code_of(const job_t *j)
+{
+    switch (j->error) {
+    case AD_HTTP_OK:
+        return "ERROR_FROM_TARGET";
+    case AD_HTTP_TIMEOUT:
+        return "TIMEOUT";
+    case AD_HTTP_CONNECT:
+    case AD_HTTP_REFUSED:
+        return "CONNECTION_FAILURE";
+    case AD_HTTP_INVALID:
+        return "INVALID_PARAMETER";
+    default:
+        return "SDK_CLIENT_ERROR";
+    }
+}
+
+/* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)),
+ * at least MIN_RETRY_DELAY; a Retry-After asks for more, within the cap. */
+static apr_interval_time_t backoff(const ad_daemon_t *d, apr_uint32_t attempts,
+                                   apr_interval_time_t retry_after)
+{
+    apr_interval_time_t cap = apr_time_from_sec(d->c->backoff_cap_sec);
+    apr_interval_time_t ceiling = apr_time_from_sec(d->c->backoff_base_sec);
+    apr_interval_time_t delay;
+    unsigned char rnd[4];
+    apr_uint32_t r;
+
+    while (attempts-- > 1 && ceiling < cap) {
+        ceiling *= 2;
+    }
+    if (ceiling > cap) {
+        ceiling = cap;
+    }
+    apr_generate_random_bytes(rnd, sizeof(rnd));
+    r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16)
+        | ((apr_uint32_t)rnd[2] << 8) | rnd[3];
+    delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));
+    if (retry_after > delay) {
+        delay = retry_after < cap ? retry_after : cap;
+    }
+    return delay < MIN_RETRY_DELAY ? MIN_RETRY_DELAY : delay;
+}
+
+static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
+{
+    ad_record_t *r = j->rec;
+    ad_store_item_t it;
+    char *buf;
+    apr_size_t len;
+
+    r->attempts++;
+    r->last_status = j->status;
+    r->last_error = error_code_of(j);
+    r->next_due = ad_now() + backoff(d, r->attempts, j->retry_after);
+    j->ent.due = r->next_due;
+    ad_log_perror(AD_LOG_MARK, AD_LOG_DEBUG, 0, ADLOGNO(00105)
+                  "rule %s target %s event %s: attempt %u failed (%s: %s), next in %" APR_TIME_T_FMT " ms",
+                  r->rule, r->target, r->event_id, r->attempts, r->last_error,
+                  j->message, (r->next_due - ad_now()) / 1000);
+    if (ad_record_encode(j->pool, r, &buf, &len) == APR_SUCCESS) {
+        it.key = key;
+        it.val = buf;
+        it.len = len;
+        if (d->store->put(d->store, &it, 1) != APR_SUCCESS) {
+            /* The stored copy still has the old due time: it stays queued. */
+            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00106)
+                          "could not update record %s after a failed attempt", key);
+        }
+    }
+    d->retried++;
+    heap_push(&d->heap, &j->ent);
+}
+
+static void process_outcome(ad_daemon_t *d, job_t *j)
+{
+    char key[KEY_LEN + 1];
+
+    key_format(key, j->ent.batch, j->ent.idx);
+    d->in_flight--;
+    if (is_success(j)) {
+        if (d->store->del(d->store, key) != APR_SUCCESS) {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00107)
+                          "delivered record %s could not be deleted: it may be sent again",
+                          key);
+        }
+        d->pending--;
+        d->delivered++;
+    }
+    else {
+        reschedule(d, j, key);
+    }
+    apr_pool_destroy(j->pool);
+}
+
+/* ---- worker threads ------------------------------------------------------ */
+
+static void on_http_done(void *baton, const ad_http_result_t *res)
+{
+    job_t *j = baton;
+    ad_daemon_t *d = j->worker->d;
+
+    j->worker->running--;
+    j->error = res->error;
+    j->status = res->status;
+    j->message = apr_pstrdup(j->pool, res->message ? res->message : "");
+    j->retry_after = res->retry_after;
+    j->next = NULL;
+    apr_thread_mutex_lock(d->mu);
+    *d->outcomes_tail = j;
+    d->outcomes_tail = &j->next;
+    apr_thread_cond_signal(d->core_cv);
+    apr_thread_mutex_unlock(d->mu);
+}
+
+static void worker_submit(worker_t *wk, job_t *list)
+{
+    while (list) {
+        job_t *j = list;
+        list = list->next;
+        j->worker = wk;
+        j->next = NULL;
+        wk->running++;
+        if (ad_http_submit(wk->engine, &j->req, on_http_done, j) != APR_SUCCESS) {
+            ad_http_result_t res;
+            memset(&res, 0, sizeof(res));
+            res.error = AD_HTTP_FAILED;
+            res.message = "could not start the request";
+            res.retry_after = -1;
+            on_http_done(j, &res);
+        }
+    }
+}
+
+static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
+{
+    worker_t *wk = data;
+    ad_daemon_t *d = wk->d;
+    apr_time_t deadline = 0;
+
+    for (;;) {
+        job_t *jobs;
+        int stopping;
+
+        apr_thread_mutex_lock(d->mu);
+        jobs = wk->inbox;
+        wk->inbox = NULL;
+        stopping = d->stopping;
+        apr_thread_mutex_unlock(d->mu);
+        worker_submit(wk, jobs);
+        if (stopping) {
+            /* In-flight attempts may finish within the drain bound; any
+             * left are abandoned and stay queued in the store. */
+            if (!deadline) {
+                deadline = ad_now() + d->o->drain;
+            }
+            if (!wk->running || ad_now() >= deadline) {
+                break;
+            }
+        }
+        ad_http_run(wk->engine, stopping ? 50 : 1000);
+    }
+    return NULL;
+}
+
+/* ---- core thread ---------------------------------------------------------- */
+
+static apr_interval_time_t core_wait(const ad_daemon_t *d)
+{
+    apr_time_t now = ad_now(), until = d->next_tick;
+
+    if (d->heap.n && d->in_flight < d->c->max_in_flight
+        && d->heap.v[0].due < until) {
+        until = d->heap.v[0].due;
+    }
+    return until > now ? until - now : 0;
+}
+
+static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
+{
+    apr_time_t now = ad_now();
+
+    ad_maint_run_hooks(tickp, now);
+    apr_pool_clear(tickp);
+    d->next_tick = now + apr_time_from_sec(d->c->maint_interval_sec);
+}
+
+static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits,
+                       job_t *outcomes)
+{
+    if (commits) {
+        process_commits(d, roundp, commits);
+        apr_thread_mutex_lock(d->mu);
+        for (; commits; commits = commits->next) {
+            commits->done = 1;
+        }
+        apr_thread_cond_broadcast(d->done_cv);
+        apr_thread_mutex_unlock(d->mu);
+    }
+    while (outcomes) {
+        job_t *next = outcomes->next;
+        process_outcome(d, outcomes);
+        outcomes = next;
+    }
+    apr_pool_clear(roundp);
+}
+
+static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
+{
+    ad_daemon_t *d = data;
+    apr_pool_t *roundp, *tickp;
+    int exiting = 0;
+
+    apr_pool_create(&roundp, d->pool);
+    apr_pool_create(&tickp, d->pool);
+    d->next_tick = ad_now() + apr_time_from_sec(d->c->maint_interval_sec);
+    while (!exiting) {
+        commit_t *commits;
+        job_t *outcomes;
+        int stopping;
+
+        apr_thread_mutex_lock(d->mu);
+        if (!d->commits && !d->outcomes && !d->core_exit) {
+            apr_interval_time_t w = core_wait(d);
+            if (w > 0) {
+                apr_thread_cond_timedwait(d->core_cv, d->mu, w);
+            }
+        }
+        commits = d->commits;
+        outcomes = d->outcomes;
+        d->commits = NULL;
+        d->commits_tail = &d->commits;
+        d->outcomes = NULL;
+        d->outcomes_tail = &d->outcomes;
+        stopping = d->stopping;
+        exiting = d->core_exit && !commits && !outcomes;
+        apr_thread_mutex_unlock(d->mu);
+
+        core_apply(d, roundp, commits, outcomes);
+        if (!stopping) {
+            dispatch_due(d);
+        }
+        if (ad_now() >= d->next_tick) {
+            maintenance_tick(d, tickp);
+        }
+    }
+    return NULL;
+}
+
+/* ---- connections from children ------------------------------------------ */
+
+typedef struct conn_t {
+    ad_daemon_t *d;
+    apr_pool_t *pool;  /* unmanaged, destroyed by the task */
+    apr_socket_t *sock;
+} conn_t;
+
+static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs)
+{
+    commit_t c;
+
+    memset(&c, 0, sizeof(c));
+    c.blobs = blobs;
+    apr_thread_mutex_lock(d->mu);
+    if (d->core_exit) {
+        apr_thread_mutex_unlock(d->mu);
+        return AD_ACK_FAILED;
+    }
+    *d->commits_tail = &c;
+    d->commits_tail = &c.next;
+    apr_thread_cond_signal(d->core_cv);
+    while (!c.done) {
+        apr_thread_cond_wait(d->done_cv, d->mu);
+    }
+    apr_thread_mutex_unlock(d->mu);
+    return c.status;
+}
+
+static apr_status_t reply(conn_t *cn, apr_uint32_t type, apr_uint32_t status,
+                          const char *text)
+{
+    char *buf;
+    apr_size_t len;
+
+    ad_wire_pack_reply(cn->pool, status, text, strlen(text), &buf, &len);
+    return ad_wire_send(cn->sock, type, buf, len);
+}
+
+static apr_status_t handle_store(conn_t *cn, const char *payload, apr_size_t len)
+{
+    apr_array_header_t *blobs;
+    apr_uint32_t status;
+
+    if (ad_wire_unpack_blobs(cn->pool, payload, len, &blobs) != APR_SUCCESS) {
+        return reply(cn, AD_MSG_STORE_ACK, AD_ACK_FAILED, "malformed STORE message");
+    }
+    status = blobs->nelts ? commit_and_wait(cn->d, blobs) : AD_ACK_STORED;
+    return reply(cn, AD_MSG_STORE_ACK, status,
+                 status == AD_ACK_STORED ? "stored" : "store failed");
+}
+
+static void *APR_THREAD_FUNC conn_task(apr_thread_t *thread, void *data)
+{
+    conn_t *cn = data;
+    apr_uint32_t type;
+    char *payload;
+    apr_size_t len;
+
+    apr_socket_timeout_set(cn->sock, CONN_TIMEOUT);
+    while (ad_wire_recv(cn->sock, cn->pool, &type, &payload, &len) == APR_SUCCESS) {
+        apr_status_t rv;
+        if (type == AD_MSG_STORE) {
+            rv = handle_store(cn, payload, len);
+        }
+        else {
+            rv = reply(cn, AD_MSG_ADMIN_REPLY, 501, "{\"error\":\"NotImplemented\"}");
+        }
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+    }
+    apr_socket_close(cn->sock);
+    apr_pool_destroy(cn->pool);
+    return NULL;
+}
+
+static void accept_loop(ad_daemon_t *d, apr_thread_pool_t *tp)
+{
+    apr_socket_timeout_set(d->o->listener, apr_time_from_msec(200));
+    while (!*d->o->stop) {
+        apr_pool_t *cp;
+        conn_t *cn;
+        apr_socket_t *s;
+
+        apr_pool_create_unmanaged_ex(&cp, NULL, NULL);
+        if (apr_socket_accept(&s, d->o->listener, cp) != APR_SUCCESS) {
+            apr_pool_destroy(cp);
+            continue;
+        }
+        cn = apr_pcalloc(cp, sizeof(*cn));
+        cn->d = d;
+        cn->pool = cp;
+        cn->sock = s;
+        if (apr_thread_pool_push(tp, conn_task, cn, 0, NULL) != APR_SUCCESS) {
+            apr_socket_close(s);
+            apr_pool_destroy(cp);
+        }
+    }
+}
+
+/* ---- start: load the queue from the store ------------------------------- */
+
+typedef struct load_t {
+    ad_daemon_t *d;
+    apr_pool_t *p;
+    apr_uint64_t committed, max_batch;
+    apr_array_header_t *uncommitted; /* const char * keys */
+    apr_array_header_t *damaged;     /* ad_store_item_t */
+} load_t;
+
+static int load_one(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    load_t *l = baton;
+    ad_record_t *r;
+    qent_t e;
+    apr_pool_t *rp;
+
+    if (!key_parse(key, &e.batch, &e.idx)) {
+        return 0;
+    }
+    if (e.batch > l->committed) {
+        APR_ARRAY_PUSH(l->uncommitted, const char *) = apr_pstrdup(l->p, key);
+        return 0;
+    }
+    apr_pool_create(&rp, l->p);
+    if (ad_record_decode(rp, val, len, &r) != APR_SUCCESS) {
+        ad_store_item_t *it = apr_array_push(l->damaged);
+        it->key = apr_pstrdup(l->p, key);
+        it->val = apr_pmemdup(l->p, val, len);
+        it->len = len;
+    }
+    else {
+        e.due = r->next_due;
+        heap_push(&l->d->heap, &e);
+        l->d->pending++;
+        if (e.batch > l->max_batch) {
+            l->max_batch = e.batch;
+        }
+    }
+    apr_pool_destroy(rp);
+    return 0;
+}
+
+static apr_uint64_t read_commit_marker(ad_daemon_t *d, apr_pool_t *p)
+{
+    char *val;
+    apr_size_t len;
+
+    if (d->store->get(d->store, p, KEY_COMMIT, &val, &len) != APR_SUCCESS) {
+        return 0;
+    }
+    return (apr_uint64_t)apr_strtoi64(apr_pstrmemdup(p, val, len), NULL, 10);
+}
+
+static apr_status_t load_queue(ad_daemon_t *d)
+{
+    load_t l;
+    apr_pool_t *p;
+    apr_status_t rv;
+    int i;
+
+    apr_pool_create(&p, d->pool);
+    memset(&l, 0, sizeof(l));
+    l.d = d;
+    l.p = p;
+    l.committed = read_commit_marker(d, p);
+    l.uncommitted = apr_array_make(p, 16, sizeof(const char *));
+    l.damaged = apr_array_make(p, 16, sizeof(ad_store_item_t));
+    rv = d->store->iterate(d->store, p, KEY_PREFIX_QUEUE, load_one, &l);
+    for (i = 0; i < l.uncommitted->nelts; i++) {
+        d->store->del(d->store, APR_ARRAY_IDX(l.uncommitted, i, const char *));
+    }
+    for (i = 0; i < l.damaged->nelts; i++) {
+        const ad_store_item_t *it = &APR_ARRAY_IDX(l.damaged, i, ad_store_item_t);
+        quarantine(d, p, it->key, it->val, it->len);
+    }
+    d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch) + 1;
+    ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0, ADLOGNO(00108)
+                  "store %s:%s loaded: %" APR_UINT64_T_FMT " pending record(s), "
+                  "%d unacknowledged discarded, %d damaged set aside",
+                  d->store->kind, d->store->path, d->pending,
+                  l.uncommitted->nelts, l.damaged->nelts);
+    apr_pool_destroy(p);
+    return rv;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static apr_status_t start_workers(ad_daemon_t *d)
+{
+    int i;
+    apr_status_t rv;
+
+    d->nworkers = d->c->workers > 0 ? d->c->workers : 1;
+    d->workers = apr_pcalloc(d->pool, sizeof(worker_t) * d->nworkers);
+    for (i = 0; i < d->nworkers; i++) {
+        worker_t *wk = &d->workers[i];
+        wk->d = d;
+        apr_pool_create_unmanaged_ex(&wk->pool, NULL, NULL);
+        rv = ad_http_engine_create(wk->pool, 64, &wk->engine);
+        if (rv == APR_SUCCESS) {
+            rv = apr_thread_create(&wk->thread, NULL, worker_main, wk, d->pool);
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static void stop_all(ad_daemon_t *d, apr_thread_pool_t *tp)
+{
+    apr_status_t trv;
+    int i;
+
+    apr_thread_mutex_lock(d->mu);
+    d->stopping = 1;
+    apr_thread_mutex_unlock(d->mu);
+    for (i = 0; i < d->nworkers; i++) {
+        if (d->workers[i].thread) {
+            ad_http_wakeup(d->workers[i].engine);
+        }
+    }
+    if (tp) {
+        apr_thread_pool_destroy(tp);
+    }
+    for (i = 0; i < d->nworkers; i++) {
+        if (d->workers[i].thread) {
+            apr_thread_join(&trv, d->workers[i].thread);
+        }
+    }
+    apr_thread_mutex_lock(d->mu);
+    d->core_exit = 1;
+    apr_thread_cond_signal(d->core_cv);
+    apr_thread_mutex_unlock(d->mu);
+    if (d->core) {
+        apr_thread_join(&trv, d->core);
+    }
+}
+
+static void block_stop_signals(int block)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
+                                const ad_daemon_opts_t *o, const char **err)
+{
+    apr_status_t rv;
+
+    d->pool = p;
+    d->o = o;
+    d->c = o->conf;
+    d->commits_tail = &d->commits;
+    d->outcomes_tail = &d->outcomes;
+    if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p))
+            != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&d->done_cv, p)) != APR_SUCCESS) {
+        *err = "cannot create thread primitives";
+        return rv;
+    }
+    if ((rv = ad_store_open(p, d->c->store_driver, d->c->store_path,
+                            o->store_wait, &d->store, err)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = load_queue(d)) != APR_SUCCESS) {
+        *err = "cannot read the store";
+    }
+    return rv;
+}
+
+apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o,
+                           const char **err)
+{
+    ad_daemon_t *d = apr_pcalloc(p, sizeof(*d));
+    apr_thread_pool_t *tp = NULL;
+    apr_status_t rv;
+
+    *err = NULL;
+    if ((rv = daemon_init(d, p, o, err)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Only the accepting thread sees stop signals; the others inherit the
+     * blocked mask. */
+    block_stop_signals(1);
+    rv = ad_http_global_init();
+    if (rv == APR_SUCCESS) {
+        rv = start_workers(d);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&d->core, NULL, core_main, d, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_pool_create(&tp, 2, CONN_THREADS_MAX, p);
+    }
+    block_stop_signals(0);
+    if (rv == APR_SUCCESS) {
+        accept_loop(d, tp);
+    }
+    else {
+        *err = "cannot start threads";
+    }
+    stop_all(d, tp);
+    ad_store_close(d->store);
+    free(d->heap.v);
+    return rv;
+}

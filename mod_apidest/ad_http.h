@@ -1,0 +1,58 @@
+/* Outbound HTTP: one engine per delivery thread, many concurrent requests
+ * over kept-alive connections. Engines are not shared between threads except
+ * through ad_http_wakeup. Implemented with libcurl multi in ad_curl.c. */
+#ifndef AD_HTTP_H
+#define AD_HTTP_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+typedef struct ad_http_engine_t ad_http_engine_t;
+
+typedef enum {
+    AD_HTTP_OK = 0,        /* a response came (any status) */
+    AD_HTTP_TIMEOUT,       /* no complete response within the timeout */
+    AD_HTTP_CONNECT,       /* could not connect / resolve / TLS failure */
+    AD_HTTP_REFUSED,       /* egress policy refused the address */
+    AD_HTTP_INVALID,       /* request could not be formed (bad header...) */
+    AD_HTTP_FAILED         /* anything else (reset mid-response...) */
+} ad_http_error_t;
+
+typedef struct ad_http_request_t {
+    const char *method;
+    const char *url;
+    const apr_array_header_t *headers; /* ad_header_t (ad_record.h) */
+    const char *body;
+    apr_size_t body_len;
+    int timeout_ms;
+    int allow_private;
+} ad_http_request_t;
+
+typedef struct ad_http_result_t {
+    ad_http_error_t error;
+    int status;                     /* HTTP status, 0 without a response */
+    const char *message;            /* for logs and the DLQ, never secrets */
+    apr_interval_time_t retry_after; /* -1: no usable Retry-After */
+    int reused;                     /* connection was kept alive */
+} ad_http_result_t;
+
+typedef void ad_http_done_cb(void *baton, const ad_http_result_t *res);
+
+/* Process-wide setup, once before any thread (curl_global_init). */
+apr_status_t ad_http_global_init(void);
+
+apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns,
+                                   ad_http_engine_t **e);
+/* Start a request; cb runs later from ad_http_run on this engine's thread.
+ * req and everything it points to must stay valid until then (give it the
+ * attempt's pool). */
+apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req,
+                            ad_http_done_cb *cb, void *baton);
+/* Drive transfers for up to timeout_ms; returns the number still running. */
+int ad_http_run(ad_http_engine_t *e, int timeout_ms);
+/* Interrupt a blocking ad_http_run from another thread. */
+void ad_http_wakeup(ad_http_engine_t *e);
+void ad_http_engine_destroy(ad_http_engine_t *e);
+
+#endif

@@ -1,0 +1,411 @@
+#include <string.h>
+#include <math.h>
+
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "ad_ingest.h"
+#include "ad_record.h"
+#include "ad_util.h"
+
+/* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
+#define ERR_INVALID_ARGUMENT "InvalidArgument"
+#define ERR_MALFORMED_DETAIL "MalformedDetail"
+#define ERR_NOT_AUTH_SOURCE "NotAuthorizedForSourceException"
+
+typedef struct {
+    apr_pool_t *p;
+    const ad_conf_t *c;
+    ad_ingest_t *in;
+    apr_time_t now;
+} ingest_ctx_t;
+
+static ad_ingest_t *ingest_make(apr_pool_t *p)
+{
+    ad_ingest_t *in = apr_pcalloc(p, sizeof(*in));
+    in->status = 200;
+    in->entries = apr_array_make(p, 10, sizeof(ad_ingest_entry_t));
+    in->records = apr_array_make(p, 10, sizeof(ad_blob_t));
+    return in;
+}
+
+static ad_ingest_t *request_error(ad_ingest_t *in, int status,
+                                  const char *type, const char *msg)
+{
+    in->status = status;
+    in->error_type = type;
+    in->error_message = msg;
+    return in;
+}
+
+static void entry_fail(ingest_ctx_t *x, ad_ingest_entry_t *e, const char *code,
+                       const char *msg)
+{
+    e->event_id = NULL;
+    e->error_code = code;
+    e->error_message = msg;
+    x->in->failed_count++;
+}
+
+static const char *required_string(const json_t *entry, const char *key)
+{
+    const json_t *v = json_object_get(entry, key);
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* EventBridge's entry size: 14 bytes for Time, plus Source, DetailType,
+ * Detail and every Resources item in UTF-8 bytes. */
+static apr_size_t entry_size(const json_t *entry)
+{
+    static const char *const fields[] = {"Source", "DetailType", "Detail"};
+    const json_t *res = json_object_get(entry, "Resources");
+    apr_size_t n = json_object_get(entry, "Time") ? 14 : 0;
+    size_t i;
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const json_t *v = json_object_get(entry, fields[i]);
+        if (json_is_string(v)) {
+            n += json_string_length(v);
+        }
+    }
+    for (i = 0; json_is_array(res) && i < json_array_size(res); i++) {
+        const json_t *v = json_array_get(res, i);
+        if (json_is_string(v)) {
+            n += json_string_length(v);
+        }
+    }
+    return n;
+}
+
+static const char *bus_name(const json_t *entry)
+{
+    const char *bus = required_string(entry, "EventBusName");
+    const char *slash;
+
+    if (!bus) {
+        return AD_DEFAULT_BUS;
+    }
+    /* An ARN names the bus after "event-bus/". */
+    if (!strncmp(bus, "arn:", 4) && (slash = strstr(bus, ":event-bus/"))) {
+        return slash + strlen(":event-bus/");
+    }
+    return bus;
+}
+
+static int event_time(const json_t *entry, apr_time_t now, apr_time_t *t)
+{
+    const json_t *v = json_object_get(entry, "Time");
+
+    if (!v || json_is_null(v)) {
+        *t = now;
+        return 1;
+    }
+    if (json_is_number(v)) {
+        double secs = json_number_value(v);
+        if (!isfinite(secs) || secs < 0 || secs > 253402300799.0) {
+            return 0;
+        }
+        *t = apr_time_from_sec((apr_time_t)secs);
+        return 1;
+    }
+    if (json_is_string(v)) {
+        return ad_time_parse_rfc3339(json_string_value(v), t) == APR_SUCCESS;
+    }
+    return 0;
+}
+
+static json_t *resources_copy(const json_t *entry, int *ok)
+{
+    const json_t *res = json_object_get(entry, "Resources");
+    json_t *out = json_array();
+    size_t i;
+
+    *ok = 1;
+    if (!res || json_is_null(res)) {
+        return out;
+    }
+    if (!json_is_array(res)) {
+        *ok = 0;
+        return out;
+    }
+    for (i = 0; i < json_array_size(res); i++) {
+        const json_t *v = json_array_get(res, i);
+        if (!json_is_string(v)) {
+            *ok = 0;
+            break;
+        }
+        json_array_append_new(out, json_stringn(json_string_value(v),
+                                                json_string_length(v)));
+    }
+    return out;
+}
+
+/* The envelope in AWS's key order: version, id, detail-type, source,
+ * account, time, region, resources, detail. Takes ownership of detail and
+ * resources. */
+static json_t *envelope_make(const ingest_ctx_t *x, const char *id,
+                             const json_t *entry, apr_time_t t,
+                             json_t *resources, json_t *detail)
+{
+    char tbuf[32];
+    json_t *ev = json_object();
+
+    ad_time_rfc3339(tbuf, t);
+    json_object_set_new(ev, "version", json_string("0"));
+    json_object_set_new(ev, "id", json_string(id));
+    json_object_set(ev, "detail-type", json_object_get(entry, "DetailType"));
+    json_object_set(ev, "source", json_object_get(entry, "Source"));
+    json_object_set_new(ev, "account", json_string(x->c->account));
+    json_object_set_new(ev, "time", json_string(tbuf));
+    json_object_set_new(ev, "region", json_string(x->c->region));
+    json_object_set_new(ev, "resources", resources);
+    json_object_set_new(ev, "detail", detail);
+    return ev;
+}
+
+static void add_record(ingest_ctx_t *x, const ad_rule_t *rule,
+                       const ad_target_t *t, const char *id,
+                       const char *body, apr_size_t body_len)
+{
+    ad_record_t *r = ad_record_make(x->p);
+    ad_blob_t *b;
+
+    r->first_seen = x->now;
+    r->next_due = x->now;
+    r->event_id = id;
+    r->rule = rule->name;
+    r->target = t->id;
+    r->destination = t->destination ? t->destination->name : "";
+    r->method = t->destination ? t->destination->method : t->method;
+    r->url = t->destination ? t->destination->endpoint : t->endpoint;
+    r->body = body;
+    r->body_len = body_len;
+    b = apr_array_push(x->in->records);
+    if (ad_record_encode(x->p, r, &b->data, &b->len) != APR_SUCCESS) {
+        /* Only a body over AD_RECORD_MAX_SIZE fails; the entry-size limit
+         * keeps requests far below it, so this is a config of 8 MiB+. */
+        apr_array_pop(x->in->records);
+    }
+}
+
+static int route_event(ingest_ctx_t *x, const char *bus, const char *id,
+                       json_t *ev)
+{
+    const char *body = NULL;
+    apr_size_t body_len = 0;
+    int i, j, records = 0;
+
+    for (i = 0; i < x->c->rules->nelts; i++) {
+        const ad_rule_t *rule = APR_ARRAY_IDX(x->c->rules, i, ad_rule_t *);
+        if (!rule->enabled || !rule->pattern || strcmp(rule->bus, bus)
+            || !ad_pattern_match(rule->pattern, ev)) {
+            continue;
+        }
+        x->in->matched_rules++;
+        if (!body) {
+            body = ad_json_dump(x->p, ev, &body_len);
+        }
+        for (j = 0; j < rule->targets->nelts; j++) {
+            add_record(x, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
+                       id, body, body_len);
+            records++;
+        }
+    }
+    return records;
+}
+
+static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
+{
+    ad_ingest_entry_t *e = apr_array_push(x->in->entries);
+    const char *source, *detail_text;
+    json_t *detail, *resources, *ev;
+    json_error_t jerr;
+    apr_time_t t;
+    char id[AD_UUID_LEN + 1];
+    int res_ok;
+
+    memset(e, 0, sizeof(*e));
+    if (!json_is_object(entry)) {
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter Entry is not valid. Reason: Entry must be an object.");
+        return;
+    }
+    if (!(source = required_string(entry, "Source"))) {
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter Source is not valid. Reason: Source is a required argument.");
+        return;
+    }
+    if (!required_string(entry, "DetailType")) {
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
+        return;
+    }
+    if (!(detail_text = required_string(entry, "Detail"))) {
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter Detail is not valid. Reason: Detail is a required argument.");
+        return;
+    }
+    if (!strncmp(source, "aws.", 4)) {
+        entry_fail(x, e, ERR_NOT_AUTH_SOURCE, "Not authorized for the source.");
+        return;
+    }
+    if (!event_time(entry, x->now, &t)) {
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter Time is not valid. Reason: Time must be epoch seconds or an RFC 3339 timestamp.");
+        return;
+    }
+    detail = json_loadb(detail_text, strlen(detail_text), 0, &jerr);
+    if (!json_is_object(detail)) {
+        json_decref(detail);
+        entry_fail(x, e, ERR_MALFORMED_DETAIL, "Detail is malformed.");
+        return;
+    }
+    resources = resources_copy(entry, &res_ok);
+    if (!res_ok) {
+        json_decref(detail);
+        json_decref(resources);
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter Resources is not valid. Reason: Resources must be a list of strings.");
+        return;
+    }
+    ad_uuid4(id);
+    e->event_id = apr_pstrdup(x->p, id);
+    ev = envelope_make(x, e->event_id, entry, t, resources, detail);
+    route_event(x, bus_name(entry), e->event_id, ev);
+    json_decref(ev);
+}
+
+static int check_request_size(ingest_ctx_t *x, const json_t *entries)
+{
+    apr_size_t total = 0;
+    size_t i;
+
+    for (i = 0; i < json_array_size(entries); i++) {
+        total += entry_size(json_array_get(entries, i));
+    }
+    return total <= x->c->max_entry_size;
+}
+
+static const json_t *entries_of(ad_ingest_form_t form, json_t *root,
+                                json_t **single)
+{
+    const json_t *entries = json_object_get(root, "Entries");
+
+    *single = NULL;
+    if (!entries && form == AD_INGEST_PLAIN_JSON && json_is_object(root)
+        && (json_object_get(root, "Source") || json_object_get(root, "Detail")
+            || json_object_get(root, "DetailType"))) {
+        *single = json_array();
+        json_array_append(*single, root);
+        return *single;
+    }
+    return entries;
+}
+
+static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
+{
+    size_t i;
+    for (i = 0; i < json_array_size(entries); i++) {
+        ingest_entry(x, json_array_get(entries, i));
+    }
+}
+
+ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
+                                  ad_ingest_form_t form, const char *body,
+                                  apr_size_t len, apr_time_t now)
+{
+    ingest_ctx_t x = {p, c, ingest_make(p), now};
+    json_error_t jerr;
+    json_t *root, *single;
+    const json_t *entries;
+
+    root = json_loadb(body, len, 0, &jerr);
+    if (!root) {
+        return request_error(x.in, 400, "SerializationException",
+                             apr_psprintf(p, "Request body is not valid JSON: %s (line %d, column %d)",
+                                          jerr.text, jerr.line, jerr.column));
+    }
+    entries = entries_of(form, root, &single);
+    if (!entries || json_is_null(entries)) {
+        request_error(x.in, 400, "ValidationException",
+                      "1 validation error detected: Value null at 'entries' failed to satisfy constraint: Member must not be null");
+    }
+    else if (!json_is_array(entries)) {
+        request_error(x.in, 400, "SerializationException",
+                      "Start of list found where not expected: Entries must be a list");
+    }
+    else if (json_array_size(entries) < 1) {
+        request_error(x.in, 400, "ValidationException",
+                      "1 validation error detected: Value '[]' at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1");
+    }
+    else if (json_array_size(entries) > (size_t)c->max_entries) {
+        request_error(x.in, 400, "ValidationException",
+                      apr_psprintf(p, "1 validation error detected: Value '[...]' at 'entries' failed to satisfy constraint: Member must have length less than or equal to %d",
+                                   c->max_entries));
+    }
+    else if (!check_request_size(&x, entries)) {
+        request_error(x.in, 400, "ValidationException",
+                      "Total size of the entries in the request is over the limit.");
+    }
+    else {
+        ingest_entries(&x, entries);
+    }
+    json_decref(single);
+    json_decref(root);
+    return x.in;
+}
+
+void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg)
+{
+    int i;
+    for (i = 0; i < in->entries->nelts; i++) {
+        ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
+        if (e->event_id) {
+            e->event_id = NULL;
+            e->error_code = code;
+            e->error_message = msg;
+            in->failed_count++;
+        }
+    }
+}
+
+char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len)
+{
+    json_t *root = json_object(), *arr = json_array();
+    char *out;
+    int i;
+
+    json_object_set_new(root, "FailedEntryCount", json_integer(in->failed_count));
+    for (i = 0; i < in->entries->nelts; i++) {
+        const ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
+        json_t *o = json_object();
+        if (e->event_id) {
+            json_object_set_new(o, "EventId", json_string(e->event_id));
+        }
+        else {
+            json_object_set_new(o, "ErrorCode", json_string(e->error_code));
+            json_object_set_new(o, "ErrorMessage", json_string(e->error_message));
+        }
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "Entries", arr);
+    out = ad_json_dump(p, root, len);
+    json_decref(root);
+    return out;
+}
+
+char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg,
+                            apr_size_t *len)
+{
+    json_t *o = json_object();
+    char *out;
+
+    json_object_set_new(o, "__type", json_string(type));
+    json_object_set_new(o, "message", json_string(msg ? msg : ""));
+    out = ad_json_dump(p, o, len);
+    json_decref(o);
+    return out;
+}

@@ -1,0 +1,53 @@
+/* PutEvents: parse and validate the request, build EventBridge envelopes,
+ * match rules and produce one delivery record per matched target, and write
+ * the response. Pure: the handler feeds it a body and sends what it returns. */
+#ifndef AD_INGEST_H
+#define AD_INGEST_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "ad_conf.h"
+
+typedef struct ad_ingest_entry_t {
+    const char *event_id;      /* NULL when the entry failed */
+    const char *error_code;
+    const char *error_message;
+} ad_ingest_entry_t;
+
+typedef struct ad_blob_t {
+    char *data;
+    apr_size_t len;
+} ad_blob_t;
+
+typedef struct ad_ingest_t {
+    int status;                /* 200, or the whole-request error status */
+    const char *error_type;    /* whole-request error: AWS __type */
+    const char *error_message;
+    apr_array_header_t *entries; /* ad_ingest_entry_t, request order */
+    apr_array_header_t *records; /* ad_blob_t: encoded ad_record_t */
+    int failed_count;
+    int matched_rules;         /* for the metrics of a later issue */
+} ad_ingest_t;
+
+/* How the body came: AWS JSON 1.1 wants {"Entries": [...]}; plain JSON also
+ * takes one entry object. */
+typedef enum { AD_INGEST_AWSJSON, AD_INGEST_PLAIN_JSON } ad_ingest_form_t;
+
+ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
+                                  ad_ingest_form_t form, const char *body,
+                                  apr_size_t len, apr_time_t now);
+
+/* The 200 response: {"FailedEntryCount": n, "Entries": [...]}. */
+char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len);
+
+/* Mark every entry that got an EventId as failed with InternalFailure (the
+ * records could not all be stored); used for per-entry failure reporting. */
+void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg);
+
+/* AWS JSON error body {"__type": type, "message": msg}. */
+char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg,
+                            apr_size_t *len);
+
+#endif

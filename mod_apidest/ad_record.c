@@ -1,0 +1,260 @@
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "ad_record.h"
+
+/* Layout (all integers big-endian):
+ *   "ADR" version:u8 attempts:u32 first_seen:i64 next_due:i64
+ *   last_status:i32 strings(event_id rule target destination method url
+ *   last_error) nheaders:u32 (name value)* body crc32:u32
+ * A string is u32 length + bytes. The CRC covers everything before it. */
+
+static const char magic[3] = {'A', 'D', 'R'};
+
+typedef struct {
+    char *buf;
+    apr_size_t len;
+} wbuf_t;
+
+typedef struct {
+    const char *buf;
+    apr_size_t len, pos;
+    apr_pool_t *p;
+} rbuf_t;
+
+static void put_u32(wbuf_t *w, apr_uint32_t v)
+{
+    unsigned char *b = (unsigned char *)w->buf + w->len;
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+    w->len += 4;
+}
+
+static void put_u64(wbuf_t *w, apr_uint64_t v)
+{
+    put_u32(w, (apr_uint32_t)(v >> 32));
+    put_u32(w, (apr_uint32_t)v);
+}
+
+static void put_bytes(wbuf_t *w, const char *s, apr_size_t n)
+{
+    put_u32(w, (apr_uint32_t)n);
+    if (n) {
+        memcpy(w->buf + w->len, s, n);
+    }
+    w->len += n;
+}
+
+static void put_str(wbuf_t *w, const char *s)
+{
+    put_bytes(w, s ? s : "", s ? strlen(s) : 0);
+}
+
+static apr_size_t str_size(const char *s)
+{
+    return 4 + (s ? strlen(s) : 0);
+}
+
+static apr_size_t encoded_size(const ad_record_t *r)
+{
+    apr_size_t n = 3 + 1 + 4 + 8 + 8 + 4 + 4 + 4 + r->body_len + 4;
+    int i;
+
+    n += str_size(r->event_id) + str_size(r->rule) + str_size(r->target)
+         + str_size(r->destination) + str_size(r->method) + str_size(r->url)
+         + str_size(r->last_error);
+    for (i = 0; r->headers && i < r->headers->nelts; i++) {
+        const ad_header_t *h = &APR_ARRAY_IDX(r->headers, i, ad_header_t);
+        n += str_size(h->name) + str_size(h->value);
+    }
+    return n;
+}
+
+ad_record_t *ad_record_make(apr_pool_t *p)
+{
+    ad_record_t *r = apr_pcalloc(p, sizeof(*r));
+    r->event_id = r->rule = r->target = r->destination = "";
+    r->method = "POST";
+    r->url = r->last_error = r->body = "";
+    r->headers = apr_array_make(p, 4, sizeof(ad_header_t));
+    return r;
+}
+
+apr_status_t ad_record_encode(apr_pool_t *p, const ad_record_t *r,
+                              char **buf, apr_size_t *len)
+{
+    apr_size_t size = encoded_size(r);
+    wbuf_t w;
+    int i;
+
+    if (size > AD_RECORD_MAX_SIZE) {
+        return APR_ENOSPC;
+    }
+    w.buf = apr_palloc(p, size);
+    w.len = 0;
+    memcpy(w.buf, magic, 3);
+    w.buf[3] = AD_RECORD_VERSION;
+    w.len = 4;
+    put_u32(&w, r->attempts);
+    put_u64(&w, (apr_uint64_t)r->first_seen);
+    put_u64(&w, (apr_uint64_t)r->next_due);
+    put_u32(&w, (apr_uint32_t)r->last_status);
+    put_str(&w, r->event_id);
+    put_str(&w, r->rule);
+    put_str(&w, r->target);
+    put_str(&w, r->destination);
+    put_str(&w, r->method);
+    put_str(&w, r->url);
+    put_str(&w, r->last_error);
+    put_u32(&w, r->headers ? (apr_uint32_t)r->headers->nelts : 0);
+    for (i = 0; r->headers && i < r->headers->nelts; i++) {
+        const ad_header_t *h = &APR_ARRAY_IDX(r->headers, i, ad_header_t);
+        put_str(&w, h->name);
+        put_str(&w, h->value);
+    }
+    put_bytes(&w, r->body, r->body_len);
+    put_u32(&w, ad_crc32(0, w.buf, w.len));
+    *buf = w.buf;
+    *len = w.len;
+    return APR_SUCCESS;
+}
+
+static int get_u32(rbuf_t *rb, apr_uint32_t *v)
+{
+    const unsigned char *b;
+    if (rb->len - rb->pos < 4) {
+        return 0;
+    }
+    b = (const unsigned char *)rb->buf + rb->pos;
+    *v = ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
+         | ((apr_uint32_t)b[2] << 8) | b[3];
+    rb->pos += 4;
+    return 1;
+}
+
+static int get_u64(rbuf_t *rb, apr_uint64_t *v)
+{
+    apr_uint32_t hi, lo;
+    if (!get_u32(rb, &hi) || !get_u32(rb, &lo)) {
+        return 0;
+    }
+    *v = ((apr_uint64_t)hi << 32) | lo;
+    return 1;
+}
+
+/* Strings are copied NUL-terminated so callers may use them as C strings;
+ * the body may hold NULs and keeps its length. */
+static int get_bytes(rbuf_t *rb, const char **s, apr_size_t *n)
+{
+    apr_uint32_t l;
+    if (!get_u32(rb, &l) || rb->len - rb->pos < l) {
+        return 0;
+    }
+    *s = apr_pstrmemdup(rb->p, rb->buf + rb->pos, l);
+    if (n) {
+        *n = l;
+    }
+    rb->pos += l;
+    return 1;
+}
+
+static int get_str(rbuf_t *rb, const char **s)
+{
+    return get_bytes(rb, s, NULL);
+}
+
+static int get_headers(rbuf_t *rb, apr_array_header_t *headers)
+{
+    apr_uint32_t n, i;
+    if (!get_u32(rb, &n) || n > (rb->len - rb->pos) / 8) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        ad_header_t *h = apr_array_push(headers);
+        if (!get_str(rb, &h->name) || !get_str(rb, &h->value)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int check_frame(const char *buf, apr_size_t len)
+{
+    apr_uint32_t stored;
+    const unsigned char *b = (const unsigned char *)buf + len - 4;
+
+    if (len < 8 || memcmp(buf, magic, 3) != 0 || buf[3] != AD_RECORD_VERSION) {
+        return 0;
+    }
+    stored = ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
+             | ((apr_uint32_t)b[2] << 8) | b[3];
+    return stored == ad_crc32(0, buf, len - 4);
+}
+
+apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
+                              ad_record_t **out)
+{
+    rbuf_t rb;
+    ad_record_t *r;
+    apr_uint32_t status;
+    apr_uint64_t first, due;
+
+    if (!buf || !check_frame(buf, len)) {
+        return APR_EINVAL;
+    }
+    rb.buf = buf;
+    rb.len = len - 4;
+    rb.pos = 4;
+    rb.p = p;
+    r = ad_record_make(p);
+    if (!get_u32(&rb, &r->attempts) || !get_u64(&rb, &first)
+        || !get_u64(&rb, &due) || !get_u32(&rb, &status)
+        || !get_str(&rb, &r->event_id) || !get_str(&rb, &r->rule)
+        || !get_str(&rb, &r->target) || !get_str(&rb, &r->destination)
+        || !get_str(&rb, &r->method) || !get_str(&rb, &r->url)
+        || !get_str(&rb, &r->last_error) || !get_headers(&rb, r->headers)
+        || !get_bytes(&rb, &r->body, &r->body_len) || rb.pos != rb.len) {
+        return APR_EINVAL;
+    }
+    r->first_seen = (apr_time_t)first;
+    r->next_due = (apr_time_t)due;
+    r->last_status = (int)status;
+    *out = r;
+    return APR_SUCCESS;
+}
+
+static apr_uint32_t crc_table[256];
+static int crc_table_ready;
+
+static void crc_init(void)
+{
+    apr_uint32_t i, j, c;
+    for (i = 0; i < 256; i++) {
+        c = i;
+        for (j = 0; j < 8; j++) {
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_table[i] = c;
+    }
+    crc_table_ready = 1;
+}
+
+apr_uint32_t ad_crc32(apr_uint32_t crc, const void *data, apr_size_t len)
+{
+    const unsigned char *b = data;
+    apr_size_t i;
+
+    /* Filled on first use; the table is identical in every thread, so a
+     * race only repeats the same writes. Called first before threads start. */
+    if (!crc_table_ready) {
+        crc_init();
+    }
+    crc = ~crc;
+    for (i = 0; i < len; i++) {
+        crc = crc_table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+    }
+    return ~crc;
+}

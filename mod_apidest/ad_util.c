@@ -1,0 +1,333 @@
+#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <apr_strings.h>
+#include <apr_general.h>
+
+#include "ad_util.h"
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static void random_bytes(unsigned char *b, apr_size_t n)
+{
+    if (apr_generate_random_bytes(b, n) != APR_SUCCESS) {
+        /* getrandom() does not fail for 16 bytes once the pool is seeded;
+         * fall back to something unique rather than abort. */
+        apr_time_t t = apr_time_now();
+        apr_size_t i;
+        for (i = 0; i < n; i++) {
+            b[i] = (unsigned char)((t >> ((i % 8) * 8)) ^ rand());
+        }
+    }
+}
+
+static void hex_into(char *out, const unsigned char *b, apr_size_t n)
+{
+    apr_size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hexdigits[b[i] >> 4];
+        out[2 * i + 1] = hexdigits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void ad_uuid4(char *buf)
+{
+    unsigned char b[16];
+    char hex[33];
+
+    random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    hex_into(hex, b, sizeof(b));
+    memcpy(buf, hex, 8);
+    buf[8] = '-';
+    memcpy(buf + 9, hex + 8, 4);
+    buf[13] = '-';
+    memcpy(buf + 14, hex + 12, 4);
+    buf[18] = '-';
+    memcpy(buf + 19, hex + 16, 4);
+    buf[23] = '-';
+    memcpy(buf + 24, hex + 20, 12);
+    buf[36] = '\0';
+}
+
+void ad_random_hex32(char *buf)
+{
+    unsigned char b[16];
+    random_bytes(b, sizeof(b));
+    hex_into(buf, b, sizeof(b));
+}
+
+void ad_time_rfc3339(char *buf, apr_time_t t)
+{
+    time_t secs = (time_t)apr_time_sec(t);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int parse_digits(const char **s, int n, int *out)
+{
+    int v = 0, i;
+    for (i = 0; i < n; i++) {
+        if ((*s)[i] < '0' || (*s)[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + ((*s)[i] - '0');
+    }
+    *s += n;
+    *out = v;
+    return 1;
+}
+
+static int expect_char(const char **s, char c)
+{
+    if (**s != c) {
+        return 0;
+    }
+    (*s)++;
+    return 1;
+}
+
+static apr_status_t parse_offset(const char *s, long *offset)
+{
+    int sign, oh, om;
+
+    if ((*s == 'Z' || *s == 'z') && s[1] == '\0') {
+        *offset = 0;
+        return APR_SUCCESS;
+    }
+    if (*s != '+' && *s != '-') {
+        return APR_EGENERAL;
+    }
+    sign = (*s == '-') ? -1 : 1;
+    s++;
+    if (!parse_digits(&s, 2, &oh) || !expect_char(&s, ':')
+        || !parse_digits(&s, 2, &om) || *s != '\0') {
+        return APR_EGENERAL;
+    }
+    *offset = sign * (oh * 3600L + om * 60L);
+    return APR_SUCCESS;
+}
+
+apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
+{
+    struct tm tm;
+    int y, mo, d, h, mi, sec;
+    long offset;
+    apr_int64_t usec = 0;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!parse_digits(&s, 4, &y) || !expect_char(&s, '-')
+        || !parse_digits(&s, 2, &mo) || !expect_char(&s, '-')
+        || !parse_digits(&s, 2, &d) || (*s != 'T' && *s != 't' && *s != ' ')) {
+        return APR_EGENERAL;
+    }
+    s++;
+    if (!parse_digits(&s, 2, &h) || !expect_char(&s, ':')
+        || !parse_digits(&s, 2, &mi) || !expect_char(&s, ':')
+        || !parse_digits(&s, 2, &sec)) {
+        return APR_EGENERAL;
+    }
+    if (*s == '.') {
+        apr_int64_t scale = 100000;
+        s++;
+        if (*s < '0' || *s > '9') {
+            return APR_EGENERAL;
+        }
+        while (*s >= '0' && *s <= '9') {
+            usec += (*s - '0') * scale;
+            scale /= 10;
+            s++;
+        }
+    }
+    if (parse_offset(s, &offset) != APR_SUCCESS || mo < 1 || mo > 12 || d < 1
+        || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return APR_EGENERAL;
+    }
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *t = apr_time_from_sec((apr_int64_t)timegm(&tm) - offset) + usec;
+    return APR_SUCCESS;
+}
+
+static apr_status_t json_decref_cleanup(void *data)
+{
+    json_decref((json_t *)data);
+    return APR_SUCCESS;
+}
+
+json_t *ad_json_own(apr_pool_t *p, json_t *v)
+{
+    if (v) {
+        apr_pool_cleanup_register(p, v, json_decref_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return v;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    apr_pool_t *p;
+} jbuf_t;
+
+static void jb_reserve(jbuf_t *b, size_t more)
+{
+    char *nbuf;
+    size_t ncap;
+
+    if (b->len + more <= b->cap) {
+        return;
+    }
+    ncap = b->cap ? b->cap * 2 : 256;
+    while (ncap < b->len + more) {
+        ncap *= 2;
+    }
+    nbuf = apr_palloc(b->p, ncap);
+    if (b->len) {
+        memcpy(nbuf, b->buf, b->len);
+    }
+    b->buf = nbuf;
+    b->cap = ncap;
+}
+
+static void jb_put(jbuf_t *b, const char *s, size_t n)
+{
+    jb_reserve(b, n);
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+}
+
+static void jb_string(jbuf_t *b, const char *s, size_t n)
+{
+    size_t i, run = 0;
+
+    jb_put(b, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char ubuf[7];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        jb_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
+            esc = ubuf;
+        }
+        jb_put(b, esc, strlen(esc));
+    }
+    jb_put(b, s + run, n - run);
+    jb_put(b, "\"", 1);
+}
+
+/* The shortest text that reads back as the same double, as Java and
+ * JavaScript print numbers (jansson's default prints 17 digits: 0.1 would
+ * become 0.10000000000000001). */
+static void jb_real(jbuf_t *b, double v)
+{
+    char tmp[40];
+    int prec;
+
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) {
+            break;
+        }
+    }
+    if (!strpbrk(tmp, ".eE")) {
+        strcat(tmp, ".0");
+    }
+    jb_put(b, tmp, strlen(tmp));
+}
+
+static void jb_value(jbuf_t *b, const json_t *v)
+{
+    char tmp[32];
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *m;
+        int first = 1;
+        jb_put(b, "{", 1);
+        json_object_foreach((json_t *)v, k, m) {
+            if (!first) {
+                jb_put(b, ",", 1);
+            }
+            first = 0;
+            jb_string(b, k, strlen(k));
+            jb_put(b, ":", 1);
+            jb_value(b, m);
+        }
+        jb_put(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        jb_put(b, "[", 1);
+        for (i = 0; i < json_array_size(v); i++) {
+            if (i) {
+                jb_put(b, ",", 1);
+            }
+            jb_value(b, json_array_get(v, i));
+        }
+        jb_put(b, "]", 1);
+        break;
+    }
+    case JSON_STRING:
+        jb_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        jb_put(b, tmp, strlen(tmp));
+        break;
+    case JSON_REAL:
+        jb_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        jb_put(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        jb_put(b, "false", 5);
+        break;
+    case JSON_NULL:
+        jb_put(b, "null", 4);
+        break;
+    }
+}
+
+char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len)
+{
+    jbuf_t b = {NULL, 0, 0, p};
+
+    jb_value(&b, v);
+    jb_put(&b, "", 1);
+    if (len) {
+        *len = b.len - 1;
+    }
+    return b.buf;
+}
+
+apr_time_t ad_now(void)
+{
+    return apr_time_now();
+}

@@ -1,0 +1,33 @@
+/* Small pure helpers: ids, time formatting, JSON text. */
+#ifndef AD_UTIL_H
+#define AD_UTIL_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <jansson.h>
+
+#define AD_UUID_LEN 36
+
+/* A version-4 UUID, lowercase, NUL-terminated into buf[AD_UUID_LEN + 1]. */
+void ad_uuid4(char *buf);
+
+/* 16 random bytes as 32 lowercase hex chars into buf[33]. */
+void ad_random_hex32(char *buf);
+
+/* "YYYY-MM-DDThh:mm:ssZ" (UTC, whole seconds) into buf[21]. */
+void ad_time_rfc3339(char *buf, apr_time_t t);
+
+/* Parse an RFC 3339 / ISO 8601 UTC-or-offset timestamp; APR_EGENERAL when
+ * it is not one. */
+apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
+
+/* Compact JSON text of v in p (NULL on failure). Object key order is kept. */
+char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
+
+/* Register json_decref of v as a cleanup of p; returns v. */
+json_t *ad_json_own(apr_pool_t *p, json_t *v);
+
+/* Monotonic-enough wall clock in microseconds; a hook for tests. */
+apr_time_t ad_now(void);
+
+#endif

@@ -1,0 +1,173 @@
+#include <string.h>
+
+#include "ad_wire.h"
+#include "ad_ingest.h"
+
+static void be32(unsigned char *b, apr_uint32_t v)
+{
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+static apr_uint32_t rd32(const unsigned char *b)
+{
+    return ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
+           | ((apr_uint32_t)b[2] << 8) | b[3];
+}
+
+static apr_status_t send_all(apr_socket_t *s, const char *buf, apr_size_t len)
+{
+    while (len > 0) {
+        apr_size_t n = len;
+        apr_status_t rv = apr_socket_send(s, buf, &n);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        buf += n;
+        len -= n;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t recv_all(apr_socket_t *s, char *buf, apr_size_t len)
+{
+    while (len > 0) {
+        apr_size_t n = len;
+        apr_status_t rv = apr_socket_recv(s, buf, &n);
+        if (n > 0) {
+            buf += n;
+            len -= n;
+            continue;
+        }
+        return rv == APR_SUCCESS ? APR_EOF : rv;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type,
+                          const char *payload, apr_size_t len)
+{
+    unsigned char hdr[12];
+    struct iovec vec[2];
+    apr_size_t total = sizeof(hdr) + len, sent = 0;
+    apr_status_t rv;
+
+    be32(hdr, AD_WIRE_MAGIC);
+    be32(hdr + 4, type);
+    be32(hdr + 8, (apr_uint32_t)len);
+    vec[0].iov_base = hdr;
+    vec[0].iov_len = sizeof(hdr);
+    vec[1].iov_base = (void *)payload;
+    vec[1].iov_len = len;
+    /* One writev in the common case keeps the exchange to one syscall. */
+    rv = apr_socket_sendv(s, vec, len ? 2 : 1, &sent);
+    if (rv != APR_SUCCESS || sent == total) {
+        return rv;
+    }
+    if (sent < sizeof(hdr)) {
+        rv = send_all(s, (const char *)hdr + sent, sizeof(hdr) - sent);
+        sent = sizeof(hdr);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return send_all(s, payload + (sent - sizeof(hdr)), total - sent);
+}
+
+apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type,
+                          char **payload, apr_size_t *len)
+{
+    unsigned char hdr[12];
+    apr_uint32_t n;
+    apr_status_t rv;
+
+    if ((rv = recv_all(s, (char *)hdr, sizeof(hdr))) != APR_SUCCESS) {
+        return rv;
+    }
+    if (rd32(hdr) != AD_WIRE_MAGIC || (n = rd32(hdr + 8)) > AD_WIRE_MAX_PAYLOAD) {
+        return APR_EINVAL;
+    }
+    *type = rd32(hdr + 4);
+    *payload = apr_palloc(p, n + 1);
+    (*payload)[n] = '\0';
+    *len = n;
+    return recv_all(s, *payload, n);
+}
+
+apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs,
+                                char **buf, apr_size_t *len)
+{
+    apr_size_t total = 4, off;
+    int i;
+
+    for (i = 0; i < blobs->nelts; i++) {
+        total += 4 + APR_ARRAY_IDX(blobs, i, ad_blob_t).len;
+    }
+    if (total > AD_WIRE_MAX_PAYLOAD) {
+        return APR_ENOSPC;
+    }
+    *buf = apr_palloc(p, total);
+    be32((unsigned char *)*buf, (apr_uint32_t)blobs->nelts);
+    off = 4;
+    for (i = 0; i < blobs->nelts; i++) {
+        const ad_blob_t *b = &APR_ARRAY_IDX(blobs, i, ad_blob_t);
+        be32((unsigned char *)*buf + off, (apr_uint32_t)b->len);
+        memcpy(*buf + off + 4, b->data, b->len);
+        off += 4 + b->len;
+    }
+    *len = total;
+    return APR_SUCCESS;
+}
+
+apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf,
+                                  apr_size_t len, apr_array_header_t **blobs)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    apr_uint32_t n, i;
+    apr_size_t off = 4;
+
+    if (len < 4 || (n = rd32(b)) > len / 4) {
+        return APR_EINVAL;
+    }
+    *blobs = apr_array_make(p, n ? (int)n : 1, sizeof(ad_blob_t));
+    for (i = 0; i < n; i++) {
+        ad_blob_t *blob;
+        apr_uint32_t l;
+        if (len - off < 4 || (l = rd32(b + off)) > len - off - 4) {
+            return APR_EINVAL;
+        }
+        blob = apr_array_push(*blobs);
+        blob->data = (char *)buf + off + 4;
+        blob->len = l;
+        off += 4 + l;
+    }
+    return off == len ? APR_SUCCESS : APR_EINVAL;
+}
+
+apr_status_t ad_wire_pack_reply(apr_pool_t *p, apr_uint32_t status,
+                                const char *text, apr_size_t text_len,
+                                char **buf, apr_size_t *len)
+{
+    *len = 4 + text_len;
+    *buf = apr_palloc(p, *len);
+    be32((unsigned char *)*buf, status);
+    if (text_len) {
+        memcpy(*buf + 4, text, text_len);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ad_wire_unpack_reply(const char *buf, apr_size_t len,
+                                  apr_uint32_t *status, const char **text,
+                                  apr_size_t *text_len)
+{
+    if (len < 4) {
+        return APR_EINVAL;
+    }
+    *status = rd32((const unsigned char *)buf);
+    *text = buf + 4;
+    *text_len = len - 4;
+    return APR_SUCCESS;
+}

@@ -1,0 +1,221 @@
+/* mod_apidest: EventBridge rules and API destinations in httpd.
+ * Glue only: the module record, hooks and the request handlers. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_main.h>
+#include <apr_strings.h>
+
+#include "mod_apidest_config.h"
+#include "mod_apidest_daemon.h"
+#include "mod_apidest_status.h"
+#include "ad_ingest.h"
+#include "ad_record.h"
+#include "ad_log.h"
+#include "ad_util.h"
+
+extern module AP_MODULE_DECLARE_DATA apidest_module;
+
+#define CT_AWSJSON "application/x-amz-json-1.1"
+#define TARGET_PREFIX "AWSEvents."
+
+/* ---- logging bridge for the pure code ------------------------------------ */
+
+static const int level_map[] = {APLOG_EMERG, APLOG_ALERT, APLOG_CRIT, APLOG_ERR,
+                                APLOG_WARNING, APLOG_NOTICE, APLOG_INFO,
+                                APLOG_DEBUG, APLOG_TRACE1};
+
+static void log_to_httpd(const char *file, int line, ad_log_level_t level,
+                         apr_status_t rv, const char *msg)
+{
+    ap_log_error_(file, line, apidest_module.module_index, level_map[level], rv,
+                  ap_server_conf, "%s", msg);
+}
+
+static int log_enabled(ad_log_level_t level)
+{
+    return APLOG_MODULE_IS_LEVEL(ap_server_conf, apidest_module.module_index,
+                                 level_map[level]);
+}
+
+/* ---- hooks ----------------------------------------------------------------- */
+
+static int apidest_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                apr_pool_t *ptemp, server_rec *s)
+{
+    return apidest_config_check(pconf, s) ? !OK : OK;
+}
+
+static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp, server_rec *s)
+{
+    ad_log_set(log_to_httpd, log_enabled);
+    ad_crc32(0, "", 0); /* fill its table before any thread exists */
+    return apidest_daemon_init(pconf, s);
+}
+
+/* ---- ingest: SetHandler apidest-events ------------------------------------ */
+
+static int send_body(request_rec *r, int status, const char *ctype,
+                     const char *body, apr_size_t len)
+{
+    r->status = status;
+    ap_set_content_type(r, ctype);
+    ap_set_content_length(r, len);
+    ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* AWS JSON 1.1 errors: status, x-amzn-ErrorType and {"__type","message"}. */
+static int send_aws_error(request_rec *r, int status, const char *type,
+                          const char *msg)
+{
+    apr_size_t len;
+    char *body = ad_awsjson_error_body(r->pool, type, msg, &len);
+
+    apr_table_setn(r->headers_out, "x-amzn-ErrorType", type);
+    return send_body(r, status, CT_AWSJSON, body, len);
+}
+
+static int read_body(request_rec *r, apr_size_t max, char **out, apr_size_t *len)
+{
+    apr_off_t cl = r->clength;
+    apr_size_t got = 0, cap;
+    const char *clh = apr_table_get(r->headers_in, "Content-Length");
+    char *buf;
+    long n;
+
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
+        return 0;
+    }
+    if (clh && apr_strtoff(&cl, clh, NULL, 10) == APR_SUCCESS && cl > (apr_off_t)max) {
+        return -1;
+    }
+    cap = (clh && cl >= 0) ? (apr_size_t)cl + 1 : 8192;
+    buf = apr_palloc(r->pool, cap);
+    while ((n = ap_get_client_block(r, buf + got, cap - got)) > 0) {
+        got += (apr_size_t)n;
+        if (got > max) {
+            return -1;
+        }
+        if (got == cap) {
+            char *nb = apr_palloc(r->pool, cap * 2);
+            memcpy(nb, buf, got);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (n < 0) {
+        return 0;
+    }
+    *out = buf;
+    *len = got;
+    return 1;
+}
+
+static int is_json_type(const char *ct, const char *want)
+{
+    apr_size_t n = strlen(want);
+    return ct && !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static int store_records(request_rec *r, ad_ingest_t *in)
+{
+    switch (apidest_daemon_store(r, in->records)) {
+    case APIDEST_STORE_OK:
+        return OK;
+    case APIDEST_STORE_REFUSED:
+        /* Nothing was stored: every entry that would have had an id fails,
+         * retryably, as AWS reports a partial outage. */
+        ad_ingest_fail_all(in, "InternalFailure", "Internal Service Failure");
+        return OK;
+    default:
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+}
+
+static int ingest_handler(request_rec *r)
+{
+    const ad_conf_t *c = apidest_conf(r->server);
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    const char *target = apr_table_get(r->headers_in, "X-Amz-Target");
+    ad_ingest_form_t form = AD_INGEST_PLAIN_JSON;
+    ad_ingest_t *in;
+    char *body = NULL, *out;
+    apr_size_t len = 0;
+    int rc;
+
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->headers_out, "Allow", "POST");
+        return send_aws_error(r, HTTP_METHOD_NOT_ALLOWED, "UnsupportedOperation",
+                              "PutEvents is a POST");
+    }
+    if (target) {
+        if (strcmp(target, TARGET_PREFIX "PutEvents") != 0) {
+            return send_aws_error(r, HTTP_BAD_REQUEST, "UnknownOperationException",
+                                  apr_psprintf(r->pool, "Operation %s is not supported here",
+                                               target));
+        }
+        form = AD_INGEST_AWSJSON;
+    }
+    else if (!is_json_type(ct, "application/json") && !is_json_type(ct, CT_AWSJSON)) {
+        return send_aws_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
+                              "send application/json or application/x-amz-json-1.1");
+    }
+    rc = read_body(r, c->max_request_size, &body, &len);
+    if (rc < 0) {
+        return send_aws_error(r, HTTP_BAD_REQUEST, "ValidationException",
+                              apr_psprintf(r->pool, "Request body is larger than ApiDestMaxRequestSize (%"
+                                           APR_SIZE_T_FMT " bytes)", c->max_request_size));
+    }
+    if (rc == 0) {
+        return HTTP_BAD_REQUEST;
+    }
+    in = ad_ingest_put_events(r->pool, c, form, body, len, ad_now());
+    if (in->status != HTTP_OK) {
+        return send_aws_error(r, in->status, in->error_type, in->error_message);
+    }
+    if (in->records->nelts && (rc = store_records(r, in)) != OK) {
+        return send_aws_error(r, rc, "ServiceUnavailable",
+                              "The event store is not reachable; nothing was accepted. Retry.");
+    }
+    out = ad_ingest_response(r->pool, in, &len);
+    return send_body(r, HTTP_OK, form == AD_INGEST_AWSJSON ? CT_AWSJSON : "application/json",
+                     out, len);
+}
+
+static int apidest_handler(request_rec *r)
+{
+    if (!r->handler) {
+        return DECLINED;
+    }
+    if (!strcmp(r->handler, "apidest-events")) {
+        return ingest_handler(r);
+    }
+    if (!strcmp(r->handler, "apidest-admin")) {
+        return apidest_admin_handler(r);
+    }
+    return DECLINED;
+}
+
+static void apidest_register_hooks(apr_pool_t *p)
+{
+    ap_hook_check_config(apidest_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(apidest_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(apidest_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    apidest_status_register();
+}
+
+AP_DECLARE_MODULE(apidest) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,                      /* per-directory config */
+    NULL,                      /* merge per-directory */
+    apidest_create_srv_conf,   /* per-server config */
+    NULL,                      /* merge per-server: one config, the main one */
+    apidest_cmds,
+    apidest_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

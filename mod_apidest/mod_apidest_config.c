@@ -1,0 +1,666 @@
+#include <string.h>
+#include <ctype.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <apr_file_io.h>
+
+#include "ad_log.h"
+#include "mod_apidest_config.h"
+#include "ad_store.h"
+
+APLOG_USE_MODULE(apidest);
+extern module AP_MODULE_DECLARE_DATA apidest_module;
+
+/* EventBridge's limits on what the config names. */
+#define MAX_NAME_LEN 64
+#define MAX_TARGETS_PER_RULE 5
+#define MAX_PATTERN_FILE (64 * 1024)
+
+static const char *const http_methods[] = {"POST", "GET", "HEAD", "OPTIONS",
+                                           "PUT", "PATCH", "DELETE", NULL};
+
+void *apidest_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    apidest_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+    sc->conf = ad_conf_make(p);
+    return sc;
+}
+
+ad_conf_t *apidest_conf(server_rec *s)
+{
+    apidest_srv_conf_t *sc = ap_get_module_config(s->module_config, &apidest_module);
+    return sc->conf;
+}
+
+static ad_conf_t *cmd_conf(cmd_parms *cmd)
+{
+    return apidest_conf(cmd->server);
+}
+
+/* ---- value checks --------------------------------------------------------- */
+
+static const char *check_name(apr_pool_t *p, const char *what, const char *name)
+{
+    const char *c;
+
+    if (!*name || strlen(name) > MAX_NAME_LEN) {
+        return apr_psprintf(p, "%s name '%s' must be 1 to %d characters", what,
+                            name, MAX_NAME_LEN);
+    }
+    for (c = name; *c; c++) {
+        if (!isalnum((unsigned char)*c) && !strchr("._-", *c)) {
+            return apr_psprintf(p, "%s name '%s' may only hold letters, digits, '.', '_' and '-'",
+                                what, name);
+        }
+    }
+    return NULL;
+}
+
+static const char *parse_int(apr_pool_t *p, const char *what, const char *arg,
+                             long lo, long hi, int *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (!*arg || *end || v < lo || v > hi) {
+        return apr_psprintf(p, "%s must be an integer from %ld to %ld, not '%s'",
+                            what, lo, hi, arg);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *parse_flag(apr_pool_t *p, const char *what, const char *arg,
+                              int *out)
+{
+    if (!strcasecmp(arg, "on")) {
+        *out = 1;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        *out = 0;
+    }
+    else {
+        return apr_psprintf(p, "%s must be on or off, not '%s'", what, arg);
+    }
+    return NULL;
+}
+
+static const char *check_endpoint(apr_pool_t *p, const char *url)
+{
+    apr_uri_t u;
+
+    if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname
+        || !*u.hostname) {
+        return apr_psprintf(p, "Endpoint '%s' is not an absolute http(s) URL", url);
+    }
+    if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
+        return apr_psprintf(p, "Endpoint '%s': only http and https are allowed", url);
+    }
+    if (strpbrk(url, " \t\r\n")) {
+        return apr_psprintf(p, "Endpoint '%s' holds white space", url);
+    }
+    return NULL;
+}
+
+static const char *check_method(apr_pool_t *p, const char *m)
+{
+    int i;
+    for (i = 0; http_methods[i]; i++) {
+        if (!strcmp(m, http_methods[i])) {
+            return NULL;
+        }
+    }
+    return apr_psprintf(p, "HttpMethod '%s' must be one of POST, GET, HEAD, OPTIONS, PUT, PATCH, DELETE", m);
+}
+
+/* ---- sections: a small walker over the directive tree -------------------- */
+
+/* Each line inside an <ApiDest...> section is parsed here rather than by
+ * httpd, so names like Timeout or Endpoint do not collide with other
+ * modules' directives. Errors name the line inside the section. */
+typedef const char *section_line_fn(cmd_parms *cmd, void *obj,
+                                    const char *name, int argc, char **argv,
+                                    const ap_directive_t *dir);
+
+static const char *at(apr_pool_t *p, const ap_directive_t *d, const char *msg)
+{
+    return apr_psprintf(p, "%s (at %s:%d)", msg, d->filename, d->line_num);
+}
+
+static int split_args(apr_pool_t *p, const char *args, char **argv, int max)
+{
+    int n = 0;
+    while (*args && n < max) {
+        char *w = ap_getword_conf(p, &args);
+        if (!*w && !*args) {
+            break;
+        }
+        argv[n++] = w;
+    }
+    return n;
+}
+
+static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
+{
+    const ap_directive_t *d;
+
+    for (d = cmd->directive->first_child; d; d = d->next) {
+        char *argv[8];
+        int argc = split_args(cmd->temp_pool, d->args ? d->args : "", argv, 8);
+        const char *err = fn(cmd, obj, d->directive, argc, argv, d);
+        if (err) {
+            return at(cmd->pool, d, err);
+        }
+    }
+    return NULL;
+}
+
+static const char *section_name(cmd_parms *cmd, const char *section,
+                                const char *arg, const char *what,
+                                const char **name)
+{
+    const char *endp = ap_strrchr_c(arg, '>');
+    const char *args;
+
+    if (!endp) {
+        return apr_pstrcat(cmd->pool, section, "> directive missing closing '>'", NULL);
+    }
+    args = apr_pstrndup(cmd->temp_pool, arg, endp - arg);
+    *name = ap_getword_conf(cmd->pool, &args);
+    if (!**name) {
+        return apr_psprintf(cmd->pool, "%s> needs a name", section);
+    }
+    return check_name(cmd->pool, what, *name);
+}
+
+static const char *want_args(apr_pool_t *p, const char *name, int argc, int n)
+{
+    if (argc != n) {
+        return apr_psprintf(p, "%s takes %d argument%s", name, n, n == 1 ? "" : "s");
+    }
+    return NULL;
+}
+
+/* ---- <ApiDestDestination> ----------------------------------------------- */
+
+static const char *dest_line(cmd_parms *cmd, void *obj, const char *name,
+                             int argc, char **argv, const ap_directive_t *dir)
+{
+    ad_destination_t *d = obj;
+    apr_pool_t *p = cmd->pool;
+    const char *err;
+
+    if (!strcasecmp(name, "Endpoint")) {
+        if ((err = want_args(p, name, argc, 1)) || (err = check_endpoint(p, argv[0]))) {
+            return err;
+        }
+        d->endpoint = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "HttpMethod")) {
+        if ((err = want_args(p, name, argc, 1)) || (err = check_method(p, argv[0]))) {
+            return err;
+        }
+        d->method = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "Timeout")) {
+        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
+               : parse_int(p, name, argv[0], 1, 3600, &d->timeout_sec);
+    }
+    if (!strcasecmp(name, "InvocationRateLimit")) {
+        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
+               : parse_int(p, name, argv[0], 1, 1000000, &d->rate_limit);
+    }
+    if (!strcasecmp(name, "AllowPrivateEndpoint")) {
+        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
+               : parse_flag(p, name, argv[0], &d->allow_private);
+    }
+    return apr_psprintf(p, "unknown directive '%s' in <ApiDestDestination>", name);
+}
+
+static const char *dest_section(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    ad_conf_t *c = cmd_conf(cmd);
+    ad_destination_t *d;
+    const char *err, *name;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))
+        || (err = section_name(cmd, "<ApiDestDestination", arg, "destination", &name))) {
+        return err;
+    }
+    if (apr_hash_get(c->destination_by_name, name, APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "destination '%s' is defined twice", name);
+    }
+    d = apr_pcalloc(cmd->pool, sizeof(*d));
+    d->name = name;
+    d->method = "POST";
+    d->timeout_sec = AD_DEFAULT_TIMEOUT_SEC;
+    d->rate_limit = AD_DEFAULT_RATE_LIMIT;
+    d->file = cmd->directive->filename;
+    d->line = cmd->directive->line_num;
+    if ((err = walk_section(cmd, d, dest_line))) {
+        return err;
+    }
+    if (!d->endpoint) {
+        return apr_psprintf(cmd->pool, "destination '%s' has no Endpoint", name);
+    }
+    d->index = c->destinations->nelts;
+    APR_ARRAY_PUSH(c->destinations, ad_destination_t *) = d;
+    apr_hash_set(c->destination_by_name, d->name, APR_HASH_KEY_STRING, d);
+    return NULL;
+}
+
+/* ---- <ApiDestTarget> inside <ApiDestRule> -------------------------------- */
+
+static const char *target_line(cmd_parms *cmd, void *obj, const char *name,
+                               int argc, char **argv, const ap_directive_t *dir)
+{
+    ad_target_t *t = obj;
+    apr_pool_t *p = cmd->pool;
+    const char *err;
+
+    if ((err = want_args(p, name, argc, 1))) {
+        return err;
+    }
+    if (!strcasecmp(name, "Destination")) {
+        t->destination_name = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "Endpoint")) {
+        if ((err = check_endpoint(p, argv[0]))) {
+            return err;
+        }
+        t->endpoint = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "HttpMethod")) {
+        if ((err = check_method(p, argv[0]))) {
+            return err;
+        }
+        t->method = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "Timeout")) {
+        return parse_int(p, name, argv[0], 1, 3600, &t->timeout_sec);
+    }
+    if (!strcasecmp(name, "AllowPrivateEndpoint")) {
+        return parse_flag(p, name, argv[0], &t->allow_private);
+    }
+    if (!strcasecmp(name, "RetryAttempts")) {
+        return parse_int(p, name, argv[0], 0, 185, &t->retry_attempts);
+    }
+    if (!strcasecmp(name, "MaximumEventAge")) {
+        return parse_int(p, name, argv[0], 60, 86400, &t->max_event_age_sec);
+    }
+    if (!strcasecmp(name, "DeadLetter")) {
+        return parse_flag(p, name, argv[0], &t->dead_letter);
+    }
+    return apr_psprintf(p, "unknown directive '%s' in <ApiDestTarget>", name);
+}
+
+static const char *target_section(cmd_parms *cmd, ad_rule_t *rule,
+                                  const ap_directive_t *dir)
+{
+    const ap_directive_t *saved = cmd->directive;
+    ad_target_t *t;
+    const char *err, *name;
+    int i;
+
+    cmd->directive = (ap_directive_t *)dir;
+    err = section_name(cmd, "<ApiDestTarget", dir->args, "target", &name);
+    if (!err) {
+        for (i = 0; i < rule->targets->nelts; i++) {
+            if (!strcmp(APR_ARRAY_IDX(rule->targets, i, ad_target_t *)->id, name)) {
+                err = apr_psprintf(cmd->pool, "rule '%s' has two targets named '%s'",
+                                   rule->name, name);
+            }
+        }
+    }
+    t = apr_pcalloc(cmd->pool, sizeof(*t));
+    t->id = name;
+    t->method = "POST";
+    t->timeout_sec = AD_DEFAULT_TIMEOUT_SEC;
+    t->retry_attempts = AD_DEFAULT_RETRY_ATTEMPTS;
+    t->max_event_age_sec = AD_DEFAULT_MAX_EVENT_AGE_SEC;
+    t->dead_letter = 1;
+    t->file = dir->filename;
+    t->line = dir->line_num;
+    if (!err) {
+        err = walk_section(cmd, t, target_line);
+    }
+    if (!err && !t->destination_name == !t->endpoint) {
+        err = apr_psprintf(cmd->pool, "target '%s' needs exactly one of Destination "
+                           "or Endpoint", name);
+    }
+    if (!err && rule->targets->nelts >= MAX_TARGETS_PER_RULE) {
+        err = apr_psprintf(cmd->pool, "rule '%s' has more than %d targets (EventBridge's limit)",
+                           rule->name, MAX_TARGETS_PER_RULE);
+    }
+    cmd->directive = (ap_directive_t *)saved;
+    if (err) {
+        return err;
+    }
+    APR_ARRAY_PUSH(rule->targets, ad_target_t *) = t;
+    return NULL;
+}
+
+/* ---- <ApiDestRule> -------------------------------------------------------- */
+
+static const char *read_pattern_file(cmd_parms *cmd, const char *path,
+                                     const char **text)
+{
+    const char *full = ap_server_root_relative(cmd->temp_pool, path);
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n;
+    char *buf;
+
+    if (!full || apr_file_open(&f, full, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "EventPatternFile '%s' cannot be read", path);
+    }
+    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS
+        || fi.size > MAX_PATTERN_FILE) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "EventPatternFile '%s' is over %d bytes", path,
+                            MAX_PATTERN_FILE);
+    }
+    n = (apr_size_t)fi.size;
+    buf = apr_palloc(cmd->pool, n + 1);
+    if (apr_file_read_full(f, buf, n, &n) != APR_SUCCESS && n != (apr_size_t)fi.size) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "EventPatternFile '%s' cannot be read", path);
+    }
+    buf[n] = '\0';
+    apr_file_close(f);
+    *text = buf;
+    return NULL;
+}
+
+static const char *set_pattern(cmd_parms *cmd, ad_rule_t *r, const char *text)
+{
+    const char *reason;
+
+    if (r->pattern_text) {
+        return "a rule takes one EventPattern or EventPatternFile";
+    }
+    r->pattern_text = text;
+    r->pattern = ad_pattern_compile(cmd->pool, text, strlen(text), &reason);
+    if (!r->pattern) {
+        return apr_pstrcat(cmd->pool, "InvalidEventPatternException: "
+                           AD_PATTERN_ERR_PREFIX, reason, NULL);
+    }
+    return NULL;
+}
+
+static const char *rule_line(cmd_parms *cmd, void *obj, const char *name,
+                             int argc, char **argv, const ap_directive_t *dir)
+{
+    ad_rule_t *r = obj;
+    apr_pool_t *p = cmd->pool;
+    const char *err, *text = NULL;
+
+    if (!strcasecmp(name, "<ApiDestTarget")) {
+        return target_section(cmd, r, dir);
+    }
+    if ((err = want_args(p, name, argc, 1))) {
+        return err;
+    }
+    if (!strcasecmp(name, "EventBus")) {
+        if ((err = check_name(p, "event bus", argv[0]))) {
+            return err;
+        }
+        r->bus = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "EventPattern")) {
+        return set_pattern(cmd, r, apr_pstrdup(p, argv[0]));
+    }
+    if (!strcasecmp(name, "EventPatternFile")) {
+        return (err = read_pattern_file(cmd, argv[0], &text)) ? err
+                                                             : set_pattern(cmd, r, text);
+    }
+    if (!strcasecmp(name, "State")) {
+        if (strcmp(argv[0], "ENABLED") && strcmp(argv[0], "DISABLED")) {
+            return apr_psprintf(p, "State must be ENABLED or DISABLED, not '%s'", argv[0]);
+        }
+        r->enabled = !strcmp(argv[0], "ENABLED");
+        return NULL;
+    }
+    if (!strcasecmp(name, "Description")) {
+        return NULL;
+    }
+    return apr_psprintf(p, "unknown directive '%s' in <ApiDestRule>", name);
+}
+
+static const char *rule_section(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    ad_conf_t *c = cmd_conf(cmd);
+    ad_rule_t *r;
+    const char *err, *name;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))
+        || (err = section_name(cmd, "<ApiDestRule", arg, "rule", &name))) {
+        return err;
+    }
+    if (apr_hash_get(c->rule_by_name, name, APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "rule '%s' is defined twice", name);
+    }
+    r = apr_pcalloc(cmd->pool, sizeof(*r));
+    r->name = name;
+    r->bus = AD_DEFAULT_BUS;
+    r->enabled = 1;
+    r->targets = apr_array_make(cmd->pool, 2, sizeof(ad_target_t *));
+    r->file = cmd->directive->filename;
+    r->line = cmd->directive->line_num;
+    if ((err = walk_section(cmd, r, rule_line))) {
+        return err;
+    }
+    if (!r->pattern) {
+        return apr_psprintf(cmd->pool, "rule '%s' has no EventPattern or EventPatternFile",
+                            name);
+    }
+    APR_ARRAY_PUSH(c->rules, ad_rule_t *) = r;
+    apr_hash_set(c->rule_by_name, r->name, APR_HASH_KEY_STRING, r);
+    apr_hash_set(c->buses, r->bus, APR_HASH_KEY_STRING, "");
+    return NULL;
+}
+
+/* ---- server directives ------------------------------------------------- */
+
+static const char *set_store(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    ad_conf_t *c = cmd_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY), *driver, *path;
+
+    if (err) {
+        return err;
+    }
+    if (ad_store_parse_spec(cmd->pool, arg, &driver, &path, &err) != APR_SUCCESS) {
+        return err;
+    }
+    c->store_spec = arg;
+    c->store_driver = driver;
+    c->store_path = ap_server_root_relative(cmd->pool, path);
+    return NULL;
+}
+
+static const char *set_int_field(cmd_parms *cmd, const char *arg, long lo,
+                                 long hi, int *field)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    return err ? err : parse_int(cmd->pool, cmd->cmd->name, arg, lo, hi, field);
+}
+
+static const char *set_sync(cmd_parms *cmd, void *dummy, int flag)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    cmd_conf(cmd)->store_sync = flag;
+    return err;
+}
+
+static const char *set_account(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int i;
+
+    if (err) {
+        return err;
+    }
+    for (i = 0; arg[i]; i++) {
+        if (!isdigit((unsigned char)arg[i])) {
+            break;
+        }
+    }
+    if (i != 12 || arg[i]) {
+        return "ApiDestAccount must be a 12-digit account id";
+    }
+    cmd_conf(cmd)->account = arg;
+    return NULL;
+}
+
+static const char *set_region(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *c;
+
+    if (err) {
+        return err;
+    }
+    for (c = arg; *c; c++) {
+        if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '-') {
+            return "ApiDestRegion must look like a region code, e.g. us-east-1";
+        }
+    }
+    cmd_conf(cmd)->region = arg;
+    return NULL;
+}
+
+static const char *set_workers(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return set_int_field(cmd, arg, 1, 256, &cmd_conf(cmd)->workers);
+}
+
+static const char *set_max_in_flight(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return set_int_field(cmd, arg, 1, 100000, &cmd_conf(cmd)->max_in_flight);
+}
+
+static const char *set_maint_interval(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return set_int_field(cmd, arg, 1, 3600, &cmd_conf(cmd)->maint_interval_sec);
+}
+
+static const char *set_backoff(cmd_parms *cmd, void *dummy, const char *base,
+                               const char *cap)
+{
+    ad_conf_t *c = cmd_conf(cmd);
+    const char *err = set_int_field(cmd, base, 1, 86400, &c->backoff_base_sec);
+
+    if (!err && cap) {
+        err = set_int_field(cmd, cap, 1, 86400, &c->backoff_cap_sec);
+    }
+    if (!err && c->backoff_cap_sec < c->backoff_base_sec) {
+        err = "ApiDestRetryBackoff: the cap must not be below the base";
+    }
+    return err;
+}
+
+static const char *set_size(cmd_parms *cmd, const char *arg, apr_size_t lo,
+                            apr_size_t hi, apr_size_t *field)
+{
+    int v;
+    const char *err = set_int_field(cmd, arg, (long)lo, (long)hi, &v);
+    if (!err) {
+        *field = (apr_size_t)v;
+    }
+    return err;
+}
+
+static const char *set_max_entry_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return set_size(cmd, arg, 1024, 1048576, &cmd_conf(cmd)->max_entry_size);
+}
+
+static const char *set_max_request_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return set_size(cmd, arg, 1024, 16 * 1048576, &cmd_conf(cmd)->max_request_size);
+}
+
+static const char *stray_target(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return "<ApiDestTarget> is only allowed inside <ApiDestRule>";
+}
+
+const command_rec apidest_cmds[] = {
+    AP_INIT_RAW_ARGS("<ApiDestTarget", stray_target, NULL, RSRC_CONF,
+                     "a target; only inside <ApiDestRule>"),
+    AP_INIT_RAW_ARGS("<ApiDestDestination", dest_section, NULL, RSRC_CONF,
+                     "an API destination: Endpoint, HttpMethod, Timeout, ..."),
+    AP_INIT_RAW_ARGS("<ApiDestRule", rule_section, NULL, RSRC_CONF,
+                     "a rule: EventBus, EventPattern, State and <ApiDestTarget> sections"),
+    AP_INIT_TAKE1("ApiDestStore", set_store, NULL, RSRC_CONF,
+                  "the durable store, dbm:<driver>:<path>"),
+    AP_INIT_FLAG("ApiDestStoreSync", set_sync, NULL, RSRC_CONF,
+                 "fsync the store before acknowledging (power-loss safe)"),
+    AP_INIT_TAKE1("ApiDestAccount", set_account, NULL, RSRC_CONF,
+                  "12-digit account id used in ARNs and envelopes"),
+    AP_INIT_TAKE1("ApiDestRegion", set_region, NULL, RSRC_CONF,
+                  "region code used in ARNs and envelopes"),
+    AP_INIT_TAKE1("ApiDestWorkers", set_workers, NULL, RSRC_CONF,
+                  "delivery threads in apidestd"),
+    AP_INIT_TAKE1("ApiDestMaxInFlight", set_max_in_flight, NULL, RSRC_CONF,
+                  "concurrent outbound requests in total"),
+    AP_INIT_TAKE1("ApiDestMaintenanceInterval", set_maint_interval, NULL, RSRC_CONF,
+                  "seconds between maintenance ticks"),
+    AP_INIT_TAKE12("ApiDestRetryBackoff", set_backoff, NULL, RSRC_CONF,
+                   "base and cap of the exponential retry backoff, seconds"),
+    AP_INIT_TAKE1("ApiDestMaxEntrySize", set_max_entry_size, NULL, RSRC_CONF,
+                  "largest total entry size of one PutEvents, bytes"),
+    AP_INIT_TAKE1("ApiDestMaxRequestSize", set_max_request_size, NULL, RSRC_CONF,
+                  "largest PutEvents request body, bytes"),
+    {NULL}
+};
+
+/* ---- whole-config checks (check_config) -------------------------------- */
+
+static int resolve_target(server_rec *s, ad_conf_t *c, ad_rule_t *r, ad_target_t *t)
+{
+    if (!t->destination_name) {
+        return 0;
+    }
+    t->destination = apr_hash_get(c->destination_by_name, t->destination_name,
+                                  APR_HASH_KEY_STRING);
+    if (!t->destination) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10001)
+                     "%s:%d: rule '%s' target '%s' names unknown destination '%s'",
+                     t->file, t->line, r->name, t->id, t->destination_name);
+        return 1;
+    }
+    return 0;
+}
+
+int apidest_config_check(apr_pool_t *p, server_rec *s)
+{
+    ad_conf_t *c = apidest_conf(s);
+    int i, j, problems = 0;
+
+    for (i = 0; i < c->rules->nelts; i++) {
+        ad_rule_t *r = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
+        for (j = 0; j < r->targets->nelts; j++) {
+            problems += resolve_target(s, c, r, APR_ARRAY_IDX(r->targets, j, ad_target_t *));
+        }
+    }
+    if (!c->store_spec) {
+        const char *dflt = ap_runtime_dir_relative(p, "apidest/store");
+        c->store_spec = apr_pstrcat(p, "dbm:gdbm:", dflt, NULL);
+        c->store_driver = "gdbm";
+        c->store_path = dflt;
+    }
+    return problems;
+}

@@ -1,0 +1,366 @@
+#include <errno.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_main.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <ap_mpm.h>
+#include <mpm_common.h>
+#include <unixd.h>
+#include <ap_listen.h>
+#include <apr_signal.h>
+#include <apr_strings.h>
+#include <apr_portable.h>
+#include <apr_file_io.h>
+
+#include "ad_log.h"
+#include "mod_apidest_daemon.h"
+#include "mod_apidest_config.h"
+#include "ad_daemon.h"
+#include "ad_wire.h"
+
+APLOG_USE_MODULE(apidest);
+
+/* Exit status of a daemon that could not start: the master does not respawn
+ * it in a loop (as mod_cgid's DAEMON_STARTUP_ERROR). */
+#define DAEMON_STARTUP_ERROR 254
+#define CONNECT_ATTEMPTS 12          /* ~3 s of retries across a restart */
+#define DAEMON_IO_TIMEOUT apr_time_from_sec(30)
+#define DRAIN_TIMEOUT apr_time_from_msec(2000) /* < APR's 3 s kill timeout */
+#define STORE_LOCK_WAIT apr_time_from_sec(30)
+#define PID_FILE "apidestd.pid"
+
+static const char *sockname;
+static const char *pidfile;
+static server_rec *root_server;
+static apr_pool_t *root_pool;
+static volatile sig_atomic_t daemon_stop;
+
+const char *apidest_daemon_socket_path(void)
+{
+    return sockname;
+}
+
+/* ---- in apidestd ---------------------------------------------------------- */
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    daemon_stop = 1;
+}
+
+static void daemon_signals(void)
+{
+    apr_signal(SIGTERM, on_stop_signal);
+    apr_signal(SIGHUP, on_stop_signal);
+    apr_signal(SIGINT, on_stop_signal);
+    /* prefork signals graceful restarts to its whole process group; the
+     * master replaces us through pconf's cleanup instead. */
+    apr_signal(SIGUSR1, SIG_IGN);
+    apr_signal(SIGWINCH, SIG_IGN);
+    apr_signal(SIGPIPE, SIG_IGN);
+    apr_signal(SIGCHLD, SIG_DFL);
+}
+
+static int own_path(server_rec *s, const char *path)
+{
+    if (geteuid() == 0 && chown(path, ap_unixd_config.user_id,
+                                ap_unixd_config.group_id) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10010)
+                     "apidestd: cannot give %s to the httpd user", path);
+        return 0;
+    }
+    return 1;
+}
+
+static int bind_socket(server_rec *s, int *fd_out)
+{
+    struct sockaddr_un sa;
+    mode_t omask;
+    int fd, rc;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    apr_cpystrn(sa.sun_path, sockname, sizeof(sa.sun_path));
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10011)
+                     "apidestd: cannot create its socket");
+        return 0;
+    }
+    unlink(sockname);
+    omask = umask(0077); /* only the httpd user may talk to apidestd */
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(omask);
+    if (rc < 0 || chmod(sockname, S_IRUSR | S_IWUSR) < 0 || listen(fd, 511) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10012)
+                     "apidestd: cannot bind/listen on %s", sockname);
+        close(fd);
+        return 0;
+    }
+    *fd_out = fd;
+    return own_path(s, sockname);
+}
+
+static int prepare_store_dir(apr_pool_t *p, server_rec *s, const ad_conf_t *c)
+{
+    char *dir = ap_make_dirstr_parent(p, c->store_path);
+    apr_status_t rv;
+
+    rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD
+                                         & ~APR_FPROT_WWRITE, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10013)
+                     "apidestd: cannot create the store directory %s", dir);
+        return 0;
+    }
+    return own_path(s, dir);
+}
+
+static void write_pid_file(apr_pool_t *p, server_rec *s)
+{
+    apr_file_t *f;
+    if (apr_file_open(&f, pidfile, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE,
+                      APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
+                      p) == APR_SUCCESS) {
+        apr_file_printf(f, "%" APR_PID_T_FMT "\n", getpid());
+        apr_file_close(f);
+        own_path(s, pidfile);
+    }
+}
+
+static int daemon_main(apr_pool_t *p, server_rec *s)
+{
+    const ad_conf_t *c = apidest_conf(s);
+    ad_daemon_opts_t o;
+    apr_socket_t *listener = NULL;
+    const char *err;
+    apr_status_t rv;
+    int fd;
+
+    daemon_signals();
+    ap_close_listeners();
+    if (!bind_socket(s, &fd) || !prepare_store_dir(p, s, c)) {
+        return DAEMON_STARTUP_ERROR;
+    }
+    write_pid_file(p, s);
+    if (ap_run_drop_privileges(p, s) != 0) {
+        return DAEMON_STARTUP_ERROR;
+    }
+    apr_os_sock_put(&listener, &fd, p);
+    memset(&o, 0, sizeof(o));
+    o.conf = c;
+    o.listener = listener;
+    o.stop = &daemon_stop;
+    o.drain = DRAIN_TIMEOUT;
+    o.store_wait = STORE_LOCK_WAIT;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10014)
+                 "apidestd %" APR_PID_T_FMT " starting: store %s, socket %s",
+                 getpid(), c->store_spec, sockname);
+    rv = ad_daemon_run(p, &o, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10015)
+                     "apidestd cannot run: %s", err ? err : "unknown error");
+        return DAEMON_STARTUP_ERROR;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10016)
+                 "apidestd %" APR_PID_T_FMT " stopped", getpid());
+    return 0;
+}
+
+/* ---- in the master -------------------------------------------------------- */
+
+static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc);
+
+static int mpm_stopping(void)
+{
+    int state;
+    return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS
+           || state == AP_MPMQ_STOPPING;
+}
+
+static void daemon_maint(int reason, void *data, apr_wait_t status)
+{
+    apr_proc_t *proc = data;
+
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+        apr_proc_other_child_unregister(data);
+        if (mpm_stopping()) {
+            break;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == DAEMON_STARTUP_ERROR) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, root_server, ADLOGNO(10017)
+                         "apidestd failed to start; not restarting it (ingest answers 503)");
+            break;
+        }
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, root_server, ADLOGNO(10018)
+                     "apidestd (pid %" APR_PID_T_FMT ") died, restarting it", proc->pid);
+        daemon_start(root_pool, root_server, proc);
+        break;
+    case APR_OC_REASON_LOST:
+        apr_proc_other_child_unregister(data);
+        daemon_start(root_pool, root_server, proc);
+        break;
+    case APR_OC_REASON_RESTART:
+        apr_proc_other_child_unregister(data);
+        break;
+    case APR_OC_REASON_UNREGISTER:
+        /* pconf is going away (restart or stop): ask the daemon to finish;
+         * APR_KILL_AFTER_TIMEOUT sends SIGKILL 3 s later if it has not. */
+        kill(proc->pid, SIGTERM);
+        break;
+    }
+}
+
+static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10019)
+                     "cannot fork apidestd");
+        return DECLINED;
+    }
+    if (pid == 0) {
+        apr_pool_t *dp;
+        apr_pool_create(&dp, p);
+        apr_pool_tag(dp, "apidestd");
+        exit(daemon_main(dp, s));
+    }
+    proc->pid = pid;
+    proc->in = proc->out = proc->err = NULL;
+    apr_pool_note_subprocess(p, proc, APR_KILL_AFTER_TIMEOUT);
+    apr_proc_other_child_register(proc, daemon_maint, proc, NULL, p);
+    return OK;
+}
+
+int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
+{
+    apr_proc_t *proc;
+    struct sockaddr_un sa;
+
+    sockname = ap_runtime_dir_relative(pconf,
+        apr_psprintf(pconf, "apidest.%" APR_PID_T_FMT ".sock", getpid()));
+    pidfile = ap_runtime_dir_relative(pconf, PID_FILE);
+    if (!sockname || strlen(sockname) >= sizeof(sa.sun_path)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ADLOGNO(10020)
+                     "apidestd socket path '%s' is too long: shorten DefaultRuntimeDir",
+                     sockname ? sockname : "");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK; /* the dry-run pass at startup starts nothing */
+    }
+    root_server = s;
+    root_pool = pconf;
+    proc = apr_pcalloc(pconf, sizeof(*proc));
+    return daemon_start(pconf, s, proc);
+}
+
+pid_t apidest_daemon_pid(apr_pool_t *p, int *alive)
+{
+    char buf[32];
+    apr_file_t *f;
+    apr_size_t n = sizeof(buf) - 1;
+    pid_t pid = 0;
+
+    *alive = 0;
+    if (!pidfile || apr_file_open(&f, pidfile, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+        return 0;
+    }
+    if (apr_file_read(f, buf, &n) == APR_SUCCESS) {
+        buf[n] = '\0';
+        pid = (pid_t)atoi(buf);
+    }
+    apr_file_close(f);
+    *alive = pid > 0 && kill(pid, 0) == 0;
+    return pid;
+}
+
+/* ---- in the children -------------------------------------------------------- */
+
+static apr_status_t close_fd(void *data)
+{
+    close((int)(long)data);
+    return APR_SUCCESS;
+}
+
+/* Retries for a while: the daemon is briefly away while the master
+ * restarts it. */
+static int connect_daemon(request_rec *r, int *fd_out)
+{
+    struct sockaddr_un sa;
+    apr_interval_time_t backoff = apr_time_from_msec(25);
+    int attempt;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    apr_cpystrn(sa.sun_path, sockname, sizeof(sa.sun_path));
+    for (attempt = 1; attempt <= CONNECT_ATTEMPTS; attempt++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            break;
+        }
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            apr_pool_cleanup_register(r->pool, (void *)(long)fd, close_fd,
+                                      apr_pool_cleanup_null);
+            *fd_out = fd;
+            return 1;
+        }
+        close(fd);
+        if (errno != ECONNREFUSED && errno != ENOENT && errno != EAGAIN) {
+            break;
+        }
+        apr_sleep(backoff);
+        if (backoff < apr_time_from_msec(500)) {
+            backoff *= 2;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r, ADLOGNO(10021)
+                  "cannot reach apidestd at %s", sockname);
+    return 0;
+}
+
+apidest_store_result_t apidest_daemon_store(request_rec *r,
+                                            const apr_array_header_t *blobs)
+{
+    apr_socket_t *s = NULL;
+    char *buf, *payload;
+    const char *text;
+    apr_size_t len, text_len;
+    apr_uint32_t type, status;
+    apr_status_t rv;
+    int fd;
+
+    if (ad_wire_pack_blobs(r->pool, blobs, &buf, &len) != APR_SUCCESS) {
+        return APIDEST_STORE_REFUSED;
+    }
+    if (!connect_daemon(r, &fd)) {
+        return APIDEST_STORE_UNREACHABLE;
+    }
+    apr_os_sock_put(&s, &fd, r->pool);
+    apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
+    if ((rv = ad_wire_send(s, AD_MSG_STORE, buf, len)) != APR_SUCCESS
+        || (rv = ad_wire_recv(s, r->pool, &type, &payload, &len)) != APR_SUCCESS
+        || type != AD_MSG_STORE_ACK
+        || ad_wire_unpack_reply(payload, len, &status, &text, &text_len) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ADLOGNO(10022)
+                      "no acknowledgement from apidestd: records not accepted");
+        return APIDEST_STORE_UNREACHABLE;
+    }
+    if (status != AD_ACK_STORED) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ADLOGNO(10023)
+                      "apidestd refused the records: %.*s", (int)text_len, text);
+        return APIDEST_STORE_REFUSED;
+    }
+    return APIDEST_STORE_OK;
+}

@@ -1,0 +1,30 @@
+/* apidestd's life in httpd: forked by the master in post_config (as mod_cgid
+ * forks its daemon), restarted if it dies, replaced on every restart; and
+ * the socket client the children use to hand it records. */
+#ifndef MOD_APIDEST_DAEMON_H
+#define MOD_APIDEST_DAEMON_H
+
+#include <httpd.h>
+#include <apr_tables.h>
+
+/* post_config: start apidestd for this generation (not in the dry run). */
+int apidest_daemon_init(apr_pool_t *pconf, server_rec *s);
+
+typedef enum {
+    APIDEST_STORE_OK,          /* every record is stored */
+    APIDEST_STORE_REFUSED,     /* apidestd answered: nothing stored */
+    APIDEST_STORE_UNREACHABLE  /* no answer: nothing acknowledged */
+} apidest_store_result_t;
+
+/* Send the request's records (ad_blob_t) in one message and wait for the
+ * acknowledgement that they are in the store. */
+apidest_store_result_t apidest_daemon_store(request_rec *r,
+                                            const apr_array_header_t *blobs);
+
+/* The daemon's pid as it last wrote it, 0 when unknown, and whether a
+ * process with that pid is alive. For status pages. */
+pid_t apidest_daemon_pid(apr_pool_t *p, int *alive);
+
+const char *apidest_daemon_socket_path(void);
+
+#endif
