@@ -1,0 +1,285 @@
+/* PutEvents parsing, validation, envelopes and records, without httpd. */
+#include <check.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "ad_ingest.h"
+#include "ad_record.h"
+#include "ad_util.h"
+
+static apr_pool_t *pool;
+static ad_conf_t *conf;
+
+static ad_rule_t *add_rule(const char *name, const char *bus, const char *pattern,
+                           int enabled, int ntargets)
+{
+    ad_rule_t *r = apr_pcalloc(pool, sizeof(*r));
+    const char *reason = NULL;
+    int i;
+
+    r->name = name;
+    r->bus = bus;
+    r->enabled = enabled;
+    r->pattern = ad_pattern_compile(pool, pattern, strlen(pattern), &reason);
+    ck_assert_msg(r->pattern != NULL, "pattern %s: %s", pattern, reason);
+    r->targets = apr_array_make(pool, 2, sizeof(ad_target_t *));
+    for (i = 0; i < ntargets; i++) {
+        ad_target_t *t = apr_pcalloc(pool, sizeof(*t));
+        ad_destination_t *d = apr_pcalloc(pool, sizeof(*d));
+        d->name = apr_psprintf(pool, "%s-dest%d", name, i);
+        d->endpoint = apr_psprintf(pool, "https://example.com/%s/%d", name, i);
+        d->method = "PUT";
+        t->id = apr_psprintf(pool, "t%d", i);
+        t->destination = d;
+        APR_ARRAY_PUSH(r->targets, ad_target_t *) = t;
+    }
+    APR_ARRAY_PUSH(conf->rules, ad_rule_t *) = r;
+    return r;
+}
+
+static void setup(void)
+{
+    apr_pool_create(&pool, NULL);
+    conf = ad_conf_make(pool);
+    conf->account = "123456789012";
+    conf->region = "eu-west-1";
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+}
+
+static ad_ingest_t *put(const char *body)
+{
+    return ad_ingest_put_events(pool, conf, AD_INGEST_AWSJSON, body, strlen(body),
+                                apr_time_from_sec(1700000000));
+}
+
+static const ad_ingest_entry_t *entry(const ad_ingest_t *in, int i)
+{
+    return &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
+}
+
+static ad_record_t *record(const ad_ingest_t *in, int i)
+{
+    const ad_blob_t *b = &APR_ARRAY_IDX(in->records, i, ad_blob_t);
+    ad_record_t *r;
+    ck_assert_int_eq(ad_record_decode(pool, b->data, b->len, &r), APR_SUCCESS);
+    return r;
+}
+
+START_TEST(envelope_as_aws_builds_it)
+{
+    ad_ingest_t *in;
+    ad_record_t *r;
+    char *expect;
+
+    add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"Thing Done\","
+             "\"Detail\":\"{\\\"b\\\": 0.1, \\\"a\\\": [1, {\\\"x\\\": null}], \\\"s\\\": \\\"\\u00e9\\\\n\\\"}\","
+             "\"Resources\":[\"arn:1\"],\"Time\":1600000000.75}]}");
+    ck_assert_int_eq(in->status, 200);
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_ptr_nonnull(entry(in, 0)->event_id);
+    ck_assert_int_eq(in->records->nelts, 1);
+    r = record(in, 0);
+    expect = apr_psprintf(pool,
+        "{\"version\":\"0\",\"id\":\"%s\",\"detail-type\":\"Thing Done\",\"source\":\"app\","
+        "\"account\":\"123456789012\",\"time\":\"2020-09-13T12:26:40Z\",\"region\":\"eu-west-1\","
+        "\"resources\":[\"arn:1\"],\"detail\":{\"b\":0.1,\"a\":[1,{\"x\":null}],\"s\":\"\xc3\xa9\\n\"}}",
+        entry(in, 0)->event_id);
+    ck_assert_str_eq(r->body, expect);
+    ck_assert_str_eq(r->event_id, entry(in, 0)->event_id);
+    ck_assert_str_eq(r->rule, "r1");
+    ck_assert_str_eq(r->target, "t0");
+    ck_assert_str_eq(r->destination, "r1-dest0");
+    ck_assert_str_eq(r->method, "PUT");
+    ck_assert_str_eq(r->url, "https://example.com/r1/0");
+    ck_assert(r->first_seen == apr_time_from_sec(1700000000));
+}
+END_TEST
+
+START_TEST(time_forms)
+{
+    ad_ingest_t *in;
+
+    add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\","
+             "\"Time\":\"2021-02-03T04:05:06.789+01:00\"},"
+             "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+             "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\",\"Time\":\"yesterday\"}]}");
+    ck_assert_int_eq(in->records->nelts, 2);
+    ck_assert_ptr_nonnull(strstr(record(in, 0)->body, "\"time\":\"2021-02-03T03:05:06Z\""));
+    ck_assert_ptr_nonnull(strstr(record(in, 1)->body, "\"time\":\"2023-11-14T22:13:20Z\""));
+    ck_assert_int_eq(in->failed_count, 1);
+    ck_assert_str_eq(entry(in, 2)->error_code, "InvalidArgument");
+    ck_assert_ptr_nonnull(strstr(record(in, 1)->body, "\"resources\":[]"));
+}
+END_TEST
+
+START_TEST(per_entry_errors)
+{
+    ad_ingest_t *in = put("{\"Entries\":["
+        "{\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+        "{\"Source\":\"s\",\"DetailType\":\"\",\"Detail\":\"{}\"},"
+        "{\"Source\":\"s\",\"DetailType\":\"d\"},"
+        "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"[]\"},"
+        "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"NotJSON\"},"
+        "{\"Source\":\"aws.ec2\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+        "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}");
+
+    ck_assert_int_eq(in->status, 200);
+    ck_assert_int_eq(in->entries->nelts, 7);
+    ck_assert_int_eq(in->failed_count, 6);
+    ck_assert_str_eq(entry(in, 0)->error_code, "InvalidArgument");
+    ck_assert_str_eq(entry(in, 0)->error_message,
+                     "Parameter Source is not valid. Reason: Source is a required argument.");
+    ck_assert_str_eq(entry(in, 1)->error_message,
+                     "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
+    ck_assert_str_eq(entry(in, 2)->error_message,
+                     "Parameter Detail is not valid. Reason: Detail is a required argument.");
+    ck_assert_str_eq(entry(in, 3)->error_code, "MalformedDetail");
+    ck_assert_str_eq(entry(in, 3)->error_message, "Detail is malformed.");
+    ck_assert_str_eq(entry(in, 4)->error_code, "MalformedDetail");
+    ck_assert_str_eq(entry(in, 5)->error_code, "NotAuthorizedForSourceException");
+    ck_assert_ptr_nonnull(entry(in, 6)->event_id);
+}
+END_TEST
+
+START_TEST(whole_request_errors)
+{
+    ad_ingest_t *in;
+    char *eleven = "{\"Entries\":[";
+    int i;
+
+    in = put("not json");
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "SerializationException");
+    in = put("{}");
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "ValidationException");
+    in = put("{\"Entries\":[]}");
+    ck_assert_int_eq(in->status, 400);
+    for (i = 0; i < 11; i++) {
+        eleven = apr_pstrcat(pool, eleven, i ? "," : "",
+                             "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}", NULL);
+    }
+    in = put(apr_pstrcat(pool, eleven, "]}", NULL));
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_ptr_nonnull(strstr(in->error_message,
+                                 "Member must have length less than or equal to 10"));
+    conf->max_entry_size = 1024;
+    in = put(apr_psprintf(pool, "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+                                "\"Detail\":\"{\\\"x\\\":\\\"%0900d\\\"}\","
+                                "\"Resources\":[\"%0200d\"]}]}", 0, 0));
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_message,
+                     "Total size of the entries in the request is over the limit.");
+}
+END_TEST
+
+START_TEST(routing)
+{
+    ad_ingest_t *in;
+
+    add_rule("two", "default", "{\"source\":[\"app\"]}", 1, 2);
+    add_rule("off", "default", "{\"source\":[\"app\"]}", 0, 1);
+    add_rule("other-bus", "orders", "{\"source\":[\"app\"]}", 1, 1);
+    add_rule("nomatch", "default", "{\"source\":[\"zzz\"]}", 1, 1);
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}");
+    ck_assert_int_eq(in->records->nelts, 2);
+    ck_assert_str_eq(record(in, 0)->target, "t0");
+    ck_assert_str_eq(record(in, 1)->target, "t1");
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\","
+             "\"EventBusName\":\"arn:aws:events:eu-west-1:123456789012:event-bus/orders\"}]}");
+    ck_assert_int_eq(in->records->nelts, 1);
+    ck_assert_str_eq(record(in, 0)->rule, "other-bus");
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\","
+             "\"EventBusName\":\"no-such-bus\"}]}");
+    ck_assert_int_eq(in->records->nelts, 0);
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_ptr_nonnull(entry(in, 0)->event_id);
+}
+END_TEST
+
+START_TEST(plain_json_single_entry)
+{
+    const char *body = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
+    ad_ingest_t *in = ad_ingest_put_events(pool, conf, AD_INGEST_PLAIN_JSON, body,
+                                           strlen(body), apr_time_now());
+    ck_assert_int_eq(in->status, 200);
+    ck_assert_int_eq(in->entries->nelts, 1);
+    in = ad_ingest_put_events(pool, conf, AD_INGEST_AWSJSON, body, strlen(body),
+                              apr_time_now());
+    ck_assert_int_eq(in->status, 400);
+}
+END_TEST
+
+START_TEST(response_shape)
+{
+    ad_ingest_t *in = put("{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"x\"}]}");
+    apr_size_t len;
+    char *out = ad_ingest_response(pool, in, &len);
+    char *expect = apr_psprintf(pool, "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"%s\"},"
+                                "{\"ErrorCode\":\"MalformedDetail\",\"ErrorMessage\":\"Detail is malformed.\"}]}",
+                                entry(in, 0)->event_id);
+    ck_assert_str_eq(out, expect);
+    ck_assert_uint_eq(len, strlen(expect));
+    ad_ingest_fail_all(in, "InternalFailure", "Internal Service Failure");
+    ck_assert_int_eq(in->failed_count, 2);
+    ck_assert_str_eq(entry(in, 0)->error_code, "InternalFailure");
+}
+END_TEST
+
+START_TEST(json_numbers_shortest)
+{
+    json_t *v = json_pack("[f,f,f,f,f,I]", 0.1, 1.0, 1e300, -2.5e-7, 123456.789,
+                          (json_int_t)-9223372036854775807LL);
+    ck_assert_str_eq(ad_json_dump(pool, v, NULL),
+                     "[0.1,1.0,1e+300,-2.5e-07,123456.789,-9223372036854775807]");
+    json_decref(v);
+}
+END_TEST
+
+START_TEST(uuid_v4)
+{
+    char id[AD_UUID_LEN + 1];
+    ad_uuid4(id);
+    ck_assert_uint_eq(strlen(id), 36);
+    ck_assert_int_eq(id[14], '4');
+    ck_assert(strchr("89ab", id[19]) != NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ingest");
+    TCase *tc = tcase_create("put_events");
+    SRunner *sr;
+    int failed;
+
+    apr_initialize();
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, envelope_as_aws_builds_it);
+    tcase_add_test(tc, time_forms);
+    tcase_add_test(tc, per_entry_errors);
+    tcase_add_test(tc, whole_request_errors);
+    tcase_add_test(tc, routing);
+    tcase_add_test(tc, plain_json_single_entry);
+    tcase_add_test(tc, response_shape);
+    tcase_add_test(tc, json_numbers_shortest);
+    tcase_add_test(tc, uuid_v4);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    apr_terminate();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
