@@ -57,6 +57,7 @@ typedef struct commit_t {
     ad_store_item_t *items;    /* their keys, set by the core */
     int done;
     apr_uint32_t status;
+    const char *why;           /* static text when status is failed */
     struct commit_t *next;
 } commit_t;
 
@@ -231,11 +232,11 @@ static int commit_one(ad_daemon_t *d, apr_pool_t *p, commit_t *c,
 
     *written = items;
     if (rv != APR_SUCCESS) {
+        c->why = rv == APR_ENOSPC && d->store->max_item
+                     ? "a record exceeds the DBM driver's item limit"
+                     : "the store refused the write (disk full or damaged?)";
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00101)
-                      "storing %d record(s) failed%s", c->blobs->nelts,
-                      rv == APR_ENOSPC && d->store->max_item
-                          ? ": a record exceeds the DBM driver's item limit"
-                          : "");
+                      "storing %d record(s) failed: %s", c->blobs->nelts, c->why);
         delete_keys(d, items, c->blobs->nelts);
         c->status = AD_ACK_FAILED;
         return 0;
@@ -285,6 +286,7 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
         if (!ok && c->status == AD_ACK_STORED) {
             delete_keys(d, c->items, c->blobs->nelts);
             c->status = AD_ACK_FAILED;
+            c->why = "the store could not commit the batch";
         }
         enqueue_committed(d, c, c->items, now);
     }
@@ -666,15 +668,18 @@ typedef struct conn_t {
     apr_socket_t *sock;
 } conn_t;
 
-static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs)
+static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs,
+                                    const char **why)
 {
     commit_t c;
 
     memset(&c, 0, sizeof(c));
     c.blobs = blobs;
+    *why = "stored";
     apr_thread_mutex_lock(d->mu);
     if (d->core_exit) {
         apr_thread_mutex_unlock(d->mu);
+        *why = "apidestd is stopping";
         return AD_ACK_FAILED;
     }
     *d->commits_tail = &c;
@@ -684,6 +689,9 @@ static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs)
         apr_thread_cond_wait(d->done_cv, d->mu);
     }
     apr_thread_mutex_unlock(d->mu);
+    if (c.status != AD_ACK_STORED) {
+        *why = c.why;
+    }
     return c.status;
 }
 
@@ -700,14 +708,16 @@ static apr_status_t reply(conn_t *cn, apr_uint32_t type, apr_uint32_t status,
 static apr_status_t handle_store(conn_t *cn, const char *payload, apr_size_t len)
 {
     apr_array_header_t *blobs;
-    apr_uint32_t status;
+    apr_uint32_t status = AD_ACK_STORED;
+    const char *why = "stored";
 
     if (ad_wire_unpack_blobs(cn->pool, payload, len, &blobs) != APR_SUCCESS) {
         return reply(cn, AD_MSG_STORE_ACK, AD_ACK_FAILED, "malformed STORE message");
     }
-    status = blobs->nelts ? commit_and_wait(cn->d, blobs) : AD_ACK_STORED;
-    return reply(cn, AD_MSG_STORE_ACK, status,
-                 status == AD_ACK_STORED ? "stored" : "store failed");
+    if (blobs->nelts) {
+        status = commit_and_wait(cn->d, blobs, &why);
+    }
+    return reply(cn, AD_MSG_STORE_ACK, status, why);
 }
 
 static void *APR_THREAD_FUNC conn_task(apr_thread_t *thread, void *data)

@@ -166,7 +166,7 @@ static json_t *envelope_make(const ingest_ctx_t *x, const char *id,
     return ev;
 }
 
-static void add_record(ingest_ctx_t *x, const ad_rule_t *rule,
+static void add_record(ingest_ctx_t *x, int entry, const ad_rule_t *rule,
                        const ad_target_t *t, const char *id,
                        const char *body, apr_size_t body_len)
 {
@@ -184,6 +184,7 @@ static void add_record(ingest_ctx_t *x, const ad_rule_t *rule,
     r->body = body;
     r->body_len = body_len;
     b = apr_array_push(x->in->records);
+    b->entry = entry;
     if (ad_record_encode(x->p, r, &b->data, &b->len) != APR_SUCCESS) {
         /* Only a body over AD_RECORD_MAX_SIZE fails; the entry-size limit
          * keeps requests far below it, so this is a config of 8 MiB+. */
@@ -191,8 +192,8 @@ static void add_record(ingest_ctx_t *x, const ad_rule_t *rule,
     }
 }
 
-static int route_event(ingest_ctx_t *x, const char *bus, const char *id,
-                       json_t *ev)
+static int route_event(ingest_ctx_t *x, int entry, const char *bus,
+                       const char *id, json_t *ev)
 {
     const char *body = NULL;
     apr_size_t body_len = 0;
@@ -209,8 +210,9 @@ static int route_event(ingest_ctx_t *x, const char *bus, const char *id,
             body = ad_json_dump(x->p, ev, &body_len);
         }
         for (j = 0; j < rule->targets->nelts; j++) {
-            add_record(x, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
-                       id, body, body_len);
+            add_record(x, entry, rule,
+                       APR_ARRAY_IDX(rule->targets, j, ad_target_t *), id, body,
+                       body_len);
             records++;
         }
     }
@@ -274,7 +276,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     ad_uuid4(id);
     e->event_id = apr_pstrdup(x->p, id);
     ev = envelope_make(x, e->event_id, entry, t, resources, detail);
-    route_event(x, bus_name(entry), e->event_id, ev);
+    route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, ev);
     json_decref(ev);
 }
 
@@ -356,6 +358,42 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
     json_decref(single);
     json_decref(root);
     return x.in;
+}
+
+int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item,
+                            const char *store_kind)
+{
+    apr_array_header_t *kept;
+    int i, failed = 0;
+
+    if (!max_item) {
+        return 0;
+    }
+    for (i = 0; i < in->records->nelts; i++) {
+        const ad_blob_t *b = &APR_ARRAY_IDX(in->records, i, ad_blob_t);
+        ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, b->entry, ad_ingest_entry_t);
+        if (b->len > max_item && e->event_id) {
+            e->event_id = NULL;
+            e->error_code = "InternalFailure";
+            e->error_message = apr_psprintf(in->entries->pool,
+                "Internal Service Failure: the event needs %" APR_SIZE_T_FMT
+                " bytes in the store, over the %s limit of %" APR_SIZE_T_FMT
+                " bytes per record (use a gdbm store)", b->len, store_kind, max_item);
+            in->failed_count++;
+            failed++;
+        }
+    }
+    kept = apr_array_make(in->records->pool, in->records->nelts, sizeof(ad_blob_t));
+    for (i = 0; failed && i < in->records->nelts; i++) {
+        const ad_blob_t *b = &APR_ARRAY_IDX(in->records, i, ad_blob_t);
+        if (APR_ARRAY_IDX(in->entries, b->entry, ad_ingest_entry_t).event_id) {
+            *(ad_blob_t *)apr_array_push(kept) = *b;
+        }
+    }
+    if (failed) {
+        in->records = kept;
+    }
+    return failed;
 }
 
 void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg)

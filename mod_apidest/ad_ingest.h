@@ -19,6 +19,7 @@ typedef struct ad_ingest_entry_t {
 typedef struct ad_blob_t {
     char *data;
     apr_size_t len;
+    int entry;                 /* index of the entry it came from */
 } ad_blob_t;
 
 typedef struct ad_ingest_t {
@@ -45,6 +46,13 @@ char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len);
 /* Mark every entry that got an EventId as failed with InternalFailure (the
  * records could not all be stored); used for per-entry failure reporting. */
 void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg);
+
+/* Fail every entry with a record larger than max_item bytes (a store's
+ * per-item limit, e.g. sdbm's) and drop all of that entry's records, so
+ * nothing of it is stored and nothing is truncated. Returns how many entries
+ * failed. */
+int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item,
+                            const char *store_kind);
 
 /* AWS JSON error body {"__type": type, "message": msg}. */
 char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg,

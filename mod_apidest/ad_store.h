@@ -46,8 +46,14 @@ apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec,
                                  const char **driver, const char **path,
                                  const char **err);
 
+/* Longest key the daemon uses for a queued record. */
+#define AD_STORE_KEY_MAX 32
+
 /* Largest key+value a driver takes (sdbm: 1008 bytes), 0 = no small limit. */
 apr_size_t ad_store_driver_max_item(const char *driver);
+
+/* Largest record value a driver takes, keys accounted for; 0 = no limit. */
+apr_size_t ad_store_driver_max_record(const char *driver);
 
 /* Open (creating) the store; the lock file <path>.lock keeps two daemon
  * generations from opening it together: waits up to wait for it. */

@@ -63,6 +63,12 @@ apr_size_t ad_store_driver_max_item(const char *driver)
     return !strcmp(driver, "sdbm") ? SDBM_MAX_ITEM : 0;
 }
 
+apr_size_t ad_store_driver_max_record(const char *driver)
+{
+    apr_size_t max = ad_store_driver_max_item(driver);
+    return max ? max - AD_STORE_KEY_MAX : 0;
+}
+
 static apr_status_t dbm_put(ad_store_t *s, const ad_store_item_t *items, int n)
 {
     dbm_store_t *d = s->impl;

@@ -14,6 +14,7 @@
 #include "mod_apidest_status.h"
 #include "ad_ingest.h"
 #include "ad_record.h"
+#include "ad_store.h"
 #include "ad_log.h"
 #include "ad_util.h"
 
@@ -178,6 +179,8 @@ static int ingest_handler(request_rec *r)
     if (in->status != HTTP_OK) {
         return send_aws_error(r, in->status, in->error_type, in->error_message);
     }
+    ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver),
+                            c->store_driver);
     if (in->records->nelts && (rc = store_records(r, in)) != OK) {
         return send_aws_error(r, rc, "ServiceUnavailable",
                               "The event store is not reachable; nothing was accepted. Retry.");

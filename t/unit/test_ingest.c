@@ -237,6 +237,26 @@ START_TEST(response_shape)
 }
 END_TEST
 
+START_TEST(store_item_limit_fails_whole_entry)
+{
+    ad_ingest_t *in;
+
+    add_rule("two", "default", "{\"source\":[\"app\"]}", 1, 2);
+    in = put(apr_psprintf(pool, "{\"Entries\":["
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{\\\"big\\\":\\\"%0800d\\\"}\"},"
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}", 0));
+    ck_assert_int_eq(in->records->nelts, 4);
+    ck_assert_int_eq(ad_ingest_limit_records(in, 700, "sdbm"), 1);
+    ck_assert_int_eq(in->failed_count, 1);
+    ck_assert_str_eq(entry(in, 0)->error_code, "InternalFailure");
+    ck_assert_ptr_nonnull(strstr(entry(in, 0)->error_message, "sdbm limit of 700 bytes"));
+    ck_assert_ptr_nonnull(entry(in, 1)->event_id);
+    ck_assert_int_eq(in->records->nelts, 2);
+    ck_assert_int_eq(APR_ARRAY_IDX(in->records, 0, ad_blob_t).entry, 1);
+    ck_assert_int_eq(ad_ingest_limit_records(in, 0, "gdbm"), 0);
+}
+END_TEST
+
 START_TEST(json_numbers_shortest)
 {
     json_t *v = json_pack("[f,f,f,f,f,I]", 0.1, 1.0, 1e300, -2.5e-7, 123456.789,
@@ -273,6 +293,7 @@ int main(void)
     tcase_add_test(tc, routing);
     tcase_add_test(tc, plain_json_single_entry);
     tcase_add_test(tc, response_shape);
+    tcase_add_test(tc, store_item_limit_fails_whole_entry);
     tcase_add_test(tc, json_numbers_shortest);
     tcase_add_test(tc, uuid_v4);
     suite_add_tcase(s, tc);
