@@ -86,7 +86,7 @@ static apr_interval_time_t parse_retry_after(const char *v)
     }
     secs = strtol(v, &end, 10);
     if (end != v && (*end == '\0' || isspace((unsigned char)*end))) {
-        return secs < 0 ? -1 : apr_time_from_sec(secs);
+        return secs < 0 ? -2 : apr_time_from_sec(secs); /* < 0: stop retrying */
     }
     when = apr_date_parse_http(v);
     if (when == APR_DATE_BAD) {

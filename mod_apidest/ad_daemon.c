@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <signal.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
@@ -29,10 +30,12 @@
 #include "ad_wire.h"
 #include "ad_http.h"
 #include "ad_maint.h"
+#include "ad_admin.h"
 #include "ad_log.h"
 #include "ad_util.h"
 
 #define KEY_PREFIX_QUEUE "q"
+#define KEY_PREFIX_DLQ "d"
 #define KEY_PREFIX_BAD "x"
 #define KEY_COMMIT "m/commit"
 #define KEY_LEN 25 /* "q" + 16 hex batch + 8 hex index */
@@ -61,6 +64,19 @@ typedef struct commit_t {
     struct commit_t *next;
 } commit_t;
 
+/* An admin request waiting for the core (the store's only user). */
+typedef struct admin_t {
+    apr_pool_t *pool;          /* the connection's; the core allocates the
+                                  reply there while the connection waits */
+    const char *req;
+    apr_size_t req_len;
+    int status;
+    char *reply;
+    apr_size_t reply_len;
+    int done;
+    struct admin_t *next;
+} admin_t;
+
 typedef struct ad_daemon_t ad_daemon_t;
 
 typedef struct worker_t worker_t;
@@ -70,6 +86,7 @@ typedef struct job_t {
     worker_t *worker;
     qent_t ent;
     ad_record_t *rec;
+    const ad_target_t *target;  /* NULL when the config lost it */
     int plain_target;           /* API Gateway semantics, not a destination */
     ad_http_request_t req;
     ad_http_error_t error;
@@ -98,6 +115,7 @@ struct ad_daemon_t {
     apr_thread_cond_t *done_cv;  /* a commit round finished */
     commit_t *commits, **commits_tail;
     job_t *outcomes, **outcomes_tail;
+    admin_t *admins, **admins_tail;
     int stopping;                /* no new work: under mu */
     int core_exit;               /* core drains and exits: under mu */
     /* core thread only */
@@ -105,7 +123,9 @@ struct ad_daemon_t {
     apr_uint64_t batch;
     int in_flight;
     apr_time_t next_tick;
-    apr_uint64_t pending, delivered, retried;
+    apr_uint64_t pending, delivered, retried, dead_lettered, dropped;
+    int dlq_count;
+    apr_time_t started;
     worker_t *workers;
     int nworkers;
     apr_thread_t *core;
@@ -297,6 +317,244 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
     d->batch++;
 }
 
+/* ---- outcomes (core thread) ---------------------------------------------- */
+
+static int is_success(const job_t *j)
+{
+    return j->error == AD_HTTP_OK && j->status >= 200 && j->status < 300;
+}
+
+/* EventBridge's retry rules: API destinations retry 401, 407, 409, 429 and
+ * 5xx; plain HTTP targets (API Gateway semantics) only 429 and 5xx; both
+ * retry timeouts and connection errors. A refused address or a request that
+ * cannot be formed never gets better. */
+static int is_retryable(const job_t *j)
+{
+    int s = j->status;
+
+    switch (j->error) {
+    case AD_HTTP_TIMEOUT:
+    case AD_HTTP_CONNECT:
+    case AD_HTTP_FAILED:
+        return 1;
+    case AD_HTTP_REFUSED:
+    case AD_HTTP_INVALID:
+        return 0;
+    case AD_HTTP_OK:
+        break;
+    }
+    if (s == 429 || (s >= 500 && s < 600)) {
+        return 1;
+    }
+    return !j->plain_target && (s == 401 || s == 407 || s == 409);
+}
+
+/* EventBridge's ERROR_CODE values (eventbridge-semantics.md section 7). */
+static const char *error_code_of(const job_t *j)
+{
+    switch (j->error) {
+    case AD_HTTP_OK:
+        return j->status == 429 ? "THROTTLING" : "ERROR_FROM_TARGET";
+    case AD_HTTP_TIMEOUT:
+        return "TIMEOUT";
+    case AD_HTTP_CONNECT:
+        return "CONNECTION_FAILURE";
+    case AD_HTTP_REFUSED:
+        return "NO_PERMISSIONS";
+    case AD_HTTP_INVALID:
+        return "INVALID_PARAMETER";
+    default:
+        return "SDK_CLIENT_ERROR";
+    }
+}
+
+static const char *error_message_of(apr_pool_t *p, const job_t *j)
+{
+    if (j->error == AD_HTTP_OK) {
+        return apr_psprintf(p, "The target answered HTTP status %d", j->status);
+    }
+    if (j->error == AD_HTTP_TIMEOUT) {
+        return apr_psprintf(p, "The target did not answer within %d seconds",
+                            j->req.timeout_ms / 1000);
+    }
+    return apr_pstrcat(p, "Unable to invoke the target: ", j->message, NULL);
+}
+
+/* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)),
+ * at least MIN_RETRY_DELAY; a Retry-After asks for more, within the cap. */
+static apr_interval_time_t backoff(const ad_daemon_t *d, apr_uint32_t attempts,
+                                   apr_interval_time_t retry_after)
+{
+    apr_interval_time_t cap = apr_time_from_sec(d->c->backoff_cap_sec);
+    apr_interval_time_t ceiling = apr_time_from_sec(d->c->backoff_base_sec);
+    apr_interval_time_t delay;
+    unsigned char rnd[4];
+    apr_uint32_t r;
+
+    while (attempts-- > 1 && ceiling < cap) {
+        ceiling *= 2;
+    }
+    if (ceiling > cap) {
+        ceiling = cap;
+    }
+    apr_generate_random_bytes(rnd, sizeof(rnd));
+    r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16)
+        | ((apr_uint32_t)rnd[2] << 8) | rnd[3];
+    delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));
+    if (retry_after > delay) {
+        delay = retry_after < cap ? retry_after : cap;
+    }
+    return delay < MIN_RETRY_DELAY ? MIN_RETRY_DELAY : delay;
+}
+
+static apr_time_t expiry_of(const ad_record_t *r, const ad_target_t *t)
+{
+    int age = t ? t->max_event_age_sec : AD_DEFAULT_MAX_EVENT_AGE_SEC;
+    return r->first_seen + apr_time_from_sec(age);
+}
+
+static const char *target_arn(apr_pool_t *p, const ad_daemon_t *d,
+                              const ad_record_t *r)
+{
+    if (*r->destination) {
+        return apr_psprintf(p, "arn:aws:events:%s:%s:api-destination/%s",
+                            d->c->region, d->c->account, r->destination);
+    }
+    return r->url;
+}
+
+static const char *rule_arn(apr_pool_t *p, const ad_daemon_t *d,
+                            const ad_record_t *r)
+{
+    const ad_rule_t *rule = apr_hash_get(d->c->rule_by_name, r->rule,
+                                         APR_HASH_KEY_STRING);
+    ad_rule_t gone;
+
+    if (!rule) {
+        memset(&gone, 0, sizeof(gone));
+        gone.name = r->rule;
+        rule = &gone;
+    }
+    return ad_conf_rule_arn(p, d->c, rule);
+}
+
+static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key,
+                      const ad_record_t *r)
+{
+    ad_store_item_t it;
+    char *buf;
+    apr_size_t len;
+
+    if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS) {
+        return 0;
+    }
+    it.key = key;
+    it.val = buf;
+    it.len = len;
+    return d->store->put(d->store, &it, 1) == APR_SUCCESS;
+}
+
+/* A delivery that failed for good: to the dead-letter queue in the store
+ * (the record keeps the body as it would have been sent, plus EventBridge's
+ * attributes), or dropped and counted when the target has DeadLetter off. */
+static void fail_final(ad_daemon_t *d, job_t *j, const char *key,
+                       const char *exhausted)
+{
+    ad_record_t *r = j->rec;
+    const char *dkey = apr_pstrcat(j->pool, KEY_PREFIX_DLQ, key + 1, NULL);
+    int dead_letter = j->target ? j->target->dead_letter : 1;
+
+    r->exhausted = exhausted ? exhausted : "";
+    r->failed_at = ad_now();
+    r->rule_arn = rule_arn(j->pool, d, r);
+    r->target_arn = target_arn(j->pool, d, r);
+    if (dead_letter && !put_record(d, j->pool, dkey, r)) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00109)
+                      "rule %s target %s event %s: the DLQ record could not be "
+                      "written; the record stays queued", r->rule, r->target, r->event_id);
+        return;
+    }
+    d->store->del(d->store, key);
+    d->pending--;
+    if (dead_letter) {
+        d->dead_lettered++;
+        d->dlq_count++;
+    }
+    else {
+        d->dropped++;
+    }
+    ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0, ADLOGNO(00110)
+                  "rule %s target %s event %s failed after %u attempt(s): %s (%s)%s%s; %s",
+                  r->rule, r->target, r->event_id, r->attempts, r->last_error,
+                  r->last_message, exhausted ? ", exhausted " : "",
+                  exhausted ? exhausted : "",
+                  dead_letter ? "sent to the dead-letter queue" : "dropped (DeadLetter off)");
+}
+
+static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
+{
+    ad_record_t *r = j->rec;
+    apr_time_t expiry = expiry_of(r, j->target);
+
+    r->next_due = ad_now() + backoff(d, r->attempts, j->retry_after);
+    if (r->next_due > expiry) {
+        r->next_due = expiry; /* dispatch sees it expired and dead-letters it */
+    }
+    j->ent.due = r->next_due;
+    ad_log_perror(AD_LOG_MARK, AD_LOG_DEBUG, 0, ADLOGNO(00105)
+                  "rule %s target %s event %s: attempt %u failed (%s: %s), next in %"
+                  APR_TIME_T_FMT " ms", r->rule, r->target, r->event_id, r->attempts,
+                  r->last_error, j->message, (r->next_due - ad_now()) / 1000);
+    if (!put_record(d, j->pool, key, r)) {
+        /* The stored copy keeps its old due time: it stays queued. */
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00106)
+                      "could not update record %s after a failed attempt", key);
+    }
+    d->retried++;
+    heap_push(&d->heap, &j->ent);
+}
+
+static void process_failure(ad_daemon_t *d, job_t *j, const char *key)
+{
+    ad_record_t *r = j->rec;
+    int max_retries = j->target ? j->target->retry_attempts : AD_DEFAULT_RETRY_ATTEMPTS;
+
+    r->last_status = j->error == AD_HTTP_OK ? j->status : 0;
+    r->last_error = error_code_of(j);
+    r->last_message = error_message_of(j->pool, j);
+    if (j->retry_after < -1 || !is_retryable(j)) {
+        fail_final(d, j, key, NULL);
+    }
+    else if (r->attempts > (apr_uint32_t)max_retries) {
+        fail_final(d, j, key, "MaximumRetryAttempts");
+    }
+    else {
+        reschedule(d, j, key);
+    }
+}
+
+static void process_outcome(ad_daemon_t *d, job_t *j)
+{
+    char key[KEY_LEN + 1];
+
+    key_format(key, j->ent.batch, j->ent.idx);
+    d->in_flight--;
+    j->rec->attempts++;
+    if (is_success(j)) {
+        if (d->store->del(d->store, key) != APR_SUCCESS) {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00107)
+                          "delivered record %s could not be deleted: it may be sent again",
+                          key);
+        }
+        d->pending--;
+        d->delivered++;
+    }
+    else {
+        process_failure(d, j, key);
+    }
+    apr_pool_destroy(j->pool);
+}
+
 /* ---- delivery (core side) ---------------------------------------------- */
 
 static void quarantine(ad_daemon_t *d, apr_pool_t *p, const char *key,
@@ -351,14 +609,17 @@ static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
     d->in_flight++;
 }
 
-/* A record whose target left the config stays in the store untouched (not
- * lost) and is looked at again on the next start. */
-static void target_gone(ad_daemon_t *d, const ad_record_t *r, const char *key)
+/* A record whose rule or target left the config is not lost: it goes to the
+ * dead-letter queue, where it can be redriven once the target is back. */
+static void target_gone(ad_daemon_t *d, job_t *j, const char *key)
 {
-    ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0, ADLOGNO(00104)
-                  "record %s: rule %s has no target %s any more; kept in the store",
-                  key, r->rule, r->target);
-    d->pending--;
+    ad_record_t *r = j->rec;
+
+    r->last_error = "NO_RESOURCE";
+    r->last_message = apr_psprintf(j->pool, "Rule %s has no target %s in the "
+                                   "configuration any more", r->rule, r->target);
+    r->last_status = 0;
+    fail_final(d, j, key, NULL);
 }
 
 static void dispatch_one(ad_daemon_t *d, const qent_t *e)
@@ -386,13 +647,20 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e)
         apr_pool_destroy(jp);
         return;
     }
-    if (!(t = ad_conf_find_target(d->c, j->rec->rule, j->rec->target, NULL))) {
-        target_gone(d, j->rec, key);
-        apr_pool_destroy(jp);
+    t = ad_conf_find_target(d->c, j->rec->rule, j->rec->target, NULL);
+    j->target = t;
+    if (!t) {
+        target_gone(d, j, key);
+    }
+    else if (ad_now() >= expiry_of(j->rec, t)) {
+        fail_final(d, j, key, "MaximumEventAgeInSeconds");
+    }
+    else {
+        job_request(j, t);
+        hand_to_worker(d, j, worker_for(d, t));
         return;
     }
-    job_request(j, t);
-    hand_to_worker(d, j, worker_for(d, t));
+    apr_pool_destroy(jp);
 }
 
 static void dispatch_due(ad_daemon_t *d)
@@ -404,106 +672,6 @@ static void dispatch_due(ad_daemon_t *d)
         qent_t e = heap_pop(&d->heap);
         dispatch_one(d, &e);
     }
-}
-
-static int is_success(const job_t *j)
-{
-    return j->error == AD_HTTP_OK && j->status >= 200 && j->status < 300;
-}
-
-static const char *error_code_of(const job_t *j)
-{
-    switch (j->error) {
-    case AD_HTTP_OK:
-        return "ERROR_FROM_TARGET";
-    case AD_HTTP_TIMEOUT:
-        return "TIMEOUT";
-    case AD_HTTP_CONNECT:
-    case AD_HTTP_REFUSED:
-        return "CONNECTION_FAILURE";
-    case AD_HTTP_INVALID:
-        return "INVALID_PARAMETER";
-    default:
-        return "SDK_CLIENT_ERROR";
-    }
-}
-
-/* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)),
- * at least MIN_RETRY_DELAY; a Retry-After asks for more, within the cap. */
-static apr_interval_time_t backoff(const ad_daemon_t *d, apr_uint32_t attempts,
-                                   apr_interval_time_t retry_after)
-{
-    apr_interval_time_t cap = apr_time_from_sec(d->c->backoff_cap_sec);
-    apr_interval_time_t ceiling = apr_time_from_sec(d->c->backoff_base_sec);
-    apr_interval_time_t delay;
-    unsigned char rnd[4];
-    apr_uint32_t r;
-
-    while (attempts-- > 1 && ceiling < cap) {
-        ceiling *= 2;
-    }
-    if (ceiling > cap) {
-        ceiling = cap;
-    }
-    apr_generate_random_bytes(rnd, sizeof(rnd));
-    r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16)
-        | ((apr_uint32_t)rnd[2] << 8) | rnd[3];
-    delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));
-    if (retry_after > delay) {
-        delay = retry_after < cap ? retry_after : cap;
-    }
-    return delay < MIN_RETRY_DELAY ? MIN_RETRY_DELAY : delay;
-}
-
-static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
-{
-    ad_record_t *r = j->rec;
-    ad_store_item_t it;
-    char *buf;
-    apr_size_t len;
-
-    r->attempts++;
-    r->last_status = j->status;
-    r->last_error = error_code_of(j);
-    r->next_due = ad_now() + backoff(d, r->attempts, j->retry_after);
-    j->ent.due = r->next_due;
-    ad_log_perror(AD_LOG_MARK, AD_LOG_DEBUG, 0, ADLOGNO(00105)
-                  "rule %s target %s event %s: attempt %u failed (%s: %s), next in %" APR_TIME_T_FMT " ms",
-                  r->rule, r->target, r->event_id, r->attempts, r->last_error,
-                  j->message, (r->next_due - ad_now()) / 1000);
-    if (ad_record_encode(j->pool, r, &buf, &len) == APR_SUCCESS) {
-        it.key = key;
-        it.val = buf;
-        it.len = len;
-        if (d->store->put(d->store, &it, 1) != APR_SUCCESS) {
-            /* The stored copy still has the old due time: it stays queued. */
-            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00106)
-                          "could not update record %s after a failed attempt", key);
-        }
-    }
-    d->retried++;
-    heap_push(&d->heap, &j->ent);
-}
-
-static void process_outcome(ad_daemon_t *d, job_t *j)
-{
-    char key[KEY_LEN + 1];
-
-    key_format(key, j->ent.batch, j->ent.idx);
-    d->in_flight--;
-    if (is_success(j)) {
-        if (d->store->del(d->store, key) != APR_SUCCESS) {
-            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00107)
-                          "delivered record %s could not be deleted: it may be sent again",
-                          key);
-        }
-        d->pending--;
-        d->delivered++;
-    }
-    else {
-        reschedule(d, j, key);
-    }
-    apr_pool_destroy(j->pool);
 }
 
 /* ---- worker threads ------------------------------------------------------ */
@@ -586,7 +754,7 @@ static apr_interval_time_t core_wait(const ad_daemon_t *d)
         && d->heap.v[0].due < until) {
         until = d->heap.v[0].due;
     }
-    return until > now ? until - now : 0;
+    return until > now ? ad_real_interval(until - now) : 0;
 }
 
 static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
@@ -618,6 +786,59 @@ static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits,
     apr_pool_clear(roundp);
 }
 
+static void admin_requeue(void *baton, const char *qkey, apr_time_t due)
+{
+    ad_daemon_t *d = baton;
+    qent_t e;
+
+    if (key_parse(qkey, &e.batch, &e.idx)) {
+        e.due = due;
+        heap_push(&d->heap, &e);
+        d->pending++;
+    }
+}
+
+static json_t *admin_counters(void *baton)
+{
+    ad_daemon_t *d = baton;
+
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:s,s:I,s:I}", "State", "up",
+                     "Pid", (json_int_t)getpid(), "Pending", (json_int_t)d->pending,
+                     "InFlight", (json_int_t)d->in_flight, "Delivered",
+                     (json_int_t)d->delivered, "Retried", (json_int_t)d->retried,
+                     "DeadLettered", (json_int_t)d->dead_lettered, "Dropped",
+                     (json_int_t)d->dropped, "DlqCount", d->dlq_count, "Store",
+                     d->store->kind, "StoreBytes", (json_int_t)d->store->size(d->store),
+                     "UptimeSeconds", (json_int_t)apr_time_sec(apr_time_now() - d->started));
+}
+
+static void run_admins(ad_daemon_t *d, admin_t *list)
+{
+    ad_admin_ctx_t ctx;
+    admin_t *a;
+
+    if (!list) {
+        return;
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = d->store;
+    ctx.conf = d->c;
+    ctx.requeue = admin_requeue;
+    ctx.counters = admin_counters;
+    ctx.baton = d;
+    ctx.dlq_count = &d->dlq_count;
+    for (a = list; a; a = a->next) {
+        a->status = ad_admin_execute(a->pool, &ctx, a->req, a->req_len, &a->reply,
+                                     &a->reply_len);
+    }
+    apr_thread_mutex_lock(d->mu);
+    for (a = list; a; a = a->next) {
+        a->done = 1;
+    }
+    apr_thread_cond_broadcast(d->done_cv);
+    apr_thread_mutex_unlock(d->mu);
+}
+
 static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
 {
     ad_daemon_t *d = data;
@@ -630,10 +851,11 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
     while (!exiting) {
         commit_t *commits;
         job_t *outcomes;
+        admin_t *admins;
         int stopping;
 
         apr_thread_mutex_lock(d->mu);
-        if (!d->commits && !d->outcomes && !d->core_exit) {
+        if (!d->commits && !d->outcomes && !d->admins && !d->core_exit) {
             apr_interval_time_t w = core_wait(d);
             if (w > 0) {
                 apr_thread_cond_timedwait(d->core_cv, d->mu, w);
@@ -641,15 +863,19 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
         }
         commits = d->commits;
         outcomes = d->outcomes;
+        admins = d->admins;
+        d->admins = NULL;
+        d->admins_tail = &d->admins;
         d->commits = NULL;
         d->commits_tail = &d->commits;
         d->outcomes = NULL;
         d->outcomes_tail = &d->outcomes;
         stopping = d->stopping;
-        exiting = d->core_exit && !commits && !outcomes;
+        exiting = d->core_exit && !commits && !outcomes && !admins;
         apr_thread_mutex_unlock(d->mu);
 
         core_apply(d, roundp, commits, outcomes);
+        run_admins(d, admins);
         if (!stopping) {
             dispatch_due(d);
         }
@@ -720,6 +946,34 @@ static apr_status_t handle_store(conn_t *cn, const char *payload, apr_size_t len
     return reply(cn, AD_MSG_STORE_ACK, status, why);
 }
 
+static apr_status_t handle_admin(conn_t *cn, const char *payload, apr_size_t len)
+{
+    ad_daemon_t *d = cn->d;
+    admin_t a;
+    char *buf;
+    apr_size_t blen;
+
+    memset(&a, 0, sizeof(a));
+    a.pool = cn->pool;
+    a.req = payload;
+    a.req_len = len;
+    apr_thread_mutex_lock(d->mu);
+    if (d->core_exit) {
+        apr_thread_mutex_unlock(d->mu);
+        return reply(cn, AD_MSG_ADMIN_REPLY, 503,
+                     "{\"error\":\"Unavailable\",\"message\":\"apidestd is stopping\"}");
+    }
+    *d->admins_tail = &a;
+    d->admins_tail = &a.next;
+    apr_thread_cond_signal(d->core_cv);
+    while (!a.done) {
+        apr_thread_cond_wait(d->done_cv, d->mu);
+    }
+    apr_thread_mutex_unlock(d->mu);
+    ad_wire_pack_reply(cn->pool, (apr_uint32_t)a.status, a.reply, a.reply_len, &buf, &blen);
+    return ad_wire_send(cn->sock, AD_MSG_ADMIN_REPLY, buf, blen);
+}
+
 static void *APR_THREAD_FUNC conn_task(apr_thread_t *thread, void *data)
 {
     conn_t *cn = data;
@@ -733,8 +987,11 @@ static void *APR_THREAD_FUNC conn_task(apr_thread_t *thread, void *data)
         if (type == AD_MSG_STORE) {
             rv = handle_store(cn, payload, len);
         }
+        else if (type == AD_MSG_ADMIN) {
+            rv = handle_admin(cn, payload, len);
+        }
         else {
-            rv = reply(cn, AD_MSG_ADMIN_REPLY, 501, "{\"error\":\"NotImplemented\"}");
+            rv = reply(cn, AD_MSG_ADMIN_REPLY, 400, "{\"error\":\"BadMessage\"}");
         }
         if (rv != APR_SUCCESS) {
             break;
@@ -812,6 +1069,12 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     return 0;
 }
 
+static int count_one(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    (*(int *)baton)++;
+    return 0;
+}
+
 static apr_uint64_t read_commit_marker(ad_daemon_t *d, apr_pool_t *p)
 {
     char *val;
@@ -838,6 +1101,9 @@ static apr_status_t load_queue(ad_daemon_t *d)
     l.uncommitted = apr_array_make(p, 16, sizeof(const char *));
     l.damaged = apr_array_make(p, 16, sizeof(ad_store_item_t));
     rv = d->store->iterate(d->store, p, KEY_PREFIX_QUEUE, load_one, &l);
+    if (rv == APR_SUCCESS) {
+        rv = d->store->iterate(d->store, p, KEY_PREFIX_DLQ, count_one, &d->dlq_count);
+    }
     for (i = 0; i < l.uncommitted->nelts; i++) {
         d->store->del(d->store, APR_ARRAY_IDX(l.uncommitted, i, const char *));
     }
@@ -848,8 +1114,8 @@ static apr_status_t load_queue(ad_daemon_t *d)
     d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch) + 1;
     ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0, ADLOGNO(00108)
                   "store %s:%s loaded: %" APR_UINT64_T_FMT " pending record(s), "
-                  "%d unacknowledged discarded, %d damaged set aside",
-                  d->store->kind, d->store->path, d->pending,
+                  "%d in the DLQ, %d unacknowledged discarded, %d damaged set aside",
+                  d->store->kind, d->store->path, d->pending, d->dlq_count,
                   l.uncommitted->nelts, l.damaged->nelts);
     apr_pool_destroy(p);
     return rv;
@@ -929,6 +1195,8 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
     d->c = o->conf;
     d->commits_tail = &d->commits;
     d->outcomes_tail = &d->outcomes;
+    d->admins_tail = &d->admins;
+    d->started = apr_time_now();
     if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p))
             != APR_SUCCESS
         || (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS

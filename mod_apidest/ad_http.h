@@ -33,7 +33,9 @@ typedef struct ad_http_result_t {
     ad_http_error_t error;
     int status;                     /* HTTP status, 0 without a response */
     const char *message;            /* for logs and the DLQ, never secrets */
-    apr_interval_time_t retry_after; /* -1: no usable Retry-After */
+    apr_interval_time_t retry_after; /* -1: no usable Retry-After; < -1: a
+                                        negative one (EventBridge then stops
+                                        retrying the event) */
     int reused;                     /* connection was kept alive */
 } ad_http_result_t;
 

@@ -5,9 +5,10 @@
 #include "ad_record.h"
 
 /* Layout (all integers big-endian):
- *   "ADR" version:u8 attempts:u32 first_seen:i64 next_due:i64
+ *   "ADR" version:u8 attempts:u32 first_seen:i64 next_due:i64 failed_at:i64
  *   last_status:i32 strings(event_id rule target destination method url
- *   last_error) nheaders:u32 (name value)* body crc32:u32
+ *   last_error last_message exhausted rule_arn target_arn)
+ *   nheaders:u32 (name value)* body crc32:u32
  * A string is u32 length + bytes. The CRC covers everything before it. */
 
 static const char magic[3] = {'A', 'D', 'R'};
@@ -60,12 +61,13 @@ static apr_size_t str_size(const char *s)
 
 static apr_size_t encoded_size(const ad_record_t *r)
 {
-    apr_size_t n = 3 + 1 + 4 + 8 + 8 + 4 + 4 + 4 + r->body_len + 4;
+    apr_size_t n = 3 + 1 + 4 + 8 + 8 + 8 + 4 + 4 + 4 + r->body_len + 4;
     int i;
 
     n += str_size(r->event_id) + str_size(r->rule) + str_size(r->target)
          + str_size(r->destination) + str_size(r->method) + str_size(r->url)
-         + str_size(r->last_error);
+         + str_size(r->last_error) + str_size(r->last_message)
+         + str_size(r->exhausted) + str_size(r->rule_arn) + str_size(r->target_arn);
     for (i = 0; r->headers && i < r->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(r->headers, i, ad_header_t);
         n += str_size(h->name) + str_size(h->value);
@@ -79,6 +81,7 @@ ad_record_t *ad_record_make(apr_pool_t *p)
     r->event_id = r->rule = r->target = r->destination = "";
     r->method = "POST";
     r->url = r->last_error = r->body = "";
+    r->last_message = r->exhausted = r->rule_arn = r->target_arn = "";
     r->headers = apr_array_make(p, 4, sizeof(ad_header_t));
     return r;
 }
@@ -101,6 +104,7 @@ apr_status_t ad_record_encode(apr_pool_t *p, const ad_record_t *r,
     put_u32(&w, r->attempts);
     put_u64(&w, (apr_uint64_t)r->first_seen);
     put_u64(&w, (apr_uint64_t)r->next_due);
+    put_u64(&w, (apr_uint64_t)r->failed_at);
     put_u32(&w, (apr_uint32_t)r->last_status);
     put_str(&w, r->event_id);
     put_str(&w, r->rule);
@@ -109,6 +113,10 @@ apr_status_t ad_record_encode(apr_pool_t *p, const ad_record_t *r,
     put_str(&w, r->method);
     put_str(&w, r->url);
     put_str(&w, r->last_error);
+    put_str(&w, r->last_message);
+    put_str(&w, r->exhausted);
+    put_str(&w, r->rule_arn);
+    put_str(&w, r->target_arn);
     put_u32(&w, r->headers ? (apr_uint32_t)r->headers->nelts : 0);
     for (i = 0; r->headers && i < r->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(r->headers, i, ad_header_t);
@@ -200,7 +208,7 @@ apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
     rbuf_t rb;
     ad_record_t *r;
     apr_uint32_t status;
-    apr_uint64_t first, due;
+    apr_uint64_t first, due, failed;
 
     if (!buf || !check_frame(buf, len)) {
         return APR_EINVAL;
@@ -211,16 +219,20 @@ apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
     rb.p = p;
     r = ad_record_make(p);
     if (!get_u32(&rb, &r->attempts) || !get_u64(&rb, &first)
-        || !get_u64(&rb, &due) || !get_u32(&rb, &status)
+        || !get_u64(&rb, &due) || !get_u64(&rb, &failed)
+        || !get_u32(&rb, &status)
         || !get_str(&rb, &r->event_id) || !get_str(&rb, &r->rule)
         || !get_str(&rb, &r->target) || !get_str(&rb, &r->destination)
         || !get_str(&rb, &r->method) || !get_str(&rb, &r->url)
-        || !get_str(&rb, &r->last_error) || !get_headers(&rb, r->headers)
+        || !get_str(&rb, &r->last_error) || !get_str(&rb, &r->last_message)
+        || !get_str(&rb, &r->exhausted) || !get_str(&rb, &r->rule_arn)
+        || !get_str(&rb, &r->target_arn) || !get_headers(&rb, r->headers)
         || !get_bytes(&rb, &r->body, &r->body_len) || rb.pos != rb.len) {
         return APR_EINVAL;
     }
     r->first_seen = (apr_time_t)first;
     r->next_due = (apr_time_t)due;
+    r->failed_at = (apr_time_t)failed;
     r->last_status = (int)status;
     *out = r;
     return APR_SUCCESS;

@@ -32,6 +32,12 @@ typedef struct ad_record_t {
     apr_size_t body_len;
     int last_status;          /* HTTP status of the last attempt, 0 = none */
     const char *last_error;   /* EventBridge error code of the last attempt */
+    const char *last_message; /* its text (never a secret) */
+    /* Set when the record went to the dead-letter queue: */
+    const char *exhausted;    /* MaximumRetryAttempts | MaximumEventAgeInSeconds | "" */
+    const char *rule_arn;
+    const char *target_arn;
+    apr_time_t failed_at;
 } ad_record_t;
 
 /* A record with empty strings and tables. */

@@ -327,7 +327,33 @@ char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len)
     return b.buf;
 }
 
+static double clock_rate = 1.0;
+static apr_time_t clock_base;
+
+double ad_clock_init(void)
+{
+    const char *rate = getenv("APIDEST_TEST_CLOCK_RATE");
+    const char *base = getenv("APIDEST_TEST_CLOCK_BASE");
+
+    clock_rate = 1.0;
+    if (rate && base && atof(rate) > 0) {
+        clock_rate = atof(rate);
+        clock_base = apr_time_from_sec(apr_atoi64(base));
+    }
+    return clock_rate;
+}
+
 apr_time_t ad_now(void)
 {
-    return apr_time_now();
+    apr_time_t real = apr_time_now();
+
+    if (clock_rate == 1.0) {
+        return real;
+    }
+    return clock_base + (apr_time_t)((double)(real - clock_base) * clock_rate);
+}
+
+apr_interval_time_t ad_real_interval(apr_interval_time_t clock_interval)
+{
+    return (apr_interval_time_t)((double)clock_interval / clock_rate);
 }

@@ -27,7 +27,14 @@ char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
 /* Register json_decref of v as a cleanup of p; returns v. */
 json_t *ad_json_own(apr_pool_t *p, json_t *v);
 
-/* Monotonic-enough wall clock in microseconds; a hook for tests. */
+/* The wall clock every part of mod_apidest reads. For tests only, the
+ * environment can make it run faster: APIDEST_TEST_CLOCK_RATE=N (N times
+ * real speed) from APIDEST_TEST_CLOCK_BASE (epoch seconds, the same for
+ * every process). ad_clock_init reads them once, before forking; it returns
+ * the rate (1 when the clock is real). */
+double ad_clock_init(void);
 apr_time_t ad_now(void);
+/* How long to really wait for clock_interval to pass on ad_now's clock. */
+apr_interval_time_t ad_real_interval(apr_interval_time_t clock_interval);
 
 #endif

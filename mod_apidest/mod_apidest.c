@@ -53,8 +53,15 @@ static int apidest_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                apr_pool_t *ptemp, server_rec *s)
 {
+    double rate;
+
     ad_log_set(log_to_httpd, log_enabled);
     ad_crc32(0, "", 0); /* fill its table before any thread exists */
+    if ((rate = ad_clock_init()) != 1.0) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ADLOGNO(10030)
+                     "APIDEST_TEST_CLOCK_RATE is set: the clock runs %.0f times "
+                     "faster (for tests only)", rate);
+    }
     return apidest_daemon_init(pconf, s);
 }
 

@@ -330,29 +330,47 @@ static int connect_daemon(request_rec *r, int *fd_out)
     return 0;
 }
 
+/* One request and its reply over a fresh connection. */
+static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
+                             apr_size_t len, apr_uint32_t want, apr_uint32_t *status,
+                             const char **text, apr_size_t *text_len)
+{
+    apr_socket_t *s = NULL;
+    apr_uint32_t got;
+    char *payload;
+    apr_size_t plen;
+    apr_status_t rv;
+    int fd;
+
+    if (!connect_daemon(r, &fd)) {
+        return APR_ECONNREFUSED;
+    }
+    apr_os_sock_put(&s, &fd, r->pool);
+    apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
+    if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS
+        || (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (got != want || ad_wire_unpack_reply(payload, plen, status, text, text_len) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
 apidest_store_result_t apidest_daemon_store(request_rec *r,
                                             const apr_array_header_t *blobs)
 {
-    apr_socket_t *s = NULL;
-    char *buf, *payload;
+    char *buf;
     const char *text;
     apr_size_t len, text_len;
-    apr_uint32_t type, status;
+    apr_uint32_t status;
     apr_status_t rv;
-    int fd;
 
     if (ad_wire_pack_blobs(r->pool, blobs, &buf, &len) != APR_SUCCESS) {
         return APIDEST_STORE_REFUSED;
     }
-    if (!connect_daemon(r, &fd)) {
-        return APIDEST_STORE_UNREACHABLE;
-    }
-    apr_os_sock_put(&s, &fd, r->pool);
-    apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
-    if ((rv = ad_wire_send(s, AD_MSG_STORE, buf, len)) != APR_SUCCESS
-        || (rv = ad_wire_recv(s, r->pool, &type, &payload, &len)) != APR_SUCCESS
-        || type != AD_MSG_STORE_ACK
-        || ad_wire_unpack_reply(payload, len, &status, &text, &text_len) != APR_SUCCESS) {
+    rv = exchange(r, AD_MSG_STORE, buf, len, AD_MSG_STORE_ACK, &status, &text, &text_len);
+    if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ADLOGNO(10022)
                       "no acknowledgement from apidestd: records not accepted");
         return APIDEST_STORE_UNREACHABLE;
@@ -363,4 +381,20 @@ apidest_store_result_t apidest_daemon_store(request_rec *r,
         return APIDEST_STORE_REFUSED;
     }
     return APIDEST_STORE_OK;
+}
+
+int apidest_daemon_admin(request_rec *r, const char *req, int *status,
+                         const char **reply, apr_size_t *reply_len)
+{
+    apr_uint32_t st;
+    apr_status_t rv = exchange(r, AD_MSG_ADMIN, req, strlen(req), AD_MSG_ADMIN_REPLY,
+                               &st, reply, reply_len);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ADLOGNO(10024)
+                      "admin request to apidestd failed");
+        return 0;
+    }
+    *status = (int)st;
+    return 1;
 }

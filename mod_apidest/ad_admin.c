@@ -1,0 +1,310 @@
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include "ad_admin.h"
+#include "ad_record.h"
+#include "ad_util.h"
+#include "ad_log.h"
+
+/* Redrive spreads records over time instead of releasing a flood at once. */
+#define REDRIVE_PER_SECOND 100
+
+typedef struct filter_t {
+    const char *rule;
+    const char *destination;
+    apr_time_t since;
+} filter_t;
+
+typedef struct dlq_item_t {
+    const char *id;          /* key without its prefix */
+    ad_record_t *rec;
+} dlq_item_t;
+
+typedef struct collect_t {
+    apr_pool_t *p;
+    const filter_t *f;
+    apr_array_header_t *items; /* dlq_item_t */
+} collect_t;
+
+static int reply_json(apr_pool_t *p, int status, json_t *body, char **reply,
+                      apr_size_t *len)
+{
+    *reply = ad_json_dump(p, body, len);
+    json_decref(body);
+    return status;
+}
+
+static int reply_error(apr_pool_t *p, int status, const char *error,
+                       const char *msg, char **reply, apr_size_t *len)
+{
+    return reply_json(p, status, json_pack("{s:s,s:s}", "error", error, "message", msg),
+                      reply, len);
+}
+
+static const char *opt_str(const json_t *req, const char *key)
+{
+    const json_t *v = json_object_get(req, key);
+    return json_is_string(v) && json_string_length(v) ? json_string_value(v) : NULL;
+}
+
+static int valid_id(const char *id)
+{
+    size_t i, n = id ? strlen(id) : 0;
+    if (n == 0 || n > AD_STORE_KEY_MAX - 2) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!strchr("0123456789abcdef", id[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* DESIGN.md section 5's shape; attributes are strings, as SQS message
+ * attributes are. RETRY_ATTEMPTS counts retries, not the first attempt. */
+static json_t *record_json(const char *id, const ad_record_t *r)
+{
+    char retries[16];
+    json_t *attrs;
+
+    snprintf(retries, sizeof(retries), "%u", r->attempts ? r->attempts - 1 : 0);
+    attrs = json_pack("{s:s,s:s,s:s,s:s,s:s}", "RULE_ARN", r->rule_arn, "TARGET_ARN",
+                      r->target_arn, "ERROR_CODE", r->last_error, "ERROR_MESSAGE",
+                      r->last_message, "RETRY_ATTEMPTS", retries);
+    if (*r->exhausted) {
+        json_object_set_new(attrs, "EXHAUSTED_RETRY_CONDITION", json_string(r->exhausted));
+    }
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I,s:I,s:s%}", "Id", id, "EventId",
+                     r->event_id, "Rule", r->rule, "Target", r->target, "Destination",
+                     r->destination, "Attributes", attrs, "LastStatus", r->last_status,
+                     "FirstSeen", (json_int_t)apr_time_sec(r->first_seen), "FailedAt",
+                     (json_int_t)apr_time_sec(r->failed_at), "Body", r->body, r->body_len);
+}
+
+static int matches(const filter_t *f, const ad_record_t *r)
+{
+    return (!f->rule || !strcmp(f->rule, r->rule))
+           && (!f->destination || !strcmp(f->destination, r->destination))
+           && (!f->since || r->failed_at >= f->since);
+}
+
+static int collect_one(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    collect_t *c = baton;
+    ad_record_t *r;
+
+    if (ad_record_decode(c->p, val, len, &r) == APR_SUCCESS && matches(c->f, r)) {
+        dlq_item_t *it = apr_array_push(c->items);
+        it->id = apr_pstrdup(c->p, key + 1);
+        it->rec = r;
+    }
+    return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const dlq_item_t *)a)->id, ((const dlq_item_t *)b)->id);
+}
+
+/* Every matching DLQ record, oldest first (ids grow with time). */
+static apr_array_header_t *collect(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f)
+{
+    collect_t c;
+
+    c.p = p;
+    c.f = f;
+    c.items = apr_array_make(p, 16, sizeof(dlq_item_t));
+    ctx->store->iterate(ctx->store, p, AD_ADMIN_DLQ_PREFIX, collect_one, &c);
+    qsort(c.items->elts, c.items->nelts, sizeof(dlq_item_t), by_id);
+    return c.items;
+}
+
+static const char *read_filter(const json_t *req, filter_t *f)
+{
+    const json_t *since = json_object_get(req, "since");
+
+    f->rule = opt_str(req, "rule");
+    f->destination = opt_str(req, "destination");
+    f->since = 0;
+    if (since && !json_is_integer(since)) {
+        return "since must be epoch seconds";
+    }
+    if (since) {
+        f->since = apr_time_from_sec(json_integer_value(since));
+    }
+    return NULL;
+}
+
+static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
+                   char **reply, apr_size_t *len)
+{
+    filter_t f;
+    const char *err = read_filter(req, &f), *after = opt_str(req, "after");
+    const json_t *lim = json_object_get(req, "limit");
+    json_int_t limit = lim ? json_integer_value(lim) : AD_ADMIN_DEFAULT_LIMIT;
+    apr_array_header_t *items;
+    json_t *out, *arr = json_array();
+    int i, n = 0;
+
+    if (err || (lim && !json_is_integer(lim)) || limit < 1 || limit > AD_ADMIN_MAX_LIMIT) {
+        json_decref(arr);
+        return reply_error(p, 400, "InvalidParameter",
+                           err ? err : "limit must be an integer from 1 to 1000", reply, len);
+    }
+    items = collect(p, ctx, &f);
+    for (i = 0; i < items->nelts && n < limit; i++) {
+        const dlq_item_t *it = &APR_ARRAY_IDX(items, i, dlq_item_t);
+        if (after && strcmp(it->id, after) <= 0) {
+            continue;
+        }
+        json_array_append_new(arr, record_json(it->id, it->rec));
+        n++;
+    }
+    out = json_pack("{s:o}", "Records", arr);
+    for (; i < items->nelts; i++) {
+        const dlq_item_t *it = &APR_ARRAY_IDX(items, i, dlq_item_t);
+        if (!after || strcmp(it->id, after) > 0) {
+            const dlq_item_t *last = &APR_ARRAY_IDX(items, i - 1, dlq_item_t);
+            json_object_set_new(out, "NextToken", json_string(last->id));
+            break;
+        }
+    }
+    return reply_json(p, 200, out, reply, len);
+}
+
+static int load_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id,
+                    ad_record_t **r)
+{
+    char *val;
+    apr_size_t vlen;
+
+    if (!valid_id(id)
+        || ctx->store->get(ctx->store, p, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL),
+                           &val, &vlen) != APR_SUCCESS) {
+        return 0;
+    }
+    return ad_record_decode(p, val, vlen, r) == APR_SUCCESS;
+}
+
+static int op_get(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
+                  char **reply, apr_size_t *len)
+{
+    const char *id = opt_str(req, "id");
+    ad_record_t *r;
+
+    if (!load_one(p, ctx, id, &r)) {
+        return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
+    }
+    return reply_json(p, 200, record_json(id, r), reply, len);
+}
+
+static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
+                     char **reply, apr_size_t *len)
+{
+    const char *id = opt_str(req, "id");
+    ad_record_t *r;
+
+    if (!load_one(p, ctx, id, &r)) {
+        return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
+    }
+    ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL));
+    (*ctx->dlq_count)--;
+    return reply_json(p, 200, json_pack("{s:s}", "Deleted", id), reply, len);
+}
+
+/* Back on the queue with a fresh attempt budget: attempts, age and the
+ * failure fields start over, as a newly ingested event's would. */
+static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id,
+                       ad_record_t *r, apr_time_t due)
+{
+    const char *qkey = apr_pstrcat(p, AD_ADMIN_QUEUE_PREFIX, id, NULL);
+    ad_store_item_t it;
+    char *buf;
+    apr_size_t len;
+
+    r->attempts = 0;
+    r->first_seen = ad_now();
+    r->next_due = due;
+    r->last_status = 0;
+    r->failed_at = 0;
+    r->last_error = r->last_message = r->exhausted = r->rule_arn = r->target_arn = "";
+    if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS) {
+        return 0;
+    }
+    it.key = qkey;
+    it.val = buf;
+    it.len = len;
+    if (ctx->store->put(ctx->store, &it, 1) != APR_SUCCESS) {
+        return 0;
+    }
+    ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL));
+    (*ctx->dlq_count)--;
+    ctx->requeue(ctx->baton, qkey, due);
+    return 1;
+}
+
+static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
+                      char **reply, apr_size_t *len)
+{
+    const char *id = opt_str(req, "id");
+    apr_time_t now = ad_now();
+    apr_array_header_t *items;
+    filter_t f;
+    const char *err;
+    ad_record_t *r;
+    int i, n = 0;
+
+    if (id) {
+        if (!load_one(p, ctx, id, &r)) {
+            return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
+        }
+        if (!redrive_one(p, ctx, id, r, now)) {
+            return reply_error(p, 500, "StoreError", "the record could not be requeued",
+                               reply, len);
+        }
+        return reply_json(p, 200, json_pack("{s:i}", "Redriven", 1), reply, len);
+    }
+    if ((err = read_filter(req, &f))) {
+        return reply_error(p, 400, "InvalidParameter", err, reply, len);
+    }
+    items = collect(p, ctx, &f);
+    for (i = 0; i < items->nelts; i++) {
+        const dlq_item_t *it = &APR_ARRAY_IDX(items, i, dlq_item_t);
+        apr_time_t due = now + (apr_time_t)i * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
+        n += redrive_one(p, ctx, it->id, it->rec, due);
+    }
+    return reply_json(p, 200, json_pack("{s:i}", "Redriven", n), reply, len);
+}
+
+int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text,
+                     apr_size_t text_len, char **reply, apr_size_t *len)
+{
+    json_error_t jerr;
+    json_t *req = ad_json_own(p, json_loadb(text, text_len, 0, &jerr));
+    const char *op = req ? opt_str(req, "op") : NULL;
+
+    if (!op) {
+        return reply_error(p, 400, "InvalidRequest", "no op", reply, len);
+    }
+    if (!strcmp(op, "dlq-list")) {
+        return op_list(p, ctx, req, reply, len);
+    }
+    if (!strcmp(op, "dlq-get")) {
+        return op_get(p, ctx, req, reply, len);
+    }
+    if (!strcmp(op, "dlq-delete")) {
+        return op_delete(p, ctx, req, reply, len);
+    }
+    if (!strcmp(op, "dlq-redrive")) {
+        return op_redrive(p, ctx, req, reply, len);
+    }
+    if (!strcmp(op, "status")) {
+        return reply_json(p, 200, ctx->counters(ctx->baton), reply, len);
+    }
+    return reply_error(p, 400, "InvalidRequest", "unknown op", reply, len);
+}

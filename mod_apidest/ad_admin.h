@@ -1,0 +1,34 @@
+/* Admin operations on the store (DLQ list/get/redrive/delete, status),
+ * executed by apidestd's core thread, the store's only user. Requests and
+ * replies are JSON; the HTTP side lives in mod_apidest_status.c. */
+#ifndef AD_ADMIN_H
+#define AD_ADMIN_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+#include "ad_conf.h"
+#include "ad_store.h"
+
+#define AD_ADMIN_DLQ_PREFIX "d"
+#define AD_ADMIN_QUEUE_PREFIX "q"
+#define AD_ADMIN_MAX_LIMIT 1000
+#define AD_ADMIN_DEFAULT_LIMIT 100
+
+typedef struct ad_admin_ctx_t {
+    ad_store_t *store;
+    const ad_conf_t *conf;
+    /* Put a record (already written under queue key qkey) on the queue. */
+    void (*requeue)(void *baton, const char *qkey, apr_time_t due);
+    /* Counters for "status" (the daemon's, as a JSON object it owns). */
+    json_t *(*counters)(void *baton);
+    void *baton;
+    int *dlq_count;           /* kept up to date by the operations */
+} ad_admin_ctx_t;
+
+/* Run one request {"op": ..., ...}; returns the HTTP status and sets *reply
+ * to the JSON text (allocated in p). */
+int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *req,
+                     apr_size_t len, char **reply, apr_size_t *reply_len);
+
+#endif
