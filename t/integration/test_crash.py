@@ -1,0 +1,124 @@
+"""kill -9 and restarts under load: every entry that got an EventId arrives
+at least once; nothing arrives that was not accepted. Counts are of distinct
+event ids answered 2xx by the sink (delivery is at-least-once)."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from harness import destination, entry, rule
+
+CONF_EXTRA = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
+SOURCE = "com.example.crash"
+
+
+def _conf(sink, sync="off"):
+    return CONF_EXTRA + "ApiDestStoreSync %s\n" % sync + destination("hooks", sink.url("/d")) + rule(
+        "r1", {"source": [SOURCE]}, [("t1", "hooks")])
+
+
+def _delivered(sink):
+    return {json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200}
+
+
+def _seen(sink):
+    return {json.loads(r["body"])["id"] for r in sink.snapshot()}
+
+
+class Producer:
+    """Threads posting batches of 10 entries until stopped or `total` sent;
+    records the EventIds that were accepted (200 with an EventId)."""
+
+    def __init__(self, server, total=None, threads=4, deadline=60.0):
+        self.server = server
+        self.total = total
+        self.accepted = set()
+        self.errors = 0
+        self.sent = 0
+        self.lock = threading.Lock()
+        self.stop_flag = threading.Event()
+        self.deadline = time.time() + deadline
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _next_batch(self):
+        with self.lock:
+            if self.stop_flag.is_set() or time.time() > self.deadline:
+                return None
+            if self.total is not None and self.sent >= self.total:
+                return None
+            n = 10 if self.total is None else min(10, self.total - self.sent)
+            start = self.sent
+            self.sent += n
+        return [entry(SOURCE, "Crash", {"n": start + i}) for i in range(n)]
+
+    def _run(self, k):
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                status, _, resp = self.server.put_events(batch)
+            except OSError:
+                status, resp = 0, None
+            with self.lock:
+                if status == 200 and resp:
+                    self.accepted.update(e["EventId"] for e in resp["Entries"] if "EventId" in e)
+                else:
+                    self.errors += 1
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def join(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def _wait_all(sink, want, timeout):
+    ok = sink.wait_until(lambda reqs: want <= _delivered(sink), timeout)
+    missing = want - _delivered(sink)
+    assert ok and not missing, "%d accepted events never arrived, e.g. %s" % (
+        len(missing), sorted(missing)[:5])
+
+
+def test_1000_pending_survive_kill9_of_every_process(server, sink):
+    sink.set_default(503)
+    server.start(_conf(sink))
+    p = Producer(server, total=1000).start()
+    for t in p.threads:
+        t.join(120)
+    assert len(p.accepted) == 1000 and p.errors == 0
+    server.kill9_all()
+    sink.set_default(200)
+    server.start()
+    _wait_all(sink, p.accepted, timeout=60)
+    assert _seen(sink) <= p.accepted, "an event arrived that was never accepted"
+
+
+@pytest.mark.parametrize("sync", ["off", "on"])
+def test_kill9_during_heavy_ingest(server, sink, sync):
+    server.start(_conf(sink, sync))
+    p = Producer(server, threads=6).start()
+    time.sleep(1.5)
+    server.kill9_all()
+    p.join()
+    assert len(p.accepted) > 100, "the load did not get going (%d)" % len(p.accepted)
+    server.start()
+    _wait_all(sink, p.accepted, timeout=60)
+
+
+def test_graceful_restarts_under_load(server, sink):
+    server.start(_conf(sink))
+    p = Producer(server, threads=4).start()
+    for _ in range(3):
+        time.sleep(0.7)
+        server.graceful()
+    time.sleep(0.5)
+    p.join()
+    assert len(p.accepted) > 100
+    _wait_all(sink, p.accepted, timeout=60)

@@ -1,0 +1,221 @@
+"""Nothing lost, EventBridge's way: retries as EventBridge classifies them,
+RetryAttempts and MaximumEventAge, the dead-letter queue with its
+attributes, and the DLQ admin API (list, get, redrive, delete)."""
+
+import json
+import os
+import time
+
+from harness import assert_put_ok, destination, entry
+from sink import Response
+
+FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
+
+
+def _rule(name, pattern, targets):
+    """targets: (id, destination, extra lines) triples."""
+    body = "".join("    <ApiDestTarget %s>\n        Destination %s\n%s\n    </ApiDestTarget>\n"
+                   % (t, d, extra) for t, d, extra in targets)
+    return "\n<ApiDestRule %s>\n    EventPattern '%s'\n%s</ApiDestRule>\n" % (
+        name, json.dumps(pattern), body)
+
+
+def _conf(sink, target_extra="", target="t1"):
+    return FAST + destination("hooks", sink.url("/d")) + _rule(
+        "r1", {"source": ["com.example.dlq"]}, [(target, "hooks", target_extra)])
+
+
+def _put(server, n=1, tag="x"):
+    ids = []
+    for i in range(n):
+        status, hdrs, resp = server.put_events([entry("com.example.dlq", "D", {"tag": tag, "i": i})])
+        ids += assert_put_ok(status, hdrs, resp, 1)
+    return ids
+
+
+def _admin(server, method, path):
+    status, hdrs, data = server.request(method, "/apidest" + path)
+    assert hdrs.get("content-type", "").startswith("application/json"), (status, data)
+    return status, json.loads(data.decode("utf-8"))
+
+
+def _dlq(server, query=""):
+    status, body = _admin(server, "GET", "/dlq" + query)
+    assert status == 200, body
+    return body
+
+
+def _wait_dlq(server, n, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        recs = _dlq(server)["Records"]
+        if len(recs) >= n:
+            return recs
+        time.sleep(0.1)
+    raise AssertionError("DLQ did not reach %d records: %s" % (n, _dlq(server)))
+
+
+def _attempts(sink, event_id):
+    return [r for r in sink.snapshot() if json.loads(r["body"])["id"] == event_id]
+
+
+def test_500_500_200_delivered_on_third_attempt(server, sink):
+    sink.respond([500, 500, 200])
+    server.start(_conf(sink))
+    [eid] = _put(server)
+    assert sink.wait_for(3, timeout=15)
+    time.sleep(1.5)
+    tries = _attempts(sink, eid)
+    assert [r["status"] for r in tries] == [500, 500, 200]
+    assert len({r["body"] for r in tries}) == 1, "every attempt sends the same body"
+    assert _dlq(server)["Records"] == []
+    _, status = _admin(server, "GET", "/status")
+    assert status["Daemon"]["Delivered"] == 1 and status["Daemon"]["Pending"] == 0
+
+
+def test_400_one_attempt_then_dlq_with_attributes(server, sink):
+    sink.set_default(400)
+    server.start(_conf(sink))
+    [eid] = _put(server)
+    [rec] = _wait_dlq(server, 1)
+    time.sleep(1.0)
+    assert len(_attempts(sink, eid)) == 1, "a 400 is not retried"
+    a = rec["Attributes"]
+    assert rec["EventId"] == eid and rec["Rule"] == "r1" and rec["Target"] == "t1"
+    assert rec["Destination"] == "hooks" and rec["LastStatus"] == 400
+    assert a["RULE_ARN"] == "arn:aws:events:us-east-1:000000000000:rule/r1"
+    assert a["TARGET_ARN"] == "arn:aws:events:us-east-1:000000000000:api-destination/hooks"
+    assert a["ERROR_CODE"] == "ERROR_FROM_TARGET"
+    assert "400" in a["ERROR_MESSAGE"]
+    assert a["RETRY_ATTEMPTS"] == "0"
+    assert "EXHAUSTED_RETRY_CONDITION" not in a, "a non-retryable failure exhausts nothing"
+    assert json.loads(rec["Body"]) == json.loads(_attempts(sink, eid)[0]["body"])
+    assert rec["FailedAt"] >= rec["FirstSeen"] > 0
+    # get one by id
+    status, one = _admin(server, "GET", "/dlq/" + rec["Id"])
+    assert status == 200 and one == rec
+
+
+def test_retry_attempts_2_always_503(server, sink):
+    sink.set_default(503)
+    server.start(_conf(sink, target_extra="RetryAttempts 2"))
+    [eid] = _put(server)
+    [rec] = _wait_dlq(server, 1)
+    time.sleep(2.5)  # no further attempt may come
+    assert [r["status"] for r in _attempts(sink, eid)] == [503, 503, 503]
+    assert rec["Attributes"]["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
+    assert rec["Attributes"]["RETRY_ATTEMPTS"] == "2"
+    assert rec["LastStatus"] == 503
+
+
+def test_maximum_event_age_with_a_fast_clock(server, sink, monkeypatch):
+    # 60 clock seconds pass in one real second; attempts keep failing with
+    # 503 well within the retry budget, so age is what ends them.
+    monkeypatch.setenv("APIDEST_TEST_CLOCK_RATE", "60")
+    monkeypatch.setenv("APIDEST_TEST_CLOCK_BASE", str(int(time.time())))
+    sink.set_default(503)
+    server.start(_conf(sink, target_extra="MaximumEventAge 60"))
+    t0 = time.time()
+    [eid] = _put(server)
+    [rec] = _wait_dlq(server, 1, timeout=15)
+    assert time.time() - t0 < 10
+    assert rec["Attributes"]["EXHAUSTED_RETRY_CONDITION"] == "MaximumEventAgeInSeconds"
+    assert 58 <= rec["FailedAt"] - rec["FirstSeen"] <= 75
+    assert 1 < len(_attempts(sink, eid)) < 186
+    assert "clock runs 60 times faster" in server.log_text()
+
+
+def test_retry_after_is_honoured(server, sink):
+    sink.respond([Response(503, headers={"Retry-After": "2"}), 200])
+    server.start(_conf(sink))
+    [eid] = _put(server)
+    assert sink.wait_for(2, timeout=15)
+    first, second = _attempts(sink, eid)[:2]
+    assert second["time"] - first["time"] >= 1.9, "Retry-After: 2 asks for two seconds"
+
+
+def test_negative_retry_after_stops_retrying(server, sink):
+    sink.respond([Response(503, headers={"Retry-After": "-1"})])
+    server.start(_conf(sink))
+    [eid] = _put(server)
+    [rec] = _wait_dlq(server, 1)
+    time.sleep(2.5)
+    assert len(_attempts(sink, eid)) == 1
+    assert rec["LastStatus"] == 503
+
+
+def test_redrive_after_recovery_delivers_and_empties_the_dlq(server, sink):
+    sink.set_default(400)
+    server.start(_conf(sink))
+    ids = _put(server, 3, "redrive")
+    recs = _wait_dlq(server, 3)
+    sink.set_default(200)
+    # paging: one at a time, in id order
+    page1 = _dlq(server, "?limit=1")
+    assert len(page1["Records"]) == 1 and "NextToken" in page1
+    page2 = _dlq(server, "?limit=5&after=" + page1["NextToken"])
+    assert [r["Id"] for r in page1["Records"] + page2["Records"]] == sorted(r["Id"] for r in recs)
+    assert "NextToken" not in page2
+    # filters
+    assert _dlq(server, "?rule=nope")["Records"] == []
+    assert len(_dlq(server, "?destination=hooks")["Records"]) == 3
+    # redrive one by id, delete one, redrive the rest by filter
+    status, out = _admin(server, "POST", "/dlq/%s/redrive" % recs[0]["Id"])
+    assert status == 200 and out == {"Redriven": 1}
+    status, out = _admin(server, "DELETE", "/dlq/" + recs[1]["Id"])
+    assert status == 200
+    status, out = _admin(server, "POST", "/dlq/redrive?rule=r1")
+    assert status == 200 and out == {"Redriven": 1}
+    want = {recs[0]["EventId"], recs[2]["EventId"]}
+    assert sink.wait_until(lambda reqs: want <= {json.loads(r["body"])["id"] for r in reqs
+                                                 if r["status"] == 200}, 15)
+    assert _dlq(server)["Records"] == []
+    deleted = recs[1]["EventId"]
+    assert all(r["status"] == 400 for r in _attempts(sink, deleted))
+    assert set(ids) == {r["EventId"] for r in recs}
+    # unknown ids and bad parameters
+    assert _admin(server, "GET", "/dlq/" + recs[1]["Id"])[0] == 404
+    assert _admin(server, "GET", "/dlq/not-hex")[0] == 404
+    assert _admin(server, "GET", "/dlq?limit=0")[0] == 400
+    assert _admin(server, "GET", "/dlq?since=yesterday")[0] == 400
+
+
+def test_dead_letter_off_drops_and_counts(server, sink):
+    sink.set_default(400)
+    server.start(_conf(sink, target_extra="DeadLetter off"))
+    [eid] = _put(server)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        _, st = _admin(server, "GET", "/status")
+        if st["Daemon"].get("Dropped") == 1:
+            break
+        time.sleep(0.1)
+    assert st["Daemon"]["Dropped"] == 1 and st["Daemon"]["DeadLettered"] == 0
+    assert _dlq(server)["Records"] == []
+    assert "dropped (DeadLetter off)" in server.log_text()
+
+
+def test_target_removed_by_a_config_change_goes_to_the_dlq(server, sink):
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = _put(server, 2, "removed")
+    assert sink.wait_for(2, timeout=10)
+    # the new config has the rule, but its target t1 is gone
+    server.write_conf(_conf(sink, target="t2"))
+    server.graceful()
+    recs = _wait_dlq(server, 2)
+    assert {r["EventId"] for r in recs} == set(ids)
+    for r in recs:
+        assert r["Attributes"]["ERROR_CODE"] == "NO_RESOURCE"
+        assert "no target t1" in r["Attributes"]["ERROR_MESSAGE"]
+
+
+def test_admin_answers_while_the_daemon_is_down(server, sink):
+    blocker = os.path.join(server.root, "blocker")
+    with open(blocker, "w") as f:
+        f.write("not a directory\n")
+    server.start(_conf(sink), store="dbm:gdbm:%s/store/apidest" % blocker, wait_daemon=False)
+    status, body = _admin(server, "GET", "/status")
+    assert status == 200 and body["Daemon"]["State"] == "down"
+    status, body = _admin(server, "GET", "/dlq")
+    assert status == 503 and body["error"] == "DaemonUnavailable"
