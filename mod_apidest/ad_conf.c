@@ -7,6 +7,7 @@ ad_conf_t *ad_conf_make(apr_pool_t *p)
     ad_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     c->store_sync = 0;
+    c->store_min_free = AD_DEFAULT_STORE_MIN_FREE;
     c->account = AD_DEFAULT_ACCOUNT;
     c->region = AD_DEFAULT_REGION;
     c->workers = AD_DEFAULT_WORKERS;

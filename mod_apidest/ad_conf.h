@@ -27,6 +27,7 @@
 #define AD_DEFAULT_RATE_LIMIT 300
 #define AD_DEFAULT_RETRY_ATTEMPTS 185
 #define AD_DEFAULT_MAX_EVENT_AGE_SEC 86400
+#define AD_DEFAULT_STORE_MIN_FREE (16 * 1024 * 1024)
 
 typedef struct ad_destination_t {
     const char *name;
@@ -72,6 +73,7 @@ typedef struct ad_conf_t {
     const char *store_driver;    /* gdbm | sdbm | db | ... */
     const char *store_path;
     int store_sync;
+    apr_off_t store_min_free;    /* refuse writes below this much free disk */
     const char *account;
     const char *region;
     int workers;

@@ -126,6 +126,9 @@ struct ad_daemon_t {
     apr_uint64_t pending, delivered, retried, dead_lettered, dropped;
     int dlq_count;
     apr_time_t started;
+    apr_uint64_t churn;          /* deletes since the last compaction */
+    apr_time_t next_compact;
+    apr_time_t next_full_log;
     worker_t *workers;
     int nworkers;
     apr_thread_t *core;
@@ -207,6 +210,49 @@ static int key_parse(const char *key, apr_uint64_t *batch, apr_uint32_t *idx)
 }
 
 /* ---- commits (core thread) ---------------------------------------------- */
+
+/* gdbm left without space in the middle of an update needs gdbm_recover,
+ * which apr_dbm cannot call: so the store is never allowed to fill the
+ * disk. Writes are refused while less than ApiDestStoreMinFree would stay
+ * free. */
+static int store_has_room(ad_daemon_t *d, apr_size_t need)
+{
+    apr_off_t free_bytes = d->store->disk_free ? d->store->disk_free(d->store) : -1;
+
+    if (free_bytes < 0 || free_bytes - (apr_off_t)need * 2 >= d->c->store_min_free) {
+        return 1;
+    }
+    if (ad_now() >= d->next_full_log) {
+        d->next_full_log = ad_now() + apr_time_from_sec(10);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00111)
+                      "the store's disk has %" APR_OFF_T_FMT " bytes free, under "
+                      "ApiDestStoreMinFree (%" APR_OFF_T_FMT "): new events are refused",
+                      free_bytes, d->c->store_min_free);
+    }
+    return 0;
+}
+
+static apr_size_t commits_bytes(const commit_t *list)
+{
+    apr_size_t n = 0;
+    int i;
+
+    for (; list; list = list->next) {
+        for (i = 0; i < list->blobs->nelts; i++) {
+            n += APR_ARRAY_IDX(list->blobs, i, ad_blob_t).len + KEY_LEN;
+        }
+    }
+    return n;
+}
+
+static void refuse_all(commit_t *list, const char *why)
+{
+    for (; list; list = list->next) {
+        list->status = AD_ACK_FAILED;
+        list->why = why;
+        list->items = NULL;
+    }
+}
 
 static apr_status_t put_commit_marker(ad_daemon_t *d, apr_pool_t *p)
 {
@@ -291,6 +337,10 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
     apr_status_t rv = APR_SUCCESS;
     const char *what = "";
 
+    if (!store_has_room(d, commits_bytes(list))) {
+        refuse_all(list, "the store's disk is nearly full (see ApiDestStoreMinFree)");
+        return;
+    }
     for (c = list; c; c = c->next) {
         stored += commit_one(d, p, c, &idx, &c->items);
     }
@@ -445,7 +495,7 @@ static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key,
     char *buf;
     apr_size_t len;
 
-    if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS) {
+    if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS || !store_has_room(d, len)) {
         return 0;
     }
     it.key = key;
@@ -475,6 +525,7 @@ static void fail_final(ad_daemon_t *d, job_t *j, const char *key,
         return;
     }
     d->store->del(d->store, key);
+    d->churn++;
     d->pending--;
     if (dead_letter) {
         d->dead_lettered++;
@@ -548,6 +599,7 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
         }
         d->pending--;
         d->delivered++;
+        d->churn++;
     }
     else {
         process_failure(d, j, key);
@@ -630,14 +682,22 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e)
     char *val;
     apr_size_t len;
     const ad_target_t *t;
+    apr_status_t rv;
 
     key_format(key, e->batch, e->idx);
     apr_pool_create_unmanaged_ex(&jp, NULL, NULL);
     j = apr_pcalloc(jp, sizeof(*j));
     j->pool = jp;
     j->ent = *e;
-    if (d->store->get(d->store, jp, key, &val, &len) != APR_SUCCESS) {
-        d->pending--; /* deleted meanwhile */
+    if ((rv = d->store->get(d->store, jp, key, &val, &len)) != APR_SUCCESS) {
+        if (APR_STATUS_IS_NOTFOUND(rv)) {
+            d->pending--; /* deleted meanwhile (redriven, admin) */
+        }
+        else {
+            /* The store is unwell: the record is still in it, try later. */
+            j->ent.due = ad_now() + apr_time_from_sec(1);
+            heap_push(&d->heap, &j->ent);
+        }
         apr_pool_destroy(jp);
         return;
     }
@@ -757,10 +817,41 @@ static apr_interval_time_t core_wait(const ad_daemon_t *d)
     return until > now ? ad_real_interval(until - now) : 0;
 }
 
+/* Deleted records leave space a DBM file never gives back; rewrite it when
+ * most of it is garbage. The core is busy meanwhile, but only for the copy of
+ * the live records, which is then small compared with the file. */
+static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
+{
+    apr_off_t before = d->store->size(d->store);
+    apr_uint64_t live = d->pending + (apr_uint64_t)d->dlq_count;
+    apr_time_t t0 = apr_time_now();
+    apr_status_t rv;
+
+    if (!d->store->compact || before < 64 * 1024 || d->churn < 2 * live + 64
+        || t0 < d->next_compact) {
+        return;
+    }
+    rv = d->store->compact(d->store, p);
+    if (APR_STATUS_IS_ENOTIMPL(rv)) {
+        d->next_compact = t0 + apr_time_from_sec(3600);
+        return;
+    }
+    d->next_compact = t0 + apr_time_from_sec(rv == APR_SUCCESS ? 10 : 60);
+    if (rv == APR_SUCCESS) {
+        d->churn = 0;
+    }
+    ad_log_perror(AD_LOG_MARK, rv == APR_SUCCESS ? AD_LOG_INFO : AD_LOG_ERR, rv,
+                  ADLOGNO(00112) "store compaction %s: %" APR_OFF_T_FMT " -> %"
+                  APR_OFF_T_FMT " bytes, %" APR_UINT64_T_FMT " live records, %"
+                  APR_TIME_T_FMT " ms", rv == APR_SUCCESS ? "done" : "failed", before,
+                  d->store->size(d->store), live, (apr_time_now() - t0) / 1000);
+}
+
 static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
 {
     apr_time_t now = ad_now();
 
+    maybe_compact(d, tickp);
     ad_maint_run_hooks(tickp, now);
     apr_pool_clear(tickp);
     d->next_tick = now + apr_time_from_sec(d->c->maint_interval_sec);

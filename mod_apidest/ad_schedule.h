@@ -23,7 +23,8 @@ ad_schedule_t *ad_schedule_parse(apr_pool_t *p, const char *expr,
  * minute. A rate() fires at anchor + k * period for integer k >= 1, where
  * anchor (e.g. the rule's creation time) is truncated to the minute.
  * Returns 0 when there is no further fire time (cron year range exhausted,
- * or beyond what apr_time_t can hold). Thread-safe; never allocates. */
+ * or beyond what apr_time_t can hold); hence 1970-01-01T00:00:00Z itself
+ * is never returned. Thread-safe; never allocates. */
 apr_time_t ad_schedule_next(const ad_schedule_t *s, apr_time_t anchor,
                             apr_time_t after);
 

@@ -34,6 +34,12 @@ struct ad_store_t {
     /* Make everything written so far durable against power loss. */
     apr_status_t (*sync)(ad_store_t *s);
     apr_off_t (*size)(ad_store_t *s);
+    /* Bytes free on the store's file system (-1 when unknown). */
+    apr_off_t (*disk_free)(ad_store_t *s);
+    /* Rewrite the store without the space deleted records left behind;
+     * APR_ENOTIMPL for backends that cannot. The store stays usable (and
+     * unchanged) when it fails. */
+    apr_status_t (*compact)(ad_store_t *s, apr_pool_t *p);
     /* Largest key+value the backend can hold, 0 = no limit below
      * AD_RECORD_MAX_SIZE. */
     apr_size_t max_item;

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <sys/statvfs.h>
 
 #include <apr_strings.h>
 #include <apr_dbm.h>
@@ -10,12 +12,18 @@
 #include "ad_store.h"
 #include "ad_log.h"
 
+/* apr_dbm's gdbm driver reports gdbm_errno GDBM_ITEM_NOT_FOUND (15) this way
+ * when a deleted key is absent. */
+#define GDBM_ITEM_NOT_FOUND_RV (APR_OS_START_USERERR + 15)
+
 /* sdbm's PAIRMAX: key and value together must fit one 1024-byte page. */
 #define SDBM_MAX_ITEM 1008
 
 typedef struct {
     apr_pool_t *p;
-    apr_dbm_t *db;
+    apr_pool_t *dbp;     /* the open DBM's pool, replaced on reopen */
+    apr_dbm_t *db;       /* NULL while a reopen is pending */
+    apr_time_t next_reopen;
     const char *driver;
     const char *path;
     const char *file1;   /* the DBM's files, for fsync and size */
@@ -69,11 +77,69 @@ apr_size_t ad_store_driver_max_record(const char *driver)
     return max ? max - AD_STORE_KEY_MAX : 0;
 }
 
+static apr_status_t open_db(dbm_store_t *d)
+{
+    apr_status_t rv;
+
+    apr_pool_create(&d->dbp, d->p);
+    rv = apr_dbm_open_ex(&d->db, d->driver, d->path, APR_DBM_RWCREATE,
+                         APR_FPROT_UREAD | APR_FPROT_UWRITE, d->dbp);
+    if (rv != APR_SUCCESS) {
+        d->db = NULL;
+        apr_pool_destroy(d->dbp);
+        d->dbp = NULL;
+    }
+    return rv;
+}
+
+/* After a failed write (a full disk, say) gdbm refuses everything until it
+ * is opened again; what it wrote before is intact. Reopen, at most once a
+ * second, so the store works again once space is back. */
+static void note_failure(dbm_store_t *d, apr_status_t rv, const char *op)
+{
+    char ebuf[200];
+    int err = 0;
+
+    if (d->db) {
+        apr_dbm_geterror(d->db, &err, ebuf, sizeof(ebuf));
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00120)
+                      "DBM %s of %s failed: %s; reopening the store", op, d->path, ebuf);
+        apr_dbm_close(d->db);
+        d->db = NULL;
+        apr_pool_destroy(d->dbp);
+        d->dbp = NULL;
+    }
+}
+
+static int ensure_open(dbm_store_t *d)
+{
+    apr_status_t rv;
+
+    if (d->db) {
+        return 1;
+    }
+    if (apr_time_now() < d->next_reopen) {
+        return 0;
+    }
+    d->next_reopen = apr_time_now() + apr_time_from_sec(1);
+    if ((rv = open_db(d)) != APR_SUCCESS) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00121)
+                      "cannot reopen the store %s; will retry", d->path);
+        return 0;
+    }
+    ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0, ADLOGNO(00122)
+                  "store %s reopened", d->path);
+    return 1;
+}
+
 static apr_status_t dbm_put(ad_store_t *s, const ad_store_item_t *items, int n)
 {
     dbm_store_t *d = s->impl;
     int i;
 
+    if (!ensure_open(d)) {
+        return APR_EGENERAL;
+    }
     for (i = 0; i < n; i++) {
         apr_datum_t k, v;
         apr_status_t rv;
@@ -85,6 +151,7 @@ static apr_status_t dbm_put(ad_store_t *s, const ad_store_item_t *items, int n)
             return APR_ENOSPC;
         }
         if ((rv = apr_dbm_store(d->db, k, v)) != APR_SUCCESS) {
+            note_failure(d, rv, "write");
             return rv;
         }
     }
@@ -98,9 +165,13 @@ static apr_status_t dbm_get(ad_store_t *s, apr_pool_t *p, const char *key,
     apr_datum_t k, v;
     apr_status_t rv;
 
+    if (!ensure_open(d)) {
+        return APR_EGENERAL;
+    }
     k.dptr = (char *)key;
     k.dsize = strlen(key);
     if ((rv = apr_dbm_fetch(d->db, k, &v)) != APR_SUCCESS) {
+        note_failure(d, rv, "read");
         return rv;
     }
     if (!v.dptr) {
@@ -116,10 +187,21 @@ static apr_status_t dbm_del(ad_store_t *s, const char *key)
 {
     dbm_store_t *d = s->impl;
     apr_datum_t k;
+    apr_status_t rv;
 
+    if (!ensure_open(d)) {
+        return APR_EGENERAL;
+    }
     k.dptr = (char *)key;
     k.dsize = strlen(key);
-    return apr_dbm_delete(d->db, k);
+    /* A key that is not there is not an error: the goal is its absence. */
+    rv = apr_dbm_delete(d->db, k);
+    if (rv == APR_SUCCESS || rv == GDBM_ITEM_NOT_FOUND_RV
+        || (strcmp(d->driver, "gdbm") && !apr_dbm_exists(d->db, k))) {
+        return APR_SUCCESS;
+    }
+    note_failure(d, rv, "delete");
+    return rv;
 }
 
 static apr_status_t dbm_iterate(ad_store_t *s, apr_pool_t *p, const char *prefix,
@@ -131,6 +213,9 @@ static apr_status_t dbm_iterate(ad_store_t *s, apr_pool_t *p, const char *prefix
     apr_status_t rv;
     apr_pool_t *iterp;
 
+    if (!ensure_open(d)) {
+        return APR_EGENERAL;
+    }
     apr_pool_create(&iterp, p);
     rv = apr_dbm_firstkey(d->db, &k);
     while (rv == APR_SUCCESS && k.dptr) {
@@ -194,6 +279,90 @@ static apr_off_t dbm_size(ad_store_t *s)
     return file_size(d->p, d->file1) + file_size(d->p, d->file2);
 }
 
+static apr_off_t dbm_disk_free(ad_store_t *s)
+{
+    dbm_store_t *d = s->impl;
+    struct statvfs sv;
+    char *dir = apr_pstrdup(d->p, d->path), *slash = strrchr(dir, '/');
+
+    if (slash) {
+        *slash = '\0';
+    }
+    if (statvfs(slash && *dir ? dir : "/", &sv) != 0) {
+        return -1;
+    }
+    return (apr_off_t)sv.f_bavail * (apr_off_t)sv.f_frsize;
+}
+
+typedef struct copy_t {
+    apr_dbm_t *to;
+    apr_status_t rv;
+    apr_size_t n;
+} copy_t;
+
+static int copy_one(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    copy_t *c = baton;
+    apr_datum_t k, v;
+
+    k.dptr = (char *)key;
+    k.dsize = strlen(key);
+    v.dptr = (char *)val;
+    v.dsize = len;
+    c->rv = apr_dbm_store(c->to, k, v);
+    c->n++;
+    return c->rv != APR_SUCCESS;
+}
+
+/* Copy every live key into a fresh file, make it durable, and rename it over
+ * the old one: a crash leaves either the old file or the complete new one.
+ * Single-file drivers only (gdbm); sdbm's two files cannot be swapped at
+ * once. */
+static apr_status_t dbm_compact(ad_store_t *s, apr_pool_t *p)
+{
+    dbm_store_t *d = s->impl;
+    const char *tmp = apr_pstrcat(p, d->path, ".compact", NULL);
+    apr_pool_t *cp;
+    copy_t c;
+    apr_status_t rv;
+
+    if (d->file2 || !ensure_open(d)) {
+        return d->file2 ? APR_ENOTIMPL : APR_EGENERAL;
+    }
+    apr_pool_create(&cp, p);
+    unlink(tmp);
+    memset(&c, 0, sizeof(c));
+    rv = apr_dbm_open_ex(&c.to, d->driver, tmp, APR_DBM_RWCREATE,
+                         APR_FPROT_UREAD | APR_FPROT_UWRITE, cp);
+    if (rv == APR_SUCCESS) {
+        rv = dbm_iterate(s, cp, "", copy_one, &c);
+        if (rv == APR_SUCCESS) {
+            rv = c.rv;
+        }
+        apr_dbm_close(c.to);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = fsync_path(tmp);
+    }
+    if (rv != APR_SUCCESS) {
+        unlink(tmp);
+        apr_pool_destroy(cp);
+        return rv;
+    }
+    apr_dbm_close(d->db);
+    d->db = NULL;
+    apr_pool_destroy(d->dbp);
+    d->dbp = NULL;
+    if (rename(tmp, d->path) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        unlink(tmp);
+    }
+    d->next_reopen = 0;
+    ensure_open(d);
+    apr_pool_destroy(cp);
+    return rv;
+}
+
 static apr_status_t take_lock(apr_pool_t *p, const char *path,
                               apr_interval_time_t wait, apr_file_t **lock)
 {
@@ -221,8 +390,7 @@ static apr_status_t open_dbm(dbm_store_t *d, apr_time_t until)
     /* A DBM that another process still holds answers "busy" at once;
      * wait for the previous daemon generation to let go. */
     for (;;) {
-        rv = apr_dbm_open_ex(&d->db, d->driver, d->path, APR_DBM_RWCREATE,
-                             APR_FPROT_UREAD | APR_FPROT_UWRITE, d->p);
+        rv = open_db(d);
         if (rv == APR_SUCCESS || apr_time_now() >= until) {
             return rv;
         }
@@ -262,6 +430,8 @@ apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
     s->iterate = dbm_iterate;
     s->sync = dbm_sync;
     s->size = dbm_size;
+    s->disk_free = dbm_disk_free;
+    s->compact = dbm_compact;
     s->max_item = ad_store_driver_max_item(driver);
     s->impl = d;
     *out = s;

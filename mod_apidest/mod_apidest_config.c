@@ -582,6 +582,30 @@ static const char *set_size(cmd_parms *cmd, const char *arg, apr_size_t lo,
     return err;
 }
 
+static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_off_t v;
+    char *end;
+
+    if (err) {
+        return err;
+    }
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || v < 0) {
+        return "ApiDestStoreMinFree must be a number of bytes, optionally with K, M or G";
+    }
+    switch (*end) {
+    case 'K': case 'k': v *= 1024; end++; break;
+    case 'M': case 'm': v *= 1024 * 1024; end++; break;
+    case 'G': case 'g': v *= 1024 * 1024 * 1024; end++; break;
+    }
+    if (*end) {
+        return "ApiDestStoreMinFree must be a number of bytes, optionally with K, M or G";
+    }
+    cmd_conf(cmd)->store_min_free = v;
+    return NULL;
+}
+
 static const char *set_max_entry_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return set_size(cmd, arg, 1024, 1048576, &cmd_conf(cmd)->max_entry_size);
@@ -608,6 +632,8 @@ const command_rec apidest_cmds[] = {
                   "the durable store, dbm:<driver>:<path>"),
     AP_INIT_FLAG("ApiDestStoreSync", set_sync, NULL, RSRC_CONF,
                  "fsync the store before acknowledging (power-loss safe)"),
+    AP_INIT_TAKE1("ApiDestStoreMinFree", set_min_free, NULL, RSRC_CONF,
+                  "free disk space below which the store refuses new records"),
     AP_INIT_TAKE1("ApiDestAccount", set_account, NULL, RSRC_CONF,
                   "12-digit account id used in ARNs and envelopes"),
     AP_INIT_TAKE1("ApiDestRegion", set_region, NULL, RSRC_CONF,

@@ -1,0 +1,108 @@
+"""The store under faults: a full disk refuses new events instead of taking
+what it cannot keep (and never damages the DBM file), and a torn record is
+detected at start, set aside and reported while the rest loads."""
+
+import json
+import os
+import subprocess
+import time
+
+from harness import destination, entry, rule
+
+CONF = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
+SOURCE = "com.example.store"
+
+
+def _conf(sink, extra=""):
+    return CONF + extra + destination("hooks", sink.url("/d")) + rule(
+        "r1", {"source": [SOURCE]}, [("t1", "hooks")])
+
+
+def _put_big(server, i):
+    status, _, resp = server.put_events([entry(SOURCE, "Big", {"i": i, "pad": "a" * 6000})])
+    assert status == 200, (status, resp)
+    e = resp["Entries"][0]
+    return e.get("EventId"), e.get("ErrorCode")
+
+
+def _delivered(sink):
+    return {json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200}
+
+
+def test_full_disk_refuses_then_recovers(server, sink):
+    mnt = os.path.join(server.root, "small")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", mnt], check=True)
+    try:
+        sink.set_default(503)
+        server.start(_conf(sink, "ApiDestStoreMinFree 256K\n"),
+                     store="dbm:gdbm:%s/store/apidest" % mnt)
+        accepted, refused = [], 0
+        for i in range(300):
+            eid, code = _put_big(server, i)
+            if eid:
+                accepted.append(eid)
+            else:
+                assert code == "InternalFailure"
+                refused += 1
+                if refused >= 5:
+                    break
+        assert refused >= 5, "the disk never filled up"
+        assert len(accepted) > 10
+        log = server.log_text()
+        assert "under ApiDestStoreMinFree" in log
+        # everything accepted is still there and arrives once the sink is back
+        sink.set_default(200)
+        assert sink.wait_until(lambda reqs: set(accepted) <= _delivered(sink), 40), \
+            "accepted events were lost after the disk filled"
+        assert _delivered(sink) <= set(accepted)
+        # compaction gives the space back: new events are accepted again
+        deadline = time.time() + 30
+        eid = None
+        while time.time() < deadline and not eid:
+            eid, _ = _put_big(server, 1000)
+            time.sleep(0.5)
+        assert eid, "the store never accepted events again after draining"
+        assert sink.wait_until(lambda reqs: eid in _delivered(sink), 15)
+        log = server.log_text()
+        assert "needs recovery" not in log and "store compaction done" in log
+    finally:
+        server.stop()
+        subprocess.run(["umount", "-l", mnt])
+
+
+def test_torn_record_is_set_aside_and_the_rest_loads(server, sink):
+    import dbm.gnu
+
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = []
+    for i in range(5):
+        status, _, resp = server.put_events([entry(SOURCE, "Torn", {"i": i})])
+        ids.append(resp["Entries"][0]["EventId"])
+    assert sink.wait_until(lambda reqs: len({json.loads(r["body"])["id"] for r in reqs}) == 5, 10)
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    db = dbm.gnu.open(path, "w")
+    keys = sorted(k for k in db.keys() if k.startswith(b"q"))
+    assert len(keys) == 5
+    victim = keys[2]
+    torn_id = None
+    raw = db[victim]
+    for i in ids:
+        if i.encode() in raw:
+            torn_id = i
+    db[victim] = raw[: len(raw) // 2]  # a write cut in half
+    db.close()
+    sink.set_default(200)
+    server.start()
+    want = set(ids) - {torn_id}
+    assert sink.wait_until(lambda reqs: want <= _delivered(sink), 20)
+    time.sleep(1.0)
+    assert torn_id not in _delivered(sink)
+    log = server.log_text()
+    assert "is damaged (torn write?)" in log and "1 damaged set aside" in log
+    server.stop()
+    db = dbm.gnu.open(path, "r")
+    assert (b"x" + victim) in db.keys(), "the damaged record is kept aside, not deleted"
+    db.close()
