@@ -1,0 +1,174 @@
+"""Ingest -> match -> deliver: the EventBridge envelope reaches the API
+destination, once per matched target, and nothing reaches it otherwise."""
+
+import json
+import time
+
+import pytest
+
+from harness import (assert_put_ok, check_envelope, destination, entry, header, rule,
+                     USER_AGENT, CONTENT_TYPE)
+
+SETTLE = 2.0      # seconds to wait before asserting that nothing (more) arrived
+DELIVER = 10.0    # seconds to wait for an expected delivery
+
+
+def _by_id(reqs):
+    out = {}
+    for r in reqs:
+        out.setdefault(json.loads(r["body"])["id"], []).append(r)
+    return out
+
+
+@pytest.mark.parametrize("ctype", ["amz", "json"])
+def test_three_entries_delivered_as_envelopes(server, sink, ctype):
+    """(a) 3 matching entries -> exactly 3 requests whose bodies are the
+    EventBridge envelopes, with account/region from the config."""
+    conf = """
+ApiDestAccount 123456789012
+ApiDestRegion eu-west-3
+ApiDestRetryBackoff 1 2
+""" + destination("hooks", sink.url("/hooks/a")) + rule(
+        "r1", {"source": ["com.example.orders"]}, [("t1", "hooks")])
+    server.start(conf)
+
+    detail = {"order": {"id": "o-1", "lines": [1, 2, 3], "paid": True, "note": None},
+              "tags": ["a", "b/c"], "count": 42, "neg": -7, "empty": {}, "none": []}
+    entries = [
+        entry("com.example.orders", "OrderPlaced", detail, Time=1700000000.75,
+              Resources=["arn:aws:s3:::bucket-1", "arn:aws:s3:::bucket-2"]),
+        entry("com.example.orders", "OrderPaid", {"order": "o-2", "amount": 1999},
+              Time="2024-02-29T23:59:58Z"),
+        entry("com.example.orders", "OrderShipped", {}),
+    ]
+    t0 = time.time()
+    status, hdrs, resp = server.put_events(entries, content_type=ctype)
+    t1 = time.time()
+    ids = assert_put_ok(status, hdrs, resp, 3)
+
+    assert sink.wait_for(3, DELIVER), "only %d of 3 delivered" % sink.count()
+    time.sleep(SETTLE)
+    reqs = sink.snapshot()
+    assert len(reqs) == 3, "expected exactly 3 requests, got %d" % len(reqs)
+    got = _by_id(reqs)
+    assert sorted(got) == sorted(ids)
+    for e, eid in zip(entries, ids):
+        assert len(got[eid]) == 1
+        check_envelope(got[eid][0], e, eid, "123456789012", "eu-west-3",
+                       t_range=(t0, t1), path="/hooks/a")
+
+
+def test_defaults_account_region_and_plain_single_entry(server, sink):
+    """Default account 000000000000 / region us-east-1; plain JSON ingest of
+    a single entry object (DESIGN 3)."""
+    conf = destination("hooks", sink.url("/in")) + rule(
+        "r1", {"source": ["com.example.single"]}, [("t1", "hooks")])
+    server.start(conf)
+    e = entry("com.example.single", "One", {"k": "v"})
+    t0 = time.time()
+    status, hdrs, resp = server.put_events(body=e, content_type="json")
+    t1 = time.time()
+    [eid] = assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(1, DELIVER)
+    time.sleep(1.0)
+    reqs = sink.snapshot()
+    assert len(reqs) == 1
+    check_envelope(reqs[0], e, eid, "000000000000", "us-east-1", t_range=(t0, t1), path="/in")
+
+
+def test_no_matching_rule_accepted_not_delivered(server, sink):
+    """(b) an entry that matches no rule: 200 with an EventId, nothing sent."""
+    conf = destination("hooks", sink.url("/hooks")) + rule(
+        "r1", {"source": ["com.example.match"]}, [("t1", "hooks")])
+    server.start(conf)
+    status, hdrs, resp = server.put_events([entry("com.example.other", "X", {"a": 1})])
+    [lost] = assert_put_ok(status, hdrs, resp, 1)
+    time.sleep(SETTLE)
+    assert sink.count() == 0, "unmatched event was delivered: %r" % sink.snapshot()
+
+    # the pipeline works: a matching event after it is delivered, and only it
+    status, hdrs, resp = server.put_events([entry("com.example.match", "X", {"a": 2})])
+    [sentinel] = assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(1, DELIVER)
+    time.sleep(1.0)
+    assert sink.event_ids() == [sentinel]
+    assert lost not in sink.event_ids()
+
+
+def test_disabled_rule_not_delivered(server, sink):
+    """(c) a rule with State DISABLED delivers nothing, even when an enabled
+    rule matches the same event."""
+    conf = (destination("off", sink.url("/disabled")) +
+            destination("on", sink.url("/enabled")) +
+            rule("r-off", {"source": ["com.example.state"]}, [("t1", "off")], state="DISABLED") +
+            rule("r-on", {"source": ["com.example.state"]}, [("t1", "on")], state="ENABLED"))
+    server.start(conf)
+    status, hdrs, resp = server.put_events([entry("com.example.state", "S", {"i": i})
+                                            for i in range(2)])
+    ids = assert_put_ok(status, hdrs, resp, 2)
+    assert sink.wait_for(2, DELIVER, path="/enabled")
+    time.sleep(SETTLE)
+    assert sink.count("/disabled") == 0, "DISABLED rule delivered"
+    assert sorted(sink.event_ids("/enabled")) == sorted(ids)
+    assert sink.count() == 2
+
+
+def test_two_targets_each_get_the_event_once(server, sink):
+    """(d) two targets on one rule (two destinations): each gets every event once."""
+    conf = (destination("d-one", sink.url("/one")) +
+            destination("d-two", sink.url("/two")) +
+            rule("r1", {"source": ["com.example.fan"]}, [("first", "d-one"), ("second", "d-two")]))
+    server.start(conf)
+    entries = [entry("com.example.fan", "Fan", {"i": i}) for i in range(2)]
+    status, hdrs, resp = server.put_events(entries)
+    ids = assert_put_ok(status, hdrs, resp, 2)
+    assert sink.wait_for(2, DELIVER, path="/one"), sink.snapshot()
+    assert sink.wait_for(2, DELIVER, path="/two"), sink.snapshot()
+    time.sleep(SETTLE)
+    assert sorted(sink.event_ids("/one")) == sorted(ids)
+    assert sorted(sink.event_ids("/two")) == sorted(ids)
+    assert sink.count() == 4
+    for r in sink.snapshot():
+        e = entries[ids.index(json.loads(r["body"])["id"])]
+        check_envelope(r, e, json.loads(r["body"])["id"], "000000000000", "us-east-1")
+
+
+def _unicode_detail(size=10 * 1024):
+    d = {
+        "greeting": "héllo wörld — ñandú, Ελληνικά, русский, 日本語, 한국어, עברית, العربية",
+        "emoji": "😀🎉🚀 👩‍👩‍👧‍👦 🇫🇷 ❤️",
+        "astral": "𝄞 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010fffd",
+        "escapes": "quote \" backslash \\ slash / tab\t newline\n",
+        "nested": {"ключ": ["значение", {"🔑": "🗝️"}], "n": 12345678901234},
+    }
+    filler, i = [], 0
+    while len(json.dumps(d, ensure_ascii=False).encode("utf-8")) < size:
+        filler.append("%05d:%s" % (i, "é😀漢" * 8))
+        d["filler"] = filler
+        i += 1
+    return d
+
+
+@pytest.mark.parametrize("outer_ascii", [True, False], ids=["escaped", "raw-utf8"])
+def test_unicode_10k_detail_round_trips(server, sink, outer_ascii):
+    """(k) one entry with a 10 KB detail full of non-ASCII and emoji arrives
+    intact (parsed compare), whether the request escapes it (\\uXXXX,
+    surrogate pairs) or sends raw UTF-8."""
+    conf = destination("hooks", sink.url("/u")) + rule(
+        "r1", {"source": ["com.example.unicode"]}, [("t1", "hooks")])
+    server.start(conf)
+    detail = _unicode_detail()
+    e = {"Source": "com.example.unicode", "DetailType": "Ünïcødé 😀",
+         "Detail": json.dumps(detail, ensure_ascii=False)}
+    assert len(e["Detail"].encode("utf-8")) >= 10 * 1024
+    status, hdrs, resp = server.put_events([e], ensure_ascii=outer_ascii)
+    [eid] = assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(1, DELIVER)
+    time.sleep(1.0)
+    [req] = sink.snapshot()
+    env = check_envelope(req, e, eid, "000000000000", "us-east-1", exact_format=False)
+    assert env["detail"] == detail
+    assert env["detail-type"] == "Ünïcødé 😀"
+    assert env["detail"]["emoji"] == detail["emoji"]
+    assert header(req, "User-Agent") == USER_AGENT
+    assert header(req, "Content-Type") == CONTENT_TYPE

@@ -1,0 +1,117 @@
+"""Nothing accepted is lost: a sink that is down, kill -9 of apidestd, kill -9
+of the whole server, graceful restart. Delivery is at-least-once, so these
+tests count distinct event ids that got a 2xx."""
+
+import json
+import time
+
+from harness import assert_put_ok, destination, entry, rule
+
+RETRY_CONF = """
+ApiDestRetryBackoff 1 2
+ApiDestMaintenanceInterval 1
+"""
+DELIVER = 25.0  # backoff cap is 2 s: every pending record is tried at least every ~3 s
+
+
+def _conf(sink):
+    return RETRY_CONF + destination("hooks", sink.url("/d")) + rule(
+        "r1", {"source": ["com.example.durable"]}, [("t1", "hooks")])
+
+
+def _put(server, n, tag):
+    ids = []
+    for i in range(n):
+        status, hdrs, resp = server.put_events([entry("com.example.durable", "D",
+                                                      {"tag": tag, "i": i})])
+        ids += assert_put_ok(status, hdrs, resp, 1)
+    return ids
+
+
+def _ids_with(reqs, statuses=None):
+    out = set()
+    for r in reqs:
+        if statuses is None or r["status"] in statuses:
+            out.add(json.loads(r["body"])["id"])
+    return out
+
+
+def _wait_delivered(sink, ids, timeout=DELIVER):
+    """Every id got a 2xx from the sink (at least once)."""
+    want = set(ids)
+    ok = sink.wait_until(lambda reqs: want <= _ids_with(reqs, {200}), timeout)
+    got = _ids_with(sink.snapshot(), {200})
+    assert ok, "not delivered within %ss: %s" % (timeout, sorted(want - got))
+    return got
+
+
+def _wait_attempted(sink, ids, timeout=15.0):
+    """Every id was tried at least once (so it is stored and pending)."""
+    want = set(ids)
+    ok = sink.wait_until(lambda reqs: want <= _ids_with(reqs), timeout)
+    assert ok, "not attempted within %ss: %s" % (timeout, sorted(want - _ids_with(sink.snapshot())))
+
+
+def test_sink_down_at_first_then_up(server, sink_factory):
+    """(e) the sink is down when events are accepted; once it comes up on the
+    same port, every accepted event arrives."""
+    sink = sink_factory(start=False)
+    server.start(_conf(sink))
+    ids = _put(server, 3, "down")
+    status, hdrs, resp = server.put_events([entry("com.example.durable", "D", {"batch": i})
+                                            for i in range(2)])
+    ids += assert_put_ok(status, hdrs, resp, 2)
+    time.sleep(2.5)  # a few connection-refused attempts
+    assert sink.count() == 0
+    sink.start()
+    got = _wait_delivered(sink, ids)
+    assert got == set(ids), "unknown ids delivered: %s" % sorted(got - set(ids))
+
+
+def test_kill9_daemon_with_pending_records(server, sink):
+    """(f) kill -9 of apidestd while records are pending (sink answers 503):
+    the master restarts it (new pid) and every accepted event arrives once the
+    sink answers 200."""
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = _put(server, 5, "kill9")
+    _wait_attempted(sink, ids)
+    old = server.kill9_daemon()
+    new = server.wait_daemon_restarted(old, timeout=10)
+    assert new != old
+    sink.set_default(200)
+    got = _wait_delivered(sink, ids)
+    assert got == set(ids)
+    # and ingest works with the new daemon
+    more = _put(server, 1, "after")
+    _wait_delivered(sink, more, timeout=10)
+
+
+def test_kill9_whole_server_with_pending_records(server, sink):
+    """kill -9 of the master, its children and apidestd with records pending;
+    a fresh start delivers every accepted event."""
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = _put(server, 4, "killall")
+    _wait_attempted(sink, ids)
+    server.kill9_all()
+    server.start()  # same config, same store, stale pid and socket files left behind
+    sink.set_default(200)
+    got = _wait_delivered(sink, ids)
+    assert got == set(ids)
+
+
+def test_graceful_restart_with_pending_records(server, sink):
+    """(g) `httpd -k graceful` with records pending: apidestd is replaced,
+    nothing is lost, everything is delivered after."""
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = _put(server, 5, "graceful")
+    _wait_attempted(sink, ids)
+    old = server.live_daemon_pid()
+    new = server.graceful(timeout=15)
+    assert new and new != old
+    sink.set_default(200)
+    more = _put(server, 2, "after-graceful")
+    got = _wait_delivered(sink, ids + more)
+    assert got == set(ids + more)

@@ -1,0 +1,117 @@
+"""(i) bad input and (j) apidestd unreachable: AWS-shaped errors, nothing
+stored or delivered for a rejected request, per-entry errors counted right."""
+
+import json
+import os
+import time
+
+import pytest
+
+from harness import (assert_aws_error, assert_put_ok, check_envelope, destination, entry,
+                     rule)
+
+SETTLE = 2.0
+DELIVER = 10.0
+UNREACHABLE_BOUND = 12.0  # seconds for a 503 when apidestd is down
+
+
+def _conf(sink, extra=""):
+    return extra + "ApiDestRetryBackoff 1 2\n" + destination("hooks", sink.url("/bad")) + rule(
+        "r1", {"source": ["com.example.input"]}, [("t1", "hooks")])
+
+
+def _sentinel(server, sink):
+    """A valid event after the bad ones is delivered, and it is the only one."""
+    status, hdrs, resp = server.put_events([entry("com.example.input", "Sentinel", {"ok": 1})])
+    [sid] = assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(1, DELIVER), "sentinel not delivered"
+    time.sleep(1.0)
+    assert sink.event_ids() == [sid], "something besides the sentinel was delivered: %r" % [
+        r["body"][:200] for r in sink.snapshot()]
+
+
+@pytest.mark.parametrize("ctype", ["amz", "json"])
+def test_body_not_json(server, sink, ctype):
+    server.start(_conf(sink))
+    for body in (b"this is not json", b'{"Entries": [{"Source": "com.example.input",',
+                 b"\xff\xfe{}"):
+        status, hdrs, resp = server.put_events(body=body, content_type=ctype)
+        assert_aws_error(status, hdrs, resp, 400, "SerializationException", server.last_raw)
+    time.sleep(SETTLE)
+    assert sink.count() == 0
+    _sentinel(server, sink)
+
+
+def test_entries_missing(server, sink):
+    server.start(_conf(sink))
+    for body in ({}, {"Foo": [{"Source": "com.example.input"}]}, {"EndpointId": "a.b"}):
+        status, hdrs, resp = server.put_events(body=body, content_type="amz")
+        assert_aws_error(status, hdrs, resp, 400, "ValidationException", server.last_raw)
+    time.sleep(SETTLE)
+    assert sink.count() == 0
+    _sentinel(server, sink)
+
+
+@pytest.mark.parametrize("ctype", ["amz", "json"])
+def test_body_over_max_request_size(server, sink, ctype):
+    server.start(_conf(sink, "ApiDestMaxRequestSize 4096\n"))
+    big = entry("com.example.input", "Big", {"pad": "x" * 6000})
+    status, hdrs, resp = server.put_events([big], content_type=ctype)
+    assert_aws_error(status, hdrs, resp, 400, "ValidationException", server.last_raw)
+    # just under the limit is fine
+    small = entry("com.example.input", "Small", {"pad": "y" * 3000})
+    status, hdrs, resp = server.put_events([small], content_type=ctype)
+    [sid] = assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(1, DELIVER)
+    time.sleep(SETTLE)
+    assert sink.event_ids() == [sid], "the oversize request was delivered"
+
+
+def test_per_entry_errors_and_valid_entries_delivered(server, sink):
+    server.start(_conf(sink))
+    good1 = entry("com.example.input", "Good", {"n": 1})
+    no_source = {"DetailType": "NoSource", "Detail": json.dumps({"n": 2})}
+    detail_array = entry("com.example.input", "BadDetail", None)
+    detail_array["Detail"] = "[]"
+    good2 = entry("com.example.input", "Good", {"n": 3})
+    detail_text = entry("com.example.input", "BadDetail", None)
+    detail_text["Detail"] = "NotJSON"
+    entries = [good1, no_source, detail_array, good2, detail_text]
+    status, hdrs, resp = server.put_events(entries)
+    assert status == 200, resp
+    assert resp["FailedEntryCount"] == 3, resp
+    es = resp["Entries"]
+    assert len(es) == 5, resp
+    assert set(es[0]) == {"EventId"} and set(es[3]) == {"EventId"}, resp
+    assert es[1] == {"ErrorCode": "InvalidArgument",
+                     "ErrorMessage": "Parameter Source is not valid. Reason: Source is a required argument."}
+    assert es[2] == {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    assert es[4] == {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    ids = [es[0]["EventId"], es[3]["EventId"]]
+    assert sink.wait_for(2, DELIVER)
+    time.sleep(SETTLE)
+    reqs = sink.snapshot()
+    assert sorted(sink.event_ids()) == sorted(ids), [r["body"][:200] for r in reqs]
+    for r in reqs:
+        rid = json.loads(r["body"])["id"]
+        check_envelope(r, good1 if rid == ids[0] else good2, rid, "000000000000", "us-east-1")
+
+
+def test_daemon_unreachable_503(server, sink):
+    """(j) apidestd cannot start (its store directory would be under a regular
+    file): PutEvents answers 503 ServiceUnavailable, never 200."""
+    blocker = os.path.join(server.root, "blocker")
+    with open(blocker, "w") as f:
+        f.write("not a directory\n")
+    store = "dbm:gdbm:%s/store/apidest" % blocker
+    server.start(_conf(sink), store=store, wait_daemon=False)
+    # The ingest side may wait a bounded while for apidestd to come (back) up
+    # before it gives up; each answer must still come within UNREACHABLE_BOUND.
+    for i, ctype in enumerate(("amz", "json")):
+        t0 = time.monotonic()
+        status, hdrs, resp = server.put_events(
+            [entry("com.example.input", "Unreachable", {"try": i})], content_type=ctype)
+        took = time.monotonic() - t0
+        assert_aws_error(status, hdrs, resp, 503, "ServiceUnavailable", server.last_raw)
+        assert took < UNREACHABLE_BOUND, "503 took %.1fs" % took
+    assert sink.count() == 0
