@@ -244,7 +244,7 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id,
     }
     ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL));
     (*ctx->dlq_count)--;
-    ctx->requeue(ctx->baton, qkey, due);
+    ctx->requeue(ctx->baton, qkey, due, r);
     return 1;
 }
 

@@ -9,6 +9,7 @@
 
 #include "ad_conf.h"
 #include "ad_store.h"
+#include "ad_record.h"
 
 #define AD_ADMIN_DLQ_PREFIX "d"
 #define AD_ADMIN_QUEUE_PREFIX "q"
@@ -19,7 +20,8 @@ typedef struct ad_admin_ctx_t {
     ad_store_t *store;
     const ad_conf_t *conf;
     /* Put a record (already written under queue key qkey) on the queue. */
-    void (*requeue)(void *baton, const char *qkey, apr_time_t due);
+    void (*requeue)(void *baton, const char *qkey, apr_time_t due,
+                    const ad_record_t *r);
     /* Counters for "status" (the daemon's, as a JSON object it owns). */
     json_t *(*counters)(void *baton);
     void *baton;

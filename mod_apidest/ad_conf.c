@@ -22,6 +22,7 @@ ad_conf_t *ad_conf_make(apr_pool_t *p)
     c->destination_by_name = apr_hash_make(p);
     c->rules = apr_array_make(p, 8, sizeof(ad_rule_t *));
     c->rule_by_name = apr_hash_make(p);
+    c->all_targets = apr_array_make(p, 8, sizeof(ad_target_t *));
     c->buses = apr_hash_make(p);
     apr_hash_set(c->buses, AD_DEFAULT_BUS, APR_HASH_KEY_STRING, "");
     return c;
@@ -59,4 +60,22 @@ const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule,
         }
     }
     return NULL;
+}
+
+void ad_conf_index_targets(ad_conf_t *c)
+{
+    int i, j;
+
+    apr_array_clear(c->all_targets);
+    for (i = 0; i < c->rules->nelts; i++) {
+        ad_rule_t *r = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
+        r->index = i;
+        for (j = 0; j < r->targets->nelts; j++) {
+            ad_target_t *t = APR_ARRAY_IDX(r->targets, j, ad_target_t *);
+            t->rule = r;
+            t->gindex = c->all_targets->nelts;
+            APR_ARRAY_PUSH(c->all_targets, ad_target_t *) = t;
+        }
+    }
+    c->ntargets = c->all_targets->nelts;
 }

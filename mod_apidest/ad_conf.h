@@ -41,8 +41,12 @@ typedef struct ad_destination_t {
     int line;
 } ad_destination_t;
 
+typedef struct ad_rule_t ad_rule_t;
+
 typedef struct ad_target_t {
     const char *id;             /* target id (name of the <ApiDestTarget>) */
+    const ad_rule_t *rule;
+    int gindex;                 /* index among all targets of all rules */
     const char *destination_name;
     ad_destination_t *destination; /* resolved in check_config; NULL for a
                                       plain HTTP target */
@@ -57,8 +61,9 @@ typedef struct ad_target_t {
     int line;
 } ad_target_t;
 
-typedef struct ad_rule_t {
+struct ad_rule_t {
     const char *name;
+    int index;                  /* position in ad_conf_t.rules */
     const char *bus;
     const char *pattern_text;   /* as written (for DescribeRule) */
     ad_pattern_t *pattern;      /* compiled once at config time */
@@ -66,7 +71,7 @@ typedef struct ad_rule_t {
     apr_array_header_t *targets; /* ad_target_t * */
     const char *file;
     int line;
-} ad_rule_t;
+};
 
 typedef struct ad_conf_t {
     const char *store_spec;      /* "dbm:<driver>:<path>" as configured */
@@ -87,6 +92,8 @@ typedef struct ad_conf_t {
     apr_array_header_t *destinations; /* ad_destination_t * */
     apr_hash_t *destination_by_name;
     apr_array_header_t *rules;        /* ad_rule_t * */
+    apr_array_header_t *all_targets;  /* ad_target_t *, by gindex */
+    int ntargets;
     apr_hash_t *rule_by_name;
     apr_hash_t *buses;                /* bus name -> "" (buses named by rules
                                          plus "default") */
@@ -99,6 +106,10 @@ ad_conf_t *ad_conf_make(apr_pool_t *p);
  * rule/<bus>/<name>. */
 const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
                              const ad_rule_t *r);
+
+/* Number every target (gindex) and link it to its rule; call once the
+ * rules are complete. */
+void ad_conf_index_targets(ad_conf_t *c);
 
 /* Look a target up by "rule/target"; NULL when the config has no such
  * target any more (e.g. after a restart with a changed config). */

@@ -48,7 +48,10 @@ typedef struct qent_t {
     apr_time_t due;
     apr_uint64_t batch;
     apr_uint32_t idx;
+    apr_uint32_t tgt;           /* ad_target_t.gindex, NO_TARGET if unknown */
 } qent_t;
+
+#define NO_TARGET 0xffffffffu
 
 typedef struct heap_t {
     qent_t *v;
@@ -93,6 +96,7 @@ typedef struct job_t {
     int status;
     const char *message;
     apr_interval_time_t retry_after;
+    int reused;
     struct job_t *next;
 } job_t;
 
@@ -127,6 +131,7 @@ struct ad_daemon_t {
     int dlq_count;
     apr_time_t started;
     apr_uint64_t churn;          /* deletes since the last compaction */
+    ad_metrics_t *m;
     apr_time_t next_compact;
     apr_time_t next_full_log;
     worker_t *workers;
@@ -207,6 +212,70 @@ static int key_parse(const char *key, apr_uint64_t *batch, apr_uint32_t *idx)
     }
     *idx = (apr_uint32_t)strtoul(key + 17, &end, 16);
     return *end == '\0';
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static const ad_target_t *target_at(const ad_daemon_t *d, apr_uint32_t tgt)
+{
+    return tgt < (apr_uint32_t)d->c->ntargets
+               ? APR_ARRAY_IDX(d->c->all_targets, tgt, ad_target_t *) : NULL;
+}
+
+static apr_uint32_t target_index(const ad_daemon_t *d, const char *rule, apr_size_t rlen,
+                                 const char *target, apr_size_t tlen)
+{
+    char r[AD_STORE_KEY_MAX * 4], t[AD_STORE_KEY_MAX * 4];
+    const ad_target_t *found;
+
+    if (rlen >= sizeof(r) || tlen >= sizeof(t)) {
+        return NO_TARGET;
+    }
+    memcpy(r, rule, rlen);
+    r[rlen] = '\0';
+    memcpy(t, target, tlen);
+    t[tlen] = '\0';
+    found = ad_conf_find_target(d->c, r, t, NULL);
+    return found ? (apr_uint32_t)found->gindex : NO_TARGET;
+}
+
+static ad_target_metrics_t *tmetrics(ad_daemon_t *d, apr_uint32_t tgt)
+{
+    return tgt < (apr_uint32_t)d->m->ntargets ? &d->m->targets[tgt] : NULL;
+}
+
+static ad_dest_metrics_t *dmetrics(ad_daemon_t *d, apr_uint32_t tgt)
+{
+    const ad_target_t *t = target_at(d, tgt);
+    return t && t->destination ? &d->m->dests[t->destination->index] : NULL;
+}
+
+/* A record entered (+1) or left (-1) the queue. */
+static void queued_add(ad_daemon_t *d, apr_uint32_t tgt, int delta)
+{
+    ad_target_metrics_t *tm = tmetrics(d, tgt);
+    ad_dest_metrics_t *dm = dmetrics(d, tgt);
+
+    d->pending += delta;
+    if (tm) {
+        ad_metric_add(&tm->queued, delta);
+    }
+    if (dm) {
+        ad_metric_add(&dm->queued, delta);
+    }
+}
+
+static void publish(ad_daemon_t *d)
+{
+    ad_daemon_metrics_t *dm = d->m->daemon;
+
+    ad_metric_set(&dm->pending, d->pending);
+    ad_metric_set(&dm->dlq, (apr_uint64_t)d->dlq_count);
+    ad_metric_set(&dm->in_flight, (apr_uint64_t)d->in_flight);
+    ad_metric_set(&dm->delivered, d->delivered);
+    ad_metric_set(&dm->retried, d->retried);
+    ad_metric_set(&dm->dead_lettered, d->dead_lettered);
+    ad_metric_set(&dm->dropped, d->dropped);
 }
 
 /* ---- commits (core thread) ---------------------------------------------- */
@@ -316,11 +385,17 @@ static void enqueue_committed(ad_daemon_t *d, const commit_t *c,
 {
     int i;
     for (i = 0; c->status == AD_ACK_STORED && i < c->blobs->nelts; i++) {
+        const ad_blob_t *b = &APR_ARRAY_IDX(c->blobs, i, ad_blob_t);
+        const char *rule, *target;
+        apr_size_t rlen, tlen;
         qent_t e;
+
         e.due = now;
+        e.tgt = ad_record_peek(b->data, b->len, &rule, &rlen, &target, &tlen)
+                    ? target_index(d, rule, rlen, target, tlen) : NO_TARGET;
         key_parse(items[i].key, &e.batch, &e.idx);
         heap_push(&d->heap, &e);
-        d->pending++;
+        queued_add(d, e.tgt, 1);
     }
 }
 
@@ -339,6 +414,7 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
 
     if (!store_has_room(d, commits_bytes(list))) {
         refuse_all(list, "the store's disk is nearly full (see ApiDestStoreMinFree)");
+        ad_metric_add(&d->m->daemon->refused_full, 1);
         return;
     }
     for (c = list; c; c = c->next) {
@@ -518,15 +594,27 @@ static void fail_final(ad_daemon_t *d, job_t *j, const char *key,
     r->failed_at = ad_now();
     r->rule_arn = rule_arn(j->pool, d, r);
     r->target_arn = target_arn(j->pool, d, r);
+    ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
+
     if (dead_letter && !put_record(d, j->pool, dkey, r)) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00109)
                       "rule %s target %s event %s: the DLQ record could not be "
                       "written; the record stays queued", r->rule, r->target, r->event_id);
+        if (tm) {
+            ad_metric_add(&tm->failed_to_dlq, 1);
+        }
+        j->ent.due = ad_now() + apr_time_from_sec(d->c->backoff_cap_sec);
+        heap_push(&d->heap, &j->ent);
         return;
     }
     d->store->del(d->store, key);
     d->churn++;
-    d->pending--;
+    queued_add(d, j->ent.tgt, -1);
+    if (tm) {
+        ad_metric_add(&tm->invocations, 1);
+        ad_metric_add(&tm->failed_invocations, 1);
+        ad_metric_add(dead_letter ? &tm->sent_to_dlq : &tm->dropped, 1);
+    }
     if (dead_letter) {
         d->dead_lettered++;
         d->dlq_count++;
@@ -584,6 +672,43 @@ static void process_failure(ad_daemon_t *d, job_t *j, const char *key)
     }
 }
 
+/* Per destination: the answer's class, connection reuse, the last error. */
+static void count_response(ad_daemon_t *d, job_t *j)
+{
+    ad_dest_metrics_t *dm = dmetrics(d, j->ent.tgt);
+    apr_uint64_t *c;
+
+    if (!dm) {
+        return;
+    }
+    ad_metric_add(&dm->in_flight, -1);
+    ad_metric_add(j->reused ? &dm->reused : &dm->connections, 1);
+    if (j->error == AD_HTTP_TIMEOUT) {
+        c = &dm->timeouts;
+    }
+    else if (j->error != AD_HTTP_OK) {
+        c = &dm->connect_errors;
+    }
+    else if (j->status >= 200 && j->status < 300) {
+        c = &dm->responses_2xx;
+    }
+    else if (j->status >= 400 && j->status < 500) {
+        c = &dm->responses_4xx;
+    }
+    else if (j->status >= 500 && j->status < 600) {
+        c = &dm->responses_5xx;
+    }
+    else {
+        c = &dm->responses_other;
+    }
+    ad_metric_add(c, 1);
+    if (!is_success(j)) {
+        ad_dest_set_error(dm, apr_psprintf(j->pool, "%s: %s", error_code_of(j),
+                                           error_message_of(j->pool, j)),
+                          apr_time_now());
+    }
+}
+
 static void process_outcome(ad_daemon_t *d, job_t *j)
 {
     char key[KEY_LEN + 1];
@@ -591,13 +716,20 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
     key_format(key, j->ent.batch, j->ent.idx);
     d->in_flight--;
     j->rec->attempts++;
+    count_response(d, j);
     if (is_success(j)) {
+        ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
         if (d->store->del(d->store, key) != APR_SUCCESS) {
             ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00107)
                           "delivered record %s could not be deleted: it may be sent again",
                           key);
         }
-        d->pending--;
+        queued_add(d, j->ent.tgt, -1);
+        if (tm) {
+            ad_metric_add(&tm->successful_attempts, 1);
+            ad_metric_add(&tm->invocations, 1);
+        }
+        ad_hist_observe(&d->m->daemon->to_success, ad_now() - j->rec->first_seen);
         d->delivered++;
         d->churn++;
     }
@@ -649,10 +781,30 @@ static int worker_for(ad_daemon_t *d, const ad_target_t *t)
     return (int)(h % (unsigned int)d->nworkers);
 }
 
+static void count_attempt(ad_daemon_t *d, const job_t *j)
+{
+    ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
+    ad_dest_metrics_t *dm = dmetrics(d, j->ent.tgt);
+
+    if (tm) {
+        ad_metric_add(&tm->attempts, 1);
+        if (j->rec->attempts) {
+            ad_metric_add(&tm->retry_attempts, 1);
+        }
+    }
+    if (dm) {
+        ad_metric_add(&dm->in_flight, 1);
+    }
+    if (!j->rec->attempts) {
+        ad_hist_observe(&d->m->daemon->to_first_attempt, ad_now() - j->rec->first_seen);
+    }
+}
+
 static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
 {
     worker_t *wk = &d->workers[w];
 
+    count_attempt(d, j);
     apr_thread_mutex_lock(d->mu);
     j->next = wk->inbox;
     wk->inbox = j;
@@ -691,7 +843,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e)
     j->ent = *e;
     if ((rv = d->store->get(d->store, jp, key, &val, &len)) != APR_SUCCESS) {
         if (APR_STATUS_IS_NOTFOUND(rv)) {
-            d->pending--; /* deleted meanwhile (redriven, admin) */
+            queued_add(d, e->tgt, -1); /* deleted meanwhile */
         }
         else {
             /* The store is unwell: the record is still in it, try later. */
@@ -703,7 +855,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e)
     }
     if (ad_record_decode(jp, val, len, &j->rec) != APR_SUCCESS) {
         quarantine(d, jp, key, val, len);
-        d->pending--;
+        queued_add(d, e->tgt, -1);
         apr_pool_destroy(jp);
         return;
     }
@@ -746,6 +898,7 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
     j->status = res->status;
     j->message = apr_pstrdup(j->pool, res->message ? res->message : "");
     j->retry_after = res->retry_after;
+    j->reused = res->reused;
     j->next = NULL;
     apr_thread_mutex_lock(d->mu);
     *d->outcomes_tail = j;
@@ -852,6 +1005,8 @@ static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
     apr_time_t now = ad_now();
 
     maybe_compact(d, tickp);
+    ad_metric_set(&d->m->daemon->store_bytes, (apr_uint64_t)d->store->size(d->store));
+    d->m->daemon->heartbeat = apr_time_sec(apr_time_now());
     ad_maint_run_hooks(tickp, now);
     apr_pool_clear(tickp);
     d->next_tick = now + apr_time_from_sec(d->c->maint_interval_sec);
@@ -877,15 +1032,17 @@ static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits,
     apr_pool_clear(roundp);
 }
 
-static void admin_requeue(void *baton, const char *qkey, apr_time_t due)
+static void admin_requeue(void *baton, const char *qkey, apr_time_t due,
+                          const ad_record_t *r)
 {
     ad_daemon_t *d = baton;
     qent_t e;
 
     if (key_parse(qkey, &e.batch, &e.idx)) {
         e.due = due;
+        e.tgt = target_index(d, r->rule, strlen(r->rule), r->target, strlen(r->target));
         heap_push(&d->heap, &e);
-        d->pending++;
+        queued_add(d, e.tgt, 1);
     }
 }
 
@@ -967,6 +1124,7 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
 
         core_apply(d, roundp, commits, outcomes);
         run_admins(d, admins);
+        publish(d);
         if (!stopping) {
             dispatch_due(d);
         }
@@ -1150,8 +1308,9 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     }
     else {
         e.due = r->next_due;
+        e.tgt = target_index(l->d, r->rule, strlen(r->rule), r->target, strlen(r->target));
         heap_push(&l->d->heap, &e);
-        l->d->pending++;
+        queued_add(l->d, e.tgt, 1);
         if (e.batch > l->max_batch) {
             l->max_batch = e.batch;
         }
@@ -1288,6 +1447,10 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
     d->outcomes_tail = &d->outcomes;
     d->admins_tail = &d->admins;
     d->started = apr_time_now();
+    d->m = o->metrics;
+    d->m->daemon->pid = getpid();
+    d->m->daemon->started = apr_time_sec(d->started);
+    ad_metric_add(&d->m->daemon->restarts, 1);
     if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p))
             != APR_SUCCESS
         || (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS

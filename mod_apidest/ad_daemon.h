@@ -12,6 +12,7 @@
 #include <apr_network_io.h>
 
 #include "ad_conf.h"
+#include "ad_metrics.h"
 
 typedef struct ad_daemon_opts_t {
     const ad_conf_t *conf;
@@ -20,6 +21,7 @@ typedef struct ad_daemon_opts_t {
     apr_interval_time_t drain;       /* how long in-flight attempts may run
                                         on after stop */
     apr_interval_time_t store_wait;  /* how long to wait for the store lock */
+    ad_metrics_t *metrics;           /* shared counters (never NULL) */
 } ad_daemon_opts_t;
 
 /* Runs until *opts->stop is set. Returns APR_SUCCESS after a clean stop, or

@@ -26,6 +26,7 @@ static ad_ingest_t *ingest_make(apr_pool_t *p)
     in->status = 200;
     in->entries = apr_array_make(p, 10, sizeof(ad_ingest_entry_t));
     in->records = apr_array_make(p, 10, sizeof(ad_blob_t));
+    in->matched = apr_array_make(p, 4, sizeof(int));
     return in;
 }
 
@@ -192,12 +193,13 @@ static void add_record(ingest_ctx_t *x, int entry, const ad_rule_t *rule,
     }
 }
 
+/* Returns how many rules matched. */
 static int route_event(ingest_ctx_t *x, int entry, const char *bus,
                        const char *id, json_t *ev)
 {
     const char *body = NULL;
     apr_size_t body_len = 0;
-    int i, j, records = 0;
+    int i, j, matched = 0;
 
     for (i = 0; i < x->c->rules->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(x->c->rules, i, ad_rule_t *);
@@ -205,7 +207,8 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus,
             || !ad_pattern_match(rule->pattern, ev)) {
             continue;
         }
-        x->in->matched_rules++;
+        APR_ARRAY_PUSH(x->in->matched, int) = rule->index;
+        matched++;
         if (!body) {
             body = ad_json_dump(x->p, ev, &body_len);
         }
@@ -213,10 +216,9 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus,
             add_record(x, entry, rule,
                        APR_ARRAY_IDX(rule->targets, j, ad_target_t *), id, body,
                        body_len);
-            records++;
         }
     }
-    return records;
+    return matched;
 }
 
 static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
@@ -276,7 +278,9 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     ad_uuid4(id);
     e->event_id = apr_pstrdup(x->p, id);
     ev = envelope_make(x, e->event_id, entry, t, resources, detail);
-    route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, ev);
+    if (!route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, ev)) {
+        x->in->unmatched++;
+    }
     json_decref(ev);
 }
 

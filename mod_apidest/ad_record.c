@@ -238,6 +238,34 @@ apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
     return APR_SUCCESS;
 }
 
+static int peek_str(rbuf_t *rb, const char **s, apr_size_t *n)
+{
+    apr_uint32_t l;
+    if (!get_u32(rb, &l) || rb->len - rb->pos < l) {
+        return 0;
+    }
+    *s = rb->buf + rb->pos;
+    *n = l;
+    rb->pos += l;
+    return 1;
+}
+
+int ad_record_peek(const char *buf, apr_size_t len, const char **rule,
+                   apr_size_t *rule_len, const char **target, apr_size_t *target_len)
+{
+    rbuf_t rb;
+    const char *id;
+    apr_size_t id_len;
+
+    /* magic+version, attempts, first_seen, next_due, failed_at, last_status */
+    rb.buf = buf;
+    rb.len = len;
+    rb.pos = 4 + 4 + 8 + 8 + 8 + 4;
+    rb.p = NULL;
+    return len > rb.pos && peek_str(&rb, &id, &id_len) && peek_str(&rb, rule, rule_len)
+           && peek_str(&rb, target, target_len);
+}
+
 static apr_uint32_t crc_table[256];
 static int crc_table_ready;
 

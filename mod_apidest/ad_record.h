@@ -52,6 +52,11 @@ apr_status_t ad_record_encode(apr_pool_t *p, const ad_record_t *r,
 apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
                               ad_record_t **r);
 
+/* The rule and target names of an encoded record without decoding the rest
+ * (pointers into buf, not NUL-terminated). 0 when buf is too short. */
+int ad_record_peek(const char *buf, apr_size_t len, const char **rule,
+                   apr_size_t *rule_len, const char **target, apr_size_t *target_len);
+
 /* CRC-32 (IEEE) of len bytes, continuing from crc (0 to start). */
 apr_uint32_t ad_crc32(apr_uint32_t crc, const void *data, apr_size_t len);
 

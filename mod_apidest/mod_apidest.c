@@ -62,6 +62,9 @@ static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "APIDEST_TEST_CLOCK_RATE is set: the clock runs %.0f times "
                      "faster (for tests only)", rate);
     }
+    if (apidest_metrics_init(pconf, s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return apidest_daemon_init(pconf, s);
 }
 
@@ -145,6 +148,28 @@ static int store_records(request_rec *r, ad_ingest_t *in)
     }
 }
 
+/* MatchedEvents and friends are counted only for events that were stored:
+ * failed_before is the failure count before storing, so a change means the
+ * store refused them. */
+static void count_ingest(const ad_ingest_t *in, int failed_before)
+{
+    ad_metrics_t *m = apidest_metrics();
+    int i, stored = in->failed_count == failed_before;
+
+    ad_metric_add(&m->daemon->put_events_requests, 1);
+    ad_metric_add(&m->daemon->events_accepted, in->entries->nelts - in->failed_count);
+    ad_metric_add(&m->daemon->events_failed, in->failed_count);
+    if (!stored) {
+        return;
+    }
+    ad_metric_add(&m->daemon->unmatched_events, in->unmatched);
+    for (i = 0; i < in->matched->nelts; i++) {
+        int idx = APR_ARRAY_IDX(in->matched, i, int);
+        ad_metric_add(&m->rules[idx].matched_events, 1);
+        ad_metric_add(&m->rules[idx].triggered, 1);
+    }
+}
+
 static int ingest_handler(request_rec *r)
 {
     const ad_conf_t *c = apidest_conf(r->server);
@@ -154,7 +179,7 @@ static int ingest_handler(request_rec *r)
     ad_ingest_t *in;
     char *body = NULL, *out;
     apr_size_t len = 0;
-    int rc;
+    int rc, stored;
 
     if (r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST");
@@ -188,10 +213,12 @@ static int ingest_handler(request_rec *r)
     }
     ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver),
                             c->store_driver);
+    stored = in->failed_count;
     if (in->records->nelts && (rc = store_records(r, in)) != OK) {
         return send_aws_error(r, rc, "ServiceUnavailable",
                               "The event store is not reachable; nothing was accepted. Retry.");
     }
+    count_ingest(in, stored);
     out = ad_ingest_response(r->pool, in, &len);
     return send_body(r, HTTP_OK, form == AD_INGEST_AWSJSON ? CT_AWSJSON : "application/json",
                      out, len);

@@ -682,6 +682,7 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
             problems += resolve_target(s, c, r, APR_ARRAY_IDX(r->targets, j, ad_target_t *));
         }
     }
+    ad_conf_index_targets(c);
     if (!c->store_spec) {
         const char *dflt = ap_runtime_dir_relative(p, "apidest/store");
         c->store_spec = apr_pstrcat(p, "dbm:gdbm:", dflt, NULL);

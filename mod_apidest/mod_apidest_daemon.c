@@ -25,6 +25,7 @@
 #include "ad_log.h"
 #include "mod_apidest_daemon.h"
 #include "mod_apidest_config.h"
+#include "mod_apidest_status.h"
 #include "ad_daemon.h"
 #include "ad_wire.h"
 
@@ -162,6 +163,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s)
     o.stop = &daemon_stop;
     o.drain = DRAIN_TIMEOUT;
     o.store_wait = STORE_LOCK_WAIT;
+    o.metrics = apidest_metrics();
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10014)
                  "apidestd %" APR_PID_T_FMT " starting: store %s, socket %s",
                  getpid(), c->store_spec, sockname);
@@ -197,7 +199,8 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
         if (mpm_stopping()) {
             break;
         }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == DAEMON_STARTUP_ERROR) {
+        /* The MPM hands over the exit code, not the raw wait status. */
+        if (status == DAEMON_STARTUP_ERROR) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, root_server, ADLOGNO(10017)
                          "apidestd failed to start; not restarting it (ingest answers 503)");
             break;
@@ -321,7 +324,8 @@ static int connect_daemon(request_rec *r, int *fd_out)
             break;
         }
         apr_sleep(backoff);
-        if (backoff < apr_time_from_msec(500)) {
+        /* 25+50+100+200+400 ms, then 400 ms steps: ~3 s in all */
+        if (backoff < apr_time_from_msec(400)) {
             backoff *= 2;
         }
     }

@@ -13,48 +13,120 @@
 #include "mod_apidest_config.h"
 #include "mod_apidest_daemon.h"
 #include "ad_util.h"
+#include "ad_report.h"
+#include <signal.h>
 
 APLOG_USE_MODULE(apidest);
 
-static void status_auto(request_rec *r, const ad_conf_t *c, pid_t pid, int alive)
+static ad_metrics_t *metrics;
+
+apr_status_t apidest_metrics_init(apr_pool_t *pconf, server_rec *s)
 {
-    ap_rprintf(r, "ApiDestDaemon: %s\n", alive ? "up" : "down");
-    ap_rprintf(r, "ApiDestDaemonPid: %" APR_PID_T_FMT "\n", pid);
-    ap_rprintf(r, "ApiDestStore: %s\n", c->store_spec);
-    ap_rprintf(r, "ApiDestRules: %d\n", c->rules->nelts);
-    ap_rprintf(r, "ApiDestDestinations: %d\n", c->destinations->nelts);
+    apr_status_t rv = ad_metrics_create(pconf, apidest_conf(s), &metrics);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10040)
+                     "cannot create the shared memory for mod_apidest's counters");
+    }
+    return rv;
 }
 
-static void status_html(request_rec *r, const ad_conf_t *c, pid_t pid, int alive)
+ad_metrics_t *apidest_metrics(void)
+{
+    return metrics;
+}
+
+static int daemon_alive(void)
+{
+    pid_t pid = (pid_t)metrics->daemon->pid;
+    return pid > 0 && kill(pid, 0) == 0;
+}
+
+static void html_destinations(request_rec *r, const ad_conf_t *c)
 {
     int i;
 
-    ap_rputs("<hr />\n<h2>mod_apidest</h2>\n<dl>\n", r);
-    ap_rprintf(r, "<dt>apidestd: %s (pid %" APR_PID_T_FMT ")</dt>\n",
-               alive ? "up" : "<b>down</b>", pid);
-    ap_rprintf(r, "<dt>store: %s</dt>\n", ap_escape_html(r->pool, c->store_spec));
-    ap_rputs("</dl>\n<table border=\"0\"><tr><th>destination</th><th>endpoint</th>"
-             "<th>method</th></tr>\n", r);
+    ap_rputs("<table border=\"1\"><tr><th>Destination</th><th>State</th><th>Queued</th>"
+             "<th>In flight</th><th>Rate limit/s</th><th>2xx</th><th>4xx</th><th>5xx</th>"
+             "<th>Timeouts</th><th>Conn. errors</th><th>Last error</th></tr>\n", r);
     for (i = 0; i < c->destinations->nelts; i++) {
         const ad_destination_t *d = APR_ARRAY_IDX(c->destinations, i, ad_destination_t *);
-        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-                   ap_escape_html(r->pool, d->name),
-                   ap_escape_html(r->pool, d->endpoint), d->method);
+        const ad_dest_metrics_t *dm = &metrics->dests[d->index];
+        char err[AD_LAST_ERROR_LEN];
+        apr_int64_t when;
+
+        ad_dest_get_error(dm, err, sizeof(err), &when);
+        ap_rprintf(r, "<tr><td>%s</td><td>ACTIVE</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                   APR_UINT64_T_FMT "</td><td>%d</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                   APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                   APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
+                   ap_escape_html(r->pool, d->name), ad_metric_get(&dm->queued),
+                   ad_metric_get(&dm->in_flight), d->rate_limit,
+                   ad_metric_get(&dm->responses_2xx), ad_metric_get(&dm->responses_4xx),
+                   ad_metric_get(&dm->responses_5xx), ad_metric_get(&dm->timeouts),
+                   ad_metric_get(&dm->connect_errors), ap_escape_html(r->pool, err));
     }
     ap_rputs("</table>\n", r);
+}
+
+static void html_rules(request_rec *r, const ad_conf_t *c)
+{
+    int i, j;
+
+    ap_rputs("<table border=\"1\"><tr><th>Rule</th><th>Target</th><th>Matched</th>"
+             "<th>Invocations</th><th>Failed</th><th>To DLQ</th><th>Attempts</th>"
+             "<th>Retries</th><th>Queued</th></tr>\n", r);
+    for (i = 0; i < c->rules->nelts; i++) {
+        const ad_rule_t *rule = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
+        for (j = 0; j < rule->targets->nelts; j++) {
+            const ad_target_t *t = APR_ARRAY_IDX(rule->targets, j, ad_target_t *);
+            const ad_target_metrics_t *tm = &metrics->targets[t->gindex];
+            ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
+                       ap_escape_html(r->pool, rule->name), ap_escape_html(r->pool, t->id),
+                       ad_metric_get(&metrics->rules[rule->index].matched_events),
+                       ad_metric_get(&tm->invocations), ad_metric_get(&tm->failed_invocations),
+                       ad_metric_get(&tm->sent_to_dlq), ad_metric_get(&tm->attempts),
+                       ad_metric_get(&tm->retry_attempts), ad_metric_get(&tm->queued));
+        }
+    }
+    ap_rputs("</table>\n", r);
+}
+
+static void status_html(request_rec *r, const ad_conf_t *c, int alive)
+{
+    const ad_daemon_metrics_t *d = metrics->daemon;
+
+    ap_rputs("<hr />\n<h2>mod_apidest</h2>\n<dl>\n", r);
+    ap_rprintf(r, "<dt>apidestd: %s (pid %" APR_INT64_T_FMT ", started %" APR_UINT64_T_FMT
+               " time(s) in this generation)</dt>\n", alive ? "up" : "<b>down</b>",
+               d->pid, ad_metric_get(&d->restarts));
+    ap_rprintf(r, "<dt>store: %s, %" APR_UINT64_T_FMT " bytes</dt>\n",
+               ap_escape_html(r->pool, c->store_spec), ad_metric_get(&d->store_bytes));
+    ap_rprintf(r, "<dt>pending: %" APR_UINT64_T_FMT ", in flight: %" APR_UINT64_T_FMT
+               ", dead-letter queue: %" APR_UINT64_T_FMT ", delivered: %" APR_UINT64_T_FMT
+               "</dt>\n</dl>\n", ad_metric_get(&d->pending), ad_metric_get(&d->in_flight),
+               ad_metric_get(&d->dlq), ad_metric_get(&d->delivered));
+    html_destinations(r, c);
+    html_rules(r, c);
 }
 
 static int status_hook(request_rec *r, int flags)
 {
     const ad_conf_t *c = apidest_conf(r->server);
     int alive;
-    pid_t pid = apidest_daemon_pid(r->pool, &alive);
 
+    if (!metrics) {
+        return OK;
+    }
+    alive = daemon_alive();
     if (flags & AP_STATUS_SHORT) {
-        status_auto(r, c, pid, alive);
+        ap_rputs(ad_report_auto(r->pool, c, metrics, alive), r);
     }
     else {
-        status_html(r, c, pid, alive);
+        status_html(r, c, alive);
     }
     return OK;
 }
@@ -141,27 +213,21 @@ static json_t *query_filters(request_rec *r, json_t *req, const char **err)
     return req;
 }
 
+/* From shared memory only: it answers while apidestd is down or busy. */
 static int admin_status(request_rec *r)
 {
-    const ad_conf_t *c = apidest_conf(r->server);
-    const char *reply;
-    apr_size_t len;
-    int status, alive;
-    json_t *daemon = NULL, *out;
-    pid_t pid = apidest_daemon_pid(r->pool, &alive);
+    return admin_json(r, HTTP_OK,
+                      ad_report_json(apidest_conf(r->server), metrics, daemon_alive()));
+}
 
-    if (alive && apidest_daemon_admin(r, "{\"op\":\"status\"}", &status, &reply, &len)
-        && status == HTTP_OK) {
-        json_error_t jerr;
-        daemon = json_loadb(reply, len, 0, &jerr);
-    }
-    if (!daemon) {
-        /* Status keeps answering while the daemon is away. */
-        daemon = json_pack("{s:s,s:I}", "State", "down", "Pid", (json_int_t)pid);
-    }
-    out = json_pack("{s:o,s:s,s:i,s:i}", "Daemon", daemon, "Store", c->store_spec,
-                    "Rules", c->rules->nelts, "Destinations", c->destinations->nelts);
-    return admin_json(r, HTTP_OK, out);
+static int admin_metrics(request_rec *r)
+{
+    const char *text = ad_report_prometheus(r->pool, apidest_conf(r->server), metrics,
+                                            daemon_alive());
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    ap_rputs(text, r);
+    return OK;
 }
 
 /* GET /dlq, GET|DELETE /dlq/{id}, POST /dlq/{id}/redrive, POST /dlq/redrive */
@@ -207,10 +273,11 @@ int apidest_admin_handler(request_rec *r)
 {
     const char *sub = r->path_info ? r->path_info : "";
 
-    if (!strcmp(sub, "/status")) {
-        return r->method_number == M_GET
-                   ? admin_status(r)
-                   : admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET");
+    if (!strcmp(sub, "/status") || !strcmp(sub, "/metrics")) {
+        if (r->method_number != M_GET) {
+            return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET");
+        }
+        return sub[1] == 's' ? admin_status(r) : admin_metrics(r);
     }
     if (!strncmp(sub, "/dlq", 4) && (sub[4] == '\0' || sub[4] == '/')) {
         return admin_dlq(r, sub + 4);
