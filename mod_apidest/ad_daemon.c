@@ -1124,10 +1124,10 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
 
         core_apply(d, roundp, commits, outcomes);
         run_admins(d, admins);
-        publish(d);
         if (!stopping) {
             dispatch_due(d);
         }
+        publish(d);
         if (ad_now() >= d->next_tick) {
             maintenance_tick(d, tickp);
         }

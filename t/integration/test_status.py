@@ -1,0 +1,226 @@
+"""Observability: after a known sequence, every counter in
+server-status?auto, /apidest/status and /apidest/metrics shows exactly it;
+the HTML page names each destination; the Prometheus text is valid; status
+keeps answering while apidestd is down or a destination is stalled."""
+
+import json
+import re
+import shutil
+import subprocess
+import time
+
+from harness import destination, entry, rule
+from sink import Response
+
+FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
+
+
+def _conf(good, bad, flaky):
+    return (FAST + destination("good", good.url("/g")) + destination("bad", bad.url("/b"))
+            + destination("flaky", flaky.url("/f"))
+            + rule("ok", {"source": ["s.ok"]}, [("t-good", "good")])
+            + rule("broken", {"source": ["s.bad"]}, [("t-bad", "bad")])
+            + rule("wobbly", {"source": ["s.flaky"]}, [("t-flaky", "flaky")]))
+
+
+def _auto(server):
+    status, _, data = server.request("GET", "/server-status?auto")
+    assert status == 200
+    out = {}
+    for line in data.decode().splitlines():
+        if line.startswith("ApiDest"):
+            k, _, v = line.partition(": ")
+            out[k] = v
+    return out
+
+
+def _status(server):
+    status, _, data = server.request("GET", "/apidest/status")
+    assert status == 200
+    return json.loads(data)
+
+
+def _metrics(server):
+    status, hdrs, data = server.request("GET", "/apidest/metrics")
+    assert status == 200 and hdrs["content-type"].startswith("text/plain; version=0.0.4")
+    return data.decode()
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? '
+                    r'(-?[0-9.e+-]+|\+Inf|NaN)$')
+
+
+def parse_prometheus(text):
+    """A strict reader of the text exposition format: every family has HELP
+    and TYPE before its samples, names and labels are well formed, counters
+    end in _total, histogram buckets are cumulative and end with +Inf equal to
+    _count. Returns {(name, frozenset(labels)): value}."""
+    assert text.endswith("\n")
+    types, helps, samples, seen = {}, set(), {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split(" ")[2]
+            assert name not in helps, "HELP twice for " + name
+            helps.add(name)
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ")
+            assert typ in ("counter", "gauge", "histogram"), line
+            assert name in helps and name not in types, line
+            types[name] = typ
+            continue
+        m = SAMPLE.match(line)
+        assert m, "bad sample line: %r" % line
+        name, labels = m.group(1), m.group(3) or ""
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
+        assert family in types, "sample before its TYPE: " + line
+        if types[family] == "counter":
+            assert name.endswith("_total"), name
+        lab = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', labels))
+        key = (name, lab)
+        assert key not in seen, "duplicate sample " + line
+        seen.add(key)
+        samples[key] = float(m.group(4))
+    for fam, typ in types.items():
+        if typ == "histogram":
+            buckets = sorted(((float("inf") if dict(k[1])["le"] == "+Inf" else float(dict(k[1])["le"])), v)
+                             for k, v in samples.items() if k[0] == fam + "_bucket")
+            assert buckets and buckets[-1][0] == float("inf")
+            assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "not cumulative"
+            assert buckets[-1][1] == samples[(fam + "_count", frozenset())]
+    return samples
+
+
+def _val(samples, name, **labels):
+    return samples[(name, frozenset(labels.items()))]
+
+
+def test_counters_after_a_known_sequence(server, sink_factory):
+    good, bad, flaky = sink_factory(), sink_factory(), sink_factory()
+    bad.set_default(400)
+    flaky.respond([500, 200])
+    server.start(_conf(good, bad, flaky))
+    for i in range(3):
+        server.put_events([entry("s.ok", "D", {"i": i})])
+    server.put_events([entry("s.bad", "D", {"i": 0}), entry("s.bad", "D", {"i": 1})])
+    server.put_events([entry("s.flaky", "D", {})])
+    server.put_events([entry("s.nothing", "D", {}), entry("s.nothing", "D", {})])
+    assert good.wait_for(3, 10) and bad.wait_for(2, 10) and flaky.wait_for(2, 15)
+    deadline = time.time() + 10
+    while time.time() < deadline and (_auto(server).get("ApiDestDeadLettered") != "2"
+                                      or _auto(server).get("ApiDestDelivered") != "4"):
+        time.sleep(0.1)
+    a = _auto(server)
+    expect = {"ApiDestDaemon": "up", "ApiDestDelivered": "4", "ApiDestDeadLettered": "2",
+              "ApiDestRetried": "1", "ApiDestDropped": "0", "ApiDestPending": "0",
+              "ApiDestDeadLetter": "2", "ApiDestInFlight": "0", "ApiDestEventsAccepted": "8",
+              "ApiDestEventsFailed": "0", "ApiDestUnmatchedEvents": "2",
+              "ApiDestPutEventsRequests": "6",
+              "ApiDestRule.ok.MatchedEvents": "3", "ApiDestRule.broken.MatchedEvents": "2",
+              "ApiDestRule.wobbly.MatchedEvents": "1",
+              "ApiDestTarget.ok.t-good.Invocations": "3",
+              "ApiDestTarget.ok.t-good.SuccessfulInvocationAttempts": "3",
+              "ApiDestTarget.broken.t-bad.Invocations": "2",
+              "ApiDestTarget.broken.t-bad.FailedInvocations": "2",
+              "ApiDestTarget.broken.t-bad.InvocationsSentToDLQ": "2",
+              "ApiDestTarget.wobbly.t-flaky.InvocationAttempts": "2",
+              "ApiDestTarget.wobbly.t-flaky.RetryInvocationAttempts": "1",
+              "ApiDestTarget.wobbly.t-flaky.SuccessfulInvocationAttempts": "1",
+              "ApiDestDestination.good.Responses2xx": "3",
+              "ApiDestDestination.bad.Responses4xx": "2",
+              "ApiDestDestination.flaky.Responses5xx": "1",
+              "ApiDestDestination.flaky.Responses2xx": "1",
+              "ApiDestDestination.good.Queued": "0"}
+    for k, v in expect.items():
+        assert a.get(k) == v, "%s: expected %s, got %s" % (k, v, a.get(k))
+    st = _status(server)
+    assert st["Daemon"]["State"] == "up" and st["Daemon"]["Delivered"] == 4
+    assert st["Daemon"]["DeadLettered"] == 2 and st["Daemon"]["Retried"] == 1
+    assert st["Ingest"]["UnmatchedEvents"] == 2 and st["Ingest"]["EventsAccepted"] == 8
+    dests = {d["Name"]: d for d in st["Destinations"]}
+    assert dests["bad"]["Responses4xx"] == 2 and "400" in dests["bad"]["LastError"]
+    rules = {r["Name"]: r for r in st["Rules"]}
+    assert rules["broken"]["Targets"][0]["InvocationsSentToDLQ"] == 2
+    assert st["Latency"]["IngestionToInvocationStart"]["Count"] == 6
+    assert st["Latency"]["IngestionToInvocationSuccess"]["Count"] == 4
+    text = _metrics(server)
+    s = parse_prometheus(text)
+    assert _val(s, "apidest_daemon_up") == 1
+    assert _val(s, "apidest_matched_events_total", event_bus="default", rule="ok") == 3
+    assert _val(s, "apidest_invocations_total", event_bus="default", rule="ok", target="t-good") == 3
+    assert _val(s, "apidest_invocations_sent_to_dlq_total", event_bus="default", rule="broken",
+                target="t-bad") == 2
+    assert _val(s, "apidest_failed_invocations_total", event_bus="default", rule="broken",
+                target="t-bad") == 2
+    assert _val(s, "apidest_retry_invocation_attempts_total", event_bus="default", rule="wobbly",
+                target="t-flaky") == 1
+    assert _val(s, "apidest_invocation_attempts_total", event_bus="default", rule="wobbly",
+                target="t-flaky") == 2
+    assert _val(s, "apidest_unmatched_events_total") == 2
+    assert _val(s, "apidest_dead_letter_records") == 2
+    assert _val(s, "apidest_destination_responses_total", destination="bad", **{"class": "4xx"}) == 2
+    assert _val(s, "apidest_ingestion_to_invocation_start_latency_seconds_count") == 6
+    assert _val(s, "apidest_ingestion_to_invocation_success_latency_seconds_count") == 4
+    promtool = shutil.which("promtool")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, p.stdout + p.stderr
+    # the HTML page names every destination
+    status, _, html = server.request("GET", "/server-status")
+    assert status == 200
+    for name in ("good", "bad", "flaky"):
+        assert ("<td>%s</td>" % name).encode() in html
+    assert b"<h2>mod_apidest</h2>" in html
+
+
+def test_status_answers_while_the_daemon_is_down(server, sink):
+    server.start(FAST + destination("d", sink.url("/x")) + rule("r", {"source": ["s"]},
+                                                                  [("t", "d")]))
+    old = server.daemon_pid()
+    server.kill9_daemon()
+    t0 = time.time()
+    a = _auto(server)
+    st = _status(server)
+    assert time.time() - t0 < 3
+    # The master restarts it within a second or so; until then it is down.
+    restarted = server.live_daemon_pid(other_than=old)
+    if not restarted:
+        assert a["ApiDestDaemon"] == "down" and st["Daemon"]["State"] == "down"
+    _metrics(server)
+    new = server.wait_daemon_restarted(old)
+    assert new
+    deadline = time.time() + 5
+    while time.time() < deadline and _auto(server)["ApiDestDaemon"] != "up":
+        time.sleep(0.1)
+    a = _auto(server)
+    assert a["ApiDestDaemon"] == "up" and a["ApiDestDaemonStarts"] == "2"
+
+
+def test_status_while_the_daemon_cannot_start(server, sink, tmp_path):
+    import os
+    blocker = os.path.join(server.root, "blocker")
+    with open(blocker, "w") as f:
+        f.write("x")
+    server.start(FAST + destination("d", sink.url("/x")) + rule("r", {"source": ["s"]},
+                                                                  [("t", "d")]),
+                 store="dbm:gdbm:%s/store/apidest" % blocker, wait_daemon=False)
+    time.sleep(1)
+    assert _auto(server)["ApiDestDaemon"] == "down"
+    assert _status(server)["Daemon"]["State"] == "down"
+    assert _val(parse_prometheus(_metrics(server)), "apidest_daemon_up") == 0
+
+
+def test_status_answers_while_a_destination_is_stalled(server, sink):
+    sink.set_default(200, hang=8)
+    server.start(FAST + destination("slow", sink.url("/x"), timeout=10)
+                 + rule("r", {"source": ["s"]}, [("t", "slow")]))
+    for i in range(5):
+        server.put_events([entry("s", "D", {"i": i})])
+    assert sink.wait_for(5, 10)
+    t0 = time.time()
+    a = _auto(server)
+    st = _status(server)
+    assert time.time() - t0 < 2, "status waited for the stalled destination"
+    assert a["ApiDestDestination.slow.InFlight"] == "5"
+    assert st["Daemon"]["InFlight"] == 5
