@@ -426,7 +426,8 @@ ApiDestStore "{store}"
             c.close()
 
     def put_events(self, entries=None, content_type="amz", target="AWSEvents.PutEvents",
-                   body=None, path="/events", ensure_ascii=True, extra_headers=None):
+                   body=None, path="/events", ensure_ascii=True, extra_headers=None,
+                   timeout=15):
         """POST to /events. entries: list of entry dicts (wrapped in
         {"Entries": ...}); or body: raw bytes/str/dict to send as is.
         content_type: "amz" (AWS JSON 1.1 + X-Amz-Target), "json"
@@ -448,7 +449,8 @@ ApiDestStore "{store}"
         elif content_type:
             headers["Content-Type"] = content_type
         headers.update(extra_headers or {})
-        status, hdrs, data = self.request("POST", path, body=body, headers=headers)
+        status, hdrs, data = self.request("POST", path, body=body, headers=headers,
+                                          timeout=timeout)
         try:
             parsed = json.loads(data.decode("utf-8")) if data else None
         except ValueError:
