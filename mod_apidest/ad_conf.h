@@ -89,6 +89,7 @@ typedef struct ad_conf_t {
     apr_size_t max_entry_size;
     apr_size_t max_request_size;
     int max_entries;
+    const char *journal;              /* ApiDestJournal: file or |program */
     apr_array_header_t *destinations; /* ad_destination_t * */
     apr_hash_t *destination_by_name;
     apr_array_header_t *rules;        /* ad_rule_t * */

@@ -97,6 +97,7 @@ typedef struct job_t {
     const char *message;
     apr_interval_time_t retry_after;
     int reused;
+    apr_time_t started;         /* real time the attempt was handed over */
     struct job_t *next;
 } job_t;
 
@@ -583,8 +584,8 @@ static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key,
 /* A delivery that failed for good: to the dead-letter queue in the store
  * (the record keeps the body as it would have been sent, plus EventBridge's
  * attributes), or dropped and counted when the target has DeadLetter off. */
-static void fail_final(ad_daemon_t *d, job_t *j, const char *key,
-                       const char *exhausted)
+static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key,
+                              const char *exhausted)
 {
     ad_record_t *r = j->rec;
     const char *dkey = apr_pstrcat(j->pool, KEY_PREFIX_DLQ, key + 1, NULL);
@@ -605,7 +606,7 @@ static void fail_final(ad_daemon_t *d, job_t *j, const char *key,
         }
         j->ent.due = ad_now() + apr_time_from_sec(d->c->backoff_cap_sec);
         heap_push(&d->heap, &j->ent);
-        return;
+        return "kept";
     }
     d->store->del(d->store, key);
     d->churn++;
@@ -628,6 +629,7 @@ static void fail_final(ad_daemon_t *d, job_t *j, const char *key,
                   r->last_message, exhausted ? ", exhausted " : "",
                   exhausted ? exhausted : "",
                   dead_letter ? "sent to the dead-letter queue" : "dropped (DeadLetter off)");
+    return dead_letter ? "dead-letter" : "dropped";
 }
 
 static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
@@ -653,7 +655,8 @@ static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
     heap_push(&d->heap, &j->ent);
 }
 
-static void process_failure(ad_daemon_t *d, job_t *j, const char *key)
+/* Returns what became of the record, for the journal. */
+static const char *process_failure(ad_daemon_t *d, job_t *j, const char *key)
 {
     ad_record_t *r = j->rec;
     int max_retries = j->target ? j->target->retry_attempts : AD_DEFAULT_RETRY_ATTEMPTS;
@@ -662,14 +665,13 @@ static void process_failure(ad_daemon_t *d, job_t *j, const char *key)
     r->last_error = error_code_of(j);
     r->last_message = error_message_of(j->pool, j);
     if (j->retry_after < -1 || !is_retryable(j)) {
-        fail_final(d, j, key, NULL);
+        return fail_final(d, j, key, NULL);
     }
-    else if (r->attempts > (apr_uint32_t)max_retries) {
-        fail_final(d, j, key, "MaximumRetryAttempts");
+    if (r->attempts > (apr_uint32_t)max_retries) {
+        return fail_final(d, j, key, "MaximumRetryAttempts");
     }
-    else {
-        reschedule(d, j, key);
-    }
+    reschedule(d, j, key);
+    return "retry";
 }
 
 /* Per destination: the answer's class, connection reuse, the last error. */
@@ -709,12 +711,36 @@ static void count_response(ad_daemon_t *d, job_t *j)
     }
 }
 
+/* ApiDestJournal: one line per attempt, for operators who want them all. */
+static void journal(ad_daemon_t *d, const job_t *j, const char *outcome)
+{
+    const ad_record_t *r = j->rec;
+    char when[32], line[1024];
+    apr_size_t n;
+    apr_time_t now = apr_time_now();
+
+    if (!d->o->journal) {
+        return;
+    }
+    ad_time_rfc3339(when, now);
+    n = (apr_size_t)apr_snprintf(line, sizeof(line),
+        "%.19s.%03dZ rule=%s target=%s destination=%s event=%s attempt=%u outcome=%s "
+        "status=%d error=%s duration_ms=%" APR_TIME_T_FMT " reused=%d\n", when,
+        (int)(apr_time_usec(now) / 1000), r->rule, r->target,
+        *r->destination ? r->destination : "-", r->event_id, r->attempts, outcome,
+        j->error == AD_HTTP_OK ? j->status : 0,
+        is_success(j) ? "-" : error_code_of(j), (now - j->started) / 1000, j->reused);
+    apr_file_write_full(d->o->journal, line, n < sizeof(line) ? n : sizeof(line) - 1, NULL);
+}
+
 static void process_outcome(ad_daemon_t *d, job_t *j)
 {
     char key[KEY_LEN + 1];
 
     key_format(key, j->ent.batch, j->ent.idx);
     d->in_flight--;
+    const char *outcome = "delivered";
+
     j->rec->attempts++;
     count_response(d, j);
     if (is_success(j)) {
@@ -734,8 +760,9 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
         d->churn++;
     }
     else {
-        process_failure(d, j, key);
+        outcome = process_failure(d, j, key);
     }
+    journal(d, j, outcome);
     apr_pool_destroy(j->pool);
 }
 
@@ -805,6 +832,7 @@ static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
     worker_t *wk = &d->workers[w];
 
     count_attempt(d, j);
+    j->started = apr_time_now();
     apr_thread_mutex_lock(d->mu);
     j->next = wk->inbox;
     wk->inbox = j;

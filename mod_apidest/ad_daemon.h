@@ -10,6 +10,7 @@
 
 #include <apr_pools.h>
 #include <apr_network_io.h>
+#include <apr_file_io.h>
 
 #include "ad_conf.h"
 #include "ad_metrics.h"
@@ -22,6 +23,7 @@ typedef struct ad_daemon_opts_t {
                                         on after stop */
     apr_interval_time_t store_wait;  /* how long to wait for the store lock */
     ad_metrics_t *metrics;           /* shared counters (never NULL) */
+    apr_file_t *journal;             /* one line per attempt, or NULL */
 } ad_daemon_opts_t;
 
 /* Runs until *opts->stop is set. Returns APR_SUCCESS after a clean stop, or

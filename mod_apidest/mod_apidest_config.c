@@ -606,6 +606,20 @@ static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+static const char *set_journal(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (!*arg || (*arg == '|' && !arg[1])) {
+        return "ApiDestJournal needs a file name or |program";
+    }
+    cmd_conf(cmd)->journal = arg;
+    return NULL;
+}
+
 static const char *set_max_entry_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return set_size(cmd, arg, 1024, 1048576, &cmd_conf(cmd)->max_entry_size);
@@ -646,6 +660,8 @@ const command_rec apidest_cmds[] = {
                   "seconds between maintenance ticks"),
     AP_INIT_TAKE12("ApiDestRetryBackoff", set_backoff, NULL, RSRC_CONF,
                    "base and cap of the exponential retry backoff, seconds"),
+    AP_INIT_TAKE1("ApiDestJournal", set_journal, NULL, RSRC_CONF,
+                  "log one line per delivery attempt to a file or |program"),
     AP_INIT_TAKE1("ApiDestMaxEntrySize", set_max_entry_size, NULL, RSRC_CONF,
                   "largest total entry size of one PutEvents, bytes"),
     AP_INIT_TAKE1("ApiDestMaxRequestSize", set_max_request_size, NULL, RSRC_CONF,

@@ -13,6 +13,7 @@
 #include <http_main.h>
 #include <http_core.h>
 #include <http_protocol.h>
+#include <http_log.h>
 #include <ap_mpm.h>
 #include <mpm_common.h>
 #include <unixd.h>
@@ -41,6 +42,7 @@ APLOG_USE_MODULE(apidest);
 #define PID_FILE "apidestd.pid"
 
 static const char *sockname;
+static apr_file_t *journal;
 static const char *pidfile;
 static server_rec *root_server;
 static apr_pool_t *root_pool;
@@ -164,6 +166,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s)
     o.drain = DRAIN_TIMEOUT;
     o.store_wait = STORE_LOCK_WAIT;
     o.metrics = apidest_metrics();
+    o.journal = journal;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10014)
                  "apidestd %" APR_PID_T_FMT " starting: store %s, socket %s",
                  getpid(), c->store_spec, sockname);
@@ -246,10 +249,42 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
     return OK;
 }
 
+/* Opened by the master like any httpd log, so piped loggers work and the
+ * file may live where only root can write; apidestd inherits it. */
+static int open_journal(apr_pool_t *pconf, server_rec *s, const char *spec)
+{
+    apr_status_t rv;
+
+    journal = NULL;
+    if (!spec) {
+        return OK;
+    }
+    if (*spec == '|') {
+        piped_log *pl = ap_open_piped_log(pconf, spec + 1);
+        if (!pl) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ADLOGNO(10025)
+                         "cannot start the ApiDestJournal program %s", spec + 1);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        journal = ap_piped_log_write_fd(pl);
+        return OK;
+    }
+    rv = apr_file_open(&journal, ap_server_root_relative(pconf, spec),
+                       APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10026)
+                     "cannot open the ApiDestJournal file %s", spec);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
 {
     apr_proc_t *proc;
     struct sockaddr_un sa;
+    int rc;
 
     sockname = ap_runtime_dir_relative(pconf,
         apr_psprintf(pconf, "apidest.%" APR_PID_T_FMT ".sock", getpid()));
@@ -265,6 +300,9 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     }
     root_server = s;
     root_pool = pconf;
+    if ((rc = open_journal(pconf, s, apidest_conf(s)->journal)) != OK) {
+        return rc;
+    }
     proc = apr_pcalloc(pconf, sizeof(*proc));
     return daemon_start(pconf, s, proc);
 }

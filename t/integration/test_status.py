@@ -224,3 +224,54 @@ def test_status_answers_while_a_destination_is_stalled(server, sink):
     assert time.time() - t0 < 2, "status waited for the stalled destination"
     assert a["ApiDestDestination.slow.InFlight"] == "5"
     assert st["Daemon"]["InFlight"] == 5
+
+
+def _journal_lines(path, n, timeout=15):
+    deadline = time.time() + timeout
+    lines = []
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            lines = []
+        if len(lines) >= n:
+            break
+        time.sleep(0.1)
+    return lines
+
+
+def _fields(line):
+    return dict(kv.split("=", 1) for kv in line.split(" ")[1:])
+
+
+def test_journal_has_one_line_per_attempt(server, sink_factory):
+    good, bad = sink_factory(), sink_factory()
+    good.respond([503, 200])
+    bad.set_default(400)
+    path = server.root + "/journal.log"
+    piped = server.root + "/piped.log"
+    server.start(FAST + 'ApiDestJournal "%s"\n' % path
+                 + destination("good", good.url("/g")) + destination("bad", bad.url("/b"))
+                 + rule("ok", {"source": ["s.ok"]}, [("t-good", "good")])
+                 + rule("broken", {"source": ["s.bad"]}, [("t-bad", "bad")]))
+    _, _, r1 = server.put_events([entry("s.ok", "D", {})])
+    _, _, r2 = server.put_events([entry("s.bad", "D", {})])
+    lines = _journal_lines(path, 3)
+    assert len(lines) == 3, lines
+    by_outcome = {_fields(l)["outcome"]: _fields(l) for l in lines}
+    assert set(by_outcome) == {"retry", "delivered", "dead-letter"}
+    assert by_outcome["retry"]["status"] == "503" and by_outcome["retry"]["attempt"] == "1"
+    assert by_outcome["delivered"]["attempt"] == "2"
+    assert by_outcome["delivered"]["event"] == r1["Entries"][0]["EventId"]
+    assert by_outcome["dead-letter"]["error"] == "ERROR_FROM_TARGET"
+    assert by_outcome["dead-letter"]["event"] == r2["Entries"][0]["EventId"]
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", lines[0])
+    # the same through a piped logger, as httpd's own logs allow
+    server.stop()
+    server.start(FAST + "ApiDestJournal \"|/bin/sh -c 'cat >> %s'\"\n" % piped
+                 + destination("good", good.url("/g"))
+                 + rule("ok", {"source": ["s.ok"]}, [("t-good", "good")]))
+    server.put_events([entry("s.ok", "D", {})])
+    lines = _journal_lines(piped, 1)
+    assert len(lines) == 1 and _fields(lines[0])["outcome"] == "delivered"
