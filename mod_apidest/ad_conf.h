@@ -11,6 +11,7 @@
 #include <apr_time.h>
 
 #include "ad_pattern.h"
+#include "ad_schedule.h"
 
 #define AD_DEFAULT_ACCOUNT "000000000000"
 #define AD_DEFAULT_REGION "us-east-1"
@@ -66,7 +67,10 @@ struct ad_rule_t {
     int index;                  /* position in ad_conf_t.rules */
     const char *bus;
     const char *pattern_text;   /* as written (for DescribeRule) */
-    ad_pattern_t *pattern;      /* compiled once at config time */
+    ad_pattern_t *pattern;      /* compiled once at config time; may be NULL
+                                   for a scheduled rule */
+    const char *schedule_text;  /* ScheduleExpression as written */
+    ad_schedule_t *schedule;
     int enabled;
     apr_array_header_t *targets; /* ad_target_t * */
     const char *file;

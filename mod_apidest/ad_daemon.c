@@ -38,6 +38,7 @@
 #define KEY_PREFIX_DLQ "d"
 #define KEY_PREFIX_BAD "x"
 #define KEY_COMMIT "m/commit"
+#define KEY_PREFIX_SCHEDULE "s/"
 #define KEY_LEN 25 /* "q" + 16 hex batch + 8 hex index */
 #define CONN_TIMEOUT apr_time_from_sec(30)
 #define CONN_THREADS_MAX 64
@@ -79,6 +80,16 @@ typedef struct admin_t {
     int done;
     struct admin_t *next;
 } admin_t;
+
+/* A scheduled rule's persisted state ("s/<rule>": anchor last prev batch).
+ * last moves only in the same group commit as the fire's records; at start
+ * a state whose batch was never committed falls back to prev. */
+typedef struct sched_state_t {
+    apr_time_t anchor;          /* rate(): fires at anchor + k * period */
+    apr_time_t last;            /* last fired minute */
+    apr_time_t prev;
+    apr_uint64_t batch;
+} sched_state_t;
 
 typedef struct ad_daemon_t ad_daemon_t;
 
@@ -133,6 +144,8 @@ struct ad_daemon_t {
     apr_time_t started;
     apr_uint64_t churn;          /* deletes since the last compaction */
     ad_metrics_t *m;
+    apr_hash_t *schedules;       /* rule name -> sched_state_t */
+    apr_uint64_t committed;      /* the batch marker found at start */
     apr_time_t next_compact;
     apr_time_t next_full_log;
     worker_t *workers;
@@ -404,7 +417,8 @@ static void enqueue_committed(ad_daemon_t *d, const commit_t *c,
  * then one marker names the batch committed (records of a batch without a
  * marker are discarded at start: they were never acknowledged), then one
  * optional fsync, then all are acknowledged together. */
-static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
+static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
+                            const ad_store_item_t *extra, int nextra)
 {
     commit_t *c;
     apr_uint32_t idx = 0;
@@ -421,7 +435,11 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list)
     for (c = list; c; c = c->next) {
         stored += commit_one(d, p, c, &idx, &c->items);
     }
-    if (stored) {
+    if (stored && nextra) {
+        what = "writing schedule state";
+        ok = (rv = d->store->put(d->store, extra, nextra)) == APR_SUCCESS;
+    }
+    if (stored && ok) {
         what = "marking the batch committed";
         ok = (rv = put_commit_marker(d, p)) == APR_SUCCESS;
         if (ok && d->c->store_sync) {
@@ -1028,10 +1046,108 @@ static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
                   d->store->size(d->store), live, (apr_time_now() - t0) / 1000);
 }
 
+static const char *sched_value(apr_pool_t *p, const sched_state_t *st)
+{
+    return apr_psprintf(p, "%" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT
+                        " %" APR_UINT64_T_FMT, apr_time_sec(st->anchor),
+                        apr_time_sec(st->last), apr_time_sec(st->prev), st->batch);
+}
+
+static sched_state_t *sched_state(ad_daemon_t *d, const ad_rule_t *r, apr_time_t now)
+{
+    sched_state_t *st = apr_hash_get(d->schedules, r->name, APR_HASH_KEY_STRING);
+
+    if (!st) {
+        /* First sight of the rule: a rate() starts now, as EventBridge's
+         * start at rule creation; a cron() fires from the next match on. */
+        st = apr_pcalloc(d->pool, sizeof(*st));
+        st->anchor = apr_time_from_sec(apr_time_sec(now) / 60 * 60);
+        st->last = ad_schedule_is_rate(r->schedule) ? st->anchor : now;
+        st->prev = st->last;
+        apr_hash_set(d->schedules, apr_pstrdup(d->pool, r->name), APR_HASH_KEY_STRING, st);
+    }
+    return st;
+}
+
+/* The latest due minute: after downtime a schedule fires once for what it
+ * missed, not once per missed minute (documented in docs/design.md). */
+static apr_time_t latest_due(const ad_rule_t *r, const sched_state_t *st, apr_time_t now)
+{
+    apr_time_t fire = ad_schedule_next(r->schedule, st->anchor, st->last), n;
+    int guard = 0;
+
+    if (!fire || fire > now) {
+        return 0;
+    }
+    while ((n = ad_schedule_next(r->schedule, st->anchor, fire)) && n <= now && guard++ < 100000) {
+        fire = n;
+    }
+    return fire;
+}
+
+static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r,
+                          sched_state_t *st, apr_time_t fire, apr_time_t now)
+{
+    commit_t c;
+    ad_store_item_t extra;
+    sched_state_t next = *st;
+    const char *id, *body;
+    apr_size_t len;
+
+    memset(&c, 0, sizeof(c));
+    c.blobs = apr_array_make(p, r->targets->nelts + 1, sizeof(ad_blob_t));
+    body = ad_ingest_scheduled_event(p, d->c, r, fire, &id, &len);
+    ad_ingest_rule_records(p, r, id, body, len, now, 0, c.blobs);
+    next.prev = st->last;
+    next.last = fire;
+    next.batch = d->batch;
+    extra.key = apr_pstrcat(p, KEY_PREFIX_SCHEDULE, r->name, NULL);
+    extra.val = sched_value(p, &next);
+    extra.len = strlen(extra.val);
+    if (!c.blobs->nelts) {
+        d->store->put(d->store, &extra, 1); /* no targets: only the state moves */
+        *st = next;
+        return;
+    }
+    process_commits(d, p, &c, &extra, 1);
+    if (c.status == AD_ACK_STORED) {
+        *st = next;
+        ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0, ADLOGNO(00113)
+                      "rule %s fired for %" APR_TIME_T_FMT " (event %s, %d target(s))",
+                      r->name, apr_time_sec(fire), id, c.blobs->nelts);
+    }
+}
+
+/* Scheduled rules, from the maintenance tick (minute granularity). */
+static void run_schedules(ad_daemon_t *d, apr_pool_t *p)
+{
+    apr_time_t now = ad_now();
+    int i;
+
+    for (i = 0; i < d->c->rules->nelts; i++) {
+        const ad_rule_t *r = APR_ARRAY_IDX(d->c->rules, i, ad_rule_t *);
+        sched_state_t *st;
+        apr_time_t fire;
+
+        if (!r->schedule || !r->enabled) {
+            continue;
+        }
+        st = sched_state(d, r, now);
+        if ((fire = latest_due(r, st, now))) {
+            fire_schedule(d, p, r, st, fire, now);
+        }
+        ad_metric_set(&d->m->rules[r->index].last_fire, (apr_uint64_t)apr_time_sec(st->last));
+        ad_metric_set(&d->m->rules[r->index].next_fire,
+                      (apr_uint64_t)apr_time_sec(ad_schedule_next(r->schedule, st->anchor,
+                                                                  st->last)));
+    }
+}
+
 static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
 {
     apr_time_t now = ad_now();
 
+    run_schedules(d, tickp);
     maybe_compact(d, tickp);
     ad_metric_set(&d->m->daemon->store_bytes, (apr_uint64_t)d->store->size(d->store));
     d->m->daemon->heartbeat = apr_time_sec(apr_time_now());
@@ -1044,7 +1160,7 @@ static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits,
                        job_t *outcomes)
 {
     if (commits) {
-        process_commits(d, roundp, commits);
+        process_commits(d, roundp, commits, NULL, 0);
         apr_thread_mutex_lock(d->mu);
         for (; commits; commits = commits->next) {
             commits->done = 1;
@@ -1347,6 +1463,28 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     return 0;
 }
 
+static int load_schedule(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    ad_daemon_t *d = baton;
+    sched_state_t *st = apr_pcalloc(d->pool, sizeof(*st));
+    char *text = apr_pstrmemdup(d->pool, val, len);
+    apr_int64_t anchor, last, prev;
+    apr_uint64_t batch;
+
+    if (sscanf(text, "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %"
+               APR_UINT64_T_FMT, &anchor, &last, &prev, &batch) != 4) {
+        return 0;
+    }
+    st->anchor = apr_time_from_sec(anchor);
+    /* A fire whose batch never got its marker did not happen. */
+    st->last = apr_time_from_sec(batch > d->committed ? prev : last);
+    st->prev = apr_time_from_sec(prev);
+    st->batch = batch;
+    apr_hash_set(d->schedules, apr_pstrdup(d->pool, key + strlen(KEY_PREFIX_SCHEDULE)),
+                 APR_HASH_KEY_STRING, st);
+    return 0;
+}
+
 static int count_one(void *baton, const char *key, const char *val, apr_size_t len)
 {
     (*(int *)baton)++;
@@ -1378,7 +1516,12 @@ static apr_status_t load_queue(ad_daemon_t *d)
     l.committed = read_commit_marker(d, p);
     l.uncommitted = apr_array_make(p, 16, sizeof(const char *));
     l.damaged = apr_array_make(p, 16, sizeof(ad_store_item_t));
-    rv = d->store->iterate(d->store, p, KEY_PREFIX_QUEUE, load_one, &l);
+    d->committed = l.committed;
+    d->schedules = apr_hash_make(d->pool);
+    rv = d->store->iterate(d->store, p, KEY_PREFIX_SCHEDULE, load_schedule, d);
+    if (rv == APR_SUCCESS) {
+        rv = d->store->iterate(d->store, p, KEY_PREFIX_QUEUE, load_one, &l);
+    }
     if (rv == APR_SUCCESS) {
         rv = d->store->iterate(d->store, p, KEY_PREFIX_DLQ, count_one, &d->dlq_count);
     }

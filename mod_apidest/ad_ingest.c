@@ -167,15 +167,15 @@ static json_t *envelope_make(const ingest_ctx_t *x, const char *id,
     return ev;
 }
 
-static void add_record(ingest_ctx_t *x, int entry, const ad_rule_t *rule,
-                       const ad_target_t *t, const char *id,
-                       const char *body, apr_size_t body_len)
+static void add_record(apr_pool_t *p, int entry, const ad_rule_t *rule,
+                       const ad_target_t *t, const char *id, const char *body,
+                       apr_size_t body_len, apr_time_t now, apr_array_header_t *blobs)
 {
-    ad_record_t *r = ad_record_make(x->p);
+    ad_record_t *r = ad_record_make(p);
     ad_blob_t *b;
 
-    r->first_seen = x->now;
-    r->next_due = x->now;
+    r->first_seen = now;
+    r->next_due = now;
     r->event_id = id;
     r->rule = rule->name;
     r->target = t->id;
@@ -184,13 +184,44 @@ static void add_record(ingest_ctx_t *x, int entry, const ad_rule_t *rule,
     r->url = t->destination ? t->destination->endpoint : t->endpoint;
     r->body = body;
     r->body_len = body_len;
-    b = apr_array_push(x->in->records);
+    b = apr_array_push(blobs);
     b->entry = entry;
-    if (ad_record_encode(x->p, r, &b->data, &b->len) != APR_SUCCESS) {
+    if (ad_record_encode(p, r, &b->data, &b->len) != APR_SUCCESS) {
         /* Only a body over AD_RECORD_MAX_SIZE fails; the entry-size limit
          * keeps requests far below it, so this is a config of 8 MiB+. */
-        apr_array_pop(x->in->records);
+        apr_array_pop(blobs);
     }
+}
+
+void ad_ingest_rule_records(apr_pool_t *p, const ad_rule_t *rule, const char *event_id,
+                            const char *body, apr_size_t body_len, apr_time_t now,
+                            int entry, apr_array_header_t *blobs)
+{
+    int j;
+
+    for (j = 0; j < rule->targets->nelts; j++) {
+        add_record(p, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
+                   event_id, body, body_len, now, blobs);
+    }
+}
+
+char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
+                                apr_time_t fire_time, const char **id, apr_size_t *len)
+{
+    char uuid[AD_UUID_LEN + 1], tbuf[32];
+    json_t *ev;
+    char *out;
+
+    ad_uuid4(uuid);
+    *id = apr_pstrdup(p, uuid);
+    ad_time_rfc3339(tbuf, fire_time);
+    ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:{}}", "version", "0", "id", uuid,
+                   "detail-type", "Scheduled Event", "source", "aws.events", "account",
+                   c->account, "time", tbuf, "region", c->region, "resources",
+                   ad_conf_rule_arn(p, c, rule), "detail");
+    out = ad_json_dump(p, ev, len);
+    json_decref(ev);
+    return out;
 }
 
 /* Returns how many rules matched. */
@@ -199,7 +230,7 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus,
 {
     const char *body = NULL;
     apr_size_t body_len = 0;
-    int i, j, matched = 0;
+    int i, matched = 0;
 
     for (i = 0; i < x->c->rules->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(x->c->rules, i, ad_rule_t *);
@@ -212,11 +243,8 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus,
         if (!body) {
             body = ad_json_dump(x->p, ev, &body_len);
         }
-        for (j = 0; j < rule->targets->nelts; j++) {
-            add_record(x, entry, rule,
-                       APR_ARRAY_IDX(rule->targets, j, ad_target_t *), id, body,
-                       body_len);
-        }
+        ad_ingest_rule_records(x->p, rule, id, body, body_len, x->now, entry,
+                               x->in->records);
     }
     return matched;
 }

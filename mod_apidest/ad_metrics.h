@@ -39,6 +39,8 @@ typedef struct ad_target_metrics_t {
 typedef struct ad_rule_metrics_t {
     apr_uint64_t matched_events;           /* MatchedEvents */
     apr_uint64_t triggered;                /* TriggeredRules */
+    apr_uint64_t last_fire;                /* scheduled rules: epoch seconds */
+    apr_uint64_t next_fire;                /* 0: none (or not yet known) */
 } ad_rule_metrics_t;
 
 #define AD_LAST_ERROR_LEN 160

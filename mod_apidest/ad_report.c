@@ -39,6 +39,17 @@ static json_t *target_json(const ad_target_t *t, const ad_target_metrics_t *tm)
     return o;
 }
 
+static json_t *time_or_null(apr_uint64_t epoch)
+{
+    char buf[32];
+
+    if (!epoch) {
+        return json_null();
+    }
+    ad_time_rfc3339(buf, apr_time_from_sec((apr_time_t)epoch));
+    return json_string(buf);
+}
+
 static json_t *rules_json(const ad_conf_t *c, const ad_metrics_t *m)
 {
     json_t *arr = json_array();
@@ -52,12 +63,16 @@ static json_t *rules_json(const ad_conf_t *c, const ad_metrics_t *m)
             const ad_target_t *t = APR_ARRAY_IDX(r->targets, j, ad_target_t *);
             json_array_append_new(targets, target_json(t, &m->targets[t->gindex]));
         }
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:o}", "Name", r->name,
-                                             "EventBus", r->bus, "State",
-                                             r->enabled ? "ENABLED" : "DISABLED",
-                                             "MatchedEvents", G(rm->matched_events),
-                                             "TriggeredRules", G(rm->triggered),
-                                             "Targets", targets));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o}", "Name", r->name, "EventBus",
+                              r->bus, "State", r->enabled ? "ENABLED" : "DISABLED",
+                              "MatchedEvents", G(rm->matched_events), "TriggeredRules",
+                              G(rm->triggered), "Targets", targets);
+        if (r->schedule) {
+            json_object_set_new(o, "ScheduleExpression", json_string(r->schedule_text));
+            json_object_set_new(o, "LastFire", time_or_null(ad_metric_get(&rm->last_fire)));
+            json_object_set_new(o, "NextFire", time_or_null(ad_metric_get(&rm->next_fire)));
+        }
+        json_array_append_new(arr, o);
     }
     return arr;
 }
@@ -174,6 +189,10 @@ static void auto_rules(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
         const char *k = apr_pstrcat(p, "ApiDestRule.", r->name, ".", NULL);
         AUTO(apr_pstrcat(p, k, "MatchedEvents", NULL), m->rules[r->index].matched_events);
         AUTO(apr_pstrcat(p, k, "TriggeredRules", NULL), m->rules[r->index].triggered);
+        if (r->schedule) {
+            AUTO(apr_pstrcat(p, k, "LastFire", NULL), m->rules[r->index].last_fire);
+            AUTO(apr_pstrcat(p, k, "NextFire", NULL), m->rules[r->index].next_fire);
+        }
         for (j = 0; j < r->targets->nelts; j++) {
             const ad_target_t *t = APR_ARRAY_IDX(r->targets, j, ad_target_t *);
             const ad_target_metrics_t *tm = &m->targets[t->gindex];

@@ -425,6 +425,23 @@ static const char *rule_line(cmd_parms *cmd, void *obj, const char *name,
         return (err = read_pattern_file(cmd, argv[0], &text)) ? err
                                                              : set_pattern(cmd, r, text);
     }
+    if (!strcasecmp(name, "ScheduleExpression")) {
+        const char *err2, *detail = NULL;
+        if (r->schedule) {
+            return "a rule takes one ScheduleExpression";
+        }
+        if (strlen(argv[0]) > 256) {
+            return "ValidationException: " AD_SCHEDULE_ERR_INVALID
+                   " (longer than 256 characters)";
+        }
+        r->schedule_text = apr_pstrdup(p, argv[0]);
+        r->schedule = ad_schedule_parse(p, argv[0], &err2, &detail);
+        if (!r->schedule) {
+            return apr_psprintf(p, "ValidationException: %s (%s)", err2,
+                                detail ? detail : argv[0]);
+        }
+        return NULL;
+    }
     if (!strcasecmp(name, "State")) {
         if (strcmp(argv[0], "ENABLED") && strcmp(argv[0], "DISABLED")) {
             return apr_psprintf(p, "State must be ENABLED or DISABLED, not '%s'", argv[0]);
@@ -461,9 +478,13 @@ static const char *rule_section(cmd_parms *cmd, void *dummy, const char *arg)
     if ((err = walk_section(cmd, r, rule_line))) {
         return err;
     }
-    if (!r->pattern) {
-        return apr_psprintf(cmd->pool, "rule '%s' has no EventPattern or EventPatternFile",
-                            name);
+    if (!r->pattern && !r->schedule) {
+        return apr_psprintf(cmd->pool, "rule '%s' needs an EventPattern (or "
+                            "EventPatternFile) or a ScheduleExpression, or both", name);
+    }
+    if (r->schedule && strcmp(r->bus, AD_DEFAULT_BUS)) {
+        return "ValidationException: ScheduleExpression is supported only on the "
+               "default event bus.";
     }
     APR_ARRAY_PUSH(c->rules, ad_rule_t *) = r;
     apr_hash_set(c->rule_by_name, r->name, APR_HASH_KEY_STRING, r);

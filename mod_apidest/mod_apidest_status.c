@@ -87,6 +87,25 @@ static void html_destinations(request_rec *r, const ad_conf_t *c)
     ap_rputs("</table>\n", r);
 }
 
+static void html_schedules(request_rec *r, const ad_conf_t *c)
+{
+    int i;
+
+    for (i = 0; i < c->rules->nelts; i++) {
+        const ad_rule_t *rule = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
+        apr_uint64_t next = ad_metric_get(&metrics->rules[rule->index].next_fire);
+        char when[32] = "-";
+        if (!rule->schedule) {
+            continue;
+        }
+        if (next) {
+            ad_time_rfc3339(when, apr_time_from_sec((apr_time_t)next));
+        }
+        ap_rprintf(r, "<p>rule %s: %s, next fire %s</p>\n", ap_escape_html(r->pool, rule->name),
+                   ap_escape_html(r->pool, rule->schedule_text), when);
+    }
+}
+
 static void html_rules(request_rec *r, const ad_conf_t *c)
 {
     int i, j;
@@ -111,6 +130,7 @@ static void html_rules(request_rec *r, const ad_conf_t *c)
         }
     }
     ap_rputs("</table>\n", r);
+    html_schedules(r, c);
 }
 
 static void status_html(request_rec *r, const ad_conf_t *c, int alive)
