@@ -82,9 +82,12 @@ static const char *parse_bracket(const char **s, jp_step_t *st)
         c++;
         digits++;
     }
+    if (digits && *c >= '0' && *c <= '9') {
+        return "array index too large";
+    }
     if (!digits || *c != ']') {
-        return (*c >= '0' && *c <= '9') ? "array index too large"
-               : "only [n] and [*] are supported in brackets (use dot notation for names)";
+        return "only [n] and [*] are supported in brackets "
+               "(use dot notation for names)";
     }
     st->kind = STEP_INDEX;
     st->index = neg ? -v : v;
@@ -123,7 +126,8 @@ ad_jsonpath_t *ad_jsonpath_compile(apr_pool_t *p, const char *path,
         }
     }
     if (why) {
-        *err = apr_psprintf(p, "%s (at character %d)", why, (int)(s - path) + 1);
+        *err = apr_psprintf(p, "%s (at character %d)", why,
+                            (int)(s - path) + 1);
         return NULL;
     }
     jp = apr_pcalloc(p, sizeof(*jp));
@@ -186,14 +190,13 @@ static void collect(const json_t *node, const jp_step_t *st, int n, json_t *out)
 json_t *ad_jsonpath_eval(const ad_jsonpath_t *jp, const json_t *doc)
 {
     const json_t *node = doc;
-    json_t *out;
     int i;
 
     if (!doc) {
         return NULL;
     }
     if (jp->indefinite) {
-        out = json_array();
+        json_t *out = json_array();
         if (out) {
             collect(doc, jp->steps, jp->nsteps, out);
         }

@@ -38,11 +38,11 @@ typedef struct ad_transform_ctx_t {
 } ad_transform_ctx_t;
 
 /* The body to deliver for one event (the envelope as a jansson tree).
- * APR_SUCCESS with *out/*len allocated in p (*out NUL-terminated), or
- * APR_EINVAL when EventBridge would deliver nothing (a JSON template whose
- * output is not valid JSON, an InputPath that matches nothing), with *why
- * (allocated in p) saying why. ctx may be NULL. Thread-safe on a shared
- * compiled transform. */
+ * APR_SUCCESS with *out and *len set, allocated in p (*out is also
+ * NUL-terminated), or APR_EINVAL when EventBridge would deliver nothing (a
+ * JSON template whose output is not valid JSON, an InputPath that matches
+ * nothing), with *why (allocated in p) saying why. ctx may be NULL.
+ * Thread-safe on a shared compiled transform. */
 apr_status_t ad_transform_apply(apr_pool_t *p, const ad_transform_t *t,
                                 const json_t *event,
                                 const ad_transform_ctx_t *ctx,
