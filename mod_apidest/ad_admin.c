@@ -303,6 +303,14 @@ int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text,
     if (!strcmp(op, "dlq-redrive")) {
         return op_redrive(p, ctx, req, reply, len);
     }
+    if (!strcmp(op, "authorize")) {
+        const char *name = opt_str(req, "name"), *state;
+        if (!name || !ctx->authorize(ctx->baton, name, &state)) {
+            return reply_error(p, 404, "NotFound", "no such connection", reply, len);
+        }
+        return reply_json(p, 200, json_pack("{s:s,s:s}", "Name", name, "ConnectionState",
+                                            state), reply, len);
+    }
     if (!strcmp(op, "status")) {
         return reply_json(p, 200, ctx->counters(ctx->baton), reply, len);
     }

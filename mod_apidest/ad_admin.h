@@ -24,6 +24,8 @@ typedef struct ad_admin_ctx_t {
                     const ad_record_t *r);
     /* Counters for "status" (the daemon's, as a JSON object it owns). */
     json_t *(*counters)(void *baton);
+    /* Re-authorize a connection: 0 when there is no such connection. */
+    int (*authorize)(void *baton, const char *name, const char **state);
     void *baton;
     int *dlq_count;           /* kept up to date by the operations */
 } ad_admin_ctx_t;

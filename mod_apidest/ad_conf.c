@@ -18,6 +18,8 @@ ad_conf_t *ad_conf_make(apr_pool_t *p)
     c->max_entry_size = AD_DEFAULT_MAX_ENTRY_SIZE;
     c->max_request_size = AD_DEFAULT_MAX_REQUEST_SIZE;
     c->max_entries = AD_DEFAULT_MAX_ENTRIES;
+    c->connections = apr_array_make(p, 4, sizeof(ad_connection_t *));
+    c->connection_by_name = apr_hash_make(p);
     c->destinations = apr_array_make(p, 8, sizeof(ad_destination_t *));
     c->destination_by_name = apr_hash_make(p);
     c->rules = apr_array_make(p, 8, sizeof(ad_rule_t *));
@@ -78,4 +80,21 @@ void ad_conf_index_targets(ad_conf_t *c)
         }
     }
     c->ntargets = c->all_targets->nelts;
+}
+
+ad_target_t *ad_conf_target_make(apr_pool_t *p, const char *id)
+{
+    ad_target_t *t = apr_pcalloc(p, sizeof(*t));
+
+    t->id = id;
+    t->method = "POST";
+    t->timeout_sec = AD_DEFAULT_TIMEOUT_SEC;
+    t->retry_attempts = AD_DEFAULT_RETRY_ATTEMPTS;
+    t->max_event_age_sec = AD_DEFAULT_MAX_EVENT_AGE_SEC;
+    t->dead_letter = 1;
+    t->path_params = apr_array_make(p, 2, sizeof(ad_param_t *));
+    t->query_params = apr_array_make(p, 2, sizeof(ad_param_t *));
+    t->headers = apr_array_make(p, 2, sizeof(ad_param_t *));
+    t->paths_map = apr_array_make(p, 2, sizeof(ad_transform_var_t));
+    return t;
 }

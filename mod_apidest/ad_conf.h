@@ -12,6 +12,8 @@
 
 #include "ad_pattern.h"
 #include "ad_schedule.h"
+#include "ad_transform.h"
+#include "ad_jsonpath.h"
 
 #define AD_DEFAULT_ACCOUNT "000000000000"
 #define AD_DEFAULT_REGION "us-east-1"
@@ -26,12 +28,53 @@
 #define AD_DEFAULT_MAX_ENTRIES 10
 #define AD_DEFAULT_TIMEOUT_SEC 5
 #define AD_DEFAULT_RATE_LIMIT 300
+#define AD_DEFAULT_DEST_MAX_IN_FLIGHT 64
 #define AD_DEFAULT_RETRY_ATTEMPTS 185
 #define AD_DEFAULT_MAX_EVENT_AGE_SEC 86400
 #define AD_DEFAULT_STORE_MIN_FREE (16 * 1024 * 1024)
 
+/* A parameter whose value is static or a JSON path into the event. */
+typedef struct ad_param_t {
+    const char *where;          /* "header", "query", "body" (connections) */
+    const char *key;
+    const char *value;          /* static value (or the path's text) */
+    ad_jsonpath_t *path;        /* set when value starts with "$." */
+    int secret;                 /* from env:/file: -- never shown */
+} ad_param_t;
+
+typedef enum {
+    AD_AUTH_NONE = 0,
+    AD_AUTH_BASIC,
+    AD_AUTH_API_KEY,
+    AD_AUTH_OAUTH
+} ad_auth_type_t;
+
+typedef struct ad_connection_t {
+    const char *name;
+    ad_auth_type_t auth;
+    const char *user;           /* BASIC */
+    const char *password;       /* secret */
+    const char *api_key_name;   /* API_KEY */
+    const char *api_key;        /* secret */
+    const char *oauth_endpoint; /* OAUTH_CLIENT_CREDENTIALS */
+    const char *oauth_method;
+    const char *client_id;
+    const char *client_secret;  /* secret */
+    apr_array_header_t *oauth_params;      /* ad_param_t */
+    apr_array_header_t *invocation_params; /* ad_param_t */
+    int allow_private;
+    int allow_insecure_http;
+    int index;
+    const char *file;
+    int line;
+} ad_connection_t;
+
 typedef struct ad_destination_t {
     const char *name;
+    const char *connection_name;
+    ad_connection_t *connection; /* resolved in check_config */
+    int max_in_flight;           /* per destination */
+    int allow_insecure_http;
     const char *endpoint;   /* http(s) URL, may contain '*' path wildcards */
     const char *method;     /* POST, GET, ... */
     int timeout_sec;
@@ -58,6 +101,14 @@ typedef struct ad_target_t {
     int retry_attempts;
     int max_event_age_sec;
     int dead_letter;
+    apr_array_header_t *path_params;   /* ad_param_t, one per '*' */
+    apr_array_header_t *query_params;  /* ad_param_t */
+    apr_array_header_t *headers;       /* ad_param_t */
+    const char *input;                 /* Input */
+    const char *input_path;            /* InputPath */
+    const char *input_template;        /* InputTransformer(File) */
+    apr_array_header_t *paths_map;     /* ad_transform_var_t */
+    ad_transform_t *transform;         /* compiled in check_config */
     const char *file;
     int line;
 } ad_target_t;
@@ -94,6 +145,9 @@ typedef struct ad_conf_t {
     apr_size_t max_request_size;
     int max_entries;
     const char *journal;              /* ApiDestJournal: file or |program */
+    apr_array_header_t *connections;  /* ad_connection_t * */
+    apr_hash_t *connection_by_name;
+    const char *ca_file;              /* ApiDestCAFile: extra CAs for TLS */
     apr_array_header_t *destinations; /* ad_destination_t * */
     apr_hash_t *destination_by_name;
     apr_array_header_t *rules;        /* ad_rule_t * */
@@ -111,6 +165,9 @@ ad_conf_t *ad_conf_make(apr_pool_t *p);
  * rule/<bus>/<name>. */
 const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
                              const ad_rule_t *r);
+
+/* A target with EventBridge's defaults and empty parameter lists. */
+ad_target_t *ad_conf_target_make(apr_pool_t *p, const char *id);
 
 /* Number every target (gindex) and link it to its rule; call once the
  * rules are complete. */

@@ -14,6 +14,7 @@
 /* EventBridge reads at most the first MiB of a response (its Range header). */
 #define MAX_RESPONSE_BODY (1024 * 1024)
 #define USER_AGENT "Amazon/EventBridge/ApiDestinations"
+#define CAPTURE_MAX (64 * 1024)
 
 typedef struct transfer_t transfer_t;
 struct transfer_t {
@@ -25,6 +26,8 @@ struct transfer_t {
     int allow_private;
     const char *refused;        /* class of an address the policy refused */
     apr_size_t body_seen;
+    char *body;                 /* captured response, malloc'd */
+    int capture;
     apr_interval_time_t retry_after;
     transfer_t *next;           /* free list or active list */
     transfer_t *prev;           /* active list */
@@ -32,6 +35,7 @@ struct transfer_t {
 
 struct ad_http_engine_t {
     CURLM *multi;
+    struct curl_slist *resolve; /* APIDEST_TEST_RESOLVE pins, tests only */
     transfer_t *free_list;
     transfer_t *active;         /* running transfers, to abandon on destroy */
     int running;
@@ -41,6 +45,25 @@ apr_status_t ad_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS
                                                               : APR_EGENERAL;
+}
+
+/* For tests only: APIDEST_TEST_RESOLVE="name:port:address[,...]" pins names
+ * the way a hostile DNS answer would, so the egress check can be shown to
+ * judge the address actually connected to. */
+static struct curl_slist *test_resolve_list(void)
+{
+    const char *env = getenv("APIDEST_TEST_RESOLVE");
+    struct curl_slist *list = NULL;
+    char buf[512], *tok, *save = NULL;
+
+    if (!env || strlen(env) >= sizeof(buf)) {
+        return NULL;
+    }
+    strcpy(buf, env);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        list = curl_slist_append(list, tok);
+    }
+    return list;
 }
 
 static apr_status_t engine_cleanup(void *data)
@@ -58,6 +81,7 @@ apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns,
         return APR_ENOMEM;
     }
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host_conns);
+    e->resolve = test_resolve_list();
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)max_host_conns * 4);
     apr_pool_cleanup_register(p, e, engine_cleanup, apr_pool_cleanup_null);
     *out = e;
@@ -69,7 +93,15 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *data)
     transfer_t *t = data;
     size_t n = size * nmemb;
 
-    (void)ptr;
+    if (t->capture && t->body_seen + n <= CAPTURE_MAX) {
+        char *nb = realloc(t->body, t->body_seen + n + 1);
+        if (!nb) {
+            return 0;
+        }
+        t->body = nb;
+        memcpy(t->body + t->body_seen, ptr, n);
+        t->body[t->body_seen + n] = '\0';
+    }
     t->body_seen += n;
     /* The status is known by now; stop reading past the cap. */
     return t->body_seen > MAX_RESPONSE_BODY ? 0 : n;
@@ -179,6 +211,8 @@ static transfer_t *transfer_get(ad_http_engine_t *e)
     t->headers = NULL;
     t->refused = NULL;
     t->body_seen = 0;
+    t->body = NULL;
+    t->capture = 0;
     t->retry_after = -1;
     t->next = NULL;
     return t;
@@ -211,6 +245,8 @@ static void transfer_put(ad_http_engine_t *e, transfer_t *t)
 {
     curl_slist_free_all(t->headers);
     t->headers = NULL;
+    free(t->body);
+    t->body = NULL;
     t->next = e->free_list;
     e->free_list = t;
 }
@@ -257,6 +293,12 @@ static void set_options(transfer_t *t, const ad_http_request_t *req)
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
+    if (t->engine->resolve) {
+        curl_easy_setopt(c, CURLOPT_RESOLVE, t->engine->resolve);
+    }
+    if (req->ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
+    }
     set_method(c, req);
 }
 
@@ -283,6 +325,7 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req,
     t->cb = cb;
     t->baton = baton;
     t->allow_private = req->allow_private;
+    t->capture = req->capture_body;
     t->headers = build_headers(req, &ok);
     if (!ok) {
         transfer_put(e, t);
@@ -356,10 +399,12 @@ static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
         snprintf(msg, sizeof(msg), "HTTP %ld", status);
     }
     res.message = msg;
+    res.body = t->body;
+    res.body_len = t->body ? t->body_seen : 0;
     cb = t->cb;
     baton = t->baton;
+    cb(baton, &res);  /* before transfer_put frees the captured body */
     transfer_put(e, t);
-    cb(baton, &res);
 }
 
 int ad_http_run(ad_http_engine_t *e, int timeout_ms)
@@ -410,4 +455,6 @@ void ad_http_engine_destroy(ad_http_engine_t *e)
     }
     curl_multi_cleanup(e->multi);
     e->multi = NULL;
+    curl_slist_free_all(e->resolve);
+    e->resolve = NULL;
 }

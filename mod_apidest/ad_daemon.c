@@ -31,6 +31,8 @@
 #include "ad_http.h"
 #include "ad_maint.h"
 #include "ad_admin.h"
+#include "ad_auth.h"
+#include "ad_ratelimit.h"
 #include "ad_log.h"
 #include "ad_util.h"
 
@@ -95,9 +97,17 @@ typedef struct ad_daemon_t ad_daemon_t;
 
 typedef struct worker_t worker_t;
 
+enum { JOB_DELIVERY, JOB_TOKEN };
+
 typedef struct job_t {
     apr_pool_t *pool;           /* unmanaged: owns the job and its record */
     worker_t *worker;
+    int kind;                   /* JOB_DELIVERY or JOB_TOKEN */
+    int conn;                   /* JOB_TOKEN: ad_connection_t.index */
+    apr_uint64_t token_gen;     /* the OAuth token generation it carried */
+    const char *resp_body;      /* JOB_TOKEN: the token endpoint's answer */
+    apr_size_t resp_len;
+    const char *worker_ca;      /* ApiDestCAFile */
     qent_t ent;
     ad_record_t *rec;
     const ad_target_t *target;  /* NULL when the config lost it */
@@ -121,6 +131,29 @@ struct worker_t {
     int running;                /* worker thread only */
 };
 
+/* Entries due for a destination that cannot take them yet (rate, in-flight
+ * cap, connection not authorized), in arrival order. */
+typedef struct fifo_t {
+    qent_t *v;
+    apr_size_t head, n, cap;
+} fifo_t;
+
+typedef struct dest_rt_t {
+    const ad_destination_t *dest;
+    ad_ratelimit_t rl;
+    int in_flight;
+    fifo_t ready;
+} dest_rt_t;
+
+typedef struct conn_rt_t {
+    const ad_connection_t *conn;
+    char *token;                 /* malloc'd; never logged */
+    apr_time_t expiry;
+    apr_interval_time_t lifetime;
+    apr_uint64_t gen;            /* bumped with every new token */
+    int fetching;
+} conn_rt_t;
+
 struct ad_daemon_t {
     apr_pool_t *pool;
     const ad_daemon_opts_t *o;
@@ -143,8 +176,11 @@ struct ad_daemon_t {
     int dlq_count;
     apr_time_t started;
     apr_uint64_t churn;          /* deletes since the last compaction */
+    apr_time_t rate_wake;        /* real time a rate-limited destination frees */
     ad_metrics_t *m;
     apr_hash_t *schedules;       /* rule name -> sched_state_t */
+    dest_rt_t *dests;            /* by ad_destination_t.index */
+    conn_rt_t *conns;            /* by ad_connection_t.index */
     apr_uint64_t committed;      /* the batch marker found at start */
     apr_time_t next_compact;
     apr_time_t next_full_log;
@@ -290,6 +326,129 @@ static void publish(ad_daemon_t *d)
     ad_metric_set(&dm->retried, d->retried);
     ad_metric_set(&dm->dead_lettered, d->dead_lettered);
     ad_metric_set(&dm->dropped, d->dropped);
+}
+
+/* ---- flow control and connections (core thread) ------------------------- */
+
+static int fifo_push(fifo_t *f, const qent_t *e)
+{
+    if (f->n == f->cap) {
+        apr_size_t ncap = f->cap ? f->cap * 2 : 64, i;
+        qent_t *nv = malloc(ncap * sizeof(*nv));
+        if (!nv) {
+            return 0;
+        }
+        for (i = 0; i < f->n; i++) {
+            nv[i] = f->v[(f->head + i) % f->cap];
+        }
+        free(f->v);
+        f->v = nv;
+        f->cap = ncap;
+        f->head = 0;
+    }
+    f->v[(f->head + f->n++) % f->cap] = *e;
+    return 1;
+}
+
+static qent_t fifo_pop(fifo_t *f)
+{
+    qent_t e = f->v[f->head];
+    f->head = (f->head + 1) % f->cap;
+    f->n--;
+    return e;
+}
+
+enum { SEND_OK = 0, BLOCK_AUTH, BLOCK_CONCURRENCY, BLOCK_RATE };
+
+static apr_uint64_t conn_state(const ad_daemon_t *d, const ad_connection_t *cn)
+{
+    return ad_metric_get(&d->m->conns[cn->index].state);
+}
+
+static void set_conn_state(ad_daemon_t *d, const ad_connection_t *cn, apr_uint64_t state,
+                           const char *why)
+{
+    apr_uint64_t old = conn_state(d, cn);
+
+    if (old == state) {
+        return;
+    }
+    ad_metric_set(&d->m->conns[cn->index].state, state);
+    if (state == AD_CONN_DEAUTHORIZED) {
+        ad_metric_add(&d->m->conns[cn->index].deauthorizations, 1);
+    }
+    /* One line per state change; the reason never holds a secret. */
+    ad_log_perror(AD_LOG_MARK, state == AD_CONN_DEAUTHORIZED ? AD_LOG_WARNING : AD_LOG_NOTICE,
+                  0, ADLOGNO(00140) "connection %s: %s -> %s (%s)%s", cn->name,
+                  ad_conn_state_name(old), ad_conn_state_name(state), why,
+                  state == AD_CONN_DEAUTHORIZED
+                      ? "; its destinations are INACTIVE and their records wait" : "");
+}
+
+static void start_token_fetch(ad_daemon_t *d, conn_rt_t *cr);
+
+static int conn_blocks(ad_daemon_t *d, const ad_connection_t *cn, apr_time_t now)
+{
+    conn_rt_t *cr = &d->conns[cn->index];
+    apr_uint64_t st = conn_state(d, cn);
+
+    if (st == AD_CONN_DEAUTHORIZED) {
+        return 1;
+    }
+    if (cn->auth != AD_AUTH_OAUTH) {
+        return st != AD_CONN_AUTHORIZED;
+    }
+    if (!cr->token || apr_time_now() >= cr->expiry) {
+        if (!cr->fetching) {
+            start_token_fetch(d, cr);
+        }
+        return 1;
+    }
+    (void)now;
+    return 0;
+}
+
+static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
+{
+    const ad_destination_t *dest = dr->dest;
+
+    if (dest->connection && conn_blocks(d, dest->connection, now)) {
+        return BLOCK_AUTH;
+    }
+    if (dr->in_flight >= dest->max_in_flight) {
+        return BLOCK_CONCURRENCY;
+    }
+    if (now < dr->rl.next) {
+        return BLOCK_RATE;
+    }
+    return SEND_OK;
+}
+
+static void flow_init(ad_daemon_t *d)
+{
+    int i;
+
+    d->dests = apr_pcalloc(d->pool, sizeof(dest_rt_t) * (d->c->destinations->nelts + 1));
+    for (i = 0; i < d->c->destinations->nelts; i++) {
+        d->dests[i].dest = APR_ARRAY_IDX(d->c->destinations, i, ad_destination_t *);
+        ad_ratelimit_init(&d->dests[i].rl, d->dests[i].dest->rate_limit);
+    }
+    d->conns = apr_pcalloc(d->pool, sizeof(conn_rt_t) * (d->c->connections->nelts + 1));
+    for (i = 0; i < d->c->connections->nelts; i++) {
+        d->conns[i].conn = APR_ARRAY_IDX(d->c->connections, i, ad_connection_t *);
+    }
+}
+
+static void flow_cleanup(ad_daemon_t *d)
+{
+    int i;
+
+    for (i = 0; d->dests && i < d->c->destinations->nelts; i++) {
+        free(d->dests[i].ready.v);
+    }
+    for (i = 0; d->conns && i < d->c->connections->nelts; i++) {
+        free(d->conns[i].token);
+    }
 }
 
 /* ---- commits (core thread) ---------------------------------------------- */
@@ -674,11 +833,61 @@ static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
 }
 
 /* Returns what became of the record, for the journal. */
+static const ad_connection_t *connection_of(const job_t *j)
+{
+    return j->target && j->target->destination ? j->target->destination->connection : NULL;
+}
+
+/* A 401/407 through a connection: OAuth refreshes its token once and the
+ * attempt does not count (a second 401 in a row counts as a failure);
+ * BASIC and API_KEY connections are de-authorized, as EventBridge does, and
+ * the record waits for POST /apidest/connections/<name>/authorize or its
+ * maximum age. NULL: handle it as any other failure. */
+static const char *auth_failure(ad_daemon_t *d, job_t *j, const char *key, int prev_status)
+{
+    const ad_connection_t *cn = connection_of(j);
+    conn_rt_t *cr;
+    ad_record_t *r = j->rec;
+
+    if (!cn || j->error != AD_HTTP_OK || (j->status != 401 && j->status != 407)) {
+        return NULL;
+    }
+    cr = &d->conns[cn->index];
+    if (cn->auth == AD_AUTH_OAUTH) {
+        if (prev_status == 401 || prev_status == 407 || j->token_gen != cr->gen) {
+            return NULL;
+        }
+        free(cr->token);
+        cr->token = NULL;
+        cr->expiry = 0;
+        set_conn_state(d, cn, AD_CONN_AUTHORIZING, "the target answered 401/407: refreshing");
+        if (!cr->fetching) {
+            start_token_fetch(d, cr);
+        }
+    }
+    else {
+        set_conn_state(d, cn, AD_CONN_DEAUTHORIZED,
+                       apr_psprintf(j->pool, "the target answered HTTP %d", j->status));
+    }
+    r->attempts--;
+    r->last_status = j->status;
+    r->last_error = "ERROR_FROM_TARGET";
+    r->last_message = error_message_of(j->pool, j);
+    put_record(d, j->pool, key, r);
+    j->ent.due = ad_now();
+    heap_push(&d->heap, &j->ent);
+    return "auth-wait";
+}
+
 static const char *process_failure(ad_daemon_t *d, job_t *j, const char *key)
 {
     ad_record_t *r = j->rec;
     int max_retries = j->target ? j->target->retry_attempts : AD_DEFAULT_RETRY_ATTEMPTS;
+    const char *waiting = auth_failure(d, j, key, r->last_status);
 
+    if (waiting) {
+        return waiting;
+    }
     r->last_status = j->error == AD_HTTP_OK ? j->status : 0;
     r->last_error = error_code_of(j);
     r->last_message = error_message_of(j->pool, j);
@@ -751,14 +960,52 @@ static void journal(ad_daemon_t *d, const job_t *j, const char *outcome)
     apr_file_write_full(d->o->journal, line, n < sizeof(line) ? n : sizeof(line) - 1, NULL);
 }
 
+/* The token endpoint answered: a new token authorizes the connection; any
+ * failure de-authorizes it (its records wait, they are not dropped). */
+static void process_token(ad_daemon_t *d, job_t *j)
+{
+    conn_rt_t *cr = &d->conns[j->conn];
+    const ad_connection_t *cn = cr->conn;
+    const char *token, *why = NULL;
+    apr_interval_time_t lifetime;
+
+    cr->fetching = 0;
+    if (j->error == AD_HTTP_OK && j->status >= 200 && j->status < 300
+        && ad_auth_parse_token(j->pool, j->resp_body, j->resp_len, &token, &lifetime,
+                               &why) == APR_SUCCESS) {
+        free(cr->token);
+        cr->token = strdup(token);
+        cr->lifetime = lifetime;
+        cr->expiry = apr_time_now() + lifetime;
+        cr->gen++;
+        d->m->conns[cn->index].token_expiry = apr_time_sec(cr->expiry);
+        set_conn_state(d, cn, AD_CONN_AUTHORIZED, "token received");
+        return;
+    }
+    ad_metric_add(&d->m->conns[cn->index].token_failures, 1);
+    free(cr->token);
+    cr->token = NULL;
+    cr->expiry = 0;
+    d->m->conns[cn->index].token_expiry = 0;
+    set_conn_state(d, cn, AD_CONN_DEAUTHORIZED,
+                   why ? why : apr_psprintf(j->pool, "token endpoint: %s", j->message));
+}
+
 static void process_outcome(ad_daemon_t *d, job_t *j)
 {
     char key[KEY_LEN + 1];
-
-    key_format(key, j->ent.batch, j->ent.idx);
-    d->in_flight--;
     const char *outcome = "delivered";
 
+    d->in_flight--;
+    if (j->kind == JOB_TOKEN) {
+        process_token(d, j);
+        apr_pool_destroy(j->pool);
+        return;
+    }
+    if (j->target && j->target->destination) {
+        d->dests[j->target->destination->index].in_flight--;
+    }
+    key_format(key, j->ent.batch, j->ent.idx);
     j->rec->attempts++;
     count_response(d, j);
     if (is_success(j)) {
@@ -813,6 +1060,17 @@ static void job_request(job_t *j, const ad_target_t *t)
     j->req.body_len = j->rec->body_len;
     j->req.timeout_ms = 1000 * (dest ? dest->timeout_sec : t->timeout_sec);
     j->req.allow_private = dest ? dest->allow_private : t->allow_private;
+    j->req.ca_file = j->worker_ca;
+}
+
+/* Credentials are added here, per attempt, in the attempt's pool: they are
+ * never part of a stored record. */
+static void job_auth(ad_daemon_t *d, job_t *j, const ad_connection_t *cn)
+{
+    conn_rt_t *cr = &d->conns[cn->index];
+
+    j->token_gen = cr->gen;
+    ad_auth_apply(j->pool, cn, cr->token, &j->req);
 }
 
 static int worker_for(ad_daemon_t *d, const ad_target_t *t)
@@ -845,11 +1103,10 @@ static void count_attempt(ad_daemon_t *d, const job_t *j)
     }
 }
 
-static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
+static void enqueue_job(ad_daemon_t *d, job_t *j, int w)
 {
     worker_t *wk = &d->workers[w];
 
-    count_attempt(d, j);
     j->started = apr_time_now();
     apr_thread_mutex_lock(d->mu);
     j->next = wk->inbox;
@@ -857,6 +1114,38 @@ static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
     apr_thread_mutex_unlock(d->mu);
     ad_http_wakeup(wk->engine);
     d->in_flight++;
+}
+
+static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
+{
+    count_attempt(d, j);
+    enqueue_job(d, j, w);
+}
+
+static int worker_for_name(ad_daemon_t *d, const char *s)
+{
+    unsigned int h = 0;
+    while (*s) {
+        h = h * 31 + (unsigned char)*s++;
+    }
+    return (int)(h % (unsigned int)d->nworkers);
+}
+
+static void start_token_fetch(ad_daemon_t *d, conn_rt_t *cr)
+{
+    apr_pool_t *jp;
+    job_t *j;
+
+    apr_pool_create_unmanaged_ex(&jp, NULL, NULL);
+    j = apr_pcalloc(jp, sizeof(*j));
+    j->pool = jp;
+    j->kind = JOB_TOKEN;
+    j->conn = cr->conn->index;
+    ad_auth_token_request(jp, cr->conn, 1000 * AD_DEFAULT_TIMEOUT_SEC, &j->req);
+    j->req.ca_file = d->c->ca_file;
+    cr->fetching = 1;
+    ad_metric_add(&d->m->conns[cr->conn->index].token_fetches, 1);
+    enqueue_job(d, j, worker_for_name(d, cr->conn->name));
 }
 
 /* A record whose rule or target left the config is not lost: it goes to the
@@ -872,7 +1161,20 @@ static void target_gone(ad_daemon_t *d, job_t *j, const char *key)
     fail_final(d, j, key, NULL);
 }
 
-static void dispatch_one(ad_daemon_t *d, const qent_t *e)
+/* Park an entry until its destination can take it; due holds its expiry
+ * (0: not known yet) for the tick's scan of waiting records. */
+static void park(ad_daemon_t *d, dest_rt_t *dr, job_t *j, int why, apr_time_t expiry)
+{
+    ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
+
+    j->ent.due = expiry;
+    fifo_push(&dr->ready, &j->ent);
+    if (tm && why != BLOCK_AUTH) {
+        ad_metric_add(&tm->throttled, 1);
+    }
+}
+
+static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
 {
     char key[KEY_LEN + 1];
     apr_pool_t *jp;
@@ -913,12 +1215,54 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e)
     else if (ad_now() >= expiry_of(j->rec, t)) {
         fail_final(d, j, key, "MaximumEventAgeInSeconds");
     }
-    else {
+    else if (!t->destination) {
         job_request(j, t);
+        j->req.ca_file = d->c->ca_file;
         hand_to_worker(d, j, worker_for(d, t));
         return;
     }
+    else {
+        dest_rt_t *dr = &d->dests[t->destination->index];
+        int why = !from_ready && dr->ready.n ? BLOCK_RATE : dest_blocked(d, dr, apr_time_now());
+        if (why != SEND_OK) {
+            park(d, dr, j, why, expiry_of(j->rec, t));
+        }
+        else {
+            ad_ratelimit_take(&dr->rl, apr_time_now());
+            dr->in_flight++;
+            j->worker_ca = d->c->ca_file;
+            job_request(j, t);
+            if (t->destination->connection) {
+                job_auth(d, j, t->destination->connection);
+            }
+            hand_to_worker(d, j, worker_for(d, t));
+            return;
+        }
+    }
     apr_pool_destroy(jp);
+}
+
+/* Destinations that have waiting entries get them sent, in order, as far
+ * as their limits allow now. Returns the earliest time a rate limit frees a
+ * slot for one of them (0: none waiting on a rate). */
+static apr_time_t drain_ready(ad_daemon_t *d)
+{
+    apr_time_t wake = 0;
+    int i;
+
+    for (i = 0; i < d->c->destinations->nelts; i++) {
+        dest_rt_t *dr = &d->dests[i];
+        int why = SEND_OK;
+        while (dr->ready.n && d->in_flight < d->c->max_in_flight
+               && (why = dest_blocked(d, dr, apr_time_now())) == SEND_OK) {
+            qent_t e = fifo_pop(&dr->ready);
+            dispatch_one(d, &e, 1);
+        }
+        if (dr->ready.n && why == BLOCK_RATE && (!wake || dr->rl.next < wake)) {
+            wake = dr->rl.next;
+        }
+    }
+    return wake;
 }
 
 static void dispatch_due(ad_daemon_t *d)
@@ -928,7 +1272,7 @@ static void dispatch_due(ad_daemon_t *d)
     while (d->heap.n && d->heap.v[0].due <= now
            && d->in_flight < d->c->max_in_flight) {
         qent_t e = heap_pop(&d->heap);
-        dispatch_one(d, &e);
+        dispatch_one(d, &e, 0);
     }
 }
 
@@ -945,6 +1289,10 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
     j->message = apr_pstrdup(j->pool, res->message ? res->message : "");
     j->retry_after = res->retry_after;
     j->reused = res->reused;
+    if (res->body) {
+        j->resp_body = apr_pstrmemdup(j->pool, res->body, res->body_len);
+        j->resp_len = res->body_len;
+    }
     j->next = NULL;
     apr_thread_mutex_lock(d->mu);
     *d->outcomes_tail = j;
@@ -1007,13 +1355,18 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
 
 static apr_interval_time_t core_wait(const ad_daemon_t *d)
 {
-    apr_time_t now = ad_now(), until = d->next_tick;
+    apr_time_t now = ad_now(), until = d->next_tick, real = apr_time_now();
+    apr_interval_time_t w;
 
     if (d->heap.n && d->in_flight < d->c->max_in_flight
         && d->heap.v[0].due < until) {
         until = d->heap.v[0].due;
     }
-    return until > now ? ad_real_interval(until - now) : 0;
+    w = until > now ? ad_real_interval(until - now) : 0;
+    if (d->rate_wake && d->rate_wake - real < w) {
+        w = d->rate_wake > real ? d->rate_wake - real : 0;
+    }
+    return w;
 }
 
 /* Deleted records leave space a DBM file never gives back; rewrite it when
@@ -1093,11 +1446,12 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r,
     sched_state_t next = *st;
     const char *id, *body;
     apr_size_t len;
+    json_t *ev;
 
     memset(&c, 0, sizeof(c));
     c.blobs = apr_array_make(p, r->targets->nelts + 1, sizeof(ad_blob_t));
-    body = ad_ingest_scheduled_event(p, d->c, r, fire, &id, &len);
-    ad_ingest_rule_records(p, r, id, body, len, now, 0, c.blobs);
+    body = ad_ingest_scheduled_event(p, d->c, r, fire, &id, &len, &ev);
+    ad_ingest_rule_records(p, d->c, r, id, ev, body, len, now, 0, c.blobs);
     next.prev = st->last;
     next.last = fire;
     next.batch = d->batch;
@@ -1115,6 +1469,57 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r,
         ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0, ADLOGNO(00113)
                       "rule %s fired for %" APR_TIME_T_FMT " (event %s, %d target(s))",
                       r->name, apr_time_sec(fire), id, c.blobs->nelts);
+    }
+}
+
+/* OAuth tokens are refreshed before they expire (beyond EB: in the
+ * background, not only on traffic): within a tenth of their lifetime, at
+ * least 5 s and at most 60 s before. */
+static void refresh_tokens(ad_daemon_t *d)
+{
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < d->c->connections->nelts; i++) {
+        conn_rt_t *cr = &d->conns[i];
+        apr_interval_time_t ahead = cr->lifetime / 10;
+
+        if (ahead < apr_time_from_sec(5)) {
+            ahead = apr_time_from_sec(5);
+        }
+        if (ahead > apr_time_from_sec(60)) {
+            ahead = apr_time_from_sec(60);
+        }
+        if (cr->conn->auth == AD_AUTH_OAUTH && cr->token && !cr->fetching
+            && cr->expiry - now <= ahead) {
+            start_token_fetch(d, cr);
+        }
+    }
+}
+
+/* Records waiting on a de-authorized connection still age: those past their
+ * maximum age go to the DLQ (dispatch_one sees them expired). */
+static void expire_waiting(ad_daemon_t *d)
+{
+    apr_time_t now = ad_now();
+    int i;
+
+    for (i = 0; i < d->c->destinations->nelts; i++) {
+        dest_rt_t *dr = &d->dests[i];
+        apr_size_t n = dr->ready.n, k;
+        if (!dr->dest->connection
+            || conn_state(d, dr->dest->connection) != AD_CONN_DEAUTHORIZED) {
+            continue;
+        }
+        for (k = 0; k < n; k++) {
+            qent_t e = fifo_pop(&dr->ready);
+            if (e.due == 0 || e.due <= now) {
+                dispatch_one(d, &e, 1); /* expires it, or parks it again */
+            }
+            else {
+                fifo_push(&dr->ready, &e);
+            }
+        }
     }
 }
 
@@ -1148,6 +1553,8 @@ static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
     apr_time_t now = ad_now();
 
     run_schedules(d, tickp);
+    refresh_tokens(d);
+    expire_waiting(d);
     maybe_compact(d, tickp);
     ad_metric_set(&d->m->daemon->store_bytes, (apr_uint64_t)d->store->size(d->store));
     d->m->daemon->heartbeat = apr_time_sec(apr_time_now());
@@ -1190,6 +1597,33 @@ static void admin_requeue(void *baton, const char *qkey, apr_time_t due,
     }
 }
 
+static int admin_authorize(void *baton, const char *name, const char **state)
+{
+    ad_daemon_t *d = baton;
+    const ad_connection_t *cn = apr_hash_get(d->c->connection_by_name, name,
+                                             APR_HASH_KEY_STRING);
+    conn_rt_t *cr;
+
+    if (!cn) {
+        return 0;
+    }
+    cr = &d->conns[cn->index];
+    if (cn->auth == AD_AUTH_OAUTH) {
+        free(cr->token);
+        cr->token = NULL;
+        cr->expiry = 0;
+        set_conn_state(d, cn, AD_CONN_AUTHORIZING, "authorized by the operator");
+        if (!cr->fetching) {
+            start_token_fetch(d, cr);
+        }
+    }
+    else {
+        set_conn_state(d, cn, AD_CONN_AUTHORIZED, "authorized by the operator");
+    }
+    *state = ad_conn_state_name(conn_state(d, cn));
+    return 1;
+}
+
 static json_t *admin_counters(void *baton)
 {
     ad_daemon_t *d = baton;
@@ -1217,6 +1651,7 @@ static void run_admins(ad_daemon_t *d, admin_t *list)
     ctx.conf = d->c;
     ctx.requeue = admin_requeue;
     ctx.counters = admin_counters;
+    ctx.authorize = admin_authorize;
     ctx.baton = d;
     ctx.dlq_count = &d->dlq_count;
     for (a = list; a; a = a->next) {
@@ -1270,6 +1705,7 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
         run_admins(d, admins);
         if (!stopping) {
             dispatch_due(d);
+            d->rate_wake = drain_ready(d);
         }
         publish(d);
         if (ad_now() >= d->next_tick) {
@@ -1633,6 +2069,7 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
                             o->store_wait, &d->store, err)) != APR_SUCCESS) {
         return rv;
     }
+    flow_init(d);
     if ((rv = load_queue(d)) != APR_SUCCESS) {
         *err = "cannot read the store";
     }
@@ -1673,5 +2110,6 @@ apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o,
     stop_all(d, tp);
     ad_store_close(d->store);
     free(d->heap.v);
+    flow_cleanup(d);
     return rv;
 }

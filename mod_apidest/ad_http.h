@@ -27,6 +27,8 @@ typedef struct ad_http_request_t {
     apr_size_t body_len;
     int timeout_ms;
     int allow_private;
+    const char *ca_file;        /* extra CAs (PEM), NULL: the system's */
+    int capture_body;           /* keep the response body (up to 64 KiB) */
 } ad_http_request_t;
 
 typedef struct ad_http_result_t {
@@ -37,6 +39,8 @@ typedef struct ad_http_result_t {
                                         negative one (EventBridge then stops
                                         retrying the event) */
     int reused;                     /* connection was kept alive */
+    const char *body;               /* captured response body, or NULL */
+    apr_size_t body_len;
 } ad_http_result_t;
 
 typedef void ad_http_done_cb(void *baton, const ad_http_result_t *res);

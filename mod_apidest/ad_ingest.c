@@ -1,5 +1,6 @@
 #include <string.h>
 #include <math.h>
+#include <ctype.h>
 
 #include <apr_strings.h>
 #include <jansson.h>
@@ -7,6 +8,7 @@
 #include "ad_ingest.h"
 #include "ad_record.h"
 #include "ad_util.h"
+#include "ad_log.h"
 
 /* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
 #define ERR_INVALID_ARGUMENT "InvalidArgument"
@@ -167,13 +169,132 @@ static json_t *envelope_make(const ingest_ctx_t *x, const char *id,
     return ev;
 }
 
-static void add_record(apr_pool_t *p, int entry, const ad_rule_t *rule,
-                       const ad_target_t *t, const char *id, const char *body,
-                       apr_size_t body_len, apr_time_t now, apr_array_header_t *blobs)
+/* A parameter's value for one event: static, or a JSON path evaluated on the
+ * original event (never the transformed input), strings taken raw and other
+ * JSON values as their JSON text; a path that matches nothing is empty. */
+static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_t *ev)
+{
+    json_t *v;
+    const char *out;
+
+    if (!prm->path) {
+        return prm->value;
+    }
+    if (!(v = ad_jsonpath_eval(prm->path, ev))) {
+        return "";
+    }
+    out = json_is_string(v) ? apr_pstrmemdup(p, json_string_value(v), json_string_length(v))
+                            : ad_json_dump(p, v, NULL);
+    json_decref(v);
+    return out;
+}
+
+/* RFC 3986: everything but unreserved characters is percent-encoded, so a
+ * value cannot add path segments, queries or fragments. */
+static char *url_encode(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t *ev)
+{
+    const char *endpoint = t->destination ? t->destination->endpoint : t->endpoint;
+    apr_array_header_t *parts = apr_array_make(p, 8, sizeof(const char *));
+    const char *star;
+    int i = 0, j;
+
+    while ((star = strchr(endpoint, '*')) && i < t->path_params->nelts) {
+        APR_ARRAY_PUSH(parts, const char *) = apr_pstrmemdup(p, endpoint, star - endpoint);
+        APR_ARRAY_PUSH(parts, const char *) = url_encode(
+            p, param_value(p, APR_ARRAY_IDX(t->path_params, i++, ad_param_t *), ev));
+        endpoint = star + 1;
+    }
+    APR_ARRAY_PUSH(parts, const char *) = endpoint;
+    for (j = 0; j < t->query_params->nelts; j++) {
+        const ad_param_t *q = APR_ARRAY_IDX(t->query_params, j, ad_param_t *);
+        APR_ARRAY_PUSH(parts, const char *) = j || strchr(endpoint, '?') ? "&" : "?";
+        APR_ARRAY_PUSH(parts, const char *) = url_encode(p, q->key);
+        APR_ARRAY_PUSH(parts, const char *) = "=";
+        APR_ARRAY_PUSH(parts, const char *) = url_encode(p, param_value(p, q, ev));
+    }
+    return apr_array_pstrcat(p, parts, 0);
+}
+
+/* Header values from event data are kept as they are: apidestd refuses to
+ * send one holding CR or LF (the record is dead-lettered with
+ * INVALID_PARAMETER), so nothing is injected and nothing is lost silently. */
+static void target_headers(apr_pool_t *p, const ad_target_t *t, const json_t *ev,
+                           apr_array_header_t *out)
+{
+    int i;
+
+    for (i = 0; i < t->headers->nelts; i++) {
+        const ad_param_t *h = APR_ARRAY_IDX(t->headers, i, ad_param_t *);
+        ad_header_t *hd = apr_array_push(out);
+        hd->name = h->key;
+        hd->value = param_value(p, h, ev);
+    }
+}
+
+static int has_input_options(const ad_target_t *t)
+{
+    return t->input || t->input_path || t->input_template;
+}
+
+/* The body for a target; 0 when EventBridge would not deliver (the
+ * transformed input is not valid where it must be). */
+static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
+                       const ad_target_t *t, const json_t *ev, apr_time_t now,
+                       const char **body, apr_size_t *len)
+{
+    ad_transform_ctx_t ctx;
+    char when[32];
+    char *out;
+    const char *why;
+
+    if (!t->transform || !has_input_options(t)) {
+        return 1;
+    }
+    ad_time_rfc3339(when, now);
+    ctx.rule_name = rule->name;
+    ctx.rule_arn = ad_conf_rule_arn(p, c, rule);
+    ctx.ingestion_time = when;
+    if (ad_transform_apply(p, t->transform, ev, &ctx, &out, len, &why) != APR_SUCCESS) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0, ADLOGNO(00130)
+                      "rule %s target %s: the transformed input is not delivered: %s",
+                      rule->name, t->id, why ? why : "invalid");
+        return 0;
+    }
+    *body = out;
+    return 1;
+}
+
+static void add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_rule_t *rule,
+                       const ad_target_t *t, const char *id, const json_t *ev,
+                       const char *body, apr_size_t body_len, apr_time_t now,
+                       apr_array_header_t *blobs)
 {
     ad_record_t *r = ad_record_make(p);
     ad_blob_t *b;
 
+    if (!target_body(p, c, rule, t, ev, now, &body, &body_len)) {
+        return;
+    }
     r->first_seen = now;
     r->next_due = now;
     r->event_id = id;
@@ -181,7 +302,8 @@ static void add_record(apr_pool_t *p, int entry, const ad_rule_t *rule,
     r->target = t->id;
     r->destination = t->destination ? t->destination->name : "";
     r->method = t->destination ? t->destination->method : t->method;
-    r->url = t->destination ? t->destination->endpoint : t->endpoint;
+    r->url = target_url(p, t, ev);
+    target_headers(p, t, ev, r->headers);
     r->body = body;
     r->body_len = body_len;
     b = apr_array_push(blobs);
@@ -193,20 +315,22 @@ static void add_record(apr_pool_t *p, int entry, const ad_rule_t *rule,
     }
 }
 
-void ad_ingest_rule_records(apr_pool_t *p, const ad_rule_t *rule, const char *event_id,
-                            const char *body, apr_size_t body_len, apr_time_t now,
-                            int entry, apr_array_header_t *blobs)
+void ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
+                            const char *event_id, const json_t *ev, const char *body,
+                            apr_size_t body_len, apr_time_t now, int entry,
+                            apr_array_header_t *blobs)
 {
     int j;
 
     for (j = 0; j < rule->targets->nelts; j++) {
-        add_record(p, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
-                   event_id, body, body_len, now, blobs);
+        add_record(p, c, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
+                   event_id, ev, body, body_len, now, blobs);
     }
 }
 
 char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
-                                apr_time_t fire_time, const char **id, apr_size_t *len)
+                                apr_time_t fire_time, const char **id, apr_size_t *len,
+                                json_t **event)
 {
     char uuid[AD_UUID_LEN + 1], tbuf[32];
     json_t *ev;
@@ -220,7 +344,7 @@ char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule
                    c->account, "time", tbuf, "region", c->region, "resources",
                    ad_conf_rule_arn(p, c, rule), "detail");
     out = ad_json_dump(p, ev, len);
-    json_decref(ev);
+    *event = ad_json_own(p, ev);
     return out;
 }
 
@@ -243,7 +367,7 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus,
         if (!body) {
             body = ad_json_dump(x->p, ev, &body_len);
         }
-        ad_ingest_rule_records(x->p, rule, id, body, body_len, x->now, entry,
+        ad_ingest_rule_records(x->p, x->c, rule, id, ev, body, body_len, x->now, entry,
                                x->in->records);
     }
     return matched;

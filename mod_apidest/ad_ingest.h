@@ -7,6 +7,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <jansson.h>
 
 #include "ad_conf.h"
 
@@ -43,15 +44,17 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
 
 /* One delivery record per target of rule for an event (body: the envelope
  * as it is delivered), appended to blobs (ad_blob_t, .entry = entry). */
-void ad_ingest_rule_records(apr_pool_t *p, const ad_rule_t *rule, const char *event_id,
-                            const char *body, apr_size_t body_len, apr_time_t now,
-                            int entry, apr_array_header_t *blobs);
+void ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
+                            const char *event_id, const json_t *ev, const char *body,
+                            apr_size_t body_len, apr_time_t now, int entry,
+                            apr_array_header_t *blobs);
 
 /* The event EventBridge sends for a scheduled rule firing at fire_time:
  * source aws.events, detail-type "Scheduled Event", resources [rule ARN],
  * detail {}. Sets *id (allocated in p) and returns the envelope text. */
 char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
-                                apr_time_t fire_time, const char **id, apr_size_t *len);
+                                apr_time_t fire_time, const char **id, apr_size_t *len,
+                                json_t **event);
 
 /* The 200 response: {"FailedEntryCount": n, "Entries": [...]}. */
 char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len);

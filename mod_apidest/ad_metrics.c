@@ -17,14 +17,17 @@ apr_status_t ad_metrics_create(apr_pool_t *p, const ad_conf_t *c, ad_metrics_t *
     apr_shm_t *shm;
     apr_status_t rv;
     char *base;
+    int i;
 
     m->nrules = c->rules->nelts;
     m->ntargets = c->ntargets;
     m->ndests = c->destinations->nelts;
+    m->nconns = c->connections->nelts;
     size = align8(sizeof(ad_daemon_metrics_t))
            + align8(sizeof(ad_rule_metrics_t) * (m->nrules + 1))
            + align8(sizeof(ad_target_metrics_t) * (m->ntargets + 1))
-           + align8(sizeof(ad_dest_metrics_t) * (m->ndests + 1));
+           + align8(sizeof(ad_dest_metrics_t) * (m->ndests + 1))
+           + align8(sizeof(ad_conn_metrics_t) * (m->nconns + 1));
     /* Anonymous: inherited by every process forked from the master. */
     if ((rv = apr_shm_create(&shm, size, NULL, p)) != APR_SUCCESS) {
         return rv;
@@ -38,8 +41,27 @@ apr_status_t ad_metrics_create(apr_pool_t *p, const ad_conf_t *c, ad_metrics_t *
     m->targets = (ad_target_metrics_t *)(base + off);
     off += align8(sizeof(ad_target_metrics_t) * (m->ntargets + 1));
     m->dests = (ad_dest_metrics_t *)(base + off);
+    off += align8(sizeof(ad_dest_metrics_t) * (m->ndests + 1));
+    m->conns = (ad_conn_metrics_t *)(base + off);
+    for (i = 0; i < m->nconns; i++) {
+        const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
+        /* OAuth starts AUTHORIZING until its first token, as EventBridge. */
+        m->conns[i].state = cn->auth == AD_AUTH_OAUTH ? AD_CONN_AUTHORIZING : AD_CONN_AUTHORIZED;
+    }
     *out = m;
     return APR_SUCCESS;
+}
+
+const char *ad_conn_state_name(apr_uint64_t state)
+{
+    switch (state) {
+    case AD_CONN_AUTHORIZED:
+        return "AUTHORIZED";
+    case AD_CONN_AUTHORIZING:
+        return "AUTHORIZING";
+    default:
+        return "DEAUTHORIZED";
+    }
 }
 
 void ad_metric_add(apr_uint64_t *counter, apr_int64_t n)

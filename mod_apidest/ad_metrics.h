@@ -56,6 +56,21 @@ typedef struct ad_dest_metrics_t {
     char last_error[AD_LAST_ERROR_LEN];
 } ad_dest_metrics_t;
 
+/* Connection states as EventBridge names them. */
+#define AD_CONN_AUTHORIZED 0
+#define AD_CONN_AUTHORIZING 1
+#define AD_CONN_DEAUTHORIZED 2
+
+typedef struct ad_conn_metrics_t {
+    apr_uint64_t state;                    /* AD_CONN_* */
+    apr_int64_t token_expiry;              /* epoch seconds, 0: no token */
+    apr_uint64_t token_fetches;            /* token requests made */
+    apr_uint64_t token_failures;
+    apr_uint64_t deauthorizations;
+} ad_conn_metrics_t;
+
+const char *ad_conn_state_name(apr_uint64_t state);
+
 typedef struct ad_daemon_metrics_t {
     apr_int64_t pid;
     apr_int64_t started;                   /* epoch seconds */
@@ -74,7 +89,8 @@ typedef struct ad_metrics_t {
     ad_rule_metrics_t *rules;              /* by ad_rule_t.index */
     ad_target_metrics_t *targets;          /* by ad_target_t.gindex */
     ad_dest_metrics_t *dests;              /* by ad_destination_t.index */
-    int nrules, ntargets, ndests;
+    ad_conn_metrics_t *conns;              /* by ad_connection_t.index */
+    int nrules, ntargets, ndests, nconns;
 } ad_metrics_t;
 
 /* Create the segment for this configuration (in the master). */

@@ -9,6 +9,24 @@
 
 #define G(x) ((json_int_t)ad_metric_get(&(x)))
 
+static json_t *time_or_null(apr_uint64_t epoch)
+{
+    char buf[32];
+
+    if (!epoch) {
+        return json_null();
+    }
+    ad_time_rfc3339(buf, apr_time_from_sec((apr_time_t)epoch));
+    return json_string(buf);
+}
+
+static const char *ad_auth_type_name_of(ad_auth_type_t t)
+{
+    return t == AD_AUTH_BASIC ? "BASIC" : t == AD_AUTH_API_KEY ? "API_KEY"
+           : t == AD_AUTH_OAUTH ? "OAUTH_CLIENT_CREDENTIALS" : "NONE";
+}
+
+
 static json_t *daemon_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
 {
     const ad_daemon_metrics_t *d = m->daemon;
@@ -39,17 +57,6 @@ static json_t *target_json(const ad_target_t *t, const ad_target_metrics_t *tm)
     return o;
 }
 
-static json_t *time_or_null(apr_uint64_t epoch)
-{
-    char buf[32];
-
-    if (!epoch) {
-        return json_null();
-    }
-    ad_time_rfc3339(buf, apr_time_from_sec((apr_time_t)epoch));
-    return json_string(buf);
-}
-
 static json_t *rules_json(const ad_conf_t *c, const ad_metrics_t *m)
 {
     json_t *arr = json_array();
@@ -77,6 +84,35 @@ static json_t *rules_json(const ad_conf_t *c, const ad_metrics_t *m)
     return arr;
 }
 
+/* A destination is INACTIVE while its connection is not AUTHORIZED. */
+static const char *dest_state(const ad_destination_t *d, const ad_metrics_t *m)
+{
+    return d->connection && ad_metric_get(&m->conns[d->connection->index].state) != AD_CONN_AUTHORIZED
+               ? "INACTIVE" : "ACTIVE";
+}
+
+static json_t *conns_json(const ad_conf_t *c, const ad_metrics_t *m)
+{
+    json_t *arr = json_array();
+    int i;
+
+    for (i = 0; i < c->connections->nelts; i++) {
+        const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
+        const ad_conn_metrics_t *cm = &m->conns[cn->index];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "Name", cn->name,
+                              "AuthorizationType", ad_auth_type_name_of(cn->auth),
+                              "ConnectionState", ad_conn_state_name(ad_metric_get(&cm->state)),
+                              "TokenFetches", G(cm->token_fetches), "TokenFailures",
+                              G(cm->token_failures), "Deauthorizations",
+                              G(cm->deauthorizations));
+        if (cn->auth == AD_AUTH_OAUTH) {
+            json_object_set_new(o, "TokenExpiry", time_or_null((apr_uint64_t)cm->token_expiry));
+        }
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
 static json_t *dests_json(const ad_conf_t *c, const ad_metrics_t *m)
 {
     json_t *arr = json_array();
@@ -92,7 +128,7 @@ static json_t *dests_json(const ad_conf_t *c, const ad_metrics_t *m)
         json_array_append_new(arr, json_pack(
             "{s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I}",
             "Name", d->name, "Endpoint", d->endpoint, "HttpMethod", d->method, "State",
-            "ACTIVE", "Queued", G(dm->queued), "InFlight", G(dm->in_flight),
+            dest_state(d, m), "Queued", G(dm->queued), "InFlight", G(dm->in_flight),
             "InvocationRateLimit", d->rate_limit, "Responses2xx", G(dm->responses_2xx),
             "Responses4xx", G(dm->responses_4xx), "Responses5xx", G(dm->responses_5xx),
             "ResponsesOther", G(dm->responses_other), "Timeouts", G(dm->timeouts),
@@ -115,12 +151,13 @@ json_t *ad_report_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
     const ad_daemon_metrics_t *d = m->daemon;
     json_t *daemon = daemon_json(c, m, alive);
 
-    return json_pack("{s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:{s:o,s:o}}", "Daemon", daemon,
+    return json_pack("{s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:{s:o,s:o}}", "Daemon", daemon,
                      "Store", c->store_spec, "Ingest", "PutEventsRequests",
                      G(d->put_events_requests), "EventsAccepted", G(d->events_accepted),
                      "EventsFailed", G(d->events_failed), "UnmatchedEvents",
                      G(d->unmatched_events), "RefusedStoreFull", G(d->refused_full),
-                     "Destinations", dests_json(c, m), "Rules", rules_json(c, m),
+                     "Destinations", dests_json(c, m), "Connections", conns_json(c, m),
+                     "Rules", rules_json(c, m),
                      "Latency", "IngestionToInvocationStart", hist_json(&d->to_first_attempt),
                      "IngestionToInvocationSuccess", hist_json(&d->to_success));
 }
@@ -167,7 +204,8 @@ static void auto_dests(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
         const ad_destination_t *dst = APR_ARRAY_IDX(c->destinations, i, ad_destination_t *);
         const ad_dest_metrics_t *dm = &m->dests[dst->index];
         const char *k = apr_pstrcat(p, "ApiDestDestination.", dst->name, ".", NULL);
-        APR_ARRAY_PUSH(out, const char *) = apr_pstrcat(p, k, "State: ACTIVE\n", NULL);
+        APR_ARRAY_PUSH(out, const char *) = apr_pstrcat(p, k, "State: ", dest_state(dst, m),
+                                                        "\n", NULL);
         AUTO(apr_pstrcat(p, k, "Queued", NULL), dm->queued);
         AUTO(apr_pstrcat(p, k, "InFlight", NULL), dm->in_flight);
         auto_line(out, p, apr_pstrcat(p, k, "RateLimit", NULL), (apr_uint64_t)dst->rate_limit);
@@ -209,12 +247,29 @@ static void auto_rules(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
     }
 }
 
+static void auto_conns(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *c,
+                       const ad_metrics_t *m)
+{
+    int i;
+
+    for (i = 0; i < c->connections->nelts; i++) {
+        const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
+        const ad_conn_metrics_t *cm = &m->conns[cn->index];
+        const char *k = apr_pstrcat(p, "ApiDestConnection.", cn->name, ".", NULL);
+        APR_ARRAY_PUSH(out, const char *) = apr_pstrcat(
+            p, k, "State: ", ad_conn_state_name(ad_metric_get(&cm->state)), "\n", NULL);
+        auto_line(out, p, apr_pstrcat(p, k, "TokenExpiry", NULL), (apr_uint64_t)cm->token_expiry);
+        AUTO(apr_pstrcat(p, k, "TokenFetches", NULL), cm->token_fetches);
+    }
+}
+
 char *ad_report_auto(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t *m, int alive)
 {
     apr_array_header_t *out = apr_array_make(p, 64, sizeof(const char *));
 
     auto_daemon(out, p, m, alive);
     auto_dests(out, p, c, m);
+    auto_conns(out, p, c, m);
     auto_rules(out, p, c, m);
     return apr_array_pstrcat(p, out, 0);
 }

@@ -13,6 +13,7 @@
 #include "mod_apidest_daemon.h"
 #include "mod_apidest_status.h"
 #include "ad_ingest.h"
+#include "ad_awsjson.h"
 #include "ad_record.h"
 #include "ad_store.h"
 #include "ad_log.h"
@@ -57,6 +58,10 @@ static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     ad_log_set(log_to_httpd, log_enabled);
     ad_crc32(0, "", 0); /* fill its table before any thread exists */
+    if (getenv("APIDEST_TEST_RESOLVE")) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ADLOGNO(10031)
+                     "APIDEST_TEST_RESOLVE is set: outbound names are pinned (for tests only)");
+    }
     if ((rate = ad_clock_init()) != 1.0) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ADLOGNO(10030)
                      "APIDEST_TEST_CLOCK_RATE is set: the clock runs %.0f times "
@@ -188,9 +193,22 @@ static int ingest_handler(request_rec *r)
     }
     if (target) {
         if (strcmp(target, TARGET_PREFIX "PutEvents") != 0) {
-            return send_aws_error(r, HTTP_BAD_REQUEST, "UnknownOperationException",
-                                  apr_psprintf(r->pool, "Operation %s is not supported here",
-                                               target));
+            /* Every other operation is answered from the configuration. */
+            const char *etype;
+            char id[AD_UUID_LEN + 1];
+
+            if ((rc = read_body(r, c->max_request_size, &body, &len)) <= 0) {
+                return rc ? send_aws_error(r, HTTP_BAD_REQUEST, "ValidationException",
+                                           "Request body is larger than ApiDestMaxRequestSize")
+                          : HTTP_BAD_REQUEST;
+            }
+            rc = ad_awsjson_dispatch(r->pool, c, target, body, len, &out, &len, &etype);
+            if (etype) {
+                apr_table_setn(r->headers_out, "x-amzn-ErrorType", etype);
+            }
+            ad_uuid4(id);
+            apr_table_setn(r->headers_out, "x-amzn-RequestId", apr_pstrdup(r->pool, id));
+            return send_body(r, rc, CT_AWSJSON, out, len);
         }
         form = AD_INGEST_AWSJSON;
     }

@@ -118,6 +118,149 @@ static const char *check_method(apr_pool_t *p, const char *m)
     return apr_psprintf(p, "HttpMethod '%s' must be one of POST, GET, HEAD, OPTIONS, PUT, PATCH, DELETE", m);
 }
 
+static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
+                                  const char **text);
+
+/* ---- secrets and parameters ----------------------------------------------- */
+
+/* "env:NAME", "file:/path" (read now, trailing newline stripped) or the
+ * value itself. Errors never echo a secret. */
+static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out)
+{
+    apr_file_t *f;
+    char buf[4097];
+    apr_size_t n = sizeof(buf) - 1;
+
+    if (!strncmp(ref, "env:", 4)) {
+        if (!(*out = getenv(ref + 4)) || !**out) {
+            return apr_psprintf(cmd->pool, "environment variable %s is not set", ref + 4);
+        }
+        *out = apr_pstrdup(cmd->pool, *out);
+        return NULL;
+    }
+    if (!strncmp(ref, "file:", 5)) {
+        const char *path = ap_server_root_relative(cmd->temp_pool, ref + 5);
+        if (!path || apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, "secret file %s cannot be read", ref + 5);
+        }
+        if (apr_file_read(f, buf, &n) != APR_SUCCESS && n == 0) {
+            n = 0;
+        }
+        apr_file_close(f);
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+            n--;
+        }
+        if (n == 0) {
+            return apr_psprintf(cmd->pool, "secret file %s is empty", ref + 5);
+        }
+        *out = apr_pstrmemdup(cmd->pool, buf, n);
+        return NULL;
+    }
+    *out = apr_pstrdup(cmd->pool, ref);
+    return NULL;
+}
+
+static int is_secret_ref(const char *v)
+{
+    return !strncmp(v, "env:", 4) || !strncmp(v, "file:", 5);
+}
+
+static const char *check_header_name(apr_pool_t *p, const char *name)
+{
+    const char *c;
+
+    if (!*name || strlen(name) > 512) {
+        return apr_psprintf(p, "header name '%s' must be 1 to 512 characters", name);
+    }
+    for (c = name; *c; c++) {
+        if (!isalnum((unsigned char)*c) && !strchr("!#$%&'*+-.^_`|~", *c)) {
+            return apr_psprintf(p, "header name '%s' holds a character not allowed in "
+                                "HTTP header names", name);
+        }
+    }
+    return NULL;
+}
+
+static const char *check_static_value(apr_pool_t *p, const char *what, const char *v)
+{
+    const char *c;
+
+    if (strlen(v) > 512) {
+        return apr_psprintf(p, "%s value is longer than 512 characters", what);
+    }
+    for (c = v; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            return apr_psprintf(p, "%s value holds a control character", what);
+        }
+    }
+    return NULL;
+}
+
+/* Headers EventBridge strips from configured parameters
+ * (eventbridge-semantics.md section 5), and those API Gateway targets
+ * forbid (section 7). */
+static const char *const eb_forbidden_headers[] = {
+    "A-IM", "Accept-Charset", "Accept-Datetime", "Accept-Encoding", "Cache-Control",
+    "Connection", "Content-Encoding", "Content-Length", "Content-MD5", "Date", "Expect",
+    "Forwarded", "From", "Host", "HTTP2-Settings", "If-Match", "If-Modified-Since",
+    "If-None-Match", "If-Range", "If-Unmodified-Since", "Max-Forwards", "Origin", "Pragma",
+    "Proxy-Authorization", "Range", "Referer", "TE", "Trailer", "Transfer-Encoding",
+    "User-Agent", "Upgrade", "Via", "Warning", NULL};
+static const char *const apigw_forbidden_headers[] = {
+    "Authorization", "WWW-Authenticate", "X-Forwarded-For", NULL};
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (; *list; list++) {
+        if (!strcasecmp(*list, name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *check_forbidden_header(apr_pool_t *p, const char *name, int plain)
+{
+    if (in_list(eb_forbidden_headers, name)
+        || (plain && (in_list(apigw_forbidden_headers, name)
+                      || !strncasecmp(name, "X-Amz", 5)))) {
+        return apr_psprintf(p, "header '%s' may not be set: EventBridge does not allow it "
+                            "on %s", name, plain ? "API Gateway-style targets" : "API destinations");
+    }
+    return NULL;
+}
+
+/* A static value, a JSON path ("$.detail.x"), or a secret reference. */
+static const char *make_param(cmd_parms *cmd, const char *where, const char *key,
+                              const char *value, int allow_secret, ad_param_t **out)
+{
+    ad_param_t *prm = apr_pcalloc(cmd->pool, sizeof(*prm));
+    const char *err;
+
+    prm->where = where;
+    prm->key = apr_pstrdup(cmd->pool, key);
+    if (!strncmp(value, "$.", 2) || !strcmp(value, "$")) {
+        prm->value = apr_pstrdup(cmd->pool, value);
+        if (!(prm->path = ad_jsonpath_compile(cmd->pool, value, &err))) {
+            return apr_psprintf(cmd->pool, "JSON path '%s': %s", value, err);
+        }
+    }
+    else if (allow_secret && is_secret_ref(value)) {
+        prm->secret = 1;
+        if ((err = read_secret(cmd, value, &prm->value))) {
+            return err;
+        }
+    }
+    else {
+        prm->value = apr_pstrdup(cmd->pool, value);
+        if ((err = check_static_value(cmd->pool, key ? key : "path parameter", value))) {
+            return err;
+        }
+    }
+    *out = prm;
+    return NULL;
+}
+
 /* ---- sections: a small walker over the directive tree -------------------- */
 
 /* Each line inside an <ApiDest...> section is parsed here rather than by
@@ -186,6 +329,179 @@ static const char *want_args(apr_pool_t *p, const char *name, int argc, int n)
     return NULL;
 }
 
+/* ---- <ApiDestConnection> ------------------------------------------------ */
+
+static const char *auth_type(apr_pool_t *p, const char *v, ad_auth_type_t *out)
+{
+    if (!strcmp(v, "BASIC")) {
+        *out = AD_AUTH_BASIC;
+    }
+    else if (!strcmp(v, "API_KEY")) {
+        *out = AD_AUTH_API_KEY;
+    }
+    else if (!strcmp(v, "OAUTH_CLIENT_CREDENTIALS")) {
+        *out = AD_AUTH_OAUTH;
+    }
+    else {
+        return apr_psprintf(p, "1 validation error detected: Value '%s' at 'authorizationType' "
+                            "failed to satisfy constraint: Member must satisfy enum value set: "
+                            "[BASIC, OAUTH_CLIENT_CREDENTIALS, API_KEY]", v);
+    }
+    return NULL;
+}
+
+static const char *param_where(apr_pool_t *p, const char *v)
+{
+    if (strcmp(v, "header") && strcmp(v, "query") && strcmp(v, "body")) {
+        return apr_psprintf(p, "parameter location must be header, query or body, not '%s'", v);
+    }
+    return NULL;
+}
+
+static const char *conn_param(cmd_parms *cmd, apr_array_header_t *list, int argc, char **argv)
+{
+    const char *err;
+    ad_param_t *prm;
+
+    if ((err = want_args(cmd->pool, "a connection parameter", argc, 3))
+        || (err = param_where(cmd->pool, argv[0]))
+        || (!strcmp(argv[0], "header") && (err = check_header_name(cmd->pool, argv[1])))
+        || (!strcmp(argv[0], "header") && (err = check_forbidden_header(cmd->pool, argv[1], 0)))
+        || (err = make_param(cmd, apr_pstrdup(cmd->pool, argv[0]), argv[1], argv[2], 1, &prm))) {
+        return err;
+    }
+    if (prm->path) {
+        return "connection parameters take static values (or env:/file: secrets), not JSON paths";
+    }
+    APR_ARRAY_PUSH(list, ad_param_t *) = prm;
+    return NULL;
+}
+
+static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int argc,
+                             char **argv, const ap_directive_t *dir)
+{
+    ad_connection_t *cn = obj;
+    apr_pool_t *p = cmd->pool;
+    const char *err;
+
+    if (!strcasecmp(name, "InvocationParameter")) {
+        return conn_param(cmd, cn->invocation_params, argc, argv);
+    }
+    if (!strcasecmp(name, "OAuthParameter")) {
+        return conn_param(cmd, cn->oauth_params, argc, argv);
+    }
+    if (!strcasecmp(name, "Basic") || !strcasecmp(name, "ApiKey")
+        || !strcasecmp(name, "OAuthClient")) {
+        const char **who = name[0] == 'B' || name[0] == 'b' ? &cn->user
+                           : name[0] == 'A' || name[0] == 'a' ? &cn->api_key_name
+                                                              : &cn->client_id;
+        const char **secret = who == &cn->user ? &cn->password
+                              : who == &cn->api_key_name ? &cn->api_key : &cn->client_secret;
+        if ((err = want_args(p, name, argc, 2))) {
+            return err;
+        }
+        if (strpbrk(argv[0], ":\r\n") || strlen(argv[0]) > 512 || !*argv[0]) {
+            return apr_psprintf(p, "%s: the name must be 1 to 512 characters without ':' or "
+                                "control characters", name);
+        }
+        if (who == &cn->api_key_name && (err = check_header_name(p, argv[0]))) {
+            return err;
+        }
+        *who = apr_pstrdup(p, argv[0]);
+        if ((err = read_secret(cmd, argv[1], secret))) {
+            return err;
+        }
+        if (strpbrk(*secret, "\r\n") || strlen(*secret) > 512) {
+            return apr_psprintf(p, "%s: the secret must be at most 512 characters without "
+                                "line breaks", name);
+        }
+        return NULL;
+    }
+    if ((err = want_args(p, name, argc, 1))) {
+        return err;
+    }
+    if (!strcasecmp(name, "AuthorizationType")) {
+        return auth_type(p, argv[0], &cn->auth);
+    }
+    if (!strcasecmp(name, "OAuthEndpoint")) {
+        if ((err = check_endpoint(p, argv[0]))) {
+            return err;
+        }
+        cn->oauth_endpoint = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "OAuthHttpMethod")) {
+        if (strcmp(argv[0], "GET") && strcmp(argv[0], "POST") && strcmp(argv[0], "PUT")) {
+            return "OAuthHttpMethod must be GET, POST or PUT";
+        }
+        cn->oauth_method = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "AllowPrivateEndpoint")) {
+        return parse_flag(p, name, argv[0], &cn->allow_private);
+    }
+    if (!strcasecmp(name, "AllowInsecureHttp")) {
+        return parse_flag(p, name, argv[0], &cn->allow_insecure_http);
+    }
+    return apr_psprintf(p, "unknown directive '%s' in <ApiDestConnection>", name);
+}
+
+static const char *conn_complete(apr_pool_t *p, const ad_connection_t *cn)
+{
+    switch (cn->auth) {
+    case AD_AUTH_BASIC:
+        return cn->user ? NULL : "a BASIC connection needs Basic <user> <password>";
+    case AD_AUTH_API_KEY:
+        return cn->api_key_name ? NULL : "an API_KEY connection needs ApiKey <header> <value>";
+    case AD_AUTH_OAUTH:
+        if (!cn->oauth_endpoint || !cn->client_id) {
+            return "an OAUTH_CLIENT_CREDENTIALS connection needs OAuthEndpoint and "
+                   "OAuthClient <id> <secret>";
+        }
+        if (!strncasecmp(cn->oauth_endpoint, "http:", 5) && !cn->allow_insecure_http) {
+            return apr_psprintf(p, "OAuthEndpoint %s is plain http: client credentials would "
+                                "travel in clear text (set AllowInsecureHttp on to allow it)",
+                                cn->oauth_endpoint);
+        }
+        return NULL;
+    default:
+        return "a connection needs AuthorizationType BASIC, API_KEY or "
+               "OAUTH_CLIENT_CREDENTIALS";
+    }
+}
+
+static const char *conn_section(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    ad_conf_t *c = cmd_conf(cmd);
+    ad_connection_t *cn;
+    const char *err, *name;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))
+        || (err = section_name(cmd, "<ApiDestConnection", arg, "connection", &name))) {
+        return err;
+    }
+    if (apr_hash_get(c->connection_by_name, name, APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "connection '%s' is defined twice", name);
+    }
+    cn = apr_pcalloc(cmd->pool, sizeof(*cn));
+    cn->name = name;
+    cn->oauth_method = "POST";
+    cn->oauth_params = apr_array_make(cmd->pool, 2, sizeof(ad_param_t *));
+    cn->invocation_params = apr_array_make(cmd->pool, 2, sizeof(ad_param_t *));
+    cn->file = cmd->directive->filename;
+    cn->line = cmd->directive->line_num;
+    if ((err = walk_section(cmd, cn, conn_line))) {
+        return err;
+    }
+    if ((err = conn_complete(cmd->pool, cn))) {
+        return apr_psprintf(cmd->pool, "connection '%s': %s", name, err);
+    }
+    cn->index = c->connections->nelts;
+    APR_ARRAY_PUSH(c->connections, ad_connection_t *) = cn;
+    apr_hash_set(c->connection_by_name, cn->name, APR_HASH_KEY_STRING, cn);
+    return NULL;
+}
+
 /* ---- <ApiDestDestination> ----------------------------------------------- */
 
 static const char *dest_line(cmd_parms *cmd, void *obj, const char *name,
@@ -221,6 +537,21 @@ static const char *dest_line(cmd_parms *cmd, void *obj, const char *name,
         return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
                : parse_flag(p, name, argv[0], &d->allow_private);
     }
+    if (!strcasecmp(name, "AllowInsecureHttp")) {
+        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
+               : parse_flag(p, name, argv[0], &d->allow_insecure_http);
+    }
+    if (!strcasecmp(name, "MaxInFlight")) {
+        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
+               : parse_int(p, name, argv[0], 1, 100000, &d->max_in_flight);
+    }
+    if (!strcasecmp(name, "Connection")) {
+        if ((err = want_args(p, name, argc, 1))) {
+            return err;
+        }
+        d->connection_name = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
     return apr_psprintf(p, "unknown directive '%s' in <ApiDestDestination>", name);
 }
 
@@ -242,6 +573,7 @@ static const char *dest_section(cmd_parms *cmd, void *dummy, const char *arg)
     d->method = "POST";
     d->timeout_sec = AD_DEFAULT_TIMEOUT_SEC;
     d->rate_limit = AD_DEFAULT_RATE_LIMIT;
+    d->max_in_flight = AD_DEFAULT_DEST_MAX_IN_FLIGHT;
     d->file = cmd->directive->filename;
     d->line = cmd->directive->line_num;
     if ((err = walk_section(cmd, d, dest_line))) {
@@ -264,9 +596,53 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name,
     ad_target_t *t = obj;
     apr_pool_t *p = cmd->pool;
     const char *err;
+    ad_param_t *prm;
 
+    if (!strcasecmp(name, "QueryParameter") || !strcasecmp(name, "Header")
+        || !strcasecmp(name, "InputPathsMap")) {
+        if ((err = want_args(p, name, argc, 2))) {
+            return err;
+        }
+        if (!strcasecmp(name, "InputPathsMap")) {
+            ad_transform_var_t *v = apr_array_push(t->paths_map);
+            v->name = apr_pstrdup(p, argv[0]);
+            v->path = apr_pstrdup(p, argv[1]);
+            return NULL;
+        }
+        if (!strcasecmp(name, "Header") && ((err = check_header_name(p, argv[0]))
+                                            || (err = check_forbidden_header(p, argv[0], 0)))) {
+            return err;
+        }
+        if ((err = make_param(cmd, name[0] == 'Q' || name[0] == 'q' ? "query" : "header",
+                              argv[0], argv[1], 0, &prm))) {
+            return err;
+        }
+        APR_ARRAY_PUSH(name[0] == 'Q' || name[0] == 'q' ? t->query_params : t->headers,
+                       ad_param_t *) = prm;
+        return NULL;
+    }
     if ((err = want_args(p, name, argc, 1))) {
         return err;
+    }
+    if (!strcasecmp(name, "PathParameter")) {
+        if (!*argv[0] || strspn(argv[0], " \t") == strlen(argv[0])) {
+            return "PathParameter must not be blank";
+        }
+        if ((err = make_param(cmd, "path", NULL, argv[0], 0, &prm))) {
+            return err;
+        }
+        APR_ARRAY_PUSH(t->path_params, ad_param_t *) = prm;
+        return NULL;
+    }
+    if (!strcasecmp(name, "InputPath") || !strcasecmp(name, "Input")
+        || !strcasecmp(name, "InputTransformer")) {
+        const char **slot = !strcasecmp(name, "InputPath") ? &t->input_path
+                            : !strcasecmp(name, "Input") ? &t->input : &t->input_template;
+        *slot = apr_pstrdup(p, argv[0]);
+        return NULL;
+    }
+    if (!strcasecmp(name, "InputTransformerFile")) {
+        return read_text_file(cmd, "InputTransformerFile", argv[0], &t->input_template);
     }
     if (!strcasecmp(name, "Destination")) {
         t->destination_name = apr_pstrdup(p, argv[0]);
@@ -322,13 +698,7 @@ static const char *target_section(cmd_parms *cmd, ad_rule_t *rule,
             }
         }
     }
-    t = apr_pcalloc(cmd->pool, sizeof(*t));
-    t->id = name;
-    t->method = "POST";
-    t->timeout_sec = AD_DEFAULT_TIMEOUT_SEC;
-    t->retry_attempts = AD_DEFAULT_RETRY_ATTEMPTS;
-    t->max_event_age_sec = AD_DEFAULT_MAX_EVENT_AGE_SEC;
-    t->dead_letter = 1;
+    t = ad_conf_target_make(cmd->pool, name);
     t->file = dir->filename;
     t->line = dir->line_num;
     if (!err) {
@@ -352,8 +722,8 @@ static const char *target_section(cmd_parms *cmd, ad_rule_t *rule,
 
 /* ---- <ApiDestRule> -------------------------------------------------------- */
 
-static const char *read_pattern_file(cmd_parms *cmd, const char *path,
-                                     const char **text)
+static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
+                                  const char **text)
 {
     const char *full = ap_server_root_relative(cmd->temp_pool, path);
     apr_file_t *f;
@@ -362,19 +732,19 @@ static const char *read_pattern_file(cmd_parms *cmd, const char *path,
     char *buf;
 
     if (!full || apr_file_open(&f, full, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "EventPatternFile '%s' cannot be read", path);
+        return apr_psprintf(cmd->pool, "%s '%s' cannot be read", what, path);
     }
     if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS
         || fi.size > MAX_PATTERN_FILE) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "EventPatternFile '%s' is over %d bytes", path,
+        return apr_psprintf(cmd->pool, "%s '%s' is over %d bytes", what, path,
                             MAX_PATTERN_FILE);
     }
     n = (apr_size_t)fi.size;
     buf = apr_palloc(cmd->pool, n + 1);
     if (apr_file_read_full(f, buf, n, &n) != APR_SUCCESS && n != (apr_size_t)fi.size) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "EventPatternFile '%s' cannot be read", path);
+        return apr_psprintf(cmd->pool, "%s '%s' cannot be read", what, path);
     }
     buf[n] = '\0';
     apr_file_close(f);
@@ -422,7 +792,7 @@ static const char *rule_line(cmd_parms *cmd, void *obj, const char *name,
         return set_pattern(cmd, r, apr_pstrdup(p, argv[0]));
     }
     if (!strcasecmp(name, "EventPatternFile")) {
-        return (err = read_pattern_file(cmd, argv[0], &text)) ? err
+        return (err = read_text_file(cmd, "EventPatternFile", argv[0], &text)) ? err
                                                              : set_pattern(cmd, r, text);
     }
     if (!strcasecmp(name, "ScheduleExpression")) {
@@ -641,6 +1011,23 @@ static const char *set_journal(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (err) {
+        return err;
+    }
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "ApiDestCAFile %s is not a readable file", arg);
+    }
+    cmd_conf(cmd)->ca_file = path;
+    return NULL;
+}
+
 static const char *set_max_entry_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return set_size(cmd, arg, 1024, 1048576, &cmd_conf(cmd)->max_entry_size);
@@ -659,6 +1046,10 @@ static const char *stray_target(cmd_parms *cmd, void *dummy, const char *arg)
 const command_rec apidest_cmds[] = {
     AP_INIT_RAW_ARGS("<ApiDestTarget", stray_target, NULL, RSRC_CONF,
                      "a target; only inside <ApiDestRule>"),
+    AP_INIT_RAW_ARGS("<ApiDestConnection", conn_section, NULL, RSRC_CONF,
+                     "a connection: AuthorizationType, Basic, ApiKey, OAuth..., InvocationParameter"),
+    AP_INIT_TAKE1("ApiDestCAFile", set_ca_file, NULL, RSRC_CONF,
+                  "PEM file of extra certificate authorities for outbound TLS"),
     AP_INIT_RAW_ARGS("<ApiDestDestination", dest_section, NULL, RSRC_CONF,
                      "an API destination: Endpoint, HttpMethod, Timeout, ..."),
     AP_INIT_RAW_ARGS("<ApiDestRule", rule_section, NULL, RSRC_CONF,
@@ -692,6 +1083,86 @@ const command_rec apidest_cmds[] = {
 
 /* ---- whole-config checks (check_config) -------------------------------- */
 
+static int count_stars(const char *url)
+{
+    int n = 0;
+    for (; *url; url++) {
+        n += *url == '*';
+    }
+    return n;
+}
+
+static int check_target_params(server_rec *s, ad_rule_t *r, ad_target_t *t, apr_pool_t *p)
+{
+    const char *endpoint = t->destination ? t->destination->endpoint : t->endpoint;
+    int i, stars = count_stars(endpoint), problems = 0;
+
+    if (stars != t->path_params->nelts) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10002)
+                     "%s:%d: rule '%s' target '%s' has %d PathParameter(s) for %d '*' in %s",
+                     t->file, t->line, r->name, t->id, t->path_params->nelts, stars, endpoint);
+        problems++;
+    }
+    for (i = 0; i < t->headers->nelts; i++) {
+        const ad_param_t *h = APR_ARRAY_IDX(t->headers, i, ad_param_t *);
+        const char *err = check_forbidden_header(p, h->key, t->destination == NULL);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10003)
+                         "%s:%d: rule '%s' target '%s': %s", t->file, t->line, r->name,
+                         t->id, err);
+            problems++;
+        }
+    }
+    return problems;
+}
+
+static int compile_transform(server_rec *s, ad_rule_t *r, ad_target_t *t, apr_pool_t *p)
+{
+    const char *err;
+
+    t->transform = ad_transform_compile(p, t->id, t->input, t->input_path,
+                                        t->paths_map->nelts ? t->paths_map : NULL,
+                                        t->input_template, &err);
+    if (!t->transform) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10004)
+                     "%s:%d: rule '%s' target '%s': ValidationException: %s", t->file,
+                     t->line, r->name, t->id, err);
+        return 1;
+    }
+    if (t->paths_map->nelts && !t->input_template) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10005)
+                     "%s:%d: rule '%s' target '%s': InputPathsMap needs InputTransformer",
+                     t->file, t->line, r->name, t->id);
+        return 1;
+    }
+    return 0;
+}
+
+static int resolve_connection(server_rec *s, ad_conf_t *c, ad_destination_t *d)
+{
+    if (!d->connection_name) {
+        return 0;
+    }
+    d->connection = apr_hash_get(c->connection_by_name, d->connection_name,
+                                 APR_HASH_KEY_STRING);
+    if (!d->connection) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10006)
+                     "%s:%d: destination '%s' names unknown connection '%s'", d->file,
+                     d->line, d->name, d->connection_name);
+        return 1;
+    }
+    /* Credentials over plain http only when someone said so. */
+    if (!strncasecmp(d->endpoint, "http:", 5) && !d->allow_insecure_http
+        && !d->connection->allow_insecure_http) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10007)
+                     "%s:%d: destination '%s' sends connection '%s''s credentials to plain "
+                     "http %s (set AllowInsecureHttp on to allow it)", d->file, d->line,
+                     d->name, d->connection->name, d->endpoint);
+        return 1;
+    }
+    return 0;
+}
+
 static int resolve_target(server_rec *s, ad_conf_t *c, ad_rule_t *r, ad_target_t *t)
 {
     if (!t->destination_name) {
@@ -713,10 +1184,19 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
     ad_conf_t *c = apidest_conf(s);
     int i, j, problems = 0;
 
+    for (i = 0; i < c->destinations->nelts; i++) {
+        problems += resolve_connection(s, c, APR_ARRAY_IDX(c->destinations, i,
+                                                           ad_destination_t *));
+    }
     for (i = 0; i < c->rules->nelts; i++) {
         ad_rule_t *r = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
         for (j = 0; j < r->targets->nelts; j++) {
-            problems += resolve_target(s, c, r, APR_ARRAY_IDX(r->targets, j, ad_target_t *));
+            ad_target_t *t = APR_ARRAY_IDX(r->targets, j, ad_target_t *);
+            int bad = resolve_target(s, c, r, t);
+            if (!bad) {
+                bad = check_target_params(s, r, t, p) + compile_transform(s, r, t, p);
+            }
+            problems += bad;
         }
     }
     ad_conf_index_targets(c);

@@ -74,17 +74,37 @@ static void html_destinations(request_rec *r, const ad_conf_t *c)
         apr_int64_t when;
 
         ad_dest_get_error(dm, err, sizeof(err), &when);
-        ap_rprintf(r, "<tr><td>%s</td><td>ACTIVE</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%"
                    APR_UINT64_T_FMT "</td><td>%d</td><td>%" APR_UINT64_T_FMT "</td><td>%"
                    APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
                    APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
-                   ap_escape_html(r->pool, d->name), ad_metric_get(&dm->queued),
+                   ap_escape_html(r->pool, d->name),
+                   d->connection && ad_metric_get(&metrics->conns[d->connection->index].state)
+                                        != AD_CONN_AUTHORIZED ? "INACTIVE" : "ACTIVE",
+                   ad_metric_get(&dm->queued),
                    ad_metric_get(&dm->in_flight), d->rate_limit,
                    ad_metric_get(&dm->responses_2xx), ad_metric_get(&dm->responses_4xx),
                    ad_metric_get(&dm->responses_5xx), ad_metric_get(&dm->timeouts),
                    ad_metric_get(&dm->connect_errors), ap_escape_html(r->pool, err));
     }
     ap_rputs("</table>\n", r);
+}
+
+static void html_connections(request_rec *r, const ad_conf_t *c)
+{
+    int i;
+
+    for (i = 0; i < c->connections->nelts; i++) {
+        const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
+        const ad_conn_metrics_t *cm = &metrics->conns[cn->index];
+        char when[32] = "-";
+        if (cm->token_expiry) {
+            ad_time_rfc3339(when, apr_time_from_sec(cm->token_expiry));
+        }
+        ap_rprintf(r, "<p>connection %s: %s, token expires %s</p>\n",
+                   ap_escape_html(r->pool, cn->name),
+                   ad_conn_state_name(ad_metric_get(&cm->state)), when);
+    }
 }
 
 static void html_schedules(request_rec *r, const ad_conf_t *c)
@@ -148,6 +168,7 @@ static void status_html(request_rec *r, const ad_conf_t *c, int alive)
                "</dt>\n</dl>\n", ad_metric_get(&d->pending), ad_metric_get(&d->in_flight),
                ad_metric_get(&d->dlq), ad_metric_get(&d->delivered));
     html_destinations(r, c);
+    html_connections(r, c);
     html_rules(r, c);
 }
 
@@ -307,6 +328,21 @@ static int admin_dlq(request_rec *r, const char *rest)
     return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET or DELETE");
 }
 
+/* POST /connections/{name}/authorize */
+static int admin_connection(request_rec *r, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+
+    if (!slash || strcmp(slash, "/authorize") || slash == rest) {
+        return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
+    }
+    if (r->method_number != M_POST) {
+        return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
+    }
+    return admin_forward(r, json_pack("{s:s,s:s%}", "op", "authorize", "name", rest,
+                                      (size_t)(slash - rest)));
+}
+
 int apidest_admin_handler(request_rec *r)
 {
     const char *sub = r->path_info ? r->path_info : "";
@@ -319,6 +355,9 @@ int apidest_admin_handler(request_rec *r)
     }
     if (!strncmp(sub, "/dlq", 4) && (sub[4] == '\0' || sub[4] == '/')) {
         return admin_dlq(r, sub + 4);
+    }
+    if (!strncmp(sub, "/connections/", 13)) {
+        return admin_connection(r, sub + 13);
     }
     return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
 }

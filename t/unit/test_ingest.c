@@ -28,12 +28,11 @@ static ad_rule_t *add_rule(const char *name, const char *bus, const char *patter
     ck_assert_msg(r->pattern != NULL, "pattern %s: %s", pattern, reason);
     r->targets = apr_array_make(pool, 2, sizeof(ad_target_t *));
     for (i = 0; i < ntargets; i++) {
-        ad_target_t *t = apr_pcalloc(pool, sizeof(*t));
+        ad_target_t *t = ad_conf_target_make(pool, apr_psprintf(pool, "t%d", i));
         ad_destination_t *d = apr_pcalloc(pool, sizeof(*d));
         d->name = apr_psprintf(pool, "%s-dest%d", name, i);
         d->endpoint = apr_psprintf(pool, "https://example.com/%s/%d", name, i);
         d->method = "PUT";
-        t->id = apr_psprintf(pool, "t%d", i);
         t->destination = d;
         APR_ARRAY_PUSH(r->targets, ad_target_t *) = t;
     }

@@ -1,0 +1,206 @@
+#include <string.h>
+#include <ctype.h>
+
+#include <apr_strings.h>
+#include <apr_base64.h>
+#include <jansson.h>
+
+#include "ad_auth.h"
+#include "ad_record.h"
+#include "ad_util.h"
+
+#define DEFAULT_TOKEN_LIFETIME apr_time_from_sec(3600)
+
+const char *ad_auth_type_name(ad_auth_type_t t)
+{
+    switch (t) {
+    case AD_AUTH_BASIC:
+        return "BASIC";
+    case AD_AUTH_API_KEY:
+        return "API_KEY";
+    case AD_AUTH_OAUTH:
+        return "OAUTH_CLIENT_CREDENTIALS";
+    default:
+        return "NONE";
+    }
+}
+
+static char *form_encode(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static const char *basic_credentials(apr_pool_t *p, const char *user, const char *secret)
+{
+    const char *plain = apr_pstrcat(p, user, ":", secret, NULL);
+    char *enc = apr_palloc(p, apr_base64_encode_len((int)strlen(plain)));
+
+    apr_base64_encode(enc, plain, (int)strlen(plain));
+    return apr_pstrcat(p, "Basic ", enc, NULL);
+}
+
+static void set_header(apr_pool_t *p, apr_array_header_t **headers, const char *name,
+                       const char *value)
+{
+    apr_array_header_t *out = apr_array_make(p, (*headers ? (*headers)->nelts : 0) + 1,
+                                             sizeof(ad_header_t));
+    ad_header_t *h;
+    int i;
+
+    for (i = 0; *headers && i < (*headers)->nelts; i++) {
+        const ad_header_t *old = &APR_ARRAY_IDX(*headers, i, ad_header_t);
+        if (strcasecmp(old->name, name)) {
+            *(ad_header_t *)apr_array_push(out) = *old;
+        }
+    }
+    h = apr_array_push(out);
+    h->name = name;
+    h->value = value;
+    *headers = out;
+}
+
+static const char *append_query(apr_pool_t *p, const char *url, const char *key,
+                                const char *value)
+{
+    return apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", form_encode(p, key), "=",
+                       form_encode(p, value), NULL);
+}
+
+/* EventBridge merges body parameters into the JSON event body; a body that
+ * is not a JSON object is sent unchanged. */
+static void merge_body(apr_pool_t *p, ad_http_request_t *req, const apr_array_header_t *params)
+{
+    json_error_t jerr;
+    json_t *body = NULL;
+    int i, any = 0;
+
+    for (i = 0; i < params->nelts; i++) {
+        const ad_param_t *prm = APR_ARRAY_IDX(params, i, ad_param_t *);
+        if (strcmp(prm->where, "body")) {
+            continue;
+        }
+        if (!body && !(body = json_loadb(req->body, req->body_len, 0, &jerr))) {
+            return;
+        }
+        if (!json_is_object(body)) {
+            break;
+        }
+        json_object_set_new(body, prm->key, json_string(prm->value));
+        any = 1;
+    }
+    if (any) {
+        req->body = ad_json_dump(p, body, &req->body_len);
+    }
+    json_decref(body);
+}
+
+void ad_auth_apply(apr_pool_t *p, const ad_connection_t *cn, const char *token,
+                   ad_http_request_t *req)
+{
+    apr_array_header_t *headers = (apr_array_header_t *)req->headers;
+    int i;
+
+    for (i = 0; i < cn->invocation_params->nelts; i++) {
+        const ad_param_t *prm = APR_ARRAY_IDX(cn->invocation_params, i, ad_param_t *);
+        if (!strcmp(prm->where, "header")) {
+            set_header(p, &headers, prm->key, prm->value);
+        }
+        else if (!strcmp(prm->where, "query")) {
+            req->url = append_query(p, req->url, prm->key, prm->value);
+        }
+    }
+    merge_body(p, req, cn->invocation_params);
+    switch (cn->auth) {
+    case AD_AUTH_BASIC:
+        set_header(p, &headers, "Authorization", basic_credentials(p, cn->user, cn->password));
+        break;
+    case AD_AUTH_API_KEY:
+        set_header(p, &headers, cn->api_key_name, cn->api_key);
+        break;
+    case AD_AUTH_OAUTH:
+        set_header(p, &headers, "Authorization", apr_pstrcat(p, "Bearer ", token, NULL));
+        break;
+    default:
+        break;
+    }
+    req->headers = headers;
+}
+
+void ad_auth_token_request(apr_pool_t *p, const ad_connection_t *cn, int timeout_ms,
+                           ad_http_request_t *req)
+{
+    apr_array_header_t *headers = NULL;
+    const char *form = "grant_type=client_credentials";
+    const char *url = cn->oauth_endpoint;
+    int i, in_query = !strcmp(cn->oauth_method, "GET");
+
+    memset(req, 0, sizeof(*req));
+    set_header(p, &headers, "Authorization",
+               basic_credentials(p, cn->client_id, cn->client_secret));
+    set_header(p, &headers, "Content-Type", "application/x-www-form-urlencoded");
+    set_header(p, &headers, "Accept", "application/json");
+    for (i = 0; i < cn->oauth_params->nelts; i++) {
+        const ad_param_t *prm = APR_ARRAY_IDX(cn->oauth_params, i, ad_param_t *);
+        if (!strcmp(prm->where, "header")) {
+            set_header(p, &headers, prm->key, prm->value);
+        }
+        else if (!strcmp(prm->where, "query") || in_query) {
+            url = append_query(p, url, prm->key, prm->value);
+        }
+        else {
+            form = apr_pstrcat(p, form, "&", form_encode(p, prm->key), "=",
+                               form_encode(p, prm->value), NULL);
+        }
+    }
+    if (in_query) {
+        url = apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", form, NULL);
+        form = "";
+    }
+    req->method = cn->oauth_method;
+    req->url = url;
+    req->headers = headers;
+    req->body = form;
+    req->body_len = strlen(form);
+    req->timeout_ms = timeout_ms;
+    req->allow_private = cn->allow_private;
+    req->capture_body = 1;
+}
+
+apr_status_t ad_auth_parse_token(apr_pool_t *p, const char *body, apr_size_t len,
+                                 const char **token, apr_interval_time_t *lifetime,
+                                 const char **why)
+{
+    json_error_t jerr;
+    json_t *o = body ? ad_json_own(p, json_loadb(body, len, 0, &jerr)) : NULL;
+    const json_t *tok = json_object_get(o, "access_token");
+    const json_t *exp = json_object_get(o, "expires_in");
+
+    if (!json_is_string(tok) || !json_string_length(tok)) {
+        *why = "the token endpoint's answer has no access_token";
+        return APR_EINVAL;
+    }
+    *token = apr_pstrdup(p, json_string_value(tok));
+    *lifetime = DEFAULT_TOKEN_LIFETIME;
+    if (json_is_number(exp) && json_number_value(exp) > 0) {
+        *lifetime = apr_time_from_sec((apr_time_t)json_number_value(exp));
+    }
+    else if (json_is_string(exp) && atoi(json_string_value(exp)) > 0) {
+        *lifetime = apr_time_from_sec(atoi(json_string_value(exp)));
+    }
+    return APR_SUCCESS;
+}

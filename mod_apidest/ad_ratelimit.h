@@ -1,0 +1,18 @@
+/* InvocationRateLimit per destination: requests are spaced so that no
+ * one-second window ever holds more than the limit (no burst), with a small
+ * margin for timing jitter between here and the target. Pure. */
+#ifndef AD_RATELIMIT_H
+#define AD_RATELIMIT_H
+
+#include <apr_time.h>
+
+typedef struct ad_ratelimit_t {
+    apr_interval_time_t spacing;
+    apr_time_t next;            /* earliest start of the next request */
+} ad_ratelimit_t;
+
+void ad_ratelimit_init(ad_ratelimit_t *rl, int per_second);
+/* 1 (and the slot is taken) when a request may start at now. */
+int ad_ratelimit_take(ad_ratelimit_t *rl, apr_time_t now);
+
+#endif

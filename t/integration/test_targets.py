@@ -1,0 +1,541 @@
+"""Targets as EventBridge sends them: connections (Basic, API key, OAuth
+client credentials) against a real recording sink and a real local token
+endpoint, parameters from the event, input transformation (every case of
+../shared/conformance/transformers.jsonl through a real rule and target),
+InvocationRateLimit, egress security (private addresses, TLS) and secrets
+that never show."""
+
+import base64
+import json
+import os
+import re
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness import (assert_config_error, destination, entry, header, header_all, rule,
+                     wait_until)
+from sink import Response
+
+FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
+SECRETS = {"password": "pw-Secr3t-Basic", "apikey": "key-Secr3t-ApiKey",
+           "client": "cs-Secr3t-OAuth", "token": "tok-Secr3t-Bearer", "param": "inv-Secr3t-Param"}
+
+
+def _admin(server, method, path):
+    status, _, data = server.request(method, "/apidest" + path)
+    return status, json.loads(data)
+
+
+def _dlq(server):
+    return _admin(server, "GET", "/dlq")[1]["Records"]
+
+
+def _wait_dlq(server, n, timeout=15):
+    assert wait_until(lambda: len(_dlq(server)) >= n, timeout), _dlq(server)
+    return _dlq(server)
+
+
+def _conn_state(server, name):
+    st = _admin(server, "GET", "/status")[1]
+    return [c for c in st["Connections"] if c["Name"] == name][0]
+
+
+def _dest_state(server, name):
+    st = _admin(server, "GET", "/status")[1]
+    return [d for d in st["Destinations"] if d["Name"] == name][0]["State"]
+
+
+def _conn(name, body):
+    return "\n<ApiDestConnection %s>\n%s\n</ApiDestConnection>\n" % (name, body)
+
+
+def _dest(name, url, extra=""):
+    return destination(name, url, extra=extra)
+
+
+def _target_rule(name, source, target_body):
+    return """
+<ApiDestRule %s>
+    EventPattern '{"source":["%s"]}'
+    <ApiDestTarget t1>
+%s
+    </ApiDestTarget>
+</ApiDestRule>
+""" % (name, source, target_body)
+
+
+# ---- connections -------------------------------------------------------------
+
+def test_basic_api_key_and_invocation_parameters(monkeypatch, server, sink):
+    secret_file = os.path.join(server.root, "apikey.secret")
+    with open(secret_file, "w") as f:
+        f.write(SECRETS["apikey"] + "\n")
+    # env: secrets are read whenever httpd reads its config (stop included)
+    monkeypatch.setenv("APIDEST_TEST_PW", SECRETS["password"])
+    server.start(FAST
+                 + _conn("basic", "AuthorizationType BASIC\nBasic alice env:APIDEST_TEST_PW\n"
+                         "InvocationParameter header X-Tenant acme\n"
+                         "InvocationParameter query tenant acme\n"
+                         "InvocationParameter body tenant acme\nAllowInsecureHttp on")
+                 + _conn("key", "AuthorizationType API_KEY\nApiKey X-Api-Key file:%s\n"
+                         "AllowInsecureHttp on" % secret_file)
+                 + _dest("d-basic", sink.url("/basic"), "    Connection basic\n")
+                 + _dest("d-key", sink.url("/key"), "    Connection key\n")
+                 + rule("r-basic", {"source": ["s.basic"]}, [("t", "d-basic")])
+                 + rule("r-key", {"source": ["s.key"]}, [("t", "d-key")]))
+    server.put_events([entry("s.basic", "D", {"k": 1})])
+    server.put_events([entry("s.key", "D", {"k": 2})])
+    assert sink.wait_for(2, 10)
+    reqs = {r["path"].split("?")[0]: r for r in sink.snapshot()}
+    b = reqs["/basic"]
+    assert header(b, "Authorization") == "Basic " + base64.b64encode(
+        ("alice:" + SECRETS["password"]).encode()).decode()
+    assert header(b, "X-Tenant") == "acme"
+    assert b["path"] == "/basic?tenant=acme"
+    assert json.loads(b["body"])["tenant"] == "acme"
+    assert json.loads(b["body"])["detail"] == {"k": 1}
+    k = reqs["/key"]
+    assert header(k, "X-Api-Key") == SECRETS["apikey"]
+    assert header(k, "Authorization") is None
+    for r in (b, k):
+        assert header(r, "User-Agent") == "Amazon/EventBridge/ApiDestinations"
+        assert header(r, "Range") == "bytes=0-1048575"
+        assert header(r, "Content-Type") == "application/json; charset=utf-8"
+    assert _conn_state(server, "basic")["ConnectionState"] == "AUTHORIZED"
+
+
+def _token_sink(sink_factory, lifetime=3600, fail=False):
+    tok = sink_factory()
+    counter = {"n": 0}
+
+    def answer(n):
+        return Response(200, headers={"Content-Type": "application/json"},
+                        body=json.dumps({"access_token": "%s-%d" % (SECRETS["token"], n),
+                                         "token_type": "Bearer", "expires_in": lifetime}))
+    tok.set_default(500) if fail else tok.respond([answer(i) for i in range(1, 50)])
+    return tok, counter
+
+
+def _oauth_conf(tok, sink, extra_conn="", lifetime_note=""):
+    return (FAST + _conn("oa", "AuthorizationType OAUTH_CLIENT_CREDENTIALS\n"
+                         "OAuthEndpoint %s\nOAuthClient my-client %s\n"
+                         "OAuthParameter body scope events/write\n"
+                         "AllowPrivateEndpoint on\nAllowInsecureHttp on\n%s"
+                         % (tok.url("/oauth2/token"), SECRETS["client"], extra_conn))
+            + _dest("d-oa", sink.url("/oa"), "    Connection oa\n")
+            + rule("r-oa", {"source": ["s.oa"]}, [("t", "d-oa")]))
+
+
+def test_oauth_one_token_serves_many_and_a_401_refreshes_once(server, sink, sink_factory):
+    tok, _ = _token_sink(sink_factory)
+    server.start(_oauth_conf(tok, sink))
+    for i in range(5):
+        server.put_events([entry("s.oa", "D", {"i": i})])
+    assert sink.wait_for(5, 10)
+    assert tok.count() == 1, "one token serves many deliveries"
+    t = tok.snapshot()[0]
+    assert t["method"] == "POST"
+    assert header(t, "Authorization") == "Basic " + base64.b64encode(
+        ("my-client:" + SECRETS["client"]).encode()).decode()
+    assert header(t, "Content-Type") == "application/x-www-form-urlencoded"
+    form = dict(kv.split("=") for kv in t["body"].decode().split("&"))
+    assert form == {"grant_type": "client_credentials", "scope": "events%2Fwrite"}
+    assert all(header(r, "Authorization") == "Bearer %s-1" % SECRETS["token"]
+               for r in sink.snapshot())
+    # a 401 refreshes the token exactly once; the event still arrives
+    sink.respond([401])
+    server.put_events([entry("s.oa", "D", {"i": "after"})])
+    assert sink.wait_until(lambda reqs: len([r for r in reqs if r["status"] == 200]) == 6, 10)
+    time.sleep(1)
+    assert tok.count() == 2
+    last = [r for r in sink.snapshot() if r["status"] == 200][-1]
+    assert header(last, "Authorization") == "Bearer %s-2" % SECRETS["token"]
+    assert _dlq(server) == []
+    assert _conn_state(server, "oa")["ConnectionState"] == "AUTHORIZED"
+
+
+def test_oauth_token_refreshed_before_expiry(server, sink, sink_factory):
+    tok, _ = _token_sink(sink_factory, lifetime=8)
+    server.start(_oauth_conf(tok, sink))
+    server.put_events([entry("s.oa", "D", {})])
+    assert sink.wait_for(1, 10)
+    t0 = tok.snapshot()[0]["time"]
+    # refreshed in the background 5 s before its 8 s lifetime ends, once
+    assert tok.wait_for(2, 8)
+    assert 2.0 <= tok.snapshot()[1]["time"] - t0 <= 5.0
+    time.sleep(0.5)
+    assert tok.count() == 2
+    exp = _conn_state(server, "oa")["TokenExpiry"]
+    assert exp and exp.endswith("Z")
+
+
+def test_failing_token_endpoint_deauthorizes_records_wait_then_authorize(server, sink,
+                                                                          sink_factory):
+    tok, _ = _token_sink(sink_factory, fail=True)
+    server.start(_oauth_conf(tok, sink))
+    ids = [server.put_events([entry("s.oa", "D", {"i": i})])[2]["Entries"][0]["EventId"]
+           for i in range(3)]
+    assert wait_until(lambda: _conn_state(server, "oa")["ConnectionState"] == "DEAUTHORIZED", 10)
+    assert _dest_state(server, "d-oa") == "INACTIVE"
+    time.sleep(2)
+    assert sink.count() == 0 and _dlq(server) == [], "records wait, they are not dropped"
+    assert _admin(server, "GET", "/status")[1]["Daemon"]["Pending"] == 3
+    assert "connection oa: AUTHORIZING -> DEAUTHORIZED" in server.log_text()
+    # the operator fixes the token endpoint and re-authorizes
+    tok.respond([Response(200, body=json.dumps({"access_token": SECRETS["token"],
+                                                "expires_in": 3600}))])
+    status, out = _admin(server, "POST", "/connections/oa/authorize")
+    assert status == 200 and out["Name"] == "oa"
+    assert sink.wait_until(lambda reqs: {json.loads(r["body"])["id"] for r in reqs} == set(ids), 10)
+    assert _dest_state(server, "d-oa") == "ACTIVE"
+    assert _admin(server, "POST", "/connections/nope/authorize")[0] == 404
+
+
+def test_basic_401_deauthorizes_and_records_wait(server, sink):
+    sink.respond([401])
+    server.start(FAST + _conn("b", "AuthorizationType BASIC\nBasic u %s\nAllowInsecureHttp on"
+                              % SECRETS["password"])
+                 + _dest("d", sink.url("/b"), "    Connection b\n")
+                 + rule("r", {"source": ["s.b"]}, [("t", "d")]))
+    server.put_events([entry("s.b", "D", {})])
+    assert wait_until(lambda: _conn_state(server, "b")["ConnectionState"] == "DEAUTHORIZED", 10)
+    time.sleep(1.5)
+    assert sink.count() == 1 and _dlq(server) == []
+    assert _admin(server, "POST", "/connections/b/authorize")[0] == 200
+    assert sink.wait_until(lambda reqs: any(r["status"] == 200 for r in reqs), 10)
+
+
+# ---- parameters from the event -----------------------------------------------------
+
+def test_path_query_and_header_parameters(server, sink):
+    detail = {"tenant": "a b/c%d\u00e9\u2603", "state": "on&off=1", "id": 42,
+              "bad": "x\r\nInjected: yes"}
+    server.start(FAST + _dest("d", sink.url("/t/*/items/*"))
+                 + _target_rule("r", "s.p", """        Destination d
+        PathParameter $.detail.tenant
+        PathParameter "fixed value"
+        QueryParameter state $.detail.state
+        QueryParameter v 1
+        Header X-Id $.detail.id
+        Header X-Static hello""")
+                 + _target_rule("r-bad", "s.crlf", """        Destination d
+        PathParameter one
+        PathParameter two
+        Header X-Bad $.detail.bad
+        RetryAttempts 0"""))
+    server.put_events([entry("s.p", "D", detail)])
+    assert sink.wait_for(1, 10)
+    r = sink.snapshot()[0]
+    assert r["path"] == ("/t/a%20b%2Fc%25d%C3%A9%E2%98%83/items/fixed%20value"
+                         "?state=on%26off%3D1&v=1")
+    assert header(r, "X-Id") == "42" and header(r, "X-Static") == "hello"
+    # CR/LF from the event never reaches a header: the record is dead-lettered
+    server.put_events([entry("s.crlf", "D", detail)])
+    [rec] = _wait_dlq(server, 1)
+    assert rec["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER"
+    time.sleep(0.5)
+    assert sink.count() == 1
+    assert all(header(x, "Injected") is None for x in sink.snapshot())
+
+
+def test_config_errors_for_targets_and_connections(server, sink):
+    d = _dest("d", sink.url("/x"))
+    cases = [
+        (_target_rule("r", "s", "        Destination d\n        Header Host evil"),
+         "Header Host evil", "may not be set"),
+        (_target_rule("r", "s", "        Destination d\n        Header Content-Length 1"),
+         "Header Content-Length 1", "may not be set"),
+        (_target_rule("r", "s", "        Destination d\n        PathParameter x"),
+         "<ApiDestTarget t1>", "PathParameter(s) for 0"),
+        (_target_rule("r", "s", "        Destination d\n        InputPath $.detail\n"
+                      "        Input '{}'"), "<ApiDestTarget t1>", "Only one of"),
+        (_target_rule("r", "s", "        Destination d\n        InputTransformer '{\"a\": <nope>}'"),
+         "<ApiDestTarget t1>", "invalid placeholder nope"),
+    ]
+    for body, needle, msg in cases:
+        rc, out, path = server.configtest(d + body)
+        assert rc != 0, body
+        assert msg in out, out
+        line = server.conf_line(needle, path=path)
+        assert "%s:%d" % (path, line) in out, out
+    # credentials over plain http need AllowInsecureHttp
+    body = (_conn("c", "AuthorizationType API_KEY\nApiKey X-K %s" % SECRETS["apikey"])
+            + _dest("d2", sink.url("/x"), "    Connection c\n"))
+    rc, out, path = server.configtest(body)
+    assert rc != 0 and "AllowInsecureHttp" in out and SECRETS["apikey"] not in out
+    rc, out, path = server.configtest(_conn("c", "AuthorizationType MAGIC"))
+    assert rc != 0 and "Member must satisfy enum value set: [BASIC, OAUTH_CLIENT_CREDENTIALS, API_KEY]" in out
+    rc, out, path = server.configtest(_conn("c", "AuthorizationType BASIC\nBasic u env:NOPE_NOT_SET"))
+    assert rc != 0 and "NOPE_NOT_SET is not set" in out
+    rc, out, path = server.configtest(d + _dest("d3", sink.url("/x"), "    Connection ghost\n"))
+    assert rc != 0 and "unknown connection 'ghost'" in out
+
+
+# ---- input transformation: the conformance data through a real target --------------
+
+def _cases():
+    path = os.path.join(os.environ.get("AD_CONFORMANCE_DIR", ""), "transformers.jsonl")
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def test_transformers_conformance_through_a_real_target(server, sink):
+    cases = [c for c in _cases() if "expect_error" not in c]
+    assert len(cases) >= 30
+    parts = ["ApiDestAccount 111111111111\n", _dest("d", sink.url("/tr"))]
+    for i, c in enumerate(cases):
+        lines = ["        Destination d"]
+        if c.get("input_path") is not None:
+            lines.append("        InputPath %s" % c["input_path"])
+        if c.get("input_template") is not None:
+            tmpl = os.path.join(server.root, "tmpl-%d" % i)
+            with open(tmpl, "w", encoding="utf-8") as f:
+                f.write(c["input_template"])
+            lines.append("        InputTransformerFile %s" % tmpl)
+        for k, v in (c.get("input_paths_map") or {}).items():
+            lines.append("        InputPathsMap %s %s" % (k, v))
+        parts.append("""
+<ApiDestRule trrule%d>
+    EventBus trbus
+    EventPattern '{"source":["tr.case.%d"]}'
+    <ApiDestTarget t1>
+%s
+    </ApiDestTarget>
+</ApiDestRule>
+""" % (i, i, "\n".join(lines)))
+    server.start("".join(parts))
+    ids = {}
+    for i, c in enumerate(cases):
+        ev = c["event"]
+        e = {"Source": "tr.case.%d" % i, "DetailType": ev["detail-type"],
+             "Detail": json.dumps(ev["detail"]), "Resources": ev.get("resources", []),
+             "EventBusName": "trbus"}
+        status, _, resp = server.put_events([e])
+        assert status == 200 and resp["FailedEntryCount"] == 0
+        ids[i] = resp["Entries"][0]["EventId"]
+    want = sum(1 for c in cases if c["expect_delivered"])
+    assert sink.wait_for(want, 20)
+    time.sleep(1.0)
+    got = {}
+    for r in sink.snapshot():
+        got.setdefault(r["body"], r)
+    bodies = [r["body"].decode("utf-8") for r in sink.snapshot()]
+    failures = []
+    for i, c in enumerate(cases):
+        ev = c["event"]
+        mine = [b for b in bodies if ids[i] in b or ("tr.case.%d\"" % i) in b
+                or "rule/trbus/trrule%d\"" % i in b]
+        if not c["expect_delivered"]:
+            if mine:
+                failures.append("%s: delivered but AWS does not: %s" % (c["name"], mine))
+            continue
+        if len(mine) != 1:
+            # outputs that carry nothing of ours: match by content
+            mine = [b for b in bodies if _normalise(b, c, ids[i], i) == _expected_text(c)
+                    or _matches_json(b, c, ids[i], i)]
+        if not mine:
+            failures.append("%s: not delivered" % c["name"])
+            continue
+        body = mine[0]
+        if c["expect_output_format"] == "json":
+            if not _matches_json(body, c, ids[i], i):
+                failures.append("%s: got %s want %s" % (c["name"], body, c["expect_output"]))
+        elif _normalise(body, c, ids[i], i) != _expected_text(c):
+            failures.append("%s: got %r want %r" % (c["name"], body, _expected_text(c)))
+    assert not failures, "\n".join(failures)
+
+
+def _expected_text(c):
+    out = c["expect_output"]
+    return out if isinstance(out, str) else json.dumps(out)
+
+
+def _normalise(body, c, event_id, i):
+    ev = c["event"]
+    ctx = c.get("context") or {}
+    body = body.replace(event_id, ev["id"])
+    body = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "date", body)
+    body = body.replace("arn:aws:events:us-east-1:111111111111:rule/trbus/trrule%d" % i,
+                        ctx.get("rule_arn", "arn"))
+    body = body.replace("trrule%d" % i, ctx.get("rule_name", "rule"))
+    body = body.replace("tr.case.%d" % i, ev["source"])
+    body = body.replace("us-east-1", ev["region"])
+    return body
+
+
+def _drop(doc, path):
+    keys = path.split(".")
+    for k in keys[:-1]:
+        doc = doc.get(k, {}) if isinstance(doc, dict) else {}
+    if isinstance(doc, dict):
+        doc.pop(keys[-1], None)
+
+
+def _matches_json(body, c, event_id, i):
+    try:
+        got = json.loads(_normalise(body, c, event_id, i))
+    except ValueError:
+        return False
+    want = json.loads(json.dumps(c["expect_output"]))
+    for p in c.get("ignore_paths") or []:
+        _drop(got, p)
+        _drop(want, p)
+    return got == want
+
+
+# ---- flow control ------------------------------------------------------------
+
+def test_invocation_rate_limit_20(server, sink):
+    server.start(FAST + _dest("slowly", sink.url("/r"), "    InvocationRateLimit 20\n")
+                 + rule("r", {"source": ["s.r"]}, [("t", "slowly")]))
+    for k in range(6):
+        server.put_events([entry("s.r", "D", {"i": k * 10 + j}) for j in range(10)])
+    assert sink.wait_for(60, 15), "excess waits, it is not dropped"
+    times = sorted(r["time"] for r in sink.snapshot())
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
+    assert worst <= 20, "%d requests in one second" % worst
+    assert times[-1] - times[0] >= 2.5
+    st = _admin(server, "GET", "/status")[1]
+    assert st["Rules"][0]["Targets"][0]["ThrottledRules"] > 0
+
+
+def test_max_in_flight_per_destination(server, sink):
+    sink.set_default(200, delay=0.5)
+    server.start(FAST + _dest("narrow", sink.url("/n"), "    MaxInFlight 2\n")
+                 + rule("r", {"source": ["s.n"]}, [("t", "narrow")]))
+    server.put_events([entry("s.n", "D", {"i": j}) for j in range(6)])
+    peak = 0
+    deadline = time.time() + 10
+    while time.time() < deadline and sink.count() < 6:
+        peak = max(peak, _admin(server, "GET", "/status")[1]["Destinations"][0]["InFlight"])
+        time.sleep(0.05)
+    assert sink.wait_for(6, 10)
+    assert 1 <= peak <= 2
+
+
+# ---- egress security --------------------------------------------------------------
+
+@pytest.mark.parametrize("url_of", [
+    lambda p: "http://127.0.0.1:%d/x" % p,
+    lambda p: "http://[::1]:%d/x" % p,
+    lambda p: "http://localhost:%d/x" % p,
+    lambda p: "http://pinned.example:%d/x" % p,
+], ids=["ipv4", "ipv6", "localhost", "pinned-name"])
+def test_private_targets_refused(server, sink, monkeypatch, url_of):
+    monkeypatch.setenv("APIDEST_TEST_RESOLVE", "pinned.example:%d:127.0.0.1" % sink.port)
+    url = url_of(sink.port)
+    server.start(FAST + """
+<ApiDestDestination closed>
+    Endpoint %s
+</ApiDestDestination>
+""" % url + rule("r", {"source": ["s.e"]}, [("t", "closed")]))
+    server.put_events([entry("s.e", "D", {})])
+    [rec] = _wait_dlq(server, 1)
+    assert rec["Attributes"]["ERROR_CODE"] == "NO_PERMISSIONS"
+    assert "refused to connect to a loopback address" in rec["Attributes"]["ERROR_MESSAGE"]
+    assert "AllowPrivateEndpoint" in rec["Attributes"]["ERROR_MESSAGE"]
+    assert sink.count() == 0, "the sink on that port received something"
+
+
+class _TlsSink:
+    """A HTTPS sink with a self-signed certificate for 127.0.0.1."""
+
+    def __init__(self, root):
+        self.cert = os.path.join(root, "tls.pem")
+        self.key = os.path.join(root, "tls.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", self.key, "-out", self.cert], check=True,
+                       capture_output=True, timeout=60)
+        os.chmod(self.cert, 0o644)
+        self.hits = []
+        hits = self.hits
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                hits.append(self.rfile.read(n))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, self.key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_self_signed_tls_refused_by_default_accepted_with_its_ca(server):
+    tls = _TlsSink(server.root)
+    try:
+        conf = ("""
+<ApiDestDestination secure>
+    Endpoint https://127.0.0.1:%d/x
+    AllowPrivateEndpoint on
+</ApiDestDestination>
+""" % tls.port) + _target_rule("r", "s.tls", "        Destination secure\n        RetryAttempts 0")
+        server.start(FAST + conf)
+        server.put_events([entry("s.tls", "D", {})])
+        [rec] = _wait_dlq(server, 1)
+        assert rec["Attributes"]["ERROR_CODE"] == "CONNECTION_FAILURE"
+        assert tls.hits == []
+        server.stop()
+        server.start(FAST + "ApiDestCAFile %s\n" % tls.cert + conf)
+        server.put_events([entry("s.tls", "D", {"ok": 1})])
+        assert wait_until(lambda: len(tls.hits) == 1, 10)
+        assert json.loads(tls.hits[0])["detail"] == {"ok": 1}
+    finally:
+        tls.stop()
+
+
+# ---- secrets never show ----------------------------------------------------------------
+
+def test_no_secret_in_logs_status_or_store(server, sink, sink_factory):
+    tok, _ = _token_sink(sink_factory)
+    sink.respond([400])  # one record goes to the DLQ
+    server.start("LogLevel debug\n" + FAST + "ApiDestJournal journal.log\n"
+                 + _conn("b", "AuthorizationType BASIC\nBasic u %s\n"
+                         "InvocationParameter header X-P %s\nAllowInsecureHttp on"
+                         % (SECRETS["password"], SECRETS["param"]))
+                 + _conn("k", "AuthorizationType API_KEY\nApiKey X-Key %s\nAllowInsecureHttp on"
+                         % SECRETS["apikey"])
+                 + _oauth_conf(tok, sink).replace(FAST, "")
+                 + _dest("db", sink.url("/b"), "    Connection b\n")
+                 + _dest("dk", sink.url("/k"), "    Connection k\n")
+                 + rule("rb", {"source": ["s.b"]}, [("t", "db")])
+                 + rule("rk", {"source": ["s.k"]}, [("t", "dk")]))
+    for src in ("s.b", "s.k", "s.oa"):
+        server.put_events([entry(src, "D", {"x": 1})])
+    assert sink.wait_for(3, 10) and _wait_dlq(server, 1)
+    seen = [server.log_text()]
+    for path in ("/apidest/status", "/apidest/metrics", "/apidest/dlq", "/server-status",
+                 "/server-status?auto"):
+        seen.append(server.request("GET", path)[2].decode("utf-8", "replace"))
+    server.stop()
+    for name in os.listdir(server.store_dir):
+        with open(os.path.join(server.store_dir, name), "rb") as f:
+            seen.append(f.read().decode("latin-1"))
+    with open(os.path.join(server.root, "journal.log")) as f:
+        seen.append(f.read())
+    text = "\n".join(seen)
+    for what, secret in SECRETS.items():
+        assert secret not in text, "the %s appears somewhere it must not" % what
+    # and the secrets were really used on the wire
+    wire = " ".join("%s" % r["headers"] for r in sink.snapshot())
+    assert SECRETS["apikey"] in wire and SECRETS["param"] in wire
