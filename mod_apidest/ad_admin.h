@@ -32,7 +32,7 @@ typedef struct ad_admin_ctx_t {
 
 /* Run one request {"op": ..., ...}; returns the HTTP status and sets *reply
  * to the JSON text (allocated in p). */
-int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *req,
-                     apr_size_t len, char **reply, apr_size_t *reply_len);
+int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text,
+                     apr_size_t text_len, char **reply, apr_size_t *len);
 
 #endif
