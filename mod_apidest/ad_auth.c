@@ -25,26 +25,6 @@ const char *ad_auth_type_name(ad_auth_type_t t)
     }
 }
 
-static char *form_encode(apr_pool_t *p, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            *o++ = (char)c;
-        }
-        else {
-            *o++ = '%';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static const char *basic_credentials(apr_pool_t *p, const char *user, const char *secret)
 {
     const char *plain = apr_pstrcat(p, user, ":", secret, NULL);
@@ -77,8 +57,8 @@ static void set_header(apr_pool_t *p, apr_array_header_t **headers, const char *
 static const char *append_query(apr_pool_t *p, const char *url, const char *key,
                                 const char *value)
 {
-    return apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", form_encode(p, key), "=",
-                       form_encode(p, value), NULL);
+    return apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", ad_url_encode(p, key), "=",
+                       ad_url_encode(p, value), NULL);
 }
 
 /* EventBridge merges body parameters into the JSON event body; a body that
@@ -163,8 +143,8 @@ void ad_auth_token_request(apr_pool_t *p, const ad_connection_t *cn, int timeout
             url = append_query(p, url, prm->key, prm->value);
         }
         else {
-            form = apr_pstrcat(p, form, "&", form_encode(p, prm->key), "=",
-                               form_encode(p, prm->value), NULL);
+            form = apr_pstrcat(p, form, "&", ad_url_encode(p, prm->key), "=",
+                               ad_url_encode(p, prm->value), NULL);
         }
     }
     if (in_query) {

@@ -189,28 +189,6 @@ static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_
     return out;
 }
 
-/* RFC 3986: everything but unreserved characters is percent-encoded, so a
- * value cannot add path segments, queries or fragments. */
-static char *url_encode(apr_pool_t *p, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            *o++ = (char)c;
-        }
-        else {
-            *o++ = '%';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t *ev)
 {
     const char *endpoint = t->destination ? t->destination->endpoint : t->endpoint;
@@ -220,7 +198,7 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
 
     while ((star = strchr(endpoint, '*')) && i < t->path_params->nelts) {
         APR_ARRAY_PUSH(parts, const char *) = apr_pstrmemdup(p, endpoint, star - endpoint);
-        APR_ARRAY_PUSH(parts, const char *) = url_encode(
+        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(
             p, param_value(p, APR_ARRAY_IDX(t->path_params, i++, ad_param_t *), ev));
         endpoint = star + 1;
     }
@@ -228,9 +206,9 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
     for (j = 0; j < t->query_params->nelts; j++) {
         const ad_param_t *q = APR_ARRAY_IDX(t->query_params, j, ad_param_t *);
         APR_ARRAY_PUSH(parts, const char *) = j || strchr(endpoint, '?') ? "&" : "?";
-        APR_ARRAY_PUSH(parts, const char *) = url_encode(p, q->key);
+        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(p, q->key);
         APR_ARRAY_PUSH(parts, const char *) = "=";
-        APR_ARRAY_PUSH(parts, const char *) = url_encode(p, param_value(p, q, ev));
+        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(p, param_value(p, q, ev));
     }
     return apr_array_pstrcat(p, parts, 0);
 }

@@ -6,6 +6,7 @@
 
 #include "ad_report.h"
 #include "ad_util.h"
+#include "ad_auth.h"
 
 #define G(x) ((json_int_t)ad_metric_get(&(x)))
 
@@ -20,11 +21,6 @@ static json_t *time_or_null(apr_uint64_t epoch)
     return json_string(buf);
 }
 
-static const char *ad_auth_type_name_of(ad_auth_type_t t)
-{
-    return t == AD_AUTH_BASIC ? "BASIC" : t == AD_AUTH_API_KEY ? "API_KEY"
-           : t == AD_AUTH_OAUTH ? "OAUTH_CLIENT_CREDENTIALS" : "NONE";
-}
 
 
 static json_t *daemon_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
@@ -100,7 +96,7 @@ static json_t *conns_json(const ad_conf_t *c, const ad_metrics_t *m)
         const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
         const ad_conn_metrics_t *cm = &m->conns[cn->index];
         json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "Name", cn->name,
-                              "AuthorizationType", ad_auth_type_name_of(cn->auth),
+                              "AuthorizationType", ad_auth_type_name(cn->auth),
                               "ConnectionState", ad_conn_state_name(ad_metric_get(&cm->state)),
                               "TokenFetches", G(cm->token_fetches), "TokenFailures",
                               G(cm->token_failures), "Deauthorizations",

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <ctype.h>
 
 #include <apr_strings.h>
 #include <apr_general.h>
@@ -59,6 +60,26 @@ void ad_random_hex32(char *buf)
     unsigned char b[16];
     random_bytes(b, sizeof(b));
     hex_into(buf, b, sizeof(b));
+}
+
+char *ad_url_encode(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
 }
 
 void ad_time_rfc3339(char *buf, apr_time_t t)

@@ -21,6 +21,10 @@ void ad_time_rfc3339(char *buf, apr_time_t t);
  * it is not one. */
 apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
 
+/* RFC 3986 percent-encoding of everything but unreserved characters, so a
+ * value cannot add path segments, query parameters or fragments. */
+char *ad_url_encode(apr_pool_t *p, const char *s);
+
 /* Compact JSON text of v in p (NULL on failure). Object key order is kept. */
 char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
 
