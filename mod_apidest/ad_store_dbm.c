@@ -234,7 +234,8 @@ static apr_status_t dbm_iterate(ad_store_t *s, apr_pool_t *p, const char *prefix
         apr_pool_clear(iterp);
     }
     apr_pool_destroy(iterp);
-    return rv;
+    /* sdbm says APR_EOF where gdbm returns a NULL key: both mean "done". */
+    return APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
 }
 
 static apr_status_t fsync_path(const char *path)
