@@ -44,7 +44,7 @@
 #define SHOWN_BUS_OR_ARN "(arn:aws[\\w-]*:events:[a-z]+-[a-z]+-[\\w-]+:[0-9]{12}:" \
                          "event-bus\\/)?[/\\.\\-_A-Za-z0-9]+"
 
-/* ---- one call ------------------------------------------------------------- */
+/* ---- one call ------------------------------------------------------------ */
 
 typedef struct call_t {
     apr_pool_t *p;
@@ -73,7 +73,7 @@ static void not_found(call_t *x, const char *msg)
     fail(x, 400, ERR_NOT_FOUND, msg);
 }
 
-/* ---- request members ------------------------------------------------------ */
+/* ---- request members ----------------------------------------------------- */
 
 typedef struct member_t {
     const char *key;      /* member name in the request */
@@ -274,7 +274,7 @@ static int args_ok(call_t *x)
     return 0;
 }
 
-/* ---- lists and pages -------------------------------------------------------- */
+/* ---- lists and pages ----------------------------------------------------- */
 
 typedef struct named_t {
     const char *name;
@@ -363,7 +363,7 @@ static void answer_page(call_t *x, const list_args_t *la, apr_array_header_t *it
     }
 }
 
-/* ---- values ------------------------------------------------------------------ */
+/* ---- values -------------------------------------------------------------- */
 
 /* Configuration text may be anything httpd read; only valid UTF-8 goes
  * into an answer (jansson refuses the rest). */
@@ -426,7 +426,7 @@ static const char *known_bus(call_t *x, const char *given)
     return bus;
 }
 
-/* ---- ARNs --------------------------------------------------------------------- */
+/* ---- ARNs ---------------------------------------------------------------- */
 
 const char *ad_awsjson_bus_arn(apr_pool_t *p, const ad_conf_t *c, const char *bus)
 {
@@ -470,7 +470,7 @@ static const char *destination_connection_arn(call_t *x, const ad_destination_t 
     return d->connection_name ? connection_arn_named(x->p, x->c, d->connection_name) : NULL;
 }
 
-/* ---- event buses ----------------------------------------------------------------- */
+/* ---- event buses --------------------------------------------------------- */
 
 static json_t *bus_json(call_t *x, const void *obj)
 {
@@ -515,7 +515,7 @@ static void op_describe_event_bus(call_t *x)
     json_decref(o);
 }
 
-/* ---- rules --------------------------------------------------------------------------- */
+/* ---- rules --------------------------------------------------------------- */
 
 static json_t *rule_json(call_t *x, const ad_rule_t *r, int describe)
 {
@@ -592,7 +592,7 @@ static void op_describe_rule(call_t *x)
     json_decref(o);
 }
 
-/* ---- targets --------------------------------------------------------------------------- */
+/* ---- targets ------------------------------------------------------------- */
 
 static const char *param_value(const ad_param_t *prm)
 {
@@ -616,11 +616,12 @@ static json_t *param_map(const apr_array_header_t *list)
 
 static void target_http_parameters(json_t *o, const ad_target_t *t)
 {
-    json_t *hp = json_object(), *v;
-    int i;
+    json_t *hp = json_object();
 
     if (t->path_params && t->path_params->nelts) {
-        v = json_array();
+        json_t *v = json_array();
+        int i;
+
         for (i = 0; i < t->path_params->nelts; i++) {
             const char *s = param_value(APR_ARRAY_IDX(t->path_params, i, const ad_param_t *));
             json_array_append_new(v, json_string(s ? s : ""));
@@ -643,8 +644,7 @@ static void target_http_parameters(json_t *o, const ad_target_t *t)
 
 static void target_input(json_t *o, const ad_target_t *t)
 {
-    json_t *it, *map;
-    int i;
+    json_t *it;
 
     set_str(o, "Input", t->input);
     set_str(o, "InputPath", t->input_path);
@@ -653,7 +653,9 @@ static void target_input(json_t *o, const ad_target_t *t)
     }
     it = json_object();
     if (t->paths_map && t->paths_map->nelts) {
-        map = json_object();
+        json_t *map = json_object();
+        int i;
+
         for (i = 0; i < t->paths_map->nelts; i++) {
             const ad_transform_var_t *v = &APR_ARRAY_IDX(t->paths_map, i, ad_transform_var_t);
             set_str(map, v->name, v->path);
@@ -734,7 +736,7 @@ static void op_list_rule_names_by_target(call_t *x)
     answer_page(x, &la, items, 1, "RuleNames", NULL);
 }
 
-/* ---- connections ------------------------------------------------------------------------ */
+/* ---- connections --------------------------------------------------------- */
 
 static const char *auth_type_name(ad_auth_type_t a)
 {
@@ -750,12 +752,27 @@ static const char *auth_type_name(ad_auth_type_t a)
     }
 }
 
-/* The authorization state lives in apidestd (OAuth tokens), which children
- * cannot see yet: every connection answers as configured, AUTHORIZED. */
+/* apidestd publishes each connection's state in shared memory. */
+static const ad_metrics_t *shared_metrics;
+
+void ad_awsjson_set_metrics(const ad_metrics_t *m)
+{
+    shared_metrics = m;
+}
+
 static const char *connection_state(const ad_connection_t *cn)
 {
-    (void)cn;
-    return "AUTHORIZED";
+    if (!shared_metrics || cn->index >= shared_metrics->nconns) {
+        return "AUTHORIZED";
+    }
+    return ad_conn_state_name(ad_metric_get(&shared_metrics->conns[cn->index].state));
+}
+
+/* ACTIVE while its connection (if any) is AUTHORIZED, as EventBridge. */
+static const char *destination_state(const ad_destination_t *d)
+{
+    return d->connection && strcmp(connection_state(d->connection), "AUTHORIZED")
+               ? "INACTIVE" : "ACTIVE";
 }
 
 /* [{"Key", "Value", "IsValueSecret"}] of the parameters sent in `where`;
@@ -914,7 +931,7 @@ static void op_describe_connection(call_t *x)
     json_object_set_new(x->out, "AuthParameters", auth_parameters(cn));
 }
 
-/* ---- API destinations --------------------------------------------------------------------- */
+/* ---- API destinations ---------------------------------------------------- */
 
 static json_t *destination_json(call_t *x, const void *obj)
 {
@@ -923,7 +940,7 @@ static json_t *destination_json(call_t *x, const void *obj)
 
     set_str(o, "ApiDestinationArn", ad_awsjson_destination_arn(x->p, x->c, d));
     set_str(o, "Name", d->name);
-    set_str(o, "ApiDestinationState", "ACTIVE");
+    set_str(o, "ApiDestinationState", destination_state(d));
     set_str(o, "ConnectionArn", destination_connection_arn(x, d));
     set_str(o, "InvocationEndpoint", d->endpoint);
     set_str(o, "HttpMethod", d->method ? d->method : "POST");
@@ -973,7 +990,7 @@ static void op_describe_api_destination(call_t *x)
     x->out = destination_json(x, d);
 }
 
-/* ---- TestEventPattern ------------------------------------------------------------------------ */
+/* ---- TestEventPattern ---------------------------------------------------- */
 
 typedef struct tep_t {
     int status;
@@ -1031,7 +1048,7 @@ static void op_test_event_pattern(call_t *x)
     json_object_set_new(x->out, "Result", json_boolean(r.result));
 }
 
-/* ---- dispatch ------------------------------------------------------------------------------------ */
+/* ---- dispatch ------------------------------------------------------------ */
 
 typedef void op_fn(call_t *x);
 
@@ -1069,7 +1086,7 @@ static const char *const mutating[] = {
 };
 
 /* Read-only EventBridge operations about things mod_apidest does not have. */
-static const char *const absent[] = {
+static const char *const not_here[] = {
     "DescribeArchive", "DescribeEndpoint", "DescribeEventSource",
     "DescribePartnerEventSource", "DescribeReplay", "ListArchives", "ListEndpoints",
     "ListEventSources", "ListPartnerEventSourceAccounts", "ListPartnerEventSources",
@@ -1097,7 +1114,7 @@ static void refuse(call_t *x, const char *target, const char *op)
              "<ApiDestConnection>, <ApiDestDestination>); change the configuration there "
              "and reload httpd (apachectl graceful)", op));
     }
-    else if (op && listed(absent, op)) {
+    else if (op && listed(not_here, op)) {
         fail(x, 400, ERR_UNSUPPORTED, apr_psprintf(x->p,
              "%s is not supported: mod_apidest has no archives, replays, global endpoints, "
              "partner event sources or tags", op));
@@ -1177,7 +1194,7 @@ int ad_awsjson_dispatch(apr_pool_t *p, const ad_conf_t *c, const char *target,
     return x.status;
 }
 
-/* ---- the admin route -------------------------------------------------------------------------- */
+/* ---- the admin route ----------------------------------------------------- */
 
 /* A member given as JSON text (a string, parsed) or as the value itself;
  * a new reference, NULL when absent or not JSON (*absent tells which). */
@@ -1227,7 +1244,7 @@ int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t le
     json_t *event;
     const char *pattern;
     apr_size_t plen = 0;
-    int absent, pattern_absent;
+    int event_absent, pattern_absent;
     tep_t r;
 
     call_init(&x, p, NULL);
@@ -1241,8 +1258,8 @@ int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t le
     if (pattern_absent) {
         violation(&x, "EventPattern", NULL, "Member must not be null");
     }
-    event = admin_value(x.in, "Event", &absent);
-    if (absent) {
+    event = admin_value(x.in, "Event", &event_absent);
+    if (event_absent) {
         violation(&x, "Event", NULL, "Member must not be null");
     }
     pattern = pattern_absent ? NULL : admin_pattern_text(p, x.in, &plen);

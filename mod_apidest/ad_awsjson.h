@@ -10,6 +10,7 @@
 #include <apr_pools.h>
 
 #include "ad_conf.h"
+#include "ad_metrics.h"
 
 #define AD_AWSJSON_TARGET_PREFIX "AWSEvents."
 #define AD_AWSJSON_CONTENT_TYPE "application/x-amz-json-1.1"
@@ -32,6 +33,9 @@ int ad_awsjson_dispatch(apr_pool_t *p, const ad_conf_t *c, const char *target,
 int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t len,
                                   char **out, apr_size_t *out_len,
                                   const char **error_type);
+
+/* Where connection states come from (set once, before children fork). */
+void ad_awsjson_set_metrics(const ad_metrics_t *m);
 
 /* ARNs as the API shows them. A target's ARN is its API destination's, or
  * for a plain HTTP target its endpoint URL (as the DLQ's TARGET_ARN). */

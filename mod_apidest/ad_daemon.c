@@ -22,6 +22,7 @@
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_pool.h>
+#include <apr_poll.h>
 
 #include "ad_daemon.h"
 #include "ad_store.h"
@@ -1836,19 +1837,40 @@ static void *APR_THREAD_FUNC conn_task(apr_thread_t *thread, void *data)
     return NULL;
 }
 
+/* apr_socket_accept does not wait for its timeout on a non-blocking
+ * socket: poll first, so an idle daemon sleeps instead of spinning, and
+ * still notices a stop request within 200 ms. */
+static int wait_for_connection(apr_socket_t *listener, apr_pool_t *p)
+{
+    apr_pollfd_t pfd;
+    apr_int32_t n = 0;
+
+    memset(&pfd, 0, sizeof(pfd));
+    pfd.p = p;
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.reqevents = APR_POLLIN;
+    pfd.desc.s = listener;
+    return apr_poll(&pfd, 1, &n, apr_time_from_msec(200)) == APR_SUCCESS && n > 0;
+}
+
 static void accept_loop(ad_daemon_t *d, apr_thread_pool_t *tp)
 {
-    apr_socket_timeout_set(d->o->listener, apr_time_from_msec(200));
+    apr_socket_timeout_set(d->o->listener, 0);
     while (!*d->o->stop) {
         apr_pool_t *cp;
         conn_t *cn;
         apr_socket_t *s;
 
+        if (!wait_for_connection(d->o->listener, d->pool)) {
+            continue;
+        }
         apr_pool_create_unmanaged_ex(&cp, NULL, NULL);
         if (apr_socket_accept(&s, d->o->listener, cp) != APR_SUCCESS) {
             apr_pool_destroy(cp);
             continue;
         }
+        /* The accepted socket inherits non-blocking mode; conn_task sets
+         * its own timeout. */
         cn = apr_pcalloc(cp, sizeof(*cn));
         cn->d = d;
         cn->pool = cp;

@@ -70,6 +70,7 @@ static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (apidest_metrics_init(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    ad_awsjson_set_metrics(apidest_metrics());
     return apidest_daemon_init(pconf, s);
 }
 

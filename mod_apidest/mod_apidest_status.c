@@ -14,6 +14,7 @@
 #include "mod_apidest_daemon.h"
 #include "ad_util.h"
 #include "ad_report.h"
+#include "ad_awsjson.h"
 #include <signal.h>
 #include <stdio.h>
 
@@ -207,6 +208,31 @@ static int admin_json(request_rec *r, int status, json_t *body)
     return OK;
 }
 
+/* Admin bodies are small; anything over 64 KiB is refused, not truncated. */
+static int read_small_body(request_rec *r, char **body, apr_size_t *len)
+{
+    apr_size_t cap = 64 * 1024, got = 0;
+    long n;
+    char *buf = apr_palloc(r->pool, cap + 1);
+
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
+        return 0;
+    }
+    while ((n = ap_get_client_block(r, buf + got, cap + 1 - got)) > 0) {
+        got += (apr_size_t)n;
+        if (got > cap) {
+            return 0;
+        }
+    }
+    if (n < 0) {
+        return 0;
+    }
+    buf[got] = '\0';
+    *body = buf;
+    *len = got;
+    return 1;
+}
+
 static int admin_error(request_rec *r, int status, const char *error, const char *msg)
 {
     return admin_json(r, status, json_pack("{s:s,s:s}", "error", error, "message", msg));
@@ -328,6 +354,22 @@ static int admin_dlq(request_rec *r, const char *rest)
     return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET or DELETE");
 }
 
+/* POST /test-event-pattern: {"Event": ..., "EventPattern": ...} */
+static int admin_test_event_pattern(request_rec *r)
+{
+    char *body, *out;
+    apr_size_t len = 0, out_len;
+    const char *etype;
+    int status;
+
+    if (!read_small_body(r, &body, &len)) {
+        return admin_error(r, HTTP_BAD_REQUEST, "InvalidRequest",
+                           "the body must be at most 64 KiB of JSON");
+    }
+    status = ad_awsjson_test_event_pattern(r->pool, body, len, &out, &out_len, &etype);
+    return admin_text(r, status, out, out_len);
+}
+
 /* POST /connections/{name}/authorize */
 static int admin_connection(request_rec *r, const char *rest)
 {
@@ -358,6 +400,11 @@ int apidest_admin_handler(request_rec *r)
     }
     if (!strncmp(sub, "/connections/", 13)) {
         return admin_connection(r, sub + 13);
+    }
+    if (!strcmp(sub, "/test-event-pattern")) {
+        return r->method_number == M_POST
+                   ? admin_test_event_pattern(r)
+                   : admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
     }
     return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
 }

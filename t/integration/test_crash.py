@@ -28,10 +28,11 @@ def _seen(sink):
 
 
 class Producer:
-    """Threads posting batches of 10 entries until stopped or `total` sent;
+    """Threads posting batches of 10 entries until stopped, `total` sent or
+    the deadline passes (bounded in count and time);
     records the EventIds that were accepted (200 with an EventId)."""
 
-    def __init__(self, server, total=None, threads=4, deadline=60.0):
+    def __init__(self, server, total=3000, threads=4, deadline=60.0):
         self.server = server
         self.total = total
         self.accepted = set()
@@ -46,9 +47,9 @@ class Producer:
         with self.lock:
             if self.stop_flag.is_set() or time.time() > self.deadline:
                 return None
-            if self.total is not None and self.sent >= self.total:
+            if self.sent >= self.total:
                 return None
-            n = 10 if self.total is None else min(10, self.total - self.sent)
+            n = min(10, self.total - self.sent)
             start = self.sent
             self.sent += n
         return [entry(SOURCE, "Crash", {"n": start + i}) for i in range(n)]
