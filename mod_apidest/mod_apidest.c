@@ -14,6 +14,7 @@
 #include "mod_apidest_status.h"
 #include "ad_ingest.h"
 #include "ad_awsjson.h"
+#include "ad_sigv4.h"
 #include "ad_record.h"
 #include "ad_store.h"
 #include "ad_log.h"
@@ -176,12 +177,78 @@ static void count_ingest(const ad_ingest_t *in, int failed_before)
     }
 }
 
+static const char *sigv4_lookup(void *baton, const char *akid)
+{
+    return apr_hash_get((apr_hash_t *)baton, akid, APR_HASH_KEY_STRING);
+}
+
+static int collect_header(void *arr, const char *name, const char *value)
+{
+    ad_sigv4_header_t *h = apr_array_push((apr_array_header_t *)arr);
+    h->name = name;
+    h->value = value;
+    return 1;
+}
+
+/* ApiDestSigV4Key on this location: the request must be signed with one of
+ * its keys. Returns 1 to go on; 0 when the error has been sent. */
+static int verify_sigv4(request_rec *r, const char *body, apr_size_t len)
+{
+    apidest_dir_conf_t *dc = ap_get_module_config(r->per_dir_config, &apidest_module);
+    ad_sigv4_request_t req;
+    const char *etype, *msg, *q;
+    apr_array_header_t *headers;
+    int status;
+
+    if (!dc || !apr_hash_count(dc->sigv4_keys)) {
+        return 1;
+    }
+    headers = apr_array_make(r->pool, 16, sizeof(ad_sigv4_header_t));
+    apr_table_do(collect_header, headers, r->headers_in, NULL);
+    memset(&req, 0, sizeof(req));
+    req.method = r->method;
+    /* The path as the client signed it: raw, before any decoding. */
+    q = strchr(r->unparsed_uri, '?');
+    req.path = q ? apr_pstrmemdup(r->pool, r->unparsed_uri, q - r->unparsed_uri)
+                 : r->unparsed_uri;
+    req.query = r->args;
+    req.headers = headers;
+    req.body = body;
+    req.body_len = len;
+    if (ad_sigv4_verify(r->pool, &req, "events", apidest_conf(r->server)->region,
+                        sigv4_lookup, dc->sigv4_keys, apr_time_now(), &status, &etype,
+                        &msg) == AD_SIGV4_OK) {
+        return 1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ADLOGNO(10032)
+                  "request refused: %s", etype);
+    send_aws_error(r, status, etype, msg);
+    return 0;
+}
+
+/* Every operation but PutEvents is answered from the configuration. */
+static int answer_api(request_rec *r, const ad_conf_t *c, const char *target,
+                      const char *body, apr_size_t len)
+{
+    const char *etype;
+    char id[AD_UUID_LEN + 1], *out;
+    apr_size_t out_len;
+    int rc = ad_awsjson_dispatch(r->pool, c, target, body, len, &out, &out_len, &etype);
+
+    if (etype) {
+        apr_table_setn(r->headers_out, "x-amzn-ErrorType", etype);
+    }
+    ad_uuid4(id);
+    apr_table_setn(r->headers_out, "x-amzn-RequestId", apr_pstrdup(r->pool, id));
+    return send_body(r, rc, CT_AWSJSON, out, out_len);
+}
+
 static int ingest_handler(request_rec *r)
 {
     const ad_conf_t *c = apidest_conf(r->server);
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
     const char *target = apr_table_get(r->headers_in, "X-Amz-Target");
-    ad_ingest_form_t form = AD_INGEST_PLAIN_JSON;
+    ad_ingest_form_t form = target ? AD_INGEST_AWSJSON : AD_INGEST_PLAIN_JSON;
     ad_ingest_t *in;
     char *body = NULL, *out;
     apr_size_t len = 0;
@@ -192,28 +259,7 @@ static int ingest_handler(request_rec *r)
         return send_aws_error(r, HTTP_METHOD_NOT_ALLOWED, "UnsupportedOperation",
                               "PutEvents is a POST");
     }
-    if (target) {
-        if (strcmp(target, TARGET_PREFIX "PutEvents") != 0) {
-            /* Every other operation is answered from the configuration. */
-            const char *etype;
-            char id[AD_UUID_LEN + 1];
-
-            if ((rc = read_body(r, c->max_request_size, &body, &len)) <= 0) {
-                return rc ? send_aws_error(r, HTTP_BAD_REQUEST, "ValidationException",
-                                           "Request body is larger than ApiDestMaxRequestSize")
-                          : HTTP_BAD_REQUEST;
-            }
-            rc = ad_awsjson_dispatch(r->pool, c, target, body, len, &out, &len, &etype);
-            if (etype) {
-                apr_table_setn(r->headers_out, "x-amzn-ErrorType", etype);
-            }
-            ad_uuid4(id);
-            apr_table_setn(r->headers_out, "x-amzn-RequestId", apr_pstrdup(r->pool, id));
-            return send_body(r, rc, CT_AWSJSON, out, len);
-        }
-        form = AD_INGEST_AWSJSON;
-    }
-    else if (!is_json_type(ct, "application/json") && !is_json_type(ct, CT_AWSJSON)) {
+    if (!target && !is_json_type(ct, "application/json") && !is_json_type(ct, CT_AWSJSON)) {
         return send_aws_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
                               "send application/json or application/x-amz-json-1.1");
     }
@@ -225,6 +271,12 @@ static int ingest_handler(request_rec *r)
     }
     if (rc == 0) {
         return HTTP_BAD_REQUEST;
+    }
+    if (!verify_sigv4(r, body, len)) {
+        return OK;
+    }
+    if (target && strcmp(target, TARGET_PREFIX "PutEvents") != 0) {
+        return answer_api(r, c, target, body, len);
     }
     in = ad_ingest_put_events(r->pool, c, form, body, len, ad_now());
     if (in->status != HTTP_OK) {
@@ -267,8 +319,8 @@ static void apidest_register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(apidest) = {
     STANDARD20_MODULE_STUFF,
-    NULL,                      /* per-directory config */
-    NULL,                      /* merge per-directory */
+    apidest_create_dir_conf,   /* per-directory config: SigV4 keys */
+    apidest_merge_dir_conf,
     apidest_create_srv_conf,   /* per-server config */
     NULL,                      /* merge per-server: one config, the main one */
     apidest_cmds,

@@ -31,6 +31,20 @@ void *apidest_create_srv_conf(apr_pool_t *p, server_rec *s)
     return sc;
 }
 
+void *apidest_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    apidest_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+    dc->sigv4_keys = apr_hash_make(p);
+    return dc;
+}
+
+void *apidest_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    apidest_dir_conf_t *base = basev, *add = addv, *dc = apr_pcalloc(p, sizeof(*dc));
+    dc->sigv4_keys = apr_hash_overlay(p, add->sigv4_keys, base->sigv4_keys);
+    return dc;
+}
+
 ad_conf_t *apidest_conf(server_rec *s)
 {
     apidest_srv_conf_t *sc = ap_get_module_config(s->module_config, &apidest_module);
@@ -1028,6 +1042,23 @@ static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* ApiDestSigV4Key AKID secret-ref: producers must sign with one of these. */
+static const char *set_sigv4_key(cmd_parms *cmd, void *dcv, const char *akid,
+                                 const char *ref)
+{
+    apidest_dir_conf_t *dc = dcv;
+    const char *secret, *err;
+
+    if (!*akid || strlen(akid) > 128 || strpbrk(akid, "/ ,=")) {
+        return "ApiDestSigV4Key needs an access key id without '/', ',', '=' or spaces";
+    }
+    if ((err = read_secret(cmd, ref, &secret))) {
+        return err;
+    }
+    apr_hash_set(dc->sigv4_keys, apr_pstrdup(cmd->pool, akid), APR_HASH_KEY_STRING, secret);
+    return NULL;
+}
+
 static const char *set_max_entry_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return set_size(cmd, arg, 1024, 1048576, &cmd_conf(cmd)->max_entry_size);
@@ -1072,6 +1103,8 @@ const command_rec apidest_cmds[] = {
                   "seconds between maintenance ticks"),
     AP_INIT_TAKE12("ApiDestRetryBackoff", set_backoff, NULL, RSRC_CONF,
                    "base and cap of the exponential retry backoff, seconds"),
+    AP_INIT_TAKE2("ApiDestSigV4Key", set_sigv4_key, NULL, ACCESS_CONF,
+                  "verify AWS SigV4 on this location: access key id and its secret"),
     AP_INIT_TAKE1("ApiDestJournal", set_journal, NULL, RSRC_CONF,
                   "log one line per delivery attempt to a file or |program"),
     AP_INIT_TAKE1("ApiDestMaxEntrySize", set_max_entry_size, NULL, RSRC_CONF,

@@ -11,7 +11,15 @@ typedef struct apidest_srv_conf_t {
     ad_conf_t *conf;       /* the main server's is the one used */
 } apidest_srv_conf_t;
 
+/* Per <Location>: SigV4 keys (access key id -> secret); empty: no check. */
+typedef struct apidest_dir_conf_t {
+    apr_hash_t *sigv4_keys;
+} apidest_dir_conf_t;
+
 extern const command_rec apidest_cmds[];
+
+void *apidest_create_dir_conf(apr_pool_t *p, char *dir);
+void *apidest_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 
 void *apidest_create_srv_conf(apr_pool_t *p, server_rec *s);
 
