@@ -1,4 +1,5 @@
 #include <apr_strings.h>
+#include <jansson.h>
 
 #include "ad_conf.h"
 
@@ -97,4 +98,105 @@ ad_target_t *ad_conf_target_make(apr_pool_t *p, const char *id)
     t->headers = apr_array_make(p, 2, sizeof(ad_param_t *));
     t->paths_map = apr_array_make(p, 2, sizeof(ad_transform_var_t));
     return t;
+}
+
+/* The exact source strings a pattern requires, or NULL when it does not pin
+ * "source" (absent, an operator, a non-string, or an $or at the top). */
+static apr_array_header_t *pinned_sources(apr_pool_t *p, const char *pattern_text)
+{
+    json_error_t jerr;
+    json_t *pat = pattern_text ? json_loads(pattern_text, 0, &jerr) : NULL;
+    const json_t *src = json_object_get(pat, "source");
+    apr_array_header_t *out = NULL;
+    size_t i;
+
+    if (json_is_array(src) && json_array_size(src) && !json_object_get(pat, "$or")) {
+        out = apr_array_make(p, (int)json_array_size(src), sizeof(const char *));
+        for (i = 0; i < json_array_size(src); i++) {
+            const json_t *v = json_array_get(src, i);
+            if (!json_is_string(v)) {
+                out = NULL;
+                break;
+            }
+            APR_ARRAY_PUSH(out, const char *) = apr_pstrdup(p, json_string_value(v));
+        }
+    }
+    json_decref(pat);
+    return out;
+}
+
+static ad_rule_index_t *bus_index(apr_pool_t *p, ad_conf_t *c, const char *bus)
+{
+    ad_rule_index_t *ix = apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING);
+
+    if (!ix) {
+        ix = apr_pcalloc(p, sizeof(*ix));
+        ix->by_source = apr_hash_make(p);
+        ix->unindexed = apr_array_make(p, 4, sizeof(ad_rule_t *));
+        apr_hash_set(c->rule_index, bus, APR_HASH_KEY_STRING, ix);
+    }
+    return ix;
+}
+
+void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p)
+{
+    int i, j;
+
+    c->rule_index = apr_hash_make(p);
+    for (i = 0; i < c->rules->nelts; i++) {
+        ad_rule_t *r = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
+        ad_rule_index_t *ix;
+        apr_array_header_t *sources;
+
+        if (!r->enabled || !r->pattern) {
+            continue;
+        }
+        ix = bus_index(p, c, r->bus);
+        if (!(sources = pinned_sources(p, r->pattern_text))) {
+            APR_ARRAY_PUSH(ix->unindexed, ad_rule_t *) = r;
+            continue;
+        }
+        for (j = 0; j < sources->nelts; j++) {
+            const char *src = APR_ARRAY_IDX(sources, j, const char *);
+            apr_array_header_t *list = apr_hash_get(ix->by_source, src, APR_HASH_KEY_STRING);
+            if (!list) {
+                list = apr_array_make(p, 2, sizeof(ad_rule_t *));
+                apr_hash_set(ix->by_source, src, APR_HASH_KEY_STRING, list);
+            }
+            /* ["a", "a"] must not list the rule twice */
+            if (!list->nelts || APR_ARRAY_IDX(list, list->nelts - 1, ad_rule_t *) != r) {
+                APR_ARRAY_PUSH(list, ad_rule_t *) = r;
+            }
+        }
+    }
+}
+
+static int by_rule_index(const void *a, const void *b)
+{
+    return (*(ad_rule_t *const *)a)->index - (*(ad_rule_t *const *)b)->index;
+}
+
+const apr_array_header_t *ad_conf_candidate_rules(apr_pool_t *p, const ad_conf_t *c,
+                                                  const char *bus, const char *source)
+{
+    static const apr_array_header_t empty = {NULL, sizeof(ad_rule_t *), 0, 0, NULL};
+    const ad_rule_index_t *ix = c->rule_index
+                                    ? apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING)
+                                    : NULL;
+    const apr_array_header_t *hit;
+    apr_array_header_t *both;
+
+    if (!ix) {
+        return &empty;
+    }
+    hit = source ? apr_hash_get(ix->by_source, source, APR_HASH_KEY_STRING) : NULL;
+    if (!hit || !hit->nelts) {
+        return ix->unindexed;
+    }
+    if (!ix->unindexed->nelts) {
+        return hit;
+    }
+    both = apr_array_append(p, hit, ix->unindexed);
+    qsort(both->elts, both->nelts, sizeof(ad_rule_t *), by_rule_index);
+    return both;
 }

@@ -156,6 +156,7 @@ typedef struct ad_conf_t {
     apr_hash_t *rule_by_name;
     apr_hash_t *buses;                /* bus name -> "" (buses named by rules
                                          plus "default") */
+    apr_hash_t *rule_index;           /* bus -> ad_rule_index_t, see below */
 } ad_conf_t;
 
 /* A config with every default set and empty tables. */
@@ -165,6 +166,23 @@ ad_conf_t *ad_conf_make(apr_pool_t *p);
  * rule/<bus>/<name>. */
 const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
                              const ad_rule_t *r);
+
+/* Rules of one bus, indexed so an event is matched only against rules that
+ * can match it: those whose pattern pins "source" to exact strings are found
+ * by the event's source; the others are always tried. Both lists keep the
+ * configuration's order. */
+typedef struct ad_rule_index_t {
+    apr_hash_t *by_source;          /* source -> apr_array_header_t of ad_rule_t * */
+    apr_array_header_t *unindexed;  /* ad_rule_t * */
+} ad_rule_index_t;
+
+/* Build c->rule_index from enabled rules with patterns (config time). */
+void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p);
+
+/* The rules to try for an event on bus with this source, in config order
+ * (allocated in p when a merge is needed). */
+const apr_array_header_t *ad_conf_candidate_rules(apr_pool_t *p, const ad_conf_t *c,
+                                                  const char *bus, const char *source);
 
 /* A target with EventBridge's defaults and empty parameter lists. */
 ad_target_t *ad_conf_target_make(apr_pool_t *p, const char *id);

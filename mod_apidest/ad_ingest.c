@@ -326,18 +326,20 @@ char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule
     return out;
 }
 
-/* Returns how many rules matched. */
+/* Returns how many rules matched. Only the rules that can match this
+ * event's bus and source are evaluated (ad_conf_candidate_rules). */
 static int route_event(ingest_ctx_t *x, int entry, const char *bus,
                        const char *id, json_t *ev)
 {
     const char *body = NULL;
     apr_size_t body_len = 0;
+    const apr_array_header_t *rules = ad_conf_candidate_rules(
+        x->p, x->c, bus, json_string_value(json_object_get(ev, "source")));
     int i, matched = 0;
 
-    for (i = 0; i < x->c->rules->nelts; i++) {
-        const ad_rule_t *rule = APR_ARRAY_IDX(x->c->rules, i, ad_rule_t *);
-        if (!rule->enabled || !rule->pattern || strcmp(rule->bus, bus)
-            || !ad_pattern_match(rule->pattern, ev)) {
+    for (i = 0; i < rules->nelts; i++) {
+        const ad_rule_t *rule = APR_ARRAY_IDX(rules, i, ad_rule_t *);
+        if (!ad_pattern_match(rule->pattern, ev)) {
             continue;
         }
         APR_ARRAY_PUSH(x->in->matched, int) = rule->index;

@@ -1233,6 +1233,7 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
         }
     }
     ad_conf_index_targets(c);
+    ad_conf_index_rules(c, p);
     if (!c->store_spec) {
         const char *dflt = ap_runtime_dir_relative(p, "apidest/store");
         c->store_spec = apr_pstrcat(p, "dbm:gdbm:", dflt, NULL);

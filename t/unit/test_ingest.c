@@ -22,8 +22,10 @@ static ad_rule_t *add_rule(const char *name, const char *bus, const char *patter
     int i;
 
     r->name = name;
+    r->index = conf->rules->nelts;
     r->bus = bus;
     r->enabled = enabled;
+    r->pattern_text = pattern;
     r->pattern = ad_pattern_compile(pool, pattern, strlen(pattern), &reason);
     ck_assert_msg(r->pattern != NULL, "pattern %s: %s", pattern, reason);
     r->targets = apr_array_make(pool, 2, sizeof(ad_target_t *));
@@ -55,6 +57,8 @@ static void teardown(void)
 
 static ad_ingest_t *put(const char *body)
 {
+    ad_conf_index_targets(conf);
+    ad_conf_index_rules(conf, pool);
     return ad_ingest_put_events(pool, conf, AD_INGEST_AWSJSON, body, strlen(body),
                                 apr_time_from_sec(1700000000));
 }
@@ -206,6 +210,37 @@ START_TEST(routing)
 }
 END_TEST
 
+START_TEST(rules_indexed_by_source)
+{
+    const apr_array_header_t *c;
+
+    add_rule("a1", "default", "{\"source\":[\"a\"]}", 1, 1);
+    add_rule("any", "default", "{\"detail-type\":[\"x\"]}", 1, 1);
+    add_rule("ab", "default", "{\"source\":[\"a\",\"b\",\"a\"]}", 1, 1);
+    add_rule("prefix", "default", "{\"source\":[{\"prefix\":\"a\"}]}", 1, 1);
+    add_rule("off", "default", "{\"source\":[\"a\"]}", 0, 1);
+    add_rule("bus2", "other", "{\"source\":[\"a\"]}", 1, 1);
+    add_rule("or", "default", "{\"$or\":[{\"source\":[\"z\"]},{\"id\":[\"1\"]}]}", 1, 1);
+    ad_conf_index_targets(conf);
+    ad_conf_index_rules(conf, pool);
+    c = ad_conf_candidate_rules(pool, conf, "default", "a");
+    ck_assert_int_eq(c->nelts, 5);
+    ck_assert_str_eq(APR_ARRAY_IDX(c, 0, ad_rule_t *)->name, "a1");
+    ck_assert_str_eq(APR_ARRAY_IDX(c, 1, ad_rule_t *)->name, "any");
+    ck_assert_str_eq(APR_ARRAY_IDX(c, 2, ad_rule_t *)->name, "ab");
+    ck_assert_str_eq(APR_ARRAY_IDX(c, 3, ad_rule_t *)->name, "prefix");
+    ck_assert_str_eq(APR_ARRAY_IDX(c, 4, ad_rule_t *)->name, "or");
+    c = ad_conf_candidate_rules(pool, conf, "default", "zzz");
+    ck_assert_int_eq(c->nelts, 3); /* any, prefix, or */
+    c = ad_conf_candidate_rules(pool, conf, "other", "a");
+    ck_assert_int_eq(c->nelts, 1);
+    ck_assert_int_eq(ad_conf_candidate_rules(pool, conf, "nobus", "a")->nelts, 0);
+    /* through ingest: a prefix rule still matches what the index skipped */
+    ck_assert_int_eq(put("{\"Entries\":[{\"Source\":\"ax\",\"DetailType\":\"d\","
+                         "\"Detail\":\"{}\"}]}")->records->nelts, 1);
+}
+END_TEST
+
 START_TEST(plain_json_single_entry)
 {
     const char *body = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
@@ -290,6 +325,7 @@ int main(void)
     tcase_add_test(tc, per_entry_errors);
     tcase_add_test(tc, whole_request_errors);
     tcase_add_test(tc, routing);
+    tcase_add_test(tc, rules_indexed_by_source);
     tcase_add_test(tc, plain_json_single_entry);
     tcase_add_test(tc, response_shape);
     tcase_add_test(tc, store_item_limit_fails_whole_entry);
