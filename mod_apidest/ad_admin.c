@@ -20,7 +20,7 @@ typedef struct filter_t {
 } filter_t;
 
 typedef struct dlq_item_t {
-    const char *id;          /* key without its prefix */
+    const char *id; /* key without its prefix */
     ad_record_t *rec;
 } dlq_item_t;
 
@@ -30,19 +30,18 @@ typedef struct collect_t {
     apr_array_header_t *items; /* dlq_item_t */
 } collect_t;
 
-static int reply_json(apr_pool_t *p, int status, json_t *body, char **reply,
-                      apr_size_t *len)
+static int reply_json(apr_pool_t *p, int status, json_t *body, char **reply, apr_size_t *len)
 {
     *reply = ad_json_dump(p, body, len);
     json_decref(body);
     return status;
 }
 
-static int reply_error(apr_pool_t *p, int status, const char *error,
-                       const char *msg, char **reply, apr_size_t *len)
+static int reply_error(apr_pool_t *p, int status, const char *error, const char *msg, char **reply,
+                       apr_size_t *len)
 {
-    return reply_json(p, status, json_pack("{s:s,s:s}", "error", error, "message", msg),
-                      reply, len);
+    return reply_json(p, status, json_pack("{s:s,s:s}", "error", error, "message", msg), reply,
+                      len);
 }
 
 static const char *opt_str(const json_t *req, const char *key)
@@ -73,24 +72,24 @@ static json_t *record_json(const char *id, const ad_record_t *r)
     json_t *attrs;
 
     snprintf(retries, sizeof(retries), "%u", r->attempts ? r->attempts - 1 : 0);
-    attrs = json_pack("{s:s,s:s,s:s,s:s,s:s}", "RULE_ARN", r->rule_arn, "TARGET_ARN",
-                      r->target_arn, "ERROR_CODE", r->last_error, "ERROR_MESSAGE",
-                      r->last_message, "RETRY_ATTEMPTS", retries);
+    attrs = json_pack("{s:s,s:s,s:s,s:s,s:s}", "RULE_ARN", r->rule_arn, "TARGET_ARN", r->target_arn,
+                      "ERROR_CODE", r->last_error, "ERROR_MESSAGE", r->last_message,
+                      "RETRY_ATTEMPTS", retries);
     if (*r->exhausted) {
         json_object_set_new(attrs, "EXHAUSTED_RETRY_CONDITION", json_string(r->exhausted));
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I,s:I,s:s%}", "Id", id, "EventId",
-                     r->event_id, "Rule", r->rule, "Target", r->target, "Destination",
-                     r->destination, "Attributes", attrs, "LastStatus", r->last_status,
-                     "FirstSeen", (json_int_t)apr_time_sec(r->first_seen), "FailedAt",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I,s:I,s:s%}", "Id", id, "EventId", r->event_id,
+                     "Rule", r->rule, "Target", r->target, "Destination", r->destination,
+                     "Attributes", attrs, "LastStatus", r->last_status, "FirstSeen",
+                     (json_int_t)apr_time_sec(r->first_seen), "FailedAt",
                      (json_int_t)apr_time_sec(r->failed_at), "Body", r->body, r->body_len);
 }
 
 static int matches(const filter_t *f, const ad_record_t *r)
 {
-    return (!f->rule || !strcmp(f->rule, r->rule))
-           && (!f->destination || !strcmp(f->destination, r->destination))
-           && (!f->since || r->failed_at >= f->since);
+    return (!f->rule || !strcmp(f->rule, r->rule)) &&
+           (!f->destination || !strcmp(f->destination, r->destination)) &&
+           (!f->since || r->failed_at >= f->since);
 }
 
 static int collect_one(void *baton, const char *key, const char *val, apr_size_t len)
@@ -140,8 +139,8 @@ static const char *read_filter(const json_t *req, filter_t *f)
     return NULL;
 }
 
-static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
-                   char **reply, apr_size_t *len)
+static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
+                   apr_size_t *len)
 {
     filter_t f;
     const char *err = read_filter(req, &f), *after = opt_str(req, "after");
@@ -177,22 +176,21 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
     return reply_json(p, 200, out, reply, len);
 }
 
-static int load_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id,
-                    ad_record_t **r)
+static int load_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_record_t **r)
 {
     char *val;
     apr_size_t vlen;
 
-    if (!valid_id(id)
-        || ctx->store->get(ctx->store, p, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL),
-                           &val, &vlen) != APR_SUCCESS) {
+    if (!valid_id(id) ||
+        ctx->store->get(ctx->store, p, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL), &val,
+                        &vlen) != APR_SUCCESS) {
         return 0;
     }
     return ad_record_decode(p, val, vlen, r) == APR_SUCCESS;
 }
 
-static int op_get(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
-                  char **reply, apr_size_t *len)
+static int op_get(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
+                  apr_size_t *len)
 {
     const char *id = opt_str(req, "id");
     ad_record_t *r;
@@ -203,8 +201,8 @@ static int op_get(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
     return reply_json(p, 200, record_json(id, r), reply, len);
 }
 
-static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
-                     char **reply, apr_size_t *len)
+static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
+                     apr_size_t *len)
 {
     const char *id = opt_str(req, "id");
     ad_record_t *r;
@@ -219,8 +217,8 @@ static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
 
 /* Back on the queue with a fresh attempt budget: attempts, age and the
  * failure fields start over, as a newly ingested event's would. */
-static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id,
-                       ad_record_t *r, apr_time_t due)
+static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_record_t *r,
+                       apr_time_t due)
 {
     const char *qkey = apr_pstrcat(p, AD_ADMIN_QUEUE_PREFIX, id, NULL);
     ad_store_item_t it;
@@ -248,8 +246,8 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id,
     return 1;
 }
 
-static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
-                      char **reply, apr_size_t *len)
+static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
+                      apr_size_t *len)
 {
     const char *id = opt_str(req, "id");
     apr_time_t now = ad_now();
@@ -264,8 +262,8 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
             return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
         }
         if (!redrive_one(p, ctx, id, r, now)) {
-            return reply_error(p, 500, "StoreError", "the record could not be requeued",
-                               reply, len);
+            return reply_error(p, 500, "StoreError", "the record could not be requeued", reply,
+                               len);
         }
         return reply_json(p, 200, json_pack("{s:i}", "Redriven", 1), reply, len);
     }
@@ -281,8 +279,8 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req,
     return reply_json(p, 200, json_pack("{s:i}", "Redriven", n), reply, len);
 }
 
-int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text,
-                     apr_size_t text_len, char **reply, apr_size_t *len)
+int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_size_t text_len,
+                     char **reply, apr_size_t *len)
 {
     json_error_t jerr;
     json_t *req = ad_json_own(p, json_loadb(text, text_len, 0, &jerr));
@@ -308,8 +306,8 @@ int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text,
         if (!name || !ctx->authorize(ctx->baton, name, &state)) {
             return reply_error(p, 404, "NotFound", "no such connection", reply, len);
         }
-        return reply_json(p, 200, json_pack("{s:s,s:s}", "Name", name, "ConnectionState",
-                                            state), reply, len);
+        return reply_json(p, 200, json_pack("{s:s,s:s}", "Name", name, "ConnectionState", state),
+                          reply, len);
     }
     if (!strcmp(op, "status")) {
         return reply_json(p, 200, ctx->counters(ctx->baton), reply, len);

@@ -11,28 +11,27 @@
 #include "ad_store.h"
 #include "ad_record.h"
 
-#define AD_ADMIN_DLQ_PREFIX "d"
-#define AD_ADMIN_QUEUE_PREFIX "q"
-#define AD_ADMIN_MAX_LIMIT 1000
+#define AD_ADMIN_DLQ_PREFIX    "d"
+#define AD_ADMIN_QUEUE_PREFIX  "q"
+#define AD_ADMIN_MAX_LIMIT     1000
 #define AD_ADMIN_DEFAULT_LIMIT 100
 
 typedef struct ad_admin_ctx_t {
     ad_store_t *store;
     const ad_conf_t *conf;
     /* Put a record (already written under queue key qkey) on the queue. */
-    void (*requeue)(void *baton, const char *qkey, apr_time_t due,
-                    const ad_record_t *r);
+    void (*requeue)(void *baton, const char *qkey, apr_time_t due, const ad_record_t *r);
     /* Counters for "status" (the daemon's, as a JSON object it owns). */
     json_t *(*counters)(void *baton);
     /* Re-authorize a connection: 0 when there is no such connection. */
     int (*authorize)(void *baton, const char *name, const char **state);
     void *baton;
-    int *dlq_count;           /* kept up to date by the operations */
+    int *dlq_count; /* kept up to date by the operations */
 } ad_admin_ctx_t;
 
 /* Run one request {"op": ..., ...}; returns the HTTP status and sets *reply
  * to the JSON text (allocated in p). */
-int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text,
-                     apr_size_t text_len, char **reply, apr_size_t *len);
+int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_size_t text_len,
+                     char **reply, apr_size_t *len);
 
 #endif

@@ -37,8 +37,8 @@ static const char *basic_credentials(apr_pool_t *p, const char *user, const char
 static void set_header(apr_pool_t *p, apr_array_header_t **headers, const char *name,
                        const char *value)
 {
-    apr_array_header_t *out = apr_array_make(p, (*headers ? (*headers)->nelts : 0) + 1,
-                                             sizeof(ad_header_t));
+    apr_array_header_t *out =
+        apr_array_make(p, (*headers ? (*headers)->nelts : 0) + 1, sizeof(ad_header_t));
     ad_header_t *h;
     int i;
 
@@ -54,8 +54,7 @@ static void set_header(apr_pool_t *p, apr_array_header_t **headers, const char *
     *headers = out;
 }
 
-static const char *append_query(apr_pool_t *p, const char *url, const char *key,
-                                const char *value)
+static const char *append_query(apr_pool_t *p, const char *url, const char *key, const char *value)
 {
     return apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", ad_url_encode(p, key), "=",
                        ad_url_encode(p, value), NULL);

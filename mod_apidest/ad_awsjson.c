@@ -17,32 +17,34 @@
 #include <jansson.h>
 
 #include "ad_awsjson.h"
-#include "ad_ingest.h"      /* ad_awsjson_error_body: one error shape */
+#include "ad_ingest.h" /* ad_awsjson_error_body: one error shape */
 #include "ad_pattern.h"
 #include "ad_util.h"
 
-#define ERR_VALIDATION "ValidationException"
-#define ERR_NOT_FOUND "ResourceNotFoundException"
+#define ERR_VALIDATION    "ValidationException"
+#define ERR_NOT_FOUND     "ResourceNotFoundException"
 #define ERR_SERIALIZATION "SerializationException"
-#define ERR_PATTERN "InvalidEventPatternException"
-#define ERR_UNSUPPORTED "UnsupportedOperation"
-#define ERR_UNKNOWN_OP "UnknownOperationException"
+#define ERR_PATTERN       "InvalidEventPatternException"
+#define ERR_UNSUPPORTED   "UnsupportedOperation"
+#define ERR_UNKNOWN_OP    "UnknownOperationException"
 
 #define MSG_EVENT_INVALID "Parameter Event is not valid."
 
-#define PAGE_MAX 100               /* LimitMax100 */
-#define TOKEN_PREFIX "apidest-"    /* NextToken: "apidest-<offset>" */
+#define PAGE_MAX     100        /* LimitMax100 */
+#define TOKEN_PREFIX "apidest-" /* NextToken: "apidest-<offset>" */
 #define SECRET_SHOWN "***"
 
 /* The model's patterns: POSIX ERE equivalents, and the text AWS quotes. */
-#define RE_NAME "^[._A-Za-z0-9-]+$"
+#define RE_NAME    "^[._A-Za-z0-9-]+$"
 #define SHOWN_NAME "[\\.\\-_A-Za-z0-9]+"
-#define RE_BUS "^[/._A-Za-z0-9-]+$"
-#define SHOWN_BUS "[/\\.\\-_A-Za-z0-9]+"
-#define RE_BUS_OR_ARN "^(arn:aws[_A-Za-z0-9-]*:events:[a-z]+-[a-z]+-[_A-Za-z0-9-]+:" \
-                      "[0-9]{12}:event-bus/)?[/._A-Za-z0-9-]+$"
-#define SHOWN_BUS_OR_ARN "(arn:aws[\\w-]*:events:[a-z]+-[a-z]+-[\\w-]+:[0-9]{12}:" \
-                         "event-bus\\/)?[/\\.\\-_A-Za-z0-9]+"
+#define RE_BUS     "^[/._A-Za-z0-9-]+$"
+#define SHOWN_BUS  "[/\\.\\-_A-Za-z0-9]+"
+#define RE_BUS_OR_ARN                                                                              \
+    "^(arn:aws[_A-Za-z0-9-]*:events:[a-z]+-[a-z]+-[_A-Za-z0-9-]+:"                                 \
+    "[0-9]{12}:event-bus/)?[/._A-Za-z0-9-]+$"
+#define SHOWN_BUS_OR_ARN                                                                           \
+    "(arn:aws[\\w-]*:events:[a-z]+-[a-z]+-[\\w-]+:[0-9]{12}:"                                      \
+    "event-bus\\/)?[/\\.\\-_A-Za-z0-9]+"
 
 /* ---- one call ------------------------------------------------------------ */
 
@@ -54,9 +56,9 @@ typedef struct call_t {
     const char *bad_type;           /* first type mismatch, if any */
     json_t *out;                    /* the answer the operation builds */
     int status;
-    const char *error_type;         /* set once: the first error wins */
+    const char *error_type; /* set once: the first error wins */
     const char *message;
-    apr_hash_t *mtimes;             /* config file -> apr_time_t *, per call */
+    apr_hash_t *mtimes; /* config file -> apr_time_t *, per call */
 } call_t;
 
 static void fail(call_t *x, int status, const char *type, const char *msg)
@@ -76,10 +78,10 @@ static void not_found(call_t *x, const char *msg)
 /* ---- request members ----------------------------------------------------- */
 
 typedef struct member_t {
-    const char *key;      /* member name in the request */
+    const char *key; /* member name in the request */
     int required;
-    int min, max;         /* length bounds in UTF-16 units (Java's); max 0: none */
-    const char *regex;    /* NULL: no pattern */
+    int min, max;      /* length bounds in UTF-16 units (Java's); max 0: none */
+    const char *regex; /* NULL: no pattern */
     const char *shown;
 } member_t;
 
@@ -99,9 +101,8 @@ static const member_t M_EVENT_PATTERN = {"EventPattern", 1, 0, 4096, NULL, NULL}
 static const member_t M_EVENT = {"Event", 1, 0, 0, NULL, NULL};
 
 static const char *const connection_states[] = {
-    "CREATING", "UPDATING", "DELETING", "AUTHORIZED", "DEAUTHORIZED",
-    "AUTHORIZING", "DEAUTHORIZING", "ACTIVE", "FAILED_CONNECTIVITY", NULL
-};
+    "CREATING",    "UPDATING",      "DELETING", "AUTHORIZED",          "DEAUTHORIZED",
+    "AUTHORIZING", "DEAUTHORIZING", "ACTIVE",   "FAILED_CONNECTIVITY", NULL};
 
 /* Java counts string length in UTF-16 code units: 2 for an astral char. */
 static apr_size_t utf16_len(const char *s, apr_size_t n)
@@ -132,17 +133,16 @@ static int regex_matches(const char *re, const char *s)
 
 /* "Value 'v' at 'member' failed to satisfy constraint: ..." with the
  * member named as AWS names it (first letter lower case). */
-static void violation(call_t *x, const char *key, const char *value,
-                      const char *constraint)
+static void violation(call_t *x, const char *key, const char *value, const char *constraint)
 {
     char *path = apr_pstrdup(x->p, key);
 
     path[0] = (char)apr_tolower(path[0]);
-    APR_ARRAY_PUSH(x->violations, const char *) = value
-        ? apr_psprintf(x->p, "Value '%s' at '%s' failed to satisfy constraint: %s",
-                       value, path, constraint)
-        : apr_psprintf(x->p, "Value null at '%s' failed to satisfy constraint: %s",
-                       path, constraint);
+    APR_ARRAY_PUSH(x->violations, const char *) =
+        value ? apr_psprintf(x->p, "Value '%s' at '%s' failed to satisfy constraint: %s", value,
+                             path, constraint)
+              : apr_psprintf(x->p, "Value null at '%s' failed to satisfy constraint: %s", path,
+                             constraint);
 }
 
 /* A member of the wrong JSON type fails deserialisation, before any
@@ -162,8 +162,10 @@ static void wrong_type(call_t *x, const json_t *v, const char *want)
         x->bad_type = "Start of list found where not expected";
         return;
     }
-    what = json_is_string(v) ? "STRING_VALUE" : json_is_number(v) ? "NUMBER_VALUE"
-           : json_is_true(v) ? "TRUE_VALUE" : "FALSE_VALUE";
+    what = json_is_string(v)   ? "STRING_VALUE"
+           : json_is_number(v) ? "NUMBER_VALUE"
+           : json_is_true(v)   ? "TRUE_VALUE"
+                               : "FALSE_VALUE";
     x->bad_type = apr_psprintf(x->p, "%s can not be converted to %s", what, want);
 }
 
@@ -186,16 +188,25 @@ static const char *arg_string(call_t *x, const member_t *m)
     s = json_string_value(v);
     n = utf16_len(s, json_string_length(v));
     if (n < (apr_size_t)m->min) {
-        violation(x, m->key, s, apr_psprintf(x->p, "Member must have length greater "
-                                             "than or equal to %d", m->min));
+        violation(x, m->key, s,
+                  apr_psprintf(x->p,
+                               "Member must have length greater "
+                               "than or equal to %d",
+                               m->min));
     }
     if (m->max && n > (apr_size_t)m->max) {
-        violation(x, m->key, s, apr_psprintf(x->p, "Member must have length less "
-                                             "than or equal to %d", m->max));
+        violation(x, m->key, s,
+                  apr_psprintf(x->p,
+                               "Member must have length less "
+                               "than or equal to %d",
+                               m->max));
     }
     if (m->regex && n && !regex_matches(m->regex, s)) {
-        violation(x, m->key, s, apr_pstrcat(x->p, "Member must satisfy regular "
-                                            "expression pattern: ", m->shown, NULL));
+        violation(x, m->key, s,
+                  apr_pstrcat(x->p,
+                              "Member must satisfy regular "
+                              "expression pattern: ",
+                              m->shown, NULL));
     }
     return s;
 }
@@ -216,8 +227,8 @@ static const char *arg_enum(call_t *x, const char *key, const char *const *value
         for (i = 0; values[i]; i++) {
             set = apr_pstrcat(x->p, set, i ? ", " : "", values[i], NULL);
         }
-        violation(x, key, s, apr_pstrcat(x->p, "Member must satisfy enum value set: ",
-                                         set, "]", NULL));
+        violation(x, key, s,
+                  apr_pstrcat(x->p, "Member must satisfy enum value set: ", set, "]", NULL));
     }
     return s;
 }
@@ -267,8 +278,8 @@ static int args_ok(call_t *x)
     }
     msg = apr_psprintf(x->p, "%d validation error%s detected: ", n, n == 1 ? "" : "s");
     for (i = 0; i < n; i++) {
-        msg = apr_pstrcat(x->p, msg, i ? "; " : "",
-                          APR_ARRAY_IDX(x->violations, i, const char *), NULL);
+        msg = apr_pstrcat(x->p, msg, i ? "; " : "", APR_ARRAY_IDX(x->violations, i, const char *),
+                          NULL);
     }
     fail(x, 400, ERR_VALIDATION, msg);
     return 0;
@@ -338,8 +349,8 @@ static int page_start(call_t *x, const char *token, int n, int *first)
 
 /* Answer {key: [one page of items], "NextToken"?}; sorted by name unless
  * the order is meaningful (targets keep the configuration's). */
-static void answer_page(call_t *x, const list_args_t *la, apr_array_header_t *items,
-                        int sort, const char *key, item_json_fn *fn)
+static void answer_page(call_t *x, const list_args_t *la, apr_array_header_t *items, int sort,
+                        const char *key, item_json_fn *fn)
 {
     json_t *arr = json_array();
     int first, i, last;
@@ -433,28 +444,23 @@ const char *ad_awsjson_bus_arn(apr_pool_t *p, const ad_conf_t *c, const char *bu
     return apr_psprintf(p, "arn:aws:events:%s:%s:event-bus/%s", c->region, c->account, bus);
 }
 
-const char *ad_awsjson_destination_arn(apr_pool_t *p, const ad_conf_t *c,
-                                       const ad_destination_t *d)
+const char *ad_awsjson_destination_arn(apr_pool_t *p, const ad_conf_t *c, const ad_destination_t *d)
 {
-    return apr_psprintf(p, "arn:aws:events:%s:%s:api-destination/%s", c->region,
-                        c->account, d->name);
+    return apr_psprintf(p, "arn:aws:events:%s:%s:api-destination/%s", c->region, c->account,
+                        d->name);
 }
 
-static const char *connection_arn_named(apr_pool_t *p, const ad_conf_t *c,
-                                        const char *name)
+static const char *connection_arn_named(apr_pool_t *p, const ad_conf_t *c, const char *name)
 {
-    return apr_psprintf(p, "arn:aws:events:%s:%s:connection/%s", c->region, c->account,
-                        name);
+    return apr_psprintf(p, "arn:aws:events:%s:%s:connection/%s", c->region, c->account, name);
 }
 
-const char *ad_awsjson_connection_arn(apr_pool_t *p, const ad_conf_t *c,
-                                      const ad_connection_t *cn)
+const char *ad_awsjson_connection_arn(apr_pool_t *p, const ad_conf_t *c, const ad_connection_t *cn)
 {
     return connection_arn_named(p, c, cn->name);
 }
 
-const char *ad_awsjson_target_arn(apr_pool_t *p, const ad_conf_t *c,
-                                  const ad_target_t *t)
+const char *ad_awsjson_target_arn(apr_pool_t *p, const ad_conf_t *c, const ad_target_t *t)
 {
     if (t->destination) {
         return ad_awsjson_destination_arn(p, c, t->destination);
@@ -771,8 +777,8 @@ static const char *connection_state(const ad_connection_t *cn)
 /* ACTIVE while its connection (if any) is AUTHORIZED, as EventBridge. */
 static const char *destination_state(const ad_destination_t *d)
 {
-    return d->connection && strcmp(connection_state(d->connection), "AUTHORIZED")
-               ? "INACTIVE" : "ACTIVE";
+    return d->connection && strcmp(connection_state(d->connection), "AUTHORIZED") ? "INACTIVE"
+                                                                                  : "ACTIVE";
 }
 
 /* [{"Key", "Value", "IsValueSecret"}] of the parameters sent in `where`;
@@ -885,12 +891,15 @@ static const apr_array_header_t *connections_of(const ad_conf_t *c)
 
 static const ad_connection_t *find_connection(call_t *x, const char *name)
 {
-    const ad_connection_t *cn = x->c->connection_by_name
-        ? apr_hash_get(x->c->connection_by_name, name, APR_HASH_KEY_STRING) : NULL;
+    const ad_connection_t *cn =
+        x->c->connection_by_name ? apr_hash_get(x->c->connection_by_name, name, APR_HASH_KEY_STRING)
+                                 : NULL;
 
     if (!cn) {
-        not_found(x, apr_psprintf(x->p, "Failed to describe the connection(s). "
-                                  "Connection '%s' does not exist.", name));
+        not_found(x, apr_psprintf(x->p,
+                                  "Failed to describe the connection(s). "
+                                  "Connection '%s' does not exist.",
+                                  name));
     }
     return cn;
 }
@@ -910,8 +919,7 @@ static void op_list_connections(call_t *x)
     }
     for (i = 0; all && i < all->nelts; i++) {
         const ad_connection_t *cn = APR_ARRAY_IDX(all, i, const ad_connection_t *);
-        if (has_prefix(cn->name, prefix)
-            && (!state || !strcmp(state, connection_state(cn)))) {
+        if (has_prefix(cn->name, prefix) && (!state || !strcmp(state, connection_state(cn)))) {
             add_named(items, cn->name, cn);
         }
     }
@@ -962,8 +970,7 @@ static void op_list_api_destinations(call_t *x)
         return;
     }
     for (i = 0; i < x->c->destinations->nelts; i++) {
-        const ad_destination_t *d = APR_ARRAY_IDX(x->c->destinations, i,
-                                                  const ad_destination_t *);
+        const ad_destination_t *d = APR_ARRAY_IDX(x->c->destinations, i, const ad_destination_t *);
         const char *darn = destination_connection_arn(x, d);
         if (has_prefix(d->name, prefix) && (!conn || (darn && !strcmp(conn, darn)))) {
             add_named(items, d->name, d);
@@ -982,8 +989,10 @@ static void op_describe_api_destination(call_t *x)
     }
     d = apr_hash_get(x->c->destination_by_name, name, APR_HASH_KEY_STRING);
     if (!d) {
-        not_found(x, apr_psprintf(x->p, "Failed to describe the api-destination(s). "
-                                  "An api-destination '%s' does not exist.", name));
+        not_found(x, apr_psprintf(x->p,
+                                  "Failed to describe the api-destination(s). "
+                                  "An api-destination '%s' does not exist.",
+                                  name));
         return;
     }
     json_decref(x->out);
@@ -1001,8 +1010,8 @@ typedef struct tep_t {
 
 /* TestEventPattern's checks in AWS's order: the event (a JSON object with
  * the envelope's fields; NULL when it was not JSON), then the pattern. */
-static void tep_run(apr_pool_t *p, const char *pattern, apr_size_t plen,
-                    const json_t *event, tep_t *r)
+static void tep_run(apr_pool_t *p, const char *pattern, apr_size_t plen, const json_t *event,
+                    tep_t *r)
 {
     const char *reason = NULL;
     ad_pattern_t *pat;
@@ -1057,41 +1066,69 @@ typedef struct op_t {
     op_fn *fn;
 } op_t;
 
-static const op_t operations[] = {
-    {"TestEventPattern", op_test_event_pattern},
-    {"ListEventBuses", op_list_event_buses},
-    {"DescribeEventBus", op_describe_event_bus},
-    {"ListRules", op_list_rules},
-    {"DescribeRule", op_describe_rule},
-    {"ListTargetsByRule", op_list_targets_by_rule},
-    {"ListRuleNamesByTarget", op_list_rule_names_by_target},
-    {"ListConnections", op_list_connections},
-    {"DescribeConnection", op_describe_connection},
-    {"ListApiDestinations", op_list_api_destinations},
-    {"DescribeApiDestination", op_describe_api_destination},
-    {NULL, NULL}
-};
+static const op_t operations[] = {{"TestEventPattern", op_test_event_pattern},
+                                  {"ListEventBuses", op_list_event_buses},
+                                  {"DescribeEventBus", op_describe_event_bus},
+                                  {"ListRules", op_list_rules},
+                                  {"DescribeRule", op_describe_rule},
+                                  {"ListTargetsByRule", op_list_targets_by_rule},
+                                  {"ListRuleNamesByTarget", op_list_rule_names_by_target},
+                                  {"ListConnections", op_list_connections},
+                                  {"DescribeConnection", op_describe_connection},
+                                  {"ListApiDestinations", op_list_api_destinations},
+                                  {"DescribeApiDestination", op_describe_api_destination},
+                                  {NULL, NULL}};
 
 /* EventBridge operations that change what httpd.conf defines. */
-static const char *const mutating[] = {
-    "ActivateEventSource", "CancelReplay", "CreateApiDestination", "CreateArchive",
-    "CreateConnection", "CreateEndpoint", "CreateEventBus", "CreatePartnerEventSource",
-    "DeactivateEventSource", "DeauthorizeConnection", "DeleteApiDestination",
-    "DeleteArchive", "DeleteConnection", "DeleteEndpoint", "DeleteEventBus",
-    "DeletePartnerEventSource", "DeleteRule", "DisableRule", "EnableRule",
-    "PutPartnerEvents", "PutPermission", "PutRule", "PutTargets", "RemovePermission",
-    "RemoveTargets", "StartReplay", "TagResource", "UntagResource",
-    "UpdateApiDestination", "UpdateArchive", "UpdateConnection", "UpdateEndpoint",
-    "UpdateEventBus", NULL
-};
+static const char *const mutating[] = {"ActivateEventSource",
+                                       "CancelReplay",
+                                       "CreateApiDestination",
+                                       "CreateArchive",
+                                       "CreateConnection",
+                                       "CreateEndpoint",
+                                       "CreateEventBus",
+                                       "CreatePartnerEventSource",
+                                       "DeactivateEventSource",
+                                       "DeauthorizeConnection",
+                                       "DeleteApiDestination",
+                                       "DeleteArchive",
+                                       "DeleteConnection",
+                                       "DeleteEndpoint",
+                                       "DeleteEventBus",
+                                       "DeletePartnerEventSource",
+                                       "DeleteRule",
+                                       "DisableRule",
+                                       "EnableRule",
+                                       "PutPartnerEvents",
+                                       "PutPermission",
+                                       "PutRule",
+                                       "PutTargets",
+                                       "RemovePermission",
+                                       "RemoveTargets",
+                                       "StartReplay",
+                                       "TagResource",
+                                       "UntagResource",
+                                       "UpdateApiDestination",
+                                       "UpdateArchive",
+                                       "UpdateConnection",
+                                       "UpdateEndpoint",
+                                       "UpdateEventBus",
+                                       NULL};
 
 /* Read-only EventBridge operations about things mod_apidest does not have. */
-static const char *const not_here[] = {
-    "DescribeArchive", "DescribeEndpoint", "DescribeEventSource",
-    "DescribePartnerEventSource", "DescribeReplay", "ListArchives", "ListEndpoints",
-    "ListEventSources", "ListPartnerEventSourceAccounts", "ListPartnerEventSources",
-    "ListReplays", "ListTagsForResource", NULL
-};
+static const char *const not_here[] = {"DescribeArchive",
+                                       "DescribeEndpoint",
+                                       "DescribeEventSource",
+                                       "DescribePartnerEventSource",
+                                       "DescribeReplay",
+                                       "ListArchives",
+                                       "ListEndpoints",
+                                       "ListEventSources",
+                                       "ListPartnerEventSourceAccounts",
+                                       "ListPartnerEventSources",
+                                       "ListReplays",
+                                       "ListTagsForResource",
+                                       NULL};
 
 static int listed(const char *const *names, const char *name)
 {
@@ -1108,16 +1145,22 @@ static int listed(const char *const *names, const char *name)
 static void refuse(call_t *x, const char *target, const char *op)
 {
     if (op && listed(mutating, op)) {
-        fail(x, 400, ERR_UNSUPPORTED, apr_psprintf(x->p,
-             "%s is not supported: mod_apidest takes its rules, targets, connections and "
-             "API destinations from httpd.conf (<ApiDestRule>, <ApiDestTarget>, "
-             "<ApiDestConnection>, <ApiDestDestination>); change the configuration there "
-             "and reload httpd (apachectl graceful)", op));
+        fail(x, 400, ERR_UNSUPPORTED,
+             apr_psprintf(
+                 x->p,
+                 "%s is not supported: mod_apidest takes its rules, targets, connections and "
+                 "API destinations from httpd.conf (<ApiDestRule>, <ApiDestTarget>, "
+                 "<ApiDestConnection>, <ApiDestDestination>); change the configuration there "
+                 "and reload httpd (apachectl graceful)",
+                 op));
     }
     else if (op && listed(not_here, op)) {
-        fail(x, 400, ERR_UNSUPPORTED, apr_psprintf(x->p,
-             "%s is not supported: mod_apidest has no archives, replays, global endpoints, "
-             "partner event sources or tags", op));
+        fail(x, 400, ERR_UNSUPPORTED,
+             apr_psprintf(
+                 x->p,
+                 "%s is not supported: mod_apidest has no archives, replays, global endpoints, "
+                 "partner event sources or tags",
+                 op));
     }
     else {
         fail(x, 400, ERR_UNKNOWN_OP, apr_psprintf(x->p, "Unknown operation %s", target));
@@ -1132,19 +1175,19 @@ static int parse_body(call_t *x, const char *body, apr_size_t len)
     for (i = 0; body && i < len && apr_isspace(body[i]); i++) {
     }
     if (!body || i == len) {
-        x->in = json_object();      /* an empty body is an empty request */
+        x->in = json_object(); /* an empty body is an empty request */
         return 1;
     }
     if (!(x->in = json_loadb(body, len, 0, &jerr))) {
-        fail(x, 400, ERR_SERIALIZATION, apr_psprintf(x->p,
-             "Request body is not valid JSON: %s (line %d, column %d)",
-             jerr.text, jerr.line, jerr.column));
+        fail(x, 400, ERR_SERIALIZATION,
+             apr_psprintf(x->p, "Request body is not valid JSON: %s (line %d, column %d)",
+                          jerr.text, jerr.line, jerr.column));
         return 0;
     }
     if (!json_is_object(x->in)) {
-        fail(x, 400, ERR_SERIALIZATION, json_is_array(x->in)
-             ? "Start of list found where not expected"
-             : "Request body must be a JSON object");
+        fail(x, 400, ERR_SERIALIZATION,
+             json_is_array(x->in) ? "Start of list found where not expected"
+                                  : "Request body must be a JSON object");
         return 0;
     }
     return 1;
@@ -1161,9 +1204,8 @@ static void call_init(call_t *x, apr_pool_t *p, const ad_conf_t *c)
     x->status = 200;
 }
 
-int ad_awsjson_dispatch(apr_pool_t *p, const ad_conf_t *c, const char *target,
-                        const char *body, apr_size_t len, char **out,
-                        apr_size_t *out_len, const char **error_type)
+int ad_awsjson_dispatch(apr_pool_t *p, const ad_conf_t *c, const char *target, const char *body,
+                        apr_size_t len, char **out, apr_size_t *out_len, const char **error_type)
 {
     apr_size_t plen = strlen(AD_AWSJSON_TARGET_PREFIX);
     const char *op = NULL;
@@ -1212,9 +1254,8 @@ static json_t *admin_value(const json_t *req, const char *key, int *absent)
     return json_incref((json_t *)v);
 }
 
-static int admin_reply(apr_pool_t *p, int status, const char *type, const char *msg,
-                       json_t *ok, char **out, apr_size_t *out_len,
-                       const char **error_type)
+static int admin_reply(apr_pool_t *p, int status, const char *type, const char *msg, json_t *ok,
+                       char **out, apr_size_t *out_len, const char **error_type)
 {
     json_t *body = ok ? ok : json_pack("{s:s,s:s}", "error", type, "message", msg);
 
@@ -1236,9 +1277,8 @@ static const char *admin_pattern_text(apr_pool_t *p, const json_t *req, apr_size
     return ad_json_dump(p, v, len);
 }
 
-int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t len,
-                                  char **out, apr_size_t *out_len,
-                                  const char **error_type)
+int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t len, char **out,
+                                  apr_size_t *out_len, const char **error_type)
 {
     call_t x;
     json_t *event;
@@ -1253,8 +1293,8 @@ int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t le
         json_decref(x.in);
         return admin_reply(p, 400, x.error_type, x.message, NULL, out, out_len, error_type);
     }
-    pattern_absent = !json_object_get(x.in, "EventPattern")
-                     || json_is_null(json_object_get(x.in, "EventPattern"));
+    pattern_absent = !json_object_get(x.in, "EventPattern") ||
+                     json_is_null(json_object_get(x.in, "EventPattern"));
     if (pattern_absent) {
         violation(&x, "EventPattern", NULL, "Member must not be null");
     }
@@ -1276,6 +1316,6 @@ int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t le
     json_decref(event);
     json_decref(x.in);
     return admin_reply(p, r.status, r.type, r.message,
-                       r.status == 200 ? json_pack("{s:b}", "Result", r.result) : NULL,
-                       out, out_len, error_type);
+                       r.status == 200 ? json_pack("{s:b}", "Result", r.result) : NULL, out,
+                       out_len, error_type);
 }

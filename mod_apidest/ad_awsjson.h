@@ -13,7 +13,7 @@
 #include "ad_metrics.h"
 
 #define AD_AWSJSON_TARGET_PREFIX "AWSEvents."
-#define AD_AWSJSON_CONTENT_TYPE "application/x-amz-json-1.1"
+#define AD_AWSJSON_CONTENT_TYPE  "application/x-amz-json-1.1"
 
 /* Run the operation an X-Amz-Target value names ("AWSEvents.ListRules") on
  * the request body (len bytes, need not be NUL-terminated; empty counts as
@@ -21,18 +21,16 @@
  * to the response body. On an error the body is {"__type", "message"} and
  * *error_type is the code for the x-amzn-ErrorType header; on success
  * *error_type is NULL. Thread-safe on a shared configuration. */
-int ad_awsjson_dispatch(apr_pool_t *p, const ad_conf_t *c, const char *target,
-                        const char *body, apr_size_t len, char **out,
-                        apr_size_t *out_len, const char **error_type);
+int ad_awsjson_dispatch(apr_pool_t *p, const ad_conf_t *c, const char *target, const char *body,
+                        apr_size_t len, char **out, apr_size_t *out_len, const char **error_type);
 
 /* The admin route POST /test-event-pattern: {"Event": ..., "EventPattern":
  * ...} where each is JSON text in a string (as TestEventPattern takes them)
  * or the JSON value itself. Same checks and result as TestEventPattern:
  * 200 {"Result": bool}; errors use the admin shape {"error": <code>,
  * "message": ...} with TestEventPattern's codes and texts, *error_type set. */
-int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t len,
-                                  char **out, apr_size_t *out_len,
-                                  const char **error_type);
+int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t len, char **out,
+                                  apr_size_t *out_len, const char **error_type);
 
 /* Where connection states come from (set once, before children fork). */
 void ad_awsjson_set_metrics(const ad_metrics_t *m);
@@ -42,9 +40,7 @@ void ad_awsjson_set_metrics(const ad_metrics_t *m);
 const char *ad_awsjson_bus_arn(apr_pool_t *p, const ad_conf_t *c, const char *bus);
 const char *ad_awsjson_destination_arn(apr_pool_t *p, const ad_conf_t *c,
                                        const ad_destination_t *d);
-const char *ad_awsjson_connection_arn(apr_pool_t *p, const ad_conf_t *c,
-                                      const ad_connection_t *cn);
-const char *ad_awsjson_target_arn(apr_pool_t *p, const ad_conf_t *c,
-                                  const ad_target_t *t);
+const char *ad_awsjson_connection_arn(apr_pool_t *p, const ad_conf_t *c, const ad_connection_t *cn);
+const char *ad_awsjson_target_arn(apr_pool_t *p, const ad_conf_t *c, const ad_target_t *t);
 
 #endif

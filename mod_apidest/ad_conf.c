@@ -31,23 +31,19 @@ ad_conf_t *ad_conf_make(apr_pool_t *p)
     return c;
 }
 
-const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
-                             const ad_rule_t *r)
+const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *r)
 {
     if (!r->bus || !strcmp(r->bus, AD_DEFAULT_BUS)) {
-        return apr_psprintf(p, "arn:aws:events:%s:%s:rule/%s", c->region,
-                            c->account, r->name);
+        return apr_psprintf(p, "arn:aws:events:%s:%s:rule/%s", c->region, c->account, r->name);
     }
-    return apr_psprintf(p, "arn:aws:events:%s:%s:rule/%s/%s", c->region,
-                        c->account, r->bus, r->name);
+    return apr_psprintf(p, "arn:aws:events:%s:%s:rule/%s/%s", c->region, c->account, r->bus,
+                        r->name);
 }
 
-const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule,
-                                       const char *target,
+const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule, const char *target,
                                        const ad_rule_t **rule_out)
 {
-    const ad_rule_t *r = apr_hash_get(c->rule_by_name, rule,
-                                      APR_HASH_KEY_STRING);
+    const ad_rule_t *r = apr_hash_get(c->rule_by_name, rule, APR_HASH_KEY_STRING);
     int i;
 
     if (!r) {
@@ -180,9 +176,8 @@ const apr_array_header_t *ad_conf_candidate_rules(apr_pool_t *p, const ad_conf_t
                                                   const char *bus, const char *source)
 {
     static const apr_array_header_t empty = {NULL, sizeof(ad_rule_t *), 0, 0, NULL};
-    const ad_rule_index_t *ix = c->rule_index
-                                    ? apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING)
-                                    : NULL;
+    const ad_rule_index_t *ix =
+        c->rule_index ? apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING) : NULL;
     const apr_array_header_t *hit;
     apr_array_header_t *both;
 

@@ -15,39 +15,34 @@
 #include "ad_transform.h"
 #include "ad_jsonpath.h"
 
-#define AD_DEFAULT_ACCOUNT "000000000000"
-#define AD_DEFAULT_REGION "us-east-1"
-#define AD_DEFAULT_BUS "default"
-#define AD_DEFAULT_WORKERS 4
-#define AD_DEFAULT_MAX_IN_FLIGHT 1024
+#define AD_DEFAULT_ACCOUNT            "000000000000"
+#define AD_DEFAULT_REGION             "us-east-1"
+#define AD_DEFAULT_BUS                "default"
+#define AD_DEFAULT_WORKERS            4
+#define AD_DEFAULT_MAX_IN_FLIGHT      1024
 #define AD_DEFAULT_MAINT_INTERVAL_SEC 1
-#define AD_DEFAULT_BACKOFF_BASE_SEC 1
-#define AD_DEFAULT_BACKOFF_CAP_SEC 480
-#define AD_DEFAULT_MAX_ENTRY_SIZE 262144
-#define AD_DEFAULT_MAX_REQUEST_SIZE 1048576
-#define AD_DEFAULT_MAX_ENTRIES 10
-#define AD_DEFAULT_TIMEOUT_SEC 5
-#define AD_DEFAULT_RATE_LIMIT 300
+#define AD_DEFAULT_BACKOFF_BASE_SEC   1
+#define AD_DEFAULT_BACKOFF_CAP_SEC    480
+#define AD_DEFAULT_MAX_ENTRY_SIZE     262144
+#define AD_DEFAULT_MAX_REQUEST_SIZE   1048576
+#define AD_DEFAULT_MAX_ENTRIES        10
+#define AD_DEFAULT_TIMEOUT_SEC        5
+#define AD_DEFAULT_RATE_LIMIT         300
 #define AD_DEFAULT_DEST_MAX_IN_FLIGHT 64
-#define AD_DEFAULT_RETRY_ATTEMPTS 185
-#define AD_DEFAULT_MAX_EVENT_AGE_SEC 86400
-#define AD_DEFAULT_STORE_MIN_FREE (16 * 1024 * 1024)
+#define AD_DEFAULT_RETRY_ATTEMPTS     185
+#define AD_DEFAULT_MAX_EVENT_AGE_SEC  86400
+#define AD_DEFAULT_STORE_MIN_FREE     (16 * 1024 * 1024)
 
 /* A parameter whose value is static or a JSON path into the event. */
 typedef struct ad_param_t {
-    const char *where;          /* "header", "query", "body" (connections) */
+    const char *where; /* "header", "query", "body" (connections) */
     const char *key;
-    const char *value;          /* static value (or the path's text) */
-    ad_jsonpath_t *path;        /* set when value starts with "$." */
-    int secret;                 /* from env:/file: -- never shown */
+    const char *value;   /* static value (or the path's text) */
+    ad_jsonpath_t *path; /* set when value starts with "$." */
+    int secret;          /* from env:/file: -- never shown */
 } ad_param_t;
 
-typedef enum {
-    AD_AUTH_NONE = 0,
-    AD_AUTH_BASIC,
-    AD_AUTH_API_KEY,
-    AD_AUTH_OAUTH
-} ad_auth_type_t;
+typedef enum { AD_AUTH_NONE = 0, AD_AUTH_BASIC, AD_AUTH_API_KEY, AD_AUTH_OAUTH } ad_auth_type_t;
 
 typedef struct ad_connection_t {
     const char *name;
@@ -59,7 +54,7 @@ typedef struct ad_connection_t {
     const char *oauth_endpoint; /* OAUTH_CLIENT_CREDENTIALS */
     const char *oauth_method;
     const char *client_id;
-    const char *client_secret;  /* secret */
+    const char *client_secret;             /* secret */
     apr_array_header_t *oauth_params;      /* ad_param_t */
     apr_array_header_t *invocation_params; /* ad_param_t */
     int allow_private;
@@ -75,52 +70,52 @@ typedef struct ad_destination_t {
     ad_connection_t *connection; /* resolved in check_config */
     int max_in_flight;           /* per destination */
     int allow_insecure_http;
-    const char *endpoint;   /* http(s) URL, may contain '*' path wildcards */
-    const char *method;     /* POST, GET, ... */
+    const char *endpoint; /* http(s) URL, may contain '*' path wildcards */
+    const char *method;   /* POST, GET, ... */
     int timeout_sec;
-    int allow_private;      /* AllowPrivateEndpoint */
-    int rate_limit;         /* InvocationRateLimit, per second */
-    int index;              /* position in ad_conf_t.destinations */
-    const char *file;       /* where it was defined, for later checks */
+    int allow_private; /* AllowPrivateEndpoint */
+    int rate_limit;    /* InvocationRateLimit, per second */
+    int index;         /* position in ad_conf_t.destinations */
+    const char *file;  /* where it was defined, for later checks */
     int line;
 } ad_destination_t;
 
 typedef struct ad_rule_t ad_rule_t;
 
 typedef struct ad_target_t {
-    const char *id;             /* target id (name of the <ApiDestTarget>) */
+    const char *id; /* target id (name of the <ApiDestTarget>) */
     const ad_rule_t *rule;
-    int gindex;                 /* index among all targets of all rules */
+    int gindex; /* index among all targets of all rules */
     const char *destination_name;
     ad_destination_t *destination; /* resolved in check_config; NULL for a
                                       plain HTTP target */
-    const char *endpoint;       /* plain HTTP target (API Gateway semantics) */
+    const char *endpoint;          /* plain HTTP target (API Gateway semantics) */
     const char *method;
     int timeout_sec;
     int allow_private;
     int retry_attempts;
     int max_event_age_sec;
     int dead_letter;
-    apr_array_header_t *path_params;   /* ad_param_t, one per '*' */
-    apr_array_header_t *query_params;  /* ad_param_t */
-    apr_array_header_t *headers;       /* ad_param_t */
-    const char *input;                 /* Input */
-    const char *input_path;            /* InputPath */
-    const char *input_template;        /* InputTransformer(File) */
-    apr_array_header_t *paths_map;     /* ad_transform_var_t */
-    ad_transform_t *transform;         /* compiled in check_config */
+    apr_array_header_t *path_params;  /* ad_param_t, one per '*' */
+    apr_array_header_t *query_params; /* ad_param_t */
+    apr_array_header_t *headers;      /* ad_param_t */
+    const char *input;                /* Input */
+    const char *input_path;           /* InputPath */
+    const char *input_template;       /* InputTransformer(File) */
+    apr_array_header_t *paths_map;    /* ad_transform_var_t */
+    ad_transform_t *transform;        /* compiled in check_config */
     const char *file;
     int line;
 } ad_target_t;
 
 struct ad_rule_t {
     const char *name;
-    int index;                  /* position in ad_conf_t.rules */
+    int index; /* position in ad_conf_t.rules */
     const char *bus;
-    const char *pattern_text;   /* as written (for DescribeRule) */
-    ad_pattern_t *pattern;      /* compiled once at config time; may be NULL
+    const char *pattern_text;  /* as written (for DescribeRule) */
+    ad_pattern_t *pattern;     /* compiled once at config time; may be NULL
                                    for a scheduled rule */
-    const char *schedule_text;  /* ScheduleExpression as written */
+    const char *schedule_text; /* ScheduleExpression as written */
     ad_schedule_t *schedule;
     int enabled;
     apr_array_header_t *targets; /* ad_target_t * */
@@ -129,11 +124,11 @@ struct ad_rule_t {
 };
 
 typedef struct ad_conf_t {
-    const char *store_spec;      /* "dbm:<driver>:<path>" as configured */
-    const char *store_driver;    /* gdbm | sdbm | db | ... */
+    const char *store_spec;   /* "dbm:<driver>:<path>" as configured */
+    const char *store_driver; /* gdbm | sdbm | db | ... */
     const char *store_path;
     int store_sync;
-    apr_off_t store_min_free;    /* refuse writes below this much free disk */
+    apr_off_t store_min_free; /* refuse writes below this much free disk */
     const char *account;
     const char *region;
     int workers;
@@ -144,19 +139,19 @@ typedef struct ad_conf_t {
     apr_size_t max_entry_size;
     apr_size_t max_request_size;
     int max_entries;
-    const char *journal;              /* ApiDestJournal: file or |program */
-    apr_array_header_t *connections;  /* ad_connection_t * */
+    const char *journal;             /* ApiDestJournal: file or |program */
+    apr_array_header_t *connections; /* ad_connection_t * */
     apr_hash_t *connection_by_name;
     const char *ca_file;              /* ApiDestCAFile: extra CAs for TLS */
     apr_array_header_t *destinations; /* ad_destination_t * */
     apr_hash_t *destination_by_name;
-    apr_array_header_t *rules;        /* ad_rule_t * */
-    apr_array_header_t *all_targets;  /* ad_target_t *, by gindex */
+    apr_array_header_t *rules;       /* ad_rule_t * */
+    apr_array_header_t *all_targets; /* ad_target_t *, by gindex */
     int ntargets;
     apr_hash_t *rule_by_name;
-    apr_hash_t *buses;                /* bus name -> "" (buses named by rules
+    apr_hash_t *buses;      /* bus name -> "" (buses named by rules
                                          plus "default") */
-    apr_hash_t *rule_index;           /* bus -> ad_rule_index_t, see below */
+    apr_hash_t *rule_index; /* bus -> ad_rule_index_t, see below */
 } ad_conf_t;
 
 /* A config with every default set and empty tables. */
@@ -164,16 +159,15 @@ ad_conf_t *ad_conf_make(apr_pool_t *p);
 
 /* Rule ARN as EventBridge forms it: default bus rule/<name>, custom bus
  * rule/<bus>/<name>. */
-const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c,
-                             const ad_rule_t *r);
+const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *r);
 
 /* Rules of one bus, indexed so an event is matched only against rules that
  * can match it: those whose pattern pins "source" to exact strings are found
  * by the event's source; the others are always tried. Both lists keep the
  * configuration's order. */
 typedef struct ad_rule_index_t {
-    apr_hash_t *by_source;          /* source -> apr_array_header_t of ad_rule_t * */
-    apr_array_header_t *unindexed;  /* ad_rule_t * */
+    apr_hash_t *by_source;         /* source -> apr_array_header_t of ad_rule_t * */
+    apr_array_header_t *unindexed; /* ad_rule_t * */
 } ad_rule_index_t;
 
 /* Build c->rule_index from enabled rules with patterns (config time). */
@@ -193,8 +187,7 @@ void ad_conf_index_targets(ad_conf_t *c);
 
 /* Look a target up by "rule/target"; NULL when the config has no such
  * target any more (e.g. after a restart with a changed config). */
-const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule,
-                                       const char *target,
+const ad_target_t *ad_conf_find_target(const ad_conf_t *c, const char *rule, const char *target,
                                        const ad_rule_t **rule_out);
 
 #endif

@@ -13,8 +13,8 @@
 
 /* EventBridge reads at most the first MiB of a response (its Range header). */
 #define MAX_RESPONSE_BODY (1024 * 1024)
-#define USER_AGENT "Amazon/EventBridge/ApiDestinations"
-#define CAPTURE_MAX (64 * 1024)
+#define USER_AGENT        "Amazon/EventBridge/ApiDestinations"
+#define CAPTURE_MAX       (64 * 1024)
 
 typedef struct transfer_t transfer_t;
 struct transfer_t {
@@ -24,27 +24,26 @@ struct transfer_t {
     ad_http_done_cb *cb;
     void *baton;
     int allow_private;
-    const char *refused;        /* class of an address the policy refused */
+    const char *refused; /* class of an address the policy refused */
     apr_size_t body_seen;
-    char *body;                 /* captured response, malloc'd */
+    char *body; /* captured response, malloc'd */
     int capture;
     apr_interval_time_t retry_after;
-    transfer_t *next;           /* free list or active list */
-    transfer_t *prev;           /* active list */
+    transfer_t *next; /* free list or active list */
+    transfer_t *prev; /* active list */
 };
 
 struct ad_http_engine_t {
     CURLM *multi;
     struct curl_slist *resolve; /* APIDEST_TEST_RESOLVE pins, tests only */
     transfer_t *free_list;
-    transfer_t *active;         /* running transfers, to abandon on destroy */
+    transfer_t *active; /* running transfers, to abandon on destroy */
     int running;
 };
 
 apr_status_t ad_http_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS
-                                                              : APR_EGENERAL;
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
 /* For tests only: APIDEST_TEST_RESOLVE="name:port:address[,...]" pins names
@@ -72,8 +71,7 @@ static apr_status_t engine_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns,
-                                   ad_http_engine_t **out)
+apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns, ad_http_engine_t **out)
 {
     ad_http_engine_t *e = apr_pcalloc(p, sizeof(*e));
 
@@ -144,8 +142,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *data)
 
 /* The policy is applied to the address curl is about to connect to, after
  * DNS, so a name that resolves to a private address cannot slip past. */
-static curl_socket_t on_open_socket(void *data, curlsocktype purpose,
-                                    struct curl_sockaddr *addr)
+static curl_socket_t on_open_socket(void *data, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     transfer_t *t = data;
     const char *cls;
@@ -172,9 +169,8 @@ static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_header_t);
         char line[8192];
-        if (!header_is_safe(h)
-            || (size_t)snprintf(line, sizeof(line), "%s: %s", h->name, h->value)
-                   >= sizeof(line)) {
+        if (!header_is_safe(h) ||
+            (size_t)snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= sizeof(line)) {
             *ok = 0;
             break;
         }
@@ -302,8 +298,7 @@ static void set_options(transfer_t *t, const ad_http_request_t *req)
     set_method(c, req);
 }
 
-static void finish_now(ad_http_done_cb *cb, void *baton, ad_http_error_t err,
-                       const char *msg)
+static void finish_now(ad_http_done_cb *cb, void *baton, ad_http_error_t err, const char *msg)
 {
     ad_http_result_t res;
     memset(&res, 0, sizeof(res));
@@ -313,8 +308,8 @@ static void finish_now(ad_http_done_cb *cb, void *baton, ad_http_error_t err,
     cb(baton, &res);
 }
 
-apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req,
-                            ad_http_done_cb *cb, void *baton)
+apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, ad_http_done_cb *cb,
+                            void *baton)
 {
     transfer_t *t;
     int ok;
@@ -389,8 +384,10 @@ static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
     res.retry_after = t->retry_after;
     res.reused = connects == 0;
     if (res.error == AD_HTTP_REFUSED) {
-        snprintf(msg, sizeof(msg), "refused to connect to a %s address "
-                 "(set AllowPrivateEndpoint on to allow it)", t->refused);
+        snprintf(msg, sizeof(msg),
+                 "refused to connect to a %s address "
+                 "(set AllowPrivateEndpoint on to allow it)",
+                 t->refused);
     }
     else if (res.error != AD_HTTP_OK) {
         snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(rc));
@@ -403,7 +400,7 @@ static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
     res.body_len = t->body ? t->body_seen : 0;
     cb = t->cb;
     baton = t->baton;
-    cb(baton, &res);  /* before transfer_put frees the captured body */
+    cb(baton, &res); /* before transfer_put frees the captured body */
     transfer_put(e, t);
 }
 

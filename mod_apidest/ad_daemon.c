@@ -37,22 +37,22 @@
 #include "ad_log.h"
 #include "ad_util.h"
 
-#define KEY_PREFIX_QUEUE "q"
-#define KEY_PREFIX_DLQ "d"
-#define KEY_PREFIX_BAD "x"
-#define KEY_COMMIT "m/commit"
+#define KEY_PREFIX_QUEUE    "q"
+#define KEY_PREFIX_DLQ      "d"
+#define KEY_PREFIX_BAD      "x"
+#define KEY_COMMIT          "m/commit"
 #define KEY_PREFIX_SCHEDULE "s/"
-#define KEY_LEN 25 /* "q" + 16 hex batch + 8 hex index */
-#define CONN_TIMEOUT apr_time_from_sec(30)
-#define CONN_THREADS_MAX 64
-#define MIN_RETRY_DELAY apr_time_from_msec(100)
+#define KEY_LEN             25 /* "q" + 16 hex batch + 8 hex index */
+#define CONN_TIMEOUT        apr_time_from_sec(30)
+#define CONN_THREADS_MAX    64
+#define MIN_RETRY_DELAY     apr_time_from_msec(100)
 
 /* A queued record: its store key is derived from (batch, idx). */
 typedef struct qent_t {
     apr_time_t due;
     apr_uint64_t batch;
     apr_uint32_t idx;
-    apr_uint32_t tgt;           /* ad_target_t.gindex, NO_TARGET if unknown */
+    apr_uint32_t tgt; /* ad_target_t.gindex, NO_TARGET if unknown */
 } qent_t;
 
 #define NO_TARGET 0xffffffffu
@@ -67,13 +67,13 @@ typedef struct commit_t {
     ad_store_item_t *items;    /* their keys, set by the core */
     int done;
     apr_uint32_t status;
-    const char *why;           /* static text when status is failed */
+    const char *why; /* static text when status is failed */
     struct commit_t *next;
 } commit_t;
 
 /* An admin request waiting for the core (the store's only user). */
 typedef struct admin_t {
-    apr_pool_t *pool;          /* the connection's; the core allocates the
+    apr_pool_t *pool; /* the connection's; the core allocates the
                                   reply there while the connection waits */
     const char *req;
     apr_size_t req_len;
@@ -88,8 +88,8 @@ typedef struct admin_t {
  * last moves only in the same group commit as the fire's records; at start
  * a state whose batch was never committed falls back to prev. */
 typedef struct sched_state_t {
-    apr_time_t anchor;          /* rate(): fires at anchor + k * period */
-    apr_time_t last;            /* last fired minute */
+    apr_time_t anchor; /* rate(): fires at anchor + k * period */
+    apr_time_t last;   /* last fired minute */
     apr_time_t prev;
     apr_uint64_t batch;
 } sched_state_t;
@@ -101,25 +101,25 @@ typedef struct worker_t worker_t;
 enum { JOB_DELIVERY, JOB_TOKEN };
 
 typedef struct job_t {
-    apr_pool_t *pool;           /* unmanaged: owns the job and its record */
+    apr_pool_t *pool; /* unmanaged: owns the job and its record */
     worker_t *worker;
-    int kind;                   /* JOB_DELIVERY or JOB_TOKEN */
-    int conn;                   /* JOB_TOKEN: ad_connection_t.index */
-    apr_uint64_t token_gen;     /* the OAuth token generation it carried */
-    const char *resp_body;      /* JOB_TOKEN: the token endpoint's answer */
+    int kind;               /* JOB_DELIVERY or JOB_TOKEN */
+    int conn;               /* JOB_TOKEN: ad_connection_t.index */
+    apr_uint64_t token_gen; /* the OAuth token generation it carried */
+    const char *resp_body;  /* JOB_TOKEN: the token endpoint's answer */
     apr_size_t resp_len;
-    const char *worker_ca;      /* ApiDestCAFile */
+    const char *worker_ca; /* ApiDestCAFile */
     qent_t ent;
     ad_record_t *rec;
-    const ad_target_t *target;  /* NULL when the config lost it */
-    int plain_target;           /* API Gateway semantics, not a destination */
+    const ad_target_t *target; /* NULL when the config lost it */
+    int plain_target;          /* API Gateway semantics, not a destination */
     ad_http_request_t req;
     ad_http_error_t error;
     int status;
     const char *message;
     apr_interval_time_t retry_after;
     int reused;
-    apr_time_t started;         /* real time the attempt was handed over */
+    apr_time_t started; /* real time the attempt was handed over */
     struct job_t *next;
 } job_t;
 
@@ -128,8 +128,8 @@ struct worker_t {
     apr_thread_t *thread;
     apr_pool_t *pool;
     ad_http_engine_t *engine;
-    job_t *inbox;               /* under d->mu */
-    int running;                /* worker thread only */
+    job_t *inbox; /* under d->mu */
+    int running;  /* worker thread only */
 };
 
 /* Entries due for a destination that cannot take them yet (rate, in-flight
@@ -148,10 +148,10 @@ typedef struct dest_rt_t {
 
 typedef struct conn_rt_t {
     const ad_connection_t *conn;
-    char *token;                 /* malloc'd; never logged */
+    char *token; /* malloc'd; never logged */
     apr_time_t expiry;
     apr_interval_time_t lifetime;
-    apr_uint64_t gen;            /* bumped with every new token */
+    apr_uint64_t gen; /* bumped with every new token */
     int fetching;
 } conn_rt_t;
 
@@ -161,13 +161,13 @@ struct ad_daemon_t {
     const ad_conf_t *c;
     ad_store_t *store;
     apr_thread_mutex_t *mu;
-    apr_thread_cond_t *core_cv;  /* work for the core */
-    apr_thread_cond_t *done_cv;  /* a commit round finished */
+    apr_thread_cond_t *core_cv; /* work for the core */
+    apr_thread_cond_t *done_cv; /* a commit round finished */
     commit_t *commits, **commits_tail;
     job_t *outcomes, **outcomes_tail;
     admin_t *admins, **admins_tail;
-    int stopping;                /* no new work: under mu */
-    int core_exit;               /* core drains and exits: under mu */
+    int stopping;  /* no new work: under mu */
+    int core_exit; /* core drains and exits: under mu */
     /* core thread only */
     heap_t heap;
     apr_uint64_t batch;
@@ -176,13 +176,13 @@ struct ad_daemon_t {
     apr_uint64_t pending, delivered, retried, dead_lettered, dropped;
     int dlq_count;
     apr_time_t started;
-    apr_uint64_t churn;          /* deletes since the last compaction */
-    apr_time_t rate_wake;        /* real time a rate-limited destination frees */
+    apr_uint64_t churn;   /* deletes since the last compaction */
+    apr_time_t rate_wake; /* real time a rate-limited destination frees */
     ad_metrics_t *m;
-    apr_hash_t *schedules;       /* rule name -> sched_state_t */
-    dest_rt_t *dests;            /* by ad_destination_t.index */
-    conn_rt_t *conns;            /* by ad_connection_t.index */
-    apr_uint64_t committed;      /* the batch marker found at start */
+    apr_hash_t *schedules;  /* rule name -> sched_state_t */
+    dest_rt_t *dests;       /* by ad_destination_t.index */
+    conn_rt_t *conns;       /* by ad_connection_t.index */
+    apr_uint64_t committed; /* the batch marker found at start */
     apr_time_t next_compact;
     apr_time_t next_full_log;
     worker_t *workers;
@@ -243,8 +243,7 @@ static qent_t heap_pop(heap_t *h)
 
 static void key_format(char *buf, apr_uint64_t batch, apr_uint32_t idx)
 {
-    snprintf(buf, KEY_LEN + 1, KEY_PREFIX_QUEUE "%016" APR_UINT64_T_HEX_FMT "%08x",
-             batch, idx);
+    snprintf(buf, KEY_LEN + 1, KEY_PREFIX_QUEUE "%016" APR_UINT64_T_HEX_FMT "%08x", batch, idx);
 }
 
 static int key_parse(const char *key, apr_uint64_t *batch, apr_uint32_t *idx)
@@ -269,8 +268,8 @@ static int key_parse(const char *key, apr_uint64_t *batch, apr_uint32_t *idx)
 
 static const ad_target_t *target_at(const ad_daemon_t *d, apr_uint32_t tgt)
 {
-    return tgt < (apr_uint32_t)d->c->ntargets
-               ? APR_ARRAY_IDX(d->c->all_targets, tgt, ad_target_t *) : NULL;
+    return tgt < (apr_uint32_t)d->c->ntargets ? APR_ARRAY_IDX(d->c->all_targets, tgt, ad_target_t *)
+                                              : NULL;
 }
 
 static apr_uint32_t target_index(const ad_daemon_t *d, const char *rule, apr_size_t rlen,
@@ -379,11 +378,12 @@ static void set_conn_state(ad_daemon_t *d, const ad_connection_t *cn, apr_uint64
         ad_metric_add(&d->m->conns[cn->index].deauthorizations, 1);
     }
     /* One line per state change; the reason never holds a secret. */
-    ad_log_perror(AD_LOG_MARK, state == AD_CONN_DEAUTHORIZED ? AD_LOG_WARNING : AD_LOG_NOTICE,
-                  0, ADLOGNO(00140) "connection %s: %s -> %s (%s)%s", cn->name,
+    ad_log_perror(AD_LOG_MARK, state == AD_CONN_DEAUTHORIZED ? AD_LOG_WARNING : AD_LOG_NOTICE, 0,
+                  ADLOGNO(00140) "connection %s: %s -> %s (%s)%s", cn->name,
                   ad_conn_state_name(old), ad_conn_state_name(state), why,
                   state == AD_CONN_DEAUTHORIZED
-                      ? "; its destinations are INACTIVE and their records wait" : "");
+                      ? "; its destinations are INACTIVE and their records wait"
+                      : "");
 }
 
 static void start_token_fetch(ad_daemon_t *d, conn_rt_t *cr);
@@ -467,9 +467,10 @@ static int store_has_room(ad_daemon_t *d, apr_size_t need)
     }
     if (ad_now() >= d->next_full_log) {
         d->next_full_log = ad_now() + apr_time_from_sec(10);
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00111)
-                      "the store's disk has %" APR_OFF_T_FMT " bytes free, under "
-                      "ApiDestStoreMinFree (%" APR_OFF_T_FMT "): new events are refused",
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                      ADLOGNO(00111) "the store's disk has %" APR_OFF_T_FMT " bytes free, under "
+                                     "ApiDestStoreMinFree (%" APR_OFF_T_FMT
+                                     "): new events are refused",
                       free_bytes, d->c->store_min_free);
     }
     return 0;
@@ -514,8 +515,8 @@ static void delete_keys(ad_daemon_t *d, const ad_store_item_t *items, int n)
     }
 }
 
-static ad_store_item_t *commit_items(ad_daemon_t *d, apr_pool_t *p,
-                                     const commit_t *c, apr_uint32_t *idx)
+static ad_store_item_t *commit_items(ad_daemon_t *d, apr_pool_t *p, const commit_t *c,
+                                     apr_uint32_t *idx)
 {
     ad_store_item_t *items = apr_palloc(p, sizeof(*items) * (c->blobs->nelts + 1));
     int i;
@@ -533,8 +534,8 @@ static ad_store_item_t *commit_items(ad_daemon_t *d, apr_pool_t *p,
 
 /* Write one child's records; on failure remove what was written so the
  * store never holds part of an unacknowledged message. */
-static int commit_one(ad_daemon_t *d, apr_pool_t *p, commit_t *c,
-                      apr_uint32_t *idx, ad_store_item_t **written)
+static int commit_one(ad_daemon_t *d, apr_pool_t *p, commit_t *c, apr_uint32_t *idx,
+                      ad_store_item_t **written)
 {
     ad_store_item_t *items = commit_items(d, p, c, idx);
     apr_status_t rv = d->store->put(d->store, items, c->blobs->nelts);
@@ -544,8 +545,8 @@ static int commit_one(ad_daemon_t *d, apr_pool_t *p, commit_t *c,
         c->why = rv == APR_ENOSPC && d->store->max_item
                      ? "a record exceeds the DBM driver's item limit"
                      : "the store refused the write (disk full or damaged?)";
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00101)
-                      "storing %d record(s) failed: %s", c->blobs->nelts, c->why);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00101) "storing %d record(s) failed: %s",
+                      c->blobs->nelts, c->why);
         delete_keys(d, items, c->blobs->nelts);
         c->status = AD_ACK_FAILED;
         return 0;
@@ -554,8 +555,8 @@ static int commit_one(ad_daemon_t *d, apr_pool_t *p, commit_t *c,
     return 1;
 }
 
-static void enqueue_committed(ad_daemon_t *d, const commit_t *c,
-                              const ad_store_item_t *items, apr_time_t now)
+static void enqueue_committed(ad_daemon_t *d, const commit_t *c, const ad_store_item_t *items,
+                              apr_time_t now)
 {
     int i;
     for (i = 0; c->status == AD_ACK_STORED && i < c->blobs->nelts; i++) {
@@ -566,7 +567,8 @@ static void enqueue_committed(ad_daemon_t *d, const commit_t *c,
 
         e.due = now;
         e.tgt = ad_record_peek(b->data, b->len, &rule, &rlen, &target, &tlen)
-                    ? target_index(d, rule, rlen, target, tlen) : NO_TARGET;
+                    ? target_index(d, rule, rlen, target, tlen)
+                    : NO_TARGET;
         key_parse(items[i].key, &e.batch, &e.idx);
         heap_push(&d->heap, &e);
         queued_add(d, e.tgt, 1);
@@ -616,8 +618,8 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
         enqueue_committed(d, c, c->items, now);
     }
     if (!ok) {
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00102)
-                      "%s failed: the batch is refused", what);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00102) "%s failed: the batch is refused",
+                      what);
     }
     d->batch++;
 }
@@ -703,8 +705,8 @@ static apr_interval_time_t backoff(const ad_daemon_t *d, apr_uint32_t attempts,
         ceiling = cap;
     }
     apr_generate_random_bytes(rnd, sizeof(rnd));
-    r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16)
-        | ((apr_uint32_t)rnd[2] << 8) | rnd[3];
+    r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16) | ((apr_uint32_t)rnd[2] << 8) |
+        rnd[3];
     delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));
     if (retry_after > delay) {
         delay = retry_after < cap ? retry_after : cap;
@@ -718,21 +720,18 @@ static apr_time_t expiry_of(const ad_record_t *r, const ad_target_t *t)
     return r->first_seen + apr_time_from_sec(age);
 }
 
-static const char *target_arn(apr_pool_t *p, const ad_daemon_t *d,
-                              const ad_record_t *r)
+static const char *target_arn(apr_pool_t *p, const ad_daemon_t *d, const ad_record_t *r)
 {
     if (*r->destination) {
-        return apr_psprintf(p, "arn:aws:events:%s:%s:api-destination/%s",
-                            d->c->region, d->c->account, r->destination);
+        return apr_psprintf(p, "arn:aws:events:%s:%s:api-destination/%s", d->c->region,
+                            d->c->account, r->destination);
     }
     return r->url;
 }
 
-static const char *rule_arn(apr_pool_t *p, const ad_daemon_t *d,
-                            const ad_record_t *r)
+static const char *rule_arn(apr_pool_t *p, const ad_daemon_t *d, const ad_record_t *r)
 {
-    const ad_rule_t *rule = apr_hash_get(d->c->rule_by_name, r->rule,
-                                         APR_HASH_KEY_STRING);
+    const ad_rule_t *rule = apr_hash_get(d->c->rule_by_name, r->rule, APR_HASH_KEY_STRING);
     ad_rule_t gone;
 
     if (!rule) {
@@ -743,8 +742,7 @@ static const char *rule_arn(apr_pool_t *p, const ad_daemon_t *d,
     return ad_conf_rule_arn(p, d->c, rule);
 }
 
-static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key,
-                      const ad_record_t *r)
+static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key, const ad_record_t *r)
 {
     ad_store_item_t it;
     char *buf;
@@ -762,8 +760,7 @@ static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key,
 /* A delivery that failed for good: to the dead-letter queue in the store
  * (the record keeps the body as it would have been sent, plus EventBridge's
  * attributes), or dropped and counted when the target has DeadLetter off. */
-static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key,
-                              const char *exhausted)
+static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key, const char *exhausted)
 {
     ad_record_t *r = j->rec;
     const char *dkey = apr_pstrcat(j->pool, KEY_PREFIX_DLQ, key + 1, NULL);
@@ -776,9 +773,10 @@ static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key,
     ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
 
     if (dead_letter && !put_record(d, j->pool, dkey, r)) {
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00109)
-                      "rule %s target %s event %s: the DLQ record could not be "
-                      "written; the record stays queued", r->rule, r->target, r->event_id);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                      ADLOGNO(00109) "rule %s target %s event %s: the DLQ record could not be "
+                                     "written; the record stays queued",
+                      r->rule, r->target, r->event_id);
         if (tm) {
             ad_metric_add(&tm->failed_to_dlq, 1);
         }
@@ -801,12 +799,12 @@ static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key,
     else {
         d->dropped++;
     }
-    ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0, ADLOGNO(00110)
-                  "rule %s target %s event %s failed after %u attempt(s): %s (%s)%s%s; %s",
-                  r->rule, r->target, r->event_id, r->attempts, r->last_error,
-                  r->last_message, exhausted ? ", exhausted " : "",
-                  exhausted ? exhausted : "",
-                  dead_letter ? "sent to the dead-letter queue" : "dropped (DeadLetter off)");
+    ad_log_perror(
+        AD_LOG_MARK, AD_LOG_WARNING, 0,
+        ADLOGNO(00110) "rule %s target %s event %s failed after %u attempt(s): %s (%s)%s%s; %s",
+        r->rule, r->target, r->event_id, r->attempts, r->last_error, r->last_message,
+        exhausted ? ", exhausted " : "", exhausted ? exhausted : "",
+        dead_letter ? "sent to the dead-letter queue" : "dropped (DeadLetter off)");
     return dead_letter ? "dead-letter" : "dropped";
 }
 
@@ -820,14 +818,15 @@ static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
         r->next_due = expiry; /* dispatch sees it expired and dead-letters it */
     }
     j->ent.due = r->next_due;
-    ad_log_perror(AD_LOG_MARK, AD_LOG_DEBUG, 0, ADLOGNO(00105)
-                  "rule %s target %s event %s: attempt %u failed (%s: %s), next in %"
-                  APR_TIME_T_FMT " ms", r->rule, r->target, r->event_id, r->attempts,
-                  r->last_error, j->message, (r->next_due - ad_now()) / 1000);
+    ad_log_perror(AD_LOG_MARK, AD_LOG_DEBUG, 0,
+                  ADLOGNO(00105) "rule %s target %s event %s: attempt %u failed (%s: %s), next in "
+                                 "%" APR_TIME_T_FMT " ms",
+                  r->rule, r->target, r->event_id, r->attempts, r->last_error, j->message,
+                  (r->next_due - ad_now()) / 1000);
     if (!put_record(d, j->pool, key, r)) {
         /* The stored copy keeps its old due time: it stays queued. */
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00106)
-                      "could not update record %s after a failed attempt", key);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                      ADLOGNO(00106) "could not update record %s after a failed attempt", key);
     }
     d->retried++;
     heap_push(&d->heap, &j->ent);
@@ -933,9 +932,9 @@ static void count_response(ad_daemon_t *d, job_t *j)
     }
     ad_metric_add(c, 1);
     if (!is_success(j)) {
-        ad_dest_set_error(dm, apr_psprintf(j->pool, "%s: %s", error_code_of(j),
-                                           error_message_of(j->pool, j)),
-                          apr_time_now());
+        ad_dest_set_error(
+            dm, apr_psprintf(j->pool, "%s: %s", error_code_of(j), error_message_of(j->pool, j)),
+            apr_time_now());
     }
 }
 
@@ -951,13 +950,14 @@ static void journal(ad_daemon_t *d, const job_t *j, const char *outcome)
         return;
     }
     ad_time_rfc3339(when, now);
-    n = (apr_size_t)apr_snprintf(line, sizeof(line),
+    n = (apr_size_t)apr_snprintf(
+        line, sizeof(line),
         "%.19s.%03dZ rule=%s target=%s destination=%s event=%s attempt=%u outcome=%s "
-        "status=%d error=%s duration_ms=%" APR_TIME_T_FMT " reused=%d\n", when,
-        (int)(apr_time_usec(now) / 1000), r->rule, r->target,
+        "status=%d error=%s duration_ms=%" APR_TIME_T_FMT " reused=%d\n",
+        when, (int)(apr_time_usec(now) / 1000), r->rule, r->target,
         *r->destination ? r->destination : "-", r->event_id, r->attempts, outcome,
-        j->error == AD_HTTP_OK ? j->status : 0,
-        is_success(j) ? "-" : error_code_of(j), (now - j->started) / 1000, j->reused);
+        j->error == AD_HTTP_OK ? j->status : 0, is_success(j) ? "-" : error_code_of(j),
+        (now - j->started) / 1000, j->reused);
     apr_file_write_full(d->o->journal, line, n < sizeof(line) ? n : sizeof(line) - 1, NULL);
 }
 
@@ -971,9 +971,9 @@ static void process_token(ad_daemon_t *d, job_t *j)
     apr_interval_time_t lifetime;
 
     cr->fetching = 0;
-    if (j->error == AD_HTTP_OK && j->status >= 200 && j->status < 300
-        && ad_auth_parse_token(j->pool, j->resp_body, j->resp_len, &token, &lifetime,
-                               &why) == APR_SUCCESS) {
+    if (j->error == AD_HTTP_OK && j->status >= 200 && j->status < 300 &&
+        ad_auth_parse_token(j->pool, j->resp_body, j->resp_len, &token, &lifetime, &why) ==
+            APR_SUCCESS) {
         free(cr->token);
         cr->token = strdup(token);
         cr->lifetime = lifetime;
@@ -1012,9 +1012,10 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
     if (is_success(j)) {
         ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
         if (d->store->del(d->store, key) != APR_SUCCESS) {
-            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00107)
-                          "delivered record %s could not be deleted: it may be sent again",
-                          key);
+            ad_log_perror(
+                AD_LOG_MARK, AD_LOG_ERR, 0,
+                ADLOGNO(00107) "delivered record %s could not be deleted: it may be sent again",
+                key);
         }
         queued_add(d, j->ent.tgt, -1);
         if (tm) {
@@ -1034,16 +1035,16 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
 
 /* ---- delivery (core side) ---------------------------------------------- */
 
-static void quarantine(ad_daemon_t *d, apr_pool_t *p, const char *key,
-                       const char *val, apr_size_t len)
+static void quarantine(ad_daemon_t *d, apr_pool_t *p, const char *key, const char *val,
+                       apr_size_t len)
 {
     ad_store_item_t it;
     it.key = apr_pstrcat(p, KEY_PREFIX_BAD, key, NULL);
     it.val = val;
     it.len = len;
-    ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00103)
-                  "store record %s is damaged (torn write?): kept aside as %s",
-                  key, it.key);
+    ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                  ADLOGNO(00103) "store record %s is damaged (torn write?): kept aside as %s", key,
+                  it.key);
     if (d->store->put(d->store, &it, 1) == APR_SUCCESS) {
         d->store->del(d->store, key);
     }
@@ -1156,8 +1157,10 @@ static void target_gone(ad_daemon_t *d, job_t *j, const char *key)
     ad_record_t *r = j->rec;
 
     r->last_error = "NO_RESOURCE";
-    r->last_message = apr_psprintf(j->pool, "Rule %s has no target %s in the "
-                                   "configuration any more", r->rule, r->target);
+    r->last_message = apr_psprintf(j->pool,
+                                   "Rule %s has no target %s in the "
+                                   "configuration any more",
+                                   r->rule, r->target);
     r->last_status = 0;
     fail_final(d, j, key, NULL);
 }
@@ -1254,8 +1257,8 @@ static apr_time_t drain_ready(ad_daemon_t *d)
     for (i = 0; i < d->c->destinations->nelts; i++) {
         dest_rt_t *dr = &d->dests[i];
         int why = SEND_OK;
-        while (dr->ready.n && d->in_flight < d->c->max_in_flight
-               && (why = dest_blocked(d, dr, apr_time_now())) == SEND_OK) {
+        while (dr->ready.n && d->in_flight < d->c->max_in_flight &&
+               (why = dest_blocked(d, dr, apr_time_now())) == SEND_OK) {
             qent_t e = fifo_pop(&dr->ready);
             dispatch_one(d, &e, 1);
         }
@@ -1270,8 +1273,7 @@ static void dispatch_due(ad_daemon_t *d)
 {
     apr_time_t now = ad_now();
 
-    while (d->heap.n && d->heap.v[0].due <= now
-           && d->in_flight < d->c->max_in_flight) {
+    while (d->heap.n && d->heap.v[0].due <= now && d->in_flight < d->c->max_in_flight) {
         qent_t e = heap_pop(&d->heap);
         dispatch_one(d, &e, 0);
     }
@@ -1359,8 +1361,7 @@ static apr_interval_time_t core_wait(const ad_daemon_t *d)
     apr_time_t now = ad_now(), until = d->next_tick, real = apr_time_now();
     apr_interval_time_t w;
 
-    if (d->heap.n && d->in_flight < d->c->max_in_flight
-        && d->heap.v[0].due < until) {
+    if (d->heap.n && d->in_flight < d->c->max_in_flight && d->heap.v[0].due < until) {
         until = d->heap.v[0].due;
     }
     w = until > now ? ad_real_interval(until - now) : 0;
@@ -1380,8 +1381,8 @@ static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
     apr_time_t t0 = apr_time_now();
     apr_status_t rv;
 
-    if (!d->store->compact || before < 64 * 1024 || d->churn < 2 * live + 64
-        || t0 < d->next_compact) {
+    if (!d->store->compact || before < 64 * 1024 || d->churn < 2 * live + 64 ||
+        t0 < d->next_compact) {
         return;
     }
     rv = d->store->compact(d->store, p);
@@ -1394,17 +1395,18 @@ static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
         d->churn = 0;
     }
     ad_log_perror(AD_LOG_MARK, rv == APR_SUCCESS ? AD_LOG_INFO : AD_LOG_ERR, rv,
-                  ADLOGNO(00112) "store compaction %s: %" APR_OFF_T_FMT " -> %"
-                  APR_OFF_T_FMT " bytes, %" APR_UINT64_T_FMT " live records, %"
-                  APR_TIME_T_FMT " ms", rv == APR_SUCCESS ? "done" : "failed", before,
-                  d->store->size(d->store), live, (apr_time_now() - t0) / 1000);
+                  ADLOGNO(00112) "store compaction %s: %" APR_OFF_T_FMT " -> %" APR_OFF_T_FMT
+                                 " bytes, %" APR_UINT64_T_FMT " live records, %" APR_TIME_T_FMT
+                                 " ms",
+                  rv == APR_SUCCESS ? "done" : "failed", before, d->store->size(d->store), live,
+                  (apr_time_now() - t0) / 1000);
 }
 
 static const char *sched_value(apr_pool_t *p, const sched_state_t *st)
 {
-    return apr_psprintf(p, "%" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT
-                        " %" APR_UINT64_T_FMT, apr_time_sec(st->anchor),
-                        apr_time_sec(st->last), apr_time_sec(st->prev), st->batch);
+    return apr_psprintf(
+        p, "%" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_UINT64_T_FMT,
+        apr_time_sec(st->anchor), apr_time_sec(st->last), apr_time_sec(st->prev), st->batch);
 }
 
 static sched_state_t *sched_state(ad_daemon_t *d, const ad_rule_t *r, apr_time_t now)
@@ -1439,8 +1441,8 @@ static apr_time_t latest_due(const ad_rule_t *r, const sched_state_t *st, apr_ti
     return fire;
 }
 
-static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r,
-                          sched_state_t *st, apr_time_t fire, apr_time_t now)
+static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sched_state_t *st,
+                          apr_time_t fire, apr_time_t now)
 {
     commit_t c;
     ad_store_item_t extra;
@@ -1467,8 +1469,9 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r,
     process_commits(d, p, &c, &extra, 1);
     if (c.status == AD_ACK_STORED) {
         *st = next;
-        ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0, ADLOGNO(00113)
-                      "rule %s fired for %" APR_TIME_T_FMT " (event %s, %d target(s))",
+        ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0,
+                      ADLOGNO(00113) "rule %s fired for %" APR_TIME_T_FMT
+                                     " (event %s, %d target(s))",
                       r->name, apr_time_sec(fire), id, c.blobs->nelts);
     }
 }
@@ -1491,8 +1494,8 @@ static void refresh_tokens(ad_daemon_t *d)
         if (ahead > apr_time_from_sec(60)) {
             ahead = apr_time_from_sec(60);
         }
-        if (cr->conn->auth == AD_AUTH_OAUTH && cr->token && !cr->fetching
-            && cr->expiry - now <= ahead) {
+        if (cr->conn->auth == AD_AUTH_OAUTH && cr->token && !cr->fetching &&
+            cr->expiry - now <= ahead) {
             start_token_fetch(d, cr);
         }
     }
@@ -1508,8 +1511,7 @@ static void expire_waiting(ad_daemon_t *d)
     for (i = 0; i < d->c->destinations->nelts; i++) {
         dest_rt_t *dr = &d->dests[i];
         apr_size_t n = dr->ready.n, k;
-        if (!dr->dest->connection
-            || conn_state(d, dr->dest->connection) != AD_CONN_DEAUTHORIZED) {
+        if (!dr->dest->connection || conn_state(d, dr->dest->connection) != AD_CONN_DEAUTHORIZED) {
             continue;
         }
         for (k = 0; k < n; k++) {
@@ -1543,9 +1545,8 @@ static void run_schedules(ad_daemon_t *d, apr_pool_t *p)
             fire_schedule(d, p, r, st, fire, now);
         }
         ad_metric_set(&d->m->rules[r->index].last_fire, (apr_uint64_t)apr_time_sec(st->last));
-        ad_metric_set(&d->m->rules[r->index].next_fire,
-                      (apr_uint64_t)apr_time_sec(ad_schedule_next(r->schedule, st->anchor,
-                                                                  st->last)));
+        ad_metric_set(&d->m->rules[r->index].next_fire, (apr_uint64_t)apr_time_sec(ad_schedule_next(
+                                                            r->schedule, st->anchor, st->last)));
     }
 }
 
@@ -1564,8 +1565,7 @@ static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
     d->next_tick = now + apr_time_from_sec(d->c->maint_interval_sec);
 }
 
-static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits,
-                       job_t *outcomes)
+static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits, job_t *outcomes)
 {
     if (commits) {
         process_commits(d, roundp, commits, NULL, 0);
@@ -1584,8 +1584,7 @@ static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits,
     apr_pool_clear(roundp);
 }
 
-static void admin_requeue(void *baton, const char *qkey, apr_time_t due,
-                          const ad_record_t *r)
+static void admin_requeue(void *baton, const char *qkey, apr_time_t due, const ad_record_t *r)
 {
     ad_daemon_t *d = baton;
     qent_t e;
@@ -1601,8 +1600,7 @@ static void admin_requeue(void *baton, const char *qkey, apr_time_t due,
 static int admin_authorize(void *baton, const char *name, const char **state)
 {
     ad_daemon_t *d = baton;
-    const ad_connection_t *cn = apr_hash_get(d->c->connection_by_name, name,
-                                             APR_HASH_KEY_STRING);
+    const ad_connection_t *cn = apr_hash_get(d->c->connection_by_name, name, APR_HASH_KEY_STRING);
     conn_rt_t *cr;
 
     if (!cn) {
@@ -1629,12 +1627,11 @@ static json_t *admin_counters(void *baton)
 {
     ad_daemon_t *d = baton;
 
-    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:s,s:I,s:I}", "State", "up",
-                     "Pid", (json_int_t)getpid(), "Pending", (json_int_t)d->pending,
-                     "InFlight", (json_int_t)d->in_flight, "Delivered",
-                     (json_int_t)d->delivered, "Retried", (json_int_t)d->retried,
-                     "DeadLettered", (json_int_t)d->dead_lettered, "Dropped",
-                     (json_int_t)d->dropped, "DlqCount", d->dlq_count, "Store",
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:s,s:I,s:I}", "State", "up", "Pid",
+                     (json_int_t)getpid(), "Pending", (json_int_t)d->pending, "InFlight",
+                     (json_int_t)d->in_flight, "Delivered", (json_int_t)d->delivered, "Retried",
+                     (json_int_t)d->retried, "DeadLettered", (json_int_t)d->dead_lettered,
+                     "Dropped", (json_int_t)d->dropped, "DlqCount", d->dlq_count, "Store",
                      d->store->kind, "StoreBytes", (json_int_t)d->store->size(d->store),
                      "UptimeSeconds", (json_int_t)apr_time_sec(apr_time_now() - d->started));
 }
@@ -1656,8 +1653,7 @@ static void run_admins(ad_daemon_t *d, admin_t *list)
     ctx.baton = d;
     ctx.dlq_count = &d->dlq_count;
     for (a = list; a; a = a->next) {
-        a->status = ad_admin_execute(a->pool, &ctx, a->req, a->req_len, &a->reply,
-                                     &a->reply_len);
+        a->status = ad_admin_execute(a->pool, &ctx, a->req, a->req_len, &a->reply, &a->reply_len);
     }
     apr_thread_mutex_lock(d->mu);
     for (a = list; a; a = a->next) {
@@ -1720,12 +1716,11 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
 
 typedef struct conn_t {
     ad_daemon_t *d;
-    apr_pool_t *pool;  /* unmanaged, destroyed by the task */
+    apr_pool_t *pool; /* unmanaged, destroyed by the task */
     apr_socket_t *sock;
 } conn_t;
 
-static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs,
-                                    const char **why)
+static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs, const char **why)
 {
     commit_t c;
 
@@ -1754,8 +1749,7 @@ static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs,
     return c.status;
 }
 
-static apr_status_t reply(conn_t *cn, apr_uint32_t type, apr_uint32_t status,
-                          const char *text)
+static apr_status_t reply(conn_t *cn, apr_uint32_t type, apr_uint32_t status, const char *text)
 {
     char *buf;
     apr_size_t len;
@@ -1934,8 +1928,9 @@ static int load_schedule(void *baton, const char *key, const char *val, apr_size
     apr_int64_t anchor, last, prev;
     apr_uint64_t batch;
 
-    if (sscanf(text, "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %"
-               APR_UINT64_T_FMT, &anchor, &last, &prev, &batch) != 4) {
+    if (sscanf(text,
+               "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %" APR_UINT64_T_FMT,
+               &anchor, &last, &prev, &batch) != 4) {
         return 0;
     }
     st->anchor = apr_time_from_sec(anchor);
@@ -1996,11 +1991,11 @@ static apr_status_t load_queue(ad_daemon_t *d)
         quarantine(d, p, it->key, it->val, it->len);
     }
     d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch) + 1;
-    ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0, ADLOGNO(00108)
-                  "store %s:%s loaded: %" APR_UINT64_T_FMT " pending record(s), "
-                  "%d in the DLQ, %d unacknowledged discarded, %d damaged set aside",
-                  d->store->kind, d->store->path, d->pending, d->dlq_count,
-                  l.uncommitted->nelts, l.damaged->nelts);
+    ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,
+                  ADLOGNO(00108) "store %s:%s loaded: %" APR_UINT64_T_FMT " pending record(s), "
+                                 "%d in the DLQ, %d unacknowledged discarded, %d damaged set aside",
+                  d->store->kind, d->store->path, d->pending, d->dlq_count, l.uncommitted->nelts,
+                  l.damaged->nelts);
     apr_pool_destroy(p);
     return rv;
 }
@@ -2069,8 +2064,8 @@ static void block_stop_signals(int block)
     pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
-static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
-                                const ad_daemon_opts_t *o, const char **err)
+static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_opts_t *o,
+                                const char **err)
 {
     apr_status_t rv;
 
@@ -2085,15 +2080,14 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
     d->m->daemon->pid = getpid();
     d->m->daemon->started = apr_time_sec(d->started);
     ad_metric_add(&d->m->daemon->restarts, 1);
-    if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p))
-            != APR_SUCCESS
-        || (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS
-        || (rv = apr_thread_cond_create(&d->done_cv, p)) != APR_SUCCESS) {
+    if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
+        (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS ||
+        (rv = apr_thread_cond_create(&d->done_cv, p)) != APR_SUCCESS) {
         *err = "cannot create thread primitives";
         return rv;
     }
-    if ((rv = ad_store_open(p, d->c->store_driver, d->c->store_path,
-                            o->store_wait, &d->store, err)) != APR_SUCCESS) {
+    if ((rv = ad_store_open(p, d->c->store_driver, d->c->store_path, o->store_wait, &d->store,
+                            err)) != APR_SUCCESS) {
         return rv;
     }
     flow_init(d);
@@ -2103,8 +2097,7 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p,
     return rv;
 }
 
-apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o,
-                           const char **err)
+apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o, const char **err)
 {
     ad_daemon_t *d = apr_pcalloc(p, sizeof(*d));
     apr_thread_pool_t *tp = NULL;

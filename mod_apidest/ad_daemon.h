@@ -17,18 +17,17 @@
 
 typedef struct ad_daemon_opts_t {
     const ad_conf_t *conf;
-    apr_socket_t *listener;          /* bound and listening */
-    volatile sig_atomic_t *stop;     /* set by the signal handler */
-    apr_interval_time_t drain;       /* how long in-flight attempts may run
+    apr_socket_t *listener;         /* bound and listening */
+    volatile sig_atomic_t *stop;    /* set by the signal handler */
+    apr_interval_time_t drain;      /* how long in-flight attempts may run
                                         on after stop */
-    apr_interval_time_t store_wait;  /* how long to wait for the store lock */
-    ad_metrics_t *metrics;           /* shared counters (never NULL) */
-    apr_file_t *journal;             /* one line per attempt, or NULL */
+    apr_interval_time_t store_wait; /* how long to wait for the store lock */
+    ad_metrics_t *metrics;          /* shared counters (never NULL) */
+    apr_file_t *journal;            /* one line per attempt, or NULL */
 } ad_daemon_opts_t;
 
 /* Runs until *opts->stop is set. Returns APR_SUCCESS after a clean stop, or
  * the reason it could not start (store, threads) with *err set. */
-apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *opts,
-                           const char **err);
+apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *opts, const char **err);
 
 #endif

@@ -11,12 +11,12 @@
 typedef struct ad_http_engine_t ad_http_engine_t;
 
 typedef enum {
-    AD_HTTP_OK = 0,        /* a response came (any status) */
-    AD_HTTP_TIMEOUT,       /* no complete response within the timeout */
-    AD_HTTP_CONNECT,       /* could not connect / resolve / TLS failure */
-    AD_HTTP_REFUSED,       /* egress policy refused the address */
-    AD_HTTP_INVALID,       /* request could not be formed (bad header...) */
-    AD_HTTP_FAILED         /* anything else (reset mid-response...) */
+    AD_HTTP_OK = 0,  /* a response came (any status) */
+    AD_HTTP_TIMEOUT, /* no complete response within the timeout */
+    AD_HTTP_CONNECT, /* could not connect / resolve / TLS failure */
+    AD_HTTP_REFUSED, /* egress policy refused the address */
+    AD_HTTP_INVALID, /* request could not be formed (bad header...) */
+    AD_HTTP_FAILED   /* anything else (reset mid-response...) */
 } ad_http_error_t;
 
 typedef struct ad_http_request_t {
@@ -27,19 +27,19 @@ typedef struct ad_http_request_t {
     apr_size_t body_len;
     int timeout_ms;
     int allow_private;
-    const char *ca_file;        /* extra CAs (PEM), NULL: the system's */
-    int capture_body;           /* keep the response body (up to 64 KiB) */
+    const char *ca_file; /* extra CAs (PEM), NULL: the system's */
+    int capture_body;    /* keep the response body (up to 64 KiB) */
 } ad_http_request_t;
 
 typedef struct ad_http_result_t {
     ad_http_error_t error;
-    int status;                     /* HTTP status, 0 without a response */
-    const char *message;            /* for logs and the DLQ, never secrets */
+    int status;                      /* HTTP status, 0 without a response */
+    const char *message;             /* for logs and the DLQ, never secrets */
     apr_interval_time_t retry_after; /* -1: no usable Retry-After; < -1: a
                                         negative one (EventBridge then stops
                                         retrying the event) */
-    int reused;                     /* connection was kept alive */
-    const char *body;               /* captured response body, or NULL */
+    int reused;                      /* connection was kept alive */
+    const char *body;                /* captured response body, or NULL */
     apr_size_t body_len;
 } ad_http_result_t;
 
@@ -48,13 +48,12 @@ typedef void ad_http_done_cb(void *baton, const ad_http_result_t *res);
 /* Process-wide setup, once before any thread (curl_global_init). */
 apr_status_t ad_http_global_init(void);
 
-apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns,
-                                   ad_http_engine_t **e);
+apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns, ad_http_engine_t **e);
 /* Start a request; cb runs later from ad_http_run on this engine's thread.
  * req and everything it points to must stay valid until then (give it the
  * attempt's pool). */
-apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req,
-                            ad_http_done_cb *cb, void *baton);
+apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, ad_http_done_cb *cb,
+                            void *baton);
 /* Drive transfers for up to timeout_ms; returns the number still running. */
 int ad_http_run(ad_http_engine_t *e, int timeout_ms);
 /* Interrupt a blocking ad_http_run from another thread. */

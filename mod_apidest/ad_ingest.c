@@ -13,7 +13,7 @@
 /* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
 #define ERR_INVALID_ARGUMENT "InvalidArgument"
 #define ERR_MALFORMED_DETAIL "MalformedDetail"
-#define ERR_NOT_AUTH_SOURCE "NotAuthorizedForSourceException"
+#define ERR_NOT_AUTH_SOURCE  "NotAuthorizedForSourceException"
 
 typedef struct {
     apr_pool_t *p;
@@ -32,8 +32,7 @@ static ad_ingest_t *ingest_make(apr_pool_t *p)
     return in;
 }
 
-static ad_ingest_t *request_error(ad_ingest_t *in, int status,
-                                  const char *type, const char *msg)
+static ad_ingest_t *request_error(ad_ingest_t *in, int status, const char *type, const char *msg)
 {
     in->status = status;
     in->error_type = type;
@@ -41,8 +40,7 @@ static ad_ingest_t *request_error(ad_ingest_t *in, int status,
     return in;
 }
 
-static void entry_fail(ingest_ctx_t *x, ad_ingest_entry_t *e, const char *code,
-                       const char *msg)
+static void entry_fail(ingest_ctx_t *x, ad_ingest_entry_t *e, const char *code, const char *msg)
 {
     e->event_id = NULL;
     e->error_code = code;
@@ -140,8 +138,7 @@ static json_t *resources_copy(const json_t *entry, int *ok)
             *ok = 0;
             break;
         }
-        json_array_append_new(out, json_stringn(json_string_value(v),
-                                                json_string_length(v)));
+        json_array_append_new(out, json_stringn(json_string_value(v), json_string_length(v)));
     }
     return out;
 }
@@ -149,9 +146,8 @@ static json_t *resources_copy(const json_t *entry, int *ok)
 /* The envelope in AWS's key order: version, id, detail-type, source,
  * account, time, region, resources, detail. Takes ownership of detail and
  * resources. */
-static json_t *envelope_make(const ingest_ctx_t *x, const char *id,
-                             const json_t *entry, apr_time_t t,
-                             json_t *resources, json_t *detail)
+static json_t *envelope_make(const ingest_ctx_t *x, const char *id, const json_t *entry,
+                             apr_time_t t, json_t *resources, json_t *detail)
 {
     char tbuf[32];
     json_t *ev = json_object();
@@ -198,8 +194,8 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
 
     while ((star = strchr(endpoint, '*')) && i < t->path_params->nelts) {
         APR_ARRAY_PUSH(parts, const char *) = apr_pstrmemdup(p, endpoint, star - endpoint);
-        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(
-            p, param_value(p, APR_ARRAY_IDX(t->path_params, i++, ad_param_t *), ev));
+        APR_ARRAY_PUSH(parts, const char *) =
+            ad_url_encode(p, param_value(p, APR_ARRAY_IDX(t->path_params, i++, ad_param_t *), ev));
         endpoint = star + 1;
     }
     APR_ARRAY_PUSH(parts, const char *) = endpoint;
@@ -237,8 +233,8 @@ static int has_input_options(const ad_target_t *t)
 /* The body for a target; 0 when EventBridge would not deliver (the
  * transformed input is not valid where it must be). */
 static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
-                       const ad_target_t *t, const json_t *ev, apr_time_t now,
-                       const char **body, apr_size_t *len)
+                       const ad_target_t *t, const json_t *ev, apr_time_t now, const char **body,
+                       apr_size_t *len)
 {
     ad_transform_ctx_t ctx;
     char when[32];
@@ -253,9 +249,10 @@ static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
     ctx.rule_arn = ad_conf_rule_arn(p, c, rule);
     ctx.ingestion_time = when;
     if (ad_transform_apply(p, t->transform, ev, &ctx, &out, len, &why) != APR_SUCCESS) {
-        ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0, ADLOGNO(00130)
-                      "rule %s target %s: the transformed input is not delivered: %s",
-                      rule->name, t->id, why ? why : "invalid");
+        ad_log_perror(
+            AD_LOG_MARK, AD_LOG_INFO, 0,
+            ADLOGNO(00130) "rule %s target %s: the transformed input is not delivered: %s",
+            rule->name, t->id, why ? why : "invalid");
         return 0;
     }
     *body = out;
@@ -263,9 +260,8 @@ static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
 }
 
 static void add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_rule_t *rule,
-                       const ad_target_t *t, const char *id, const json_t *ev,
-                       const char *body, apr_size_t body_len, apr_time_t now,
-                       apr_array_header_t *blobs)
+                       const ad_target_t *t, const char *id, const json_t *ev, const char *body,
+                       apr_size_t body_len, apr_time_t now, apr_array_header_t *blobs)
 {
     ad_record_t *r = ad_record_make(p);
     ad_blob_t *b;
@@ -301,8 +297,8 @@ void ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *
     int j;
 
     for (j = 0; j < rule->targets->nelts; j++) {
-        add_record(p, c, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
-                   event_id, ev, body, body_len, now, blobs);
+        add_record(p, c, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *), event_id, ev,
+                   body, body_len, now, blobs);
     }
 }
 
@@ -318,9 +314,9 @@ char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule
     *id = apr_pstrdup(p, uuid);
     ad_time_rfc3339(tbuf, fire_time);
     ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:{}}", "version", "0", "id", uuid,
-                   "detail-type", "Scheduled Event", "source", "aws.events", "account",
-                   c->account, "time", tbuf, "region", c->region, "resources",
-                   ad_conf_rule_arn(p, c, rule), "detail");
+                   "detail-type", "Scheduled Event", "source", "aws.events", "account", c->account,
+                   "time", tbuf, "region", c->region, "resources", ad_conf_rule_arn(p, c, rule),
+                   "detail");
     out = ad_json_dump(p, ev, len);
     *event = ad_json_own(p, ev);
     return out;
@@ -328,13 +324,12 @@ char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule
 
 /* Returns how many rules matched. Only the rules that can match this
  * event's bus and source are evaluated (ad_conf_candidate_rules). */
-static int route_event(ingest_ctx_t *x, int entry, const char *bus,
-                       const char *id, json_t *ev)
+static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *id, json_t *ev)
 {
     const char *body = NULL;
     apr_size_t body_len = 0;
-    const apr_array_header_t *rules = ad_conf_candidate_rules(
-        x->p, x->c, bus, json_string_value(json_object_get(ev, "source")));
+    const apr_array_header_t *rules =
+        ad_conf_candidate_rules(x->p, x->c, bus, json_string_value(json_object_get(ev, "source")));
     int i, matched = 0;
 
     for (i = 0; i < rules->nelts; i++) {
@@ -390,7 +385,8 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     }
     if (!event_time(entry, x->now, &t)) {
         entry_fail(x, e, ERR_INVALID_ARGUMENT,
-                   "Parameter Time is not valid. Reason: Time must be epoch seconds or an RFC 3339 timestamp.");
+                   "Parameter Time is not valid. Reason: Time must be epoch seconds or an RFC 3339 "
+                   "timestamp.");
         return;
     }
     detail = json_loadb(detail_text, strlen(detail_text), 0, &jerr);
@@ -403,8 +399,9 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     if (!res_ok) {
         json_decref(detail);
         json_decref(resources);
-        entry_fail(x, e, ERR_INVALID_ARGUMENT,
-                   "Parameter Resources is not valid. Reason: Resources must be a list of strings.");
+        entry_fail(
+            x, e, ERR_INVALID_ARGUMENT,
+            "Parameter Resources is not valid. Reason: Resources must be a list of strings.");
         return;
     }
     ad_uuid4(id);
@@ -427,15 +424,14 @@ static int check_request_size(ingest_ctx_t *x, const json_t *entries)
     return total <= x->c->max_entry_size;
 }
 
-static const json_t *entries_of(ad_ingest_form_t form, json_t *root,
-                                json_t **single)
+static const json_t *entries_of(ad_ingest_form_t form, json_t *root, json_t **single)
 {
     const json_t *entries = json_object_get(root, "Entries");
 
     *single = NULL;
-    if (!entries && form == AD_INGEST_PLAIN_JSON && json_is_object(root)
-        && (json_object_get(root, "Source") || json_object_get(root, "Detail")
-            || json_object_get(root, "DetailType"))) {
+    if (!entries && form == AD_INGEST_PLAIN_JSON && json_is_object(root) &&
+        (json_object_get(root, "Source") || json_object_get(root, "Detail") ||
+         json_object_get(root, "DetailType"))) {
         *single = json_array();
         json_array_append(*single, root);
         return *single;
@@ -451,9 +447,8 @@ static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
     }
 }
 
-ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
-                                  ad_ingest_form_t form, const char *body,
-                                  apr_size_t len, apr_time_t now)
+ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_form_t form,
+                                  const char *body, apr_size_t len, apr_time_t now)
 {
     ingest_ctx_t x = {p, c, ingest_make(p), now};
     json_error_t jerr;
@@ -463,13 +458,15 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
     root = json_loadb(body, len, 0, &jerr);
     if (!root) {
         return request_error(x.in, 400, "SerializationException",
-                             apr_psprintf(p, "Request body is not valid JSON: %s (line %d, column %d)",
+                             apr_psprintf(p,
+                                          "Request body is not valid JSON: %s (line %d, column %d)",
                                           jerr.text, jerr.line, jerr.column));
     }
     entries = entries_of(form, root, &single);
     if (!entries || json_is_null(entries)) {
         request_error(x.in, 400, "ValidationException",
-                      "1 validation error detected: Value null at 'entries' failed to satisfy constraint: Member must not be null");
+                      "1 validation error detected: Value null at 'entries' failed to satisfy "
+                      "constraint: Member must not be null");
     }
     else if (!json_is_array(entries)) {
         request_error(x.in, 400, "SerializationException",
@@ -477,12 +474,16 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
     }
     else if (json_array_size(entries) < 1) {
         request_error(x.in, 400, "ValidationException",
-                      "1 validation error detected: Value '[]' at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1");
+                      "1 validation error detected: Value '[]' at 'entries' failed to satisfy "
+                      "constraint: Member must have length greater than or equal to 1");
     }
     else if (json_array_size(entries) > (size_t)c->max_entries) {
-        request_error(x.in, 400, "ValidationException",
-                      apr_psprintf(p, "1 validation error detected: Value '[...]' at 'entries' failed to satisfy constraint: Member must have length less than or equal to %d",
-                                   c->max_entries));
+        request_error(
+            x.in, 400, "ValidationException",
+            apr_psprintf(p,
+                         "1 validation error detected: Value '[...]' at 'entries' failed to "
+                         "satisfy constraint: Member must have length less than or equal to %d",
+                         c->max_entries));
     }
     else if (!check_request_size(&x, entries)) {
         request_error(x.in, 400, "ValidationException",
@@ -496,8 +497,7 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
     return x.in;
 }
 
-int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item,
-                            const char *store_kind)
+int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *store_kind)
 {
     apr_array_header_t *kept;
     int i, failed = 0;
@@ -511,10 +511,12 @@ int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item,
         if (b->len > max_item && e->event_id) {
             e->event_id = NULL;
             e->error_code = "InternalFailure";
-            e->error_message = apr_psprintf(in->entries->pool,
-                "Internal Service Failure: the event needs %" APR_SIZE_T_FMT
-                " bytes in the store, over the %s limit of %" APR_SIZE_T_FMT
-                " bytes per record (use a gdbm store)", b->len, store_kind, max_item);
+            e->error_message =
+                apr_psprintf(in->entries->pool,
+                             "Internal Service Failure: the event needs %" APR_SIZE_T_FMT
+                             " bytes in the store, over the %s limit of %" APR_SIZE_T_FMT
+                             " bytes per record (use a gdbm store)",
+                             b->len, store_kind, max_item);
             in->failed_count++;
             failed++;
         }
@@ -571,8 +573,7 @@ char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len)
     return out;
 }
 
-char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg,
-                            apr_size_t *len)
+char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg, apr_size_t *len)
 {
     json_t *o = json_object();
     char *out;

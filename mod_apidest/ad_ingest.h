@@ -12,7 +12,7 @@
 #include "ad_conf.h"
 
 typedef struct ad_ingest_entry_t {
-    const char *event_id;      /* NULL when the entry failed */
+    const char *event_id; /* NULL when the entry failed */
     const char *error_code;
     const char *error_message;
 } ad_ingest_entry_t;
@@ -20,27 +20,26 @@ typedef struct ad_ingest_entry_t {
 typedef struct ad_blob_t {
     char *data;
     apr_size_t len;
-    int entry;                 /* index of the entry it came from */
+    int entry; /* index of the entry it came from */
 } ad_blob_t;
 
 typedef struct ad_ingest_t {
-    int status;                /* 200, or the whole-request error status */
-    const char *error_type;    /* whole-request error: AWS __type */
+    int status;             /* 200, or the whole-request error status */
+    const char *error_type; /* whole-request error: AWS __type */
     const char *error_message;
     apr_array_header_t *entries; /* ad_ingest_entry_t, request order */
     apr_array_header_t *records; /* ad_blob_t: encoded ad_record_t */
     int failed_count;
     apr_array_header_t *matched; /* int: ad_rule_t.index of every match */
-    int unmatched;             /* accepted entries that matched no rule */
+    int unmatched;               /* accepted entries that matched no rule */
 } ad_ingest_t;
 
 /* How the body came: AWS JSON 1.1 wants {"Entries": [...]}; plain JSON also
  * takes one entry object. */
 typedef enum { AD_INGEST_AWSJSON, AD_INGEST_PLAIN_JSON } ad_ingest_form_t;
 
-ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c,
-                                  ad_ingest_form_t form, const char *body,
-                                  apr_size_t len, apr_time_t now);
+ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_form_t form,
+                                  const char *body, apr_size_t len, apr_time_t now);
 
 /* One delivery record per target of rule for an event (body: the envelope
  * as it is delivered), appended to blobs (ad_blob_t, .entry = entry). */
@@ -67,11 +66,9 @@ void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg);
  * per-item limit, e.g. sdbm's) and drop all of that entry's records, so
  * nothing of it is stored and nothing is truncated. Returns how many entries
  * failed. */
-int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item,
-                            const char *store_kind);
+int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *store_kind);
 
 /* AWS JSON error body {"__type": type, "message": msg}. */
-char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg,
-                            apr_size_t *len);
+char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg, apr_size_t *len);
 
 #endif

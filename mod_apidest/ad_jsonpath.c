@@ -11,16 +11,12 @@
  * cap keeps the digit loop free of overflow. */
 #define MAX_INDEX_DIGITS 9
 
-typedef enum {
-    STEP_NAME,
-    STEP_INDEX,
-    STEP_WILDCARD
-} step_kind_e;
+typedef enum { STEP_NAME, STEP_INDEX, STEP_WILDCARD } step_kind_e;
 
 typedef struct {
     step_kind_e kind;
-    const char *name;   /* STEP_NAME */
-    long index;         /* STEP_INDEX; negative counts from the end */
+    const char *name; /* STEP_NAME */
+    long index;       /* STEP_INDEX; negative counts from the end */
 } jp_step_t;
 
 struct ad_jsonpath_t {
@@ -95,8 +91,7 @@ static const char *parse_bracket(const char **s, jp_step_t *st)
     return NULL;
 }
 
-ad_jsonpath_t *ad_jsonpath_compile(apr_pool_t *p, const char *path,
-                                   const char **err)
+ad_jsonpath_t *ad_jsonpath_compile(apr_pool_t *p, const char *path, const char **err)
 {
     apr_array_header_t *steps = apr_array_make(p, 4, sizeof(jp_step_t));
     ad_jsonpath_t *jp;
@@ -126,8 +121,7 @@ ad_jsonpath_t *ad_jsonpath_compile(apr_pool_t *p, const char *path,
         }
     }
     if (why) {
-        *err = apr_psprintf(p, "%s (at character %d)", why,
-                            (int)(s - path) + 1);
+        *err = apr_psprintf(p, "%s (at character %d)", why, (int)(s - path) + 1);
         return NULL;
     }
     jp = apr_pcalloc(p, sizeof(*jp));
@@ -175,7 +169,8 @@ static void collect(const json_t *node, const jp_step_t *st, int n, json_t *out)
     }
     else if (json_is_object(node)) {
         const char *key;
-        json_object_foreach((json_t *)node, key, child) {
+        json_object_foreach((json_t *)node, key, child)
+        {
             collect(child, st + 1, n - 1, out);
         }
     }

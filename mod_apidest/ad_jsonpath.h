@@ -14,8 +14,7 @@ typedef struct ad_jsonpath_t ad_jsonpath_t;
 
 /* Compile path (NUL-terminated), allocated in p. Returns NULL and sets *err
  * (allocated in p) when the path is not in the subset. */
-ad_jsonpath_t *ad_jsonpath_compile(apr_pool_t *p, const char *path,
-                                   const char **err);
+ad_jsonpath_t *ad_jsonpath_compile(apr_pool_t *p, const char *path, const char **err);
 
 /* Evaluate against doc. A path without wildcards returns a new reference to
  * the value it names (caller json_decref), or NULL when nothing is there.

@@ -21,8 +21,8 @@ int ad_log_is_enabled(ad_log_level_t level)
     return level <= AD_LOG_WARNING;
 }
 
-void ad_log_perror(const char *file, int line, ad_log_level_t level,
-                   apr_status_t rv, const char *fmt, ...)
+void ad_log_perror(const char *file, int line, ad_log_level_t level, apr_status_t rv,
+                   const char *fmt, ...)
 {
     char buf[2048];
     va_list ap;

@@ -17,17 +17,16 @@ typedef enum {
     AD_LOG_TRACE1
 } ad_log_level_t;
 
-typedef void ad_log_cb(const char *file, int line, ad_log_level_t level,
-                       apr_status_t rv, const char *msg);
+typedef void ad_log_cb(const char *file, int line, ad_log_level_t level, apr_status_t rv,
+                       const char *msg);
 typedef int ad_log_enabled_cb(ad_log_level_t level);
 
 void ad_log_set(ad_log_cb *cb, ad_log_enabled_cb *enabled);
 int ad_log_is_enabled(ad_log_level_t level);
-void ad_log_perror(const char *file, int line, ad_log_level_t level,
-                   apr_status_t rv, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void ad_log_perror(const char *file, int line, ad_log_level_t level, apr_status_t rv,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define AD_LOG_MARK __FILE__, __LINE__
-#define ADLOGNO(n) "AD" #n ": "
+#define ADLOGNO(n)  "AD" #n ": "
 
 #endif

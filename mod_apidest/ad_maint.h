@@ -12,15 +12,14 @@
 #include <apr_hooks.h>
 #include <apr_optional_hooks.h>
 
-#define AD_MAINT_OK 0
+#define AD_MAINT_OK       0
 #define AD_MAINT_DECLINED -1
 
-#define AD_DECLARE(type) type
+#define AD_DECLARE(type)        type
 #define AD_DECLARE_NONSTD(type) type
 #define AD_DECLARE_DATA
 
-APR_DECLARE_EXTERNAL_HOOK(apidest, AD, int, maintenance,
-                          (apr_pool_t *p, apr_time_t now))
+APR_DECLARE_EXTERNAL_HOOK(apidest, AD, int, maintenance, (apr_pool_t * p, apr_time_t now))
 
 /* Run every registered maintenance function: AD_MAINT_OK unless one failed. */
 int ad_maint_run_hooks(apr_pool_t *p, apr_time_t now);

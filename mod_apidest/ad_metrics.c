@@ -2,8 +2,8 @@
 
 #include "ad_metrics.h"
 
-const double ad_hist_bounds_ms[AD_HIST_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250,
-                                                   500, 1000, 2500, 5000, 10000, 30000};
+const double ad_hist_bounds_ms[AD_HIST_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
+                                                   250, 500, 1000, 2500, 5000, 10000, 30000};
 
 static apr_size_t align8(apr_size_t n)
 {
@@ -23,11 +23,11 @@ apr_status_t ad_metrics_create(apr_pool_t *p, const ad_conf_t *c, ad_metrics_t *
     m->ntargets = c->ntargets;
     m->ndests = c->destinations->nelts;
     m->nconns = c->connections->nelts;
-    size = align8(sizeof(ad_daemon_metrics_t))
-           + align8(sizeof(ad_rule_metrics_t) * (m->nrules + 1))
-           + align8(sizeof(ad_target_metrics_t) * (m->ntargets + 1))
-           + align8(sizeof(ad_dest_metrics_t) * (m->ndests + 1))
-           + align8(sizeof(ad_conn_metrics_t) * (m->nconns + 1));
+    size = align8(sizeof(ad_daemon_metrics_t)) +
+           align8(sizeof(ad_rule_metrics_t) * (m->nrules + 1)) +
+           align8(sizeof(ad_target_metrics_t) * (m->ntargets + 1)) +
+           align8(sizeof(ad_dest_metrics_t) * (m->ndests + 1)) +
+           align8(sizeof(ad_conn_metrics_t) * (m->nconns + 1));
     /* Anonymous: inherited by every process forked from the master. */
     if ((rv = apr_shm_create(&shm, size, NULL, p)) != APR_SUCCESS) {
         return rv;
@@ -102,8 +102,7 @@ void ad_dest_set_error(ad_dest_metrics_t *d, const char *text, apr_time_t when)
     __atomic_add_fetch(&d->last_error_seq, 1, __ATOMIC_ACQ_REL);
 }
 
-void ad_dest_get_error(const ad_dest_metrics_t *d, char *buf, apr_size_t len,
-                       apr_int64_t *when)
+void ad_dest_get_error(const ad_dest_metrics_t *d, char *buf, apr_size_t len, apr_int64_t *when)
 {
     int tries;
 

@@ -4,23 +4,23 @@
 #include "ad_netcheck.h"
 
 typedef struct {
-    unsigned int net;  /* host order */
+    unsigned int net; /* host order */
     int bits;
     const char *name;
 } v4_range_t;
 
 static const v4_range_t v4_ranges[] = {
-    {0x00000000u, 8, "unspecified"},       /* 0.0.0.0/8 "this network" */
-    {0x0a000000u, 8, "private"},           /* 10/8 */
-    {0x64400000u, 10, "shared"},           /* 100.64/10 carrier-grade NAT */
-    {0x7f000000u, 8, "loopback"},          /* 127/8 */
-    {0xa9fe0000u, 16, "link-local"},       /* 169.254/16 incl. metadata */
-    {0xac100000u, 12, "private"},          /* 172.16/12 */
-    {0xc0000000u, 24, "reserved"},         /* 192.0.0/24 IETF protocol */
-    {0xc0a80000u, 16, "private"},          /* 192.168/16 */
-    {0xc6120000u, 15, "benchmarking"},     /* 198.18/15 */
-    {0xe0000000u, 4, "multicast"},         /* 224/4 */
-    {0xf0000000u, 4, "reserved"},          /* 240/4 incl. broadcast */
+    {0x00000000u, 8, "unspecified"},   /* 0.0.0.0/8 "this network" */
+    {0x0a000000u, 8, "private"},       /* 10/8 */
+    {0x64400000u, 10, "shared"},       /* 100.64/10 carrier-grade NAT */
+    {0x7f000000u, 8, "loopback"},      /* 127/8 */
+    {0xa9fe0000u, 16, "link-local"},   /* 169.254/16 incl. metadata */
+    {0xac100000u, 12, "private"},      /* 172.16/12 */
+    {0xc0000000u, 24, "reserved"},     /* 192.0.0/24 IETF protocol */
+    {0xc0a80000u, 16, "private"},      /* 192.168/16 */
+    {0xc6120000u, 15, "benchmarking"}, /* 198.18/15 */
+    {0xe0000000u, 4, "multicast"},     /* 224/4 */
+    {0xf0000000u, 4, "reserved"},      /* 240/4 incl. broadcast */
 };
 
 static const char *classify_v4(unsigned int a)
@@ -37,8 +37,8 @@ static const char *classify_v4(unsigned int a)
 
 static unsigned int v4_at(const unsigned char *b)
 {
-    return ((unsigned int)b[0] << 24) | ((unsigned int)b[1] << 16)
-           | ((unsigned int)b[2] << 8) | b[3];
+    return ((unsigned int)b[0] << 24) | ((unsigned int)b[1] << 16) | ((unsigned int)b[2] << 8) |
+           b[3];
 }
 
 static int all_zero(const unsigned char *b, size_t n)

@@ -22,18 +22,20 @@
 #include <string.h>
 
 /* Limits AWS applies on top of event-ruler. */
-#define AD_MAX_SUBRULES 1000      /* product of the $or branches */
-#define AD_MAX_COMPLEXITY 10      /* per-rule wildcard complexity */
-#define AD_MAX_NESTING 1000       /* Jackson StreamReadConstraints default */
-#define AD_SNIPPET_MAX 500        /* Jackson ErrorReportConfiguration default */
-#define AD_TOKEN_MAX 256          /* Jackson max error token length */
+#define AD_MAX_SUBRULES   1000 /* product of the $or branches */
+#define AD_MAX_COMPLEXITY 10   /* per-rule wildcard complexity */
+#define AD_MAX_NESTING    1000 /* Jackson StreamReadConstraints default */
+#define AD_SNIPPET_MAX    500  /* Jackson ErrorReportConfiguration default */
+#define AD_TOKEN_MAX      256  /* Jackson max error token length */
 
 #define MSG_TOO_MANY_OR "Event pattern has more than 1000 combinations of $or"
-#define MSG_TOO_COMPLEX "Rule is too complex - try using fewer wildcard " \
+#define MSG_TOO_COMPLEX                                                                            \
+    "Rule is too complex - try using fewer wildcard "                                              \
     "characters or fewer repeating character sequences after a wildcard character"
-#define MSG_ONE_KEY "Only one key allowed in match expression"
+#define MSG_ONE_KEY        "Only one key allowed in match expression"
 #define MSG_TOO_MANY_ELEMS "Too many elements in numeric expression"
-#define VALID_VALUES "(JSON String, Number, Array, Object or token 'null', " \
+#define VALID_VALUES                                                                               \
+    "(JSON String, Number, Array, Object or token 'null', "                                        \
     "'true' or 'false')"
 
 /* ------------------------------------------------------------------ */
@@ -41,10 +43,28 @@
 /* ------------------------------------------------------------------ */
 
 enum mkind {
-    MK_EXACT, MK_TRUE, MK_FALSE, MK_NULL, MK_NUM_TEXT, MK_NUM_EQ, MK_RANGE,
-    MK_IP, MK_PREFIX, MK_PREFIX_IC, MK_SUFFIX, MK_SUFFIX_IC, MK_EQ_IC,
-    MK_WILDCARD, MK_EXISTS, MK_ABSENT, MK_AB_STR, MK_AB_NUM, MK_AB_PREFIX,
-    MK_AB_SUFFIX, MK_AB_IC, MK_AB_WILDCARD
+    MK_EXACT,
+    MK_TRUE,
+    MK_FALSE,
+    MK_NULL,
+    MK_NUM_TEXT,
+    MK_NUM_EQ,
+    MK_RANGE,
+    MK_IP,
+    MK_PREFIX,
+    MK_PREFIX_IC,
+    MK_SUFFIX,
+    MK_SUFFIX_IC,
+    MK_EQ_IC,
+    MK_WILDCARD,
+    MK_EXISTS,
+    MK_ABSENT,
+    MK_AB_STR,
+    MK_AB_NUM,
+    MK_AB_PREFIX,
+    MK_AB_SUFFIX,
+    MK_AB_IC,
+    MK_AB_WILDCARD
 };
 
 typedef struct {
@@ -62,14 +82,14 @@ typedef struct {
 typedef struct {
     int kind;
     ad_str str;
-    ad_str *set;              /* anything-but string forms */
+    ad_str *set; /* anything-but string forms */
     int nset;
-    ad_wild *wild;            /* wildcard, anything-but wildcard */
+    ad_wild *wild; /* wildcard, anything-but wildcard */
     int nwild;
-    uint64_t key;             /* numeric equality */
-    uint64_t *keys;           /* anything-but numbers */
+    uint64_t key;   /* numeric equality */
+    uint64_t *keys; /* anything-but numbers */
     int nkeys;
-    uint64_t lo, hi;          /* numeric range */
+    uint64_t lo, hi; /* numeric range */
     int lo_open, hi_open;
     unsigned char ip_lo[16], ip_hi[16];
     int ip_len;
@@ -79,8 +99,8 @@ typedef struct {
     int path;
     const ad_matcher *m;
     int nm;
-    int numeric;              /* event-ruler's hasNumeric for this field */
-    int absent;               /* has {"exists": false} */
+    int numeric; /* event-ruler's hasNumeric for this field */
+    int absent;  /* has {"exists": false} */
 } ad_field;
 
 typedef struct {
@@ -89,8 +109,8 @@ typedef struct {
 } ad_subrule;
 
 typedef struct {
-    int edge0, nedge;         /* children in ad_pattern_t.edges */
-    int path;                 /* path index ending here, or -1 */
+    int edge0, nedge; /* children in ad_pattern_t.edges */
+    int path;         /* path index ending here, or -1 */
 } ad_tnode;
 
 typedef struct {
@@ -111,25 +131,36 @@ struct ad_pattern_t {
 /* ------------------------------------------------------------------ */
 
 enum tok {
-    T_NONE, T_EOF, T_START_OBJECT, T_END_OBJECT, T_START_ARRAY, T_END_ARRAY,
-    T_FIELD_NAME, T_STRING, T_INT, T_FLOAT, T_TRUE, T_FALSE, T_NULL
+    T_NONE,
+    T_EOF,
+    T_START_OBJECT,
+    T_END_OBJECT,
+    T_START_ARRAY,
+    T_END_ARRAY,
+    T_FIELD_NAME,
+    T_STRING,
+    T_INT,
+    T_FLOAT,
+    T_TRUE,
+    T_FALSE,
+    T_NULL
 };
 
 typedef struct {
-    char kind;                /* 'o' or 'a' */
-    int line, col;            /* where it started, for EOF messages */
-    int count;                /* entries started so far */
+    char kind;     /* 'o' or 'a' */
+    int line, col; /* where it started, for EOF messages */
+    int count;     /* entries started so far */
 } lx_ctx;
 
 typedef struct {
     const char *s;
     size_t n, pos;
     int line;
-    size_t row;               /* byte offset where the current line starts */
+    size_t row; /* byte offset where the current line starts */
     lx_ctx *ctx;
     int depth, cap;
     int tok, next_tok;
-    int str_pending;          /* a string value not yet decoded */
+    int str_pending; /* a string value not yet decoded */
     size_t str_start;
     char *buf;
     size_t blen, bcap;
@@ -162,7 +193,7 @@ typedef struct {
     const char *reason;
     rlist *rules;
     int too_many;
-    int rewrap;               /* inside a catch(IOException) of the compiler */
+    int rewrap; /* inside a catch(IOException) of the compiler */
     const char **path;
     int npath, cappath;
 } cc_t;
@@ -311,8 +342,7 @@ static int java_strcmp(const char *a, const char *b)
 /* Jackson-style locations and syntax errors                           */
 /* ------------------------------------------------------------------ */
 
-static void sb_add(char **buf, size_t *len, size_t *cap, apr_pool_t *p,
-                   const char *s, size_t n)
+static void sb_add(char **buf, size_t *len, size_t *cap, apr_pool_t *p, const char *s, size_t n)
 {
     char *nb;
 
@@ -345,8 +375,7 @@ static void source_desc(cc_t *c, char **o, size_t *ol, size_t *oc)
     cut = utf16_prefix(s, n, AD_SNIPPET_MAX, &units);
     for (i = 0; i < cut; i += l) {
         cp = utf8_next((const unsigned char *)s + i, cut - i, &l);
-        if ((cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) && cp != '\r'
-            && cp != '\n') {
+        if ((cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) && cp != '\r' && cp != '\n') {
             snprintf(tmp, sizeof(tmp), "\\u%04X", (unsigned)cp);
             sb_add(o, ol, oc, c->tp, tmp, strlen(tmp));
         }
@@ -357,28 +386,24 @@ static void source_desc(cc_t *c, char **o, size_t *ol, size_t *oc)
     sb_add(o, ol, oc, c->tp, "\"", 1);
     if (cut < n) {
         total = utf16_len(s, n);
-        snprintf(tmp, sizeof(tmp), "[truncated %lu chars]",
-                 (unsigned long)(total - units));
+        snprintf(tmp, sizeof(tmp), "[truncated %lu chars]", (unsigned long)(total - units));
         sb_add(o, ol, oc, c->tp, tmp, strlen(tmp));
     }
 }
 
 /* "[Source: ...; line: L, column: C]" for a byte position on line/row. */
-static void loc_desc(cc_t *c, int line, size_t row, size_t pos, char **o,
-                     size_t *ol, size_t *oc)
+static void loc_desc(cc_t *c, int line, size_t row, size_t pos, char **o, size_t *ol, size_t *oc)
 {
     char tmp[64];
     size_t col = utf16_len(c->lx.s + row, pos - row) + 1;
 
     sb_add(o, ol, oc, c->tp, "[Source: ", 9);
     source_desc(c, o, ol, oc);
-    snprintf(tmp, sizeof(tmp), "; line: %d, column: %lu]", line,
-             (unsigned long)col);
+    snprintf(tmp, sizeof(tmp), "; line: %d, column: %lu]", line, (unsigned long)col);
     sb_add(o, ol, oc, c->tp, tmp, strlen(tmp));
 }
 
-static void loc_desc_col(cc_t *c, int line, int col, char **o, size_t *ol,
-                         size_t *oc)
+static void loc_desc_col(cc_t *c, int line, int col, char **o, size_t *ol, size_t *oc)
 {
     char tmp[64];
 
@@ -426,33 +451,30 @@ static const char *char_desc(cc_t *c, uint32_t cp)
     l = utf8_put(u, cp);
     u[l] = '\0';
     if (cp > 255) {
-        return apr_psprintf(c->tp, "'%s' (code %u / 0x%x)", u, (unsigned)cp,
-                            (unsigned)cp);
+        return apr_psprintf(c->tp, "'%s' (code %u / 0x%x)", u, (unsigned)cp, (unsigned)cp);
     }
     return apr_psprintf(c->tp, "'%s' (code %u)", u, (unsigned)cp);
 }
 
 /* Jackson reports an unexpected character at its own column. */
-static void fail_unexpected(cc_t *c, size_t at, uint32_t cp,
-                            const char *comment)
+static void fail_unexpected(cc_t *c, size_t at, uint32_t cp, const char *comment)
 {
-    fail_syntax_at(c, apr_psprintf(c->tp, "Unexpected character (%s): %s",
-                                   char_desc(c, cp), comment), at);
+    fail_syntax_at(
+        c, apr_psprintf(c->tp, "Unexpected character (%s): %s", char_desc(c, cp), comment), at);
 }
 
-static void fail_unexpected_num(cc_t *c, size_t at, uint32_t cp,
-                                const char *comment)
+static void fail_unexpected_num(cc_t *c, size_t at, uint32_t cp, const char *comment)
 {
-    fail_syntax_at(c, apr_psprintf(c->tp,
-                   "Unexpected character (%s) in numeric value: %s",
-                   char_desc(c, cp), comment), at);
+    fail_syntax_at(c,
+                   apr_psprintf(c->tp, "Unexpected character (%s) in numeric value: %s",
+                                char_desc(c, cp), comment),
+                   at);
 }
 
 static int java_ident_start(uint32_t cp)
 {
     if (cp < 0x80) {
-        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')
-               || cp == '_' || cp == '$';
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == '_' || cp == '$';
     }
     return cp >= 0xA0 && cp != 0xD7 && cp != 0xF7;
 }
@@ -490,8 +512,8 @@ static void fail_token(cc_t *c, const char *matched)
             break;
         }
     }
-    fail_syntax(c, apr_psprintf(c->tp, "Unrecognized token '%s': was expecting %s",
-                                o, VALID_VALUES));
+    fail_syntax(c,
+                apr_psprintf(c->tp, "Unrecognized token '%s': was expecting %s", o, VALID_VALUES));
 }
 
 /* ------------------------------------------------------------------ */
@@ -532,12 +554,15 @@ static int lx_skip_ws(cc_t *c)
             continue;
         }
         if (ch < 0x20) {
-            fail_syntax(c, apr_psprintf(c->tp, "Illegal character (%s): only "
-                        "regular white space (\\r, \\n, \\t) is allowed between "
-                        "tokens", char_desc(c, ch)));
+            fail_syntax(c, apr_psprintf(c->tp,
+                                        "Illegal character (%s): only "
+                                        "regular white space (\\r, \\n, \\t) is allowed between "
+                                        "tokens",
+                                        char_desc(c, ch)));
         }
         if (ch == '/') {
-            fail_unexpected(c, x->pos - 1, '/', "maybe a (non-standard) "
+            fail_unexpected(c, x->pos - 1, '/',
+                            "maybe a (non-standard) "
                             "comment? (not recognized as one since Feature "
                             "'ALLOW_COMMENTS' not enabled for parser)");
         }
@@ -551,8 +576,7 @@ static uint32_t lx_cp_before(lexer *x)
 {
     size_t l;
 
-    return utf8_next((const unsigned char *)x->s + x->pos - 1,
-                     x->n - x->pos + 1, &l);
+    return utf8_next((const unsigned char *)x->s + x->pos - 1, x->n - x->pos + 1, &l);
 }
 
 static const char *ctx_desc(char kind)
@@ -566,10 +590,11 @@ static void lx_push(cc_t *c, char kind)
     lx_ctx *nc;
 
     if (x->depth + 1 > AD_MAX_NESTING) {
-        fail_plain(c, apr_psprintf(c->tp, "Document nesting depth (%d) "
-                   "exceeds the maximum allowed (%d, from "
-                   "`StreamReadConstraints.getMaxNestingDepth()`)",
-                   x->depth + 1, AD_MAX_NESTING));
+        fail_plain(c, apr_psprintf(c->tp,
+                                   "Document nesting depth (%d) "
+                                   "exceeds the maximum allowed (%d, from "
+                                   "`StreamReadConstraints.getMaxNestingDepth()`)",
+                                   x->depth + 1, AD_MAX_NESTING));
     }
     if (x->depth + 1 >= x->cap) {
         x->cap = x->cap ? x->cap * 2 : 16;
@@ -595,16 +620,22 @@ static void lx_close(cc_t *c, int ch)
     lx_ctx *top;
 
     if (x->depth == 0) {
-        fail_syntax_at(c, apr_psprintf(c->tp, "Unexpected close marker '%c': "
-                       "no open %s to close", ch, ctx_desc(want)), x->pos - 1);
+        fail_syntax_at(c,
+                       apr_psprintf(c->tp,
+                                    "Unexpected close marker '%c': "
+                                    "no open %s to close",
+                                    ch, ctx_desc(want)),
+                       x->pos - 1);
     }
     top = &x->ctx[x->depth];
     if (top->kind != want) {
         sb_add(&o, &ol, &oc, c->tp, "", 0);
         loc_desc_col(c, top->line, top->col, &o, &ol, &oc);
-        fail_syntax_at(c, apr_psprintf(c->tp, "Unexpected close marker '%c': "
-                       "expected '%c' (for %s starting at %s)", ch,
-                       top->kind == 'o' ? '}' : ']', ctx_desc(top->kind), o),
+        fail_syntax_at(c,
+                       apr_psprintf(c->tp,
+                                    "Unexpected close marker '%c': "
+                                    "expected '%c' (for %s starting at %s)",
+                                    ch, top->kind == 'o' ? '}' : ']', ctx_desc(top->kind), o),
                        x->pos - 1);
     }
     x->depth--;
@@ -620,9 +651,10 @@ static void lx_eof_in_context(cc_t *c)
 
     sb_add(&o, &ol, &oc, c->tp, "", 0);
     loc_desc_col(c, top->line, top->col, &o, &ol, &oc);
-    fail_syntax(c, apr_psprintf(c->tp, "Unexpected end-of-input: expected "
-                "close marker for %s (start marker at %s)",
-                ctx_desc(top->kind), o));
+    fail_syntax(c, apr_psprintf(c->tp,
+                                "Unexpected end-of-input: expected "
+                                "close marker for %s (start marker at %s)",
+                                ctx_desc(top->kind), o));
 }
 
 static void buf_reset(lexer *x)
@@ -660,13 +692,14 @@ static uint32_t lx_read_hex4(cc_t *c)
     for (i = 0; i < 4; i++) {
         if (x->pos >= x->n) {
             fail_syntax(c, "Unexpected end-of-input in character escape "
-                        "sequence");
+                           "sequence");
         }
         cp = lx_peek_cp(x, &l);
         x->pos += l;
         h = cp < 0x80 ? hexval((int)cp) : -1;
         if (h < 0) {
-            fail_unexpected(c, x->pos - l, cp, "expected a hex-digit for "
+            fail_unexpected(c, x->pos - l, cp,
+                            "expected a hex-digit for "
                             "character escape sequence");
         }
         v = (v << 4) | (uint32_t)h;
@@ -689,18 +722,34 @@ static void lx_escape(cc_t *c)
     cp = lx_peek_cp(x, &l);
     x->pos += l;
     switch (cp) {
-    case '"': e = "\""; break;
-    case '\\': e = "\\"; break;
-    case '/': e = "/"; break;
-    case 'b': e = "\b"; break;
-    case 'f': e = "\f"; break;
-    case 'n': e = "\n"; break;
-    case 'r': e = "\r"; break;
-    case 't': e = "\t"; break;
+    case '"':
+        e = "\"";
+        break;
+    case '\\':
+        e = "\\";
+        break;
+    case '/':
+        e = "/";
+        break;
+    case 'b':
+        e = "\b";
+        break;
+    case 'f':
+        e = "\f";
+        break;
+    case 'n':
+        e = "\n";
+        break;
+    case 'r':
+        e = "\r";
+        break;
+    case 't':
+        e = "\t";
+        break;
     case 'u':
         cp = lx_read_hex4(c);
-        if (cp >= 0xD800 && cp <= 0xDBFF && x->pos + 6 <= x->n
-            && x->s[x->pos] == '\\' && x->s[x->pos + 1] == 'u') {
+        if (cp >= 0xD800 && cp <= 0xDBFF && x->pos + 6 <= x->n && x->s[x->pos] == '\\' &&
+            x->s[x->pos + 1] == 'u') {
             save = x->pos;
             x->pos += 2;
             lo = lx_read_hex4(c);
@@ -714,8 +763,12 @@ static void lx_escape(cc_t *c)
         buf_add(c, u, utf8_put(u, cp));
         return;
     default:
-        fail_syntax_at(c, apr_psprintf(c->tp, "Unrecognized character escape "
-                       "%s", char_desc(c, cp)), x->pos - l);
+        fail_syntax_at(c,
+                       apr_psprintf(c->tp,
+                                    "Unrecognized character escape "
+                                    "%s",
+                                    char_desc(c, cp)),
+                       x->pos - l);
     }
     buf_add(c, e, 1);
 }
@@ -741,8 +794,8 @@ static void lx_string(cc_t *c, int is_name)
         buf_add(c, x->s + run, x->pos - run);
         if (x->pos >= x->n) {
             fail_syntax(c, is_name ? "Unexpected end-of-input in field name"
-                        : "Unexpected end-of-input: was expecting closing "
-                          "quote for a string value");
+                                   : "Unexpected end-of-input: was expecting closing "
+                                     "quote for a string value");
         }
         ch = (unsigned char)x->s[x->pos++];
         if (ch == '"') {
@@ -752,10 +805,13 @@ static void lx_string(cc_t *c, int is_name)
             lx_escape(c);
             continue;
         }
-        fail_syntax_at(c, apr_psprintf(c->tp, "Illegal unquoted character "
-                       "(%s): has to be escaped using backslash to be "
-                       "included in %s", char_desc(c, ch),
-                       is_name ? "name" : "string value"), x->pos - 1);
+        fail_syntax_at(c,
+                       apr_psprintf(c->tp,
+                                    "Illegal unquoted character "
+                                    "(%s): has to be escaped using backslash to be "
+                                    "included in %s",
+                                    char_desc(c, ch), is_name ? "name" : "string value"),
+                       x->pos - 1);
     }
 }
 
@@ -815,11 +871,11 @@ static int lx_number(cc_t *c, int first)
         }
         if (ch == '.') {
             x->pos++;
-            fail_unexpected(c, x->pos - 1, '.', "expected a valid value "
-                            VALID_VALUES);
+            fail_unexpected(c, x->pos - 1, '.', "expected a valid value " VALID_VALUES);
         }
         if (!is_digit(ch)) {
-            fail_unexpected_num(c, x->pos, lx_peek_cp(x, &l), "expected digit "
+            fail_unexpected_num(c, x->pos, lx_peek_cp(x, &l),
+                                "expected digit "
                                 "(0-9) to follow minus sign, for valid numeric "
                                 "value");
         }
@@ -837,11 +893,13 @@ static int lx_number(cc_t *c, int first)
         x->pos++;
         ch = lx_at(x);
         if (ch < 0) {
-            fail_unexpected_num(c, x->pos - 1, '.', "Decimal point not "
+            fail_unexpected_num(c, x->pos - 1, '.',
+                                "Decimal point not "
                                 "followed by a digit");
         }
         if (!is_digit(ch)) {
-            fail_unexpected_num(c, x->pos, lx_peek_cp(x, &l), "Decimal point "
+            fail_unexpected_num(c, x->pos, lx_peek_cp(x, &l),
+                                "Decimal point "
                                 "not followed by a digit");
         }
         while (is_digit(lx_at(x))) {
@@ -858,10 +916,11 @@ static int lx_number(cc_t *c, int first)
         if (ch < 0) {
             /* sic: Jackson's getNextChar() message has no separator */
             fail_syntax(c, "Unexpected end-of-inputexpected a digit for "
-                        "number exponent");
+                           "number exponent");
         }
         if (!is_digit(ch)) {
-            fail_unexpected_num(c, x->pos, lx_peek_cp(x, &l), "Exponent "
+            fail_unexpected_num(c, x->pos, lx_peek_cp(x, &l),
+                                "Exponent "
                                 "indicator not followed by a digit");
         }
         while (is_digit(lx_at(x))) {
@@ -870,9 +929,9 @@ static int lx_number(cc_t *c, int first)
     }
     x->num_len = x->pos - x->num_start;
     ch = lx_at(x);
-    if (x->depth == 0 && ch >= 0 && ch != ' ' && ch != '\t' && ch != '\n'
-        && ch != '\r') {
-        fail_unexpected(c, x->pos, lx_peek_cp(x, &l), "Expected space "
+    if (x->depth == 0 && ch >= 0 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+        fail_unexpected(c, x->pos, lx_peek_cp(x, &l),
+                        "Expected space "
                         "separating root-level values");
     }
     return is_float ? T_FLOAT : T_INT;
@@ -890,15 +949,17 @@ static void lx_odd_value(cc_t *c, int ch)
     if (ch == 'N' || ch == 'I') {
         const char *word = ch == 'N' ? "NaN" : "Infinity";
         lx_match_literal(c, word);
-        fail_syntax(c, apr_psprintf(c->tp, "Non-standard token '%s': enable "
-                    "`JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow",
-                    word));
+        fail_syntax(c, apr_psprintf(c->tp,
+                                    "Non-standard token '%s': enable "
+                                    "`JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow",
+                                    word));
     }
     if (ch == '+') {
         if (x->pos >= x->n) {
             fail_syntax(c, "Unexpected end-of-input in a Number value");
         }
-        fail_unexpected_num(c, at, '+', "JSON spec does not allow numbers to "
+        fail_unexpected_num(c, at, '+',
+                            "JSON spec does not allow numbers to "
                             "have plus signs: enable `JsonReadFeature."
                             "ALLOW_LEADING_PLUS_SIGN_FOR_NUMBERS` to allow");
     }
@@ -959,7 +1020,8 @@ static int lx_skip_colon(cc_t *c)
         fail_syntax(c, "Unexpected end-of-input within/between Object entries");
     }
     if (ch != ':') {
-        fail_unexpected(c, x->pos - 1, lx_cp_before(x), "was expecting a "
+        fail_unexpected(c, x->pos - 1, lx_cp_before(x),
+                        "was expecting a "
                         "colon to separate field name and value");
     }
     ch = lx_skip_ws(c);
@@ -996,19 +1058,22 @@ static int lx_next(cc_t *c)
     top = x->depth > 0 ? &x->ctx[x->depth] : NULL;
     if (top && top->count++ > 0) {
         if (ch != ',') {
-            fail_unexpected(c, x->pos - 1, lx_cp_before(x), apr_psprintf(c->tp,
-                            "was expecting comma to separate %s entries",
-                            ctx_desc(top->kind)));
+            fail_unexpected(c, x->pos - 1, lx_cp_before(x),
+                            apr_psprintf(c->tp, "was expecting comma to separate %s entries",
+                                         ctx_desc(top->kind)));
         }
         ch = lx_skip_ws(c);
         if (ch < 0) {
-            fail_syntax(c, apr_psprintf(c->tp, "Unexpected end-of-input "
-                        "within/between %s entries", ctx_desc(top->kind)));
+            fail_syntax(c, apr_psprintf(c->tp,
+                                        "Unexpected end-of-input "
+                                        "within/between %s entries",
+                                        ctx_desc(top->kind)));
         }
     }
     if (top && top->kind == 'o') {
         if (ch != '"') {
-            fail_unexpected(c, x->pos - 1, lx_cp_before(x), "was expecting "
+            fail_unexpected(c, x->pos - 1, lx_cp_before(x),
+                            "was expecting "
                             "double-quote to start field name");
         }
         lx_string(c, 1);
@@ -1044,14 +1109,30 @@ static const char *lx_text(cc_t *c, size_t *len)
     case T_FLOAT:
         *len = x->num_len;
         return x->s + x->num_start;
-    case T_TRUE: t = "true"; break;
-    case T_FALSE: t = "false"; break;
-    case T_NULL: t = "null"; break;
-    case T_START_ARRAY: t = "["; break;
-    case T_END_ARRAY: t = "]"; break;
-    case T_START_OBJECT: t = "{"; break;
-    case T_END_OBJECT: t = "}"; break;
-    default: t = "null"; break;
+    case T_TRUE:
+        t = "true";
+        break;
+    case T_FALSE:
+        t = "false";
+        break;
+    case T_NULL:
+        t = "null";
+        break;
+    case T_START_ARRAY:
+        t = "[";
+        break;
+    case T_END_ARRAY:
+        t = "]";
+        break;
+    case T_START_OBJECT:
+        t = "{";
+        break;
+    case T_END_OBJECT:
+        t = "}";
+        break;
+    default:
+        t = "null";
+        break;
     }
     *len = strlen(t);
     return t;
@@ -1080,7 +1161,7 @@ typedef struct {
     int neg;
     char dig[800];
     size_t nd;
-    long exp;                 /* value = 0.dig * 10^exp */
+    long exp; /* value = 0.dig * 10^exp */
     int overflow;
 } decimal;
 
@@ -1141,9 +1222,8 @@ static int decimal_equal(const decimal *a, const decimal *b)
     if (!a->nd || !b->nd) {
         return !a->nd && !b->nd;
     }
-    return !a->overflow && !b->overflow && a->neg == b->neg
-           && a->nd == b->nd && a->exp == b->exp
-           && memcmp(a->dig, b->dig, a->nd) == 0;
+    return !a->overflow && !b->overflow && a->neg == b->neg && a->nd == b->nd && a->exp == b->exp &&
+           memcmp(a->dig, b->dig, a->nd) == 0;
 }
 
 /* Shortest round-trip decimal of d (what Double.toString prints). */
@@ -1327,8 +1407,7 @@ static int parse_ipv6(const char *s, size_t n, unsigned char *out)
  * ("Nonstandard"), -1 when it looks like one but is not ("Invalid"). */
 static int ip_parse(const char *s, size_t n, unsigned char *out)
 {
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                             0xFF, 0xFF};
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
 
     if (looks_ipv4(s, n)) {
         return parse_ipv4(s, n, out) ? 4 : -1;
@@ -1347,8 +1426,8 @@ static int ip_parse(const char *s, size_t n, unsigned char *out)
     return 16;
 }
 
-static const unsigned char *ip_bytes_or_fail(cc_t *c, const char *s, size_t n,
-                                             unsigned char *out, int *len)
+static const unsigned char *ip_bytes_or_fail(cc_t *c, const char *s, size_t n, unsigned char *out,
+                                             int *len)
 {
     const char *z = apr_pstrmemdup(c->tp, s, n);
 
@@ -1442,8 +1521,8 @@ static uint32_t cp_lower(uint32_t c)
     if (c < 0x80) {
         return (c >= 'A' && c <= 'Z') ? c + 32 : c;
     }
-    if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB
-        && c != 0x3A2) || (c >= 0x410 && c <= 0x42F)) {
+    if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
+        (c >= 0x410 && c <= 0x42F)) {
         return c + 32;
     }
     if (c >= 0x400 && c <= 0x40F) {
@@ -1466,8 +1545,8 @@ static uint32_t cp_upper(uint32_t c)
     if (c < 0x80) {
         return (c >= 'a' && c <= 'z') ? c - 32 : c;
     }
-    if ((c >= 0xE0 && c <= 0xFE && c != 0xF7) || (c >= 0x3B1 && c <= 0x3CB
-        && c != 0x3C2) || (c >= 0x430 && c <= 0x44F)) {
+    if ((c >= 0xE0 && c <= 0xFE && c != 0xF7) || (c >= 0x3B1 && c <= 0x3CB && c != 0x3C2) ||
+        (c >= 0x430 && c <= 0x44F)) {
         return c - 32;
     }
     if (c >= 0x450 && c <= 0x45F) {
@@ -1553,8 +1632,7 @@ static int ic_suffix(const char *p, size_t pn, const char *v, size_t vn)
 
 /* Validate and cut a wildcard value. Positions in messages count bytes of
  * the quoted form event-ruler parses ('"' + value + '"'). */
-static const char *wild_compile(apr_pool_t *p, const char *s, size_t n,
-                                ad_wild *w)
+static const char *wild_compile(apr_pool_t *p, const char *s, size_t n, ad_wild *w)
 {
     size_t i, start;
     int nseg = 1;
@@ -1564,8 +1642,10 @@ static const char *wild_compile(apr_pool_t *p, const char *s, size_t n,
     for (i = 0; i < n; i++) {
         if (s[i] == '*') {
             if (i + 1 < n && s[i + 1] == '*') {
-                return apr_psprintf(p, "Consecutive wildcard characters at "
-                                    "pos %lu", (unsigned long)(i + 1));
+                return apr_psprintf(p,
+                                    "Consecutive wildcard characters at "
+                                    "pos %lu",
+                                    (unsigned long)(i + 1));
             }
             nseg++;
         }
@@ -1574,8 +1654,7 @@ static const char *wild_compile(apr_pool_t *p, const char *s, size_t n,
                 i++;
                 continue;
             }
-            return apr_psprintf(p, "Invalid escape character at pos %lu",
-                                (unsigned long)(i + 1));
+            return apr_psprintf(p, "Invalid escape character at pos %lu", (unsigned long)(i + 1));
         }
     }
     w->seg = apr_pcalloc(p, sizeof(ad_str) * (size_t)nseg);
@@ -1622,8 +1701,8 @@ static int wild_match(const ad_wild *w, const char *v, size_t n)
     if (w->nseg == 1) {
         return n == first->n && memcmp(v, first->s, n) == 0;
     }
-    if (first->n + last->n > n || memcmp(v, first->s, first->n) != 0
-        || memcmp(v + n - last->n, last->s, last->n) != 0) {
+    if (first->n + last->n > n || memcmp(v, first->s, first->n) != 0 ||
+        memcmp(v + n - last->n, last->s, last->n) != 0) {
         return 0;
     }
     pos = first->n;
@@ -1687,8 +1766,7 @@ static rmap *rmap_copy(cc_t *c, const rmap *src)
 }
 
 /* Map.put: a later value for the same path replaces the earlier one. */
-static void rmap_put(cc_t *c, rmap *m, const char *name, const ad_matcher *ms,
-                     int nm)
+static void rmap_put(cc_t *c, rmap *m, const char *name, const ad_matcher *ms, int nm)
 {
     int i;
     rentry *ne;
@@ -1799,12 +1877,14 @@ static void compile_affix_ic(cc_t *c, mvec *v, int prefix)
 
     if (lx_next(c) != T_FIELD_NAME) {
         fail_plain(c, prefix ? "Prefix expression name not found"
-                   : "Suffix expression name not found");
+                             : "Suffix expression name not found");
     }
     t = lx_text_z(c);
     if (strcmp(t, "equals-ignore-case") != 0) {
-        fail_plain(c, apr_pstrcat(c->tp, prefix ? "Unsupported prefix pattern: "
-                   : "Unsupported suffix pattern: ", t, NULL));
+        fail_plain(
+            c, apr_pstrcat(c->tp,
+                           prefix ? "Unsupported prefix pattern: " : "Unsupported suffix pattern: ",
+                           t, NULL));
     }
     if (lx_next(c) != T_STRING) {
         fail_plain(c, "equals-ignore-case match pattern must be a string");
@@ -1829,7 +1909,7 @@ static void compile_affix(cc_t *c, mvec *v, int prefix)
     }
     if (t != T_STRING) {
         fail_plain(c, prefix ? "prefix match pattern must be a string"
-                   : "suffix match pattern must be a string");
+                             : "suffix match pattern must be a string");
     }
     s = lx_text(c, &n);
     m = mvec_push(c, v, prefix ? MK_PREFIX : MK_SUFFIX);
@@ -1858,8 +1938,7 @@ static uint64_t bound_key(cc_t *c)
 #define KEY_MIN (double_key(-1.7976931348623157e308))
 #define KEY_MAX (double_key(1.7976931348623157e308))
 
-static void set_range(ad_matcher *m, uint64_t lo, int lo_open, uint64_t hi,
-                      int hi_open)
+static void set_range(ad_matcher *m, uint64_t lo, int lo_open, uint64_t hi, int hi_open)
 {
     m->kind = MK_RANGE;
     m->lo = lo;
@@ -1869,28 +1948,24 @@ static void set_range(ad_matcher *m, uint64_t lo, int lo_open, uint64_t hi,
 }
 
 /* [">" | ">=", low, "<" | "<=", high]: the upper half. */
-static void compile_range_top(cc_t *c, ad_matcher *m, int t, const char *low,
-                              int lo_open)
+static void compile_range_top(cc_t *c, ad_matcher *m, int t, const char *low, int lo_open)
 {
     const char *op, *high;
     int hi_open = 0;
     uint64_t lo, hi;
 
     if (t != T_STRING) {
-        fail_plain(c, apr_pstrcat(c->tp, "Bad value in numeric range: ",
-                   lx_text_z(c), NULL));
+        fail_plain(c, apr_pstrcat(c->tp, "Bad value in numeric range: ", lx_text_z(c), NULL));
     }
     op = lx_text_z(c);
     if (strcmp(op, "<") == 0) {
         hi_open = 1;
     }
     else if (strcmp(op, "<=") != 0) {
-        fail_plain(c, apr_pstrcat(c->tp, "Bad numeric range operator: ", op,
-                   NULL));
+        fail_plain(c, apr_pstrcat(c->tp, "Bad numeric range operator: ", op, NULL));
     }
     if (!tok_numeric(lx_next(c))) {
-        fail_plain(c, apr_pstrcat(c->tp, "Value of ", op, " must be numeric",
-                   NULL));
+        fail_plain(c, apr_pstrcat(c->tp, "Value of ", op, " must be numeric", NULL));
     }
     high = lx_text_z(c);
     if (lx_next(c) != T_END_ARRAY) {
@@ -1911,8 +1986,7 @@ static void compile_numeric(cc_t *c, mvec *v)
     int t = lx_next(c), lower, upper;
 
     if (t != T_STRING) {
-        fail_plain(c, apr_pstrcat(c->tp, "Invalid member in numeric match: ",
-                   lx_text_z(c), NULL));
+        fail_plain(c, apr_pstrcat(c->tp, "Invalid member in numeric match: ", lx_text_z(c), NULL));
     }
     op = lx_text_z(c);
     t = lx_next(c);
@@ -1920,12 +1994,11 @@ static void compile_numeric(cc_t *c, mvec *v)
     lower = strcmp(op, ">") == 0 || strcmp(op, ">=") == 0;
     upper = strcmp(op, "<") == 0 || strcmp(op, "<=") == 0;
     if (!lower && !upper && strcmp(op, "=") != 0) {
-        fail_plain(c, apr_pstrcat(c->tp, "Unrecognized numeric range operator: ",
-                   op, NULL));
+        fail_plain(c, apr_pstrcat(c->tp, "Unrecognized numeric range operator: ", op, NULL));
     }
     if (!tok_numeric(t)) {
-        fail_plain(c, apr_pstrcat(c->tp, "Value of ", lower || upper ? op
-                   : "equals", " must be numeric", NULL));
+        fail_plain(c, apr_pstrcat(c->tp, "Value of ", lower || upper ? op : "equals",
+                                  " must be numeric", NULL));
     }
     val = lx_text_z(c);
     t = lx_next(c);
@@ -1981,8 +2054,7 @@ static void compile_string_op(cc_t *c, mvec *v, int kind, const char *what)
     ad_matcher *m;
 
     if (lx_next(c) != T_STRING) {
-        fail_plain(c, apr_pstrcat(c->tp, what, " match pattern must be a string",
-                   NULL));
+        fail_plain(c, apr_pstrcat(c->tp, what, " match pattern must be a string", NULL));
     }
     s = lx_text(c, &n);
     m = mvec_push(c, v, kind);
@@ -2094,8 +2166,7 @@ static int hashset_order(cc_t *c, const abset *a, int i)
 
     for (j = 0; j < a->n; j++) {
         for (k = 0; k < j; k++) {
-            if (a->s[k].n == a->s[j].n
-                && memcmp(a->s[k].s, a->s[j].s, a->s[j].n) == 0) {
+            if (a->s[k].n == a->s[j].n && memcmp(a->s[k].s, a->s[j].s, a->s[j].n) == 0) {
                 break;
             }
         }
@@ -2111,7 +2182,7 @@ static int hashset_order(cc_t *c, const abset *a, int i)
         h = java_hash_quoted(&a->s[order[j]]);
         bucket[j] = (h ^ (h >> 16)) & (cap - 1);
     }
-    for (j = 1; j < n; j++) {             /* stable insertion sort */
+    for (j = 1; j < n; j++) { /* stable insertion sort */
         for (k = j; k > 0 && bucket[k - 1] > bucket[k]; k--) {
             tmp = order[k];
             order[k] = order[k - 1];
@@ -2141,7 +2212,7 @@ static void ab_finish(cc_t *c, ad_matcher *m, abset *a)
         int k = hashset_order(c, a, i);
         wildcard_or_fail(c, a->s[k].s, a->s[k].n, &m->wild[k]);
     }
-    for (i = 0; i < a->n; i++) {           /* duplicates of the set */
+    for (i = 0; i < a->n; i++) { /* duplicates of the set */
         if (!m->wild[i].seg) {
             wildcard_or_fail(c, a->s[i].s, a->s[i].n, &m->wild[i]);
         }
@@ -2171,13 +2242,13 @@ static void ab_list(cc_t *c, ad_matcher *m, abset *a)
         }
         else {
             fail_plain(c, "Inside anything but list, start|null|boolean is not "
-                       "supported.");
+                          "supported.");
         }
     }
     c->rewrap = 0;
     if (m->kind == MK_AB_STR && strings == numbers) {
         fail_plain(c, "Inside anything but list, either all values are number "
-                   "or string, mixed type is not supported");
+                      "or string, mixed type is not supported");
     }
     if (m->kind == MK_AB_STR && numbers) {
         m->kind = MK_AB_NUM;
@@ -2209,15 +2280,17 @@ static void compile_anything_but(cc_t *c, mvec *v)
             kind = MK_AB_WILDCARD;
         }
         else {
-            fail_plain(c, apr_pstrcat(c->tp, "Unsupported anything-but "
-                       "pattern: ", op, NULL));
+            fail_plain(c, apr_pstrcat(c->tp,
+                                      "Unsupported anything-but "
+                                      "pattern: ",
+                                      op, NULL));
         }
         t = lx_next(c);
     }
     m->kind = kind;
     if (t != T_START_ARRAY && t != T_STRING && !tok_numeric(t)) {
         fail_plain(c, "Value of anything-but must be an array or single "
-                   "string/number value.");
+                      "string/number value.");
     }
     if (t == T_START_ARRAY) {
         ab_list(c, m, &a);
@@ -2343,12 +2416,11 @@ static void write_rules(cc_t *c, const char *name)
         case T_NULL:
         case T_TRUE:
         case T_FALSE:
-            mvec_push(c, &v, t == T_NULL ? MK_NULL : t == T_TRUE ? MK_TRUE
-                      : MK_FALSE);
+            mvec_push(c, &v, t == T_NULL ? MK_NULL : t == T_TRUE ? MK_TRUE : MK_FALSE);
             break;
         default:
             fail_plain(c, "Match value must be String, number, true, false, "
-                       "or null");
+                          "or null");
         }
     }
     if (!v.n) {
@@ -2365,14 +2437,31 @@ static void write_rules(cc_t *c, const char *name)
 
 static int reserved_in_or(const char *name)
 {
-    static const char *const words[] = {
-        "exactly", "equals-ignore-case", "prefix", "suffix", "anything-but",
-        "exists", "wildcard", "numeric", "cidr", "=", "<", "<=", ">", ">=",
-        "regex", "not-wildcard", "not-equals-ignore-case", "date-after",
-        "date-on-or-after", "date-before", "date-on-or-before",
-        "in-date-range", "ip-address-in-range", "ip-address-not-in-range",
-        NULL
-    };
+    static const char *const words[] = {"exactly",
+                                        "equals-ignore-case",
+                                        "prefix",
+                                        "suffix",
+                                        "anything-but",
+                                        "exists",
+                                        "wildcard",
+                                        "numeric",
+                                        "cidr",
+                                        "=",
+                                        "<",
+                                        "<=",
+                                        ">",
+                                        ">=",
+                                        "regex",
+                                        "not-wildcard",
+                                        "not-equals-ignore-case",
+                                        "date-after",
+                                        "date-on-or-after",
+                                        "date-before",
+                                        "date-on-or-before",
+                                        "in-date-range",
+                                        "ip-address-in-range",
+                                        "ip-address-not-in-range",
+                                        NULL};
     int i;
 
     for (i = 0; words[i]; i++) {
@@ -2400,7 +2489,7 @@ static void parse_or(cc_t *c)
         count++;
         if (t != T_START_OBJECT) {
             fail_plain(c, "Only JSON object is allowed in array of $or "
-                       "relationship.");
+                          "relationship.");
         }
         branch = rlist_copy(c, current);
         if (!branch->n) {
@@ -2432,8 +2521,10 @@ static void parse_object(cc_t *c, int inside_or)
             continue;
         }
         if (inside_or && reserved_in_or(name)) {
-            fail_plain(c, apr_pstrcat(c->tp, name, " is Ruler reserved "
-                       "fieldName which cannot be used inside $or.", NULL));
+            fail_plain(c, apr_pstrcat(c->tp, name,
+                                      " is Ruler reserved "
+                                      "fieldName which cannot be used inside $or.",
+                                      NULL));
         }
         t = lx_next(c);
         if (t == T_START_OBJECT) {
@@ -2445,8 +2536,10 @@ static void parse_object(cc_t *c, int inside_or)
             write_rules(c, path_extended(c, name));
         }
         else {
-            fail_plain(c, apr_psprintf(c->tp, "\"%s\" must be an object or an "
-                       "array", name));
+            fail_plain(c, apr_psprintf(c->tp,
+                                       "\"%s\" must be an object or an "
+                                       "array",
+                                       name));
         }
     }
     if (!fields) {
@@ -2621,14 +2714,14 @@ typedef struct {
 /* One leaf of the event whose path the pattern names. */
 typedef struct {
     const json_t *v;
-    int next;                 /* next occurrence of the same path */
-    int m0, mn;               /* its array membership in mctx.mem */
-    int num;                  /* 0 unknown, 1 comparable, 2 not */
+    int next;   /* next occurrence of the same path */
+    int m0, mn; /* its array membership in mctx.mem */
+    int num;    /* 0 unknown, 1 comparable, 2 not */
     uint64_t key;
 } occ_t;
 
-#define INLINE_OCC 32
-#define INLINE_MEM 64
+#define INLINE_OCC  32
+#define INLINE_MEM  64
 #define INLINE_HEAD 32
 
 typedef struct {
@@ -2853,8 +2946,8 @@ static int ip_in(const ad_matcher *m, const char *s, size_t n)
     unsigned char ip[16];
     int len = ip_parse(s, n, ip);
 
-    return len == m->ip_len && memcmp(ip, m->ip_lo, (size_t)len) >= 0
-           && memcmp(ip, m->ip_hi, (size_t)len) <= 0;
+    return len == m->ip_len && memcmp(ip, m->ip_lo, (size_t)len) >= 0 &&
+           memcmp(ip, m->ip_hi, (size_t)len) <= 0;
 }
 
 static int in_range(const ad_matcher *m, uint64_t k)
@@ -2937,8 +3030,7 @@ static int ip_text_hit(const ad_matcher *m, const occ_t *o)
     int lo_eq = 1, hi_eq = 1, v, blo, bhi;
 
     if (json_is_integer(o->v)) {
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(o->v));
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(o->v));
     }
     else {
         double_shortest(json_real_value(o->v), buf, sizeof(buf));
@@ -2994,8 +3086,7 @@ static int number_hit(const ad_matcher *m, occ_t *o, int numeric)
         if (by_value || !json_is_integer(o->v)) {
             return 0;
         }
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(o->v));
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(o->v));
         return strlen(buf) == m->str.n && memcmp(buf, m->str.s, m->str.n) == 0;
     case MK_EXISTS:
     case MK_AB_STR:
@@ -3085,8 +3176,7 @@ static int consistent(const mctx *m, const mem_t *sofar, int n, const occ_t *o)
 /* ACFinder over one sub-rule: fields in name order, each matched by an
  * occurrence consistent with those chosen before, or absent when it has
  * {"exists": false} and no consistent occurrence exists. */
-static int sub_match(mctx *m, const ad_subrule *sr, int fi, mem_t *sofar,
-                     int n)
+static int sub_match(mctx *m, const ad_subrule *sr, int fi, mem_t *sofar, int n)
 {
     const ad_field *f;
     int oi, nn;
@@ -3180,8 +3270,7 @@ int ad_pattern_match(const ad_pattern_t *pat, const json_t *event)
     m.arrays = 0;
     m.maxmem = 0;
     m.failed = 0;
-    m.head = pat->npaths <= INLINE_HEAD ? m.head0
-             : malloc(sizeof(int) * (size_t)pat->npaths);
+    m.head = pat->npaths <= INLINE_HEAD ? m.head0 : malloc(sizeof(int) * (size_t)pat->npaths);
     if (!m.head) {
         return 0;
     }
@@ -3198,9 +3287,8 @@ int ad_pattern_match(const ad_pattern_t *pat, const json_t *event)
 
 int ad_pattern_event_is_valid(const json_t *event)
 {
-    static const char *const required[] = {
-        "id", "account", "source", "time", "region", "detail-type", NULL
-    };
+    static const char *const required[] = {"id",     "account",     "source", "time",
+                                           "region", "detail-type", NULL};
     int i;
 
     if (!json_is_object(event)) {
@@ -3214,8 +3302,7 @@ int ad_pattern_event_is_valid(const json_t *event)
     return 1;
 }
 
-ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len,
-                                 const char **reason)
+ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len, const char **reason)
 {
     apr_pool_t *tp;
     cc_t *c;
@@ -3259,15 +3346,15 @@ ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len,
  * in one value. One anything-but wildcard list is one pattern, so values of
  * it sharing a prefix share states; separate wildcard matchers never do. */
 typedef struct {
-    int *ch;                  /* bytes, -1 for a star */
+    int *ch; /* bytes, -1 for a star */
     int len, base, obj;
 } cx_member;
 
 typedef struct {
     cx_member *mem;
     int nmem, npos, words;
-    int *canon;               /* position -> first position with that prefix */
-    int *owner;               /* position -> member */
+    int *canon; /* position -> first position with that prefix */
+    int *owner; /* position -> member */
 } cx_nfa;
 
 static void cx_add_value(cc_t *c, cx_nfa *a, const ad_str *v, int obj)
@@ -3495,8 +3582,7 @@ static int rule_complexity(cc_t *c, const ad_pattern_t *pat)
             if (k == f->nm || apr_hash_get(done, &f->m, sizeof(f->m))) {
                 continue;
             }
-            apr_hash_set(done, apr_pmemdup(c->tp, &f->m, sizeof(f->m)),
-                         sizeof(f->m), "");
+            apr_hash_set(done, apr_pmemdup(c->tp, &f->m, sizeof(f->m)), sizeof(f->m), "");
             cx = field_complexity(c, f);
             best = cx > best ? cx : best;
         }

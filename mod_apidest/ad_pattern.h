@@ -15,8 +15,7 @@ typedef struct ad_pattern_t ad_pattern_t;
  * NUL-terminated). On success returns the compiled pattern, allocated in p.
  * On failure returns NULL and sets *reason to AWS's reason text (without
  * AD_PATTERN_ERR_PREFIX), allocated in p. */
-ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len,
-                                 const char **reason);
+ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len, const char **reason);
 
 /* 1 when the event (a JSON object) matches the pattern, 0 otherwise.
  * Never allocates from a pool the caller does not give; thread-safe on a

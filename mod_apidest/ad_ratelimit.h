@@ -8,7 +8,7 @@
 
 typedef struct ad_ratelimit_t {
     apr_interval_time_t spacing;
-    apr_time_t next;            /* earliest start of the next request */
+    apr_time_t next; /* earliest start of the next request */
 } ad_ratelimit_t;
 
 void ad_ratelimit_init(ad_ratelimit_t *rl, int per_second);

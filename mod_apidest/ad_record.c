@@ -64,10 +64,10 @@ static apr_size_t encoded_size(const ad_record_t *r)
     apr_size_t n = 3 + 1 + 4 + 8 + 8 + 8 + 4 + 4 + 4 + r->body_len + 4;
     int i;
 
-    n += str_size(r->event_id) + str_size(r->rule) + str_size(r->target)
-         + str_size(r->destination) + str_size(r->method) + str_size(r->url)
-         + str_size(r->last_error) + str_size(r->last_message)
-         + str_size(r->exhausted) + str_size(r->rule_arn) + str_size(r->target_arn);
+    n += str_size(r->event_id) + str_size(r->rule) + str_size(r->target) +
+         str_size(r->destination) + str_size(r->method) + str_size(r->url) +
+         str_size(r->last_error) + str_size(r->last_message) + str_size(r->exhausted) +
+         str_size(r->rule_arn) + str_size(r->target_arn);
     for (i = 0; r->headers && i < r->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(r->headers, i, ad_header_t);
         n += str_size(h->name) + str_size(h->value);
@@ -86,8 +86,7 @@ ad_record_t *ad_record_make(apr_pool_t *p)
     return r;
 }
 
-apr_status_t ad_record_encode(apr_pool_t *p, const ad_record_t *r,
-                              char **buf, apr_size_t *len)
+apr_status_t ad_record_encode(apr_pool_t *p, const ad_record_t *r, char **buf, apr_size_t *len)
 {
     apr_size_t size = encoded_size(r);
     wbuf_t w;
@@ -137,8 +136,7 @@ static int get_u32(rbuf_t *rb, apr_uint32_t *v)
         return 0;
     }
     b = (const unsigned char *)rb->buf + rb->pos;
-    *v = ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
-         | ((apr_uint32_t)b[2] << 8) | b[3];
+    *v = ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16) | ((apr_uint32_t)b[2] << 8) | b[3];
     rb->pos += 4;
     return 1;
 }
@@ -197,13 +195,12 @@ static int check_frame(const char *buf, apr_size_t len)
     if (len < 8 || memcmp(buf, magic, 3) != 0 || buf[3] != AD_RECORD_VERSION) {
         return 0;
     }
-    stored = ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
-             | ((apr_uint32_t)b[2] << 8) | b[3];
+    stored =
+        ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16) | ((apr_uint32_t)b[2] << 8) | b[3];
     return stored == ad_crc32(0, buf, len - 4);
 }
 
-apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
-                              ad_record_t **out)
+apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len, ad_record_t **out)
 {
     rbuf_t rb;
     ad_record_t *r;
@@ -218,16 +215,14 @@ apr_status_t ad_record_decode(apr_pool_t *p, const char *buf, apr_size_t len,
     rb.pos = 4;
     rb.p = p;
     r = ad_record_make(p);
-    if (!get_u32(&rb, &r->attempts) || !get_u64(&rb, &first)
-        || !get_u64(&rb, &due) || !get_u64(&rb, &failed)
-        || !get_u32(&rb, &status)
-        || !get_str(&rb, &r->event_id) || !get_str(&rb, &r->rule)
-        || !get_str(&rb, &r->target) || !get_str(&rb, &r->destination)
-        || !get_str(&rb, &r->method) || !get_str(&rb, &r->url)
-        || !get_str(&rb, &r->last_error) || !get_str(&rb, &r->last_message)
-        || !get_str(&rb, &r->exhausted) || !get_str(&rb, &r->rule_arn)
-        || !get_str(&rb, &r->target_arn) || !get_headers(&rb, r->headers)
-        || !get_bytes(&rb, &r->body, &r->body_len) || rb.pos != rb.len) {
+    if (!get_u32(&rb, &r->attempts) || !get_u64(&rb, &first) || !get_u64(&rb, &due) ||
+        !get_u64(&rb, &failed) || !get_u32(&rb, &status) || !get_str(&rb, &r->event_id) ||
+        !get_str(&rb, &r->rule) || !get_str(&rb, &r->target) || !get_str(&rb, &r->destination) ||
+        !get_str(&rb, &r->method) || !get_str(&rb, &r->url) || !get_str(&rb, &r->last_error) ||
+        !get_str(&rb, &r->last_message) || !get_str(&rb, &r->exhausted) ||
+        !get_str(&rb, &r->rule_arn) || !get_str(&rb, &r->target_arn) ||
+        !get_headers(&rb, r->headers) || !get_bytes(&rb, &r->body, &r->body_len) ||
+        rb.pos != rb.len) {
         return APR_EINVAL;
     }
     r->first_seen = (apr_time_t)first;
@@ -250,8 +245,8 @@ static int peek_str(rbuf_t *rb, const char **s, apr_size_t *n)
     return 1;
 }
 
-int ad_record_peek(const char *buf, apr_size_t len, const char **rule,
-                   apr_size_t *rule_len, const char **target, apr_size_t *target_len)
+int ad_record_peek(const char *buf, apr_size_t len, const char **rule, apr_size_t *rule_len,
+                   const char **target, apr_size_t *target_len)
 {
     rbuf_t rb;
     const char *id;
@@ -262,8 +257,8 @@ int ad_record_peek(const char *buf, apr_size_t len, const char **rule,
     rb.len = len;
     rb.pos = 4 + 4 + 8 + 8 + 8 + 4;
     rb.p = NULL;
-    return len > rb.pos && peek_str(&rb, &id, &id_len) && peek_str(&rb, rule, rule_len)
-           && peek_str(&rb, target, target_len);
+    return len > rb.pos && peek_str(&rb, &id, &id_len) && peek_str(&rb, rule, rule_len) &&
+           peek_str(&rb, target, target_len);
 }
 
 static apr_uint32_t crc_table[256];

@@ -21,8 +21,6 @@ static json_t *time_or_null(apr_uint64_t epoch)
     return json_string(buf);
 }
 
-
-
 static json_t *daemon_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
 {
     const ad_daemon_metrics_t *d = m->daemon;
@@ -32,22 +30,20 @@ static json_t *daemon_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
                      alive ? "up" : "down", "Pid", (json_int_t)d->pid, "UptimeSeconds",
                      (json_int_t)(alive && d->started ? now - d->started : 0), "Starts",
                      G(d->restarts), "Pending", G(d->pending), "InFlight", G(d->in_flight),
-                     "Delivered", G(d->delivered), "Retried", G(d->retried),
-                     "DeadLettered", G(d->dead_lettered), "Dropped",
-                     G(d->dropped), "DlqCount", G(d->dlq), "StoreBytes", G(d->store_bytes));
+                     "Delivered", G(d->delivered), "Retried", G(d->retried), "DeadLettered",
+                     G(d->dead_lettered), "Dropped", G(d->dropped), "DlqCount", G(d->dlq),
+                     "StoreBytes", G(d->store_bytes));
 }
 
 static json_t *target_json(const ad_target_t *t, const ad_target_metrics_t *tm)
 {
-    json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "Id", t->id,
-                          "Invocations", G(tm->invocations), "FailedInvocations",
-                          G(tm->failed_invocations), "InvocationsSentToDLQ",
-                          G(tm->sent_to_dlq), "InvocationsFailedToBeSentToDLQ",
-                          G(tm->failed_to_dlq), "Dropped", G(tm->dropped),
-                          "InvocationAttempts", G(tm->attempts),
-                          "SuccessfulInvocationAttempts", G(tm->successful_attempts),
-                          "RetryInvocationAttempts", G(tm->retry_attempts),
-                          "ThrottledRules", G(tm->throttled), "Queued", G(tm->queued));
+    json_t *o = json_pack(
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "Id", t->id, "Invocations",
+        G(tm->invocations), "FailedInvocations", G(tm->failed_invocations), "InvocationsSentToDLQ",
+        G(tm->sent_to_dlq), "InvocationsFailedToBeSentToDLQ", G(tm->failed_to_dlq), "Dropped",
+        G(tm->dropped), "InvocationAttempts", G(tm->attempts), "SuccessfulInvocationAttempts",
+        G(tm->successful_attempts), "RetryInvocationAttempts", G(tm->retry_attempts),
+        "ThrottledRules", G(tm->throttled), "Queued", G(tm->queued));
     json_object_set_new(o, t->destination ? "Destination" : "Endpoint",
                         json_string(t->destination ? t->destination->name : t->endpoint));
     return o;
@@ -66,10 +62,10 @@ static json_t *rules_json(const ad_conf_t *c, const ad_metrics_t *m)
             const ad_target_t *t = APR_ARRAY_IDX(r->targets, j, ad_target_t *);
             json_array_append_new(targets, target_json(t, &m->targets[t->gindex]));
         }
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o}", "Name", r->name, "EventBus",
-                              r->bus, "State", r->enabled ? "ENABLED" : "DISABLED",
-                              "MatchedEvents", G(rm->matched_events), "TriggeredRules",
-                              G(rm->triggered), "Targets", targets);
+        json_t *o =
+            json_pack("{s:s,s:s,s:s,s:I,s:I,s:o}", "Name", r->name, "EventBus", r->bus, "State",
+                      r->enabled ? "ENABLED" : "DISABLED", "MatchedEvents", G(rm->matched_events),
+                      "TriggeredRules", G(rm->triggered), "Targets", targets);
         if (r->schedule) {
             json_object_set_new(o, "ScheduleExpression", json_string(r->schedule_text));
             json_object_set_new(o, "LastFire", time_or_null(ad_metric_get(&rm->last_fire)));
@@ -83,8 +79,10 @@ static json_t *rules_json(const ad_conf_t *c, const ad_metrics_t *m)
 /* A destination is INACTIVE while its connection is not AUTHORIZED. */
 static const char *dest_state(const ad_destination_t *d, const ad_metrics_t *m)
 {
-    return d->connection && ad_metric_get(&m->conns[d->connection->index].state) != AD_CONN_AUTHORIZED
-               ? "INACTIVE" : "ACTIVE";
+    return d->connection &&
+                   ad_metric_get(&m->conns[d->connection->index].state) != AD_CONN_AUTHORIZED
+               ? "INACTIVE"
+               : "ACTIVE";
 }
 
 static json_t *conns_json(const ad_conf_t *c, const ad_metrics_t *m)
@@ -95,12 +93,11 @@ static json_t *conns_json(const ad_conf_t *c, const ad_metrics_t *m)
     for (i = 0; i < c->connections->nelts; i++) {
         const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
         const ad_conn_metrics_t *cm = &m->conns[cn->index];
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "Name", cn->name,
-                              "AuthorizationType", ad_auth_type_name(cn->auth),
-                              "ConnectionState", ad_conn_state_name(ad_metric_get(&cm->state)),
-                              "TokenFetches", G(cm->token_fetches), "TokenFailures",
-                              G(cm->token_failures), "Deauthorizations",
-                              G(cm->deauthorizations));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "Name", cn->name, "AuthorizationType",
+                              ad_auth_type_name(cn->auth), "ConnectionState",
+                              ad_conn_state_name(ad_metric_get(&cm->state)), "TokenFetches",
+                              G(cm->token_fetches), "TokenFailures", G(cm->token_failures),
+                              "Deauthorizations", G(cm->deauthorizations));
         if (cn->auth == AD_AUTH_OAUTH) {
             json_object_set_new(o, "TokenExpiry", time_or_null((apr_uint64_t)cm->token_expiry));
         }
@@ -121,16 +118,17 @@ static json_t *dests_json(const ad_conf_t *c, const ad_metrics_t *m)
         apr_int64_t when;
 
         ad_dest_get_error(dm, err, sizeof(err), &when);
-        json_array_append_new(arr, json_pack(
-            "{s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I}",
-            "Name", d->name, "Endpoint", d->endpoint, "HttpMethod", d->method, "State",
-            dest_state(d, m), "Queued", G(dm->queued), "InFlight", G(dm->in_flight),
-            "InvocationRateLimit", d->rate_limit, "Responses2xx", G(dm->responses_2xx),
-            "Responses4xx", G(dm->responses_4xx), "Responses5xx", G(dm->responses_5xx),
-            "ResponsesOther", G(dm->responses_other), "Timeouts", G(dm->timeouts),
-            "ConnectionErrors", G(dm->connect_errors), "Connections", G(dm->connections),
-            "ConnectionsReused", G(dm->reused), "LastError", err, "LastErrorTime",
-            (json_int_t)when));
+        json_array_append_new(
+            arr,
+            json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I}",
+                      "Name", d->name, "Endpoint", d->endpoint, "HttpMethod", d->method, "State",
+                      dest_state(d, m), "Queued", G(dm->queued), "InFlight", G(dm->in_flight),
+                      "InvocationRateLimit", d->rate_limit, "Responses2xx", G(dm->responses_2xx),
+                      "Responses4xx", G(dm->responses_4xx), "Responses5xx", G(dm->responses_5xx),
+                      "ResponsesOther", G(dm->responses_other), "Timeouts", G(dm->timeouts),
+                      "ConnectionErrors", G(dm->connect_errors), "Connections", G(dm->connections),
+                      "ConnectionsReused", G(dm->reused), "LastError", err, "LastErrorTime",
+                      (json_int_t)when));
     }
     return arr;
 }
@@ -138,8 +136,8 @@ static json_t *dests_json(const ad_conf_t *c, const ad_metrics_t *m)
 static json_t *hist_json(const ad_hist_t *h)
 {
     json_int_t n = G(h->count);
-    return json_pack("{s:I,s:f}", "Count", n,
-                     "AverageMs", n ? (double)ad_metric_get(&h->sum_us) / 1000.0 / (double)n : 0.0);
+    return json_pack("{s:I,s:f}", "Count", n, "AverageMs",
+                     n ? (double)ad_metric_get(&h->sum_us) / 1000.0 / (double)n : 0.0);
 }
 
 json_t *ad_report_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
@@ -150,31 +148,28 @@ json_t *ad_report_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
     return json_pack("{s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:{s:o,s:o}}", "Daemon", daemon,
                      "Store", c->store_spec, "Ingest", "PutEventsRequests",
                      G(d->put_events_requests), "EventsAccepted", G(d->events_accepted),
-                     "EventsFailed", G(d->events_failed), "UnmatchedEvents",
-                     G(d->unmatched_events), "RefusedStoreFull", G(d->refused_full),
-                     "Destinations", dests_json(c, m), "Connections", conns_json(c, m),
-                     "Rules", rules_json(c, m),
-                     "Latency", "IngestionToInvocationStart", hist_json(&d->to_first_attempt),
+                     "EventsFailed", G(d->events_failed), "UnmatchedEvents", G(d->unmatched_events),
+                     "RefusedStoreFull", G(d->refused_full), "Destinations", dests_json(c, m),
+                     "Connections", conns_json(c, m), "Rules", rules_json(c, m), "Latency",
+                     "IngestionToInvocationStart", hist_json(&d->to_first_attempt),
                      "IngestionToInvocationSuccess", hist_json(&d->to_success));
 }
 
 /* ---- server-status?auto: "ApiDest...: value" lines ---------------------- */
 
-static void auto_line(apr_array_header_t *out, apr_pool_t *p, const char *key,
-                      apr_uint64_t v)
+static void auto_line(apr_array_header_t *out, apr_pool_t *p, const char *key, apr_uint64_t v)
 {
     APR_ARRAY_PUSH(out, const char *) = apr_psprintf(p, "%s: %" APR_UINT64_T_FMT "\n", key, v);
 }
 
 #define AUTO(key, v) auto_line(out, p, key, ad_metric_get(&(v)))
 
-static void auto_daemon(apr_array_header_t *out, apr_pool_t *p, const ad_metrics_t *m,
-                        int alive)
+static void auto_daemon(apr_array_header_t *out, apr_pool_t *p, const ad_metrics_t *m, int alive)
 {
     const ad_daemon_metrics_t *d = m->daemon;
 
-    APR_ARRAY_PUSH(out, const char *) = apr_psprintf(p, "ApiDestDaemon: %s\n",
-                                                    alive ? "up" : "down");
+    APR_ARRAY_PUSH(out, const char *) =
+        apr_psprintf(p, "ApiDestDaemon: %s\n", alive ? "up" : "down");
     auto_line(out, p, "ApiDestDaemonPid", (apr_uint64_t)d->pid);
     AUTO("ApiDestDaemonStarts", d->restarts);
     AUTO("ApiDestStoreBytes", d->store_bytes);
@@ -200,8 +195,8 @@ static void auto_dests(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
         const ad_destination_t *dst = APR_ARRAY_IDX(c->destinations, i, ad_destination_t *);
         const ad_dest_metrics_t *dm = &m->dests[dst->index];
         const char *k = apr_pstrcat(p, "ApiDestDestination.", dst->name, ".", NULL);
-        APR_ARRAY_PUSH(out, const char *) = apr_pstrcat(p, k, "State: ", dest_state(dst, m),
-                                                        "\n", NULL);
+        APR_ARRAY_PUSH(out, const char *) =
+            apr_pstrcat(p, k, "State: ", dest_state(dst, m), "\n", NULL);
         AUTO(apr_pstrcat(p, k, "Queued", NULL), dm->queued);
         AUTO(apr_pstrcat(p, k, "InFlight", NULL), dm->in_flight);
         auto_line(out, p, apr_pstrcat(p, k, "RateLimit", NULL), (apr_uint64_t)dst->rate_limit);
@@ -235,8 +230,7 @@ static void auto_rules(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
             AUTO(apr_pstrcat(p, tk, "FailedInvocations", NULL), tm->failed_invocations);
             AUTO(apr_pstrcat(p, tk, "InvocationsSentToDLQ", NULL), tm->sent_to_dlq);
             AUTO(apr_pstrcat(p, tk, "InvocationAttempts", NULL), tm->attempts);
-            AUTO(apr_pstrcat(p, tk, "SuccessfulInvocationAttempts", NULL),
-                 tm->successful_attempts);
+            AUTO(apr_pstrcat(p, tk, "SuccessfulInvocationAttempts", NULL), tm->successful_attempts);
             AUTO(apr_pstrcat(p, tk, "RetryInvocationAttempts", NULL), tm->retry_attempts);
             AUTO(apr_pstrcat(p, tk, "Queued", NULL), tm->queued);
         }
@@ -252,8 +246,8 @@ static void auto_conns(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
         const ad_connection_t *cn = APR_ARRAY_IDX(c->connections, i, ad_connection_t *);
         const ad_conn_metrics_t *cm = &m->conns[cn->index];
         const char *k = apr_pstrcat(p, "ApiDestConnection.", cn->name, ".", NULL);
-        APR_ARRAY_PUSH(out, const char *) = apr_pstrcat(
-            p, k, "State: ", ad_conn_state_name(ad_metric_get(&cm->state)), "\n", NULL);
+        APR_ARRAY_PUSH(out, const char *) =
+            apr_pstrcat(p, k, "State: ", ad_conn_state_name(ad_metric_get(&cm->state)), "\n", NULL);
         auto_line(out, p, apr_pstrcat(p, k, "TokenExpiry", NULL), (apr_uint64_t)cm->token_expiry);
         AUTO(apr_pstrcat(p, k, "TokenFetches", NULL), cm->token_fetches);
     }
@@ -322,21 +316,29 @@ typedef struct target_family_t {
 } target_family_t;
 
 static const target_family_t target_families[] = {
-    {"apidest_invocations_total", "Targets invoked, counted once per final outcome (EventBridge Invocations).",
+    {"apidest_invocations_total",
+     "Targets invoked, counted once per final outcome (EventBridge Invocations).",
      APR_OFFSETOF(ad_target_metrics_t, invocations)},
-    {"apidest_failed_invocations_total", "Invocations that failed for good (EventBridge FailedInvocations).",
+    {"apidest_failed_invocations_total",
+     "Invocations that failed for good (EventBridge FailedInvocations).",
      APR_OFFSETOF(ad_target_metrics_t, failed_invocations)},
-    {"apidest_invocations_sent_to_dlq_total", "Failed invocations written to the dead-letter queue (InvocationsSentToDLQ).",
+    {"apidest_invocations_sent_to_dlq_total",
+     "Failed invocations written to the dead-letter queue (InvocationsSentToDLQ).",
      APR_OFFSETOF(ad_target_metrics_t, sent_to_dlq)},
-    {"apidest_invocations_failed_to_be_sent_to_dlq_total", "Failed invocations the dead-letter queue could not take (InvocationsFailedToBeSentToDLQ).",
+    {"apidest_invocations_failed_to_be_sent_to_dlq_total",
+     "Failed invocations the dead-letter queue could not take (InvocationsFailedToBeSentToDLQ).",
      APR_OFFSETOF(ad_target_metrics_t, failed_to_dlq)},
-    {"apidest_invocation_attempts_total", "Every attempt, first tries and retries (InvocationAttempts).",
+    {"apidest_invocation_attempts_total",
+     "Every attempt, first tries and retries (InvocationAttempts).",
      APR_OFFSETOF(ad_target_metrics_t, attempts)},
-    {"apidest_successful_invocation_attempts_total", "Attempts that delivered (SuccessfulInvocationAttempts).",
+    {"apidest_successful_invocation_attempts_total",
+     "Attempts that delivered (SuccessfulInvocationAttempts).",
      APR_OFFSETOF(ad_target_metrics_t, successful_attempts)},
-    {"apidest_retry_invocation_attempts_total", "Attempts that were retries (RetryInvocationAttempts).",
+    {"apidest_retry_invocation_attempts_total",
+     "Attempts that were retries (RetryInvocationAttempts).",
      APR_OFFSETOF(ad_target_metrics_t, retry_attempts)},
-    {"apidest_throttled_rules_total", "Invocations delayed by a rate or concurrency limit (ThrottledRules).",
+    {"apidest_throttled_rules_total",
+     "Invocations delayed by a rate or concurrency limit (ThrottledRules).",
      APR_OFFSETOF(ad_target_metrics_t, throttled)},
 };
 
@@ -384,8 +386,8 @@ static void prom_rules(prom_t *pr, const ad_conf_t *c, const ad_metrics_t *m)
 
 static void prom_dests(prom_t *pr, const ad_conf_t *c, const ad_metrics_t *m)
 {
-    static const char *const classes[] = {"2xx", "4xx", "5xx", "other", "timeout",
-                                          "connection_error"};
+    static const char *const classes[] = {"2xx",   "4xx",     "5xx",
+                                          "other", "timeout", "connection_error"};
     int i, k;
 
     family(pr, "apidest_destination_responses_total", "counter",
@@ -393,13 +395,13 @@ static void prom_dests(prom_t *pr, const ad_conf_t *c, const ad_metrics_t *m)
     for (i = 0; i < c->destinations->nelts; i++) {
         const ad_destination_t *d = APR_ARRAY_IDX(c->destinations, i, ad_destination_t *);
         const ad_dest_metrics_t *dm = &m->dests[d->index];
-        const apr_uint64_t *v[] = {&dm->responses_2xx, &dm->responses_4xx,
-                                   &dm->responses_5xx, &dm->responses_other,
-                                   &dm->timeouts, &dm->connect_errors};
+        const apr_uint64_t *v[] = {&dm->responses_2xx,   &dm->responses_4xx, &dm->responses_5xx,
+                                   &dm->responses_other, &dm->timeouts,      &dm->connect_errors};
         for (k = 0; k < 6; k++) {
-            emit(pr, "apidest_destination_responses_total{destination=\"%s\",class=\"%s\"} %"
-                 APR_UINT64_T_FMT "\n", label_escape(pr->p, d->name), classes[k],
-                 ad_metric_get(v[k]));
+            emit(pr,
+                 "apidest_destination_responses_total{destination=\"%s\",class=\"%s\"} "
+                 "%" APR_UINT64_T_FMT "\n",
+                 label_escape(pr->p, d->name), classes[k], ad_metric_get(v[k]));
         }
     }
     family(pr, "apidest_destination_queue_depth", "gauge",
@@ -447,8 +449,7 @@ static void counter(prom_t *pr, const char *name, const char *help, apr_uint64_t
     emit(pr, "%s %" APR_UINT64_T_FMT "\n", name, v);
 }
 
-char *ad_report_prometheus(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t *m,
-                           int alive)
+char *ad_report_prometheus(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t *m, int alive)
 {
     const ad_daemon_metrics_t *d = m->daemon;
     prom_t pr = {p, apr_array_make(p, 128, sizeof(const char *))};
@@ -474,8 +475,9 @@ char *ad_report_prometheus(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t
     prom_hist(&pr, "apidest_ingestion_to_invocation_start_latency_seconds",
               "Ingestion to the start of the first attempt (IngestiontoInvocationStartLatency).",
               &d->to_first_attempt);
-    prom_hist(&pr, "apidest_ingestion_to_invocation_success_latency_seconds",
-              "Ingestion to the end of the successful attempt (IngestionToInvocationSuccessLatency).",
-              &d->to_success);
+    prom_hist(
+        &pr, "apidest_ingestion_to_invocation_success_latency_seconds",
+        "Ingestion to the end of the successful attempt (IngestionToInvocationSuccessLatency).",
+        &d->to_success);
     return apr_array_pstrcat(p, pr.out, 0);
 }

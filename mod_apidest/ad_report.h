@@ -11,9 +11,7 @@
 
 /* alive: whether apidestd runs (the caller checks its pid). */
 json_t *ad_report_json(const ad_conf_t *c, const ad_metrics_t *m, int alive);
-char *ad_report_auto(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t *m,
-                     int alive);
-char *ad_report_prometheus(apr_pool_t *p, const ad_conf_t *c,
-                           const ad_metrics_t *m, int alive);
+char *ad_report_auto(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t *m, int alive);
+char *ad_report_prometheus(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t *m, int alive);
 
 #endif

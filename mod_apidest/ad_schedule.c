@@ -23,10 +23,10 @@
 #include <apr_strings.h>
 #include <string.h>
 
-#define MAX_EXPR_LEN 256        /* PutRule's ScheduleExpression limit */
-#define YEAR_MIN 1970
-#define YEAR_MAX 2199
-#define RATE_MAX 2147483647     /* a Java int; AWS documents no limit */
+#define MAX_EXPR_LEN 256 /* PutRule's ScheduleExpression limit */
+#define YEAR_MIN     1970
+#define YEAR_MAX     2199
+#define RATE_MAX     2147483647 /* a Java int; AWS documents no limit */
 #define USEC_PER_MIN (APR_INT64_C(60) * APR_USEC_PER_SEC)
 #define MINS_PER_DAY 1440
 
@@ -36,29 +36,22 @@
 
 enum { F_MIN, F_HOUR, F_DOM, F_MONTH, F_DOW, F_YEAR, F_COUNT };
 
-static const char *const month_names[] = {
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-    "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", NULL
-};
+static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL",
+                                          "AUG", "SEP", "OCT", "NOV", "DEC", NULL};
 
-static const char *const dow_names[] = {
-    "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL
-};
+static const char *const dow_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL};
 
 typedef struct {
     const char *name;
     int min, max;
-    const char *const *names;   /* names of min, min + 1, ... */
-    int slash;                  /* AWS lists '/' for every field but dow */
+    const char *const *names; /* names of min, min + 1, ... */
+    int slash;                /* AWS lists '/' for every field but dow */
 } field_def;
 
 static const field_def fields[F_COUNT] = {
-    { "minutes", 0, 59, NULL, 1 },
-    { "hours", 0, 23, NULL, 1 },
-    { "day-of-month", 1, 31, NULL, 1 },
-    { "month", 1, 12, month_names, 1 },
-    { "day-of-week", 1, 7, dow_names, 0 },
-    { "year", YEAR_MIN, YEAR_MAX, NULL, 1 },
+    {"minutes", 0, 59, NULL, 1},         {"hours", 0, 23, NULL, 1},
+    {"day-of-month", 1, 31, NULL, 1},    {"month", 1, 12, month_names, 1},
+    {"day-of-week", 1, 7, dow_names, 0}, {"year", YEAR_MIN, YEAR_MAX, NULL, 1},
 };
 
 /* Bit (value - field min); 256 bits hold the 230 years. */
@@ -71,13 +64,13 @@ enum dow_kind { DOW_ANY, DOW_SET, DOW_LAST, DOW_NTH };
 
 struct ad_schedule_t {
     int is_rate;
-    apr_int64_t period;         /* rate(): seconds */
-    bitset f[F_COUNT];          /* cron(): the values each field allows */
+    apr_int64_t period; /* rate(): seconds */
+    bitset f[F_COUNT];  /* cron(): the values each field allows */
     enum dom_kind dom;
     enum dow_kind dow;
-    int dom_day;                /* DOM_WEEKDAY: n of nW */
-    int dow_day;                /* DOW_LAST, DOW_NTH: 1 = Sunday */
-    int dow_nth;                /* DOW_NTH: n of d#n */
+    int dom_day; /* DOM_WEEKDAY: n of nW */
+    int dow_day; /* DOW_LAST, DOW_NTH: 1 = Sunday */
+    int dow_nth; /* DOW_NTH: n of d#n */
 };
 
 typedef struct {
@@ -154,8 +147,7 @@ static int read_number(const char **sp, int *len)
 }
 
 /* A number or, for month and day-of-week, a three-letter name. */
-static const char *parse_value(apr_pool_t *p, const field_def *fd,
-                               const char **sp, int *v)
+static const char *parse_value(apr_pool_t *p, const field_def *fd, const char **sp, int *v)
 {
     const char *start = *sp, *s = *sp;
     int n, len, i;
@@ -172,13 +164,11 @@ static const char *parse_value(apr_pool_t *p, const field_def *fd,
         }
     }
     if (len == 0) {
-        return apr_psprintf(p, "%s: expected a value at \"%s\"", fd->name,
-                            start);
+        return apr_psprintf(p, "%s: expected a value at \"%s\"", fd->name, start);
     }
     if (len > 4 || n < fd->min || n > fd->max) {
-        return apr_psprintf(p, "%s: \"%.*s\" is out of range %d-%d",
-                            fd->name, (int)(s - start), start, fd->min,
-                            fd->max);
+        return apr_psprintf(p, "%s: \"%.*s\" is out of range %d-%d", fd->name, (int)(s - start),
+                            start, fd->min, fd->max);
     }
     *sp = s;
     *v = n;
@@ -186,14 +176,12 @@ static const char *parse_value(apr_pool_t *p, const field_def *fd,
 }
 
 /* Quartz's bound: an increment may not exceed the field's largest value. */
-static const char *parse_step(apr_pool_t *p, const field_def *fd,
-                              const char **sp, int *step)
+static const char *parse_step(apr_pool_t *p, const field_def *fd, const char **sp, int *step)
 {
     int len, n = read_number(sp, &len);
 
     if (len == 0 || len > 4 || n < 1 || n > fd->max) {
-        return apr_psprintf(p, "%s: the increment after '/' must be 1-%d",
-                            fd->name, fd->max);
+        return apr_psprintf(p, "%s: the increment after '/' must be 1-%d", fd->name, fd->max);
     }
     *step = n;
     return NULL;
@@ -202,8 +190,7 @@ static const char *parse_step(apr_pool_t *p, const field_def *fd,
 /* One item of a list: "*", "* / n", "a", "a-b", "a / n" or "a-b / n"
  * (without the spaces). A reversed range wraps round the field as in Quartz
  * ("22-2" hours is 22,23,0,1,2), except for years, which Quartz refuses. */
-static const char *parse_item(apr_pool_t *p, const field_def *fd,
-                              const char *item, bitset *b)
+static const char *parse_item(apr_pool_t *p, const field_def *fd, const char *item, bitset *b)
 {
     const char *s = item, *why;
     int lo, hi, step = 1, span = fd->max - fd->min + 1, i;
@@ -235,13 +222,11 @@ static const char *parse_item(apr_pool_t *p, const field_def *fd,
         }
     }
     if (*s) {
-        return apr_psprintf(p, "%s: unexpected \"%s\" in \"%s\"", fd->name,
-                            s, item);
+        return apr_psprintf(p, "%s: unexpected \"%s\" in \"%s\"", fd->name, s, item);
     }
     if (hi < lo) {
         if (fd == &fields[F_YEAR]) {
-            return apr_psprintf(p, "year: range %s ends before it starts",
-                                item);
+            return apr_psprintf(p, "year: range %s ends before it starts", item);
         }
         hi += span;
     }
@@ -253,8 +238,7 @@ static const char *parse_item(apr_pool_t *p, const field_def *fd,
 
 /* Comma-separated items; an empty item ("1,,2", "1,") is an error, which
  * is why this does not use apr_strtok. */
-static const char *parse_list(apr_pool_t *p, const field_def *fd,
-                              const char *text, bitset *b)
+static const char *parse_list(apr_pool_t *p, const field_def *fd, const char *text, bitset *b)
 {
     const char *why, *comma;
     const char *item;
@@ -279,8 +263,7 @@ static int is_letter(const char *s, char c)
 
 /* "?", "L" (last day), "nW" (weekday nearest day n) or a list. L-n and LW
  * are Quartz extensions the AWS documentation does not list. */
-static const char *parse_dom(apr_pool_t *p, ad_schedule_t *s,
-                             const char *text)
+static const char *parse_dom(apr_pool_t *p, ad_schedule_t *s, const char *text)
 {
     const field_def *fd = &fields[F_DOM];
     size_t n = strlen(text);
@@ -294,8 +277,8 @@ static const char *parse_dom(apr_pool_t *p, ad_schedule_t *s,
         s->dom = DOM_LAST;
         return NULL;
     }
-    if (n > 1 && apr_toupper((unsigned char)text[n - 1]) == 'W'
-        && apr_isdigit((unsigned char)text[0])) {
+    if (n > 1 && apr_toupper((unsigned char)text[n - 1]) == 'W' &&
+        apr_isdigit((unsigned char)text[0])) {
         if ((why = parse_value(p, fd, &q, &s->dom_day)) != NULL) {
             return why;
         }
@@ -306,8 +289,10 @@ static const char *parse_dom(apr_pool_t *p, ad_schedule_t *s,
         return NULL;
     }
     if (strpbrk(text, "LlWw")) {
-        return apr_psprintf(p, "day-of-month: \"%s\" is not supported; "
-                            "use L alone or one day with W, as in 3W", text);
+        return apr_psprintf(p,
+                            "day-of-month: \"%s\" is not supported; "
+                            "use L alone or one day with W, as in 3W",
+                            text);
     }
     s->dom = DOM_SET;
     return parse_list(p, fd, text, &s->f[F_DOM]);
@@ -315,8 +300,7 @@ static const char *parse_dom(apr_pool_t *p, ad_schedule_t *s,
 
 /* "d#n" (n-th weekday d of the month): AWS allows only one such
  * expression, so no list. */
-static const char *parse_nth(apr_pool_t *p, ad_schedule_t *s,
-                             const char *text, const char *hash)
+static const char *parse_nth(apr_pool_t *p, ad_schedule_t *s, const char *text, const char *hash)
 {
     const char *q = text, *why;
 
@@ -336,8 +320,7 @@ static const char *parse_nth(apr_pool_t *p, ad_schedule_t *s,
 
 /* "?", "L" (Saturday, the last day of the week, as in Quartz), "dL" (last
  * weekday d of the month), "d#n" or a list. */
-static const char *parse_dow(apr_pool_t *p, ad_schedule_t *s,
-                             const char *text)
+static const char *parse_dow(apr_pool_t *p, ad_schedule_t *s, const char *text)
 {
     const field_def *fd = &fields[F_DOW];
     size_t n = strlen(text);
@@ -380,8 +363,10 @@ static const char *split_fields(apr_pool_t *p, char *body, char **f)
         n += *q == ' ';
     }
     if (n != F_COUNT) {
-        return apr_psprintf(p, "cron() takes 6 fields separated by spaces, "
-                            "not %d", n);
+        return apr_psprintf(p,
+                            "cron() takes 6 fields separated by spaces, "
+                            "not %d",
+                            n);
     }
     for (i = 0, q = body; i < F_COUNT; i++) {
         f[i] = q;
@@ -396,10 +381,9 @@ static const char *split_fields(apr_pool_t *p, char *body, char **f)
     return NULL;
 }
 
-static const char *parse_cron(apr_pool_t *p, ad_schedule_t *s,
-                              const char *body, size_t len)
+static const char *parse_cron(apr_pool_t *p, ad_schedule_t *s, const char *body, size_t len)
 {
-    static const int plain[] = { F_MIN, F_HOUR, F_MONTH, F_YEAR };
+    static const int plain[] = {F_MIN, F_HOUR, F_MONTH, F_YEAR};
     char *f[F_COUNT];
     const char *why;
     int i;
@@ -413,8 +397,7 @@ static const char *parse_cron(apr_pool_t *p, ad_schedule_t *s,
             return why;
         }
     }
-    if ((why = parse_dom(p, s, f[F_DOM])) != NULL
-        || (why = parse_dow(p, s, f[F_DOW])) != NULL) {
+    if ((why = parse_dom(p, s, f[F_DOM])) != NULL || (why = parse_dow(p, s, f[F_DOW])) != NULL) {
         return why;
     }
     if ((s->dom == DOM_ANY) == (s->dow == DOW_ANY)) {
@@ -426,16 +409,15 @@ static const char *parse_cron(apr_pool_t *p, ad_schedule_t *s,
 /* "value unit": a positive integer, one space, and a unit that is singular
  * exactly when the value is 1. Units are case-sensitive (AWS refuses
  * "rate(10 MINUTES)"). */
-static const char *parse_rate(apr_pool_t *p, ad_schedule_t *s,
-                              const char *body, size_t len)
+static const char *parse_rate(apr_pool_t *p, ad_schedule_t *s, const char *body, size_t len)
 {
     static const struct {
         const char *one, *many;
         apr_int64_t secs;
     } units[] = {
-        { "minute", "minutes", 60 },
-        { "hour", "hours", 3600 },
-        { "day", "days", 86400 },
+        {"minute", "minutes", 60},
+        {"hour", "hours", 3600},
+        {"day", "days", 86400},
     };
     const char *q = body, *end = body + len;
     const char *unit;
@@ -449,8 +431,7 @@ static const char *parse_rate(apr_pool_t *p, ad_schedule_t *s,
     while (q < end && apr_isdigit((unsigned char)*q)) {
         v = v * 10 + (*q++ - '0');
         if (v > RATE_MAX) {
-            return apr_psprintf(p, "rate(): the value must be at most %d",
-                                RATE_MAX);
+            return apr_psprintf(p, "rate(): the value must be at most %d", RATE_MAX);
         }
     }
     if (v == 0) {
@@ -478,8 +459,7 @@ static const char *parse_rate(apr_pool_t *p, ad_schedule_t *s,
     return "rate(): the unit must be minute(s), hour(s) or day(s)";
 }
 
-static const char *parse_expr(apr_pool_t *p, ad_schedule_t *s,
-                              const char *expr)
+static const char *parse_expr(apr_pool_t *p, ad_schedule_t *s, const char *expr)
 {
     size_t len = expr ? strlen(expr) : 0;
 
@@ -487,8 +467,7 @@ static const char *parse_expr(apr_pool_t *p, ad_schedule_t *s,
         return "the expression is empty";
     }
     if (len > MAX_EXPR_LEN) {
-        return apr_psprintf(p, "the expression is longer than %d characters",
-                            MAX_EXPR_LEN);
+        return apr_psprintf(p, "the expression is longer than %d characters", MAX_EXPR_LEN);
     }
     if (len >= 6 && expr[len - 1] == ')') {
         if (strncmp(expr, "rate(", 5) == 0) {
@@ -503,8 +482,8 @@ static const char *parse_expr(apr_pool_t *p, ad_schedule_t *s,
            "cron(minutes hours day-of-month month day-of-week year)";
 }
 
-ad_schedule_t *ad_schedule_parse(apr_pool_t *p, const char *expr,
-                                 const char **err, const char **detail)
+ad_schedule_t *ad_schedule_parse(apr_pool_t *p, const char *expr, const char **err,
+                                 const char **detail)
 {
     ad_schedule_t *s = apr_pcalloc(p, sizeof(*s));
     const char *why = parse_expr(p, s, expr);
@@ -562,9 +541,7 @@ static void civil_from_days(apr_int64_t z, civil *t)
 
 static int days_in_month(int y, int m)
 {
-    static const int dim[] = {
-        31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
-    };
+    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
     return dim[m - 1] + (m == 2 && leap);
@@ -732,8 +709,7 @@ static apr_time_t cron_next(const ad_schedule_t *s, apr_time_t after)
 
 /* anchor + k * period for the least k >= 1 that is after `after`, in
  * unsigned arithmetic so that no k or distance can overflow unnoticed. */
-static apr_time_t rate_next(const ad_schedule_t *s, apr_time_t anchor,
-                            apr_time_t after)
+static apr_time_t rate_next(const ad_schedule_t *s, apr_time_t anchor, apr_time_t after)
 {
     apr_uint64_t period, k, room;
     apr_int64_t rem = anchor % USEC_PER_MIN;
@@ -743,8 +719,7 @@ static apr_time_t rate_next(const ad_schedule_t *s, apr_time_t anchor,
         return 0;
     }
     period = (apr_uint64_t)s->period * APR_USEC_PER_SEC;
-    k = after < anchor ? 1
-        : ((apr_uint64_t)after - (apr_uint64_t)anchor) / period + 1;
+    k = after < anchor ? 1 : ((apr_uint64_t)after - (apr_uint64_t)anchor) / period + 1;
     room = (apr_uint64_t)APR_INT64_MAX - (apr_uint64_t)anchor;
     if (k > room / period) {
         return 0;
@@ -752,8 +727,7 @@ static apr_time_t rate_next(const ad_schedule_t *s, apr_time_t anchor,
     return (apr_time_t)((apr_uint64_t)anchor + k * period);
 }
 
-apr_time_t ad_schedule_next(const ad_schedule_t *s, apr_time_t anchor,
-                            apr_time_t after)
+apr_time_t ad_schedule_next(const ad_schedule_t *s, apr_time_t anchor, apr_time_t after)
 {
     if (!s) {
         return 0;

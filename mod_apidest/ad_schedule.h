@@ -16,8 +16,8 @@ typedef struct ad_schedule_t ad_schedule_t;
  * On success returns the schedule, allocated in p. On error returns NULL,
  * sets *err to AD_SCHEDULE_ERR_INVALID and, when detail is not NULL, *detail
  * to a more specific reason for operators (allocated in p). */
-ad_schedule_t *ad_schedule_parse(apr_pool_t *p, const char *expr,
-                                 const char **err, const char **detail);
+ad_schedule_t *ad_schedule_parse(apr_pool_t *p, const char *expr, const char **err,
+                                 const char **detail);
 
 /* The first fire time strictly after `after`, always at second 0 of a
  * minute. A rate() fires at anchor + k * period for integer k >= 1, where
@@ -25,8 +25,7 @@ ad_schedule_t *ad_schedule_parse(apr_pool_t *p, const char *expr,
  * Returns 0 when there is no further fire time (cron year range exhausted,
  * or beyond what apr_time_t can hold); hence 1970-01-01T00:00:00Z itself
  * is never returned. Thread-safe; never allocates. */
-apr_time_t ad_schedule_next(const ad_schedule_t *s, apr_time_t anchor,
-                            apr_time_t after);
+apr_time_t ad_schedule_next(const ad_schedule_t *s, apr_time_t anchor, apr_time_t after);
 
 /* 1 for rate(), 0 for cron(). */
 int ad_schedule_is_rate(const ad_schedule_t *s);

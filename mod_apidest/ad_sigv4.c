@@ -31,10 +31,12 @@
 #define T_UNKNOWN    "UnrecognizedClientException"
 #define T_INTERNAL   "InternalFailure"
 
-#define M_INTERNAL "The request processing has failed because of an unknown " \
+#define M_INTERNAL                                                                                 \
+    "The request processing has failed because of an unknown "                                     \
     "error, exception or failure."
-#define M_MISMATCH "The request signature we calculated does not match the " \
-    "signature you provided. Check your AWS Secret Access Key and signing " \
+#define M_MISMATCH                                                                                 \
+    "The request signature we calculated does not match the "                                      \
+    "signature you provided. Check your AWS Secret Access Key and signing "                        \
     "method. Consult the service documentation for details."
 
 /* Everything a failure needs to report itself. */
@@ -53,8 +55,8 @@ typedef struct sv_auth_t {
     const char *credential;
     const char *signed_headers;
     const char *signature;
-    const char *amz_date;      /* the X-Amz-Date header */
-    const char *scope[5];      /* key id, date, region, service, terminator */
+    const char *amz_date; /* the X-Amz-Date header */
+    const char *scope[5]; /* key id, date, region, service, terminator */
 } sv_auth_t;
 
 static int fail(sv_ctx_t *c, int rc, const char *type, const char *msg)
@@ -79,8 +81,7 @@ static const char *header_get(const ad_sigv4_request_t *req, const char *name)
     int i;
 
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
-        const ad_sigv4_header_t *h = &APR_ARRAY_IDX(req->headers, i,
-                                                    ad_sigv4_header_t);
+        const ad_sigv4_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_sigv4_header_t);
         if (h->name && strcasecmp(h->name, name) == 0) {
             return h->value ? h->value : "";
         }
@@ -139,8 +140,8 @@ static int hmac_sha256(const unsigned char *key, int keylen, const char *msg,
 {
     unsigned int outlen = SHA256_LEN;
 
-    return HMAC(EVP_sha256(), key, keylen, (const unsigned char *)msg,
-                strlen(msg), out, &outlen) != NULL;
+    return HMAC(EVP_sha256(), key, keylen, (const unsigned char *)msg, strlen(msg), out, &outlen) !=
+           NULL;
 }
 
 /* RFC 3986 percent-encoding of every byte but the unreserved ones, hex in
@@ -173,7 +174,7 @@ static apr_size_t uri_decode(char *s)
 
     while (*in) {
         if (in[0] == '%' && apr_isxdigit(in[1]) && apr_isxdigit(in[2])) {
-            char hex[3] = { in[1], in[2], '\0' };
+            char hex[3] = {in[1], in[2], '\0'};
             *o++ = (char)strtol(hex, NULL, 16);
             in += 3;
         }
@@ -220,8 +221,8 @@ static int parse_amz_date(const char *s, apr_time_t *t)
     e.tm_hour = digits_at(s + 9, 2);
     e.tm_min = digits_at(s + 11, 2);
     e.tm_sec = digits_at(s + 13, 2);
-    if (e.tm_year < 70 || e.tm_mon < 0 || e.tm_mon > 11 || e.tm_mday < 1
-        || e.tm_mday > 31 || e.tm_hour > 23 || e.tm_min > 59 || e.tm_sec > 59) {
+    if (e.tm_year < 70 || e.tm_mon < 0 || e.tm_mon > 11 || e.tm_mday < 1 || e.tm_mday > 31 ||
+        e.tm_hour > 23 || e.tm_min > 59 || e.tm_sec > 59) {
         return 0;
     }
     return apr_time_exp_gmt_get(t, &e) == APR_SUCCESS;
@@ -232,8 +233,8 @@ static const char *fmt_amz_date(apr_pool_t *p, apr_time_t t)
     apr_time_exp_t e;
 
     apr_time_exp_gmt(&e, t);
-    return apr_psprintf(p, "%04d%02d%02dT%02d%02d%02dZ", e.tm_year + 1900,
-                        e.tm_mon + 1, e.tm_mday, e.tm_hour, e.tm_min, e.tm_sec);
+    return apr_psprintf(p, "%04d%02d%02dT%02d%02d%02dZ", e.tm_year + 1900, e.tm_mon + 1, e.tm_mday,
+                        e.tm_hour, e.tm_min, e.tm_sec);
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,8 +270,7 @@ static int parse_auth(sv_ctx_t *c, sv_auth_t *a)
     memset(a, 0, sizeof(*a));
     a->raw = header_get(c->req, "Authorization");
     if (!a->raw || !*trim_collapse(c->p, a->raw)) {
-        return fail(c, AD_SIGV4_MISSING_TOKEN, T_MISSING,
-                    "Missing Authentication Token");
+        return fail(c, AD_SIGV4_MISSING_TOKEN, T_MISSING, "Missing Authentication Token");
     }
     s = apr_pstrdup(c->p, a->raw);
     a->algorithm = apr_strtok(s, " ,", &last);
@@ -279,9 +279,11 @@ static int parse_auth(sv_ctx_t *c, sv_auth_t *a)
     for (; tok; tok = apr_strtok(NULL, " ,", &last)) {
         char *eq = strchr(tok, '=');
         if (!eq) {
-            return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE, apr_psprintf(c->p,
-                        "'%s' not a valid key=value pair (missing equal-sign) in "
-                        "Authorization header: '%s'.", tok, a->raw));
+            return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE,
+                        apr_psprintf(c->p,
+                                     "'%s' not a valid key=value pair (missing equal-sign) in "
+                                     "Authorization header: '%s'.",
+                                     tok, a->raw));
         }
         *eq = '\0';
         auth_param(a, tok, eq + 1);
@@ -304,20 +306,21 @@ static int check_required(sv_ctx_t *c, const sv_auth_t *a)
     }
     if (!a->signature) {
         missing = apr_pstrcat(c->p, missing,
-                              "Authorization header requires 'Signature' parameter. ",
-                              NULL);
+                              "Authorization header requires 'Signature' parameter. ", NULL);
     }
     if (!a->signed_headers) {
         missing = apr_pstrcat(c->p, missing,
                               "Authorization header requires 'SignedHeaders' "
-                              "parameter. ", NULL);
+                              "parameter. ",
+                              NULL);
     }
     if (!a->amz_date || !*a->amz_date) {
         /* AWS's text; of the two, only X-Amz-Date is accepted here (every
          * AWS client sends it; Date would need RFC 1123 parsing). */
         missing = apr_pstrcat(c->p, missing,
                               "Authorization header requires existence of either "
-                              "a 'X-Amz-Date' or a 'Date' header. ", NULL);
+                              "a 'X-Amz-Date' or a 'Date' header. ",
+                              NULL);
     }
     if (*missing) {
         return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE,
@@ -331,22 +334,26 @@ static int check_date(sv_ctx_t *c, const sv_auth_t *a, apr_time_t now)
     apr_time_t t, now_s = apr_time_from_sec(apr_time_sec(now));
 
     if (!parse_amz_date(a->amz_date, &t)) {
-        return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE, apr_psprintf(c->p,
-                    "Date must be in ISO-8601 'basic format'. Got '%s'. "
-                    "See http://en.wikipedia.org/wiki/ISO_8601", a->amz_date));
+        return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE,
+                    apr_psprintf(c->p,
+                                 "Date must be in ISO-8601 'basic format'. Got '%s'. "
+                                 "See http://en.wikipedia.org/wiki/ISO_8601",
+                                 a->amz_date));
     }
     if (t < now_s - AD_SIGV4_MAX_SKEW) {
-        return fail(c, AD_SIGV4_EXPIRED, T_INVALID, apr_psprintf(c->p,
-                    "Signature expired: %s is now earlier than %s (%s - 15 min.)",
-                    a->amz_date, fmt_amz_date(c->p, now_s - AD_SIGV4_MAX_SKEW),
-                    fmt_amz_date(c->p, now_s)));
+        return fail(c, AD_SIGV4_EXPIRED, T_INVALID,
+                    apr_psprintf(c->p,
+                                 "Signature expired: %s is now earlier than %s (%s - 15 min.)",
+                                 a->amz_date, fmt_amz_date(c->p, now_s - AD_SIGV4_MAX_SKEW),
+                                 fmt_amz_date(c->p, now_s)));
     }
     if (t > now_s + AD_SIGV4_MAX_SKEW) {
-        return fail(c, AD_SIGV4_EXPIRED, T_INVALID, apr_psprintf(c->p,
-                    "Signature not yet current: %s is still later than %s "
-                    "(%s + 15 min.)", a->amz_date,
-                    fmt_amz_date(c->p, now_s + AD_SIGV4_MAX_SKEW),
-                    fmt_amz_date(c->p, now_s)));
+        return fail(c, AD_SIGV4_EXPIRED, T_INVALID,
+                    apr_psprintf(c->p,
+                                 "Signature not yet current: %s is still later than %s "
+                                 "(%s + 15 min.)",
+                                 a->amz_date, fmt_amz_date(c->p, now_s + AD_SIGV4_MAX_SKEW),
+                                 fmt_amz_date(c->p, now_s)));
     }
     return AD_SIGV4_OK;
 }
@@ -368,11 +375,13 @@ static int list_has(apr_pool_t *p, const char *list, const char *name)
 static int check_signed_headers(sv_ctx_t *c, const sv_auth_t *a)
 {
     if (!list_has(c->p, a->signed_headers, "host")) {
-        return fail(c, AD_SIGV4_INVALID, T_INVALID, "'Host' or ':authority' must "
+        return fail(c, AD_SIGV4_INVALID, T_INVALID,
+                    "'Host' or ':authority' must "
                     "be a 'SignedHeader' in the AWS Authorization.");
     }
     if (!list_has(c->p, a->signed_headers, "x-amz-date")) {
-        return fail(c, AD_SIGV4_INVALID, T_INVALID, "'X-Amz-Date' must be a "
+        return fail(c, AD_SIGV4_INVALID, T_INVALID,
+                    "'X-Amz-Date' must be a "
                     "'SignedHeader' in the AWS Authorization.");
     }
     return AD_SIGV4_OK;
@@ -401,46 +410,53 @@ static int split_credential(apr_pool_t *p, const char *cred, const char *scope[5
 }
 
 /* AWS reports every scope fault at once, each sentence ending ". ". */
-static int check_scope(sv_ctx_t *c, const sv_auth_t *a, const char *service,
-                       const char *region)
+static int check_scope(sv_ctx_t *c, const sv_auth_t *a, const char *service, const char *region)
 {
     const char *const *sc = a->scope;
     const char *msg = "";
 
     if (region && strcmp(sc[2], region) != 0) {
-        msg = apr_psprintf(c->p, "Credential should be scoped to a valid region, "
-                           "not '%s'. ", sc[2]);
+        msg = apr_psprintf(c->p,
+                           "Credential should be scoped to a valid region, "
+                           "not '%s'. ",
+                           sc[2]);
     }
     if (strcmp(sc[3], service) != 0) {
-        msg = apr_psprintf(c->p, "%sCredential should be scoped to correct "
-                           "service: '%s'. ", msg, service);
+        msg = apr_psprintf(c->p,
+                           "%sCredential should be scoped to correct "
+                           "service: '%s'. ",
+                           msg, service);
     }
     if (strcmp(sc[4], TERMINATOR) != 0) {
-        msg = apr_psprintf(c->p, "%sCredential should be scoped with a valid "
-                           "terminator: '" TERMINATOR "', not '%s'. ", msg, sc[4]);
+        msg = apr_psprintf(c->p,
+                           "%sCredential should be scoped with a valid "
+                           "terminator: '" TERMINATOR "', not '%s'. ",
+                           msg, sc[4]);
     }
     if (strlen(sc[1]) != 8 || strncmp(sc[1], a->amz_date, 8) != 0) {
-        msg = apr_psprintf(c->p, "%sDate in Credential scope does not match "
+        msg = apr_psprintf(c->p,
+                           "%sDate in Credential scope does not match "
                            "YYYYMMDD from ISO-8601 version of date from HTTP: "
-                           "'%s' != '%.8s', from '%s'. ", msg, sc[1],
-                           a->amz_date, a->amz_date);
+                           "'%s' != '%.8s', from '%s'. ",
+                           msg, sc[1], a->amz_date, a->amz_date);
     }
     return *msg ? fail(c, AD_SIGV4_INVALID, T_INVALID, msg) : AD_SIGV4_OK;
 }
 
-static int check_credential(sv_ctx_t *c, sv_auth_t *a, const char *service,
-                            const char *region)
+static int check_credential(sv_ctx_t *c, sv_auth_t *a, const char *service, const char *region)
 {
     if (strcmp(a->algorithm, ALGORITHM) != 0) {
-        return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE, apr_psprintf(c->p,
-                    "Unsupported AWS 'algorithm': '%s' (only " ALGORITHM
-                    " for now). ", a->algorithm));
+        return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE,
+                    apr_psprintf(c->p,
+                                 "Unsupported AWS 'algorithm': '%s' (only " ALGORITHM " for now). ",
+                                 a->algorithm));
     }
     if (!split_credential(c->p, a->credential, a->scope)) {
-        return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE, apr_psprintf(c->p,
-                    "Credential must have exactly 5 slash-delimited elements, "
-                    "e.g. keyid/date/region/service/term, got '%s'",
-                    a->credential));
+        return fail(c, AD_SIGV4_INCOMPLETE, T_INCOMPLETE,
+                    apr_psprintf(c->p,
+                                 "Credential must have exactly 5 slash-delimited elements, "
+                                 "e.g. keyid/date/region/service/term, got '%s'",
+                                 a->credential));
     }
     return check_scope(c, a, service, region);
 }
@@ -518,7 +534,7 @@ static const char *canonical_query(apr_pool_t *p, const char *query)
             q->value = uri_encode(p, eq, len);
         }
         else {
-            q->value = "";      /* "key" is signed as "key=" */
+            q->value = ""; /* "key" is signed as "key=" */
         }
         len = uri_decode(tok);
         q->name = uri_encode(p, tok, len);
@@ -534,15 +550,13 @@ static const char *canonical_query(apr_pool_t *p, const char *query)
 
 /* One header's canonical value: every line of that name, trimmed, in the
  * order received, joined by ','. */
-static const char *canonical_value(apr_pool_t *p, const ad_sigv4_request_t *req,
-                                   const char *name)
+static const char *canonical_value(apr_pool_t *p, const ad_sigv4_request_t *req, const char *name)
 {
     const char *out = NULL;
     int i;
 
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
-        const ad_sigv4_header_t *h = &APR_ARRAY_IDX(req->headers, i,
-                                                    ad_sigv4_header_t);
+        const ad_sigv4_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_sigv4_header_t);
         if (h->name && strcasecmp(h->name, name) == 0) {
             const char *v = trim_collapse(p, h->value ? h->value : "");
             out = out ? apr_pstrcat(p, out, ",", v, NULL) : v;
@@ -553,16 +567,15 @@ static const char *canonical_value(apr_pool_t *p, const ad_sigv4_request_t *req,
 
 /* The headers the client listed, as it listed them (lowercase and sorted:
  * it signed that list); sets *names to the SignedHeaders line to sign. */
-static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *req,
-                                     const char *list, const char **names)
+static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *req, const char *list,
+                                     const char **names)
 {
     apr_array_header_t *lines = apr_array_make(p, 12, sizeof(const char *));
     apr_array_header_t *keys = apr_array_make(p, 12, sizeof(const char *));
     char *s = apr_pstrdup(p, list), *tok, *last;
 
     for (tok = apr_strtok(s, ";", &last); tok; tok = apr_strtok(NULL, ";", &last)) {
-        const char *line = apr_pstrcat(p, tok, ":", canonical_value(p, req, tok),
-                                       "\n", NULL);
+        const char *line = apr_pstrcat(p, tok, ":", canonical_value(p, req, tok), "\n", NULL);
         APR_ARRAY_PUSH(keys, const char *) = tok;
         APR_ARRAY_PUSH(lines, const char *) = line;
     }
@@ -583,11 +596,9 @@ static int sign(apr_pool_t *p, const char *secret, const char *const scope[5],
     char *key = apr_pstrcat(p, "AWS4", secret, NULL);
     int ok;
 
-    ok = hmac_sha256((unsigned char *)key, (int)strlen(key), scope[1], k)
-         && hmac_sha256(k, SHA256_LEN, scope[2], k)
-         && hmac_sha256(k, SHA256_LEN, scope[3], k)
-         && hmac_sha256(k, SHA256_LEN, TERMINATOR, k)
-         && hmac_sha256(k, SHA256_LEN, string_to_sign, k);
+    ok = hmac_sha256((unsigned char *)key, (int)strlen(key), scope[1], k) &&
+         hmac_sha256(k, SHA256_LEN, scope[2], k) && hmac_sha256(k, SHA256_LEN, scope[3], k) &&
+         hmac_sha256(k, SHA256_LEN, TERMINATOR, k) && hmac_sha256(k, SHA256_LEN, string_to_sign, k);
     if (ok) {
         hex_encode(k, SHA256_LEN, out);
     }
@@ -607,16 +618,14 @@ static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
     headers = canonical_headers(c->p, req, a->signed_headers, &names);
-    creq = apr_pstrcat(c->p, req->method ? req->method : "", "\n",
-                       canonical_uri(c->p, req->path), "\n",
-                       canonical_query(c->p, req->query), "\n",
-                       headers, "\n", names, "\n", body_hash, NULL);
+    creq = apr_pstrcat(c->p, req->method ? req->method : "", "\n", canonical_uri(c->p, req->path),
+                       "\n", canonical_query(c->p, req->query), "\n", headers, "\n", names, "\n",
+                       body_hash, NULL);
     if (!sha256_hex(creq, strlen(creq), creq_hash)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
-    sts = apr_pstrcat(c->p, ALGORITHM "\n", a->amz_date, "\n", a->scope[1], "/",
-                      a->scope[2], "/", a->scope[3], "/", TERMINATOR "\n",
-                      creq_hash, NULL);
+    sts = apr_pstrcat(c->p, ALGORITHM "\n", a->amz_date, "\n", a->scope[1], "/", a->scope[2], "/",
+                      a->scope[3], "/", TERMINATOR "\n", creq_hash, NULL);
     if (!sign(c->p, secret, a->scope, sts, sig)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
@@ -624,24 +633,27 @@ static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
      * longer matches it. The text is S3's (no JSON service's is known). */
     sent = header_get(req, "x-amz-content-sha256");
     if (sent && strcmp(trim_collapse(c->p, sent), body_hash) != 0) {
-        return fail(c, AD_SIGV4_INVALID, T_INVALID, "The provided "
+        return fail(c, AD_SIGV4_INVALID, T_INVALID,
+                    "The provided "
                     "'x-amz-content-sha256' header does not match what was "
                     "computed.");
     }
     /* Constant time: how much of a guess matched must not show. */
-    if (strlen(a->signature) != HEX_LEN
-        || CRYPTO_memcmp(sig, a->signature, HEX_LEN) != 0) {
-        return fail(c, AD_SIGV4_MISMATCH, T_INVALID, apr_pstrcat(c->p,
-                    M_MISMATCH "\n\nThe Canonical String for this request should "
-                    "have been\n'", creq, "'\n\nThe String-to-Sign should have "
-                    "been\n'", sts, "'\n", NULL));
+    if (strlen(a->signature) != HEX_LEN || CRYPTO_memcmp(sig, a->signature, HEX_LEN) != 0) {
+        return fail(c, AD_SIGV4_MISMATCH, T_INVALID,
+                    apr_pstrcat(c->p,
+                                M_MISMATCH "\n\nThe Canonical String for this request should "
+                                           "have been\n'",
+                                creq,
+                                "'\n\nThe String-to-Sign should have "
+                                "been\n'",
+                                sts, "'\n", NULL));
     }
     return AD_SIGV4_OK;
 }
 
-int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req,
-                    const char *service, const char *region,
-                    ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                    const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
                     int *status, const char **error_type, const char **message)
 {
     sv_ctx_t c;
@@ -658,11 +670,10 @@ int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req,
     *error_type = NULL;
     *message = NULL;
 
-    if ((rc = parse_auth(&c, &a)) != AD_SIGV4_OK
-        || (rc = check_required(&c, &a)) != AD_SIGV4_OK
-        || (rc = check_date(&c, &a, now)) != AD_SIGV4_OK
-        || (rc = check_signed_headers(&c, &a)) != AD_SIGV4_OK
-        || (rc = check_credential(&c, &a, service, region)) != AD_SIGV4_OK) {
+    if ((rc = parse_auth(&c, &a)) != AD_SIGV4_OK || (rc = check_required(&c, &a)) != AD_SIGV4_OK ||
+        (rc = check_date(&c, &a, now)) != AD_SIGV4_OK ||
+        (rc = check_signed_headers(&c, &a)) != AD_SIGV4_OK ||
+        (rc = check_credential(&c, &a, service, region)) != AD_SIGV4_OK) {
         return rc;
     }
     secret = lookup(baton, a.scope[0]);

@@ -18,14 +18,15 @@
 
 /* Results of ad_sigv4_verify. The type names are what goes on the wire. */
 #define AD_SIGV4_OK            0
-#define AD_SIGV4_MISSING_TOKEN 1  /* MissingAuthenticationTokenException */
-#define AD_SIGV4_INCOMPLETE    2  /* IncompleteSignatureException */
-#define AD_SIGV4_EXPIRED       3  /* InvalidSignatureException: clock skew */
-#define AD_SIGV4_INVALID       4  /* InvalidSignatureException: scope, unsigned
+#define AD_SIGV4_MISSING_TOKEN 1 /* MissingAuthenticationTokenException */
+#define AD_SIGV4_INCOMPLETE    2 /* IncompleteSignatureException */
+#define AD_SIGV4_EXPIRED       3 /* InvalidSignatureException: clock skew */
+#define AD_SIGV4_INVALID                                                                           \
+    4                          /* InvalidSignatureException: scope, unsigned
                                    * host or x-amz-date, payload hash */
-#define AD_SIGV4_UNKNOWN_KEY   5  /* UnrecognizedClientException */
-#define AD_SIGV4_MISMATCH      6  /* InvalidSignatureException: signature */
-#define AD_SIGV4_INTERNAL      7  /* InternalFailure (500): libcrypto failed */
+#define AD_SIGV4_UNKNOWN_KEY 5 /* UnrecognizedClientException */
+#define AD_SIGV4_MISMATCH    6 /* InvalidSignatureException: signature */
+#define AD_SIGV4_INTERNAL    7 /* InternalFailure (500): libcrypto failed */
 
 /* How far x-amz-date may be from the server's clock, either way. */
 #define AD_SIGV4_MAX_SKEW apr_time_from_sec(15 * 60)
@@ -36,13 +37,13 @@ typedef struct ad_sigv4_header_t {
 } ad_sigv4_header_t;
 
 typedef struct ad_sigv4_request_t {
-    const char *method;           /* "POST" */
-    const char *path;             /* raw request path as received, "/events/" */
-    const char *query;            /* raw query string (no '?') or NULL */
+    const char *method; /* "POST" */
+    const char *path;   /* raw request path as received, "/events/" */
+    const char *query;  /* raw query string (no '?') or NULL */
     /* Every request header as received, names in any case. A header sent
      * more than once must appear once per line received, in order (the
      * signature joins them with ","; httpd's merged ", " form differs). */
-    const apr_array_header_t *headers;  /* of ad_sigv4_header_t */
+    const apr_array_header_t *headers; /* of ad_sigv4_header_t */
     const char *body;
     apr_size_t body_len;
 } ad_sigv4_request_t;
@@ -57,9 +58,8 @@ typedef const char *ad_sigv4_lookup_fn(void *baton, const char *access_key_id);
  * failures above with *status 400 (500 for AD_SIGV4_INTERNAL), *error_type
  * and *message as AWS words them (allocated in p). lookup's secret is only
  * read, never kept. */
-int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req,
-                    const char *service, const char *region,
-                    ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                    const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
                     int *status, const char **error_type, const char **message);
 
 #endif

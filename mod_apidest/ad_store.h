@@ -16,21 +16,19 @@ typedef struct ad_store_item_t {
 } ad_store_item_t;
 
 /* Return non-zero to stop the iteration. */
-typedef int ad_store_iter_cb(void *baton, const char *key, const char *val,
-                             apr_size_t len);
+typedef int ad_store_iter_cb(void *baton, const char *key, const char *val, apr_size_t len);
 
 struct ad_store_t {
-    const char *kind;  /* "dbm:gdbm" ... for status and logs */
+    const char *kind; /* "dbm:gdbm" ... for status and logs */
     const char *path;
     /* Write every item, or fail having written a prefix of them. */
     apr_status_t (*put)(ad_store_t *s, const ad_store_item_t *items, int n);
-    apr_status_t (*get)(ad_store_t *s, apr_pool_t *p, const char *key,
-                        char **val, apr_size_t *len);
+    apr_status_t (*get)(ad_store_t *s, apr_pool_t *p, const char *key, char **val, apr_size_t *len);
     apr_status_t (*del)(ad_store_t *s, const char *key);
     /* Visit every key starting with prefix (order unspecified). The store
      * must not be changed from inside cb. */
-    apr_status_t (*iterate)(ad_store_t *s, apr_pool_t *p, const char *prefix,
-                            ad_store_iter_cb *cb, void *baton);
+    apr_status_t (*iterate)(ad_store_t *s, apr_pool_t *p, const char *prefix, ad_store_iter_cb *cb,
+                            void *baton);
     /* Make everything written so far durable against power loss. */
     apr_status_t (*sync)(ad_store_t *s);
     apr_off_t (*size)(ad_store_t *s);
@@ -48,9 +46,8 @@ struct ad_store_t {
 
 /* Parse "dbm:<driver>:<path>" (or "dbm:<path>", gdbm). At config time: the
  * error names what is wrong, e.g. a DBM driver this APR lacks. */
-apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec,
-                                 const char **driver, const char **path,
-                                 const char **err);
+apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec, const char **driver,
+                                 const char **path, const char **err);
 
 /* Longest key the daemon uses for a queued record. */
 #define AD_STORE_KEY_MAX 32
@@ -64,8 +61,7 @@ apr_size_t ad_store_driver_max_record(const char *driver);
 /* Open (creating) the store; the lock file <path>.lock keeps two daemon
  * generations from opening it together: waits up to wait for it. */
 apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
-                           apr_interval_time_t wait, ad_store_t **s,
-                           const char **err);
+                           apr_interval_time_t wait, ad_store_t **s, const char **err);
 void ad_store_close(ad_store_t *s);
 
 #endif

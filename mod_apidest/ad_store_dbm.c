@@ -21,19 +21,18 @@
 
 typedef struct {
     apr_pool_t *p;
-    apr_pool_t *dbp;     /* the open DBM's pool, replaced on reopen */
-    apr_dbm_t *db;       /* NULL while a reopen is pending */
+    apr_pool_t *dbp; /* the open DBM's pool, replaced on reopen */
+    apr_dbm_t *db;   /* NULL while a reopen is pending */
     apr_time_t next_reopen;
     const char *driver;
     const char *path;
-    const char *file1;   /* the DBM's files, for fsync and size */
+    const char *file1; /* the DBM's files, for fsync and size */
     const char *file2;
     apr_file_t *lock;
 } dbm_store_t;
 
-apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec,
-                                 const char **driver, const char **path,
-                                 const char **err)
+apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec, const char **driver,
+                                 const char **path, const char **err)
 {
     const char *rest, *colon, *used1, *used2;
 
@@ -58,7 +57,8 @@ apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec,
     /* APR-util 1.6 has no apr_dbm_get_driver; asking for the file names
      * loads the driver and fails the same way when it is missing. */
     if (apr_dbm_get_usednames_ex(p, *driver, *path, &used1, &used2) != APR_SUCCESS) {
-        *err = apr_psprintf(p, "DBM driver '%s' is not available in this APR-util "
+        *err = apr_psprintf(p,
+                            "DBM driver '%s' is not available in this APR-util "
                             "(install its apr_dbm_%s module, or use gdbm or sdbm)",
                             *driver, *driver);
         return APR_ENOTIMPL;
@@ -102,8 +102,9 @@ static void note_failure(dbm_store_t *d, apr_status_t rv, const char *op)
 
     if (d->db) {
         apr_dbm_geterror(d->db, &err, ebuf, sizeof(ebuf));
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0, ADLOGNO(00120)
-                      "DBM %s of %s failed: %s; reopening the store", op, d->path, ebuf);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                      ADLOGNO(00120) "DBM %s of %s failed: %s; reopening the store", op, d->path,
+                      ebuf);
         apr_dbm_close(d->db);
         d->db = NULL;
         apr_pool_destroy(d->dbp);
@@ -123,12 +124,11 @@ static int ensure_open(dbm_store_t *d)
     }
     d->next_reopen = apr_time_now() + apr_time_from_sec(1);
     if ((rv = open_db(d)) != APR_SUCCESS) {
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv, ADLOGNO(00121)
-                      "cannot reopen the store %s; will retry", d->path);
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
+                      ADLOGNO(00121) "cannot reopen the store %s; will retry", d->path);
         return 0;
     }
-    ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0, ADLOGNO(00122)
-                  "store %s reopened", d->path);
+    ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0, ADLOGNO(00122) "store %s reopened", d->path);
     return 1;
 }
 
@@ -158,8 +158,8 @@ static apr_status_t dbm_put(ad_store_t *s, const ad_store_item_t *items, int n)
     return APR_SUCCESS;
 }
 
-static apr_status_t dbm_get(ad_store_t *s, apr_pool_t *p, const char *key,
-                            char **val, apr_size_t *len)
+static apr_status_t dbm_get(ad_store_t *s, apr_pool_t *p, const char *key, char **val,
+                            apr_size_t *len)
 {
     dbm_store_t *d = s->impl;
     apr_datum_t k, v;
@@ -196,8 +196,8 @@ static apr_status_t dbm_del(ad_store_t *s, const char *key)
     k.dsize = strlen(key);
     /* A key that is not there is not an error: the goal is its absence. */
     rv = apr_dbm_delete(d->db, k);
-    if (rv == APR_SUCCESS || rv == GDBM_ITEM_NOT_FOUND_RV
-        || (strcmp(d->driver, "gdbm") && !apr_dbm_exists(d->db, k))) {
+    if (rv == APR_SUCCESS || rv == GDBM_ITEM_NOT_FOUND_RV ||
+        (strcmp(d->driver, "gdbm") && !apr_dbm_exists(d->db, k))) {
         return APR_SUCCESS;
     }
     note_failure(d, rv, "delete");
@@ -371,15 +371,14 @@ static apr_status_t dbm_compact(ad_store_t *s, apr_pool_t *p)
     return rv;
 }
 
-static apr_status_t take_lock(apr_pool_t *p, const char *path,
-                              apr_interval_time_t wait, apr_file_t **lock)
+static apr_status_t take_lock(apr_pool_t *p, const char *path, apr_interval_time_t wait,
+                              apr_file_t **lock)
 {
     apr_time_t until = apr_time_now() + wait;
     apr_status_t rv;
 
     rv = apr_file_open(lock, apr_pstrcat(p, path, ".lock", NULL),
-                       APR_FOPEN_WRITE | APR_FOPEN_CREATE,
-                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+                       APR_FOPEN_WRITE | APR_FOPEN_CREATE, APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -407,8 +406,7 @@ static apr_status_t open_dbm(dbm_store_t *d, apr_time_t until)
 }
 
 apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
-                           apr_interval_time_t wait, ad_store_t **out,
-                           const char **err)
+                           apr_interval_time_t wait, ad_store_t **out, const char **err)
 {
     dbm_store_t *d = apr_pcalloc(p, sizeof(*d));
     ad_store_t *s = apr_pcalloc(p, sizeof(*s));
@@ -419,8 +417,8 @@ apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
     d->driver = driver;
     d->path = path;
     if ((rv = take_lock(p, path, wait, &d->lock)) != APR_SUCCESS) {
-        *err = apr_psprintf(p, "cannot lock %s.lock: %s", path,
-                            apr_strerror(rv, ebuf, sizeof(ebuf)));
+        *err =
+            apr_psprintf(p, "cannot lock %s.lock: %s", path, apr_strerror(rv, ebuf, sizeof(ebuf)));
         return rv;
     }
     if ((rv = open_dbm(d, apr_time_now() + wait)) != APR_SUCCESS) {

@@ -14,18 +14,18 @@
 #include "ad_util.h"
 
 /* Constraints of the PutTargets model. */
-#define MAX_INPUT_LEN       8192
-#define MAX_TEMPLATE_LEN    8192
-#define MAX_PATH_LEN        256
-#define MAX_KEY_LEN         256
-#define MAX_PATHS_MAP       100
-#define KEY_PATTERN         "[A-Za-z0-9\\_\\-]+"
+#define MAX_INPUT_LEN    8192
+#define MAX_TEMPLATE_LEN 8192
+#define MAX_PATH_LEN     256
+#define MAX_KEY_LEN      256
+#define MAX_PATHS_MAP    100
+#define KEY_PATTERN      "[A-Za-z0-9\\_\\-]+"
 
 typedef enum {
-    TX_EVENT,       /* no option: the whole envelope */
-    TX_CONSTANT,    /* Input */
-    TX_PATH,        /* InputPath */
-    TX_TEMPLATE     /* InputTransformer */
+    TX_EVENT,    /* no option: the whole envelope */
+    TX_CONSTANT, /* Input */
+    TX_PATH,     /* InputPath */
+    TX_TEMPLATE  /* InputTransformer */
 } tx_kind_e;
 
 /* Reserved variables are numbered below zero so that a placeholder's var
@@ -51,16 +51,12 @@ static const struct {
 };
 
 /* Where a placeholder stands; see write_value for what each implies. */
-typedef enum {
-    AT_TEXT,
-    AT_JSON_VALUE,
-    AT_JSON_STRING
-} place_e;
+typedef enum { AT_TEXT, AT_JSON_VALUE, AT_JSON_STRING } place_e;
 
 typedef struct {
-    const char *text;   /* literal text before the placeholder */
+    const char *text; /* literal text before the placeholder */
     apr_size_t len;
-    int var;            /* index into vars, RV_*, or VAR_NONE (the tail) */
+    int var; /* index into vars, RV_*, or VAR_NONE (the tail) */
     place_e at;
 } tx_seg_t;
 
@@ -72,11 +68,11 @@ typedef struct {
 struct ad_transform_t {
     const char *target_id;
     tx_kind_e kind;
-    const char *constant;       /* TX_CONSTANT, compact JSON */
+    const char *constant; /* TX_CONSTANT, compact JSON */
     apr_size_t constant_len;
-    const char *path_text;      /* TX_PATH */
+    const char *path_text; /* TX_PATH */
     const ad_jsonpath_t *path;
-    int json_mode;              /* TX_TEMPLATE */
+    int json_mode; /* TX_TEMPLATE */
     const tx_seg_t *segs;
     int nsegs;
     const tx_var_t *vars;
@@ -101,21 +97,22 @@ static apr_size_t aws_length(const char *s)
     return n;
 }
 
-static const char *length_error(apr_pool_t *p, const char *what,
-                                const char *id, const char *s, apr_size_t min,
-                                apr_size_t max)
+static const char *length_error(apr_pool_t *p, const char *what, const char *id, const char *s,
+                                apr_size_t min, apr_size_t max)
 {
     apr_size_t n = aws_length(s);
 
     if (n < min) {
-        return apr_psprintf(p, "%s of target %s failed to satisfy constraint: "
-                            "Member must have length greater than or equal to %"
-                            APR_SIZE_T_FMT, what, id, min);
+        return apr_psprintf(p,
+                            "%s of target %s failed to satisfy constraint: "
+                            "Member must have length greater than or equal to %" APR_SIZE_T_FMT,
+                            what, id, min);
     }
     if (n > max) {
-        return apr_psprintf(p, "%s of target %s failed to satisfy constraint: "
-                            "Member must have length less than or equal to %"
-                            APR_SIZE_T_FMT, what, id, max);
+        return apr_psprintf(p,
+                            "%s of target %s failed to satisfy constraint: "
+                            "Member must have length less than or equal to %" APR_SIZE_T_FMT,
+                            what, id, max);
     }
     return NULL;
 }
@@ -136,43 +133,49 @@ static const char *check_key(apr_pool_t *p, const char *id, const char *k)
     const char *why = length_error(p, what, id, k, 1, MAX_KEY_LEN);
 
     if (!why && !key_matches_pattern(k)) {
-        why = apr_psprintf(p, "%s of target %s failed to satisfy constraint: "
-                           "Member must satisfy regular expression pattern: "
-                           KEY_PATTERN, what, id);
+        why = apr_psprintf(p,
+                           "%s of target %s failed to satisfy constraint: "
+                           "Member must satisfy regular expression pattern: " KEY_PATTERN,
+                           what, id);
     }
     return why;
 }
 
-static const char *check_paths_map(apr_pool_t *p, const char *id,
-                                   const apr_array_header_t *map)
+static const char *check_paths_map(apr_pool_t *p, const char *id, const apr_array_header_t *map)
 {
     const ad_transform_var_t *v = (const ad_transform_var_t *)map->elts;
     const char *why = NULL;
     int i;
 
     if (map->nelts > MAX_PATHS_MAP) {
-        return apr_psprintf(p, "InputPathsMap of target %s failed to satisfy "
+        return apr_psprintf(p,
+                            "InputPathsMap of target %s failed to satisfy "
                             "constraint: Member must have length less than or "
-                            "equal to %d", id, MAX_PATHS_MAP);
+                            "equal to %d",
+                            id, MAX_PATHS_MAP);
     }
     for (i = 0; i < map->nelts && !why; i++) {
         if (!v[i].name || !v[i].path) {
-            return apr_psprintf(p, "InputPathsMap of target %s has an entry "
-                                "without a %s", id,
-                                v[i].name ? "path" : "name");
+            return apr_psprintf(p,
+                                "InputPathsMap of target %s has an entry "
+                                "without a %s",
+                                id, v[i].name ? "path" : "name");
         }
         /* Reserved names carry dots, which the key pattern refuses anyway;
          * say what is really wrong. */
         if (!strncasecmp(v[i].name, "aws.", 4)) {
-            return apr_psprintf(p, "InputPathsMap key '%s' of target %s is "
+            return apr_psprintf(p,
+                                "InputPathsMap key '%s' of target %s is "
                                 "reserved: aws.* names are predefined "
                                 "variables and cannot be redefined",
                                 v[i].name, id);
         }
         why = check_key(p, id, v[i].name);
         if (!why) {
-            const char *what = apr_psprintf(p, "InputPathsMap value for key "
-                                            "'%s'", v[i].name);
+            const char *what = apr_psprintf(p,
+                                            "InputPathsMap value for key "
+                                            "'%s'",
+                                            v[i].name);
             why = length_error(p, what, id, v[i].path, 0, MAX_PATH_LEN);
         }
     }
@@ -181,9 +184,8 @@ static const char *check_paths_map(apr_pool_t *p, const char *id,
 
 /* Model constraints first, as AWS validates the request shape before it
  * looks at what the options mean. */
-static const char *check_constraints(apr_pool_t *p, const char *id,
-                                     const char *input, const char *input_path,
-                                     const apr_array_header_t *map,
+static const char *check_constraints(apr_pool_t *p, const char *id, const char *input,
+                                     const char *input_path, const apr_array_header_t *map,
                                      const char *tpl)
 {
     const char *why = NULL;
@@ -195,9 +197,11 @@ static const char *check_constraints(apr_pool_t *p, const char *id,
         why = length_error(p, "InputPath", id, input_path, 0, MAX_PATH_LEN);
     }
     if (!why && map && map->nelts && !tpl) {
-        why = apr_psprintf(p, "Value null at 'InputTemplate' of target %s "
+        why = apr_psprintf(p,
+                           "Value null at 'InputTemplate' of target %s "
                            "failed to satisfy constraint: Member must not be "
-                           "null", id);
+                           "null",
+                           id);
     }
     if (!why && tpl) {
         why = length_error(p, "InputTemplate", id, tpl, 1, MAX_TEMPLATE_LEN);
@@ -212,16 +216,14 @@ static const char *check_constraints(apr_pool_t *p, const char *id,
 /* Compile: each kind of input                                        */
 /* ------------------------------------------------------------------ */
 
-static const char *compile_constant(apr_pool_t *p, ad_transform_t *t,
-                                    const char *input)
+static const char *compile_constant(apr_pool_t *p, ad_transform_t *t, const char *input)
 {
     json_error_t jerr;
     json_t *v = json_loads(input, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     size_t n = 0;
 
     if (!v) {
-        return apr_psprintf(p, "Input for target %s is not a valid JSON text.",
-                            t->target_id);
+        return apr_psprintf(p, "Input for target %s is not a valid JSON text.", t->target_id);
     }
     t->kind = TX_CONSTANT;
     t->constant = ad_json_dump(p, v, &n);
@@ -230,23 +232,23 @@ static const char *compile_constant(apr_pool_t *p, ad_transform_t *t,
     return NULL;
 }
 
-static const char *compile_input_path(apr_pool_t *p, ad_transform_t *t,
-                                      const char *path)
+static const char *compile_input_path(apr_pool_t *p, ad_transform_t *t, const char *path)
 {
     const char *jerr = NULL;
 
     t->path = ad_jsonpath_compile(p, path, &jerr);
     if (!t->path) {
-        return apr_psprintf(p, "InputPath '%s' of target %s is not a supported "
-                            "JSONPath: %s", path, t->target_id, jerr);
+        return apr_psprintf(p,
+                            "InputPath '%s' of target %s is not a supported "
+                            "JSONPath: %s",
+                            path, t->target_id, jerr);
     }
     t->kind = TX_PATH;
     t->path_text = path;
     return NULL;
 }
 
-static const char *compile_vars(apr_pool_t *p, ad_transform_t *t,
-                                const apr_array_header_t *map)
+static const char *compile_vars(apr_pool_t *p, ad_transform_t *t, const apr_array_header_t *map)
 {
     const ad_transform_var_t *v;
     tx_var_t *vars;
@@ -258,15 +260,17 @@ static const char *compile_vars(apr_pool_t *p, ad_transform_t *t,
     for (i = 0; i < n; i++) {
         for (j = 0; j < i; j++) {
             if (!strcmp(vars[j].name, v[i].name)) {
-                return apr_psprintf(p, "InputPathsMap key '%s' of target %s is "
-                                    "defined more than once", v[i].name,
-                                    t->target_id);
+                return apr_psprintf(p,
+                                    "InputPathsMap key '%s' of target %s is "
+                                    "defined more than once",
+                                    v[i].name, t->target_id);
             }
         }
         vars[i].name = v[i].name;
         vars[i].path = ad_jsonpath_compile(p, v[i].path, &jerr);
         if (!vars[i].path) {
-            return apr_psprintf(p, "InputPathsMap value '%s' for key '%s' of "
+            return apr_psprintf(p,
+                                "InputPathsMap value '%s' for key '%s' of "
                                 "target %s is not a supported JSONPath: %s",
                                 v[i].path, v[i].name, t->target_id, jerr);
         }
@@ -323,8 +327,8 @@ static int template_is_json(const char *tpl)
     return *tpl == '{' || *tpl == '[';
 }
 
-static void push_seg(apr_array_header_t *segs, const char *lit,
-                     const char *end, int var, place_e at)
+static void push_seg(apr_array_header_t *segs, const char *lit, const char *end, int var,
+                     place_e at)
 {
     tx_seg_t *seg = apr_array_push(segs);
 
@@ -334,8 +338,7 @@ static void push_seg(apr_array_header_t *segs, const char *lit,
     seg->at = at;
 }
 
-static const char *split_template(apr_pool_t *p, ad_transform_t *t,
-                                  const char *tpl)
+static const char *split_template(apr_pool_t *p, ad_transform_t *t, const char *tpl)
 {
     apr_array_header_t *segs = apr_array_make(p, 8, sizeof(tx_seg_t));
     const char *s = tpl, *lit = tpl, *end;
@@ -346,12 +349,15 @@ static const char *split_template(apr_pool_t *p, ad_transform_t *t,
             const char *name = apr_pstrmemdup(p, s + 1, end - s - 1);
             var = lookup_var(t, name);
             if (var == VAR_NONE) {
-                return apr_psprintf(p, "InputTemplate for target %s contains "
-                                    "invalid placeholder %s.", t->target_id,
-                                    name);
+                return apr_psprintf(p,
+                                    "InputTemplate for target %s contains "
+                                    "invalid placeholder %s.",
+                                    t->target_id, name);
             }
-            push_seg(segs, lit, s, var, !t->json_mode ? AT_TEXT
-                     : in_string ? AT_JSON_STRING : AT_JSON_VALUE);
+            push_seg(segs, lit, s, var,
+                     !t->json_mode ? AT_TEXT
+                     : in_string   ? AT_JSON_STRING
+                                   : AT_JSON_VALUE);
             s = lit = end + 1;
             continue;
         }
@@ -370,8 +376,7 @@ static const char *split_template(apr_pool_t *p, ad_transform_t *t,
     return NULL;
 }
 
-static const char *compile_template(apr_pool_t *p, ad_transform_t *t,
-                                    const apr_array_header_t *map,
+static const char *compile_template(apr_pool_t *p, ad_transform_t *t, const apr_array_header_t *map,
                                     const char *tpl)
 {
     const char *why = compile_vars(p, t, map);
@@ -384,11 +389,9 @@ static const char *compile_template(apr_pool_t *p, ad_transform_t *t,
     return split_template(p, t, tpl);
 }
 
-ad_transform_t *ad_transform_compile(apr_pool_t *p, const char *target_id,
-                                     const char *input, const char *input_path,
-                                     const apr_array_header_t *paths_map,
-                                     const char *input_template,
-                                     const char **err)
+ad_transform_t *ad_transform_compile(apr_pool_t *p, const char *target_id, const char *input,
+                                     const char *input_path, const apr_array_header_t *paths_map,
+                                     const char *input_template, const char **err)
 {
     ad_transform_t *t = apr_pcalloc(p, sizeof(*t));
     int has_map = paths_map && paths_map->nelts > 0;
@@ -396,11 +399,10 @@ ad_transform_t *ad_transform_compile(apr_pool_t *p, const char *target_id,
 
     t->target_id = target_id ? apr_pstrdup(p, target_id) : "";
     t->kind = TX_EVENT;
-    why = check_constraints(p, t->target_id, input, input_path, paths_map,
-                            input_template);
-    if (!why && (input != NULL) + (input_path != NULL)
-                + (input_template != NULL || has_map) > 1) {
-        why = apr_psprintf(p, "Only one of Input, InputPath, or "
+    why = check_constraints(p, t->target_id, input, input_path, paths_map, input_template);
+    if (!why && (input != NULL) + (input_path != NULL) + (input_template != NULL || has_map) > 1) {
+        why = apr_psprintf(p,
+                           "Only one of Input, InputPath, or "
                            "InputTransformer must be provided for target %s.",
                            t->target_id);
     }
@@ -475,7 +477,8 @@ static void put_bare(tx_buf_t *b, const json_t *v)
         break;
     case JSON_OBJECT:
         buf_put(b, "{", 1);
-        json_object_foreach((json_t *)v, key, m) {
+        json_object_foreach((json_t *)v, key, m)
+        {
             if (!first) {
                 buf_put(b, ",", 1);
             }
@@ -531,8 +534,7 @@ static void write_value(tx_buf_t *b, const json_t *v, place_e at)
     }
 }
 
-static const char *ingestion_time(const json_t *event,
-                                  const ad_transform_ctx_t *ctx)
+static const char *ingestion_time(const json_t *event, const ad_transform_ctx_t *ctx)
 {
     if (ctx && ctx->ingestion_time) {
         return ctx->ingestion_time;
@@ -542,13 +544,17 @@ static const char *ingestion_time(const json_t *event,
 
 /* <aws.events.event>: the envelope without detail, in the key order and
  * with the detailType key AWS recorded; its time is the ingestion time. */
-static json_t *event_without_detail(const json_t *event,
-                                    const ad_transform_ctx_t *ctx)
+static json_t *event_without_detail(const json_t *event, const ad_transform_ctx_t *ctx)
 {
     static const char *const keys[][2] = {
-        {"id", "id"}, {"account", "account"}, {"detail-type", "detailType"},
-        {"time", "time"}, {"source", "source"}, {"region", "region"},
-        {"resources", "resources"}, {"version", "version"},
+        {"id", "id"},
+        {"account", "account"},
+        {"detail-type", "detailType"},
+        {"time", "time"},
+        {"source", "source"},
+        {"region", "region"},
+        {"resources", "resources"},
+        {"version", "version"},
     };
     json_t *o = json_object();
     const char *when = ingestion_time(event, ctx);
@@ -590,10 +596,9 @@ static json_t *value_of(const ad_transform_t *t, int var, const json_t *event,
     }
 }
 
-static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t,
-                                   const json_t *event,
-                                   const ad_transform_ctx_t *ctx, char **out,
-                                   apr_size_t *len, const char **why)
+static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t, const json_t *event,
+                                   const ad_transform_ctx_t *ctx, char **out, apr_size_t *len,
+                                   const char **why)
 {
     tx_buf_t b = {p, NULL, 0, 0};
     json_error_t jerr;
@@ -617,10 +622,11 @@ static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t,
     /* What reaches the target is the parsed output, minified. */
     v = json_loadb(b.buf, b.len, JSON_ALLOW_NUL, &jerr);
     if (!v) {
-        *why = apr_psprintf(p, "the transformed input of target %s is not "
+        *why = apr_psprintf(p,
+                            "the transformed input of target %s is not "
                             "valid JSON (%s at character %d); EventBridge "
-                            "delivers nothing", t->target_id, jerr.text,
-                            (int)jerr.position + 1);
+                            "delivers nothing",
+                            t->target_id, jerr.text, (int)jerr.position + 1);
         return APR_EINVAL;
     }
     *out = ad_json_dump(p, v, &n);
@@ -629,16 +635,17 @@ static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t,
     return APR_SUCCESS;
 }
 
-static apr_status_t apply_input_path(apr_pool_t *p, const ad_transform_t *t,
-                                     const json_t *event, char **out,
-                                     apr_size_t *len, const char **why)
+static apr_status_t apply_input_path(apr_pool_t *p, const ad_transform_t *t, const json_t *event,
+                                     char **out, apr_size_t *len, const char **why)
 {
     json_t *v = ad_jsonpath_eval(t->path, event);
     size_t n = 0;
 
     if (!v) {
-        *why = apr_psprintf(p, "InputPath %s of target %s matches nothing in "
-                            "the event", t->path_text, t->target_id);
+        *why = apr_psprintf(p,
+                            "InputPath %s of target %s matches nothing in "
+                            "the event",
+                            t->path_text, t->target_id);
         return APR_EINVAL;
     }
     *out = ad_json_dump(p, v, &n);
@@ -647,10 +654,9 @@ static apr_status_t apply_input_path(apr_pool_t *p, const ad_transform_t *t,
     return APR_SUCCESS;
 }
 
-apr_status_t ad_transform_apply(apr_pool_t *p, const ad_transform_t *t,
-                                const json_t *event,
-                                const ad_transform_ctx_t *ctx,
-                                char **out, apr_size_t *len, const char **why)
+apr_status_t ad_transform_apply(apr_pool_t *p, const ad_transform_t *t, const json_t *event,
+                                const ad_transform_ctx_t *ctx, char **out, apr_size_t *len,
+                                const char **why)
 {
     size_t n = 0;
 

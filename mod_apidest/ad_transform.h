@@ -24,17 +24,15 @@ typedef struct ad_transform_var_t {
  * PutTargets message where AWS has one (invalid placeholder, only one of
  * Input/InputPath/InputTransformer, Input not valid JSON), otherwise one in
  * AWS's constraint wording naming the target. */
-ad_transform_t *ad_transform_compile(apr_pool_t *p, const char *target_id,
-                                     const char *input, const char *input_path,
-                                     const apr_array_header_t *paths_map,
-                                     const char *input_template,
-                                     const char **err);
+ad_transform_t *ad_transform_compile(apr_pool_t *p, const char *target_id, const char *input,
+                                     const char *input_path, const apr_array_header_t *paths_map,
+                                     const char *input_template, const char **err);
 
 /* What the reserved template variables need besides the event. */
 typedef struct ad_transform_ctx_t {
     const char *rule_name;
     const char *rule_arn;
-    const char *ingestion_time;   /* ISO-8601 UTC; NULL: the event's time */
+    const char *ingestion_time; /* ISO-8601 UTC; NULL: the event's time */
 } ad_transform_ctx_t;
 
 /* The body to deliver for one event (the envelope as a jansson tree).
@@ -43,9 +41,8 @@ typedef struct ad_transform_ctx_t {
  * JSON template whose output is not valid JSON, an InputPath that matches
  * nothing), with *why (allocated in p) saying why. ctx may be NULL.
  * Thread-safe on a shared compiled transform. */
-apr_status_t ad_transform_apply(apr_pool_t *p, const ad_transform_t *t,
-                                const json_t *event,
-                                const ad_transform_ctx_t *ctx,
-                                char **out, apr_size_t *len, const char **why);
+apr_status_t ad_transform_apply(apr_pool_t *p, const ad_transform_t *t, const json_t *event,
+                                const ad_transform_ctx_t *ctx, char **out, apr_size_t *len,
+                                const char **why);
 
 #endif

@@ -126,8 +126,8 @@ static apr_status_t parse_offset(const char *s, long *offset)
     }
     sign = (*s == '-') ? -1 : 1;
     s++;
-    if (!parse_digits(&s, 2, &oh) || !expect_char(&s, ':')
-        || !parse_digits(&s, 2, &om) || *s != '\0') {
+    if (!parse_digits(&s, 2, &oh) || !expect_char(&s, ':') || !parse_digits(&s, 2, &om) ||
+        *s != '\0') {
         return APR_EGENERAL;
     }
     *offset = sign * (oh * 3600L + om * 60L);
@@ -142,15 +142,14 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
     apr_int64_t usec = 0;
 
     memset(&tm, 0, sizeof(tm));
-    if (!parse_digits(&s, 4, &y) || !expect_char(&s, '-')
-        || !parse_digits(&s, 2, &mo) || !expect_char(&s, '-')
-        || !parse_digits(&s, 2, &d) || (*s != 'T' && *s != 't' && *s != ' ')) {
+    if (!parse_digits(&s, 4, &y) || !expect_char(&s, '-') || !parse_digits(&s, 2, &mo) ||
+        !expect_char(&s, '-') || !parse_digits(&s, 2, &d) ||
+        (*s != 'T' && *s != 't' && *s != ' ')) {
         return APR_EGENERAL;
     }
     s++;
-    if (!parse_digits(&s, 2, &h) || !expect_char(&s, ':')
-        || !parse_digits(&s, 2, &mi) || !expect_char(&s, ':')
-        || !parse_digits(&s, 2, &sec)) {
+    if (!parse_digits(&s, 2, &h) || !expect_char(&s, ':') || !parse_digits(&s, 2, &mi) ||
+        !expect_char(&s, ':') || !parse_digits(&s, 2, &sec)) {
         return APR_EGENERAL;
     }
     if (*s == '.') {
@@ -165,8 +164,8 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
             s++;
         }
     }
-    if (parse_offset(s, &offset) != APR_SUCCESS || mo < 1 || mo > 12 || d < 1
-        || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    if (parse_offset(s, &offset) != APR_SUCCESS || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+        mi > 59 || sec > 60) {
         return APR_EGENERAL;
     }
     tm.tm_year = y - 1900;
@@ -188,8 +187,7 @@ static apr_status_t json_decref_cleanup(void *data)
 json_t *ad_json_own(apr_pool_t *p, json_t *v)
 {
     if (v) {
-        apr_pool_cleanup_register(p, v, json_decref_cleanup,
-                                  apr_pool_cleanup_null);
+        apr_pool_cleanup_register(p, v, json_decref_cleanup, apr_pool_cleanup_null);
     }
     return v;
 }
@@ -243,13 +241,27 @@ static void jb_string(jbuf_t *b, const char *s, size_t n)
         jb_put(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
         default:
             snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
             esc = ubuf;
@@ -290,7 +302,8 @@ static void jb_value(jbuf_t *b, const json_t *v)
         json_t *m;
         int first = 1;
         jb_put(b, "{", 1);
-        json_object_foreach((json_t *)v, k, m) {
+        json_object_foreach((json_t *)v, k, m)
+        {
             if (!first) {
                 jb_put(b, ",", 1);
             }

@@ -13,8 +13,8 @@ static void be32(unsigned char *b, apr_uint32_t v)
 
 static apr_uint32_t rd32(const unsigned char *b)
 {
-    return ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
-           | ((apr_uint32_t)b[2] << 8) | b[3];
+    return ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16) | ((apr_uint32_t)b[2] << 8) |
+           b[3];
 }
 
 static apr_status_t send_all(apr_socket_t *s, const char *buf, apr_size_t len)
@@ -46,8 +46,7 @@ static apr_status_t recv_all(apr_socket_t *s, char *buf, apr_size_t len)
     return APR_SUCCESS;
 }
 
-apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type,
-                          const char *payload, apr_size_t len)
+apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len)
 {
     unsigned char hdr[12];
     struct iovec vec[2];
@@ -76,8 +75,8 @@ apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type,
     return send_all(s, payload + (sent - sizeof(hdr)), total - sent);
 }
 
-apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type,
-                          char **payload, apr_size_t *len)
+apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,
+                          apr_size_t *len)
 {
     unsigned char hdr[12];
     apr_uint32_t n;
@@ -96,8 +95,8 @@ apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type,
     return recv_all(s, *payload, n);
 }
 
-apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs,
-                                char **buf, apr_size_t *len)
+apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs, char **buf,
+                                apr_size_t *len)
 {
     apr_size_t total = 4, off;
     int i;
@@ -121,8 +120,8 @@ apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs,
     return APR_SUCCESS;
 }
 
-apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf,
-                                  apr_size_t len, apr_array_header_t **blobs)
+apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf, apr_size_t len,
+                                  apr_array_header_t **blobs)
 {
     const unsigned char *b = (const unsigned char *)buf;
     apr_uint32_t n, i;
@@ -146,9 +145,8 @@ apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf,
     return off == len ? APR_SUCCESS : APR_EINVAL;
 }
 
-apr_status_t ad_wire_pack_reply(apr_pool_t *p, apr_uint32_t status,
-                                const char *text, apr_size_t text_len,
-                                char **buf, apr_size_t *len)
+apr_status_t ad_wire_pack_reply(apr_pool_t *p, apr_uint32_t status, const char *text,
+                                apr_size_t text_len, char **buf, apr_size_t *len)
 {
     *len = 4 + text_len;
     *buf = apr_palloc(p, *len);
@@ -159,9 +157,8 @@ apr_status_t ad_wire_pack_reply(apr_pool_t *p, apr_uint32_t status,
     return APR_SUCCESS;
 }
 
-apr_status_t ad_wire_unpack_reply(const char *buf, apr_size_t len,
-                                  apr_uint32_t *status, const char **text,
-                                  apr_size_t *text_len)
+apr_status_t ad_wire_unpack_reply(const char *buf, apr_size_t len, apr_uint32_t *status,
+                                  const char **text, apr_size_t *text_len)
 {
     if (len < 4) {
         return APR_EINVAL;

@@ -12,33 +12,30 @@
 #define AD_WIRE_MAX_PAYLOAD (64u * 1024 * 1024)
 
 typedef enum {
-    AD_MSG_STORE = 1,       /* child -> daemon: records to store */
-    AD_MSG_STORE_ACK = 2,   /* daemon -> child: u32 status, text */
-    AD_MSG_ADMIN = 3,       /* child -> daemon: JSON admin request */
-    AD_MSG_ADMIN_REPLY = 4  /* daemon -> child: u32 http status, JSON */
+    AD_MSG_STORE = 1,      /* child -> daemon: records to store */
+    AD_MSG_STORE_ACK = 2,  /* daemon -> child: u32 status, text */
+    AD_MSG_ADMIN = 3,      /* child -> daemon: JSON admin request */
+    AD_MSG_ADMIN_REPLY = 4 /* daemon -> child: u32 http status, JSON */
 } ad_msg_type_t;
 
 /* Status values in a STORE_ACK. */
 #define AD_ACK_STORED 0
-#define AD_ACK_FAILED 1     /* nothing of the message was stored */
+#define AD_ACK_FAILED 1 /* nothing of the message was stored */
 
-apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type,
-                          const char *payload, apr_size_t len);
-apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type,
-                          char **payload, apr_size_t *len);
+apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len);
+apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,
+                          apr_size_t *len);
 
 /* Records (ad_blob_t of ad_ingest.h) <-> one STORE payload. */
-apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs,
-                                char **buf, apr_size_t *len);
-apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf,
-                                  apr_size_t len, apr_array_header_t **blobs);
+apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs, char **buf,
+                                apr_size_t *len);
+apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf, apr_size_t len,
+                                  apr_array_header_t **blobs);
 
 /* A reply that is a status word plus text (STORE_ACK, ADMIN_REPLY). */
-apr_status_t ad_wire_pack_reply(apr_pool_t *p, apr_uint32_t status,
-                                const char *text, apr_size_t text_len,
-                                char **buf, apr_size_t *len);
-apr_status_t ad_wire_unpack_reply(const char *buf, apr_size_t len,
-                                  apr_uint32_t *status, const char **text,
-                                  apr_size_t *text_len);
+apr_status_t ad_wire_pack_reply(apr_pool_t *p, apr_uint32_t status, const char *text,
+                                apr_size_t text_len, char **buf, apr_size_t *len);
+apr_status_t ad_wire_unpack_reply(const char *buf, apr_size_t len, apr_uint32_t *status,
+                                  const char **text, apr_size_t *text_len);
 
 #endif

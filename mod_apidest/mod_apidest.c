@@ -22,51 +22,52 @@
 
 extern module AP_MODULE_DECLARE_DATA apidest_module;
 
-#define CT_AWSJSON "application/x-amz-json-1.1"
+#define CT_AWSJSON    "application/x-amz-json-1.1"
 #define TARGET_PREFIX "AWSEvents."
 
 /* ---- logging bridge for the pure code ------------------------------------ */
 
-static const int level_map[] = {APLOG_EMERG, APLOG_ALERT, APLOG_CRIT, APLOG_ERR,
-                                APLOG_WARNING, APLOG_NOTICE, APLOG_INFO,
-                                APLOG_DEBUG, APLOG_TRACE1};
+static const int level_map[] = {APLOG_EMERG,  APLOG_ALERT, APLOG_CRIT,  APLOG_ERR,   APLOG_WARNING,
+                                APLOG_NOTICE, APLOG_INFO,  APLOG_DEBUG, APLOG_TRACE1};
 
-static void log_to_httpd(const char *file, int line, ad_log_level_t level,
-                         apr_status_t rv, const char *msg)
+static void log_to_httpd(const char *file, int line, ad_log_level_t level, apr_status_t rv,
+                         const char *msg)
 {
-    ap_log_error_(file, line, apidest_module.module_index, level_map[level], rv,
-                  ap_server_conf, "%s", msg);
+    ap_log_error_(file, line, apidest_module.module_index, level_map[level], rv, ap_server_conf,
+                  "%s", msg);
 }
 
 static int log_enabled(ad_log_level_t level)
 {
-    return APLOG_MODULE_IS_LEVEL(ap_server_conf, apidest_module.module_index,
-                                 level_map[level]);
+    return APLOG_MODULE_IS_LEVEL(ap_server_conf, apidest_module.module_index, level_map[level]);
 }
 
 /* ---- hooks ----------------------------------------------------------------- */
 
-static int apidest_check_config(apr_pool_t *pconf, apr_pool_t *plog,
-                                apr_pool_t *ptemp, server_rec *s)
+static int apidest_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                server_rec *s)
 {
     return apidest_config_check(pconf, s) ? !OK : OK;
 }
 
-static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
-                               apr_pool_t *ptemp, server_rec *s)
+static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                               server_rec *s)
 {
     double rate;
 
     ad_log_set(log_to_httpd, log_enabled);
     ad_crc32(0, "", 0); /* fill its table before any thread exists */
     if (getenv("APIDEST_TEST_RESOLVE")) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ADLOGNO(10031)
-                     "APIDEST_TEST_RESOLVE is set: outbound names are pinned (for tests only)");
+        ap_log_error(
+            APLOG_MARK, APLOG_NOTICE, 0, s,
+            ADLOGNO(
+                10031) "APIDEST_TEST_RESOLVE is set: outbound names are pinned (for tests only)");
     }
     if ((rate = ad_clock_init()) != 1.0) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ADLOGNO(10030)
-                     "APIDEST_TEST_CLOCK_RATE is set: the clock runs %.0f times "
-                     "faster (for tests only)", rate);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     ADLOGNO(10030) "APIDEST_TEST_CLOCK_RATE is set: the clock runs %.0f times "
+                                    "faster (for tests only)",
+                     rate);
     }
     if (apidest_metrics_init(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -77,8 +78,8 @@ static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 /* ---- ingest: SetHandler apidest-events ------------------------------------ */
 
-static int send_body(request_rec *r, int status, const char *ctype,
-                     const char *body, apr_size_t len)
+static int send_body(request_rec *r, int status, const char *ctype, const char *body,
+                     apr_size_t len)
 {
     r->status = status;
     ap_set_content_type(r, ctype);
@@ -88,8 +89,7 @@ static int send_body(request_rec *r, int status, const char *ctype,
 }
 
 /* AWS JSON 1.1 errors: status, x-amzn-ErrorType and {"__type","message"}. */
-static int send_aws_error(request_rec *r, int status, const char *type,
-                          const char *msg)
+static int send_aws_error(request_rec *r, int status, const char *type, const char *msg)
 {
     apr_size_t len;
     char *body = ad_awsjson_error_body(r->pool, type, msg, &len);
@@ -209,26 +209,23 @@ static int verify_sigv4(request_rec *r, const char *body, apr_size_t len)
     req.method = r->method;
     /* The path as the client signed it: raw, before any decoding. */
     q = strchr(r->unparsed_uri, '?');
-    req.path = q ? apr_pstrmemdup(r->pool, r->unparsed_uri, q - r->unparsed_uri)
-                 : r->unparsed_uri;
+    req.path = q ? apr_pstrmemdup(r->pool, r->unparsed_uri, q - r->unparsed_uri) : r->unparsed_uri;
     req.query = r->args;
     req.headers = headers;
     req.body = body;
     req.body_len = len;
-    if (ad_sigv4_verify(r->pool, &req, "events", apidest_conf(r->server)->region,
-                        sigv4_lookup, dc->sigv4_keys, apr_time_now(), &status, &etype,
-                        &msg) == AD_SIGV4_OK) {
+    if (ad_sigv4_verify(r->pool, &req, "events", apidest_conf(r->server)->region, sigv4_lookup,
+                        dc->sigv4_keys, apr_time_now(), &status, &etype, &msg) == AD_SIGV4_OK) {
         return 1;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ADLOGNO(10032)
-                  "request refused: %s", etype);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ADLOGNO(10032) "request refused: %s", etype);
     send_aws_error(r, status, etype, msg);
     return 0;
 }
 
 /* Every operation but PutEvents is answered from the configuration. */
-static int answer_api(request_rec *r, const ad_conf_t *c, const char *target,
-                      const char *body, apr_size_t len)
+static int answer_api(request_rec *r, const ad_conf_t *c, const char *target, const char *body,
+                      apr_size_t len)
 {
     const char *etype;
     char id[AD_UUID_LEN + 1], *out;
@@ -265,9 +262,12 @@ static int ingest_handler(request_rec *r)
     }
     rc = read_body(r, c->max_request_size, &body, &len);
     if (rc < 0) {
-        return send_aws_error(r, HTTP_BAD_REQUEST, "ValidationException",
-                              apr_psprintf(r->pool, "Request body is larger than ApiDestMaxRequestSize (%"
-                                           APR_SIZE_T_FMT " bytes)", c->max_request_size));
+        return send_aws_error(
+            r, HTTP_BAD_REQUEST, "ValidationException",
+            apr_psprintf(r->pool,
+                         "Request body is larger than ApiDestMaxRequestSize (%" APR_SIZE_T_FMT
+                         " bytes)",
+                         c->max_request_size));
     }
     if (rc == 0) {
         return HTTP_BAD_REQUEST;
@@ -282,8 +282,7 @@ static int ingest_handler(request_rec *r)
     if (in->status != HTTP_OK) {
         return send_aws_error(r, in->status, in->error_type, in->error_message);
     }
-    ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver),
-                            c->store_driver);
+    ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver), c->store_driver);
     stored = in->failed_count;
     if (in->records->nelts && (rc = store_records(r, in)) != OK) {
         return send_aws_error(r, rc, "ServiceUnavailable",
@@ -291,8 +290,8 @@ static int ingest_handler(request_rec *r)
     }
     count_ingest(in, stored);
     out = ad_ingest_response(r->pool, in, &len);
-    return send_body(r, HTTP_OK, form == AD_INGEST_AWSJSON ? CT_AWSJSON : "application/json",
-                     out, len);
+    return send_body(r, HTTP_OK, form == AD_INGEST_AWSJSON ? CT_AWSJSON : "application/json", out,
+                     len);
 }
 
 static int apidest_handler(request_rec *r)
@@ -317,13 +316,11 @@ static void apidest_register_hooks(apr_pool_t *p)
     apidest_status_register();
 }
 
-AP_DECLARE_MODULE(apidest) = {
-    STANDARD20_MODULE_STUFF,
-    apidest_create_dir_conf,   /* per-directory config: SigV4 keys */
-    apidest_merge_dir_conf,
-    apidest_create_srv_conf,   /* per-server config */
-    NULL,                      /* merge per-server: one config, the main one */
-    apidest_cmds,
-    apidest_register_hooks,
-    AP_MODULE_FLAG_NONE
-};
+AP_DECLARE_MODULE(apidest) = {STANDARD20_MODULE_STUFF,
+                              apidest_create_dir_conf, /* per-directory config: SigV4 keys */
+                              apidest_merge_dir_conf,
+                              apidest_create_srv_conf, /* per-server config */
+                              NULL, /* merge per-server: one config, the main one */
+                              apidest_cmds,
+                              apidest_register_hooks,
+                              AP_MODULE_FLAG_NONE};

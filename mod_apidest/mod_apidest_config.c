@@ -17,12 +17,12 @@ APLOG_USE_MODULE(apidest);
 extern module AP_MODULE_DECLARE_DATA apidest_module;
 
 /* EventBridge's limits on what the config names. */
-#define MAX_NAME_LEN 64
+#define MAX_NAME_LEN         64
 #define MAX_TARGETS_PER_RULE 5
-#define MAX_PATTERN_FILE (64 * 1024)
+#define MAX_PATTERN_FILE     (64 * 1024)
 
-static const char *const http_methods[] = {"POST", "GET", "HEAD", "OPTIONS",
-                                           "PUT", "PATCH", "DELETE", NULL};
+static const char *const http_methods[] = {"POST", "GET",   "HEAD",   "OPTIONS",
+                                           "PUT",  "PATCH", "DELETE", NULL};
 
 void *apidest_create_srv_conf(apr_pool_t *p, server_rec *s)
 {
@@ -63,8 +63,7 @@ static const char *check_name(apr_pool_t *p, const char *what, const char *name)
     const char *c;
 
     if (!*name || strlen(name) > MAX_NAME_LEN) {
-        return apr_psprintf(p, "%s name '%s' must be 1 to %d characters", what,
-                            name, MAX_NAME_LEN);
+        return apr_psprintf(p, "%s name '%s' must be 1 to %d characters", what, name, MAX_NAME_LEN);
     }
     for (c = name; *c; c++) {
         if (!isalnum((unsigned char)*c) && !strchr("._-", *c)) {
@@ -75,22 +74,21 @@ static const char *check_name(apr_pool_t *p, const char *what, const char *name)
     return NULL;
 }
 
-static const char *parse_int(apr_pool_t *p, const char *what, const char *arg,
-                             long lo, long hi, int *out)
+static const char *parse_int(apr_pool_t *p, const char *what, const char *arg, long lo, long hi,
+                             int *out)
 {
     char *end;
     long v = strtol(arg, &end, 10);
 
     if (!*arg || *end || v < lo || v > hi) {
-        return apr_psprintf(p, "%s must be an integer from %ld to %ld, not '%s'",
-                            what, lo, hi, arg);
+        return apr_psprintf(p, "%s must be an integer from %ld to %ld, not '%s'", what, lo, hi,
+                            arg);
     }
     *out = (int)v;
     return NULL;
 }
 
-static const char *parse_flag(apr_pool_t *p, const char *what, const char *arg,
-                              int *out)
+static const char *parse_flag(apr_pool_t *p, const char *what, const char *arg, int *out)
 {
     if (!strcasecmp(arg, "on")) {
         *out = 1;
@@ -108,8 +106,7 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
 {
     apr_uri_t u;
 
-    if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname
-        || !*u.hostname) {
+    if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname || !*u.hostname) {
         return apr_psprintf(p, "Endpoint '%s' is not an absolute http(s) URL", url);
     }
     if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
@@ -129,7 +126,8 @@ static const char *check_method(apr_pool_t *p, const char *m)
             return NULL;
         }
     }
-    return apr_psprintf(p, "HttpMethod '%s' must be one of POST, GET, HEAD, OPTIONS, PUT, PATCH, DELETE", m);
+    return apr_psprintf(
+        p, "HttpMethod '%s' must be one of POST, GET, HEAD, OPTIONS, PUT, PATCH, DELETE", m);
 }
 
 static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
@@ -188,8 +186,10 @@ static const char *check_header_name(apr_pool_t *p, const char *name)
     }
     for (c = name; *c; c++) {
         if (!isalnum((unsigned char)*c) && !strchr("!#$%&'*+-.^_`|~", *c)) {
-            return apr_psprintf(p, "header name '%s' holds a character not allowed in "
-                                "HTTP header names", name);
+            return apr_psprintf(p,
+                                "header name '%s' holds a character not allowed in "
+                                "HTTP header names",
+                                name);
         }
     }
     return NULL;
@@ -213,15 +213,42 @@ static const char *check_static_value(apr_pool_t *p, const char *what, const cha
 /* Headers EventBridge strips from configured parameters
  * (eventbridge-semantics.md section 5), and those API Gateway targets
  * forbid (section 7). */
-static const char *const eb_forbidden_headers[] = {
-    "A-IM", "Accept-Charset", "Accept-Datetime", "Accept-Encoding", "Cache-Control",
-    "Connection", "Content-Encoding", "Content-Length", "Content-MD5", "Date", "Expect",
-    "Forwarded", "From", "Host", "HTTP2-Settings", "If-Match", "If-Modified-Since",
-    "If-None-Match", "If-Range", "If-Unmodified-Since", "Max-Forwards", "Origin", "Pragma",
-    "Proxy-Authorization", "Range", "Referer", "TE", "Trailer", "Transfer-Encoding",
-    "User-Agent", "Upgrade", "Via", "Warning", NULL};
-static const char *const apigw_forbidden_headers[] = {
-    "Authorization", "WWW-Authenticate", "X-Forwarded-For", NULL};
+static const char *const eb_forbidden_headers[] = {"A-IM",
+                                                   "Accept-Charset",
+                                                   "Accept-Datetime",
+                                                   "Accept-Encoding",
+                                                   "Cache-Control",
+                                                   "Connection",
+                                                   "Content-Encoding",
+                                                   "Content-Length",
+                                                   "Content-MD5",
+                                                   "Date",
+                                                   "Expect",
+                                                   "Forwarded",
+                                                   "From",
+                                                   "Host",
+                                                   "HTTP2-Settings",
+                                                   "If-Match",
+                                                   "If-Modified-Since",
+                                                   "If-None-Match",
+                                                   "If-Range",
+                                                   "If-Unmodified-Since",
+                                                   "Max-Forwards",
+                                                   "Origin",
+                                                   "Pragma",
+                                                   "Proxy-Authorization",
+                                                   "Range",
+                                                   "Referer",
+                                                   "TE",
+                                                   "Trailer",
+                                                   "Transfer-Encoding",
+                                                   "User-Agent",
+                                                   "Upgrade",
+                                                   "Via",
+                                                   "Warning",
+                                                   NULL};
+static const char *const apigw_forbidden_headers[] = {"Authorization", "WWW-Authenticate",
+                                                      "X-Forwarded-For", NULL};
 
 static int in_list(const char *const *list, const char *name)
 {
@@ -235,18 +262,19 @@ static int in_list(const char *const *list, const char *name)
 
 static const char *check_forbidden_header(apr_pool_t *p, const char *name, int plain)
 {
-    if (in_list(eb_forbidden_headers, name)
-        || (plain && (in_list(apigw_forbidden_headers, name)
-                      || !strncasecmp(name, "X-Amz", 5)))) {
-        return apr_psprintf(p, "header '%s' may not be set: EventBridge does not allow it "
-                            "on %s", name, plain ? "API Gateway-style targets" : "API destinations");
+    if (in_list(eb_forbidden_headers, name) ||
+        (plain && (in_list(apigw_forbidden_headers, name) || !strncasecmp(name, "X-Amz", 5)))) {
+        return apr_psprintf(p,
+                            "header '%s' may not be set: EventBridge does not allow it "
+                            "on %s",
+                            name, plain ? "API Gateway-style targets" : "API destinations");
     }
     return NULL;
 }
 
 /* A static value, a JSON path ("$.detail.x"), or a secret reference. */
-static const char *make_param(cmd_parms *cmd, const char *where, const char *key,
-                              const char *value, int allow_secret, ad_param_t **out)
+static const char *make_param(cmd_parms *cmd, const char *where, const char *key, const char *value,
+                              int allow_secret, ad_param_t **out)
 {
     ad_param_t *prm = apr_pcalloc(cmd->pool, sizeof(*prm));
     const char *err;
@@ -280,9 +308,8 @@ static const char *make_param(cmd_parms *cmd, const char *where, const char *key
 /* Each line inside an <ApiDest...> section is parsed here rather than by
  * httpd, so names like Timeout or Endpoint do not collide with other
  * modules' directives. Errors name the line inside the section. */
-typedef const char *section_line_fn(cmd_parms *cmd, void *obj,
-                                    const char *name, int argc, char **argv,
-                                    const ap_directive_t *dir);
+typedef const char *section_line_fn(cmd_parms *cmd, void *obj, const char *name, int argc,
+                                    char **argv, const ap_directive_t *dir);
 
 static const char *at(apr_pool_t *p, const ap_directive_t *d, const char *msg)
 {
@@ -317,9 +344,8 @@ static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
     return NULL;
 }
 
-static const char *section_name(cmd_parms *cmd, const char *section,
-                                const char *arg, const char *what,
-                                const char **name)
+static const char *section_name(cmd_parms *cmd, const char *section, const char *arg,
+                                const char *what, const char **name)
 {
     const char *endp = ap_strrchr_c(arg, '>');
     const char *args;
@@ -357,9 +383,11 @@ static const char *auth_type(apr_pool_t *p, const char *v, ad_auth_type_t *out)
         *out = AD_AUTH_OAUTH;
     }
     else {
-        return apr_psprintf(p, "1 validation error detected: Value '%s' at 'authorizationType' "
+        return apr_psprintf(p,
+                            "1 validation error detected: Value '%s' at 'authorizationType' "
                             "failed to satisfy constraint: Member must satisfy enum value set: "
-                            "[BASIC, OAUTH_CLIENT_CREDENTIALS, API_KEY]", v);
+                            "[BASIC, OAUTH_CLIENT_CREDENTIALS, API_KEY]",
+                            v);
     }
     return NULL;
 }
@@ -377,11 +405,11 @@ static const char *conn_param(cmd_parms *cmd, apr_array_header_t *list, int argc
     const char *err;
     ad_param_t *prm;
 
-    if ((err = want_args(cmd->pool, "a connection parameter", argc, 3))
-        || (err = param_where(cmd->pool, argv[0]))
-        || (!strcmp(argv[0], "header") && (err = check_header_name(cmd->pool, argv[1])))
-        || (!strcmp(argv[0], "header") && (err = check_forbidden_header(cmd->pool, argv[1], 0)))
-        || (err = make_param(cmd, apr_pstrdup(cmd->pool, argv[0]), argv[1], argv[2], 1, &prm))) {
+    if ((err = want_args(cmd->pool, "a connection parameter", argc, 3)) ||
+        (err = param_where(cmd->pool, argv[0])) ||
+        (!strcmp(argv[0], "header") && (err = check_header_name(cmd->pool, argv[1]))) ||
+        (!strcmp(argv[0], "header") && (err = check_forbidden_header(cmd->pool, argv[1], 0))) ||
+        (err = make_param(cmd, apr_pstrdup(cmd->pool, argv[0]), argv[1], argv[2], 1, &prm))) {
         return err;
     }
     if (prm->path) {
@@ -391,8 +419,8 @@ static const char *conn_param(cmd_parms *cmd, apr_array_header_t *list, int argc
     return NULL;
 }
 
-static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int argc,
-                             char **argv, const ap_directive_t *dir)
+static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int argc, char **argv,
+                             const ap_directive_t *dir)
 {
     ad_connection_t *cn = obj;
     apr_pool_t *p = cmd->pool;
@@ -404,19 +432,22 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
     if (!strcasecmp(name, "OAuthParameter")) {
         return conn_param(cmd, cn->oauth_params, argc, argv);
     }
-    if (!strcasecmp(name, "Basic") || !strcasecmp(name, "ApiKey")
-        || !strcasecmp(name, "OAuthClient")) {
-        const char **who = name[0] == 'B' || name[0] == 'b' ? &cn->user
+    if (!strcasecmp(name, "Basic") || !strcasecmp(name, "ApiKey") ||
+        !strcasecmp(name, "OAuthClient")) {
+        const char **who = name[0] == 'B' || name[0] == 'b'   ? &cn->user
                            : name[0] == 'A' || name[0] == 'a' ? &cn->api_key_name
                                                               : &cn->client_id;
-        const char **secret = who == &cn->user ? &cn->password
-                              : who == &cn->api_key_name ? &cn->api_key : &cn->client_secret;
+        const char **secret = who == &cn->user           ? &cn->password
+                              : who == &cn->api_key_name ? &cn->api_key
+                                                         : &cn->client_secret;
         if ((err = want_args(p, name, argc, 2))) {
             return err;
         }
         if (strpbrk(argv[0], ":\r\n") || strlen(argv[0]) > 512 || !*argv[0]) {
-            return apr_psprintf(p, "%s: the name must be 1 to 512 characters without ':' or "
-                                "control characters", name);
+            return apr_psprintf(p,
+                                "%s: the name must be 1 to 512 characters without ':' or "
+                                "control characters",
+                                name);
         }
         if (who == &cn->api_key_name && (err = check_header_name(p, argv[0]))) {
             return err;
@@ -426,8 +457,10 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
             return err;
         }
         if (strpbrk(*secret, "\r\n") || strlen(*secret) > 512) {
-            return apr_psprintf(p, "%s: the secret must be at most 512 characters without "
-                                "line breaks", name);
+            return apr_psprintf(p,
+                                "%s: the secret must be at most 512 characters without "
+                                "line breaks",
+                                name);
         }
         return NULL;
     }
@@ -473,7 +506,8 @@ static const char *conn_complete(apr_pool_t *p, const ad_connection_t *cn)
                    "OAuthClient <id> <secret>";
         }
         if (!strncasecmp(cn->oauth_endpoint, "http:", 5) && !cn->allow_insecure_http) {
-            return apr_psprintf(p, "OAuthEndpoint %s is plain http: client credentials would "
+            return apr_psprintf(p,
+                                "OAuthEndpoint %s is plain http: client credentials would "
                                 "travel in clear text (set AllowInsecureHttp on to allow it)",
                                 cn->oauth_endpoint);
         }
@@ -490,8 +524,8 @@ static const char *conn_section(cmd_parms *cmd, void *dummy, const char *arg)
     ad_connection_t *cn;
     const char *err, *name;
 
-    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))
-        || (err = section_name(cmd, "<ApiDestConnection", arg, "connection", &name))) {
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) ||
+        (err = section_name(cmd, "<ApiDestConnection", arg, "connection", &name))) {
         return err;
     }
     if (apr_hash_get(c->connection_by_name, name, APR_HASH_KEY_STRING)) {
@@ -518,8 +552,8 @@ static const char *conn_section(cmd_parms *cmd, void *dummy, const char *arg)
 
 /* ---- <ApiDestDestination> ----------------------------------------------- */
 
-static const char *dest_line(cmd_parms *cmd, void *obj, const char *name,
-                             int argc, char **argv, const ap_directive_t *dir)
+static const char *dest_line(cmd_parms *cmd, void *obj, const char *name, int argc, char **argv,
+                             const ap_directive_t *dir)
 {
     ad_destination_t *d = obj;
     apr_pool_t *p = cmd->pool;
@@ -541,23 +575,25 @@ static const char *dest_line(cmd_parms *cmd, void *obj, const char *name,
     }
     if (!strcasecmp(name, "Timeout")) {
         return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
-               : parse_int(p, name, argv[0], 1, 3600, &d->timeout_sec);
+                                           : parse_int(p, name, argv[0], 1, 3600, &d->timeout_sec);
     }
     if (!strcasecmp(name, "InvocationRateLimit")) {
-        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
-               : parse_int(p, name, argv[0], 1, 1000000, &d->rate_limit);
+        return want_args(p, name, argc, 1)
+                   ? want_args(p, name, argc, 1)
+                   : parse_int(p, name, argv[0], 1, 1000000, &d->rate_limit);
     }
     if (!strcasecmp(name, "AllowPrivateEndpoint")) {
         return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
-               : parse_flag(p, name, argv[0], &d->allow_private);
+                                           : parse_flag(p, name, argv[0], &d->allow_private);
     }
     if (!strcasecmp(name, "AllowInsecureHttp")) {
         return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
-               : parse_flag(p, name, argv[0], &d->allow_insecure_http);
+                                           : parse_flag(p, name, argv[0], &d->allow_insecure_http);
     }
     if (!strcasecmp(name, "MaxInFlight")) {
-        return want_args(p, name, argc, 1) ? want_args(p, name, argc, 1)
-               : parse_int(p, name, argv[0], 1, 100000, &d->max_in_flight);
+        return want_args(p, name, argc, 1)
+                   ? want_args(p, name, argc, 1)
+                   : parse_int(p, name, argv[0], 1, 100000, &d->max_in_flight);
     }
     if (!strcasecmp(name, "Connection")) {
         if ((err = want_args(p, name, argc, 1))) {
@@ -575,8 +611,8 @@ static const char *dest_section(cmd_parms *cmd, void *dummy, const char *arg)
     ad_destination_t *d;
     const char *err, *name;
 
-    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))
-        || (err = section_name(cmd, "<ApiDestDestination", arg, "destination", &name))) {
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) ||
+        (err = section_name(cmd, "<ApiDestDestination", arg, "destination", &name))) {
         return err;
     }
     if (apr_hash_get(c->destination_by_name, name, APR_HASH_KEY_STRING)) {
@@ -604,16 +640,16 @@ static const char *dest_section(cmd_parms *cmd, void *dummy, const char *arg)
 
 /* ---- <ApiDestTarget> inside <ApiDestRule> -------------------------------- */
 
-static const char *target_line(cmd_parms *cmd, void *obj, const char *name,
-                               int argc, char **argv, const ap_directive_t *dir)
+static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int argc, char **argv,
+                               const ap_directive_t *dir)
 {
     ad_target_t *t = obj;
     apr_pool_t *p = cmd->pool;
     const char *err;
     ad_param_t *prm;
 
-    if (!strcasecmp(name, "QueryParameter") || !strcasecmp(name, "Header")
-        || !strcasecmp(name, "InputPathsMap")) {
+    if (!strcasecmp(name, "QueryParameter") || !strcasecmp(name, "Header") ||
+        !strcasecmp(name, "InputPathsMap")) {
         if ((err = want_args(p, name, argc, 2))) {
             return err;
         }
@@ -623,12 +659,12 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name,
             v->path = apr_pstrdup(p, argv[1]);
             return NULL;
         }
-        if (!strcasecmp(name, "Header") && ((err = check_header_name(p, argv[0]))
-                                            || (err = check_forbidden_header(p, argv[0], 0)))) {
+        if (!strcasecmp(name, "Header") && ((err = check_header_name(p, argv[0])) ||
+                                            (err = check_forbidden_header(p, argv[0], 0)))) {
             return err;
         }
-        if ((err = make_param(cmd, name[0] == 'Q' || name[0] == 'q' ? "query" : "header",
-                              argv[0], argv[1], 0, &prm))) {
+        if ((err = make_param(cmd, name[0] == 'Q' || name[0] == 'q' ? "query" : "header", argv[0],
+                              argv[1], 0, &prm))) {
             return err;
         }
         APR_ARRAY_PUSH(name[0] == 'Q' || name[0] == 'q' ? t->query_params : t->headers,
@@ -648,10 +684,11 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name,
         APR_ARRAY_PUSH(t->path_params, ad_param_t *) = prm;
         return NULL;
     }
-    if (!strcasecmp(name, "InputPath") || !strcasecmp(name, "Input")
-        || !strcasecmp(name, "InputTransformer")) {
+    if (!strcasecmp(name, "InputPath") || !strcasecmp(name, "Input") ||
+        !strcasecmp(name, "InputTransformer")) {
         const char **slot = !strcasecmp(name, "InputPath") ? &t->input_path
-                            : !strcasecmp(name, "Input") ? &t->input : &t->input_template;
+                            : !strcasecmp(name, "Input")   ? &t->input
+                                                           : &t->input_template;
         *slot = apr_pstrdup(p, argv[0]);
         return NULL;
     }
@@ -694,8 +731,7 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name,
     return apr_psprintf(p, "unknown directive '%s' in <ApiDestTarget>", name);
 }
 
-static const char *target_section(cmd_parms *cmd, ad_rule_t *rule,
-                                  const ap_directive_t *dir)
+static const char *target_section(cmd_parms *cmd, ad_rule_t *rule, const ap_directive_t *dir)
 {
     const ap_directive_t *saved = cmd->directive;
     ad_target_t *t;
@@ -707,8 +743,8 @@ static const char *target_section(cmd_parms *cmd, ad_rule_t *rule,
     if (!err) {
         for (i = 0; i < rule->targets->nelts; i++) {
             if (!strcmp(APR_ARRAY_IDX(rule->targets, i, ad_target_t *)->id, name)) {
-                err = apr_psprintf(cmd->pool, "rule '%s' has two targets named '%s'",
-                                   rule->name, name);
+                err = apr_psprintf(cmd->pool, "rule '%s' has two targets named '%s'", rule->name,
+                                   name);
             }
         }
     }
@@ -719,8 +755,10 @@ static const char *target_section(cmd_parms *cmd, ad_rule_t *rule,
         err = walk_section(cmd, t, target_line);
     }
     if (!err && !t->destination_name == !t->endpoint) {
-        err = apr_psprintf(cmd->pool, "target '%s' needs exactly one of Destination "
-                           "or Endpoint", name);
+        err = apr_psprintf(cmd->pool,
+                           "target '%s' needs exactly one of Destination "
+                           "or Endpoint",
+                           name);
     }
     if (!err && rule->targets->nelts >= MAX_TARGETS_PER_RULE) {
         err = apr_psprintf(cmd->pool, "rule '%s' has more than %d targets (EventBridge's limit)",
@@ -748,11 +786,9 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
     if (!full || apr_file_open(&f, full, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "%s '%s' cannot be read", what, path);
     }
-    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS
-        || fi.size > MAX_PATTERN_FILE) {
+    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > MAX_PATTERN_FILE) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "%s '%s' is over %d bytes", what, path,
-                            MAX_PATTERN_FILE);
+        return apr_psprintf(cmd->pool, "%s '%s' is over %d bytes", what, path, MAX_PATTERN_FILE);
     }
     n = (apr_size_t)fi.size;
     buf = apr_palloc(cmd->pool, n + 1);
@@ -776,14 +812,14 @@ static const char *set_pattern(cmd_parms *cmd, ad_rule_t *r, const char *text)
     r->pattern_text = text;
     r->pattern = ad_pattern_compile(cmd->pool, text, strlen(text), &reason);
     if (!r->pattern) {
-        return apr_pstrcat(cmd->pool, "InvalidEventPatternException: "
-                           AD_PATTERN_ERR_PREFIX, reason, NULL);
+        return apr_pstrcat(cmd->pool, "InvalidEventPatternException: " AD_PATTERN_ERR_PREFIX,
+                           reason, NULL);
     }
     return NULL;
 }
 
-static const char *rule_line(cmd_parms *cmd, void *obj, const char *name,
-                             int argc, char **argv, const ap_directive_t *dir)
+static const char *rule_line(cmd_parms *cmd, void *obj, const char *name, int argc, char **argv,
+                             const ap_directive_t *dir)
 {
     ad_rule_t *r = obj;
     apr_pool_t *p = cmd->pool;
@@ -806,8 +842,9 @@ static const char *rule_line(cmd_parms *cmd, void *obj, const char *name,
         return set_pattern(cmd, r, apr_pstrdup(p, argv[0]));
     }
     if (!strcasecmp(name, "EventPatternFile")) {
-        return (err = read_text_file(cmd, "EventPatternFile", argv[0], &text)) ? err
-                                                             : set_pattern(cmd, r, text);
+        return (err = read_text_file(cmd, "EventPatternFile", argv[0], &text))
+                   ? err
+                   : set_pattern(cmd, r, text);
     }
     if (!strcasecmp(name, "ScheduleExpression")) {
         const char *err2, *detail = NULL;
@@ -815,14 +852,12 @@ static const char *rule_line(cmd_parms *cmd, void *obj, const char *name,
             return "a rule takes one ScheduleExpression";
         }
         if (strlen(argv[0]) > 256) {
-            return "ValidationException: " AD_SCHEDULE_ERR_INVALID
-                   " (longer than 256 characters)";
+            return "ValidationException: " AD_SCHEDULE_ERR_INVALID " (longer than 256 characters)";
         }
         r->schedule_text = apr_pstrdup(p, argv[0]);
         r->schedule = ad_schedule_parse(p, argv[0], &err2, &detail);
         if (!r->schedule) {
-            return apr_psprintf(p, "ValidationException: %s (%s)", err2,
-                                detail ? detail : argv[0]);
+            return apr_psprintf(p, "ValidationException: %s (%s)", err2, detail ? detail : argv[0]);
         }
         return NULL;
     }
@@ -845,8 +880,8 @@ static const char *rule_section(cmd_parms *cmd, void *dummy, const char *arg)
     ad_rule_t *r;
     const char *err, *name;
 
-    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))
-        || (err = section_name(cmd, "<ApiDestRule", arg, "rule", &name))) {
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) ||
+        (err = section_name(cmd, "<ApiDestRule", arg, "rule", &name))) {
         return err;
     }
     if (apr_hash_get(c->rule_by_name, name, APR_HASH_KEY_STRING)) {
@@ -863,8 +898,10 @@ static const char *rule_section(cmd_parms *cmd, void *dummy, const char *arg)
         return err;
     }
     if (!r->pattern && !r->schedule) {
-        return apr_psprintf(cmd->pool, "rule '%s' needs an EventPattern (or "
-                            "EventPatternFile) or a ScheduleExpression, or both", name);
+        return apr_psprintf(cmd->pool,
+                            "rule '%s' needs an EventPattern (or "
+                            "EventPatternFile) or a ScheduleExpression, or both",
+                            name);
     }
     if (r->schedule && strcmp(r->bus, AD_DEFAULT_BUS)) {
         return "ValidationException: ScheduleExpression is supported only on the "
@@ -895,8 +932,7 @@ static const char *set_store(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
-static const char *set_int_field(cmd_parms *cmd, const char *arg, long lo,
-                                 long hi, int *field)
+static const char *set_int_field(cmd_parms *cmd, const char *arg, long lo, long hi, int *field)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     return err ? err : parse_int(cmd->pool, cmd->cmd->name, arg, lo, hi, field);
@@ -961,8 +997,7 @@ static const char *set_maint_interval(cmd_parms *cmd, void *dummy, const char *a
     return set_int_field(cmd, arg, 1, 3600, &cmd_conf(cmd)->maint_interval_sec);
 }
 
-static const char *set_backoff(cmd_parms *cmd, void *dummy, const char *base,
-                               const char *cap)
+static const char *set_backoff(cmd_parms *cmd, void *dummy, const char *base, const char *cap)
 {
     ad_conf_t *c = cmd_conf(cmd);
     const char *err = set_int_field(cmd, base, 1, 86400, &c->backoff_base_sec);
@@ -976,8 +1011,8 @@ static const char *set_backoff(cmd_parms *cmd, void *dummy, const char *base,
     return err;
 }
 
-static const char *set_size(cmd_parms *cmd, const char *arg, apr_size_t lo,
-                            apr_size_t hi, apr_size_t *field)
+static const char *set_size(cmd_parms *cmd, const char *arg, apr_size_t lo, apr_size_t hi,
+                            apr_size_t *field)
 {
     int v;
     const char *err = set_int_field(cmd, arg, (long)lo, (long)hi, &v);
@@ -1000,9 +1035,21 @@ static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
         return "ApiDestStoreMinFree must be a number of bytes, optionally with K, M or G";
     }
     switch (*end) {
-    case 'K': case 'k': v *= 1024; end++; break;
-    case 'M': case 'm': v *= 1024 * 1024; end++; break;
-    case 'G': case 'g': v *= 1024 * 1024 * 1024; end++; break;
+    case 'K':
+    case 'k':
+        v *= 1024;
+        end++;
+        break;
+    case 'M':
+    case 'm':
+        v *= 1024 * 1024;
+        end++;
+        break;
+    case 'G':
+    case 'g':
+        v *= 1024 * 1024 * 1024;
+        end++;
+        break;
     }
     if (*end) {
         return "ApiDestStoreMinFree must be a number of bytes, optionally with K, M or G";
@@ -1034,8 +1081,8 @@ static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
     if (err) {
         return err;
     }
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || fi.filetype != APR_REG) {
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
         return apr_psprintf(cmd->pool, "ApiDestCAFile %s is not a readable file", arg);
     }
     cmd_conf(cmd)->ca_file = path;
@@ -1043,8 +1090,7 @@ static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
 }
 
 /* ApiDestSigV4Key AKID secret-ref: producers must sign with one of these. */
-static const char *set_sigv4_key(cmd_parms *cmd, void *dcv, const char *akid,
-                                 const char *ref)
+static const char *set_sigv4_key(cmd_parms *cmd, void *dcv, const char *akid, const char *ref)
 {
     apidest_dir_conf_t *dc = dcv;
     const char *secret, *err;
@@ -1077,8 +1123,9 @@ static const char *stray_target(cmd_parms *cmd, void *dummy, const char *arg)
 const command_rec apidest_cmds[] = {
     AP_INIT_RAW_ARGS("<ApiDestTarget", stray_target, NULL, RSRC_CONF,
                      "a target; only inside <ApiDestRule>"),
-    AP_INIT_RAW_ARGS("<ApiDestConnection", conn_section, NULL, RSRC_CONF,
-                     "a connection: AuthorizationType, Basic, ApiKey, OAuth..., InvocationParameter"),
+    AP_INIT_RAW_ARGS(
+        "<ApiDestConnection", conn_section, NULL, RSRC_CONF,
+        "a connection: AuthorizationType, Basic, ApiKey, OAuth..., InvocationParameter"),
     AP_INIT_TAKE1("ApiDestCAFile", set_ca_file, NULL, RSRC_CONF,
                   "PEM file of extra certificate authorities for outbound TLS"),
     AP_INIT_RAW_ARGS("<ApiDestDestination", dest_section, NULL, RSRC_CONF,
@@ -1095,8 +1142,7 @@ const command_rec apidest_cmds[] = {
                   "12-digit account id used in ARNs and envelopes"),
     AP_INIT_TAKE1("ApiDestRegion", set_region, NULL, RSRC_CONF,
                   "region code used in ARNs and envelopes"),
-    AP_INIT_TAKE1("ApiDestWorkers", set_workers, NULL, RSRC_CONF,
-                  "delivery threads in apidestd"),
+    AP_INIT_TAKE1("ApiDestWorkers", set_workers, NULL, RSRC_CONF, "delivery threads in apidestd"),
     AP_INIT_TAKE1("ApiDestMaxInFlight", set_max_in_flight, NULL, RSRC_CONF,
                   "concurrent outbound requests in total"),
     AP_INIT_TAKE1("ApiDestMaintenanceInterval", set_maint_interval, NULL, RSRC_CONF,
@@ -1111,8 +1157,7 @@ const command_rec apidest_cmds[] = {
                   "largest total entry size of one PutEvents, bytes"),
     AP_INIT_TAKE1("ApiDestMaxRequestSize", set_max_request_size, NULL, RSRC_CONF,
                   "largest PutEvents request body, bytes"),
-    {NULL}
-};
+    {NULL}};
 
 /* ---- whole-config checks (check_config) -------------------------------- */
 
@@ -1131,18 +1176,19 @@ static int check_target_params(server_rec *s, ad_rule_t *r, ad_target_t *t, apr_
     int i, stars = count_stars(endpoint), problems = 0;
 
     if (stars != t->path_params->nelts) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10002)
-                     "%s:%d: rule '%s' target '%s' has %d PathParameter(s) for %d '*' in %s",
-                     t->file, t->line, r->name, t->id, t->path_params->nelts, stars, endpoint);
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            ADLOGNO(10002) "%s:%d: rule '%s' target '%s' has %d PathParameter(s) for %d '*' in %s",
+            t->file, t->line, r->name, t->id, t->path_params->nelts, stars, endpoint);
         problems++;
     }
     for (i = 0; i < t->headers->nelts; i++) {
         const ad_param_t *h = APR_ARRAY_IDX(t->headers, i, ad_param_t *);
         const char *err = check_forbidden_header(p, h->key, t->destination == NULL);
         if (err) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10003)
-                         "%s:%d: rule '%s' target '%s': %s", t->file, t->line, r->name,
-                         t->id, err);
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         ADLOGNO(10003) "%s:%d: rule '%s' target '%s': %s", t->file, t->line,
+                         r->name, t->id, err);
             problems++;
         }
     }
@@ -1153,19 +1199,20 @@ static int compile_transform(server_rec *s, ad_rule_t *r, ad_target_t *t, apr_po
 {
     const char *err;
 
-    t->transform = ad_transform_compile(p, t->id, t->input, t->input_path,
-                                        t->paths_map->nelts ? t->paths_map : NULL,
-                                        t->input_template, &err);
+    t->transform =
+        ad_transform_compile(p, t->id, t->input, t->input_path,
+                             t->paths_map->nelts ? t->paths_map : NULL, t->input_template, &err);
     if (!t->transform) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10004)
-                     "%s:%d: rule '%s' target '%s': ValidationException: %s", t->file,
-                     t->line, r->name, t->id, err);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     ADLOGNO(10004) "%s:%d: rule '%s' target '%s': ValidationException: %s",
+                     t->file, t->line, r->name, t->id, err);
         return 1;
     }
     if (t->paths_map->nelts && !t->input_template) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10005)
-                     "%s:%d: rule '%s' target '%s': InputPathsMap needs InputTransformer",
-                     t->file, t->line, r->name, t->id);
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            ADLOGNO(10005) "%s:%d: rule '%s' target '%s': InputPathsMap needs InputTransformer",
+            t->file, t->line, r->name, t->id);
         return 1;
     }
     return 0;
@@ -1176,21 +1223,21 @@ static int resolve_connection(server_rec *s, ad_conf_t *c, ad_destination_t *d)
     if (!d->connection_name) {
         return 0;
     }
-    d->connection = apr_hash_get(c->connection_by_name, d->connection_name,
-                                 APR_HASH_KEY_STRING);
+    d->connection = apr_hash_get(c->connection_by_name, d->connection_name, APR_HASH_KEY_STRING);
     if (!d->connection) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10006)
-                     "%s:%d: destination '%s' names unknown connection '%s'", d->file,
-                     d->line, d->name, d->connection_name);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     ADLOGNO(10006) "%s:%d: destination '%s' names unknown connection '%s'",
+                     d->file, d->line, d->name, d->connection_name);
         return 1;
     }
     /* Credentials over plain http only when someone said so. */
-    if (!strncasecmp(d->endpoint, "http:", 5) && !d->allow_insecure_http
-        && !d->connection->allow_insecure_http) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10007)
-                     "%s:%d: destination '%s' sends connection '%s''s credentials to plain "
-                     "http %s (set AllowInsecureHttp on to allow it)", d->file, d->line,
-                     d->name, d->connection->name, d->endpoint);
+    if (!strncasecmp(d->endpoint, "http:", 5) && !d->allow_insecure_http &&
+        !d->connection->allow_insecure_http) {
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            ADLOGNO(10007) "%s:%d: destination '%s' sends connection '%s''s credentials to plain "
+                           "http %s (set AllowInsecureHttp on to allow it)",
+            d->file, d->line, d->name, d->connection->name, d->endpoint);
         return 1;
     }
     return 0;
@@ -1201,11 +1248,10 @@ static int resolve_target(server_rec *s, ad_conf_t *c, ad_rule_t *r, ad_target_t
     if (!t->destination_name) {
         return 0;
     }
-    t->destination = apr_hash_get(c->destination_by_name, t->destination_name,
-                                  APR_HASH_KEY_STRING);
+    t->destination = apr_hash_get(c->destination_by_name, t->destination_name, APR_HASH_KEY_STRING);
     if (!t->destination) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10001)
-                     "%s:%d: rule '%s' target '%s' names unknown destination '%s'",
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     ADLOGNO(10001) "%s:%d: rule '%s' target '%s' names unknown destination '%s'",
                      t->file, t->line, r->name, t->id, t->destination_name);
         return 1;
     }
@@ -1218,8 +1264,7 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
     int i, j, problems = 0;
 
     for (i = 0; i < c->destinations->nelts; i++) {
-        problems += resolve_connection(s, c, APR_ARRAY_IDX(c->destinations, i,
-                                                           ad_destination_t *));
+        problems += resolve_connection(s, c, APR_ARRAY_IDX(c->destinations, i, ad_destination_t *));
     }
     for (i = 0; i < c->rules->nelts; i++) {
         ad_rule_t *r = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);

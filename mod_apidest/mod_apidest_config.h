@@ -8,7 +8,7 @@
 #include "ad_conf.h"
 
 typedef struct apidest_srv_conf_t {
-    ad_conf_t *conf;       /* the main server's is the one used */
+    ad_conf_t *conf; /* the main server's is the one used */
 } apidest_srv_conf_t;
 
 /* Per <Location>: SigV4 keys (access key id -> secret); empty: no check. */

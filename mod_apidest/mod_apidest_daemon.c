@@ -35,11 +35,11 @@ APLOG_USE_MODULE(apidest);
 /* Exit status of a daemon that could not start: the master does not respawn
  * it in a loop (as mod_cgid's DAEMON_STARTUP_ERROR). */
 #define DAEMON_STARTUP_ERROR 254
-#define CONNECT_ATTEMPTS 12          /* ~3 s of retries across a restart */
-#define DAEMON_IO_TIMEOUT apr_time_from_sec(30)
-#define DRAIN_TIMEOUT apr_time_from_msec(2000) /* < APR's 3 s kill timeout */
-#define STORE_LOCK_WAIT apr_time_from_sec(30)
-#define PID_FILE "apidestd.pid"
+#define CONNECT_ATTEMPTS     12 /* ~3 s of retries across a restart */
+#define DAEMON_IO_TIMEOUT    apr_time_from_sec(30)
+#define DRAIN_TIMEOUT        apr_time_from_msec(2000) /* < APR's 3 s kill timeout */
+#define STORE_LOCK_WAIT      apr_time_from_sec(30)
+#define PID_FILE             "apidestd.pid"
 
 static const char *sockname;
 static apr_file_t *journal;
@@ -76,10 +76,9 @@ static void daemon_signals(void)
 
 static int own_path(server_rec *s, const char *path)
 {
-    if (geteuid() == 0 && chown(path, ap_unixd_config.user_id,
-                                ap_unixd_config.group_id) < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10010)
-                     "apidestd: cannot give %s to the httpd user", path);
+    if (geteuid() == 0 && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     ADLOGNO(10010) "apidestd: cannot give %s to the httpd user", path);
         return 0;
     }
     return 1;
@@ -95,8 +94,8 @@ static int bind_socket(server_rec *s, int *fd_out)
     sa.sun_family = AF_UNIX;
     apr_cpystrn(sa.sun_path, sockname, sizeof(sa.sun_path));
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10011)
-                     "apidestd: cannot create its socket");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     ADLOGNO(10011) "apidestd: cannot create its socket");
         return 0;
     }
     unlink(sockname);
@@ -104,8 +103,8 @@ static int bind_socket(server_rec *s, int *fd_out)
     rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(omask);
     if (rc < 0 || chmod(sockname, S_IRUSR | S_IWUSR) < 0 || listen(fd, 511) < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10012)
-                     "apidestd: cannot bind/listen on %s", sockname);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     ADLOGNO(10012) "apidestd: cannot bind/listen on %s", sockname);
         close(fd);
         return 0;
     }
@@ -118,11 +117,11 @@ static int prepare_store_dir(apr_pool_t *p, server_rec *s, const ad_conf_t *c)
     char *dir = ap_make_dirstr_parent(p, c->store_path);
     apr_status_t rv;
 
-    rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD
-                                         & ~APR_FPROT_WWRITE, p);
+    rv =
+        apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD & ~APR_FPROT_WWRITE, p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10013)
-                     "apidestd: cannot create the store directory %s", dir);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     ADLOGNO(10013) "apidestd: cannot create the store directory %s", dir);
         return 0;
     }
     return own_path(s, dir);
@@ -167,17 +166,17 @@ static int daemon_main(apr_pool_t *p, server_rec *s)
     o.store_wait = STORE_LOCK_WAIT;
     o.metrics = apidest_metrics();
     o.journal = journal;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10014)
-                 "apidestd %" APR_PID_T_FMT " starting: store %s, socket %s",
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 ADLOGNO(10014) "apidestd %" APR_PID_T_FMT " starting: store %s, socket %s",
                  getpid(), c->store_spec, sockname);
     rv = ad_daemon_run(p, &o, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10015)
-                     "apidestd cannot run: %s", err ? err : "unknown error");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10015) "apidestd cannot run: %s",
+                     err ? err : "unknown error");
         return DAEMON_STARTUP_ERROR;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10016)
-                 "apidestd %" APR_PID_T_FMT " stopped", getpid());
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ADLOGNO(10016) "apidestd %" APR_PID_T_FMT " stopped",
+                 getpid());
     return 0;
 }
 
@@ -188,8 +187,7 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc);
 static int mpm_stopping(void)
 {
     int state;
-    return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS
-           || state == AP_MPMQ_STOPPING;
+    return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING;
 }
 
 static void daemon_maint(int reason, void *data, apr_wait_t status)
@@ -204,12 +202,14 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
         }
         /* The MPM hands over the exit code, not the raw wait status. */
         if (status == DAEMON_STARTUP_ERROR) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, root_server, ADLOGNO(10017)
-                         "apidestd failed to start; not restarting it (ingest answers 503)");
+            ap_log_error(
+                APLOG_MARK, APLOG_CRIT, 0, root_server,
+                ADLOGNO(10017) "apidestd failed to start; not restarting it (ingest answers 503)");
             break;
         }
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, root_server, ADLOGNO(10018)
-                     "apidestd (pid %" APR_PID_T_FMT ") died, restarting it", proc->pid);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, root_server,
+                     ADLOGNO(10018) "apidestd (pid %" APR_PID_T_FMT ") died, restarting it",
+                     proc->pid);
         daemon_start(root_pool, root_server, proc);
         break;
     case APR_OC_REASON_LOST:
@@ -232,8 +232,7 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
     pid_t pid = fork();
 
     if (pid < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10019)
-                     "cannot fork apidestd");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10019) "cannot fork apidestd");
         return DECLINED;
     }
     if (pid == 0) {
@@ -262,8 +261,8 @@ static int open_journal(apr_pool_t *pconf, server_rec *s, const char *spec)
     if (*spec == '|') {
         piped_log *pl = ap_open_piped_log(pconf, spec + 1);
         if (!pl) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ADLOGNO(10025)
-                         "cannot start the ApiDestJournal program %s", spec + 1);
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         ADLOGNO(10025) "cannot start the ApiDestJournal program %s", spec + 1);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         journal = ap_piped_log_write_fd(pl);
@@ -273,8 +272,8 @@ static int open_journal(apr_pool_t *pconf, server_rec *s, const char *spec)
                        APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
                        APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10026)
-                     "cannot open the ApiDestJournal file %s", spec);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     ADLOGNO(10026) "cannot open the ApiDestJournal file %s", spec);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
@@ -286,13 +285,14 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     struct sockaddr_un sa;
     int rc;
 
-    sockname = ap_runtime_dir_relative(pconf,
-        apr_psprintf(pconf, "apidest.%" APR_PID_T_FMT ".sock", getpid()));
+    sockname = ap_runtime_dir_relative(
+        pconf, apr_psprintf(pconf, "apidest.%" APR_PID_T_FMT ".sock", getpid()));
     pidfile = ap_runtime_dir_relative(pconf, PID_FILE);
     if (!sockname || strlen(sockname) >= sizeof(sa.sun_path)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ADLOGNO(10020)
-                     "apidestd socket path '%s' is too long: shorten DefaultRuntimeDir",
-                     sockname ? sockname : "");
+        ap_log_error(
+            APLOG_MARK, APLOG_CRIT, 0, s,
+            ADLOGNO(10020) "apidestd socket path '%s' is too long: shorten DefaultRuntimeDir",
+            sockname ? sockname : "");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -352,8 +352,7 @@ static int connect_daemon(request_rec *r, int *fd_out)
             break;
         }
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            apr_pool_cleanup_register(r->pool, (void *)(long)fd, close_fd,
-                                      apr_pool_cleanup_null);
+            apr_pool_cleanup_register(r->pool, (void *)(long)fd, close_fd, apr_pool_cleanup_null);
             *fd_out = fd;
             return 1;
         }
@@ -367,15 +366,15 @@ static int connect_daemon(request_rec *r, int *fd_out)
             backoff *= 2;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r, ADLOGNO(10021)
-                  "cannot reach apidestd at %s", sockname);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r, ADLOGNO(10021) "cannot reach apidestd at %s",
+                  sockname);
     return 0;
 }
 
 /* One request and its reply over a fresh connection. */
-static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
-                             apr_size_t len, apr_uint32_t want, apr_uint32_t *status,
-                             const char **text, apr_size_t *text_len)
+static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf, apr_size_t len,
+                             apr_uint32_t want, apr_uint32_t *status, const char **text,
+                             apr_size_t *text_len)
 {
     apr_socket_t *s = NULL;
     apr_uint32_t got;
@@ -389,8 +388,8 @@ static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
     }
     apr_os_sock_put(&s, &fd, r->pool);
     apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
-    if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS
-        || (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
+    if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS ||
+        (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
         return rv;
     }
     if (got != want || ad_wire_unpack_reply(payload, plen, status, text, text_len) != APR_SUCCESS) {
@@ -399,8 +398,7 @@ static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
     return APR_SUCCESS;
 }
 
-apidest_store_result_t apidest_daemon_store(request_rec *r,
-                                            const apr_array_header_t *blobs)
+apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_header_t *blobs)
 {
     char *buf;
     const char *text;
@@ -413,28 +411,28 @@ apidest_store_result_t apidest_daemon_store(request_rec *r,
     }
     rv = exchange(r, AD_MSG_STORE, buf, len, AD_MSG_STORE_ACK, &status, &text, &text_len);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ADLOGNO(10022)
-                      "no acknowledgement from apidestd: records not accepted");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      ADLOGNO(10022) "no acknowledgement from apidestd: records not accepted");
         return APIDEST_STORE_UNREACHABLE;
     }
     if (status != AD_ACK_STORED) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ADLOGNO(10023)
-                      "apidestd refused the records: %.*s", (int)text_len, text);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      ADLOGNO(10023) "apidestd refused the records: %.*s", (int)text_len, text);
         return APIDEST_STORE_REFUSED;
     }
     return APIDEST_STORE_OK;
 }
 
-int apidest_daemon_admin(request_rec *r, const char *req, int *status,
-                         const char **reply, apr_size_t *reply_len)
+int apidest_daemon_admin(request_rec *r, const char *req, int *status, const char **reply,
+                         apr_size_t *reply_len)
 {
     apr_uint32_t st;
-    apr_status_t rv = exchange(r, AD_MSG_ADMIN, req, strlen(req), AD_MSG_ADMIN_REPLY,
-                               &st, reply, reply_len);
+    apr_status_t rv =
+        exchange(r, AD_MSG_ADMIN, req, strlen(req), AD_MSG_ADMIN_REPLY, &st, reply, reply_len);
 
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ADLOGNO(10024)
-                      "admin request to apidestd failed");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      ADLOGNO(10024) "admin request to apidestd failed");
         return 0;
     }
     *status = (int)st;

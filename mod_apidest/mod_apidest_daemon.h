@@ -11,20 +11,19 @@
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s);
 
 typedef enum {
-    APIDEST_STORE_OK,          /* every record is stored */
-    APIDEST_STORE_REFUSED,     /* apidestd answered: nothing stored */
-    APIDEST_STORE_UNREACHABLE  /* no answer: nothing acknowledged */
+    APIDEST_STORE_OK,         /* every record is stored */
+    APIDEST_STORE_REFUSED,    /* apidestd answered: nothing stored */
+    APIDEST_STORE_UNREACHABLE /* no answer: nothing acknowledged */
 } apidest_store_result_t;
 
 /* Send the request's records (ad_blob_t) in one message and wait for the
  * acknowledgement that they are in the store. */
-apidest_store_result_t apidest_daemon_store(request_rec *r,
-                                            const apr_array_header_t *blobs);
+apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_header_t *blobs);
 
 /* An admin request (JSON text) to apidestd: 1 with its HTTP status and JSON
  * reply, 0 when it could not be reached. */
-int apidest_daemon_admin(request_rec *r, const char *req, int *status,
-                         const char **reply, apr_size_t *reply_len);
+int apidest_daemon_admin(request_rec *r, const char *req, int *status, const char **reply,
+                         apr_size_t *reply_len);
 
 /* The daemon's pid as it last wrote it, 0 when unknown, and whether a
  * process with that pid is alive. For status pages. */

@@ -27,8 +27,8 @@ apr_status_t apidest_metrics_init(apr_pool_t *pconf, server_rec *s)
     apr_status_t rv = ad_metrics_create(pconf, apidest_conf(s), &metrics);
 
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10040)
-                     "cannot create the shared memory for mod_apidest's counters");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     ADLOGNO(10040) "cannot create the shared memory for mod_apidest's counters");
     }
     return rv;
 }
@@ -67,7 +67,8 @@ static void html_destinations(request_rec *r, const ad_conf_t *c)
 
     ap_rputs("<table border=\"1\"><tr><th>Destination</th><th>State</th><th>Queued</th>"
              "<th>In flight</th><th>Rate limit/s</th><th>2xx</th><th>4xx</th><th>5xx</th>"
-             "<th>Timeouts</th><th>Conn. errors</th><th>Last error</th></tr>\n", r);
+             "<th>Timeouts</th><th>Conn. errors</th><th>Last error</th></tr>\n",
+             r);
     for (i = 0; i < c->destinations->nelts; i++) {
         const ad_destination_t *d = APR_ARRAY_IDX(c->destinations, i, ad_destination_t *);
         const ad_dest_metrics_t *dm = &metrics->dests[d->index];
@@ -75,15 +76,17 @@ static void html_destinations(request_rec *r, const ad_conf_t *c)
         apr_int64_t when;
 
         ad_dest_get_error(dm, err, sizeof(err), &when);
-        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%"
-                   APR_UINT64_T_FMT "</td><td>%d</td><td>%" APR_UINT64_T_FMT "</td><td>%"
-                   APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
-                   APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
+        ap_rprintf(r,
+                   "<tr><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                   "</td><td>%d</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                   "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                   "</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
                    ap_escape_html(r->pool, d->name),
-                   d->connection && ad_metric_get(&metrics->conns[d->connection->index].state)
-                                        != AD_CONN_AUTHORIZED ? "INACTIVE" : "ACTIVE",
-                   ad_metric_get(&dm->queued),
-                   ad_metric_get(&dm->in_flight), d->rate_limit,
+                   d->connection && ad_metric_get(&metrics->conns[d->connection->index].state) !=
+                                        AD_CONN_AUTHORIZED
+                       ? "INACTIVE"
+                       : "ACTIVE",
+                   ad_metric_get(&dm->queued), ad_metric_get(&dm->in_flight), d->rate_limit,
                    ad_metric_get(&dm->responses_2xx), ad_metric_get(&dm->responses_4xx),
                    ad_metric_get(&dm->responses_5xx), ad_metric_get(&dm->timeouts),
                    ad_metric_get(&dm->connect_errors), ap_escape_html(r->pool, err));
@@ -103,8 +106,8 @@ static void html_connections(request_rec *r, const ad_conf_t *c)
             ad_time_rfc3339(when, apr_time_from_sec(cm->token_expiry));
         }
         ap_rprintf(r, "<p>connection %s: %s, token expires %s</p>\n",
-                   ap_escape_html(r->pool, cn->name),
-                   ad_conn_state_name(ad_metric_get(&cm->state)), when);
+                   ap_escape_html(r->pool, cn->name), ad_conn_state_name(ad_metric_get(&cm->state)),
+                   when);
     }
 }
 
@@ -133,16 +136,18 @@ static void html_rules(request_rec *r, const ad_conf_t *c)
 
     ap_rputs("<table border=\"1\"><tr><th>Rule</th><th>Target</th><th>Matched</th>"
              "<th>Invocations</th><th>Failed</th><th>To DLQ</th><th>Attempts</th>"
-             "<th>Retries</th><th>Queued</th></tr>\n", r);
+             "<th>Retries</th><th>Queued</th></tr>\n",
+             r);
     for (i = 0; i < c->rules->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(c->rules, i, ad_rule_t *);
         for (j = 0; j < rule->targets->nelts; j++) {
             const ad_target_t *t = APR_ARRAY_IDX(rule->targets, j, ad_target_t *);
             const ad_target_metrics_t *tm = &metrics->targets[t->gindex];
-            ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%"
-                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
-                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
-                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
+            ap_rprintf(r,
+                       "<tr><td>%s</td><td>%s</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td></tr>\n",
                        ap_escape_html(r->pool, rule->name), ap_escape_html(r->pool, t->id),
                        ad_metric_get(&metrics->rules[rule->index].matched_events),
                        ad_metric_get(&tm->invocations), ad_metric_get(&tm->failed_invocations),
@@ -159,15 +164,18 @@ static void status_html(request_rec *r, const ad_conf_t *c, int alive)
     const ad_daemon_metrics_t *d = metrics->daemon;
 
     ap_rputs("<hr />\n<h2>mod_apidest</h2>\n<dl>\n", r);
-    ap_rprintf(r, "<dt>apidestd: %s (pid %" APR_INT64_T_FMT ", started %" APR_UINT64_T_FMT
-               " time(s) in this generation)</dt>\n", alive ? "up" : "<b>down</b>",
-               d->pid, ad_metric_get(&d->restarts));
+    ap_rprintf(r,
+               "<dt>apidestd: %s (pid %" APR_INT64_T_FMT ", started %" APR_UINT64_T_FMT
+               " time(s) in this generation)</dt>\n",
+               alive ? "up" : "<b>down</b>", d->pid, ad_metric_get(&d->restarts));
     ap_rprintf(r, "<dt>store: %s, %" APR_UINT64_T_FMT " bytes</dt>\n",
                ap_escape_html(r->pool, c->store_spec), ad_metric_get(&d->store_bytes));
-    ap_rprintf(r, "<dt>pending: %" APR_UINT64_T_FMT ", in flight: %" APR_UINT64_T_FMT
+    ap_rprintf(r,
+               "<dt>pending: %" APR_UINT64_T_FMT ", in flight: %" APR_UINT64_T_FMT
                ", dead-letter queue: %" APR_UINT64_T_FMT ", delivered: %" APR_UINT64_T_FMT
-               "</dt>\n</dl>\n", ad_metric_get(&d->pending), ad_metric_get(&d->in_flight),
-               ad_metric_get(&d->dlq), ad_metric_get(&d->delivered));
+               "</dt>\n</dl>\n",
+               ad_metric_get(&d->pending), ad_metric_get(&d->in_flight), ad_metric_get(&d->dlq),
+               ad_metric_get(&d->delivered));
     html_destinations(r, c);
     html_connections(r, c);
     html_rules(r, c);
@@ -301,14 +309,13 @@ static json_t *query_filters(request_rec *r, json_t *req, const char **err)
 /* From shared memory only: it answers while apidestd is down or busy. */
 static int admin_status(request_rec *r)
 {
-    return admin_json(r, HTTP_OK,
-                      ad_report_json(apidest_conf(r->server), metrics, daemon_alive()));
+    return admin_json(r, HTTP_OK, ad_report_json(apidest_conf(r->server), metrics, daemon_alive()));
 }
 
 static int admin_metrics(request_rec *r)
 {
-    const char *text = ad_report_prometheus(r->pool, apidest_conf(r->server), metrics,
-                                            daemon_alive());
+    const char *text =
+        ad_report_prometheus(r->pool, apidest_conf(r->server), metrics, daemon_alive());
     r->status = HTTP_OK;
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     ap_rputs(text, r);
@@ -342,8 +349,8 @@ static int admin_dlq(request_rec *r, const char *rest)
         if (strcmp(slash, "/redrive") || r->method_number != M_POST) {
             return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
         }
-        return admin_forward(r, json_pack("{s:s,s:s%}", "op", "dlq-redrive", "id", rest,
-                                          (size_t)(slash - rest)));
+        return admin_forward(
+            r, json_pack("{s:s,s:s%}", "op", "dlq-redrive", "id", rest, (size_t)(slash - rest)));
     }
     if (r->method_number == M_GET) {
         return admin_forward(r, json_pack("{s:s,s:s}", "op", "dlq-get", "id", rest));
@@ -381,8 +388,8 @@ static int admin_connection(request_rec *r, const char *rest)
     if (r->method_number != M_POST) {
         return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
     }
-    return admin_forward(r, json_pack("{s:s,s:s%}", "op", "authorize", "name", rest,
-                                      (size_t)(slash - rest)));
+    return admin_forward(
+        r, json_pack("{s:s,s:s%}", "op", "authorize", "name", rest, (size_t)(slash - rest)));
 }
 
 int apidest_admin_handler(request_rec *r)

@@ -18,8 +18,9 @@ static int on_tick(apr_pool_t *p, apr_time_t now)
 {
     apr_file_t *f;
 
-    if (hook_file && apr_file_open(&f, hook_file, APR_FOPEN_WRITE | APR_FOPEN_APPEND
-                                   | APR_FOPEN_CREATE, APR_FPROT_OS_DEFAULT, p) == APR_SUCCESS) {
+    if (hook_file &&
+        apr_file_open(&f, hook_file, APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
+                      APR_FPROT_OS_DEFAULT, p) == APR_SUCCESS) {
         apr_file_printf(f, "tick %" APR_TIME_T_FMT " pid %d\n", apr_time_sec(now), (int)getpid());
         apr_file_close(f);
     }
@@ -34,14 +35,12 @@ static const char *set_file(cmd_parms *cmd, void *dummy, const char *arg)
 
 static const command_rec cmds[] = {
     AP_INIT_TAKE1("ApiDestHookTestFile", set_file, NULL, RSRC_CONF, "file to append ticks to"),
-    {NULL}
-};
+    {NULL}};
 
 static void register_hooks(apr_pool_t *p)
 {
     APR_OPTIONAL_HOOK(apidest, maintenance, on_tick, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-AP_DECLARE_MODULE(apidest_hooktest) = {
-    STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, cmds, register_hooks, 0
-};
+AP_DECLARE_MODULE(apidest_hooktest) = {STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, cmds,
+                                       register_hooks,          0};

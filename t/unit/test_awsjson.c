@@ -17,7 +17,7 @@
 #include "ad_pattern.h"
 #include "ad_util.h"
 
-#define MTIME 1714979289   /* the config file's mtime the tests set */
+#define MTIME 1714979289 /* the config file's mtime the tests set */
 
 static apr_pool_t *pool;
 static ad_conf_t *conf;
@@ -29,9 +29,9 @@ static const char *conf_file;
 
 typedef struct reply_t {
     int status;
-    const char *type;     /* x-amzn-ErrorType, NULL on success */
+    const char *type; /* x-amzn-ErrorType, NULL on success */
     const char *raw;
-    json_t *body;         /* owned by the pool */
+    json_t *body; /* owned by the pool */
 } reply_t;
 
 static reply_t call_target(const char *target, const char *body)
@@ -41,8 +41,8 @@ static reply_t call_target(const char *target, const char *body)
     apr_size_t len;
     json_error_t jerr;
 
-    r.status = ad_awsjson_dispatch(pool, conf, target, body, body ? strlen(body) : 0,
-                                   &out, &len, &r.type);
+    r.status =
+        ad_awsjson_dispatch(pool, conf, target, body, body ? strlen(body) : 0, &out, &len, &r.type);
     ck_assert_uint_eq(strlen(out), len);
     r.raw = out;
     r.body = ad_json_own(pool, json_loadb(out, len, 0, &jerr));
@@ -137,8 +137,8 @@ static ad_connection_t *add_connection(const char *name, ad_auth_type_t auth)
     return cn;
 }
 
-static ad_destination_t *add_destination(const char *name, const char *url,
-                                         const char *method, ad_connection_t *cn)
+static ad_destination_t *add_destination(const char *name, const char *url, const char *method,
+                                         ad_connection_t *cn)
 {
     ad_destination_t *d = apr_pcalloc(pool, sizeof(*d));
     d->name = name;
@@ -202,8 +202,10 @@ static void make_conf_file(void)
     apr_file_t *f;
     char *tmpl = apr_pstrdup(pool, "/tmp/ad-awsjson-XXXXXX");
 
-    ck_assert_int_eq(apr_file_mktemp(&f, tmpl, APR_FOPEN_CREATE | APR_FOPEN_READ
-                                     | APR_FOPEN_WRITE | APR_FOPEN_EXCL, pool), APR_SUCCESS);
+    ck_assert_int_eq(
+        apr_file_mktemp(&f, tmpl,
+                        APR_FOPEN_CREATE | APR_FOPEN_READ | APR_FOPEN_WRITE | APR_FOPEN_EXCL, pool),
+        APR_SUCCESS);
     apr_file_puts("# httpd.conf\n", f);
     apr_file_close(f);
     ck_assert_int_eq(apr_file_mtime_set(tmpl, apr_time_from_sec(MTIME), pool), APR_SUCCESS);
@@ -228,8 +230,8 @@ static void build_conf(void)
     basic->user = "alice";
     basic->password = "s3cr3t-basic";
     APR_ARRAY_PUSH(basic->invocation_params, ad_param_t *) = param("header", "X-Tenant", "acme", 0);
-    APR_ARRAY_PUSH(basic->invocation_params, ad_param_t *) = param("header", "X-Token",
-                                                                   "tok-s3cr3t", 1);
+    APR_ARRAY_PUSH(basic->invocation_params, ad_param_t *) =
+        param("header", "X-Token", "tok-s3cr3t", 1);
     APR_ARRAY_PUSH(basic->invocation_params, ad_param_t *) = param("query", "q1", "v1", 0);
     APR_ARRAY_PUSH(basic->invocation_params, ad_param_t *) = param("body", "b1", "w1", 0);
     key = add_connection("c-key", AD_AUTH_API_KEY);
@@ -243,8 +245,8 @@ static void build_conf(void)
     APR_ARRAY_PUSH(oauth->oauth_params, ad_param_t *) = param("body", "scope", "billing/write", 0);
     APR_ARRAY_PUSH(oauth->oauth_params, ad_param_t *) = param("header", "X-Aud", "aud-s3cr3t", 1);
 
-    billing = add_destination("d-billing", "https://api.example.com/v1/tenants/*/invoices",
-                              "POST", oauth);
+    billing = add_destination("d-billing", "https://api.example.com/v1/tenants/*/invoices", "POST",
+                              oauth);
     audit = add_destination("d-audit", "https://audit.example.com/events", "PUT", NULL);
     audit->rate_limit = 10;
 
@@ -304,12 +306,10 @@ static const char *const MINIMAL_EVENT =
  * fields TestEventPattern requires; add them with a filler value, and make
  * sure the filler changes nothing (the matcher gives the same answer with
  * and without it). Returns the event text to send, or NULL on failure. */
-static const char *complete_event(const char *pattern, const char *event_text,
-                                  const char **why)
+static const char *complete_event(const char *pattern, const char *event_text, const char **why)
 {
-    static const char *const required[] = {
-        "id", "account", "source", "time", "region", "detail-type", NULL
-    };
+    static const char *const required[] = {"id",     "account",     "source", "time",
+                                           "region", "detail-type", NULL};
     json_error_t jerr;
     json_t *ev = json_loads(event_text, 0, &jerr), *full;
     ad_pattern_t *pat;
@@ -346,8 +346,7 @@ static const char *expected_message(const json_t *c)
 
 static const char *expected_code(const json_t *c, const char *dflt)
 {
-    const char *code = json_string_value(json_object_get(json_object_get(c, "error"),
-                                                         "code"));
+    const char *code = json_string_value(json_object_get(json_object_get(c, "error"), "code"));
     return code ? code : dflt;
 }
 
@@ -366,7 +365,7 @@ static const char *check_case(const json_t *c)
         return "no pattern_json";
     }
     if (!event) {
-        event = MINIMAL_EVENT;      /* the case rejects the pattern alone */
+        event = MINIMAL_EVENT; /* the case rejects the pattern alone */
     }
     else if (json_is_boolean(expect) && !(event = complete_event(pattern, event, &why))) {
         return why;
@@ -410,7 +409,7 @@ START_TEST(test_conformance_via_dispatch)
     int total = 0, failed = 0, by_kind[4] = {0, 0, 0, 0};
 
     ck_assert_msg(dir && *dir, "AD_CONFORMANCE_DIR is not set: it must name "
-                  "../shared/conformance (make check sets it)");
+                               "../shared/conformance (make check sets it)");
     path = apr_pstrcat(pool, dir, "/patterns.jsonl", NULL);
     f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
@@ -421,16 +420,16 @@ START_TEST(test_conformance_via_dispatch)
         const char *err, *want;
         ck_assert_msg(c != NULL, "%s line %d: %s", path, total + 1, jerr.text);
         total++;
-        pool = sub;             /* what one case allocates goes with it */
+        pool = sub; /* what one case allocates goes with it */
         err = check_case(c);
         want = json_string_value(json_object_get(c, "expect"));
-        by_kind[json_is_true(json_object_get(c, "expect")) ? 0
+        by_kind[json_is_true(json_object_get(c, "expect"))    ? 0
                 : json_is_false(json_object_get(c, "expect")) ? 1
-                : want && !strcmp(want, "invalid") ? 2 : 3]++;
+                : want && !strcmp(want, "invalid")            ? 2
+                                                              : 3]++;
         if (err) {
             failed++;
-            fprintf(stderr, "FAIL %s: %s\n", json_string_value(json_object_get(c, "name")),
-                    err);
+            fprintf(stderr, "FAIL %s: %s\n", json_string_value(json_object_get(c, "name")), err);
         }
         json_decref(c);
         pool = top;
@@ -438,9 +437,10 @@ START_TEST(test_conformance_via_dispatch)
     }
     free(line);
     fclose(f);
-    fprintf(stderr, "conformance via TestEventPattern: %d cases (true %d, false %d, "
-            "invalid %d, invalid_event %d), %d failed\n", total, by_kind[0], by_kind[1],
-            by_kind[2], by_kind[3], failed);
+    fprintf(stderr,
+            "conformance via TestEventPattern: %d cases (true %d, false %d, "
+            "invalid %d, invalid_event %d), %d failed\n",
+            total, by_kind[0], by_kind[1], by_kind[2], by_kind[3], failed);
     ck_assert_msg(total > 0, "%s has no cases", path);
     ck_assert_msg(failed == 0, "%d of %d conformance cases failed", failed, total);
 }
@@ -508,11 +508,11 @@ START_TEST(test_tep_errors)
     expect_error(tep("{}", NULL), 400, "ValidationException",
                  "1 validation error detected: Value null at 'event' failed to satisfy "
                  "constraint: Member must not be null");
-    expect_error(call("TestEventPattern", "{\"EventPattern\":{\"source\":[\"x\"]},\"Event\":\"{}\"}"),
-                 400, "SerializationException",
-                 "Start of structure or map found where not expected.");
-    expect_error(call("TestEventPattern", "{\"EventPattern\":\"{}\",\"Event\":7}"),
-                 400, "SerializationException", "NUMBER_VALUE can not be converted to a String");
+    expect_error(
+        call("TestEventPattern", "{\"EventPattern\":{\"source\":[\"x\"]},\"Event\":\"{}\"}"), 400,
+        "SerializationException", "Start of structure or map found where not expected.");
+    expect_error(call("TestEventPattern", "{\"EventPattern\":\"{}\",\"Event\":7}"), 400,
+                 "SerializationException", "NUMBER_VALUE can not be converted to a String");
 }
 END_TEST
 
@@ -522,10 +522,11 @@ START_TEST(test_tep_pattern_too_long)
     reply_t r = tep(pattern, EVENT);
 
     expect_error(r, 400, "ValidationException", NULL);
-    ck_assert_msg(strstr(msg(r), "1 validation error detected: Value '{\"source\"") == msg(r),
-                  "%s", msg(r));
+    ck_assert_msg(strstr(msg(r), "1 validation error detected: Value '{\"source\"") == msg(r), "%s",
+                  msg(r));
     ck_assert_msg(strstr(msg(r), "' at 'eventPattern' failed to satisfy constraint: Member "
-                         "must have length less than or equal to 4096") != NULL, "%s", msg(r));
+                                 "must have length less than or equal to 4096") != NULL,
+                  "%s", msg(r));
     /* 4096 exactly is fine */
     pattern = apr_psprintf(pool, "{\"source\":[\"%0*d\"]}", 4096 - 15, 7);
     ck_assert_uint_eq(strlen(pattern), 4096);
@@ -552,8 +553,8 @@ START_TEST(test_list_event_buses)
     r = call("ListEventBuses", "{\"Limit\": 1}");
     ck_assert_str_eq(names(r, "EventBuses", "Name"), "billing");
     ck_assert_ptr_nonnull(str(r.body, "NextToken"));
-    r = call("ListEventBuses", apr_psprintf(pool, "{\"Limit\": 1, \"NextToken\": \"%s\"}",
-                                            str(r.body, "NextToken")));
+    r = call("ListEventBuses",
+             apr_psprintf(pool, "{\"Limit\": 1, \"NextToken\": \"%s\"}", str(r.body, "NextToken")));
     ck_assert_str_eq(names(r, "EventBuses", "Name"), "default");
     ck_assert_ptr_null(json_object_get(r.body, "NextToken"));
     /* an empty body is an empty request */
@@ -572,8 +573,8 @@ START_TEST(test_describe_event_bus)
     expect_ok(r);
     ck_assert_str_eq(str(r.body, "Name"), "billing");
     ck_assert_str_eq(str(r.body, "Arn"), "arn:aws:events:eu-west-1:123456789012:event-bus/billing");
-    expect_error(call("DescribeEventBus", "{\"Name\": \"nope\"}"), 400,
-                 "ResourceNotFoundException", "Event bus nope does not exist.");
+    expect_error(call("DescribeEventBus", "{\"Name\": \"nope\"}"), 400, "ResourceNotFoundException",
+                 "Event bus nope does not exist.");
 }
 END_TEST
 
@@ -603,7 +604,7 @@ START_TEST(test_list_rules)
                      "arn:aws:events:eu-west-1:123456789012:rule/billing/r-billing");
     ck_assert_str_eq(str(rule, "State"), "DISABLED");
     r = call("ListRules", "{\"EventBusName\": "
-             "\"arn:aws:events:eu-west-1:123456789012:event-bus/billing\"}");
+                          "\"arn:aws:events:eu-west-1:123456789012:event-bus/billing\"}");
     ck_assert_str_eq(names(r, "Rules", "Name"), "r-billing");
     r = call("ListRules", "{\"NamePrefix\": \"r-\"}");
     ck_assert_str_eq(names(r, "Rules", "Name"), "r-nightly,r-orders");
@@ -618,10 +619,11 @@ START_TEST(test_list_rules_pages)
     int pages = 0;
 
     do {
-        reply_t r = call("ListRules", token
-                         ? apr_psprintf(pool, "{\"NamePrefix\":\"page-\",\"Limit\":2,"
-                                        "\"NextToken\":\"%s\"}", token)
-                         : "{\"NamePrefix\":\"page-\",\"Limit\":2}");
+        reply_t r = call("ListRules", token ? apr_psprintf(pool,
+                                                           "{\"NamePrefix\":\"page-\",\"Limit\":2,"
+                                                           "\"NextToken\":\"%s\"}",
+                                                           token)
+                                            : "{\"NamePrefix\":\"page-\",\"Limit\":2}");
         expect_ok(r);
         all = apr_pstrcat(pool, all, *all ? "," : "", names(r, "Rules", "Name"), NULL);
         token = str(r.body, "NextToken");
@@ -719,8 +721,9 @@ START_TEST(test_list_targets_by_rule)
     ck_assert_str_eq(str(t, "Arn"),
                      "arn:aws:events:eu-west-1:123456789012:api-destination/d-billing");
     hp = json_object_get(t, "HttpParameters");
-    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(hp, "PathParameterValues"),
-                                                      0)), "$.detail.tenant");
+    ck_assert_str_eq(
+        json_string_value(json_array_get(json_object_get(hp, "PathParameterValues"), 0)),
+        "$.detail.tenant");
     ck_assert_str_eq(str(json_object_get(hp, "HeaderParameters"), "X-Invoice"), "$.detail.id");
     ck_assert_str_eq(str(json_object_get(hp, "HeaderParameters"), "X-Secret"), "***");
     ck_assert_str_eq(str(json_object_get(hp, "QueryStringParameters"), "source"), "$.source");
@@ -746,8 +749,10 @@ START_TEST(test_list_targets_by_rule)
 
     r = call("ListTargetsByRule", "{\"Rule\": \"r-orders\", \"Limit\": 1}");
     ck_assert_str_eq(names(r, "Targets", "Id"), "t1");
-    r = call("ListTargetsByRule", apr_psprintf(pool, "{\"Rule\": \"r-orders\", \"Limit\": 1, "
-                                               "\"NextToken\": \"%s\"}", str(r.body, "NextToken")));
+    r = call("ListTargetsByRule", apr_psprintf(pool,
+                                               "{\"Rule\": \"r-orders\", \"Limit\": 1, "
+                                               "\"NextToken\": \"%s\"}",
+                                               str(r.body, "NextToken")));
     ck_assert_str_eq(names(r, "Targets", "Id"), "t2");
     ck_assert_ptr_null(json_object_get(r.body, "NextToken"));
     r = call("ListTargetsByRule", "{\"Rule\": \"page-1\"}");
@@ -768,8 +773,10 @@ START_TEST(test_list_rule_names_by_target)
 
     expect_ok(r);
     ck_assert_str_eq(names(r, "RuleNames", NULL), "r-orders");
-    r = call("ListRuleNamesByTarget", apr_psprintf(pool, "{\"TargetArn\": \"%s\", "
-                                                   "\"EventBusName\": \"billing\"}", arn));
+    r = call("ListRuleNamesByTarget", apr_psprintf(pool,
+                                                   "{\"TargetArn\": \"%s\", "
+                                                   "\"EventBusName\": \"billing\"}",
+                                                   arn));
     ck_assert_str_eq(names(r, "RuleNames", NULL), "r-billing");
     r = call("ListRuleNamesByTarget", "{\"TargetArn\": \"https://plain.example.com/hook\"}");
     ck_assert_str_eq(names(r, "RuleNames", NULL), "r-orders");
@@ -850,10 +857,9 @@ START_TEST(test_describe_connection)
     ck_assert_str_eq(str(json_array_get(h, 1), "Key"), "X-Token");
     ck_assert_ptr_null(json_object_get(json_array_get(h, 1), "Value"));
     ck_assert(json_is_true(json_object_get(json_array_get(h, 1), "IsValueSecret")));
-    ck_assert_str_eq(str(json_array_get(json_object_get(ihp, "QueryStringParameters"), 0),
-                         "Key"), "q1");
-    ck_assert_str_eq(str(json_array_get(json_object_get(ihp, "BodyParameters"), 0),
-                         "Value"), "w1");
+    ck_assert_str_eq(str(json_array_get(json_object_get(ihp, "QueryStringParameters"), 0), "Key"),
+                     "q1");
+    ck_assert_str_eq(str(json_array_get(json_object_get(ihp, "BodyParameters"), 0), "Value"), "w1");
 
     r = call("DescribeConnection", "{\"Name\": \"c-key\"}");
     assert_no_secret(r);
@@ -889,7 +895,8 @@ START_TEST(test_api_destinations)
     ck_assert_ptr_null(json_object_get(d, "ConnectionArn"));
     ck_assert_str_eq(str(d, "HttpMethod"), "PUT");
     ck_assert_int_eq(json_integer_value(json_object_get(d, "InvocationRateLimitPerSecond")), 10);
-    r = call("ListApiDestinations", "{\"ConnectionArn\": "
+    r = call("ListApiDestinations",
+             "{\"ConnectionArn\": "
              "\"arn:aws:events:eu-west-1:123456789012:connection/c-oauth\"}");
     ck_assert_str_eq(names(r, "ApiDestinations", "Name"), "d-billing");
     r = call("ListApiDestinations", "{\"NamePrefix\": \"d-a\"}");
@@ -913,10 +920,10 @@ START_TEST(test_api_destinations)
     ck_assert_int_eq(json_integer_value(json_object_get(r.body, "LastModifiedTime")), MTIME);
     assert_no_secret(r);
     expect_error(call("DescribeApiDestination", "{\"Name\": \"nope\"}"), 400,
-                 "ResourceNotFoundException", "Failed to describe the api-destination(s). "
+                 "ResourceNotFoundException",
+                 "Failed to describe the api-destination(s). "
                  "An api-destination 'nope' does not exist.");
-    expect_error(call("DescribeApiDestination", "{\"Name\": \"a b\"}"), 400,
-                 "ValidationException",
+    expect_error(call("DescribeApiDestination", "{\"Name\": \"a b\"}"), 400, "ValidationException",
                  "1 validation error detected: Value 'a b' at 'name' failed to satisfy "
                  "constraint: Member must satisfy regular expression pattern: "
                  "[\\.\\-_A-Za-z0-9]+");
@@ -955,12 +962,22 @@ END_TEST
 
 START_TEST(test_mutating_refused)
 {
-    static const char *const ops[] = {
-        "PutRule", "PutTargets", "DeleteRule", "RemoveTargets", "EnableRule", "DisableRule",
-        "CreateConnection", "UpdateConnection", "DeleteConnection", "CreateApiDestination",
-        "UpdateApiDestination", "DeleteApiDestination", "CreateEventBus", "TagResource",
-        "DeauthorizeConnection", NULL
-    };
+    static const char *const ops[] = {"PutRule",
+                                      "PutTargets",
+                                      "DeleteRule",
+                                      "RemoveTargets",
+                                      "EnableRule",
+                                      "DisableRule",
+                                      "CreateConnection",
+                                      "UpdateConnection",
+                                      "DeleteConnection",
+                                      "CreateApiDestination",
+                                      "UpdateApiDestination",
+                                      "DeleteApiDestination",
+                                      "CreateEventBus",
+                                      "TagResource",
+                                      "DeauthorizeConnection",
+                                      NULL};
     int i;
 
     for (i = 0; ops[i]; i++) {
@@ -982,8 +999,7 @@ START_TEST(test_unknown_operation)
     ck_assert_ptr_nonnull(strstr(msg(r), "AWSEvents.Frobnicate"));
     expect_error(call_target("Foo.ListRules", "{}"), 400, "UnknownOperationException", NULL);
     expect_error(call_target("AWSEvents.", "{}"), 400, "UnknownOperationException", NULL);
-    expect_error(call_target("AWSEvents.listrules", "{}"), 400, "UnknownOperationException",
-                 NULL);
+    expect_error(call_target("AWSEvents.listrules", "{}"), 400, "UnknownOperationException", NULL);
     expect_error(call_target(NULL, "{}"), 400, "UnknownOperationException", NULL);
     /* the operation is refused before the body is looked at */
     expect_error(call("Frobnicate", "not json"), 400, "UnknownOperationException", NULL);
@@ -1027,22 +1043,23 @@ START_TEST(test_admin_test_event_pattern)
     char *body;
 
     /* strings, as TestEventPattern takes them */
-    body = apr_psprintf(pool, "{\"EventPattern\": \"{\\\"source\\\":[\\\"com.acme.orders\\\"]}\", "
-                        "\"Event\": %s}", ad_json_dump(pool, ad_json_own(pool, json_string(EVENT)),
-                                                       NULL));
+    body = apr_psprintf(pool,
+                        "{\"EventPattern\": \"{\\\"source\\\":[\\\"com.acme.orders\\\"]}\", "
+                        "\"Event\": %s}",
+                        ad_json_dump(pool, ad_json_own(pool, json_string(EVENT)), NULL));
     r = admin(body);
     ck_assert_int_eq(r.status, 200);
     ck_assert(json_is_true(json_object_get(r.body, "Result")));
     /* or the JSON values themselves */
-    r = admin(apr_psprintf(pool, "{\"EventPattern\": {\"source\": [\"other\"]}, \"Event\": %s}",
-                           EVENT));
+    r = admin(
+        apr_psprintf(pool, "{\"EventPattern\": {\"source\": [\"other\"]}, \"Event\": %s}", EVENT));
     ck_assert_int_eq(r.status, 200);
     ck_assert(json_is_false(json_object_get(r.body, "Result")));
     r = admin(apr_psprintf(pool, "{\"EventPattern\": {\"source\": \"x\"}, \"Event\": %s}", EVENT));
     ck_assert_int_eq(r.status, 400);
     ck_assert_str_eq(r.type, "InvalidEventPatternException");
     ck_assert_str_eq(str(r.body, "message"), "Event pattern is not valid. Reason: \"source\" "
-                     "must be an object or an array");
+                                             "must be an object or an array");
     r = admin(apr_psprintf(pool, "{\"EventPattern\": [1], \"Event\": %s}", EVENT));
     ck_assert_str_eq(r.type, "InvalidEventPatternException");
     r = admin("{\"EventPattern\": {\"source\": [\"x\"]}, \"Event\": {\"id\": \"1\"}}");
@@ -1054,7 +1071,8 @@ START_TEST(test_admin_test_event_pattern)
     r = admin("{}");
     ck_assert_int_eq(r.status, 400);
     ck_assert_str_eq(r.type, "ValidationException");
-    ck_assert_str_eq(str(r.body, "message"), "2 validation errors detected: Value null at "
+    ck_assert_str_eq(str(r.body, "message"),
+                     "2 validation errors detected: Value null at "
                      "'eventPattern' failed to satisfy constraint: Member must not be null; "
                      "Value null at 'event' failed to satisfy constraint: Member must not be null");
     r = admin("not json");

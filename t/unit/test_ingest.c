@@ -14,8 +14,8 @@
 static apr_pool_t *pool;
 static ad_conf_t *conf;
 
-static ad_rule_t *add_rule(const char *name, const char *bus, const char *pattern,
-                           int enabled, int ntargets)
+static ad_rule_t *add_rule(const char *name, const char *bus, const char *pattern, int enabled,
+                           int ntargets)
 {
     ad_rule_t *r = apr_pcalloc(pool, sizeof(*r));
     const char *reason = NULL;
@@ -84,17 +84,20 @@ START_TEST(envelope_as_aws_builds_it)
 
     add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
     in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"Thing Done\","
-             "\"Detail\":\"{\\\"b\\\": 0.1, \\\"a\\\": [1, {\\\"x\\\": null}], \\\"s\\\": \\\"\\u00e9\\\\n\\\"}\","
+             "\"Detail\":\"{\\\"b\\\": 0.1, \\\"a\\\": [1, {\\\"x\\\": null}], \\\"s\\\": "
+             "\\\"\\u00e9\\\\n\\\"}\","
              "\"Resources\":[\"arn:1\"],\"Time\":1600000000.75}]}");
     ck_assert_int_eq(in->status, 200);
     ck_assert_int_eq(in->failed_count, 0);
     ck_assert_ptr_nonnull(entry(in, 0)->event_id);
     ck_assert_int_eq(in->records->nelts, 1);
     r = record(in, 0);
-    expect = apr_psprintf(pool,
+    expect = apr_psprintf(
+        pool,
         "{\"version\":\"0\",\"id\":\"%s\",\"detail-type\":\"Thing Done\",\"source\":\"app\","
         "\"account\":\"123456789012\",\"time\":\"2020-09-13T12:26:40Z\",\"region\":\"eu-west-1\","
-        "\"resources\":[\"arn:1\"],\"detail\":{\"b\":0.1,\"a\":[1,{\"x\":null}],\"s\":\"\xc3\xa9\\n\"}}",
+        "\"resources\":[\"arn:1\"],\"detail\":{\"b\":0.1,\"a\":[1,{\"x\":null}],\"s\":"
+        "\"\xc3\xa9\\n\"}}",
         entry(in, 0)->event_id);
     ck_assert_str_eq(r->body, expect);
     ck_assert_str_eq(r->event_id, entry(in, 0)->event_id);
@@ -112,10 +115,11 @@ START_TEST(time_forms)
     ad_ingest_t *in;
 
     add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
-    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\","
-             "\"Time\":\"2021-02-03T04:05:06.789+01:00\"},"
-             "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
-             "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\",\"Time\":\"yesterday\"}]}");
+    in =
+        put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\","
+            "\"Time\":\"2021-02-03T04:05:06.789+01:00\"},"
+            "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+            "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\",\"Time\":\"yesterday\"}]}");
     ck_assert_int_eq(in->records->nelts, 2);
     ck_assert_ptr_nonnull(strstr(record(in, 0)->body, "\"time\":\"2021-02-03T03:05:06Z\""));
     ck_assert_ptr_nonnull(strstr(record(in, 1)->body, "\"time\":\"2023-11-14T22:13:20Z\""));
@@ -128,13 +132,13 @@ END_TEST
 START_TEST(per_entry_errors)
 {
     ad_ingest_t *in = put("{\"Entries\":["
-        "{\"DetailType\":\"d\",\"Detail\":\"{}\"},"
-        "{\"Source\":\"s\",\"DetailType\":\"\",\"Detail\":\"{}\"},"
-        "{\"Source\":\"s\",\"DetailType\":\"d\"},"
-        "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"[]\"},"
-        "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"NotJSON\"},"
-        "{\"Source\":\"aws.ec2\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
-        "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}");
+                          "{\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"\",\"Detail\":\"{}\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"d\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"[]\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"NotJSON\"},"
+                          "{\"Source\":\"aws.ec2\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}");
 
     ck_assert_int_eq(in->status, 200);
     ck_assert_int_eq(in->entries->nelts, 7);
@@ -142,8 +146,9 @@ START_TEST(per_entry_errors)
     ck_assert_str_eq(entry(in, 0)->error_code, "InvalidArgument");
     ck_assert_str_eq(entry(in, 0)->error_message,
                      "Parameter Source is not valid. Reason: Source is a required argument.");
-    ck_assert_str_eq(entry(in, 1)->error_message,
-                     "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
+    ck_assert_str_eq(
+        entry(in, 1)->error_message,
+        "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
     ck_assert_str_eq(entry(in, 2)->error_message,
                      "Parameter Detail is not valid. Reason: Detail is a required argument.");
     ck_assert_str_eq(entry(in, 3)->error_code, "MalformedDetail");
@@ -174,12 +179,14 @@ START_TEST(whole_request_errors)
     }
     in = put(apr_pstrcat(pool, eleven, "]}", NULL));
     ck_assert_int_eq(in->status, 400);
-    ck_assert_ptr_nonnull(strstr(in->error_message,
-                                 "Member must have length less than or equal to 10"));
+    ck_assert_ptr_nonnull(
+        strstr(in->error_message, "Member must have length less than or equal to 10"));
     conf->max_entry_size = 1024;
-    in = put(apr_psprintf(pool, "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
-                                "\"Detail\":\"{\\\"x\\\":\\\"%0900d\\\"}\","
-                                "\"Resources\":[\"%0200d\"]}]}", 0, 0));
+    in = put(apr_psprintf(pool,
+                          "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+                          "\"Detail\":\"{\\\"x\\\":\\\"%0900d\\\"}\","
+                          "\"Resources\":[\"%0200d\"]}]}",
+                          0, 0));
     ck_assert_int_eq(in->status, 400);
     ck_assert_str_eq(in->error_message,
                      "Total size of the entries in the request is over the limit.");
@@ -237,19 +244,20 @@ START_TEST(rules_indexed_by_source)
     ck_assert_int_eq(ad_conf_candidate_rules(pool, conf, "nobus", "a")->nelts, 0);
     /* through ingest: a prefix rule still matches what the index skipped */
     ck_assert_int_eq(put("{\"Entries\":[{\"Source\":\"ax\",\"DetailType\":\"d\","
-                         "\"Detail\":\"{}\"}]}")->records->nelts, 1);
+                         "\"Detail\":\"{}\"}]}")
+                         ->records->nelts,
+                     1);
 }
 END_TEST
 
 START_TEST(plain_json_single_entry)
 {
     const char *body = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
-    ad_ingest_t *in = ad_ingest_put_events(pool, conf, AD_INGEST_PLAIN_JSON, body,
-                                           strlen(body), apr_time_now());
+    ad_ingest_t *in =
+        ad_ingest_put_events(pool, conf, AD_INGEST_PLAIN_JSON, body, strlen(body), apr_time_now());
     ck_assert_int_eq(in->status, 200);
     ck_assert_int_eq(in->entries->nelts, 1);
-    in = ad_ingest_put_events(pool, conf, AD_INGEST_AWSJSON, body, strlen(body),
-                              apr_time_now());
+    in = ad_ingest_put_events(pool, conf, AD_INGEST_AWSJSON, body, strlen(body), apr_time_now());
     ck_assert_int_eq(in->status, 400);
 }
 END_TEST
@@ -260,9 +268,11 @@ START_TEST(response_shape)
                           "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"x\"}]}");
     apr_size_t len;
     char *out = ad_ingest_response(pool, in, &len);
-    char *expect = apr_psprintf(pool, "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"%s\"},"
-                                "{\"ErrorCode\":\"MalformedDetail\",\"ErrorMessage\":\"Detail is malformed.\"}]}",
-                                entry(in, 0)->event_id);
+    char *expect = apr_psprintf(
+        pool,
+        "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"%s\"},"
+        "{\"ErrorCode\":\"MalformedDetail\",\"ErrorMessage\":\"Detail is malformed.\"}]}",
+        entry(in, 0)->event_id);
     ck_assert_str_eq(out, expect);
     ck_assert_uint_eq(len, strlen(expect));
     ad_ingest_fail_all(in, "InternalFailure", "Internal Service Failure");
@@ -276,9 +286,12 @@ START_TEST(store_item_limit_fails_whole_entry)
     ad_ingest_t *in;
 
     add_rule("two", "default", "{\"source\":[\"app\"]}", 1, 2);
-    in = put(apr_psprintf(pool, "{\"Entries\":["
+    in = put(apr_psprintf(
+        pool,
+        "{\"Entries\":["
         "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{\\\"big\\\":\\\"%0800d\\\"}\"},"
-        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}", 0));
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}",
+        0));
     ck_assert_int_eq(in->records->nelts, 4);
     ck_assert_int_eq(ad_ingest_limit_records(in, 700, "sdbm"), 1);
     ck_assert_int_eq(in->failed_count, 1);

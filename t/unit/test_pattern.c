@@ -43,8 +43,7 @@ static int matches(const char *pattern, const char *event)
     json_t *ev;
     int r;
 
-    ck_assert_msg(pat != NULL, "pattern %s rejected: %s", pattern,
-                  reason ? reason : "(null)");
+    ck_assert_msg(pat != NULL, "pattern %s rejected: %s", pattern, reason ? reason : "(null)");
     ev = json_loads(event, 0, &jerr);
     ck_assert_msg(ev != NULL, "bad test event %s: %s", event, jerr.text);
     r = ad_pattern_match(pat, ev);
@@ -65,7 +64,7 @@ static const char *rejects(const char *pattern)
     return reason;
 }
 
-#define MATCH(p, e) ck_assert_msg(matches(p, e) == 1, "%s should match %s", p, e)
+#define MATCH(p, e)    ck_assert_msg(matches(p, e) == 1, "%s should match %s", p, e)
 #define NO_MATCH(p, e) ck_assert_msg(matches(p, e) == 0, "%s should not match %s", p, e)
 #define REJECT(p, msg) ck_assert_str_eq(rejects(p), msg)
 
@@ -75,8 +74,7 @@ static const char *rejects(const char *pattern)
 
 static const char *reason_of(const json_t *c)
 {
-    const char *msg = json_string_value(json_object_get(
-                          json_object_get(c, "error"), "message"));
+    const char *msg = json_string_value(json_object_get(json_object_get(c, "error"), "message"));
     size_t pl = strlen(AD_PATTERN_ERR_PREFIX);
 
     if (!msg || strncmp(msg, AD_PATTERN_ERR_PREFIX, pl) != 0) {
@@ -117,8 +115,8 @@ static const char *check_case(const json_t *c)
         }
         expected_reason = reason_of(c);
         if (expected_reason && strcmp(expected_reason, reason) != 0) {
-            return apr_psprintf(pool, "reason\n    got:  %s\n    want: %s",
-                                reason, expected_reason);
+            return apr_psprintf(pool, "reason\n    got:  %s\n    want: %s", reason,
+                                expected_reason);
         }
         return NULL;
     }
@@ -133,8 +131,8 @@ static const char *check_case(const json_t *c)
     if (!event) {
         return apr_psprintf(pool, "event does not parse: %s", jerr.text);
     }
-    if (!ad_pattern_event_is_valid(event) && strncmp(json_string_value(
-            json_object_get(c, "source")), "localstack", 10) == 0) {
+    if (!ad_pattern_event_is_valid(event) &&
+        strncmp(json_string_value(json_object_get(c, "source")), "localstack", 10) == 0) {
         json_decref(event);
         return "AWS event failed the TestEventPattern check";
     }
@@ -172,8 +170,7 @@ START_TEST(test_conformance)
         why = check_case(c);
         if (why) {
             failed++;
-            fprintf(stderr, "FAIL %s: %s\n",
-                    json_string_value(json_object_get(c, "name")), why);
+            fprintf(stderr, "FAIL %s: %s\n", json_string_value(json_object_get(c, "name")), why);
         }
         json_decref(c);
     }
@@ -184,7 +181,6 @@ START_TEST(test_conformance)
     ck_assert_msg(failed == 0, "%d of %d conformance cases fail", failed, total);
 }
 END_TEST
-
 
 /* ------------------------------------------------------------------ */
 /* Focused tests                                                       */
@@ -237,7 +233,8 @@ START_TEST(test_string_operators)
     MATCH("{\"a\":[{\"prefix\":{\"equals-ignore-case\":\"AB\"}}]}", "{\"a\":\"abc\"}");
     MATCH("{\"a\":[{\"suffix\":\".png\"}]}", "{\"a\":\"x.png\"}");
     MATCH("{\"a\":[{\"suffix\":{\"equals-ignore-case\":\".png\"}}]}", "{\"a\":\"x.PNG\"}");
-    MATCH("{\"a\":[{\"equals-ignore-case\":\"\xc3\xa9T\xc3\xa9\"}]}", "{\"a\":\"\xc3\x89t\xc3\x89\"}");
+    MATCH("{\"a\":[{\"equals-ignore-case\":\"\xc3\xa9T\xc3\xa9\"}]}",
+          "{\"a\":\"\xc3\x89t\xc3\x89\"}");
     NO_MATCH("{\"a\":[{\"equals-ignore-case\":\"\"}]}", "{\"a\":\"x\"}");
     MATCH("{\"a\":[{\"wildcard\":\"a*c*e\"}]}", "{\"a\":\"abcde\"}");
     NO_MATCH("{\"a\":[{\"wildcard\":\"a*c*e\"}]}", "{\"a\":\"abcd\"}");
@@ -292,8 +289,7 @@ START_TEST(test_or)
     MATCH(p, "{\"a\":1}");
     MATCH(p, "{\"b\":2,\"d\":4}");
     NO_MATCH(p, "{\"b\":2}");
-    REJECT("{\"$or\":[{\"a\":[1]}]}",
-           "There must have at least 2 Objects in $or relationship.");
+    REJECT("{\"$or\":[{\"a\":[1]}]}", "There must have at least 2 Objects in $or relationship.");
     REJECT("{\"$or\":[{\"prefix\":[1]},{\"a\":[1]}]}",
            "prefix is Ruler reserved fieldName which cannot be used inside $or.");
 }
@@ -303,13 +299,17 @@ START_TEST(test_or_combination_limit)
 {
     /* 4 nested $or of 6 branches each: 1296 combinations */
     const char *br = "[{\"a\":[1]},{\"b\":[1]},{\"c\":[1]},{\"d\":[1]},{\"e\":[1]},{\"f\":[1]}]";
-    const char *p = apr_psprintf(pool, "{\"w\":{\"$or\":%s},\"x\":{\"$or\":%s},"
+    const char *p = apr_psprintf(pool,
+                                 "{\"w\":{\"$or\":%s},\"x\":{\"$or\":%s},"
                                  "\"y\":{\"$or\":%s},\"z\":{\"$or\":%s}}",
                                  br, br, br, br);
 
     ck_assert_str_ne(rejects(p), "");
-    ck_assert_str_eq(rejects(apr_psprintf(pool, "{\"w\":{\"$or\":%s},"
-                     "\"x\":{\"$or\":%s},\"y\":{\"$or\":%s}}", br, br, br)), "");
+    ck_assert_str_eq(rejects(apr_psprintf(pool,
+                                          "{\"w\":{\"$or\":%s},"
+                                          "\"x\":{\"$or\":%s},\"y\":{\"$or\":%s}}",
+                                          br, br, br)),
+                     "");
 }
 END_TEST
 
@@ -321,7 +321,8 @@ START_TEST(test_validation_messages)
     REJECT("{\"a\":[{\"numeric\":[\">\",5,\"<\",1]}]}", "Bottom must be less than top");
     REJECT("{\"a\":[{\"numeric\":[\"=\",1,2]}]}", "Too many elements in numeric expression");
     REJECT("{\"a\":[{\"exists\":1}]}", "exists match pattern must be either true or false.");
-    REJECT("{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}", "Only one key allowed in match expression");
+    REJECT("{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}",
+           "Only one key allowed in match expression");
     REJECT("{\"a\":[{\"wildcard\":\"a\\\\b\"}]}", "Invalid escape character at pos 2");
     REJECT("{\"a\":[{\"wildcard\":\"a**\"}]}", "Consecutive wildcard characters at pos 2");
     REJECT("{\"a\":[{\"cidr\":\"10.0.0.0/33\"}]}", "IPv4 mask bits must be < 32");
@@ -339,23 +340,23 @@ END_TEST
 
 START_TEST(test_syntax_errors)
 {
-    REJECT("{\"a\":[1,]}", "Unexpected character (']' (code 93)): expected a valid "
+    REJECT("{\"a\":[1,]}",
+           "Unexpected character (']' (code 93)): expected a valid "
            "value (JSON String, Number, Array, Object or token 'null', 'true' "
            "or 'false')\n at [Source: (String)\"{\"a\":[1,]}\"; line: 1, column: 9]");
     REJECT("{\"a\":[1", "Unexpected end-of-input: expected close marker for Array "
-           "(start marker at [Source: (String)\"{\"a\":[1\"; line: 1, column: 6])\n"
-           " at [Source: (String)\"{\"a\":[1\"; line: 1, column: 8]");
+                        "(start marker at [Source: (String)\"{\"a\":[1\"; line: 1, column: 6])\n"
+                        " at [Source: (String)\"{\"a\":[1\"; line: 1, column: 8]");
     REJECT("", "Filter is not an object\n at [Source: (String)\"\"; line: 1, column: 1]");
     REJECT("{\"a\":[01]}", "Invalid numeric value: Leading zeroes not allowed\n"
-           " at [Source: (String)\"{\"a\":[01]}\"; line: 1, column: 8]");
+                           " at [Source: (String)\"{\"a\":[01]}\"; line: 1, column: 8]");
 }
 END_TEST
 
 START_TEST(test_event_validity)
 {
-    json_t *ok = json_pack("{ssssssssssss}", "id", "1", "account", "1",
-                           "source", "s", "time", "t", "region", "r",
-                           "detail-type", "d");
+    json_t *ok = json_pack("{ssssssssssss}", "id", "1", "account", "1", "source", "s", "time", "t",
+                           "region", "r", "detail-type", "d");
     json_t *arr = json_array();
 
     ck_assert_int_eq(ad_pattern_event_is_valid(ok), 1);
@@ -376,8 +377,7 @@ START_TEST(test_big_array_event)
     int i;
 
     for (i = 0; i < 1000; i++) {
-        json_array_append_new(arr, json_pack("{sssi}", "k",
-                              apr_psprintf(pool, "v%d", i), "n", i));
+        json_array_append_new(arr, json_pack("{sssi}", "k", apr_psprintf(pool, "v%d", i), "n", i));
     }
     json_object_set_new(ev, "r", arr);
     ck_assert_ptr_nonnull(pat);

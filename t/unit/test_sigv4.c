@@ -42,8 +42,9 @@
 #define AKID   "AKIDEXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
-#define MISMATCH "The request signature we calculated does not match the " \
-    "signature you provided. Check your AWS Secret Access Key and signing " \
+#define MISMATCH                                                                                   \
+    "The request signature we calculated does not match the "                                      \
+    "signature you provided. Check your AWS Secret Access Key and signing "                        \
     "method. Consult the service documentation for details."
 
 static apr_pool_t *pool;
@@ -77,8 +78,9 @@ static apr_time_t at(const char *amz_date)
     apr_time_t t;
 
     memset(&e, 0, sizeof(e));
-    ck_assert_int_eq(sscanf(amz_date, "%4d%2d%2dT%2d%2d%2dZ", &e.tm_year, &e.tm_mon,
-                            &e.tm_mday, &e.tm_hour, &e.tm_min, &e.tm_sec), 6);
+    ck_assert_int_eq(sscanf(amz_date, "%4d%2d%2dT%2d%2d%2dZ", &e.tm_year, &e.tm_mon, &e.tm_mday,
+                            &e.tm_hour, &e.tm_min, &e.tm_sec),
+                     6);
     e.tm_year -= 1900;
     e.tm_mon -= 1;
     ck_assert_int_eq(apr_time_exp_gmt_get(&t, &e), APR_SUCCESS);
@@ -96,9 +98,9 @@ typedef struct vec_t {
     const char *method;
     const char *path;
     const char *query;
-    const char *headers[MAXH][2];   /* as sent; ends at a NULL name */
+    const char *headers[MAXH][2]; /* as sent; ends at a NULL name */
     const char *body;
-    const char *date;               /* X-Amz-Date */
+    const char *date; /* X-Amz-Date */
     /* Suite cases only (NULL for captures, whose headers already carry
      * X-Amz-Date and Authorization): */
     const char *signed_headers;
@@ -156,10 +158,11 @@ static req_t *build(const vec_t *v)
     }
     if (v->signature) {
         add_header(q, "X-Amz-Date", v->date);
-        add_header(q, "Authorization", apr_psprintf(pool,
-                   "AWS4-HMAC-SHA256 Credential=" AKID "/%.8s/us-east-1/service/"
-                   "aws4_request, SignedHeaders=%s, Signature=%s", v->date,
-                   v->signed_headers, v->signature));
+        add_header(q, "Authorization",
+                   apr_psprintf(pool,
+                                "AWS4-HMAC-SHA256 Credential=" AKID "/%.8s/us-east-1/service/"
+                                "aws4_request, SignedHeaders=%s, Signature=%s",
+                                v->date, v->signed_headers, v->signature));
     }
     q->r.method = v->method;
     q->r.path = v->path;
@@ -177,13 +180,12 @@ typedef struct outcome_t {
     const char *message;
 } outcome_t;
 
-static outcome_t verify_in(const req_t *q, const char *service, const char *region,
-                           apr_time_t now)
+static outcome_t verify_in(const req_t *q, const char *service, const char *region, apr_time_t now)
 {
     outcome_t o;
 
-    o.rc = ad_sigv4_verify(pool, &q->r, service, region, lookup, NULL, now,
-                           &o.status, &o.type, &o.message);
+    o.rc = ad_sigv4_verify(pool, &q->r, service, region, lookup, NULL, now, &o.status, &o.type,
+                           &o.message);
     return o;
 }
 
@@ -197,8 +199,7 @@ static void assert_ok(outcome_t o)
 
 static void assert_fail(outcome_t o, int rc, const char *type, const char *message)
 {
-    ck_assert_msg(o.rc == rc, "rc %d, expected %d (%s: %s)", o.rc, rc, o.type,
-                  o.message);
+    ck_assert_msg(o.rc == rc, "rc %d, expected %d (%s: %s)", o.rc, rc, o.type, o.message);
     ck_assert_int_eq(o.status, 400);
     ck_assert_str_eq(o.type, type);
     ck_assert_str_eq(o.message, message);
@@ -209,16 +210,14 @@ static void assert_fail(outcome_t o, int rc, const char *type, const char *messa
 static void assert_mismatch(outcome_t o)
 {
     const char *head = MISMATCH "\n\nThe Canonical String for this request "
-                       "should have been\n'";
+                                "should have been\n'";
 
-    ck_assert_msg(o.rc == AD_SIGV4_MISMATCH, "rc %d (%s: %s)", o.rc, o.type,
-                  o.message);
+    ck_assert_msg(o.rc == AD_SIGV4_MISMATCH, "rc %d (%s: %s)", o.rc, o.type, o.message);
     ck_assert_int_eq(o.status, 400);
     ck_assert_str_eq(o.type, "InvalidSignatureException");
-    ck_assert_msg(strncmp(o.message, head, strlen(head)) == 0, "message: %s",
-                  o.message);
+    ck_assert_msg(strncmp(o.message, head, strlen(head)) == 0, "message: %s", o.message);
     ck_assert_ptr_nonnull(strstr(o.message, "'\n\nThe String-to-Sign should have "
-                                 "been\n'AWS4-HMAC-SHA256\n"));
+                                            "been\n'AWS4-HMAC-SHA256\n"));
 }
 
 /* ------------------------------------------------------------------ */
@@ -226,138 +225,323 @@ static void assert_mismatch(outcome_t o)
 /* ------------------------------------------------------------------ */
 
 #define SUITE_DATE "20150830T123600Z"
-#define SUITE_HOST { "Host", "example.amazonaws.com" }
+#define SUITE_HOST                                                                                 \
+    {                                                                                              \
+        "Host", "example.amazonaws.com"                                                            \
+    }
 
 static const vec_t suite[] = {
-    { "get-vanilla", "GET", "/", NULL, { SUITE_HOST }, NULL, SUITE_DATE,
-      "host;x-amz-date",
-      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31" },
-    { "post-vanilla", "POST", "/", NULL, { SUITE_HOST }, NULL, SUITE_DATE,
-      "host;x-amz-date",
-      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b" },
-    { "post-header-key-case", "POST", "/", NULL, { SUITE_HOST }, NULL, SUITE_DATE,
-      "host;x-amz-date",
-      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b" },
-    { "post-vanilla-query", "POST", "/", "Param1=value1", { SUITE_HOST }, NULL,
-      SUITE_DATE, "host;x-amz-date",
-      "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11" },
-    { "post-vanilla-empty-query-value", "POST", "/", "Param1=value1",
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11" },
-    { "get-vanilla-empty-query-key", "GET", "/", "Param1=value1", { SUITE_HOST },
-      NULL, SUITE_DATE, "host;x-amz-date",
-      "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb" },
-    { "get-vanilla-query-order-key-case", "GET", "/", "Param2=value2&Param1=value1",
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500" },
-    { "get-vanilla-query-order-encoded", "GET", "/",
-      "Param-3=Value3&Param=Value2&%E1%88%B4=Value1", { SUITE_HOST }, NULL,
-      SUITE_DATE, "host;x-amz-date",
-      "371d3713e185cc334048618a97f809c9ffe339c62934c032af5a0e595648fcac" },
+    {"get-vanilla",
+     "GET",
+     "/",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+    {"post-vanilla",
+     "POST",
+     "/",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
+    {"post-header-key-case",
+     "POST",
+     "/",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
+    {"post-vanilla-query",
+     "POST",
+     "/",
+     "Param1=value1",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
+    {"post-vanilla-empty-query-value",
+     "POST",
+     "/",
+     "Param1=value1",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
+    {"get-vanilla-empty-query-key",
+     "GET",
+     "/",
+     "Param1=value1",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb"},
+    {"get-vanilla-query-order-key-case",
+     "GET",
+     "/",
+     "Param2=value2&Param1=value1",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+    {"get-vanilla-query-order-encoded",
+     "GET",
+     "/",
+     "Param-3=Value3&Param=Value2&%E1%88%B4=Value1",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "371d3713e185cc334048618a97f809c9ffe339c62934c032af5a0e595648fcac"},
     /* From the 2015 edition of the suite (aws-sig-v4-test-suite.zip);
      * botocore's SigV4Auth gives the same signature. */
-    { "get-vanilla-query-order-key", "GET", "/", "Param1=value2&Param1=Value1",
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1" },
+    {"get-vanilla-query-order-key",
+     "GET",
+     "/",
+     "Param1=value2&Param1=Value1",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1"},
     /* Not the suite's: botocore's SigV4Auth over the same key and time
      * (repeated and valueless keys sort as "a=&a=1&b=2&c="). */
-    { "botocore-query-repeated-and-bare", "GET", "/", "b=2&a=1&a=&c",
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "1bd3576446057c09627720f8d8cd5baa09c1169930cbd212646c51c39cb733f5" },
-    { "get-vanilla-query-unreserved", "GET", "/",
-      "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz="
-      "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197" },
-    { "get-vanilla-utf8-query", "GET", "/", "\xe1\x88\xb4=bar", { SUITE_HOST },
-      NULL, SUITE_DATE, "host;x-amz-date",
-      "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04" },
-    { "get-unreserved", "GET",
-      "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", NULL,
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f" },
-    { "get-utf8", "GET", "/\xe1\x88\xb4", NULL, { SUITE_HOST }, NULL, SUITE_DATE,
-      "host;x-amz-date",
-      "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85" },
-    { "get-space-normalized", "GET", "/example space/", NULL, { SUITE_HOST }, NULL,
-      SUITE_DATE, "host;x-amz-date",
-      "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741" },
-    { "get-relative-normalized", "GET", "/example/..", NULL, { SUITE_HOST }, NULL,
-      SUITE_DATE, "host;x-amz-date",
-      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31" },
-    { "get-relative-relative-normalized", "GET", "/example1/example2/../..", NULL,
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31" },
-    { "get-slash-dot-slash-normalized", "GET", "/./", NULL, { SUITE_HOST }, NULL,
-      SUITE_DATE, "host;x-amz-date",
-      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31" },
-    { "get-slash-normalized", "GET", "//", NULL, { SUITE_HOST }, NULL, SUITE_DATE,
-      "host;x-amz-date",
-      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31" },
-    { "get-slash-pointless-dot-normalized", "GET", "/./example", NULL,
-      { SUITE_HOST }, NULL, SUITE_DATE, "host;x-amz-date",
-      "ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5" },
-    { "get-slashes-normalized", "GET", "//example//", NULL, { SUITE_HOST }, NULL,
-      SUITE_DATE, "host;x-amz-date",
-      "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84" },
-    { "get-header-key-duplicate", "GET", "/", NULL,
-      { SUITE_HOST, { "My-Header1", "value2" }, { "My-Header1", "value2" },
-        { "My-Header1", "value1" } }, NULL, SUITE_DATE, "host;my-header1;x-amz-date",
-      "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea" },
-    { "get-header-value-order", "GET", "/", NULL,
-      { SUITE_HOST, { "My-Header1", "value4" }, { "My-Header1", "value1" },
-        { "My-Header1", "value3" }, { "My-Header1", "value2" } }, NULL, SUITE_DATE,
-      "host;my-header1;x-amz-date",
-      "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01" },
-    { "get-header-value-multiline", "GET", "/", NULL,
-      { SUITE_HOST, { "My-Header1", "value1\n  value2\n     value3" } }, NULL,
-      SUITE_DATE, "host;my-header1;x-amz-date",
-      "cfd34249e4b1c8d6b91ef74165d41a32e5fab3306300901bb65a51a73575eefd" },
-    { "get-header-value-trim", "GET", "/", NULL,
-      { SUITE_HOST, { "My-Header1", " value1" }, { "My-Header2", " \"a   b   c\"" } },
-      NULL, SUITE_DATE, "host;my-header1;my-header2;x-amz-date",
-      "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736" },
-    { "post-header-key-sort", "POST", "/", NULL,
-      { SUITE_HOST, { "My-Header1", "value1" } }, NULL, SUITE_DATE,
-      "host;my-header1;x-amz-date",
-      "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c" },
-    { "post-header-value-case", "POST", "/", NULL,
-      { SUITE_HOST, { "My-Header1", "VALUE1" } }, NULL, SUITE_DATE,
-      "host;my-header1;x-amz-date",
-      "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d" },
-    { "get-vanilla-with-session-token", "GET", "/", NULL,
-      { SUITE_HOST, { "X-Amz-Security-Token",
-        "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267" } },
-      NULL, SUITE_DATE, "host;x-amz-date;x-amz-security-token",
-      "07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8" },
+    {"botocore-query-repeated-and-bare",
+     "GET",
+     "/",
+     "b=2&a=1&a=&c",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "1bd3576446057c09627720f8d8cd5baa09c1169930cbd212646c51c39cb733f5"},
+    {"get-vanilla-query-unreserved",
+     "GET",
+     "/",
+     "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz="
+     "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"},
+    {"get-vanilla-utf8-query",
+     "GET",
+     "/",
+     "\xe1\x88\xb4=bar",
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04"},
+    {"get-unreserved",
+     "GET",
+     "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
+    {"get-utf8",
+     "GET",
+     "/\xe1\x88\xb4",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"},
+    {"get-space-normalized",
+     "GET",
+     "/example space/",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741"},
+    {"get-relative-normalized",
+     "GET",
+     "/example/..",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+    {"get-relative-relative-normalized",
+     "GET",
+     "/example1/example2/../..",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+    {"get-slash-dot-slash-normalized",
+     "GET",
+     "/./",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+    {"get-slash-normalized",
+     "GET",
+     "//",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+    {"get-slash-pointless-dot-normalized",
+     "GET",
+     "/./example",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5"},
+    {"get-slashes-normalized",
+     "GET",
+     "//example//",
+     NULL,
+     {SUITE_HOST},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84"},
+    {"get-header-key-duplicate",
+     "GET",
+     "/",
+     NULL,
+     {SUITE_HOST, {"My-Header1", "value2"}, {"My-Header1", "value2"}, {"My-Header1", "value1"}},
+     NULL,
+     SUITE_DATE,
+     "host;my-header1;x-amz-date",
+     "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"},
+    {"get-header-value-order",
+     "GET",
+     "/",
+     NULL,
+     {SUITE_HOST,
+      {"My-Header1", "value4"},
+      {"My-Header1", "value1"},
+      {"My-Header1", "value3"},
+      {"My-Header1", "value2"}},
+     NULL,
+     SUITE_DATE,
+     "host;my-header1;x-amz-date",
+     "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01"},
+    {"get-header-value-multiline",
+     "GET",
+     "/",
+     NULL,
+     {SUITE_HOST, {"My-Header1", "value1\n  value2\n     value3"}},
+     NULL,
+     SUITE_DATE,
+     "host;my-header1;x-amz-date",
+     "cfd34249e4b1c8d6b91ef74165d41a32e5fab3306300901bb65a51a73575eefd"},
+    {"get-header-value-trim",
+     "GET",
+     "/",
+     NULL,
+     {SUITE_HOST, {"My-Header1", " value1"}, {"My-Header2", " \"a   b   c\""}},
+     NULL,
+     SUITE_DATE,
+     "host;my-header1;my-header2;x-amz-date",
+     "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
+    {"post-header-key-sort",
+     "POST",
+     "/",
+     NULL,
+     {SUITE_HOST, {"My-Header1", "value1"}},
+     NULL,
+     SUITE_DATE,
+     "host;my-header1;x-amz-date",
+     "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c"},
+    {"post-header-value-case",
+     "POST",
+     "/",
+     NULL,
+     {SUITE_HOST, {"My-Header1", "VALUE1"}},
+     NULL,
+     SUITE_DATE,
+     "host;my-header1;x-amz-date",
+     "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"},
+    {"get-vanilla-with-session-token",
+     "GET",
+     "/",
+     NULL,
+     {SUITE_HOST,
+      {"X-Amz-Security-Token", "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"}},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date;x-amz-security-token",
+     "07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8"},
     /* The token header is added after signing, so it is sent unsigned. */
-    { "post-sts-header-after", "POST", "/", NULL,
-      { SUITE_HOST, { "X-Amz-Security-Token", "AQoDYXdzEPT//////////wEXAMPLE" } },
-      NULL, SUITE_DATE, "host;x-amz-date",
-      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b" },
-    { "post-sts-header-before", "POST", "/", NULL,
-      { SUITE_HOST, { "X-Amz-Security-Token",
-        "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHG"
-        "BuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1N"
-        "tBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcH"
-        "NVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn"
-        "9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==" } },
-      NULL, SUITE_DATE, "host;x-amz-date;x-amz-security-token",
-      "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead" },
-    { "post-x-www-form-urlencoded", "POST", "/", NULL,
-      { { "Content-Type", "application/x-www-form-urlencoded" }, SUITE_HOST,
-        { "Content-Length", "13" }, { "X-Amz-Content-Sha256",
-        "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e" } },
-      "Param1=value1", SUITE_DATE,
-      "content-length;content-type;host;x-amz-content-sha256;x-amz-date",
-      "d3875051da38690788ef43de4db0d8f280229d82040bfac253562e56c3f20e0b" },
-    { "post-x-www-form-urlencoded-parameters", "POST", "/", NULL,
-      { { "Content-Type", "application/x-www-form-urlencoded; charset=utf-8" },
-        SUITE_HOST, { "Content-Length", "13" }, { "X-Amz-Content-Sha256",
-        "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e" } },
-      "Param1=value1", SUITE_DATE,
-      "content-length;content-type;host;x-amz-content-sha256;x-amz-date",
-      "328d1b9eaadca9f5818ef05e8392801e091653bafec24fcab71e7344e7f51422" },
+    {"post-sts-header-after",
+     "POST",
+     "/",
+     NULL,
+     {SUITE_HOST, {"X-Amz-Security-Token", "AQoDYXdzEPT//////////wEXAMPLE"}},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date",
+     "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
+    {"post-sts-header-before",
+     "POST",
+     "/",
+     NULL,
+     {SUITE_HOST,
+      {"X-Amz-Security-Token",
+       "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHG"
+       "BuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1N"
+       "tBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcH"
+       "NVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn"
+       "9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="}},
+     NULL,
+     SUITE_DATE,
+     "host;x-amz-date;x-amz-security-token",
+     "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead"},
+    {"post-x-www-form-urlencoded",
+     "POST",
+     "/",
+     NULL,
+     {{"Content-Type", "application/x-www-form-urlencoded"},
+      SUITE_HOST,
+      {"Content-Length", "13"},
+      {"X-Amz-Content-Sha256", "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"}},
+     "Param1=value1",
+     SUITE_DATE,
+     "content-length;content-type;host;x-amz-content-sha256;x-amz-date",
+     "d3875051da38690788ef43de4db0d8f280229d82040bfac253562e56c3f20e0b"},
+    {"post-x-www-form-urlencoded-parameters",
+     "POST",
+     "/",
+     NULL,
+     {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+      SUITE_HOST,
+      {"Content-Length", "13"},
+      {"X-Amz-Content-Sha256", "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"}},
+     "Param1=value1",
+     SUITE_DATE,
+     "content-length;content-type;host;x-amz-content-sha256;x-amz-date",
+     "328d1b9eaadca9f5818ef05e8392801e091653bafec24fcab71e7344e7f51422"},
 };
 #define NSUITE ((int)(sizeof(suite) / sizeof(suite[0])))
 
@@ -378,116 +562,164 @@ END_TEST
 #define V1_DATE "20261123T151718Z"
 #define V2_DATE "20261123T172357Z"
 #define JS_DATE "20261123T151821Z"
-#define V1_UA "aws-cli/1.45.11 md/Botocore#1.43.11 ua/2.1 os/linux#6.18.44-fc-v669 " \
-    "md/arch#x86_64 lang/python#3.11.7 md/pyimpl#CPython m/g,D,N,b,Z " \
+#define V1_UA                                                                                      \
+    "aws-cli/1.45.11 md/Botocore#1.43.11 ua/2.1 os/linux#6.18.44-fc-v669 "                         \
+    "md/arch#x86_64 lang/python#3.11.7 md/pyimpl#CPython m/g,D,N,b,Z "                             \
     "cfg/retry-mode#legacy botocore/1.43.11"
-#define JS_UA "aws-sdk-js/3.967.0 ua/2.1 os/linux#6.18.44-fc-v669 lang/js " \
+#define JS_UA                                                                                      \
+    "aws-sdk-js/3.967.0 ua/2.1 os/linux#6.18.44-fc-v669 lang/js "                                  \
     "md/nodejs#20.20.2 api/eventbridge#3.967.0 m/N,E,e"
-#define PY_BODY "{\"Entries\": [{\"Source\": \"com.example.orders\", " \
+#define PY_BODY                                                                                    \
+    "{\"Entries\": [{\"Source\": \"com.example.orders\", "                                         \
     "\"DetailType\": \"OrderCreated\", \"Detail\": \"{\\\"id\\\":1}\"}]}"
-#define JS_BODY "{\"Entries\":[{\"Source\":\"com.example.orders\"," \
+#define JS_BODY                                                                                    \
+    "{\"Entries\":[{\"Source\":\"com.example.orders\","                                            \
     "\"DetailType\":\"OrderCreated\",\"Detail\":\"{\\\"id\\\":1}\"}]}"
-#define JS_SIGNED "amz-sdk-invocation-id;amz-sdk-request;content-length;" \
+#define JS_SIGNED                                                                                  \
+    "amz-sdk-invocation-id;amz-sdk-request;content-length;"                                        \
     "content-type;host;x-amz-content-sha256;x-amz-date;x-amz-target;x-amz-user-agent"
 
 enum { V1_PUTEVENTS, V1_SLASH_EU, V1_SPACE, V2_PUTEVENTS, JS_PUTEVENTS, JS_ROOT_EU };
 
 static const vec_t clients[] = {
-    [V1_PUTEVENTS] = { "v1 PutEvents, endpoint .../events", "POST", "/events", NULL, {
-        { "Host", "127.0.0.1:44371" },
-        { "Accept-Encoding", "identity" },
-        { "X-Amz-Target", "AWSEvents.PutEvents" },
-        { "Content-Type", "application/x-amz-json-1.1" },
-        { "User-Agent", V1_UA },
-        { "X-Amz-Date", V1_DATE },
-        { "Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
-          "us-east-1/events/aws4_request, SignedHeaders=content-type;host;"
-          "x-amz-date;x-amz-target, Signature="
-          "a9992db25b33db763b693daec2214092ae53f15ec72127901d84850bc819db2a" },
-        { "amz-sdk-invocation-id", "9b03bfdd-208b-40ae-bc80-e71a7de7af19" },
-        { "amz-sdk-request", "attempt=1" },
-        { "Content-Length", "101" } }, PY_BODY, V1_DATE, NULL, NULL },
-    [V1_SLASH_EU] = { "v1 ListRules, endpoint .../events/, eu-west-1", "POST",
-        "/events/", NULL, {
-        { "Host", "127.0.0.1:44371" },
-        { "Accept-Encoding", "identity" },
-        { "X-Amz-Target", "AWSEvents.ListRules" },
-        { "Content-Type", "application/x-amz-json-1.1" },
-        { "User-Agent", V1_UA },
-        { "X-Amz-Date", V1_DATE },
-        { "Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
-          "eu-west-1/events/aws4_request, SignedHeaders=content-type;host;"
-          "x-amz-date;x-amz-target, Signature="
-          "4b057a28ecec7f232ab5e5b0daae05639b7f1ca30c0c6e5a2957e0d32c4ea520" },
-        { "amz-sdk-invocation-id", "eebf3a8a-a26e-4d28-b486-aafa0c6b6503" },
-        { "amz-sdk-request", "attempt=1" },
-        { "Content-Length", "2" } }, "{}", V1_DATE, NULL, NULL },
+    [V1_PUTEVENTS] = {"v1 PutEvents, endpoint .../events",
+                      "POST",
+                      "/events",
+                      NULL,
+                      {{"Host", "127.0.0.1:44371"},
+                       {"Accept-Encoding", "identity"},
+                       {"X-Amz-Target", "AWSEvents.PutEvents"},
+                       {"Content-Type", "application/x-amz-json-1.1"},
+                       {"User-Agent", V1_UA},
+                       {"X-Amz-Date", V1_DATE},
+                       {"Authorization",
+                        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
+                        "us-east-1/events/aws4_request, SignedHeaders=content-type;host;"
+                        "x-amz-date;x-amz-target, Signature="
+                        "a9992db25b33db763b693daec2214092ae53f15ec72127901d84850bc819db2a"},
+                       {"amz-sdk-invocation-id", "9b03bfdd-208b-40ae-bc80-e71a7de7af19"},
+                       {"amz-sdk-request", "attempt=1"},
+                       {"Content-Length", "101"}},
+                      PY_BODY,
+                      V1_DATE,
+                      NULL,
+                      NULL},
+    [V1_SLASH_EU] = {"v1 ListRules, endpoint .../events/, eu-west-1",
+                     "POST",
+                     "/events/",
+                     NULL,
+                     {{"Host", "127.0.0.1:44371"},
+                      {"Accept-Encoding", "identity"},
+                      {"X-Amz-Target", "AWSEvents.ListRules"},
+                      {"Content-Type", "application/x-amz-json-1.1"},
+                      {"User-Agent", V1_UA},
+                      {"X-Amz-Date", V1_DATE},
+                      {"Authorization",
+                       "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
+                       "eu-west-1/events/aws4_request, SignedHeaders=content-type;host;"
+                       "x-amz-date;x-amz-target, Signature="
+                       "4b057a28ecec7f232ab5e5b0daae05639b7f1ca30c0c6e5a2957e0d32c4ea520"},
+                      {"amz-sdk-invocation-id", "eebf3a8a-a26e-4d28-b486-aafa0c6b6503"},
+                      {"amz-sdk-request", "attempt=1"},
+                      {"Content-Length", "2"}},
+                     "{}",
+                     V1_DATE,
+                     NULL,
+                     NULL},
     /* The path as sent is "/a/b%20c/"; it is signed as "/a/b%2520c/". */
-    [V1_SPACE] = { "v1 DescribeRule, escaped path, Host localhost", "POST",
-        "/a/b%20c/", NULL, {
-        { "Host", "localhost:44371" },
-        { "Accept-Encoding", "identity" },
-        { "X-Amz-Target", "AWSEvents.DescribeRule" },
-        { "Content-Type", "application/x-amz-json-1.1" },
-        { "User-Agent", V1_UA },
-        { "X-Amz-Date", V1_DATE },
-        { "Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
-          "us-east-1/events/aws4_request, SignedHeaders=content-type;host;"
-          "x-amz-date;x-amz-target, Signature="
-          "73abe6ebb85b7a84f2199221cf63a9a4157302bee6f5c81c4c59430eaecafeb3" },
-        { "amz-sdk-invocation-id", "cc3c9c40-617b-4a41-bc40-a9eb1bf6cb2d" },
-        { "amz-sdk-request", "attempt=1" },
-        { "Content-Length", "44" } },
-        "{\"Name\": \"myrule\", \"EventBusName\": \"my-bus\"}", V1_DATE, NULL, NULL },
-    [V2_PUTEVENTS] = { "v2 PutEvents, endpoint .../events", "POST", "/events",
-        NULL, {
-        { "Host", "127.0.0.1:9" },
-        { "Accept-Encoding", "identity" },
-        { "X-Amz-Target", "AWSEvents.PutEvents" },
-        { "Content-Type", "application/x-amz-json-1.1" },
-        { "User-Agent", "aws-cli/2.9.19 Python/3.11.2 Linux/6.18.44-fc-v669 "
-          "source/x86_64.debian.12 prompt/off command/events.put-events" },
-        { "X-Amz-Date", V2_DATE },
-        { "Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
-          "us-east-1/events/aws4_request, SignedHeaders=content-type;host;"
-          "x-amz-date;x-amz-target, Signature="
-          "db4eac0ed3cb7cde7a0ae75d34fbc99288747aac08809d80dc331f61ea6b3567" },
-        { "Content-Length", "101" } }, PY_BODY, V2_DATE, NULL, NULL },
+    [V1_SPACE] = {"v1 DescribeRule, escaped path, Host localhost",
+                  "POST",
+                  "/a/b%20c/",
+                  NULL,
+                  {{"Host", "localhost:44371"},
+                   {"Accept-Encoding", "identity"},
+                   {"X-Amz-Target", "AWSEvents.DescribeRule"},
+                   {"Content-Type", "application/x-amz-json-1.1"},
+                   {"User-Agent", V1_UA},
+                   {"X-Amz-Date", V1_DATE},
+                   {"Authorization",
+                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
+                    "us-east-1/events/aws4_request, SignedHeaders=content-type;host;"
+                    "x-amz-date;x-amz-target, Signature="
+                    "73abe6ebb85b7a84f2199221cf63a9a4157302bee6f5c81c4c59430eaecafeb3"},
+                   {"amz-sdk-invocation-id", "cc3c9c40-617b-4a41-bc40-a9eb1bf6cb2d"},
+                   {"amz-sdk-request", "attempt=1"},
+                   {"Content-Length", "44"}},
+                  "{\"Name\": \"myrule\", \"EventBusName\": \"my-bus\"}",
+                  V1_DATE,
+                  NULL,
+                  NULL},
+    [V2_PUTEVENTS] = {"v2 PutEvents, endpoint .../events",
+                      "POST",
+                      "/events",
+                      NULL,
+                      {{"Host", "127.0.0.1:9"},
+                       {"Accept-Encoding", "identity"},
+                       {"X-Amz-Target", "AWSEvents.PutEvents"},
+                       {"Content-Type", "application/x-amz-json-1.1"},
+                       {"User-Agent",
+                        "aws-cli/2.9.19 Python/3.11.2 Linux/6.18.44-fc-v669 "
+                        "source/x86_64.debian.12 prompt/off command/events.put-events"},
+                       {"X-Amz-Date", V2_DATE},
+                       {"Authorization",
+                        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
+                        "us-east-1/events/aws4_request, SignedHeaders=content-type;host;"
+                        "x-amz-date;x-amz-target, Signature="
+                        "db4eac0ed3cb7cde7a0ae75d34fbc99288747aac08809d80dc331f61ea6b3567"},
+                       {"Content-Length", "101"}},
+                      PY_BODY,
+                      V2_DATE,
+                      NULL,
+                      NULL},
     /* Same endpoint URL as v1's first case: the SDK sends "/events/". */
-    [JS_PUTEVENTS] = { "js PutEvents, endpoint .../events", "POST", "/events/",
-        NULL, {
-        { "content-type", "application/x-amz-json-1.1" },
-        { "x-amz-target", "AWSEvents.PutEvents" },
-        { "content-length", "95" },
-        { "x-amz-user-agent", "aws-sdk-js/3.967.0" },
-        { "user-agent", JS_UA },
-        { "host", "127.0.0.1:44371" },
-        { "amz-sdk-invocation-id", "0e1647cf-3c11-4d39-8cd6-7011b8b80964" },
-        { "amz-sdk-request", "attempt=1; max=3" },
-        { "x-amz-date", JS_DATE },
-        { "x-amz-content-sha256",
-          "7c2910dcf9076590c6dbb44313a7aa63b241a5756370c886a8e124f8b122b906" },
-        { "authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
-          "us-east-1/events/aws4_request, SignedHeaders=" JS_SIGNED ", Signature="
-          "7c6cbd830fae83376a55aea179416b610c5daaadcff48235293eb8b6c5b40cd1" },
-        { "Connection", "keep-alive" } }, JS_BODY, JS_DATE, NULL, NULL },
-    [JS_ROOT_EU] = { "js ListRules, endpoint http://h:p, eu-west-1", "POST", "/",
-        NULL, {
-        { "content-type", "application/x-amz-json-1.1" },
-        { "x-amz-target", "AWSEvents.ListRules" },
-        { "content-length", "2" },
-        { "x-amz-user-agent", "aws-sdk-js/3.967.0" },
-        { "user-agent", JS_UA },
-        { "host", "127.0.0.1:44371" },
-        { "amz-sdk-invocation-id", "9bbf4a41-b967-4441-8673-29b3e9006f5a" },
-        { "amz-sdk-request", "attempt=1; max=3" },
-        { "x-amz-date", JS_DATE },
-        { "x-amz-content-sha256",
-          "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" },
-        { "authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
-          "eu-west-1/events/aws4_request, SignedHeaders=" JS_SIGNED ", Signature="
-          "a1f65b42766693d9c78f1fc7f3f7141943e5c0146b377539dfa4ee89805a5fbf" },
-        { "Connection", "keep-alive" } }, "{}", JS_DATE, NULL, NULL },
+    [JS_PUTEVENTS] = {"js PutEvents, endpoint .../events",
+                      "POST",
+                      "/events/",
+                      NULL,
+                      {{"content-type", "application/x-amz-json-1.1"},
+                       {"x-amz-target", "AWSEvents.PutEvents"},
+                       {"content-length", "95"},
+                       {"x-amz-user-agent", "aws-sdk-js/3.967.0"},
+                       {"user-agent", JS_UA},
+                       {"host", "127.0.0.1:44371"},
+                       {"amz-sdk-invocation-id", "0e1647cf-3c11-4d39-8cd6-7011b8b80964"},
+                       {"amz-sdk-request", "attempt=1; max=3"},
+                       {"x-amz-date", JS_DATE},
+                       {"x-amz-content-sha256",
+                        "7c2910dcf9076590c6dbb44313a7aa63b241a5756370c886a8e124f8b122b906"},
+                       {"authorization",
+                        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
+                        "us-east-1/events/aws4_request, SignedHeaders=" JS_SIGNED ", Signature="
+                        "7c6cbd830fae83376a55aea179416b610c5daaadcff48235293eb8b6c5b40cd1"},
+                       {"Connection", "keep-alive"}},
+                      JS_BODY,
+                      JS_DATE,
+                      NULL,
+                      NULL},
+    [JS_ROOT_EU] = {"js ListRules, endpoint http://h:p, eu-west-1",
+                    "POST",
+                    "/",
+                    NULL,
+                    {{"content-type", "application/x-amz-json-1.1"},
+                     {"x-amz-target", "AWSEvents.ListRules"},
+                     {"content-length", "2"},
+                     {"x-amz-user-agent", "aws-sdk-js/3.967.0"},
+                     {"user-agent", JS_UA},
+                     {"host", "127.0.0.1:44371"},
+                     {"amz-sdk-invocation-id", "9bbf4a41-b967-4441-8673-29b3e9006f5a"},
+                     {"amz-sdk-request", "attempt=1; max=3"},
+                     {"x-amz-date", JS_DATE},
+                     {"x-amz-content-sha256",
+                      "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+                     {"authorization",
+                      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261123/"
+                      "eu-west-1/events/aws4_request, SignedHeaders=" JS_SIGNED ", Signature="
+                      "a1f65b42766693d9c78f1fc7f3f7141943e5c0146b377539dfa4ee89805a5fbf"},
+                     {"Connection", "keep-alive"}},
+                    "{}",
+                    JS_DATE,
+                    NULL,
+                    NULL},
 };
 #define NCLIENTS ((int)(sizeof(clients) / sizeof(clients[0])))
 
@@ -519,9 +751,8 @@ START_TEST(configured_region)
     assert_fail(verify_in(build(eu), "events", "us-east-1", now), AD_SIGV4_INVALID,
                 "InvalidSignatureException",
                 "Credential should be scoped to a valid region, not 'eu-west-1'. ");
-    assert_fail(verify_in(build(&clients[JS_ROOT_EU]), "events", "us-east-1",
-                          at(JS_DATE)), AD_SIGV4_INVALID,
-                "InvalidSignatureException",
+    assert_fail(verify_in(build(&clients[JS_ROOT_EU]), "events", "us-east-1", at(JS_DATE)),
+                AD_SIGV4_INVALID, "InvalidSignatureException",
                 "Credential should be scoped to a valid region, not 'eu-west-1'. ");
 }
 END_TEST
@@ -568,11 +799,11 @@ START_TEST(missing_authorization)
     req_t *q = v1();
 
     del_header(q, "Authorization");
-    assert_fail(check_v1(q), AD_SIGV4_MISSING_TOKEN,
-                "MissingAuthenticationTokenException", "Missing Authentication Token");
+    assert_fail(check_v1(q), AD_SIGV4_MISSING_TOKEN, "MissingAuthenticationTokenException",
+                "Missing Authentication Token");
     set_header(q, "Authorization", "  ");
-    assert_fail(check_v1(q), AD_SIGV4_MISSING_TOKEN,
-                "MissingAuthenticationTokenException", "Missing Authentication Token");
+    assert_fail(check_v1(q), AD_SIGV4_MISSING_TOKEN, "MissingAuthenticationTokenException",
+                "Missing Authentication Token");
 }
 END_TEST
 
@@ -583,9 +814,11 @@ START_TEST(authorization_not_key_value)
                        "events/aws4_request, SignedHeaders, Signature=abc";
 
     set_header(q, "Authorization", auth);
-    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE, apr_pstrcat(pool,
-                "'SignedHeaders' not a valid key=value pair (missing equal-sign) in "
-                "Authorization header: '", auth, "'.", NULL));
+    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                apr_pstrcat(pool,
+                            "'SignedHeaders' not a valid key=value pair (missing equal-sign) in "
+                            "Authorization header: '",
+                            auth, "'.", NULL));
 }
 END_TEST
 
@@ -597,29 +830,33 @@ START_TEST(authorization_missing_parameters)
     const char *basic = "Basic dXNlcjpwYXNzd29yZA==";
 
     set_header(q, "Authorization", cred);
-    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE, apr_pstrcat(pool,
-                "Authorization header requires 'Signature' parameter. "
-                "Authorization header requires 'SignedHeaders' parameter. "
-                "Authorization=", cred, NULL));
+    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                apr_pstrcat(pool,
+                            "Authorization header requires 'Signature' parameter. "
+                            "Authorization header requires 'SignedHeaders' parameter. "
+                            "Authorization=",
+                            cred, NULL));
 
     /* Not SigV4 at all: every parameter is missing. */
     set_header(q, "Authorization", basic);
     del_header(q, "X-Amz-Date");
-    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE, apr_pstrcat(pool,
-                "Authorization header requires 'Credential' parameter. "
-                "Authorization header requires 'Signature' parameter. "
-                "Authorization header requires 'SignedHeaders' parameter. "
-                "Authorization header requires existence of either a 'X-Amz-Date' "
-                "or a 'Date' header. Authorization=", basic, NULL));
+    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                apr_pstrcat(pool,
+                            "Authorization header requires 'Credential' parameter. "
+                            "Authorization header requires 'Signature' parameter. "
+                            "Authorization header requires 'SignedHeaders' parameter. "
+                            "Authorization header requires existence of either a 'X-Amz-Date' "
+                            "or a 'Date' header. Authorization=",
+                            basic, NULL));
 }
 END_TEST
 
 /* Whatever the Authorization header holds, the answer is a refusal. */
 START_TEST(authorization_garbage)
 {
-    static const char *junk[] = { ",,,", "AWS4-HMAC-SHA256", "=", "AWS4-HMAC-SHA256 =,=",
-                                  "AWS4-HMAC-SHA256 Credential=, SignedHeaders=, "
-                                  "Signature=" };
+    static const char *junk[] = {",,,", "AWS4-HMAC-SHA256", "=", "AWS4-HMAC-SHA256 =,=",
+                                 "AWS4-HMAC-SHA256 Credential=, SignedHeaders=, "
+                                 "Signature="};
     int i;
 
     for (i = 0; i < (int)(sizeof(junk) / sizeof(junk[0])); i++) {
@@ -640,26 +877,26 @@ START_TEST(missing_amz_date)
 
     del_header(q, "X-Amz-Date");
     add_header(q, "Date", "Mon, 23 Nov 2026 15:17:18 GMT");
-    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE, apr_pstrcat(pool,
-                "Authorization header requires existence of either a 'X-Amz-Date' "
-                "or a 'Date' header. Authorization=",
-                clients[V1_PUTEVENTS].headers[6][1], NULL));
+    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                apr_pstrcat(pool,
+                            "Authorization header requires existence of either a 'X-Amz-Date' "
+                            "or a 'Date' header. Authorization=",
+                            clients[V1_PUTEVENTS].headers[6][1], NULL));
 }
 END_TEST
 
 START_TEST(malformed_amz_date)
 {
     req_t *q = v1();
-    static const char *bad[] = { "2026-11-23T15:17:18Z", "20261123T151718",
-                                 "20261323T151718Z", "20261123T256000Z",
-                                 "2026112XT151718Z" };
+    static const char *bad[] = {"2026-11-23T15:17:18Z", "20261123T151718", "20261323T151718Z",
+                                "20261123T256000Z", "2026112XT151718Z"};
     int i;
 
     for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
         set_header(q, "X-Amz-Date", bad[i]);
-        assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE, apr_pstrcat(pool,
-                    "Date must be in ISO-8601 'basic format'. Got '", bad[i],
-                    "'. See http://en.wikipedia.org/wiki/ISO_8601", NULL));
+        assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                    apr_pstrcat(pool, "Date must be in ISO-8601 'basic format'. Got '", bad[i],
+                                "'. See http://en.wikipedia.org/wiki/ISO_8601", NULL));
     }
 }
 END_TEST
@@ -689,11 +926,13 @@ START_TEST(host_must_be_signed)
 {
     req_t *q = v1();
 
-    set_header(q, "Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"
+    set_header(q, "Authorization",
+               "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"
                "20261123/us-east-1/events/aws4_request, SignedHeaders=content-type;"
                "x-amz-date;x-amz-target, Signature=a9992db25b33db763b693daec22140"
                "92ae53f15ec72127901d84850bc819db2a");
-    assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID, "'Host' or ':authority' "
+    assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                "'Host' or ':authority' "
                 "must be a 'SignedHeader' in the AWS Authorization.");
 }
 END_TEST
@@ -701,12 +940,18 @@ END_TEST
 /* Signed correctly (suite key, host only) but without x-amz-date. */
 START_TEST(amz_date_must_be_signed)
 {
-    static const vec_t v = { "host only", "GET", "/", NULL, { SUITE_HOST }, NULL,
-                             SUITE_DATE, "host",
-                             "0000000000000000000000000000000000000000000000000000000000000000" };
+    static const vec_t v = {"host only",
+                            "GET",
+                            "/",
+                            NULL,
+                            {SUITE_HOST},
+                            NULL,
+                            SUITE_DATE,
+                            "host",
+                            "0000000000000000000000000000000000000000000000000000000000000000"};
 
-    assert_fail(verify_in(build(&v), "service", NULL, at(SUITE_DATE)),
-                AD_SIGV4_INVALID, INVALID, "'X-Amz-Date' must be a 'SignedHeader' "
+    assert_fail(verify_in(build(&v), "service", NULL, at(SUITE_DATE)), AD_SIGV4_INVALID, INVALID,
+                "'X-Amz-Date' must be a 'SignedHeader' "
                 "in the AWS Authorization.");
 }
 END_TEST
@@ -715,10 +960,12 @@ START_TEST(unsupported_algorithm)
 {
     req_t *q = v1();
 
-    set_header(q, "Authorization", "AWS4-HMAC-SHA512 Credential=AKIDEXAMPLE/"
+    set_header(q, "Authorization",
+               "AWS4-HMAC-SHA512 Credential=AKIDEXAMPLE/"
                "20261123/us-east-1/events/aws4_request, SignedHeaders=content-type;"
                "host;x-amz-date;x-amz-target, Signature=abc");
-    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE, "Unsupported AWS "
+    assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                "Unsupported AWS "
                 "'algorithm': 'AWS4-HMAC-SHA512' (only AWS4-HMAC-SHA256 for now). ");
 }
 END_TEST
@@ -727,22 +974,26 @@ static req_t *with_credential(const char *credential)
 {
     req_t *q = v1();
 
-    set_header(q, "Authorization", apr_pstrcat(pool, "AWS4-HMAC-SHA256 Credential=",
-               credential, ", SignedHeaders=content-type;host;x-amz-date;"
-               "x-amz-target, Signature=a9992db25b33db763b693daec2214092ae53f15ec7"
-               "2127901d84850bc819db2a", NULL));
+    set_header(q, "Authorization",
+               apr_pstrcat(pool, "AWS4-HMAC-SHA256 Credential=", credential,
+                           ", SignedHeaders=content-type;host;x-amz-date;"
+                           "x-amz-target, Signature=a9992db25b33db763b693daec2214092ae53f15ec7"
+                           "2127901d84850bc819db2a",
+                           NULL));
     return q;
 }
 
 START_TEST(credential_shape)
 {
     assert_fail(check_v1(with_credential("AKIDEXAMPLE/20261123/us-east-1/events")),
-                AD_SIGV4_INCOMPLETE, INCOMPLETE, "Credential must have exactly 5 "
+                AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                "Credential must have exactly 5 "
                 "slash-delimited elements, e.g. keyid/date/region/service/term, got "
                 "'AKIDEXAMPLE/20261123/us-east-1/events'");
     assert_fail(check_v1(with_credential("AKIDEXAMPLE/20261123/us-east-1/events/"
                                          "aws4_request/x")),
-                AD_SIGV4_INCOMPLETE, INCOMPLETE, "Credential must have exactly 5 "
+                AD_SIGV4_INCOMPLETE, INCOMPLETE,
+                "Credential must have exactly 5 "
                 "slash-delimited elements, e.g. keyid/date/region/service/term, got "
                 "'AKIDEXAMPLE/20261123/us-east-1/events/aws4_request/x'");
     /* AWS ignores trailing slashes. */
@@ -758,9 +1009,8 @@ START_TEST(wrong_service)
                 AD_SIGV4_INVALID, INVALID,
                 "Credential should be scoped to correct service: 'events'. ");
     /* The suite's requests, signed for "service", are not for "events". */
-    assert_fail(verify_in(build(&suite[0]), "events", NULL, at(SUITE_DATE)),
-                AD_SIGV4_INVALID, INVALID,
-                "Credential should be scoped to correct service: 'events'. ");
+    assert_fail(verify_in(build(&suite[0]), "events", NULL, at(SUITE_DATE)), AD_SIGV4_INVALID,
+                INVALID, "Credential should be scoped to correct service: 'events'. ");
 }
 END_TEST
 
@@ -768,7 +1018,8 @@ START_TEST(scope_date_mismatch)
 {
     assert_fail(check_v1(with_credential("AKIDEXAMPLE/20261122/us-east-1/events/"
                                          "aws4_request")),
-                AD_SIGV4_INVALID, INVALID, "Date in Credential scope does not match "
+                AD_SIGV4_INVALID, INVALID,
+                "Date in Credential scope does not match "
                 "YYYYMMDD from ISO-8601 version of date from HTTP: '20261122' != "
                 "'20261123', from '20261123T151718Z'. ");
 }
@@ -779,8 +1030,8 @@ START_TEST(scope_all_wrong)
 {
     req_t *q = with_credential("AKIDEXAMPLE/b/c/d/e");
 
-    assert_fail(verify_in(q, "events", "us-east-1", at(V1_DATE)), AD_SIGV4_INVALID,
-                INVALID, "Credential should be scoped to a valid region, not 'c'. "
+    assert_fail(verify_in(q, "events", "us-east-1", at(V1_DATE)), AD_SIGV4_INVALID, INVALID,
+                "Credential should be scoped to a valid region, not 'c'. "
                 "Credential should be scoped to correct service: 'events'. "
                 "Credential should be scoped with a valid terminator: "
                 "'aws4_request', not 'e'. Date in Credential scope does not match "
@@ -809,13 +1060,13 @@ START_TEST(wrong_secret)
 
     assert_mismatch(o);
     ck_assert_ptr_nonnull(strstr(o.message, "'POST\n/events\n\ncontent-type:"
-                                 "application/x-amz-json-1.1\nhost:127.0.0.1:44371\n"
-                                 "x-amz-date:20261123T151718Z\nx-amz-target:"
-                                 "AWSEvents.PutEvents\n\ncontent-type;host;x-amz-date;"
-                                 "x-amz-target\ncb74fc5fcdf7b5287cefd1497a7fc13662"
-                                 "7f6323647cdb9bf76dad4008328820'"));
+                                            "application/x-amz-json-1.1\nhost:127.0.0.1:44371\n"
+                                            "x-amz-date:20261123T151718Z\nx-amz-target:"
+                                            "AWSEvents.PutEvents\n\ncontent-type;host;x-amz-date;"
+                                            "x-amz-target\ncb74fc5fcdf7b5287cefd1497a7fc13662"
+                                            "7f6323647cdb9bf76dad4008328820'"));
     ck_assert_ptr_nonnull(strstr(o.message, "'AWS4-HMAC-SHA256\n20261123T151718Z\n"
-                                 "20261123/us-east-1/events/aws4_request\n"));
+                                            "20261123/us-east-1/events/aws4_request\n"));
 }
 END_TEST
 
@@ -826,7 +1077,7 @@ START_TEST(tampered_body)
     q->r.body = "{\"Entries\": [{\"Source\": \"com.example.orders\", \"DetailType\": "
                 "\"OrderCreated\", \"Detail\": \"{\\\"id\\\":2}\"}]}";
     assert_mismatch(check_v1(q));
-    q->r.body_len--;            /* one byte short of what was signed */
+    q->r.body_len--; /* one byte short of what was signed */
     q->r.body = PY_BODY;
     assert_mismatch(check_v1(q));
 }
@@ -841,7 +1092,8 @@ START_TEST(tampered_body_js)
 
     q->r.body = "{\"Entries\":[]}";
     q->r.body_len = strlen(q->r.body);
-    assert_fail(verify_client(q, v), AD_SIGV4_INVALID, INVALID, "The provided "
+    assert_fail(verify_client(q, v), AD_SIGV4_INVALID, INVALID,
+                "The provided "
                 "'x-amz-content-sha256' header does not match what was computed.");
     /* sha256("{\"Entries\":[]}"): consistent with the body, not the signature. */
     set_header(q, "x-amz-content-sha256",
@@ -910,16 +1162,18 @@ START_TEST(signature_shape)
     static const char *sigs[] = {
         "A9992DB25B33DB763B693DAEC2214092AE53F15EC72127901D84850BC819DB2A",
         "a9992db25b33db763b693daec2214092ae53f15ec72127901d84850bc819db2",
-        "a9992db25b33db763b693daec2214092ae53f15ec72127901d84850bc819db2a0",
-        "x" };
+        "a9992db25b33db763b693daec2214092ae53f15ec72127901d84850bc819db2a0", "x"};
     int i;
 
     for (i = 0; i < (int)(sizeof(sigs) / sizeof(sigs[0])); i++) {
         req_t *q = v1();
-        set_header(q, "Authorization", apr_pstrcat(pool, "AWS4-HMAC-SHA256 "
-                   "Credential=AKIDEXAMPLE/20261123/us-east-1/events/aws4_request, "
-                   "SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
-                   "Signature=", sigs[i], NULL));
+        set_header(q, "Authorization",
+                   apr_pstrcat(pool,
+                               "AWS4-HMAC-SHA256 "
+                               "Credential=AKIDEXAMPLE/20261123/us-east-1/events/aws4_request, "
+                               "SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
+                               "Signature=",
+                               sigs[i], NULL));
         assert_mismatch(check_v1(q));
     }
 }
@@ -930,7 +1184,8 @@ START_TEST(authorization_separators)
 {
     req_t *q = v1();
 
-    set_header(q, "Authorization", "AWS4-HMAC-SHA256 Signature=a9992db25b33db763b69"
+    set_header(q, "Authorization",
+               "AWS4-HMAC-SHA256 Signature=a9992db25b33db763b69"
                "3daec2214092ae53f15ec72127901d84850bc819db2a,SignedHeaders=content-"
                "type;host;x-amz-date;x-amz-target,Credential=AKIDEXAMPLE/20261123/"
                "us-east-1/events/aws4_request");

@@ -34,38 +34,36 @@ static void teardown(void)
 /* Fixtures and helpers                                                */
 /* ------------------------------------------------------------------ */
 
-#define EVENT_ID "11111111-2222-4333-8444-555555555555"
+#define EVENT_ID    "11111111-2222-4333-8444-555555555555"
 #define DETAIL_TYPE "core.update-account-command"
 
 /* Compact, in AWS's envelope key order, so whole-event output compares as
  * bytes. */
-#define EVENT_HEAD \
-    "{\"version\":\"0\",\"id\":\"" EVENT_ID "\",\"detail-type\":\"" DETAIL_TYPE "\"," \
-    "\"source\":\"" DETAIL_TYPE "\",\"account\":\"111111111111\"," \
-    "\"time\":\"2024-01-02T03:04:05Z\",\"region\":\"us-east-1\"," \
+#define EVENT_HEAD                                                                                 \
+    "{\"version\":\"0\",\"id\":\"" EVENT_ID "\",\"detail-type\":\"" DETAIL_TYPE "\","              \
+    "\"source\":\"" DETAIL_TYPE "\",\"account\":\"111111111111\","                                 \
+    "\"time\":\"2024-01-02T03:04:05Z\",\"region\":\"us-east-1\","                                  \
     "\"resources\":[\"arn:aws:x:1\"],"
 #define PAYLOAD "{\"acc_id\":\"0a787ecb-4015\",\"sf_id\":\"baz\"}"
-static const char EVENT[] = EVENT_HEAD
-    "\"detail\":{\"command\":\"update-account\",\"payload\":" PAYLOAD ","
-    "\"listsingle\":[\"HIGH\"],\"listmulti\":[\"ACTIVE\",\"INACTIVE\"],"
-    "\"valid\":true,\"n\":5,\"f\":0.1,\"nul\":null,"
-    "\"quote\":\"say \\\"hi\\\"\",\"nested\":{\"a\":[1,{\"b\":\"c\"}],\"d\":null}}}";
+static const char EVENT[] =
+    EVENT_HEAD "\"detail\":{\"command\":\"update-account\",\"payload\":" PAYLOAD ","
+               "\"listsingle\":[\"HIGH\"],\"listmulti\":[\"ACTIVE\",\"INACTIVE\"],"
+               "\"valid\":true,\"n\":5,\"f\":0.1,\"nul\":null,"
+               "\"quote\":\"say \\\"hi\\\"\",\"nested\":{\"a\":[1,{\"b\":\"c\"}],\"d\":null}}}";
 
-static const char *const MAP[] = {
-    "userId", "$.detail.payload.acc_id",
-    "payload", "$.detail.payload",
-    "missing", "$.detail.awsAccountId",
-    "listsingle", "$.detail.listsingle",
-    "listmulti", "$.detail.listmulti",
-    "valid", "$.detail.valid",
-    "n", "$.detail.n",
-    "f", "$.detail.f",
-    "nul", "$.detail.nul",
-    "quote", "$.detail.quote",
-    "nested", "$.detail.nested",
-    "res", "$.resources[*]",
-    NULL
-};
+static const char *const MAP[] = {"userId",     "$.detail.payload.acc_id",
+                                  "payload",    "$.detail.payload",
+                                  "missing",    "$.detail.awsAccountId",
+                                  "listsingle", "$.detail.listsingle",
+                                  "listmulti",  "$.detail.listmulti",
+                                  "valid",      "$.detail.valid",
+                                  "n",          "$.detail.n",
+                                  "f",          "$.detail.f",
+                                  "nul",        "$.detail.nul",
+                                  "quote",      "$.detail.quote",
+                                  "nested",     "$.detail.nested",
+                                  "res",        "$.resources[*]",
+                                  NULL};
 
 #define RULE_ARN "arn:aws:events:us-east-1:123456789012:rule/my-rule"
 #define INGESTED "2024-01-02T03:04:06.789Z"
@@ -104,8 +102,7 @@ static const char *deliver(const ad_transform_t *t, const char *event,
     const char *why = NULL;
     apr_status_t rv;
 
-    rv = ad_transform_apply(pool, t, event ? tree(event) : NULL, ctx, &out,
-                            &len, &why);
+    rv = ad_transform_apply(pool, t, event ? tree(event) : NULL, ctx, &out, &len, &why);
     if (rv == APR_EINVAL) {
         ck_assert_msg(why && *why, "APR_EINVAL without a reason");
         return NOT_DELIVERED;
@@ -116,13 +113,11 @@ static const char *deliver(const ad_transform_t *t, const char *event,
 }
 
 /* The error compiling these options gives, or "" when they compile. */
-static const char *compile_error(const char *input, const char *path,
-                                 const apr_array_header_t *map,
+static const char *compile_error(const char *input, const char *path, const apr_array_header_t *map,
                                  const char *tpl)
 {
     const char *err = NULL;
-    ad_transform_t *t = ad_transform_compile(pool, "t1", input, path, map,
-                                             tpl, &err);
+    ad_transform_t *t = ad_transform_compile(pool, "t1", input, path, map, tpl, &err);
 
     if (t) {
         return "";
@@ -132,12 +127,10 @@ static const char *compile_error(const char *input, const char *path,
 }
 
 static const ad_transform_t *compile_ok(const char *input, const char *path,
-                                        const apr_array_header_t *map,
-                                        const char *tpl)
+                                        const apr_array_header_t *map, const char *tpl)
 {
     const char *err = NULL;
-    ad_transform_t *t = ad_transform_compile(pool, "t1", input, path, map,
-                                             tpl, &err);
+    ad_transform_t *t = ad_transform_compile(pool, "t1", input, path, map, tpl, &err);
 
     ck_assert_msg(t != NULL, "options rejected: %s", err ? err : "(null)");
     return t;
@@ -149,7 +142,7 @@ static const char *with_template(const char *tpl)
 }
 
 #define TEMPLATE(tpl, want) ck_assert_str_eq(with_template(tpl), want)
-#define REJECT(input, path, map, tpl, msg) \
+#define REJECT(input, path, map, tpl, msg)                                                         \
     ck_assert_str_eq(compile_error(input, path, map, tpl), msg)
 
 /* ------------------------------------------------------------------ */
@@ -162,7 +155,8 @@ static apr_array_header_t *map_of(const json_t *obj)
     const char *k;
     json_t *v;
 
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         ad_transform_var_t *e = apr_array_push(a);
         e->name = apr_pstrdup(pool, k);
         e->path = apr_pstrdup(pool, json_string_value(v));
@@ -232,8 +226,7 @@ static const char *compare_output(const json_t *c, const char *out, apr_size_t l
 static ad_transform_ctx_t context_of(const json_t *c)
 {
     const json_t *x = json_object_get(c, "context");
-    ad_transform_ctx_t ctx = {"rule", "arn:aws:events:us-east-1:111111111111:rule/rule",
-                              NULL};
+    ad_transform_ctx_t ctx = {"rule", "arn:aws:events:us-east-1:111111111111:rule/rule", NULL};
 
     if (json_is_object(x)) {
         ctx.rule_arn = json_string_value(json_object_get(x, "rule_arn"));
@@ -260,8 +253,7 @@ static const char *check_case(const json_t *c)
     t = ad_transform_compile(pool, "<target-id>", NULL,
                              json_string_value(json_object_get(c, "input_path")),
                              json_is_object(map) ? map_of(map) : NULL,
-                             json_string_value(json_object_get(c, "input_template")),
-                             &err);
+                             json_string_value(json_object_get(c, "input_template")), &err);
     if (error) {
         if (t) {
             return "options accepted, AWS rejects them";
@@ -275,8 +267,9 @@ static const char *check_case(const json_t *c)
         return "neither expect_error nor expect_delivered";
     }
     if (!t) {
-        return json_is_false(json_object_get(c, "expect_delivered")) ? NULL
-               : apr_psprintf(pool, "options rejected: %s", err);
+        return json_is_false(json_object_get(c, "expect_delivered"))
+                   ? NULL
+                   : apr_psprintf(pool, "options rejected: %s", err);
     }
     if (!json_is_object(event)) {
         return "case without an event";
@@ -284,7 +277,7 @@ static const char *check_case(const json_t *c)
     rv = ad_transform_apply(pool, t, event, &ctx, &out, &len, &why);
     if (json_is_false(json_object_get(c, "expect_delivered"))) {
         return rv == APR_EINVAL ? NULL
-               : apr_psprintf(pool, "delivered, AWS delivers nothing: %s", out);
+                                : apr_psprintf(pool, "delivered, AWS delivers nothing: %s", out);
     }
     if (rv != APR_SUCCESS) {
         return apr_psprintf(pool, "not delivered: %s", why);
@@ -318,8 +311,7 @@ START_TEST(test_conformance)
         why = check_case(c);
         if (why) {
             failed++;
-            fprintf(stderr, "FAIL %s: %s\n",
-                    json_string_value(json_object_get(c, "name")), why);
+            fprintf(stderr, "FAIL %s: %s\n", json_string_value(json_object_get(c, "name")), why);
         }
         json_decref(c);
     }
@@ -366,11 +358,21 @@ static const char *jp_eval(const char *path, const char *doc)
 
 START_TEST(test_jsonpath_syntax)
 {
-    static const char *const valid[] = {
-        "$", "$.detail", "$.detail-type", "$.detail.a-b_c/d", "$.resources[0]",
-        "$.resources[-1]", "$.detail.*", "$.detail[*]", "$.a.*.b", "$.a[*][0]",
-        "$.d\xc3\xa9tail", "$.aws:tag", "$.a.$ref", "$.A1.b2.C3", NULL
-    };
+    static const char *const valid[] = {"$",
+                                        "$.detail",
+                                        "$.detail-type",
+                                        "$.detail.a-b_c/d",
+                                        "$.resources[0]",
+                                        "$.resources[-1]",
+                                        "$.detail.*",
+                                        "$.detail[*]",
+                                        "$.a.*.b",
+                                        "$.a[*][0]",
+                                        "$.d\xc3\xa9tail",
+                                        "$.aws:tag",
+                                        "$.a.$ref",
+                                        "$.A1.b2.C3",
+                                        NULL};
     int i;
 
     for (i = 0; valid[i]; i++) {
@@ -380,7 +382,8 @@ START_TEST(test_jsonpath_syntax)
     ck_assert_str_eq(jp_error("detail.a"), "a JSONPath starts with '$' (at character 1)");
     ck_assert_str_eq(jp_error("$."), "the path ends with '.' (at character 3)");
     ck_assert_str_eq(jp_error("$..a"), "recursive descent (..) is not supported (at character 3)");
-    ck_assert_str_eq(jp_error("$.a..b"), "recursive descent (..) is not supported (at character 5)");
+    ck_assert_str_eq(jp_error("$.a..b"),
+                     "recursive descent (..) is not supported (at character 5)");
     ck_assert_str_eq(jp_error("$.a*"), "expected '.' or '[' (at character 4)");
     ck_assert_str_eq(jp_error("$.*a"), "'*' must stand alone as a name (at character 4)");
     ck_assert_str_eq(jp_error("$ .a"), "expected '.' or '[' (at character 2)");
@@ -460,8 +463,7 @@ START_TEST(test_json_template_quoting)
              "{\"n\":5,\"ns\":\"5\",\"v\":true,\"vs\":\"true\"}");
     TEMPLATE("{\"f\": <f>, \"z\": <nul>, \"zs\": \"<nul>\"}",
              "{\"f\":0.1,\"z\":null,\"zs\":\"null\"}");
-    TEMPLATE("[<userId>, 9, \"<userId>\", true]",
-             "[\"0a787ecb-4015\",9,\"0a787ecb-4015\",true]");
+    TEMPLATE("[<userId>, 9, \"<userId>\", true]", "[\"0a787ecb-4015\",9,\"0a787ecb-4015\",true]");
     /* a placeholder as a key is a JSON value position too */
     TEMPLATE("{<userId>: 1}", "{\"0a787ecb-4015\":1}");
     /* an object or array inside a string literal breaks the JSON */
@@ -536,14 +538,13 @@ START_TEST(test_reserved_variables)
     /* the event without detail, AWS's keys and order; the full event */
     TEMPLATE("{\"e\": <aws.events.event>}",
              apr_pstrcat(pool, "{\"e\":", event_no_detail, "}", NULL));
-    TEMPLATE("{\"e\": <aws.events.event.json>}",
-             apr_pstrcat(pool, "{\"e\":", EVENT, "}", NULL));
+    TEMPLATE("{\"e\": <aws.events.event.json>}", apr_pstrcat(pool, "{\"e\":", EVENT, "}", NULL));
     /* they are inserted unescaped: only usable as JSON values */
     TEMPLATE("{\"e\": \"<aws.events.event>\"}", NOT_DELIVERED);
     TEMPLATE("{\"e\": \"<aws.events.event.json>\"}", NOT_DELIVERED);
     TEMPLATE("\"<aws.events.event>\"",
-             "\"{id:" EVENT_ID ",account:111111111111,detailType:" DETAIL_TYPE ",time:"
-             INGESTED ",source:" DETAIL_TYPE ",region:us-east-1,resources:[arn:aws:x:1],"
+             "\"{id:" EVENT_ID ",account:111111111111,detailType:" DETAIL_TYPE ",time:" INGESTED
+             ",source:" DETAIL_TYPE ",region:us-east-1,resources:[arn:aws:x:1],"
              "version:0}\"");
     /* without a context: empty rule fields, the event's time */
     t = compile_ok(NULL, NULL, NULL,
@@ -553,8 +554,7 @@ START_TEST(test_reserved_variables)
     t = compile_ok(NULL, NULL, NULL, "{\"n\": <aws.events.rule-name>}");
     ck_assert_str_eq(deliver(t, EVENT, NULL), "{\"n\":\"\"}");
     t = compile_ok(NULL, NULL, NULL, "{\"t\": <aws.events.event>}");
-    ck_assert_ptr_nonnull(strstr(deliver(t, EVENT, NULL),
-                                 ",\"time\":\"2024-01-02T03:04:05Z\","));
+    ck_assert_ptr_nonnull(strstr(deliver(t, EVENT, NULL), ",\"time\":\"2024-01-02T03:04:05Z\","));
     /* one compiled transform serves any number of events */
     ck_assert_ptr_nonnull(strstr(deliver(t, EVENT, &CTX), ",\"time\":\"" INGESTED "\","));
     ck_assert_str_eq(deliver(t, "{\"detail-type\":\"x\",\"detail\":{}}", &CTX),
@@ -578,7 +578,7 @@ END_TEST
 
 START_TEST(test_input_path)
 {
-#define INPUT_PATH(path, want) \
+#define INPUT_PATH(path, want)                                                                     \
     ck_assert_str_eq(deliver(compile_ok(NULL, path, NULL, NULL), EVENT, &CTX), want)
     INPUT_PATH("$.detail.payload.sf_id", "\"baz\"");
     INPUT_PATH("$.detail.payload", PAYLOAD);
@@ -644,8 +644,10 @@ START_TEST(test_validation_exclusive)
            "Member must not be null");
     /* the map may define names the template does not use */
     REJECT(NULL, NULL, map, "\"x\"", "");
-    REJECT(NULL, NULL, map, "\"<b>\"", "InputTemplate for target t1 contains invalid placeholder b.");
-    REJECT(NULL, NULL, map, "{\"<A>\": 1}", "InputTemplate for target t1 contains invalid placeholder A.");
+    REJECT(NULL, NULL, map, "\"<b>\"",
+           "InputTemplate for target t1 contains invalid placeholder b.");
+    REJECT(NULL, NULL, map, "{\"<A>\": 1}",
+           "InputTemplate for target t1 contains invalid placeholder A.");
 }
 END_TEST
 
@@ -703,7 +705,8 @@ START_TEST(test_validation_paths_map)
            "Member must have length greater than or equal to 1");
     REJECT(NULL, NULL, paths_map((const char *const[]){repeat("k", 257, "", ""), "$.a", NULL}),
            "\"x\"",
-           apr_psprintf(pool, "InputPathsMap key '%s' of target t1 failed to satisfy "
+           apr_psprintf(pool,
+                        "InputPathsMap key '%s' of target t1 failed to satisfy "
                         "constraint: Member must have length less than or equal to 256",
                         repeat("k", 257, "", "")));
     REJECT(NULL, NULL, paths_map((const char *const[]){"k", repeat("a", 255, "$.", ""), NULL}),
