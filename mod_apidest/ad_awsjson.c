@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "ad_awsjson.h"
+#include "ad_auth.h"
 #include "ad_ingest.h" /* ad_awsjson_error_body: one error shape */
 #include "ad_pattern.h"
 #include "ad_util.h"
@@ -744,20 +745,6 @@ static void op_list_rule_names_by_target(call_t *x)
 
 /* ---- connections --------------------------------------------------------- */
 
-static const char *auth_type_name(ad_auth_type_t a)
-{
-    switch (a) {
-    case AD_AUTH_BASIC:
-        return "BASIC";
-    case AD_AUTH_API_KEY:
-        return "API_KEY";
-    case AD_AUTH_OAUTH:
-        return "OAUTH_CLIENT_CREDENTIALS";
-    default:
-        return NULL;
-    }
-}
-
 /* apidestd publishes each connection's state in shared memory. */
 static const ad_metrics_t *shared_metrics;
 
@@ -877,7 +864,7 @@ static json_t *connection_json(call_t *x, const void *obj)
     set_str(o, "ConnectionArn", ad_awsjson_connection_arn(x->p, x->c, cn));
     set_str(o, "Name", cn->name);
     set_str(o, "ConnectionState", connection_state(cn));
-    set_str(o, "AuthorizationType", auth_type_name(cn->auth));
+    set_str(o, "AuthorizationType", ad_auth_type_name(cn->auth));
     set_times(x, o, cn->file);
     return o;
 }

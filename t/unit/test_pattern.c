@@ -2,6 +2,8 @@
  * (and event-ruler) in $AD_CONFORMANCE_DIR/patterns.jsonl, plus focused
  * tests per operator and edge case. */
 #include <check.h>
+
+#include "unit_conformance.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,39 +148,7 @@ static const char *check_case(const json_t *c)
 
 START_TEST(test_conformance)
 {
-    const char *dir = getenv("AD_CONFORMANCE_DIR");
-    char *path, *line = NULL;
-    size_t cap = 0;
-    FILE *f;
-    json_t *c;
-    json_error_t jerr;
-    const char *why;
-    int total = 0, failed = 0, lineno = 0;
-
-    ck_assert_msg(dir && *dir, "AD_CONFORMANCE_DIR is not set");
-    path = apr_pstrcat(pool, dir, "/patterns.jsonl", NULL);
-    f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    while (getline(&line, &cap, f) > 0) {
-        lineno++;
-        if (line[0] == '\n') {
-            continue;
-        }
-        c = json_loads(line, 0, &jerr);
-        ck_assert_msg(c != NULL, "%s:%d: %s", path, lineno, jerr.text);
-        total++;
-        why = check_case(c);
-        if (why) {
-            failed++;
-            fprintf(stderr, "FAIL %s: %s\n", json_string_value(json_object_get(c, "name")), why);
-        }
-        json_decref(c);
-    }
-    free(line);
-    fclose(f);
-    fprintf(stderr, "conformance: %d/%d cases pass\n", total - failed, total);
-    ck_assert_int_gt(total, 0);
-    ck_assert_msg(failed == 0, "%d of %d conformance cases fail", failed, total);
+    unit_run_conformance(pool, "patterns.jsonl", check_case, "pattern");
 }
 END_TEST
 
