@@ -481,3 +481,21 @@ def test_put_events_per_entry_errors(api, sink):
     assert sink.wait_for(n, DELIVER), "%d of %d delivered" % (sink.count(), n)
     time.sleep(SETTLE)
     assert sink.count() == n
+
+
+def test_admin_test_event_pattern_route(server, sink):
+    server.start("")
+    cases = [({"Event": {"id": "1", "account": "1", "source": "a", "time": "t",
+                         "region": "r", "detail-type": "d"},
+               "EventPattern": {"source": ["a"]}}, 200, {"Result": True}),
+             ({"Event": json.dumps({"id": "1", "account": "1", "source": "b", "time": "t",
+                                    "region": "r", "detail-type": "d"}),
+               "EventPattern": json.dumps({"source": ["a"]})}, 200, {"Result": False})]
+    for body, want_status, want in cases:
+        status, hdrs, data = server.request("POST", "/apidest/test-event-pattern",
+                                            body=json.dumps(body))
+        assert status == want_status and json.loads(data) == want, data
+    status, _, data = server.request("POST", "/apidest/test-event-pattern",
+                                     body=json.dumps({"Event": "{}", "EventPattern": "{\"a\": 1}"}))
+    assert status == 400, data
+    assert server.request("GET", "/apidest/test-event-pattern")[0] == 405

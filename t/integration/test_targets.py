@@ -527,6 +527,16 @@ def test_no_secret_in_logs_status_or_store(server, sink, sink_factory):
     for path in ("/apidest/status", "/apidest/metrics", "/apidest/dlq", "/server-status",
                  "/server-status?auto"):
         seen.append(server.request("GET", path)[2].decode("utf-8", "replace"))
+    for op, body in (("ListConnections", {}), ("DescribeConnection", {"Name": "b"}),
+                     ("DescribeConnection", {"Name": "k"}), ("DescribeConnection", {"Name": "oa"}),
+                     ("ListApiDestinations", {}), ("ListTargetsByRule", {"Rule": "rb"})):
+        status, _, data = server.request("POST", "/events", body=json.dumps(body),
+                                         headers={"Content-Type": "application/x-amz-json-1.1",
+                                                  "X-Amz-Target": "AWSEvents." + op})
+        assert status == 200, (op, data)
+        seen.append(data.decode("utf-8", "replace"))
+    described = json.loads(seen[-3])
+    assert described["Name"] == "oa" and described["ConnectionState"] == "AUTHORIZED"
     server.stop()
     for name in os.listdir(server.store_dir):
         with open(os.path.join(server.store_dir, name), "rb") as f:
