@@ -509,10 +509,14 @@ def test_self_signed_tls_refused_by_default_accepted_with_its_ca(server):
 def test_no_secret_in_logs_status_or_store(server, sink, sink_factory):
     tok, _ = _token_sink(sink_factory)
     sink.respond([400])  # one record goes to the DLQ
+    # a parameter is secret when it comes from env: or file: (AWS's IsValueSecret)
+    param_file = os.path.join(server.root, "param.secret")
+    with open(param_file, "w") as f:
+        f.write(SECRETS["param"])
     server.start("LogLevel debug\n" + FAST + "ApiDestJournal journal.log\n"
                  + _conn("b", "AuthorizationType BASIC\nBasic u %s\n"
-                         "InvocationParameter header X-P %s\nAllowInsecureHttp on"
-                         % (SECRETS["password"], SECRETS["param"]))
+                         "InvocationParameter header X-P file:%s\nAllowInsecureHttp on"
+                         % (SECRETS["password"], param_file))
                  + _conn("k", "AuthorizationType API_KEY\nApiKey X-Key %s\nAllowInsecureHttp on"
                          % SECRETS["apikey"])
                  + _oauth_conf(tok, sink).replace(FAST, "")
