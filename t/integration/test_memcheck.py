@@ -49,6 +49,15 @@ def test_valgrind_clean(server, sink_factory):
         rec = json.loads(data)["Records"][0]
         assert server.request("DELETE", "/apidest/dlq/" + rec["Id"], timeout=60)[0] == 200
     finally:
+        # apidestd first, waiting for its report: httpd gives it only 3 s
+        # (APR's kill timeout) before SIGKILL, less than valgrind's leak
+        # check may need on a busy machine. In -X mode nothing restarts it.
+        dpid = server.daemon_pid()
+        if dpid:
+            os.kill(dpid, signal.SIGTERM)
+            report = os.path.join(server.root, "vg.%d.log" % dpid)
+            wait_until(lambda: "ERROR SUMMARY" in open(report, errors="replace").read()
+                       if os.path.exists(report) else False, 90)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(90)
