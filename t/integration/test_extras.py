@@ -76,3 +76,26 @@ def test_maintenance_hook_runs_other_modules_on_the_tick(server, sink):
     assert pids == {str(server.daemon_pid())}, "the hook runs in apidestd: %s" % lines
     secs = [int(l.split()[1]) for l in lines[:3]]
     assert secs == sorted(secs)
+
+
+def test_make_install_through_apxs(server, sink):
+    """make install (apxs -i) into a staging DESTDIR; httpd runs the
+    installed module."""
+    import harness
+    builddir = os.path.dirname(os.path.dirname(harness.MODULE))
+    stage = os.path.join(server.root, "stage")
+    p = subprocess.run(["make", "-C", builddir, "install", "DESTDIR=" + stage],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    found = [os.path.join(d, f) for d, _, fs in os.walk(stage) for f in fs
+             if f == "mod_apidest.so"]
+    assert len(found) == 1, found
+    harness.MODULE, saved = found[0], harness.MODULE
+    try:
+        server.start(FAST + destination("d", sink.url("/i"))
+                     + rule("r", {"source": ["s.inst"]}, [("t", "d")]))
+    finally:
+        harness.MODULE = saved
+    assert found[0] in open(server.conf_path).read()
+    status, _, resp = server.put_events([entry("s.inst", "D", {})])
+    assert status == 200 and sink.wait_for(1, 10)
