@@ -562,9 +562,22 @@ static const ad_rule_t *find_rule(call_t *x, const char *name, const char *bus_g
     return r;
 }
 
-static void op_list_rules(call_t *x)
+/* Which rules of a bus a listing operation returns. */
+typedef int rule_filter_fn(call_t *x, const ad_rule_t *r, const char *arg);
+
+static int rule_name_has_prefix(call_t *x, const ad_rule_t *r, const char *prefix)
 {
-    const char *prefix = arg_string(x, &M_NAME_PREFIX);
+    (void)x;
+    return has_prefix(r->name, prefix);
+}
+
+static int rule_has_target(call_t *x, const ad_rule_t *r, const char *arn);
+
+/* The rules of the EventBusName argument (default: "default") that pass
+ * keep(arg), as one page under field; NULL render: names only. */
+static void list_bus_rules(call_t *x, rule_filter_fn *keep, const char *arg, const char *field,
+                           json_t *(*render)(call_t *, const void *))
+{
     const char *given = arg_string(x, &M_BUS);
     apr_array_header_t *items = apr_array_make(x->p, 8, sizeof(named_t));
     const char *bus;
@@ -577,11 +590,16 @@ static void op_list_rules(call_t *x)
     }
     for (i = 0; i < x->c->rules->nelts; i++) {
         const ad_rule_t *r = APR_ARRAY_IDX(x->c->rules, i, const ad_rule_t *);
-        if (!strcmp(rule_bus(r), bus) && has_prefix(r->name, prefix)) {
+        if (!strcmp(rule_bus(r), bus) && keep(x, r, arg)) {
             add_named(items, r->name, r);
         }
     }
-    answer_page(x, &la, items, 1, "Rules", rule_list_json);
+    answer_page(x, &la, items, 1, field, render);
+}
+
+static void op_list_rules(call_t *x)
+{
+    list_bus_rules(x, rule_name_has_prefix, arg_string(x, &M_NAME_PREFIX), "Rules", rule_list_json);
 }
 
 static void op_describe_rule(call_t *x)
@@ -723,24 +741,7 @@ static int rule_has_target(call_t *x, const ad_rule_t *r, const char *arn)
 
 static void op_list_rule_names_by_target(call_t *x)
 {
-    const char *arn = arg_string(x, &M_TARGET_ARN);
-    const char *given = arg_string(x, &M_BUS);
-    apr_array_header_t *items = apr_array_make(x->p, 4, sizeof(named_t));
-    const char *bus;
-    list_args_t la;
-    int i;
-
-    list_args(x, &la);
-    if (!args_ok(x) || !(bus = known_bus(x, given))) {
-        return;
-    }
-    for (i = 0; i < x->c->rules->nelts; i++) {
-        const ad_rule_t *r = APR_ARRAY_IDX(x->c->rules, i, const ad_rule_t *);
-        if (!strcmp(rule_bus(r), bus) && rule_has_target(x, r, arn)) {
-            add_named(items, r->name, r);
-        }
-    }
-    answer_page(x, &la, items, 1, "RuleNames", NULL);
+    list_bus_rules(x, rule_has_target, arg_string(x, &M_TARGET_ARN), "RuleNames", NULL);
 }
 
 /* ---- connections --------------------------------------------------------- */
