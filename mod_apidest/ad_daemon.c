@@ -1,7 +1,7 @@
 /* apidestd core. Threads:
- *  - the caller's thread accepts connections from children and hands each to
- *    a small thread pool (conn_task), which reads a STORE message, queues it
- *    for the core and waits for its commit before acknowledging;
+ *  - the caller's thread polls the children's connections (ad_ipc.c), which
+ *    stay open across requests, and queues each STORE message for the core;
+ *    the core acknowledges it itself once its group commit is written;
  *  - the core thread is the only user of the store: it commits queued
  *    records in groups (one marker write, one optional fsync per group),
  *    applies delivery outcomes, dispatches due records and runs the
@@ -21,7 +21,6 @@
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
-#include <apr_thread_pool.h>
 #include <apr_poll.h>
 
 #include "ad_daemon.h"
@@ -29,6 +28,7 @@
 #include "ad_record.h"
 #include "ad_ingest.h"
 #include "ad_wire.h"
+#include "ad_ipc.h"
 #include "ad_http.h"
 #include "ad_maint.h"
 #include "ad_admin.h"
@@ -43,9 +43,10 @@
 #define KEY_COMMIT          "m/commit"
 #define KEY_PREFIX_SCHEDULE "s/"
 #define KEY_LEN             25 /* "q" + 16 hex batch + 8 hex index */
-#define CONN_TIMEOUT        apr_time_from_sec(30)
-#define CONN_THREADS_MAX    64
-#define MIN_RETRY_DELAY     apr_time_from_msec(100)
+/* Children keep one connection per busy thread; beyond this many apidestd
+ * refuses (file descriptors are finite). */
+#define CONNS_MAX       4096
+#define MIN_RETRY_DELAY apr_time_from_msec(100)
 
 /* A queued record: its store key is derived from (batch, idx). */
 typedef struct qent_t {
@@ -62,10 +63,12 @@ typedef struct heap_t {
     apr_size_t n, cap;
 } heap_t;
 
+/* One child's STORE message, allocated in the message's pool: it lives until
+ * the core has answered it. */
 typedef struct commit_t {
+    ad_ipc_conn_t *conn;
     apr_array_header_t *blobs; /* ad_blob_t */
     ad_store_item_t *items;    /* their keys, set by the core */
-    int done;
     apr_uint32_t status;
     const char *why; /* static text when status is failed */
     struct commit_t *next;
@@ -73,14 +76,13 @@ typedef struct commit_t {
 
 /* An admin request waiting for the core (the store's only user). */
 typedef struct admin_t {
-    apr_pool_t *pool; /* the connection's; the core allocates the
-                                  reply there while the connection waits */
+    ad_ipc_conn_t *conn;
+    apr_pool_t *pool; /* the message's; the reply is allocated there */
     const char *req;
     apr_size_t req_len;
     int status;
     char *reply;
     apr_size_t reply_len;
-    int done;
     struct admin_t *next;
 } admin_t;
 
@@ -162,7 +164,6 @@ struct ad_daemon_t {
     ad_store_t *store;
     apr_thread_mutex_t *mu;
     apr_thread_cond_t *core_cv; /* work for the core */
-    apr_thread_cond_t *done_cv; /* a commit round finished */
     commit_t *commits, **commits_tail;
     job_t *outcomes, **outcomes_tail;
     admin_t *admins, **admins_tail;
@@ -1565,16 +1566,26 @@ static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
     d->next_tick = now + apr_time_from_sec(d->c->maint_interval_sec);
 }
 
+static void reply_status(ad_ipc_conn_t *cn, apr_pool_t *p, apr_uint32_t type, apr_uint32_t status,
+                         const char *text)
+{
+    char *buf;
+    apr_size_t len;
+
+    ad_wire_pack_reply(p, status, text, strlen(text), &buf, &len);
+    ad_ipc_reply(cn, type, buf, len);
+}
+
 static void core_apply(ad_daemon_t *d, apr_pool_t *roundp, commit_t *commits, job_t *outcomes)
 {
     if (commits) {
         process_commits(d, roundp, commits, NULL, 0);
-        apr_thread_mutex_lock(d->mu);
-        for (; commits; commits = commits->next) {
-            commits->done = 1;
+        while (commits) {
+            commit_t *next = commits->next; /* the reply frees commits */
+            reply_status(commits->conn, roundp, AD_MSG_STORE_ACK, commits->status,
+                         commits->status == AD_ACK_STORED ? "stored" : commits->why);
+            commits = next;
         }
-        apr_thread_cond_broadcast(d->done_cv);
-        apr_thread_mutex_unlock(d->mu);
     }
     while (outcomes) {
         job_t *next = outcomes->next;
@@ -1639,7 +1650,7 @@ static json_t *admin_counters(void *baton)
 static void run_admins(ad_daemon_t *d, admin_t *list)
 {
     ad_admin_ctx_t ctx;
-    admin_t *a;
+    admin_t *a, *next;
 
     if (!list) {
         return;
@@ -1652,15 +1663,15 @@ static void run_admins(ad_daemon_t *d, admin_t *list)
     ctx.authorize = admin_authorize;
     ctx.baton = d;
     ctx.dlq_count = &d->dlq_count;
-    for (a = list; a; a = a->next) {
+    for (a = list; a; a = next) {
+        char *buf;
+        apr_size_t blen;
+
+        next = a->next; /* the reply frees a */
         a->status = ad_admin_execute(a->pool, &ctx, a->req, a->req_len, &a->reply, &a->reply_len);
+        ad_wire_pack_reply(a->pool, (apr_uint32_t)a->status, a->reply, a->reply_len, &buf, &blen);
+        ad_ipc_reply(a->conn, AD_MSG_ADMIN_REPLY, buf, blen);
     }
-    apr_thread_mutex_lock(d->mu);
-    for (a = list; a; a = a->next) {
-        a->done = 1;
-    }
-    apr_thread_cond_broadcast(d->done_cv);
-    apr_thread_mutex_unlock(d->mu);
 }
 
 static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
@@ -1712,167 +1723,70 @@ static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-/* ---- connections from children ------------------------------------------ */
+/* ---- messages from children ---------------------------------------------- */
 
-typedef struct conn_t {
-    ad_daemon_t *d;
-    apr_pool_t *pool; /* unmanaged, destroyed by the task */
-    apr_socket_t *sock;
-} conn_t;
-
-static apr_uint32_t commit_and_wait(ad_daemon_t *d, apr_array_header_t *blobs, const char **why)
+/* Queued for the core, which answers after the group commit. */
+static void queue_store(ad_daemon_t *d, ad_ipc_conn_t *cn, apr_pool_t *mp, const char *payload,
+                        apr_size_t len)
 {
-    commit_t c;
+    commit_t *c = apr_pcalloc(mp, sizeof(*c));
 
-    memset(&c, 0, sizeof(c));
-    c.blobs = blobs;
-    *why = "stored";
+    if (ad_wire_unpack_blobs(mp, payload, len, &c->blobs) != APR_SUCCESS) {
+        reply_status(cn, mp, AD_MSG_STORE_ACK, AD_ACK_FAILED, "malformed STORE message");
+        return;
+    }
+    if (!c->blobs->nelts) {
+        reply_status(cn, mp, AD_MSG_STORE_ACK, AD_ACK_STORED, "stored");
+        return;
+    }
+    c->conn = cn;
     apr_thread_mutex_lock(d->mu);
     if (d->core_exit) {
         apr_thread_mutex_unlock(d->mu);
-        *why = "apidestd is stopping";
-        return AD_ACK_FAILED;
+        reply_status(cn, mp, AD_MSG_STORE_ACK, AD_ACK_FAILED, "apidestd is stopping");
+        return;
     }
-    /* c lives on this stack until done: the core unlinks the whole list
-     * (under mu) before it sets done, so the list never outlives it. */
-    *d->commits_tail = &c;
-    // cppcheck-suppress autoVariables
-    d->commits_tail = &c.next;
+    *d->commits_tail = c;
+    d->commits_tail = &c->next;
     apr_thread_cond_signal(d->core_cv);
-    while (!c.done) {
-        apr_thread_cond_wait(d->done_cv, d->mu);
-    }
     apr_thread_mutex_unlock(d->mu);
-    if (c.status != AD_ACK_STORED) {
-        *why = c.why;
-    }
-    return c.status;
 }
 
-static apr_status_t reply(conn_t *cn, apr_uint32_t type, apr_uint32_t status, const char *text)
+static void queue_admin(ad_daemon_t *d, ad_ipc_conn_t *cn, apr_pool_t *mp, const char *payload,
+                        apr_size_t len)
 {
-    char *buf;
-    apr_size_t len;
+    admin_t *a = apr_pcalloc(mp, sizeof(*a));
 
-    ad_wire_pack_reply(cn->pool, status, text, strlen(text), &buf, &len);
-    return ad_wire_send(cn->sock, type, buf, len);
-}
-
-static apr_status_t handle_store(conn_t *cn, const char *payload, apr_size_t len)
-{
-    apr_array_header_t *blobs;
-    apr_uint32_t status = AD_ACK_STORED;
-    const char *why = "stored";
-
-    if (ad_wire_unpack_blobs(cn->pool, payload, len, &blobs) != APR_SUCCESS) {
-        return reply(cn, AD_MSG_STORE_ACK, AD_ACK_FAILED, "malformed STORE message");
-    }
-    if (blobs->nelts) {
-        status = commit_and_wait(cn->d, blobs, &why);
-    }
-    return reply(cn, AD_MSG_STORE_ACK, status, why);
-}
-
-static apr_status_t handle_admin(conn_t *cn, const char *payload, apr_size_t len)
-{
-    ad_daemon_t *d = cn->d;
-    admin_t a;
-    char *buf;
-    apr_size_t blen;
-
-    memset(&a, 0, sizeof(a));
-    a.pool = cn->pool;
-    a.req = payload;
-    a.req_len = len;
+    a->pool = mp;
+    a->req = payload;
+    a->req_len = len;
+    a->conn = cn;
     apr_thread_mutex_lock(d->mu);
     if (d->core_exit) {
         apr_thread_mutex_unlock(d->mu);
-        return reply(cn, AD_MSG_ADMIN_REPLY, 503,
+        reply_status(cn, mp, AD_MSG_ADMIN_REPLY, 503,
                      "{\"error\":\"Unavailable\",\"message\":\"apidestd is stopping\"}");
+        return;
     }
-    /* as in commit_and_wait: unlinked by the core before done is set */
-    *d->admins_tail = &a;
-    // cppcheck-suppress autoVariables
-    d->admins_tail = &a.next;
+    *d->admins_tail = a;
+    d->admins_tail = &a->next;
     apr_thread_cond_signal(d->core_cv);
-    while (!a.done) {
-        apr_thread_cond_wait(d->done_cv, d->mu);
-    }
     apr_thread_mutex_unlock(d->mu);
-    ad_wire_pack_reply(cn->pool, (apr_uint32_t)a.status, a.reply, a.reply_len, &buf, &blen);
-    return ad_wire_send(cn->sock, AD_MSG_ADMIN_REPLY, buf, blen);
 }
 
-static void *APR_THREAD_FUNC conn_task(apr_thread_t *thread, void *data)
+static void on_message(void *baton, ad_ipc_conn_t *cn, apr_pool_t *mp, apr_uint32_t type,
+                       char *payload, apr_size_t len)
 {
-    conn_t *cn = data;
-    apr_uint32_t type;
-    char *payload;
-    apr_size_t len;
+    ad_daemon_t *d = baton;
 
-    apr_socket_timeout_set(cn->sock, CONN_TIMEOUT);
-    while (ad_wire_recv(cn->sock, cn->pool, &type, &payload, &len) == APR_SUCCESS) {
-        apr_status_t rv;
-        if (type == AD_MSG_STORE) {
-            rv = handle_store(cn, payload, len);
-        }
-        else if (type == AD_MSG_ADMIN) {
-            rv = handle_admin(cn, payload, len);
-        }
-        else {
-            rv = reply(cn, AD_MSG_ADMIN_REPLY, 400, "{\"error\":\"BadMessage\"}");
-        }
-        if (rv != APR_SUCCESS) {
-            break;
-        }
+    if (type == AD_MSG_STORE) {
+        queue_store(d, cn, mp, payload, len);
     }
-    apr_socket_close(cn->sock);
-    apr_pool_destroy(cn->pool);
-    return NULL;
-}
-
-/* apr_socket_accept does not wait for its timeout on a non-blocking
- * socket: poll first, so an idle daemon sleeps instead of spinning, and
- * still notices a stop request within 200 ms. */
-static int wait_for_connection(apr_socket_t *listener, apr_pool_t *p)
-{
-    apr_pollfd_t pfd;
-    apr_int32_t n = 0;
-
-    memset(&pfd, 0, sizeof(pfd));
-    pfd.p = p;
-    pfd.desc_type = APR_POLL_SOCKET;
-    pfd.reqevents = APR_POLLIN;
-    pfd.desc.s = listener;
-    return apr_poll(&pfd, 1, &n, apr_time_from_msec(200)) == APR_SUCCESS && n > 0;
-}
-
-static void accept_loop(ad_daemon_t *d, apr_thread_pool_t *tp)
-{
-    apr_socket_timeout_set(d->o->listener, 0);
-    while (!*d->o->stop) {
-        apr_pool_t *cp;
-        conn_t *cn;
-        apr_socket_t *s;
-
-        if (!wait_for_connection(d->o->listener, d->pool)) {
-            continue;
-        }
-        apr_pool_create_unmanaged_ex(&cp, NULL, NULL);
-        if (apr_socket_accept(&s, d->o->listener, cp) != APR_SUCCESS) {
-            apr_pool_destroy(cp);
-            continue;
-        }
-        /* The accepted socket inherits non-blocking mode; conn_task sets
-         * its own timeout. */
-        cn = apr_pcalloc(cp, sizeof(*cn));
-        cn->d = d;
-        cn->pool = cp;
-        cn->sock = s;
-        if (apr_thread_pool_push(tp, conn_task, cn, 0, NULL) != APR_SUCCESS) {
-            apr_socket_close(s);
-            apr_pool_destroy(cp);
-        }
+    else if (type == AD_MSG_ADMIN) {
+        queue_admin(d, cn, mp, payload, len);
+    }
+    else {
+        reply_status(cn, mp, AD_MSG_ADMIN_REPLY, 400, "{\"error\":\"BadMessage\"}");
     }
 }
 
@@ -2024,7 +1938,7 @@ static apr_status_t start_workers(ad_daemon_t *d)
     return APR_SUCCESS;
 }
 
-static void stop_all(ad_daemon_t *d, apr_thread_pool_t *tp)
+static void stop_all(ad_daemon_t *d)
 {
     apr_status_t trv;
     int i;
@@ -2036,9 +1950,6 @@ static void stop_all(ad_daemon_t *d, apr_thread_pool_t *tp)
         if (d->workers[i].thread) {
             ad_http_wakeup(d->workers[i].engine);
         }
-    }
-    if (tp) {
-        apr_thread_pool_destroy(tp);
     }
     for (i = 0; i < d->nworkers; i++) {
         if (d->workers[i].thread) {
@@ -2081,8 +1992,7 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_o
     d->m->daemon->started = apr_time_sec(d->started);
     ad_metric_add(&d->m->daemon->restarts, 1);
     if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
-        (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS ||
-        (rv = apr_thread_cond_create(&d->done_cv, p)) != APR_SUCCESS) {
+        (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS) {
         *err = "cannot create thread primitives";
         return rv;
     }
@@ -2100,7 +2010,7 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_o
 apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o, const char **err)
 {
     ad_daemon_t *d = apr_pcalloc(p, sizeof(*d));
-    apr_thread_pool_t *tp = NULL;
+    ad_ipc_t *io = NULL;
     apr_status_t rv;
 
     *err = NULL;
@@ -2118,16 +2028,19 @@ apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o, const char 
         rv = apr_thread_create(&d->core, NULL, core_main, d, p);
     }
     if (rv == APR_SUCCESS) {
-        rv = apr_thread_pool_create(&tp, 2, CONN_THREADS_MAX, p);
+        rv = ad_ipc_create(p, o->listener, CONNS_MAX, on_message, d, &io);
     }
     block_stop_signals(0);
     if (rv == APR_SUCCESS) {
-        accept_loop(d, tp);
+        ad_ipc_run(io, d->o->stop);
     }
     else {
         *err = "cannot start threads";
     }
-    stop_all(d, tp);
+    stop_all(d);
+    if (io) {
+        ad_ipc_destroy(io);
+    }
     ad_store_close(d->store);
     free(d->heap.v);
     flow_cleanup(d);

@@ -48,7 +48,7 @@ static apr_status_t recv_all(apr_socket_t *s, char *buf, apr_size_t len)
 
 apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len)
 {
-    unsigned char hdr[12];
+    unsigned char hdr[AD_WIRE_HEADER_LEN];
     struct iovec vec[2];
     apr_size_t total = sizeof(hdr) + len, sent = 0;
     apr_status_t rv;
@@ -75,20 +75,29 @@ apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payloa
     return send_all(s, payload + (sent - sizeof(hdr)), total - sent);
 }
 
+apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, apr_uint32_t *len)
+{
+    if (rd32(hdr) != AD_WIRE_MAGIC || rd32(hdr + 8) > AD_WIRE_MAX_PAYLOAD) {
+        return APR_EINVAL;
+    }
+    *type = rd32(hdr + 4);
+    *len = rd32(hdr + 8);
+    return APR_SUCCESS;
+}
+
 apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,
                           apr_size_t *len)
 {
-    unsigned char hdr[12];
+    unsigned char hdr[AD_WIRE_HEADER_LEN];
     apr_uint32_t n;
     apr_status_t rv;
 
     if ((rv = recv_all(s, (char *)hdr, sizeof(hdr))) != APR_SUCCESS) {
         return rv;
     }
-    if (rd32(hdr) != AD_WIRE_MAGIC || (n = rd32(hdr + 8)) > AD_WIRE_MAX_PAYLOAD) {
-        return APR_EINVAL;
+    if ((rv = ad_wire_parse_header(hdr, type, &n)) != APR_SUCCESS) {
+        return rv;
     }
-    *type = rd32(hdr + 4);
     *payload = apr_palloc(p, n + 1);
     (*payload)[n] = '\0';
     *len = n;

@@ -1,6 +1,6 @@
 /* The protocol between httpd children and apidestd over the Unix socket:
  * framed messages (magic, type, length, payload), one request and one reply
- * per exchange. */
+ * per exchange; a child keeps its connection for the next exchange. */
 #ifndef AD_WIRE_H
 #define AD_WIRE_H
 
@@ -21,6 +21,11 @@ typedef enum {
 /* Status values in a STORE_ACK. */
 #define AD_ACK_STORED 0
 #define AD_ACK_FAILED 1 /* nothing of the message was stored */
+
+#define AD_WIRE_HEADER_LEN 12
+
+/* A frame's header: APR_EINVAL when it is not ours or too long. */
+apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, apr_uint32_t *len);
 
 apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len);
 apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,

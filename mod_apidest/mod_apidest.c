@@ -308,11 +308,17 @@ static int apidest_handler(request_rec *r)
     return DECLINED;
 }
 
+static void apidest_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apidest_daemon_child_init(pchild, s);
+}
+
 static void apidest_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_config(apidest_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(apidest_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(apidest_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(apidest_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     apidest_status_register();
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <poll.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -22,6 +23,7 @@
 #include <apr_strings.h>
 #include <apr_portable.h>
 #include <apr_file_io.h>
+#include <apr_thread_mutex.h>
 
 #include "ad_log.h"
 #include "mod_apidest_daemon.h"
@@ -329,10 +331,70 @@ pid_t apidest_daemon_pid(apr_pool_t *p, int *alive)
 
 /* ---- in the children -------------------------------------------------------- */
 
-static apr_status_t close_fd(void *data)
+/* Connections to apidestd outlive requests: a thread takes an idle one,
+ * makes its exchange and gives it back, so a PutEvents costs no connect,
+ * accept or close. */
+static apr_thread_mutex_t *idle_mu;
+static int *idle_fds;
+static int idle_n, idle_max;
+
+void apidest_daemon_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    close((int)(long)data);
-    return APR_SUCCESS;
+    int threads = 1;
+
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    idle_max = threads > 0 ? threads : 1;
+    idle_fds = apr_pcalloc(pchild, sizeof(int) * idle_max);
+    if (apr_thread_mutex_create(&idle_mu, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     ADLOGNO(10041) "no mutex: every request opens its own connection to "
+                                    "apidestd");
+        idle_max = 0;
+    }
+}
+
+/* apidestd never speaks first: an idle connection with something to read
+ * has been closed by it (a restart or a crash). */
+static int still_open(int fd)
+{
+    struct pollfd pfd;
+
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 0) == 0;
+}
+
+static int idle_take(void)
+{
+    int fd = -1;
+
+    while (idle_max) {
+        apr_thread_mutex_lock(idle_mu);
+        fd = idle_n ? idle_fds[--idle_n] : -1;
+        apr_thread_mutex_unlock(idle_mu);
+        if (fd < 0 || still_open(fd)) {
+            break;
+        }
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void idle_give(int fd)
+{
+    if (idle_max) {
+        apr_thread_mutex_lock(idle_mu);
+        if (idle_n < idle_max) {
+            idle_fds[idle_n++] = fd;
+            fd = -1;
+        }
+        apr_thread_mutex_unlock(idle_mu);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
 }
 
 /* Retries for a while: the daemon is briefly away while the master
@@ -352,7 +414,6 @@ static int connect_daemon(request_rec *r, int *fd_out)
             break;
         }
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            apr_pool_cleanup_register(r->pool, (void *)(long)fd, close_fd, apr_pool_cleanup_null);
             *fd_out = fd;
             return 1;
         }
@@ -371,7 +432,8 @@ static int connect_daemon(request_rec *r, int *fd_out)
     return 0;
 }
 
-/* One request and its reply over a fresh connection. */
+/* One request and its reply over an idle connection or a new one. Nothing
+ * is resent once sent: apidestd may have stored it. */
 static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf, apr_size_t len,
                              apr_uint32_t want, apr_uint32_t *status, const char **text,
                              apr_size_t *text_len)
@@ -381,20 +443,24 @@ static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
     char *payload;
     apr_size_t plen;
     apr_status_t rv;
-    int fd;
+    int fd = idle_take();
 
-    if (!connect_daemon(r, &fd)) {
+    if (fd < 0 && !connect_daemon(r, &fd)) {
         return APR_ECONNREFUSED;
     }
+    /* apr_os_sock_put registers no cleanup: the descriptor stays ours. */
     apr_os_sock_put(&s, &fd, r->pool);
     apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
     if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS ||
         (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
+        close(fd);
         return rv;
     }
     if (got != want || ad_wire_unpack_reply(payload, plen, status, text, text_len) != APR_SUCCESS) {
+        close(fd);
         return APR_EINVAL;
     }
+    idle_give(fd);
     return APR_SUCCESS;
 }
 

@@ -10,6 +10,9 @@
 /* post_config: start apidestd for this generation (not in the dry run). */
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s);
 
+/* child_init: the child's pool of idle connections to apidestd. */
+void apidest_daemon_child_init(apr_pool_t *pchild, server_rec *s);
+
 typedef enum {
     APIDEST_STORE_OK,         /* every record is stored */
     APIDEST_STORE_REFUSED,    /* apidestd answered: nothing stored */

@@ -1,0 +1,283 @@
+#include <string.h>
+#include <sys/socket.h>
+
+#include <apr_atomic.h>
+#include <apr_poll.h>
+#include <apr_portable.h>
+#include <apr_thread_mutex.h>
+
+#include "ad_ipc.h"
+#include "ad_wire.h"
+#include "ad_log.h"
+
+#define POLL_INTERVAL apr_time_from_msec(200)
+/* A reply goes to a child that is waiting for it; only a stuck child makes
+ * this matter. */
+#define REPLY_TIMEOUT    apr_time_from_sec(30)
+#define ACCEPTS_PER_WAKE 64
+
+struct ad_ipc_conn_t {
+    ad_ipc_t *io;
+    apr_pool_t *pool; /* unmanaged: the connection's life */
+    apr_pool_t *mp;   /* the message's, cleared by its reply */
+    apr_socket_t *sock;
+    apr_pollfd_t pfd;
+    unsigned char hdr[AD_WIRE_HEADER_LEN];
+    apr_size_t hdr_got;
+    apr_uint32_t type, plen;
+    char *payload;
+    apr_size_t pgot;
+    int out;                           /* a message is with the handler: under io->mu once handed */
+    struct ad_ipc_conn_t *prev, *next; /* polling thread, or under io->mu */
+};
+
+struct ad_ipc_t {
+    apr_pool_t *pool;
+    apr_socket_t *listener;
+    apr_pollset_t *ps;
+    apr_pollfd_t lpfd;
+    apr_thread_mutex_t *mu; /* a reply against the end of polling */
+    ad_ipc_msg_fn *fn;
+    void *baton;
+    int max_conns;
+    volatile apr_uint32_t nconns;
+    int stopping; /* under mu */
+    ad_ipc_conn_t *conns;
+};
+
+apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
+                           void *baton, ad_ipc_t **out)
+{
+    ad_ipc_t *io = apr_pcalloc(p, sizeof(*io));
+    apr_status_t rv;
+
+    io->pool = p;
+    io->listener = listener;
+    io->fn = fn;
+    io->baton = baton;
+    io->max_conns = max_conns;
+    if ((rv = apr_thread_mutex_create(&io->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Replies re-add their connection from the core thread while this
+     * thread waits in the poll. */
+    rv = apr_pollset_create(&io->ps, (apr_uint32_t)max_conns + 1, p, APR_POLLSET_THREADSAFE);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_socket_timeout_set(listener, 0);
+    io->lpfd.p = p;
+    io->lpfd.desc_type = APR_POLL_SOCKET;
+    io->lpfd.reqevents = APR_POLLIN;
+    io->lpfd.desc.s = listener;
+    if ((rv = apr_pollset_add(io->ps, &io->lpfd)) != APR_SUCCESS) {
+        return rv;
+    }
+    *out = io;
+    return APR_SUCCESS;
+}
+
+int ad_ipc_connections(const ad_ipc_t *io)
+{
+    return (int)apr_atomic_read32((volatile apr_uint32_t *)&io->nconns);
+}
+
+static void conn_close(ad_ipc_conn_t *c)
+{
+    ad_ipc_t *io = c->io;
+
+    if (c->prev) {
+        c->prev->next = c->next;
+    }
+    else {
+        io->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    apr_socket_close(c->sock);
+    apr_pool_destroy(c->pool);
+    apr_atomic_dec32(&io->nconns);
+}
+
+static ad_ipc_conn_t *conn_make(ad_ipc_t *io, apr_pool_t *cp, apr_socket_t *s)
+{
+    ad_ipc_conn_t *c = apr_pcalloc(cp, sizeof(*c));
+
+    c->io = io;
+    c->pool = cp;
+    c->sock = s;
+    apr_pool_create(&c->mp, cp);
+    apr_socket_timeout_set(s, 0);
+    c->pfd.p = cp;
+    c->pfd.desc_type = APR_POLL_SOCKET;
+    c->pfd.reqevents = APR_POLLIN;
+    c->pfd.desc.s = s;
+    c->pfd.client_data = c;
+    return c;
+}
+
+/* 0 when the listener had nothing more to give. */
+static int conn_open(ad_ipc_t *io)
+{
+    apr_pool_t *cp;
+    apr_socket_t *s;
+    ad_ipc_conn_t *c;
+
+    apr_pool_create_unmanaged_ex(&cp, NULL, NULL);
+    if (apr_socket_accept(&s, io->listener, cp) != APR_SUCCESS) {
+        apr_pool_destroy(cp);
+        return 0;
+    }
+    if ((int)apr_atomic_read32(&io->nconns) >= io->max_conns) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
+                      ADLOGNO(00150) "%d connections from children are open: one more refused",
+                      io->max_conns);
+        apr_socket_close(s);
+        apr_pool_destroy(cp);
+        return 1;
+    }
+    c = conn_make(io, cp, s);
+    if (apr_pollset_add(io->ps, &c->pfd) != APR_SUCCESS) {
+        apr_socket_close(s);
+        apr_pool_destroy(cp);
+        return 1;
+    }
+    apr_thread_mutex_lock(io->mu);
+    c->next = io->conns;
+    if (io->conns) {
+        io->conns->prev = c;
+    }
+    io->conns = c;
+    apr_thread_mutex_unlock(io->mu);
+    apr_atomic_inc32(&io->nconns);
+    return 1;
+}
+
+/* 1 when the frame is complete; 0 when more must come; -1 when the peer
+ * closed or broke the framing. */
+static int read_frame(ad_ipc_conn_t *c)
+{
+    for (;;) {
+        apr_size_t n;
+        apr_status_t rv = APR_SUCCESS;
+
+        if (c->hdr_got < AD_WIRE_HEADER_LEN) {
+            n = AD_WIRE_HEADER_LEN - c->hdr_got;
+            rv = apr_socket_recv(c->sock, (char *)c->hdr + c->hdr_got, &n);
+            c->hdr_got += n;
+            if (c->hdr_got == AD_WIRE_HEADER_LEN) {
+                if (ad_wire_parse_header(c->hdr, &c->type, &c->plen) != APR_SUCCESS) {
+                    return -1;
+                }
+                c->payload = apr_palloc(c->mp, (apr_size_t)c->plen + 1);
+                c->payload[c->plen] = '\0';
+                c->pgot = 0;
+            }
+        }
+        else if ((n = c->plen - c->pgot) > 0) {
+            rv = apr_socket_recv(c->sock, c->payload + c->pgot, &n);
+            c->pgot += n;
+        }
+        if (c->hdr_got == AD_WIRE_HEADER_LEN && c->pgot == c->plen) {
+            return 1;
+        }
+        if (n == 0) {
+            return APR_STATUS_IS_EAGAIN(rv) ? 0 : -1;
+        }
+    }
+}
+
+static void on_readable(ad_ipc_conn_t *c)
+{
+    int got = read_frame(c);
+
+    if (got != 0) {
+        apr_pollset_remove(c->io->ps, &c->pfd);
+    }
+    if (got < 0) {
+        apr_thread_mutex_lock(c->io->mu);
+        conn_close(c);
+        apr_thread_mutex_unlock(c->io->mu);
+    }
+    else if (got > 0) {
+        /* Not polled again until the reply: the message is the handler's. */
+        c->out = 1;
+        c->io->fn(c->io->baton, c, c->mp, c->type, c->payload, c->plen);
+    }
+}
+
+apr_status_t ad_ipc_reply(ad_ipc_conn_t *c, apr_uint32_t type, const char *buf, apr_size_t len)
+{
+    ad_ipc_t *io = c->io;
+    apr_os_sock_t fd;
+    apr_status_t rv;
+
+    apr_socket_timeout_set(c->sock, REPLY_TIMEOUT);
+    rv = ad_wire_send(c->sock, type, buf, len);
+    apr_socket_timeout_set(c->sock, 0);
+    apr_pool_clear(c->mp);
+    c->hdr_got = 0;
+    c->payload = NULL;
+    c->plen = 0;
+    c->pgot = 0;
+    apr_thread_mutex_lock(io->mu);
+    c->out = 0;
+    if (rv != APR_SUCCESS || io->stopping) {
+        /* The hang-up makes the child reconnect, to the next apidestd when
+         * this one stops; the connection is closed by the polling thread or
+         * by ad_ipc_destroy. */
+        apr_os_sock_get(&fd, c->sock);
+        shutdown(fd, SHUT_RDWR);
+    }
+    if (!io->stopping) {
+        apr_pollset_add(io->ps, &c->pfd);
+    }
+    apr_thread_mutex_unlock(io->mu);
+    return rv;
+}
+
+/* Close every connection without a message out; with all, every one. */
+static void close_idle(ad_ipc_t *io, int all)
+{
+    ad_ipc_conn_t *c, *next;
+
+    apr_thread_mutex_lock(io->mu);
+    io->stopping = 1;
+    for (c = io->conns; c; c = next) {
+        next = c->next;
+        if (all || !c->out) {
+            apr_pollset_remove(io->ps, &c->pfd);
+            conn_close(c);
+        }
+    }
+    apr_thread_mutex_unlock(io->mu);
+}
+
+void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
+{
+    while (!*stop) {
+        const apr_pollfd_t *out;
+        apr_int32_t n = 0, i;
+
+        if (apr_pollset_poll(io->ps, POLL_INTERVAL, &n, &out) != APR_SUCCESS) {
+            continue;
+        }
+        for (i = 0; i < n && !*stop; i++) {
+            if (out[i].client_data == NULL) {
+                int k = 0;
+                while (k++ < ACCEPTS_PER_WAKE && conn_open(io)) {
+                }
+            }
+            else {
+                on_readable(out[i].client_data);
+            }
+        }
+    }
+    close_idle(io, 0);
+}
+
+void ad_ipc_destroy(ad_ipc_t *io)
+{
+    close_idle(io, 1);
+}
