@@ -8,6 +8,7 @@
 #include "ad_ingest.h"
 #include "ad_record.h"
 #include "ad_util.h"
+#include "ad_jsonparse.h"
 #include "ad_log.h"
 
 /* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
@@ -389,7 +390,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
                    "timestamp.");
         return;
     }
-    detail = json_loadb(detail_text, strlen(detail_text), 0, &jerr);
+    detail = ad_json_parse(detail_text, strlen(detail_text), &jerr);
     if (!json_is_object(detail)) {
         json_decref(detail);
         entry_fail(x, e, ERR_MALFORMED_DETAIL, "Detail is malformed.");
@@ -455,7 +456,7 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
     json_t *root, *single;
     const json_t *entries;
 
-    root = json_loadb(body, len, 0, &jerr);
+    root = ad_json_parse(body, len, &jerr);
     if (!root) {
         return request_error(x.in, 400, "SerializationException",
                              apr_psprintf(p,
