@@ -121,6 +121,9 @@ def build_tools():
     sink = os.path.join(BUILD, "sink")
     curlbase = os.path.join(BUILD, "curlbase")
     trivial = os.path.join(BUILD, "mod_bench_trivial.so")
+    gdbm_put = os.path.join(BUILD, "gdbm_put")
+    if _newer(os.path.join(BENCH, "gdbm_put.c"), gdbm_put):
+        run(["gcc", "-O2", "-Wall", "-o", gdbm_put, os.path.join(BENCH, "gdbm_put.c"), "-lgdbm"])
     if _newer(os.path.join(BENCH, "sink.c"), sink):
         run(["gcc", "-O2", "-Wall", "-o", sink, os.path.join(BENCH, "sink.c")])
     if _newer(os.path.join(BENCH, "curlbase.c"), curlbase):
@@ -134,7 +137,7 @@ def build_tools():
         apxs = shutil.which("apxs") or shutil.which("apxs2") or "/usr/bin/apxs"
         run([apxs, "-c", "mod_bench_trivial.c"], cwd=d)
         shutil.copy(os.path.join(d, ".libs", "mod_bench_trivial.so"), trivial)
-    return {"sink": sink, "curlbase": curlbase, "trivial": trivial}
+    return {"sink": sink, "curlbase": curlbase, "trivial": trivial, "gdbm_put": gdbm_put}
 
 
 def find_module():
