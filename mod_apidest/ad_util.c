@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <ctype.h>
+#include <stdint.h>
 
 #include <apr_strings.h>
 #include <apr_general.h>
@@ -225,12 +226,35 @@ static void jb_put(jbuf_t *b, const char *s, size_t n)
     b->len += n;
 }
 
+/* Bytes from s[i] on that need no escape, eight at a time: event details
+ * are mostly long plain strings. */
+static size_t jb_plain(const char *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    while (n - i >= 8) {
+        uint64_t w, quote, bslash, ctl;
+        memcpy(&w, s + i, 8);
+        quote = w ^ (ones * '"');
+        bslash = w ^ (ones * '\\');
+        quote = (quote - ones) & ~quote;
+        bslash = (bslash - ones) & ~bslash;
+        ctl = (w - ones * 0x20) & ~w; /* a byte < 0x20 (UTF-8 bytes excluded) */
+        if ((quote | bslash | ctl) & highs) {
+            break;
+        }
+        i += 8;
+    }
+    return i;
+}
+
 static void jb_string(jbuf_t *b, const char *s, size_t n)
 {
     size_t i, run = 0;
 
+    jb_reserve(b, n + 2);
     jb_put(b, "\"", 1);
-    for (i = 0; i < n; i++) {
+    for (i = jb_plain(s, 0, n); i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
         char ubuf[7];

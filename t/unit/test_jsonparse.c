@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_general.h>
+
 #include "ad_jsonparse.h"
+#include "ad_util.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY)
 
@@ -165,6 +168,43 @@ START_TEST(deep_nesting)
 }
 END_TEST
 
+/* ad_json_dump's string writer skips plain runs eight bytes at a time: every
+ * special byte at every position must still be escaped (read back equal). */
+START_TEST(dump_escapes_every_position)
+{
+    static const char *specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "/"};
+    apr_pool_t *p;
+    size_t n, k, pos;
+
+    apr_pool_create(&p, NULL);
+    for (n = 0; n < 40; n++) {
+        for (k = 0; k < sizeof(specials) / sizeof(*specials); k++) {
+            for (pos = 0; pos <= n; pos++) {
+                char buf[64];
+                size_t len = 0, out_len;
+                json_t *v, *back;
+                json_error_t e;
+                const char *out;
+
+                memset(buf, 'x', pos);
+                len = pos;
+                memcpy(buf + len, specials[k], strlen(specials[k]));
+                len += strlen(specials[k]);
+                memset(buf + len, 'y', n - pos);
+                len += n - pos;
+                v = json_pack("[s#]", buf, (int)len);
+                out = ad_json_dump(p, v, &out_len);
+                back = json_loadb(out, out_len, 0, &e);
+                ck_assert_msg(back && json_equal(v, back), "dump %s does not read back", out);
+                json_decref(v);
+                json_decref(back);
+            }
+        }
+    }
+    apr_pool_destroy(p);
+}
+END_TEST
+
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -296,20 +336,25 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("jsonparse");
-    TCase *tc = tcase_create("same as jansson");
+    Suite *s;
+    TCase *tc;
     SRunner *sr;
     int failed;
 
+    apr_initialize();
+    s = suite_create("jsonparse");
+    tc = tcase_create("same as jansson");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, crafted);
     tcase_add_test(tc, long_strings);
     tcase_add_test(tc, deep_nesting);
+    tcase_add_test(tc, dump_escapes_every_position);
     tcase_add_test(tc, conformance_files_and_mutations);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    apr_terminate();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
