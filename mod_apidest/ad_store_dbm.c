@@ -4,6 +4,10 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <sys/statvfs.h>
+#include <sys/stat.h>
+#ifdef AD_HAVE_GDBM
+#include <gdbm.h>
+#endif
 
 #include <apr_strings.h>
 #include <apr_dbm.h>
@@ -77,13 +81,68 @@ apr_size_t ad_store_driver_max_record(const char *driver)
     return max ? max - AD_STORE_KEY_MAX : 0;
 }
 
+#ifdef AD_HAVE_GDBM
+/* apr_dbm_t as apr-util has laid it out since 2000 (apr_dbm_private.h);
+ * read only after checking that its pool and driver name are the ones this
+ * handle must have. */
+typedef struct {
+    apr_pool_t *pool;
+    void *file;
+    int errcode;
+    const char *errmsg;
+    const struct {
+        const char *name;
+    } * type;
+} apr_dbm_layout_t;
+
+/* gdbm maps the whole store file and remaps it as the file grows: most of
+ * a big record's store cost, and the file's size in apidestd's RSS. apr_dbm
+ * has no option for it, so take its gdbm handle, once it is proven to be
+ * one (same file on disk), and turn the map off. */
+static void gdbm_unmap(apr_dbm_t *db, apr_pool_t *pool, const char *path)
+{
+    const apr_dbm_layout_t *l = (const apr_dbm_layout_t *)db;
+    struct stat a, b;
+    int off = 0, fd;
+
+    if (l->pool != pool || !l->type || !l->type->name || strcmp(l->type->name, "gdbm") ||
+        !l->file) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,
+                      ADLOGNO(00160) "apr_dbm's gdbm handle is not where it was: gdbm keeps "
+                                     "its memory map of %s",
+                      path);
+        return;
+    }
+    fd = gdbm_fdesc((GDBM_FILE)l->file);
+    if (fd < 0 || fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino ||
+        a.st_dev != b.st_dev ||
+        gdbm_setopt((GDBM_FILE)l->file, GDBM_SETMMAP, &off, sizeof(off)) != 0) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,
+                      ADLOGNO(00161) "gdbm keeps its memory map of %s", path);
+    }
+}
+#endif
+
+/* The DBM at path, opened the way the store wants it. */
+static apr_status_t dbm_open_tuned(apr_dbm_t **db, const char *driver, const char *path,
+                                   apr_pool_t *pool)
+{
+    apr_status_t rv = apr_dbm_open_ex(db, driver, path, APR_DBM_RWCREATE,
+                                      APR_FPROT_UREAD | APR_FPROT_UWRITE, pool);
+#ifdef AD_HAVE_GDBM
+    if (rv == APR_SUCCESS && !strcmp(driver, "gdbm")) {
+        gdbm_unmap(*db, pool, path);
+    }
+#endif
+    return rv;
+}
+
 static apr_status_t open_db(dbm_store_t *d)
 {
     apr_status_t rv;
 
     apr_pool_create(&d->dbp, d->p);
-    rv = apr_dbm_open_ex(&d->db, d->driver, d->path, APR_DBM_RWCREATE,
-                         APR_FPROT_UREAD | APR_FPROT_UWRITE, d->dbp);
+    rv = dbm_open_tuned(&d->db, d->driver, d->path, d->dbp);
     if (rv != APR_SUCCESS) {
         d->db = NULL;
         apr_pool_destroy(d->dbp);
@@ -340,8 +399,7 @@ static apr_status_t dbm_compact(ad_store_t *s, apr_pool_t *p)
     apr_pool_create(&cp, p);
     unlink(tmp);
     memset(&c, 0, sizeof(c));
-    rv = apr_dbm_open_ex(&c.to, d->driver, tmp, APR_DBM_RWCREATE,
-                         APR_FPROT_UREAD | APR_FPROT_UWRITE, cp);
+    rv = dbm_open_tuned(&c.to, d->driver, tmp, cp);
     if (rv == APR_SUCCESS) {
         rv = dbm_iterate(s, cp, "", copy_one, &c);
         if (rv == APR_SUCCESS) {

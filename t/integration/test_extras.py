@@ -99,3 +99,21 @@ def test_make_install_through_apxs(server, sink):
     assert found[0] in open(server.conf_path).read()
     status, _, resp = server.put_events([entry("s.inst", "D", {})])
     assert status == 200 and sink.wait_for(1, 10)
+
+
+def test_gdbm_store_is_not_memory_mapped(server, sink):
+    """gdbm maps the whole store file by default (and remaps it as it grows):
+    apidestd turns the map off, so the store is read and written with
+    pread/pwrite and its size never shows in apidestd's memory."""
+    server.start(FAST + destination("d", sink.url("/m")) + rule("r", {"source": ["s.map"]},
+                                                                [("t", "d")]))
+    status, _, resp = server.put_events([entry("s.map", "D", {"pad": "x" * 4000, "n": i})
+                                         for i in range(10)])
+    assert status == 200 and resp["FailedEntryCount"] == 0
+    assert sink.wait_for(10, 10)
+    store_file = os.path.realpath(os.path.join(server.store_dir, "apidest"))
+    assert os.path.getsize(store_file) > 40000
+    pid = server.live_daemon_pid()
+    with open("/proc/%d/maps" % pid) as f:
+        mapped = [line for line in f if line.rstrip().endswith(store_file)]
+    assert mapped == [], "apidestd maps its store: %s" % mapped
