@@ -20,6 +20,8 @@ typedef struct {
     const ad_conf_t *c;
     ad_ingest_t *in;
     apr_time_t now;
+    ad_match_scratch_t *scratch; /* made on first use, for all entries */
+    apr_array_header_t *hits;    /* int: matches of the current entry */
 } ingest_ctx_t;
 
 static ad_ingest_t *ingest_make(apr_pool_t *p)
@@ -322,30 +324,39 @@ char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule
     return out;
 }
 
-/* Returns how many rules matched. Only the rules that can match this
- * event's bus and source are evaluated (ad_conf_candidate_rules). */
+static void on_match(void *baton, int i)
+{
+    APR_ARRAY_PUSH((apr_array_header_t *)baton, int) = i;
+}
+
+/* Returns how many rules matched. The envelope's JSON text (the delivered
+ * body) is matched against all the bus's rules in one pass (ad_match). */
 static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *id, json_t *ev)
 {
-    const char *body = NULL;
+    const ad_rule_index_t *ix = ad_conf_bus_rules(x->c, bus);
+    const char *body;
     apr_size_t body_len = 0;
-    const apr_array_header_t *rules =
-        ad_conf_candidate_rules(x->p, x->c, bus, json_string_value(json_object_get(ev, "source")));
-    int i, matched = 0;
+    int i;
 
-    for (i = 0; i < rules->nelts; i++) {
-        const ad_rule_t *rule = APR_ARRAY_IDX(rules, i, ad_rule_t *);
-        if (!ad_pattern_match(rule->pattern, ev)) {
-            continue;
-        }
+    if (!ix || !ix->all->nelts) {
+        return 0;
+    }
+    body = ad_json_dump(x->p, ev, &body_len);
+    if (!x->scratch) {
+        x->scratch = ad_match_scratch_make(x->p);
+        x->hits = apr_array_make(x->p, 4, sizeof(int));
+    }
+    x->hits->nelts = 0;
+    if (ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits) <= 0) {
+        return 0;
+    }
+    for (i = 0; i < x->hits->nelts; i++) {
+        const ad_rule_t *rule = APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *);
         APR_ARRAY_PUSH(x->in->matched, int) = rule->index;
-        matched++;
-        if (!body) {
-            body = ad_json_dump(x->p, ev, &body_len);
-        }
         ad_ingest_rule_records(x->p, x->c, rule, id, ev, body, body_len, x->now, entry,
                                x->in->records);
     }
-    return matched;
+    return x->hits->nelts;
 }
 
 static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
@@ -450,7 +461,7 @@ static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
 ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_form_t form,
                                   const char *body, apr_size_t len, apr_time_t now)
 {
-    ingest_ctx_t x = {p, c, ingest_make(p), now};
+    ingest_ctx_t x = {p, c, ingest_make(p), now, NULL, NULL};
     json_error_t jerr;
     json_t *root, *single;
     const json_t *entries;
