@@ -27,6 +27,7 @@
 #include <apr_strings.h>
 #include <apr_tables.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -727,10 +728,81 @@ static int int_value(scan_t *sc, const unsigned char *q, size_t n, json_int_t *o
     return errno == ERANGE ? -1 : 0;
 }
 
+#if LDBL_MANT_DIG == 64 && (defined(__x86_64__) || defined(__i386__))
+/* strtod's result, computed quickly when that is provably the same: up to 19
+ * significant digits and a power of ten up to 27 are exact in x87 extended
+ * precision, so one multiplication or division rounds once to 64 bits; the
+ * rounding to 53 bits then equals strtod's unless the 64-bit result lies
+ * within one unit of a halfway point between two doubles (the 11 dropped bits
+ * near 0x400), where strtod decides. 0 when it cannot tell. */
+static int fast_real(const unsigned char *q, const unsigned char *end, double *out)
+{
+    static const long double pow10[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
+                                        1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+                                        1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+                                        1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+    uint64_t mant = 0, bits;
+    int neg = 0, sig = 0, e10 = 0, eneg = 0, ex = 0;
+    long double r;
+
+    if (*q == '-') {
+        neg = 1, q++;
+    }
+    for (; q < end && (*q == '.' || (*q >= '0' && *q <= '9')); q++) {
+        if (*q == '.') {
+            eneg = 1; /* digits after the point lower the exponent */
+            continue;
+        }
+        if (mant || *q != '0') {
+            if (++sig > 19) {
+                return 0;
+            }
+            mant = mant * 10 + (uint64_t)(*q - '0');
+        }
+        e10 -= eneg;
+    }
+    if (q < end) { /* exponent */
+        int esign = 1;
+        q++;
+        if (*q == '+' || *q == '-') {
+            esign = *q++ == '-' ? -1 : 1;
+        }
+        for (; q < end && ex < 1000; q++) {
+            ex = ex * 10 + (*q - '0');
+        }
+        e10 += esign * ex;
+    }
+    if (!mant) {
+        *out = neg ? -0.0 : 0.0;
+        return 1;
+    }
+    if (e10 < -27 || e10 > 27) {
+        return 0;
+    }
+    r = e10 >= 0 ? (long double)mant * pow10[e10] : (long double)mant / pow10[-e10];
+    memcpy(&bits, &r, sizeof(bits)); /* the 64-bit significand comes first */
+    bits &= 0x7FF;
+    if (bits >= 0x3FF && bits <= 0x401) {
+        return 0;
+    }
+    *out = (double)(neg ? -r : r);
+    return 1;
+}
+#else
+static int fast_real(const unsigned char *q, const unsigned char *end, double *out)
+{
+    (void)q, (void)end, (void)out;
+    return 0;
+}
+#endif
+
 static int real_value(scan_t *sc, const unsigned char *q, size_t n, double *out)
 {
     char *e;
 
+    if (fast_real(q, q + n, out)) {
+        return 0;
+    }
     errno = 0;
     *out = strtod(number_text(sc, q, n), &e);
     return ((*out == HUGE_VAL || *out == -HUGE_VAL) && errno == ERANGE) ? -1 : 0;

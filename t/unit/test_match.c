@@ -307,6 +307,66 @@ START_TEST(test_text_details)
 }
 END_TEST
 
+/* The shortest text that reads back as d, as ad_util's writer prints it. */
+static void shortest(double d, char *out, size_t n)
+{
+    int prec;
+
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, d);
+        if (strtod(out, NULL) == d) {
+            return;
+        }
+    }
+}
+
+/* 1 when ad_match and the tree agree on pattern against every event. */
+static int agree(const char *pattern, const char *const *events, int n)
+{
+    ad_pattern_t *pat = ad_pattern_compile(pool, pattern, strlen(pattern), NULL);
+    ad_match_set_t *m = ad_match_compile(pool, &pat, 1);
+    ad_match_scratch_t *s = ad_match_scratch_make(pool);
+    int i, r;
+
+    ck_assert_ptr_nonnull(pat);
+    for (i = 0; i < n; i++) {
+        json_t *ev = json_loads(events[i], 0, NULL);
+        r = ad_match_event(m, events[i], strlen(events[i]), s, NULL, NULL);
+        if (r != ad_pattern_match(pat, ev)) {
+            fprintf(stderr, "%s on %s: ad_match %d\n", pattern, events[i], r);
+            json_decref(ev);
+            return 0;
+        }
+        json_decref(ev);
+    }
+    return 1;
+}
+
+START_TEST(test_real_numbers)
+{
+    /* ad_match reads reals without strtod when it can prove the same
+     * double: every spelling of random doubles must compare as jansson's */
+    char t[40], e[3][64], p[96];
+    const char *evs[3] = {e[0], e[1], e[2]};
+    unsigned seed = 12345;
+    int i, j;
+
+    for (i = 0; i < 3000; i++) {
+        double d = (double)rand_r(&seed) / RAND_MAX * 2e6 - 1e6;
+
+        d /= (double)(1 + rand_r(&seed) % 100000);
+        shortest(d, t, sizeof(t));
+        snprintf(e[0], sizeof(e[0]), "{\"n\":%s%s}", t, strpbrk(t, ".e") ? "" : ".0");
+        snprintf(e[1], sizeof(e[1]), "{\"n\":%.17g}", d);
+        snprintf(e[2], sizeof(e[2]), "{\"n\":%.18e}", d);
+        for (j = 0; j < 2; j++) {
+            snprintf(p, sizeof(p), "{\"n\":[{\"numeric\":[\"%s\",%s]}]}", j ? "<=" : ">=", t);
+            ck_assert(agree(p, evs, 3));
+        }
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Invalid text                                                        */
 /* ------------------------------------------------------------------ */
@@ -441,6 +501,7 @@ static Suite *match_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_many_exact_rules);
     tcase_add_test(tc, test_text_details);
+    tcase_add_test(tc, test_real_numbers);
     tcase_add_test(tc, test_invalid_json);
     tcase_add_test(tc, test_embedded_nul);
     suite_add_tcase(s, tc);
