@@ -455,6 +455,7 @@ typedef struct {
     const ad_match_set_t *m;
     ad_match_scratch_t *s;
     int depth;
+    int fast_reals; /* fast_real may be used */
 } scan_t;
 
 /* Bytes a string scan must look at: quote, backslash, controls, non-ASCII.
@@ -735,6 +736,16 @@ static int int_value(scan_t *sc, const unsigned char *q, size_t n, json_int_t *o
  * rounding to 53 bits then equals strtod's unless the 64-bit result lies
  * within one unit of a halfway point between two doubles (the 11 dropped bits
  * near 0x400), where strtod decides. 0 when it cannot tell. */
+/* Whether long double really carries 64 bits now: not under valgrind (which
+ * computes it in double) or after something lowered the x87 precision. */
+static int extended_precision(void)
+{
+    volatile long double x = 1.0L;
+
+    x += LDBL_EPSILON;
+    return x != 1.0L;
+}
+
 static int fast_real(const unsigned char *q, const unsigned char *end, double *out)
 {
     static const long double pow10[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
@@ -789,6 +800,11 @@ static int fast_real(const unsigned char *q, const unsigned char *end, double *o
     return 1;
 }
 #else
+static int extended_precision(void)
+{
+    return 0;
+}
+
 static int fast_real(const unsigned char *q, const unsigned char *end, double *out)
 {
     (void)q, (void)end, (void)out;
@@ -800,7 +816,7 @@ static int real_value(scan_t *sc, const unsigned char *q, size_t n, double *out)
 {
     char *e;
 
-    if (fast_real(q, q + n, out)) {
+    if (sc->fast_reals && fast_real(q, q + n, out)) {
         return 0;
     }
     errno = 0;
@@ -1201,6 +1217,7 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
     sc.m = m;
     sc.s = s;
     sc.depth = 0;
+    sc.fast_reals = extended_precision();
     if ((r = scan_event(&sc)) <= 0) {
         return r;
     }
