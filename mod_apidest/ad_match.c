@@ -90,8 +90,6 @@ struct ad_match_scratch_t {
     int ndup, capdup;
 };
 
-static void special_init(void);
-
 static uint32_t hash_of(int path, const char *s, size_t n)
 {
     uint32_t h = 2166136261u ^ (uint32_t)path;
@@ -343,7 +341,6 @@ ad_match_set_t *ad_match_compile(apr_pool_t *p, ad_pattern_t *const *pats, int n
     anchors_tmp at;
     int i;
 
-    special_init();
     tmp_node(&b, 0);
     m->n = n;
     m->pats = apr_pcalloc(p, sizeof(ad_pattern_t *) * (size_t)(n + 1));
@@ -458,21 +455,27 @@ typedef struct {
     int fast_reals; /* fast_real may be used */
 } scan_t;
 
-/* Bytes a string scan must look at: quote, backslash, controls, non-ASCII.
- * Filled by ad_match_compile (config time, before any thread reads it). */
-static unsigned char special[256];
-
-static void special_init(void)
-{
-    int c;
-
-    if (special['"']) {
-        return;
-    }
-    for (c = 0; c < 256; c++) {
-        special[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
-    }
-}
+/* Bytes a string scan must look at: quote, backslash, controls, non-ASCII. */
+// clang-format off
+static const unsigned char special[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+// clang-format on
 
 static int node_step(const ad_match_set_t *m, int node, unsigned char b)
 {
@@ -1067,12 +1070,13 @@ static int scan_array(scan_t *sc, int node)
 static int scan_value(scan_t *sc, int node)
 {
     int path = node >= 0 ? sc->m->nodes[node].path : -1, r;
+    unsigned char first;
 
     skip_ws(sc);
     if (sc->p >= sc->end || ++sc->depth > MAX_DEPTH) {
         return -1;
     }
-    switch (*sc->p) {
+    switch ((first = *sc->p)) {
     case '{':
         r = scan_object(sc, node >= 0 ? sc->m->nodes[node].dot : -1);
         break;
@@ -1094,6 +1098,11 @@ static int scan_value(scan_t *sc, int node)
     default:
         r = (*sc->p == '-' || (*sc->p >= '0' && *sc->p <= '9')) ? scan_number(sc, path) : -1;
         break;
+    }
+    /* jansson's lexer puts back the byte after a number or a literal, and a
+     * NUL put back is lost: json_loadb reads "[1\0]" as [1]. So do we. */
+    if (!r && first != '{' && first != '[' && first != '"' && sc->p < sc->end && *sc->p == '\0') {
+        sc->p++;
     }
     sc->depth--;
     return r;

@@ -483,6 +483,23 @@ START_TEST(test_embedded_nul)
     ck_assert_ptr_null(json_loadb(text, sizeof(text) - 1, 0, NULL));
     ck_assert_int_eq(ad_match_event(m, text, sizeof(text) - 1, s, NULL, NULL), -1);
     ck_assert_int_eq(ad_match_event(m, text, sizeof(text) - 2, s, NULL, NULL), 1);
+    /* jansson loses one NUL right after a number or a literal, nowhere else */
+    {
+        static const struct {
+            const char *t;
+            size_t n;
+        } cases[] = {
+            {"{\"a\":1\0}", 8},        {"{\"a\":1\0\0}", 9}, {"{\"a\":true\0}", 11},
+            {"{\"a\":\"x\"\0}", 10},   {"{\"a\":1 \0}", 9},  {"{\"a\":null\0,\"b\":2}", 17},
+            {"{\"a\":[1e5\0,2]}", 13}, {"{\"a\":1}\0", 8},   {"{\"a\"\0:1}", 8}};
+        size_t i;
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            json_t *j = json_loadb(cases[i].t, cases[i].n, 0, NULL);
+            int r = ad_match_event(m, cases[i].t, cases[i].n, s, NULL, NULL);
+            ck_assert_msg(j ? r == ad_pattern_match(pat, j) : r == -1, "case %zu: %d", i, r);
+            json_decref(j);
+        }
+    }
 }
 END_TEST
 
