@@ -22,6 +22,7 @@
  * nesting limit is jansson's. */
 #include "ad_match.h"
 #include "ad_pattern_int.h"
+#include "ad_util.h"
 
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -30,6 +31,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +90,14 @@ struct ad_match_scratch_t {
         int node, o0, o1;
     } * dup; /* keys at named paths, per open object, for repeated keys */
     int ndup, capdup;
+    char *out; /* ad_match_canonical's text */
+    size_t nout, capout;
+    struct ckey {
+        uint32_t h;
+        const char *s;
+        size_t n;
+    } * keys; /* keys of the open objects, for ad_match_canonical */
+    int nkeys, capkeys;
 };
 
 static uint32_t hash_of(int path, const char *s, size_t n)
@@ -380,6 +390,8 @@ static apr_status_t scratch_free(void *data)
     free(s->stamp);
     free(s->cand);
     free(s->dup);
+    free(s->out);
+    free(s->keys);
     return APR_SUCCESS;
 }
 
@@ -416,7 +428,7 @@ static int reserve(void *bufp, int *cap, int cnt, size_t elem)
 
 /* Decoded strings never outgrow their escaped text, and one number's text
  * is at most the event: twice the event's size always suffices. */
-static int scratch_prepare(const ad_match_set_t *m, ad_match_scratch_t *s, size_t len)
+static int scratch_decode_room(ad_match_scratch_t *s, size_t len)
 {
     size_t need = 2 * len + 2;
     char *nb;
@@ -431,6 +443,14 @@ static int scratch_prepare(const ad_match_set_t *m, ad_match_scratch_t *s, size_
     }
     s->ndec = 0;
     s->ndup = 0;
+    return 1;
+}
+
+static int scratch_prepare(const ad_match_set_t *m, ad_match_scratch_t *s, size_t len)
+{
+    if (!scratch_decode_room(s, len)) {
+        return 0;
+    }
     if (m->n > s->capstamp) {
         free(s->stamp);
         s->stamp = calloc((size_t)m->n, sizeof(unsigned));
@@ -453,7 +473,12 @@ typedef struct {
     ad_match_scratch_t *s;
     int depth;
     int fast_reals; /* fast_real may be used */
+    int emit;       /* write the canonical text (ad_match_canonical) */
+    int oom;
 } scan_t;
+
+/* Status beside 0 and -1 (invalid): only a jansson tree can tell. */
+#define UNSURE (-2)
 
 /* Bytes a string scan must look at: quote, backslash, controls, non-ASCII. */
 // clang-format off
@@ -686,6 +711,196 @@ static const char *decode(ad_match_scratch_t *s, const unsigned char *raw, size_
     return out;
 }
 
+static int real_value(scan_t *sc, const unsigned char *q, size_t n, double *out);
+static int fast_real(const unsigned char *q, const unsigned char *end, double *out);
+static int int_value(scan_t *sc, const unsigned char *q, size_t n, json_int_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Canonical output: what ad_json_dump writes for json_loadb's tree     */
+/* ------------------------------------------------------------------ */
+
+static void emit(scan_t *sc, const void *b, size_t n)
+{
+    ad_match_scratch_t *s = sc->s;
+    size_t nc;
+    char *nb;
+
+    if (s->nout + n > s->capout) {
+        nc = s->capout ? s->capout * 2 : 1024;
+        while (nc < s->nout + n) {
+            nc *= 2;
+        }
+        if (!(nb = realloc(s->out, nc))) {
+            sc->oom = 1;
+            return;
+        }
+        s->out = nb;
+        s->capout = nc;
+    }
+    memcpy(s->out + s->nout, b, n);
+    s->nout += n;
+}
+
+/* A decoded string escaped as ad_util's writer does: quote, backslash and
+ * controls only. */
+static void emit_escaped(scan_t *sc, const char *str, size_t n)
+{
+    size_t i, run = 0;
+    char esc[8];
+    unsigned char c;
+
+    emit(sc, "\"", 1);
+    for (i = 0; i < n; i++) {
+        c = (unsigned char)str[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        emit(sc, str + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[0] = '\\', esc[1] = (char)c, esc[2] = '\0';
+            break;
+        case '\b':
+            memcpy(esc, "\\b", 3);
+            break;
+        case '\f':
+            memcpy(esc, "\\f", 3);
+            break;
+        case '\n':
+            memcpy(esc, "\\n", 3);
+            break;
+        case '\r':
+            memcpy(esc, "\\r", 3);
+            break;
+        case '\t':
+            memcpy(esc, "\\t", 3);
+            break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            break;
+        }
+        emit(sc, esc, strlen(esc));
+    }
+    emit(sc, str + run, n - run);
+    emit(sc, "\"", 1);
+}
+
+/* A string as scanned: without escapes its bytes are already canonical. */
+static void emit_string(scan_t *sc, const unsigned char *raw, size_t rawlen, int esc)
+{
+    size_t mark = sc->s->ndec, n;
+    const char *d;
+
+    if (!esc) {
+        emit(sc, "\"", 1);
+        emit(sc, raw, rawlen);
+        emit(sc, "\"", 1);
+        return;
+    }
+    d = decode(sc->s, raw, rawlen, &n);
+    emit_escaped(sc, d, n);
+    sc->s->ndec = mark;
+}
+
+/* A key of the object whose keys start at s->keys[base]: UNSURE when it
+ * repeats one (jansson keeps the first place and the last value: the tree
+ * decides) or the object has too many keys to check cheaply. */
+static int canonical_key(scan_t *sc, int base, const unsigned char *raw, size_t rawlen, int esc)
+{
+    ad_match_scratch_t *s = sc->s;
+    const char *k = (const char *)raw;
+    size_t n = rawlen;
+    uint32_t h;
+    int i;
+
+    if (esc) {
+        k = decode(s, raw, rawlen, &n); /* kept until the object ends */
+    }
+    h = hash_of(0, k, n);
+    for (i = base; i < s->nkeys; i++) {
+        if (s->keys[i].h == h && s->keys[i].n == n && memcmp(s->keys[i].s, k, n) == 0) {
+            return UNSURE;
+        }
+    }
+    if (s->nkeys - base >= 256 || !reserve(&s->keys, &s->capkeys, s->nkeys + 1, sizeof(*s->keys))) {
+        return UNSURE;
+    }
+    s->keys[s->nkeys].h = h;
+    s->keys[s->nkeys].s = k;
+    s->keys[s->nkeys++].n = n;
+    if (esc) {
+        emit_escaped(sc, k, n);
+    }
+    else {
+        emit_string(sc, raw, rawlen, 0);
+    }
+    emit(sc, ":", 1);
+    return 0;
+}
+
+/* Whether a real's own text is what ad_json_real_text writes for it: a
+ * plain decimal whose p significant digits print back under %.{p}g, while
+ * p - 1 digits do not read back as the same double (then no shorter text
+ * does either: the nearest (p-1)-digit decimal would). Spares the search for
+ * the shortest text, the main cost of a coordinate-heavy detail. */
+static int real_is_canonical(scan_t *sc, const unsigned char *q, size_t n, double d)
+{
+    char buf[AD_JSON_REAL_MAX];
+    double back;
+    size_t i;
+    int p = 0;
+
+    if (n >= 32 || memchr(q, 'e', n) || memchr(q, 'E', n)) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (q[i] >= '0' && q[i] <= '9' && (p || q[i] != '0')) {
+            p++;
+        }
+    }
+    if (p < 2 || p > 17) {
+        return 0;
+    }
+    snprintf(buf, sizeof(buf), "%.*g", p, d);
+    if (strlen(buf) != n || memcmp(buf, q, n) != 0) {
+        return 0;
+    }
+    snprintf(buf, sizeof(buf), "%.*g", p - 1, d);
+    if (!sc->fast_reals ||
+        !fast_real((const unsigned char *)buf, (const unsigned char *)buf + strlen(buf), &back)) {
+        back = strtod(buf, NULL);
+    }
+    return back != d;
+}
+
+/* A number as jansson's integer or real prints through ad_json_dump. */
+static int emit_number(scan_t *sc, const unsigned char *q, size_t n, int real)
+{
+    char buf[AD_JSON_REAL_MAX];
+    double d;
+
+    if (!real) {
+        if (n == 2 && q[0] == '-' && q[1] == '0') {
+            emit(sc, "0", 1);
+        }
+        else {
+            emit(sc, q, n);
+        }
+        return 0;
+    }
+    if (real_value(sc, q, n, &d) < 0) {
+        return -1;
+    }
+    if (real_is_canonical(sc, q, n, d)) {
+        emit(sc, q, n);
+        return 0;
+    }
+    emit(sc, buf, ad_json_real_text(d, buf));
+    return 0;
+}
+
 /* The trie node a key leads to from start (-1: no rule names it). */
 static int key_node(scan_t *sc, int start, const unsigned char *raw, size_t len, int esc)
 {
@@ -885,6 +1100,12 @@ static int scan_number(scan_t *sc, int path)
             return -1;
         }
     }
+    if (sc->emit) {
+        if (!real && intdig >= 18 && int_value(sc, q, (size_t)(sc->p - q), &v.i) < 0) {
+            return -1;
+        }
+        return emit_number(sc, q, (size_t)(sc->p - q), real);
+    }
     if (path < 0) {
         if (real) {
             return real_may_overflow(intdig, exp, sc->p)
@@ -911,6 +1132,9 @@ static int scan_literal(scan_t *sc, const char *word, size_t n, int type, int pa
         return -1;
     }
     sc->p += n;
+    if (sc->emit) {
+        emit(sc, word, n);
+    }
     if (path >= 0) {
         memset(&v, 0, sizeof(v));
         v.type = type;
@@ -928,6 +1152,9 @@ static int scan_string_value(scan_t *sc, int path)
 
     if (scan_string(sc, &raw, &rawlen, &esc) < 0) {
         return -1;
+    }
+    if (sc->emit) {
+        emit_string(sc, raw, rawlen, esc);
     }
     if (path >= 0) {
         memset(&v, 0, sizeof(v));
@@ -969,7 +1196,7 @@ static int key_slot(scan_t *sc, int base, int node)
     return s->ndup++;
 }
 
-static int scan_member(scan_t *sc, int start, int base)
+static int scan_member(scan_t *sc, int start, int base, int kbase)
 {
     const unsigned char *raw;
     size_t rawlen;
@@ -977,6 +1204,9 @@ static int scan_member(scan_t *sc, int start, int base)
 
     if (sc->p >= sc->end || *sc->p != '"' || scan_string(sc, &raw, &rawlen, &esc) < 0) {
         return -1;
+    }
+    if (sc->emit && canonical_key(sc, kbase, raw, rawlen, esc) < 0) {
+        return UNSURE;
     }
     if (start >= 0) {
         node = key_node(sc, start, raw, rawlen, esc);
@@ -999,17 +1229,23 @@ static int scan_member(scan_t *sc, int start, int base)
 /* An object whose keys start at trie node start (-1: skip it all). */
 static int scan_object(scan_t *sc, int start)
 {
-    int base = sc->s->ndup;
+    int base = sc->s->ndup, kbase = sc->s->nkeys, r;
 
     sc->p++;
+    if (sc->emit) {
+        emit(sc, "{", 1);
+    }
     skip_ws(sc);
     if (sc->p < sc->end && *sc->p == '}') {
         sc->p++;
+        if (sc->emit) {
+            emit(sc, "}", 1);
+        }
         return 0;
     }
     for (;;) {
-        if (scan_member(sc, start, base) < 0) {
-            return -1;
+        if ((r = scan_member(sc, start, base, kbase)) < 0) {
+            return r;
         }
         skip_ws(sc);
         if (sc->p >= sc->end) {
@@ -1018,10 +1254,17 @@ static int scan_object(scan_t *sc, int start)
         if (*sc->p == '}') {
             sc->p++;
             sc->s->ndup = base;
+            sc->s->nkeys = kbase;
+            if (sc->emit) {
+                emit(sc, "}", 1);
+            }
             return 0;
         }
         if (*sc->p++ != ',') {
             return -1;
+        }
+        if (sc->emit) {
+            emit(sc, ",", 1);
         }
         skip_ws(sc);
     }
@@ -1034,9 +1277,15 @@ static int scan_array(scan_t *sc, int node)
     int id = node >= 0 ? ad_occs_array(&sc->s->occ) : -1, idx = 0, nested, r;
 
     sc->p++;
+    if (sc->emit) {
+        emit(sc, "[", 1);
+    }
     skip_ws(sc);
     if (sc->p < sc->end && *sc->p == ']') {
         sc->p++;
+        if (sc->emit) {
+            emit(sc, "]", 1);
+        }
         return 0;
     }
     for (;; idx++) {
@@ -1050,7 +1299,7 @@ static int scan_array(scan_t *sc, int node)
             ad_occs_leave(&sc->s->occ);
         }
         if (r < 0) {
-            return -1;
+            return r;
         }
         skip_ws(sc);
         if (sc->p >= sc->end) {
@@ -1058,10 +1307,16 @@ static int scan_array(scan_t *sc, int node)
         }
         if (*sc->p == ']') {
             sc->p++;
+            if (sc->emit) {
+                emit(sc, "]", 1);
+            }
             return 0;
         }
         if (*sc->p++ != ',') {
             return -1;
+        }
+        if (sc->emit) {
+            emit(sc, ",", 1);
         }
     }
 }
@@ -1227,6 +1482,7 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
     sc.s = s;
     sc.depth = 0;
     sc.fast_reals = extended_precision();
+    sc.emit = sc.oom = 0;
     if ((r = scan_event(&sc)) <= 0) {
         return r;
     }
@@ -1240,4 +1496,41 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
         }
     }
     return matched;
+}
+
+int ad_match_canonical(apr_pool_t *p, const char *json, size_t len, ad_match_scratch_t *s,
+                       char **out, size_t *outlen)
+{
+    scan_t sc;
+    int r;
+
+    if (!scratch_decode_room(s, len)) {
+        return AD_MATCH_UNSURE;
+    }
+    s->nout = 0;
+    s->nkeys = 0;
+    memset(&sc, 0, sizeof(sc));
+    sc.p = (const unsigned char *)json;
+    sc.end = sc.p + len;
+    sc.s = s;
+    sc.fast_reals = extended_precision();
+    sc.emit = 1;
+    skip_ws(&sc);
+    if (sc.p >= sc.end || *sc.p != '{') {
+        return 0; /* invalid, or valid but not an object: not a detail */
+    }
+    sc.depth = 1;
+    r = scan_object(&sc, -1);
+    skip_ws(&sc);
+    if (r == UNSURE || sc.oom) {
+        return AD_MATCH_UNSURE;
+    }
+    if (r < 0 || sc.p != sc.end) {
+        return 0;
+    }
+    *out = apr_palloc(p, s->nout + 1);
+    memcpy(*out, s->out, s->nout);
+    (*out)[s->nout] = '\0';
+    *outlen = s->nout;
+    return 1;
 }

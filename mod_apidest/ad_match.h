@@ -31,4 +31,14 @@ ad_match_scratch_t *ad_match_scratch_make(apr_pool_t *p);
 int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_match_scratch_t *s,
                    void (*on_match)(void *baton, int i), void *baton);
 
+/* The JSON object in json (len bytes) written as ad_json_dump writes the
+ * tree json_loadb makes of it (compact, keys in their order, strings escaped
+ * and numbers printed its way), in *out (NUL-terminated, allocated in p): the
+ * same bytes, without building the tree. Returns 1 when done; 0 when
+ * json_loadb rejects the text or it is not an object; AD_MATCH_UNSURE when
+ * only the tree can tell (an object repeats a key, or has more than 256). */
+#define AD_MATCH_UNSURE (-1)
+int ad_match_canonical(apr_pool_t *p, const char *json, size_t len, ad_match_scratch_t *s,
+                       char **out, size_t *outlen);
+
 #endif

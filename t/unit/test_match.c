@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 #include <apr_general.h>
 #include <apr_pools.h>
@@ -18,6 +19,7 @@
 
 #include "ad_match.h"
 #include "ad_pattern.h"
+#include "ad_util.h"
 
 static apr_pool_t *pool;
 
@@ -368,6 +370,141 @@ START_TEST(test_real_numbers)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Canonical text of a Detail                                          */
+/* ------------------------------------------------------------------ */
+
+/* ad_match_canonical agrees with json_loadb + ad_json_dump on text: the same
+ * bytes, or a refusal where jansson refuses (or is needed). */
+static void check_canonical(ad_match_scratch_t *s, const char *text, size_t len)
+{
+    json_t *tree = json_loadb(text, len, 0, NULL);
+    char *out = NULL;
+    size_t n = 0, wn = 0;
+    int r = ad_match_canonical(pool, text, len, s, &out, &n);
+    const char *want;
+
+    if (!json_is_object(tree)) {
+        ck_assert_msg(r != 1, "canonical takes %.*s", (int)len, text);
+        json_decref(tree);
+        return;
+    }
+    want = ad_json_dump(pool, tree, &wn);
+    json_decref(tree);
+    if (r == AD_MATCH_UNSURE) {
+        return; /* the caller parses: same bytes by construction */
+    }
+    if (r != 1) {
+        fprintf(stderr, "canonical refuses %zu [", len), fwrite(text, 1, len, stderr),
+            fprintf(stderr, "]\n");
+    }
+    ck_assert_msg(r == 1, "canonical refuses %.*s", (int)len, text);
+    ck_assert_msg(n == wn && memcmp(out, want, n) == 0, "canonical of %.*s:\n  %s\n  want %s",
+                  (int)len, text, out, want);
+}
+
+/* A random JSON value, with the spellings jansson reads alike. */
+static void random_value(unsigned *seed, char **o, int depth)
+{
+    static const char *const scalars[] = {"0",
+                                          "-0",
+                                          "17",
+                                          "-42",
+                                          "9223372036854775807",
+                                          "-9223372036854775808",
+                                          "1.5",
+                                          "-0.0",
+                                          "1e5",
+                                          "1E+2",
+                                          "2.50e-3",
+                                          "0.1",
+                                          "123456789012345678901234567890",
+                                          "1e308",
+                                          "4.9e-324",
+                                          "-122.42916360922355",
+                                          "37.729900216217324",
+                                          "true",
+                                          "false",
+                                          "null",
+                                          "\"\"",
+                                          "\"plain\"",
+                                          "\"a\\\"q\\\\b\\/c\"",
+                                          "\"\\u00e9\\ud83d\\ude00\\u0001\\u001f\"",
+                                          "\"tab\\tnl\\ncr\\rbs\\bff\\f\"",
+                                          "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+                                          "\"\\u007f\x7f\""};
+    static const char *const ws[] = {"", " ", "\n", "\t ", "\r\n"};
+    int k = (int)(rand_r(seed) % 10), n, i;
+
+    *o += sprintf(*o, "%s", ws[rand_r(seed) % 5]);
+    if (k == 0) { /* a random real, at a random precision */
+        double d = ((double)rand_r(seed) / RAND_MAX - 0.5) * pow(10, (int)(rand_r(seed) % 30) - 12);
+        *o += sprintf(*o, rand_r(seed) % 2 ? "%.*g" : "%.*f", 1 + (int)(rand_r(seed) % 19), d);
+    }
+    else if (depth > 4 || k < 6) {
+        *o += sprintf(*o, "%s", scalars[rand_r(seed) % (sizeof(scalars) / sizeof(scalars[0]))]);
+    }
+    else if (k < 8) {
+        n = (int)(rand_r(seed) % 4);
+        *o += sprintf(*o, "[");
+        for (i = 0; i < n; i++) {
+            *o += sprintf(*o, "%s", i ? "," : "");
+            random_value(seed, o, depth + 1);
+        }
+        *o += sprintf(*o, "]");
+    }
+    else {
+        n = (int)(rand_r(seed) % 4);
+        *o += sprintf(*o, "{");
+        for (i = 0; i < n; i++) {
+            /* a few names, so keys repeat now and then */
+            *o += sprintf(*o, "%s\"%s\":", i ? "," : "",
+                          (const char *[]){"a", "b", "\\u0061", "c\\n", "d"}[rand_r(seed) % 5]);
+            random_value(seed, o, depth + 1);
+        }
+        *o += sprintf(*o, "}");
+    }
+    *o += sprintf(*o, "%s", ws[rand_r(seed) % 5]);
+}
+
+START_TEST(test_canonical)
+{
+    ad_match_scratch_t *s = ad_match_scratch_make(pool);
+    corpus_t cp;
+    char *buf = apr_palloc(pool, 1 << 20), *o;
+    unsigned seed = 99;
+    int i, j;
+    size_t n;
+
+    load_corpus(&cp);
+    for (i = 0; i < cp.events->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(cp.events, i, const char *);
+        check_canonical(s, t, strlen(t));
+    }
+    for (i = 0; i < 20000; i++) {
+        o = buf;
+        o += sprintf(o, "{\"k\":");
+        random_value(&seed, &o, 0);
+        o += sprintf(o, ",\"z\":");
+        random_value(&seed, &o, 0);
+        o += sprintf(o, "}");
+        n = (size_t)(o - buf);
+        check_canonical(s, buf, n);
+        /* and broken copies of it */
+        for (j = 0; j < 3; j++) {
+            char *m = apr_pmemdup(pool, buf, n);
+            m[rand_r(&seed) % n] = "\"{}[],:\\0e.-\x80 x"[rand_r(&seed) % 16];
+            check_canonical(s, m, rand_r(&seed) % 4 ? n : rand_r(&seed) % n);
+        }
+    }
+    check_canonical(s, "[1]", 3);
+    check_canonical(s, "{\"a\":1,\"a\":2}", 13);
+    ck_assert_int_eq(ad_match_canonical(pool, "{\"a\":1,\"a\":2}", 13, s, &o, &n), AD_MATCH_UNSURE);
+    ck_assert_int_eq(ad_match_canonical(pool, " {\"a\" : 1e5 } ", 14, s, &o, &n), 1);
+    ck_assert_str_eq(o, "{\"a\":1e+05}");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Invalid text                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -519,6 +656,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_many_exact_rules);
     tcase_add_test(tc, test_text_details);
     tcase_add_test(tc, test_real_numbers);
+    tcase_add_test(tc, test_canonical);
     tcase_add_test(tc, test_invalid_json);
     tcase_add_test(tc, test_embedded_nul);
     suite_add_tcase(s, tc);
