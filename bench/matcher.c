@@ -192,23 +192,23 @@ typedef struct {
 
 static const family_t FAMILIES[] = {
     {"EXACT", {EXACT}, 250000, "bench-data"},
-    {"WILDCARD", {WILDCARD}, 170000, "ER README"},
-    {"PREFIX", {PREFIX}, 220000, "ER README"},
-    {"PREFIX_EQUALS_IGNORE_CASE", {PREFIX_EIC}, 200000, "ER README"},
-    {"SUFFIX", {SUFFIX}, 220000, "ER README"},
-    {"SUFFIX_EQUALS_IGNORE_CASE", {SUFFIX_EIC}, 200000, "ER README"},
-    {"EQUALS_IGNORE_CASE", {EIC}, 200000, "ER README"},
-    {"NUMERIC", {NUMERIC}, 120000, "ER README"},
-    {"ANYTHING-BUT", {AB}, 150000, "ER README"},
-    {"ANYTHING-BUT-IGNORE-CASE", {AB_IC}, 150000, "ER README"},
-    {"ANYTHING-BUT-PREFIX", {AB_PREFIX}, 150000, "ER README"},
-    {"ANYTHING-BUT-SUFFIX", {AB_SUFFIX}, 150000, "ER README"},
-    {"ANYTHING-BUT-WILDCARD", {AB_WILDCARD}, 150000, "ER README"},
-    {"COMPLEX_ARRAYS", {COMPLEX_ARRAYS}, 35000, "ER README"},
+    {"WILDCARD", {WILDCARD}, 170000, "ER_README"},
+    {"PREFIX", {PREFIX}, 220000, "ER_README"},
+    {"PREFIX_EQUALS_IGNORE_CASE", {PREFIX_EIC}, 200000, "ER_README"},
+    {"SUFFIX", {SUFFIX}, 220000, "ER_README"},
+    {"SUFFIX_EQUALS_IGNORE_CASE", {SUFFIX_EIC}, 200000, "ER_README"},
+    {"EQUALS_IGNORE_CASE", {EIC}, 200000, "ER_README"},
+    {"NUMERIC", {NUMERIC}, 120000, "ER_README"},
+    {"ANYTHING-BUT", {AB}, 150000, "ER_README"},
+    {"ANYTHING-BUT-IGNORE-CASE", {AB_IC}, 150000, "ER_README"},
+    {"ANYTHING-BUT-PREFIX", {AB_PREFIX}, 150000, "ER_README"},
+    {"ANYTHING-BUT-SUFFIX", {AB_SUFFIX}, 150000, "ER_README"},
+    {"ANYTHING-BUT-WILDCARD", {AB_WILDCARD}, 150000, "ER_README"},
+    {"COMPLEX_ARRAYS", {COMPLEX_ARRAYS}, 35000, "ER_README"},
     /* event-ruler's CL2Benchmark combinations; no published figure: the
      * slowest member family's is shown */
-    {"PARTIAL_COMBO", {NUMERIC, EXACT, PREFIX, AB}, 120000, "slowest member"},
-    {"COMBO", {NUMERIC, EXACT, PREFIX, AB, COMPLEX_ARRAYS}, 35000, "slowest member"},
+    {"PARTIAL_COMBO", {NUMERIC, EXACT, PREFIX, AB}, 120000, "slowest_member"},
+    {"COMBO", {NUMERIC, EXACT, PREFIX, AB, COMPLEX_ARRAYS}, 35000, "slowest_member"},
     {NULL, {NULL}, 0, NULL}};
 
 /* Exact rules by the hundred: bench-data/README.md's 10,000-rule figure, and
@@ -287,24 +287,23 @@ static long measure_old(const events_t *ev, ad_pattern_t **pats, int n, double s
 
 /* ad_match over the events; its counts over the first `check` events must
  * equal the old path's. */
-static void measure_new(const events_t *ev, ad_pattern_t **pats, int n, double seconds,
-                        const family_t *f, const char *name, long check, const tally_t *old,
-                        apr_pool_t *p)
+/* One pass of ad_match over the events (bounded by seconds); the counts go
+ * to t, and are compared with the old path's when event `check` is reached. */
+static long pass_new(const events_t *ev, const ad_match_set_t *m, ad_match_scratch_t *s, int n,
+                     double seconds, tally_t *t, long check, const tally_t *old, long *bad,
+                     double *el)
 {
-    ad_match_set_t *m = ad_match_compile(p, pats, n);
-    ad_match_scratch_t *s = ad_match_scratch_make(p);
-    tally_t t = {apr_pcalloc(p, sizeof(long) * (size_t)n), 0};
-    double t0 = now(), el;
-    long i, bad = 0;
+    double t0 = now();
+    long i;
     int r;
 
     for (i = 0; i < ev->count; i++) {
-        if (i == check) {
+        if (i == check && old) {
             for (r = 0; r < n; r++) {
-                bad += t.count[r] != old->count[r];
+                *bad += t->count[r] != old->count[r];
             }
         }
-        if (ad_match_event(m, ev->s[i], ev->n[i], s, on_match, &t) < 0) {
+        if (ad_match_event(m, ev->s[i], ev->n[i], s, on_match, t) < 0) {
             fprintf(stderr, "event %ld rejected\n", i);
             exit(3);
         }
@@ -313,15 +312,41 @@ static void measure_new(const events_t *ev, ad_pattern_t **pats, int n, double s
             break;
         }
     }
-    el = now() - t0;
-    if (i == check) {
+    *el = now() - t0;
+    if (i == check && old) {
         for (r = 0; r < n; r++) {
-            bad += t.count[r] != old->count[r];
+            *bad += t->count[r] != old->count[r];
+        }
+    }
+    return i;
+}
+
+/* ad_match over the events: the best of up to 3 passes within the time
+ * bound (short passes on a shared machine are noisy); the first pass's
+ * counts over the first `check` events must equal the old path's. */
+static void measure_new(const events_t *ev, ad_pattern_t **pats, int n, double seconds,
+                        const family_t *f, const char *name, long check, const tally_t *old,
+                        apr_pool_t *p)
+{
+    ad_match_set_t *m = ad_match_compile(p, pats, n);
+    ad_match_scratch_t *s = ad_match_scratch_make(p);
+    tally_t t = {apr_pcalloc(p, sizeof(long) * (size_t)n), 0};
+    tally_t again = {apr_pcalloc(p, sizeof(long) * (size_t)n), 0};
+    double el, best_el, left = seconds, t0 = now();
+    long i, best, bad = 0;
+    int r, k;
+
+    best = i = pass_new(ev, m, s, n, left, &t, check, old, &bad, &best_el);
+    for (k = 1; k < 3 && i == ev->count && (left = seconds - (now() - t0)) > 0; k++) {
+        long j = pass_new(ev, m, s, n, left, &again, -1, NULL, &bad, &el);
+        if (j == ev->count && el < best_el) {
+            best_el = el;
         }
     }
     printf("kind=new family=%s rules=%d events=%ld seconds=%.3f eps=%.0f matches=%ld "
-           "er_eps=%.0f er_src=%s agree=%s per_rule=",
-           name, n, i, el, i / el, t.total, f ? f->er_eps : 0.0, f ? f->er_src : "-",
+           "er_eps=%.0f er_src=%s passes=%d agree=%s per_rule=",
+           name, n, best, best_el, best / best_el, t.total, f ? f->er_eps : 0.0,
+           f ? f->er_src : "-", k,
            check > i ? "unchecked"
            : bad     ? "NO"
                      : "yes");
