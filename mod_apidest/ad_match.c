@@ -18,8 +18,13 @@
  * Where the text and a jansson tree could differ, the scanner does what
  * jansson does: a repeated key keeps only its last value (earlier leaves are
  * marked dead), numbers are integers unless they have a fraction or an
- * exponent, out-of-range integers and overflowing reals are errors, and the
- * nesting limit is jansson's. */
+ * exponent, out-of-range integers and overflowing reals are errors, the
+ * nesting limit is jansson's, and one NUL right after a number or a literal
+ * is skipped (jansson's lexer loses it).
+ *
+ * The same scanner, with emit on, writes an object's canonical text
+ * (ad_match_canonical): what ad_json_dump writes for json_loadb's tree of it,
+ * which ingest uses to build the envelope without parsing Detail twice. */
 #include "ad_match.h"
 #include "ad_pattern_int.h"
 #include "ad_util.h"
