@@ -129,9 +129,27 @@ static ad_rule_index_t *bus_index(apr_pool_t *p, ad_conf_t *c, const char *bus)
         ix = apr_pcalloc(p, sizeof(*ix));
         ix->by_source = apr_hash_make(p);
         ix->unindexed = apr_array_make(p, 4, sizeof(ad_rule_t *));
+        ix->all = apr_array_make(p, 4, sizeof(ad_rule_t *));
         apr_hash_set(c->rule_index, bus, APR_HASH_KEY_STRING, ix);
     }
     return ix;
+}
+
+/* One ad_match set per bus over all its rules, in config order. */
+static void compile_matchers(ad_conf_t *c, apr_pool_t *p)
+{
+    apr_hash_index_t *hi;
+    int i;
+
+    for (hi = apr_hash_first(p, c->rule_index); hi; hi = apr_hash_next(hi)) {
+        ad_rule_index_t *ix = apr_hash_this_val(hi);
+        ad_pattern_t **pats = apr_pcalloc(p, sizeof(*pats) * (size_t)(ix->all->nelts + 1));
+
+        for (i = 0; i < ix->all->nelts; i++) {
+            pats[i] = APR_ARRAY_IDX(ix->all, i, ad_rule_t *)->pattern;
+        }
+        ix->matcher = ad_match_compile(p, pats, ix->all->nelts);
+    }
 }
 
 void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p)
@@ -148,6 +166,7 @@ void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p)
             continue;
         }
         ix = bus_index(p, c, r->bus);
+        APR_ARRAY_PUSH(ix->all, ad_rule_t *) = r;
         if (!(sources = pinned_sources(p, r->pattern_text))) {
             APR_ARRAY_PUSH(ix->unindexed, ad_rule_t *) = r;
             continue;
@@ -165,6 +184,12 @@ void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p)
             }
         }
     }
+    compile_matchers(c, p);
+}
+
+const ad_rule_index_t *ad_conf_bus_rules(const ad_conf_t *c, const char *bus)
+{
+    return c->rule_index ? apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING) : NULL;
 }
 
 static int by_rule_index(const void *a, const void *b)

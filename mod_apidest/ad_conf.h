@@ -11,6 +11,7 @@
 #include <apr_time.h>
 
 #include "ad_pattern.h"
+#include "ad_match.h"
 #include "ad_schedule.h"
 #include "ad_transform.h"
 #include "ad_jsonpath.h"
@@ -164,10 +165,13 @@ const char *ad_conf_rule_arn(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t 
 /* Rules of one bus, indexed so an event is matched only against rules that
  * can match it: those whose pattern pins "source" to exact strings are found
  * by the event's source; the others are always tried. Both lists keep the
- * configuration's order. */
+ * configuration's order. The ingest path matches with `matcher` instead: all
+ * the bus's rules against the event's JSON text in one pass (ad_match.h). */
 typedef struct ad_rule_index_t {
     apr_hash_t *by_source;         /* source -> apr_array_header_t of ad_rule_t * */
     apr_array_header_t *unindexed; /* ad_rule_t * */
+    apr_array_header_t *all;       /* ad_rule_t *, every rule of the bus in config order */
+    ad_match_set_t *matcher;       /* all's patterns: match i is all's rule i */
 } ad_rule_index_t;
 
 /* Build c->rule_index from enabled rules with patterns (config time). */
@@ -177,6 +181,9 @@ void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p);
  * (allocated in p when a merge is needed). */
 const apr_array_header_t *ad_conf_candidate_rules(apr_pool_t *p, const ad_conf_t *c,
                                                   const char *bus, const char *source);
+
+/* The index of a bus's rules, NULL when the bus has none. */
+const ad_rule_index_t *ad_conf_bus_rules(const ad_conf_t *c, const char *bus);
 
 /* A target with EventBridge's defaults and empty parameter lists. */
 ad_target_t *ad_conf_target_make(apr_pool_t *p, const char *id);

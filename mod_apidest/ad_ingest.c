@@ -21,6 +21,8 @@ typedef struct {
     const ad_conf_t *c;
     ad_ingest_t *in;
     apr_time_t now;
+    ad_match_scratch_t *scratch; /* made on first use, for all entries */
+    apr_array_header_t *hits;    /* int: matches of the current entry */
 } ingest_ctx_t;
 
 static ad_ingest_t *ingest_make(apr_pool_t *p)
@@ -145,8 +147,8 @@ static json_t *resources_copy(const json_t *entry, int *ok)
 }
 
 /* The envelope in AWS's key order: version, id, detail-type, source,
- * account, time, region, resources, detail. Takes ownership of detail and
- * resources. */
+ * account, time, region, resources, detail (left out when NULL: the caller
+ * appends its text). Takes ownership of detail and resources. */
 static json_t *envelope_make(const ingest_ctx_t *x, const char *id, const json_t *entry,
                              apr_time_t t, json_t *resources, json_t *detail)
 {
@@ -162,7 +164,9 @@ static json_t *envelope_make(const ingest_ctx_t *x, const char *id, const json_t
     json_object_set_new(ev, "time", json_string(tbuf));
     json_object_set_new(ev, "region", json_string(x->c->region));
     json_object_set_new(ev, "resources", resources);
-    json_object_set_new(ev, "detail", detail);
+    if (detail) {
+        json_object_set_new(ev, "detail", detail);
+    }
     return ev;
 }
 
@@ -229,6 +233,34 @@ static void target_headers(apr_pool_t *p, const ad_target_t *t, const json_t *ev
 static int has_input_options(const ad_target_t *t)
 {
     return t->input || t->input_path || t->input_template;
+}
+
+static int params_use_event(const apr_array_header_t *params)
+{
+    int i;
+
+    for (i = 0; i < params->nelts; i++) {
+        if (APR_ARRAY_IDX(params, i, ad_param_t *)->path) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a rule's records need the event as a tree (a transform or a
+ * parameter taken from the event); otherwise the body text is all. */
+static int rule_uses_event(const ad_rule_t *rule)
+{
+    int j;
+
+    for (j = 0; j < rule->targets->nelts; j++) {
+        const ad_target_t *t = APR_ARRAY_IDX(rule->targets, j, ad_target_t *);
+        if ((t->transform && has_input_options(t)) || params_use_event(t->path_params) ||
+            params_use_event(t->query_params) || params_use_event(t->headers)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* The body for a target; 0 when EventBridge would not deliver (the
@@ -323,38 +355,100 @@ char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule
     return out;
 }
 
-/* Returns how many rules matched. Only the rules that can match this
- * event's bus and source are evaluated (ad_conf_candidate_rules). */
-static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *id, json_t *ev)
+static void on_match(void *baton, int i)
 {
-    const char *body = NULL;
-    apr_size_t body_len = 0;
-    const apr_array_header_t *rules =
-        ad_conf_candidate_rules(x->p, x->c, bus, json_string_value(json_object_get(ev, "source")));
-    int i, matched = 0;
+    APR_ARRAY_PUSH((apr_array_header_t *)baton, int) = i;
+}
 
-    for (i = 0; i < rules->nelts; i++) {
-        const ad_rule_t *rule = APR_ARRAY_IDX(rules, i, ad_rule_t *);
-        if (!ad_pattern_match(rule->pattern, ev)) {
-            continue;
-        }
+static ad_match_scratch_t *scratch_of(ingest_ctx_t *x)
+{
+    if (!x->scratch) {
+        x->scratch = ad_match_scratch_make(x->p);
+        x->hits = apr_array_make(x->p, 4, sizeof(int));
+    }
+    return x->scratch;
+}
+
+/* Returns how many rules matched. The envelope's JSON text (the delivered
+ * body) is matched against all the bus's rules in one pass (ad_match). The
+ * tree *ev is made from that text only when a matched rule needs it. */
+static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *id,
+                       const char *body, apr_size_t body_len, json_t **ev)
+{
+    const ad_rule_index_t *ix = ad_conf_bus_rules(x->c, bus);
+    int i;
+
+    if (!ix || !ix->all->nelts) {
+        return 0;
+    }
+    scratch_of(x);
+    x->hits->nelts = 0;
+    if (ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits) <= 0) {
+        return 0;
+    }
+    for (i = 0; i < x->hits->nelts; i++) {
+        const ad_rule_t *rule = APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *);
         APR_ARRAY_PUSH(x->in->matched, int) = rule->index;
-        matched++;
-        if (!body) {
-            body = ad_json_dump(x->p, ev, &body_len);
+        if (!*ev && rule_uses_event(rule)) {
+            json_error_t jerr;
+            *ev = ad_json_parse(body, body_len, &jerr);
         }
-        ad_ingest_rule_records(x->p, x->c, rule, id, ev, body, body_len, x->now, entry,
+        ad_ingest_rule_records(x->p, x->c, rule, id, *ev, body, body_len, x->now, entry,
                                x->in->records);
     }
-    return matched;
+    return x->hits->nelts;
+}
+
+/* The envelope's text: the fields before detail written by ad_json_dump,
+ * then the detail as ad_match_canonical wrote it (the same bytes
+ * ad_json_dump would write for the whole tree). */
+static char *envelope_text(apr_pool_t *p, json_t *head, const char *detail, size_t dlen,
+                           apr_size_t *len)
+{
+    apr_size_t hlen;
+    char *h = ad_json_dump(p, head, &hlen), *out;
+    static const char key[] = ",\"detail\":";
+
+    *len = hlen - 1 + sizeof(key) - 1 + dlen + 1;
+    out = apr_palloc(p, *len + 1);
+    memcpy(out, h, hlen - 1);
+    memcpy(out + hlen - 1, key, sizeof(key) - 1);
+    memcpy(out + hlen - 1 + sizeof(key) - 1, detail, dlen);
+    out[*len - 1] = '}';
+    out[*len] = '\0';
+    return out;
+}
+
+/* The Detail as canonical text (*canon) without a tree, or as a tree
+ * (*detail) when only jansson can tell; 0 when it is malformed. */
+static int detail_read(ingest_ctx_t *x, const char *text, char **canon, size_t *clen,
+                       json_t **detail)
+{
+    json_error_t jerr;
+    int r = ad_match_canonical(x->p, text, strlen(text), scratch_of(x), canon, clen);
+
+    *detail = NULL;
+    if (r != AD_MATCH_UNSURE) {
+        return r;
+    }
+    *canon = NULL;
+    *detail = ad_json_parse(text, strlen(text), &jerr);
+    if (!json_is_object(*detail)) {
+        json_decref(*detail);
+        *detail = NULL;
+        return 0;
+    }
+    return 1;
 }
 
 static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
 {
     ad_ingest_entry_t *e = apr_array_push(x->in->entries);
-    const char *source, *detail_text;
-    json_t *detail, *resources, *ev;
-    json_error_t jerr;
+    const char *source, *detail_text, *body;
+    json_t *detail, *resources, *ev = NULL;
+    char *canon;
+    size_t canon_len;
+    apr_size_t body_len;
     apr_time_t t;
     char id[AD_UUID_LEN + 1];
     int res_ok;
@@ -390,9 +484,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
                    "timestamp.");
         return;
     }
-    detail = ad_json_parse(detail_text, strlen(detail_text), &jerr);
-    if (!json_is_object(detail)) {
-        json_decref(detail);
+    if (!detail_read(x, detail_text, &canon, &canon_len, &detail)) {
         entry_fail(x, e, ERR_MALFORMED_DETAIL, "Detail is malformed.");
         return;
     }
@@ -407,8 +499,17 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     }
     ad_uuid4(id);
     e->event_id = apr_pstrdup(x->p, id);
-    ev = envelope_make(x, e->event_id, entry, t, resources, detail);
-    if (!route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, ev)) {
+    if (detail) {
+        ev = envelope_make(x, e->event_id, entry, t, resources, detail);
+        body = ad_json_dump(x->p, ev, &body_len);
+    }
+    else {
+        json_t *head = envelope_make(x, e->event_id, entry, t, resources, NULL);
+        body = envelope_text(x->p, head, canon, canon_len, &body_len);
+        json_decref(head);
+    }
+    if (!route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
+                     &ev)) {
         x->in->unmatched++;
     }
     json_decref(ev);
@@ -451,7 +552,7 @@ static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
 ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_form_t form,
                                   const char *body, apr_size_t len, apr_time_t now)
 {
-    ingest_ctx_t x = {p, c, ingest_make(p), now};
+    ingest_ctx_t x = {p, c, ingest_make(p), now, NULL, NULL};
     json_error_t jerr;
     json_t *root, *single;
     const json_t *entries;

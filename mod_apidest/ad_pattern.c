@@ -10,10 +10,12 @@
  * array-consistency rules (ACFinder). Matching allocates only scratch memory
  * (stack, or malloc for large events) and never touches the pattern's pool. */
 #include "ad_pattern.h"
+#include "ad_pattern_int.h"
 
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <limits.h>
+#include <stddef.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -121,6 +123,7 @@ typedef struct {
 struct ad_pattern_t {
     ad_tnode *nodes;
     ad_tedge *edges;
+    int nnodes;
     int npaths;
     ad_subrule *subs;
     int nsubs;
@@ -2625,6 +2628,7 @@ static void trie_flatten(cc_t *c, const trie_tmp *t, ad_pattern_t *pat)
 
     pat->nodes = apr_pcalloc(c->p, sizeof(ad_tnode) * (size_t)t->nn);
     pat->edges = apr_pcalloc(c->p, sizeof(ad_tedge) * (size_t)(t->nn + 1));
+    pat->nnodes = t->nn;
     for (i = 0; i < t->nn; i++) {
         pat->nodes[i].path = t->n[i].path;
         pat->nodes[i].edge0 = e;
@@ -2704,43 +2708,40 @@ static ad_pattern_t *finalize(cc_t *c)
 }
 
 /* ------------------------------------------------------------------ */
-/* Matching                                                            */
+/* Occurrence store (shared with ad_match.c, see ad_pattern_int.h)     */
 /* ------------------------------------------------------------------ */
 
-typedef struct {
-    int arr, idx;
-} mem_t;
+void ad_occs_init(ad_occs_t *o)
+{
+    memset(o, 0, offsetof(ad_occs_t, occ0));
+    o->occ = o->occ0;
+    o->capocc = AD_OCC_INLINE;
+    o->mem = o->mem0;
+    o->capmem = AD_MEM_INLINE;
+    o->cur = o->cur0;
+    o->capcur = AD_MEM_INLINE;
+    o->head = o->head0;
+    o->caphead = AD_HEAD_INLINE;
+}
 
-/* One leaf of the event whose path the pattern names. */
-typedef struct {
-    const json_t *v;
-    int next;   /* next occurrence of the same path */
-    int m0, mn; /* its array membership in mctx.mem */
-    int num;    /* 0 unknown, 1 comparable, 2 not */
-    uint64_t key;
-} occ_t;
+void ad_occs_free(ad_occs_t *o)
+{
+    if (o->occ != o->occ0) {
+        free(o->occ);
+    }
+    if (o->mem != o->mem0) {
+        free(o->mem);
+    }
+    if (o->cur != o->cur0) {
+        free(o->cur);
+    }
+    if (o->head != o->head0) {
+        free(o->head);
+    }
+    ad_occs_init(o);
+}
 
-#define INLINE_OCC  32
-#define INLINE_MEM  64
-#define INLINE_HEAD 32
-
-typedef struct {
-    const ad_pattern_t *pat;
-    occ_t *occ;
-    int nocc, capocc;
-    mem_t *mem;
-    int nmem, capmem;
-    mem_t *cur;
-    int ncur, capcur;
-    int *head;
-    int arrays, maxmem, failed;
-    occ_t occ0[INLINE_OCC];
-    mem_t mem0[INLINE_MEM];
-    mem_t cur0[INLINE_MEM];
-    int head0[INLINE_HEAD];
-} mctx;
-
-/* Grow a scratch array that may still live inside mctx. */
+/* Grow a scratch array that may still live inside ad_occs_t. */
 static void *grow(void *buf, const void *inl, int *cap, size_t elem, int used)
 {
     int nc = *cap * 2;
@@ -2761,6 +2762,104 @@ static void *grow(void *buf, const void *inl, int *cap, size_t elem, int used)
     return nb;
 }
 
+int ad_occs_reset(ad_occs_t *o, int npaths)
+{
+    int i;
+    void *nb;
+
+    o->nocc = o->nmem = o->ncur = 0;
+    o->arrays = o->maxmem = o->failed = 0;
+    while (npaths > o->caphead) {
+        nb = grow(o->head, o->head0, &o->caphead, sizeof(int), 0);
+        if (!nb) {
+            o->failed = 1;
+            return 0;
+        }
+        o->head = nb;
+    }
+    for (i = 0; i < npaths; i++) {
+        o->head[i] = -1;
+    }
+    return 1;
+}
+
+void ad_occs_add(ad_occs_t *o, int path, const ad_val_t *v)
+{
+    ad_occ_t *oc;
+    void *nb;
+
+    if (o->nocc == o->capocc) {
+        nb = grow(o->occ, o->occ0, &o->capocc, sizeof(ad_occ_t), o->nocc);
+        if (!nb) {
+            o->failed = 1;
+            return;
+        }
+        o->occ = nb;
+    }
+    while (o->nmem + o->ncur > o->capmem) {
+        nb = grow(o->mem, o->mem0, &o->capmem, sizeof(ad_mem_t), o->nmem);
+        if (!nb) {
+            o->failed = 1;
+            return;
+        }
+        o->mem = nb;
+    }
+    oc = &o->occ[o->nocc];
+    oc->v = *v;
+    oc->num = 0;
+    oc->dead = 0;
+    oc->m0 = o->nmem;
+    oc->mn = o->ncur;
+    if (o->ncur) {
+        memcpy(o->mem + o->nmem, o->cur, sizeof(ad_mem_t) * (size_t)o->ncur);
+    }
+    o->nmem += o->ncur;
+    if (o->ncur > o->maxmem) {
+        o->maxmem = o->ncur;
+    }
+    oc->next = o->head[path];
+    o->head[path] = o->nocc++;
+}
+
+int ad_occs_array(ad_occs_t *o)
+{
+    return o->arrays++;
+}
+
+void ad_occs_enter(ad_occs_t *o, int arr, int idx)
+{
+    void *nb;
+
+    if (o->ncur == o->capcur) {
+        nb = grow(o->cur, o->cur0, &o->capcur, sizeof(ad_mem_t), o->ncur);
+        if (!nb) {
+            /* keep enter/leave balanced: overwrite the last slot */
+            o->failed = 1;
+            o->ncur--;
+        }
+        else {
+            o->cur = nb;
+        }
+    }
+    o->cur[o->ncur].arr = arr;
+    o->cur[o->ncur].idx = idx;
+    o->ncur++;
+}
+
+void ad_occs_leave(ad_occs_t *o)
+{
+    o->ncur--;
+}
+
+/* ------------------------------------------------------------------ */
+/* Walking a jansson event                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const ad_pattern_t *pat;
+    ad_occs_t *o;
+} mctx;
+
 static int trie_step(const ad_pattern_t *p, int node, unsigned char b)
 {
     const ad_tnode *n = &p->nodes[node];
@@ -2775,41 +2874,33 @@ static int trie_step(const ad_pattern_t *p, int node, unsigned char b)
     return -1;
 }
 
-static void record(mctx *m, int path, const json_t *v)
+static void leaf_value(const json_t *j, ad_val_t *v)
 {
-    occ_t *o;
-    void *nb;
-
-    if (m->nocc == m->capocc) {
-        nb = grow(m->occ, m->occ0, &m->capocc, sizeof(occ_t), m->nocc);
-        if (!nb) {
-            m->failed = 1;
-            return;
-        }
-        m->occ = nb;
+    memset(v, 0, sizeof(*v));
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        v->type = AD_V_STRING;
+        v->s = json_string_value(j);
+        v->n = json_string_length(j);
+        break;
+    case JSON_INTEGER:
+        v->type = AD_V_INT;
+        v->i = json_integer_value(j);
+        break;
+    case JSON_REAL:
+        v->type = AD_V_REAL;
+        v->d = json_real_value(j);
+        break;
+    case JSON_TRUE:
+        v->type = AD_V_TRUE;
+        break;
+    case JSON_FALSE:
+        v->type = AD_V_FALSE;
+        break;
+    default:
+        v->type = AD_V_NULL;
+        break;
     }
-    while (m->nmem + m->ncur > m->capmem) {
-        nb = grow(m->mem, m->mem0, &m->capmem, sizeof(mem_t), m->nmem);
-        if (!nb) {
-            m->failed = 1;
-            return;
-        }
-        m->mem = nb;
-    }
-    o = &m->occ[m->nocc];
-    o->v = v;
-    o->num = 0;
-    o->m0 = m->nmem;
-    o->mn = m->ncur;
-    if (m->ncur) {
-        memcpy(m->mem + m->nmem, m->cur, sizeof(mem_t) * (size_t)m->ncur);
-    }
-    m->nmem += m->ncur;
-    if (m->ncur > m->maxmem) {
-        m->maxmem = m->ncur;
-    }
-    o->next = m->head[path];
-    m->head[path] = m->nocc++;
 }
 
 static void walk_value(mctx *m, const json_t *v, int node);
@@ -2821,7 +2912,7 @@ static void walk_object(mctx *m, const json_t *obj, int node, int dot)
     size_t klen, i;
     int n;
 
-    for (it = json_object_iter((json_t *)obj); it && !m->failed;
+    for (it = json_object_iter((json_t *)obj); it && !m->o->failed;
          it = json_object_iter_next((json_t *)obj, it)) {
         key = json_object_iter_key(it);
         klen = json_object_iter_key_len(it);
@@ -2839,36 +2930,26 @@ static void walk_object(mctx *m, const json_t *obj, int node, int dot)
  * values in it do not (as in event-ruler's Event). */
 static void walk_array(mctx *m, const json_t *arr, int node)
 {
-    int id = m->arrays++;
+    int id = ad_occs_array(m->o);
     size_t i, n = json_array_size(arr);
     const json_t *e;
-    void *nb;
 
-    for (i = 0; i < n && !m->failed; i++) {
+    for (i = 0; i < n && !m->o->failed; i++) {
         e = json_array_get(arr, i);
         if (!json_is_object(e) && !json_is_array(e)) {
             walk_value(m, e, node);
             continue;
         }
-        if (m->ncur == m->capcur) {
-            nb = grow(m->cur, m->cur0, &m->capcur, sizeof(mem_t), m->ncur);
-            if (!nb) {
-                m->failed = 1;
-                return;
-            }
-            m->cur = nb;
-        }
-        m->cur[m->ncur].arr = id;
-        m->cur[m->ncur].idx = (int)i;
-        m->ncur++;
+        ad_occs_enter(m->o, id, (int)i);
         walk_value(m, e, node);
-        m->ncur--;
+        ad_occs_leave(m->o);
     }
 }
 
 static void walk_value(mctx *m, const json_t *v, int node)
 {
     int path;
+    ad_val_t lv;
 
     if (json_is_object(v)) {
         walk_object(m, v, node, 1);
@@ -2877,13 +2958,18 @@ static void walk_value(mctx *m, const json_t *v, int node)
         walk_array(m, v, node);
     }
     else if ((path = m->pat->nodes[node].path) >= 0) {
-        record(m, path, v);
+        leaf_value(v, &lv);
+        ad_occs_add(m->o, path, &lv);
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* Matching                                                            */
+/* ------------------------------------------------------------------ */
+
 /* ComparableNumber of an event number: integers beyond 2^53 are often not
  * exactly doubles; reals are taken as written in shortest form. */
-static int occ_comparable(occ_t *o)
+static int occ_comparable(ad_occ_t *o)
 {
     char buf[32];
     json_int_t i;
@@ -2892,8 +2978,8 @@ static int occ_comparable(occ_t *o)
         return o->num == 1;
     }
     o->num = 2;
-    if (json_is_integer(o->v)) {
-        i = json_integer_value(o->v);
+    if (o->v.type == AD_V_INT) {
+        i = o->v.i;
         if (i >= -((json_int_t)1 << 53) && i <= ((json_int_t)1 << 53)) {
             o->key = double_key((double)i);
             o->num = 1;
@@ -2907,8 +2993,8 @@ static int occ_comparable(occ_t *o)
     }
     /* isfinite() is a macro using sizeof: no call happens inside it */
     // cppcheck-suppress sizeofFunctionCall
-    else if (json_is_real(o->v) && isfinite(json_real_value(o->v))) {
-        o->key = double_key(json_real_value(o->v));
+    else if (o->v.type == AD_V_REAL && isfinite(o->v.d)) {
+        o->key = double_key(o->v.d);
         o->num = 1;
     }
     return o->num == 1;
@@ -3023,17 +3109,17 @@ static int string_hit(const ad_matcher *m, const char *s, size_t n)
 
 /* event-ruler walks a number's text through the hex-digit trie of address
  * ranges too, so digits that spell a prefix inside a range match it. */
-static int ip_text_hit(const ad_matcher *m, const occ_t *o)
+static int ip_text_hit(const ad_matcher *m, const ad_occ_t *o)
 {
     char buf[40];
     size_t n, d;
     int lo_eq = 1, hi_eq = 1, v, blo, bhi;
 
-    if (json_is_integer(o->v)) {
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(o->v));
+    if (o->v.type == AD_V_INT) {
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, o->v.i);
     }
     else {
-        double_shortest(json_real_value(o->v), buf, sizeof(buf));
+        double_shortest(o->v.d, buf, sizeof(buf));
     }
     n = strlen(buf);
     for (d = 0; d < (size_t)m->ip_len * 2; d++) {
@@ -3058,7 +3144,7 @@ static int ip_text_hit(const ad_matcher *m, const occ_t *o)
 /* Matchers on a number. With numeric matchers on the field a comparable
  * number is matched by value only; otherwise by its text (event-ruler's
  * NUMERIC vs STRING transition). */
-static int number_hit(const ad_matcher *m, occ_t *o, int numeric)
+static int number_hit(const ad_matcher *m, ad_occ_t *o, int numeric)
 {
     char buf[32];
     int by_value = numeric && occ_comparable(o);
@@ -3083,10 +3169,10 @@ static int number_hit(const ad_matcher *m, occ_t *o, int numeric)
     case MK_IP:
         return !by_value && ip_text_hit(m, o);
     case MK_NUM_TEXT:
-        if (by_value || !json_is_integer(o->v)) {
+        if (by_value || o->v.type != AD_V_INT) {
             return 0;
         }
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(o->v));
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, o->v.i);
         return strlen(buf) == m->str.n && memcmp(buf, m->str.s, m->str.n) == 0;
     case MK_EXISTS:
     case MK_AB_STR:
@@ -3100,28 +3186,26 @@ static int number_hit(const ad_matcher *m, occ_t *o, int numeric)
     }
 }
 
-static int matcher_hit(const ad_matcher *m, occ_t *o, int numeric)
+static int matcher_hit(const ad_matcher *m, ad_occ_t *o, int numeric)
 {
-    const json_t *v = o->v;
-
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return string_hit(m, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-    case JSON_REAL:
+    switch (o->v.type) {
+    case AD_V_STRING:
+        return string_hit(m, o->v.s, o->v.n);
+    case AD_V_INT:
+    case AD_V_REAL:
         return number_hit(m, o, numeric);
-    case JSON_TRUE:
+    case AD_V_TRUE:
         return m->kind == MK_TRUE || (m->kind >= MK_AB_STR) || m->kind == MK_EXISTS;
-    case JSON_FALSE:
+    case AD_V_FALSE:
         return m->kind == MK_FALSE || (m->kind >= MK_AB_STR) || m->kind == MK_EXISTS;
-    case JSON_NULL:
+    case AD_V_NULL:
         return m->kind == MK_NULL || (m->kind >= MK_AB_STR) || m->kind == MK_EXISTS;
     default:
         return 0;
     }
 }
 
-static int field_hit(const ad_field *f, occ_t *o)
+static int field_hit(const ad_field *f, ad_occ_t *o)
 {
     int i;
 
@@ -3135,10 +3219,10 @@ static int field_hit(const ad_field *f, occ_t *o)
 
 /* ArrayMembership.checkArrayConsistency: extend sofar[0..n) with the
  * occurrence's memberships; -1 when one array is seen at two indexes. */
-static int merge(const mctx *m, mem_t *sofar, int n, const occ_t *o)
+static int merge(const ad_occs_t *m, ad_mem_t *sofar, int n, const ad_occ_t *o)
 {
     int i, j, nn = n;
-    const mem_t *fm = m->mem + o->m0;
+    const ad_mem_t *fm = m->mem + o->m0;
 
     for (i = 0; i < o->mn; i++) {
         for (j = 0; j < n; j++) {
@@ -3158,10 +3242,10 @@ static int merge(const mctx *m, mem_t *sofar, int n, const occ_t *o)
     return nn;
 }
 
-static int consistent(const mctx *m, const mem_t *sofar, int n, const occ_t *o)
+static int consistent(const ad_occs_t *m, const ad_mem_t *sofar, int n, const ad_occ_t *o)
 {
     int i, j;
-    const mem_t *fm = m->mem + o->m0;
+    const ad_mem_t *fm = m->mem + o->m0;
 
     for (i = 0; i < o->mn; i++) {
         for (j = 0; j < n; j++) {
@@ -3175,8 +3259,9 @@ static int consistent(const mctx *m, const mem_t *sofar, int n, const occ_t *o)
 
 /* ACFinder over one sub-rule: fields in name order, each matched by an
  * occurrence consistent with those chosen before, or absent when it has
- * {"exists": false} and no consistent occurrence exists. */
-static int sub_match(mctx *m, const ad_subrule *sr, int fi, mem_t *sofar, int n)
+ * {"exists": false} and no consistent occurrence exists. Occurrences a
+ * duplicate key replaced (dead) do not exist for the event. */
+static int sub_match(ad_occs_t *m, const ad_subrule *sr, int fi, ad_mem_t *sofar, int n)
 {
     const ad_field *f;
     int oi, nn;
@@ -3186,7 +3271,7 @@ static int sub_match(mctx *m, const ad_subrule *sr, int fi, mem_t *sofar, int n)
     }
     f = &sr->f[fi];
     for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
-        if (!field_hit(f, &m->occ[oi])) {
+        if (m->occ[oi].dead || !field_hit(f, &m->occ[oi])) {
             continue;
         }
         nn = merge(m, sofar, n, &m->occ[oi]);
@@ -3198,44 +3283,30 @@ static int sub_match(mctx *m, const ad_subrule *sr, int fi, mem_t *sofar, int n)
         return 0;
     }
     for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
-        if (consistent(m, sofar, n, &m->occ[oi])) {
+        if (!m->occ[oi].dead && consistent(m, sofar, n, &m->occ[oi])) {
             return 0;
         }
     }
     return sub_match(m, sr, fi + 1, sofar, n);
 }
 
-static void mctx_free(mctx *m)
+int ad_pattern_eval(const ad_pattern_t *pat, ad_occs_t *m)
 {
-    if (m->occ != m->occ0) {
-        free(m->occ);
-    }
-    if (m->mem != m->mem0) {
-        free(m->mem);
-    }
-    if (m->cur != m->cur0) {
-        free(m->cur);
-    }
-    if (m->head != m->head0) {
-        free(m->head);
-    }
-}
-
-static int match_subrules(mctx *m)
-{
-    const ad_pattern_t *pat = m->pat;
-    mem_t sofar0[INLINE_MEM], *sofar = sofar0;
+    ad_mem_t sofar0[AD_MEM_INLINE], *sofar = sofar0;
     int i, maxf = 0, r = 0;
     size_t need;
 
+    if (m->failed) {
+        return 0;
+    }
     for (i = 0; i < pat->nsubs; i++) {
         if (pat->subs[i].nf > maxf) {
             maxf = pat->subs[i].nf;
         }
     }
     need = (size_t)maxf * (size_t)m->maxmem + 1;
-    if (need > INLINE_MEM) {
-        sofar = malloc(sizeof(mem_t) * need);
+    if (need > AD_MEM_INLINE) {
+        sofar = malloc(sizeof(ad_mem_t) * need);
         if (!sofar) {
             return 0;
         }
@@ -3251,38 +3322,132 @@ static int match_subrules(mctx *m)
 
 int ad_pattern_match(const ad_pattern_t *pat, const json_t *event)
 {
+    ad_occs_t o;
     mctx m;
-    int i, r = 0;
+    int r = 0;
 
     if (!pat || !json_is_object(event)) {
         return 0;
     }
-    m.pat = pat;
-    m.occ = m.occ0;
-    m.nocc = 0;
-    m.capocc = INLINE_OCC;
-    m.mem = m.mem0;
-    m.nmem = 0;
-    m.capmem = INLINE_MEM;
-    m.cur = m.cur0;
-    m.ncur = 0;
-    m.capcur = INLINE_MEM;
-    m.arrays = 0;
-    m.maxmem = 0;
-    m.failed = 0;
-    m.head = pat->npaths <= INLINE_HEAD ? m.head0 : malloc(sizeof(int) * (size_t)pat->npaths);
-    if (!m.head) {
+    ad_occs_init(&o);
+    if (ad_occs_reset(&o, pat->npaths)) {
+        m.pat = pat;
+        m.o = &o;
+        walk_object(&m, event, 0, 0);
+        r = ad_pattern_eval(pat, &o);
+    }
+    ad_occs_free(&o);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* What ad_match needs of a compiled pattern                           */
+/* ------------------------------------------------------------------ */
+
+static void names_walk(apr_pool_t *p, const ad_pattern_t *pat, int node, char *buf, size_t len,
+                       size_t cap, const char **names)
+{
+    const ad_tnode *n = &pat->nodes[node];
+    int e;
+
+    if (n->path >= 0) {
+        names[n->path] = apr_pstrmemdup(p, buf, len);
+    }
+    for (e = n->edge0; e < n->edge0 + n->nedge && len < cap; e++) {
+        buf[len] = (char)pat->edges[e].byte;
+        names_walk(p, pat, pat->edges[e].to, buf, len + 1, cap, names);
+    }
+}
+
+int ad_pattern_path_names(apr_pool_t *p, const ad_pattern_t *pat, const char ***names)
+{
+    /* a name is at most as long as the trie has nodes */
+    size_t cap = (size_t)pat->nnodes + 1;
+
+    *names = apr_pcalloc(p, sizeof(char *) * (size_t)(pat->npaths + 1));
+    if (pat->npaths) {
+        names_walk(p, pat, 0, apr_palloc(p, cap), 0, cap, *names);
+    }
+    return pat->npaths;
+}
+
+ad_pattern_t *ad_pattern_remap(apr_pool_t *p, const ad_pattern_t *pat, const int *map)
+{
+    ad_pattern_t *cp = apr_pmemdup(p, pat, sizeof(*pat));
+    int i, j;
+
+    cp->subs = apr_pmemdup(p, pat->subs, sizeof(ad_subrule) * (size_t)pat->nsubs);
+    for (i = 0; i < pat->nsubs; i++) {
+        cp->subs[i].f = apr_pmemdup(p, pat->subs[i].f, sizeof(ad_field) * (size_t)pat->subs[i].nf);
+        for (j = 0; j < pat->subs[i].nf; j++) {
+            cp->subs[i].f[j].path = map[pat->subs[i].f[j].path];
+        }
+    }
+    /* the trie speaks the original indexes: no walks on the copy */
+    cp->nodes = NULL;
+    cp->edges = NULL;
+    cp->nnodes = 0;
+    return cp;
+}
+
+/* A field every match needs a string leaf equal to one of its values for:
+ * all its matchers are exact strings and it has no {"exists": false}. */
+static int field_is_exact(const ad_field *f)
+{
+    int i;
+
+    if (f->absent || f->nm == 0) {
         return 0;
     }
-    for (i = 0; i < pat->npaths; i++) {
-        m.head[i] = -1;
+    for (i = 0; i < f->nm; i++) {
+        if (f->m[i].kind != MK_EXACT) {
+            return 0;
+        }
     }
-    walk_object(&m, event, 0, 0);
-    if (!m.failed) {
-        r = match_subrules(&m);
+    return 1;
+}
+
+static void anchor_of(apr_pool_t *p, const ad_subrule *sr, ad_anchor_t *a)
+{
+    const ad_field *f = NULL;
+    const char **vals;
+    size_t *lens;
+    int i;
+
+    a->kind = AD_ANCHOR_ALWAYS;
+    a->path = -1;
+    for (i = 0; i < sr->nf; i++) {
+        if (field_is_exact(&sr->f[i]) && (!f || sr->f[i].nm < f->nm)) {
+            f = &sr->f[i];
+        }
+        else if (!sr->f[i].absent && a->kind == AD_ANCHOR_ALWAYS) {
+            a->kind = AD_ANCHOR_PATH;
+            a->path = sr->f[i].path;
+        }
     }
-    mctx_free(&m);
-    return r;
+    if (!f) {
+        return;
+    }
+    a->kind = AD_ANCHOR_EXACT;
+    a->path = f->path;
+    a->nvals = f->nm;
+    a->vals = vals = apr_palloc(p, sizeof(char *) * (size_t)f->nm);
+    a->lens = lens = apr_palloc(p, sizeof(size_t) * (size_t)f->nm);
+    for (i = 0; i < f->nm; i++) {
+        vals[i] = f->m[i].str.s;
+        lens[i] = f->m[i].str.n;
+    }
+}
+
+int ad_pattern_anchors(apr_pool_t *p, const ad_pattern_t *pat, ad_anchor_t **out)
+{
+    int i;
+
+    *out = apr_pcalloc(p, sizeof(ad_anchor_t) * (size_t)(pat->nsubs + 1));
+    for (i = 0; i < pat->nsubs; i++) {
+        anchor_of(p, &pat->subs[i], &(*out)[i]);
+    }
+    return pat->nsubs;
 }
 
 int ad_pattern_event_is_valid(const json_t *event)

@@ -299,21 +299,27 @@ static void jb_string(jbuf_t *b, const char *s, size_t n)
 /* The shortest text that reads back as the same double, as Java and
  * JavaScript print numbers (jansson's default prints 17 digits: 0.1 would
  * become 0.10000000000000001). */
-static void jb_real(jbuf_t *b, double v)
+size_t ad_json_real_text(double v, char *out)
 {
-    char tmp[40];
     int prec;
 
     for (prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) {
+        snprintf(out, AD_JSON_REAL_MAX, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) {
             break;
         }
     }
-    if (!strpbrk(tmp, ".eE")) {
-        strcat(tmp, ".0");
+    if (!strpbrk(out, ".eE")) {
+        strcat(out, ".0");
     }
-    jb_put(b, tmp, strlen(tmp));
+    return strlen(out);
+}
+
+static void jb_real(jbuf_t *b, double v)
+{
+    char tmp[AD_JSON_REAL_MAX];
+
+    jb_put(b, tmp, ad_json_real_text(v, tmp));
 }
 
 static void jb_value(jbuf_t *b, const json_t *v)

@@ -28,6 +28,12 @@ char *ad_url_encode(apr_pool_t *p, const char *s);
 /* Compact JSON text of v in p (NULL on failure). Object key order is kept. */
 char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
 
+/* A real as ad_json_dump writes it (shortest text that reads back as v, with
+ * ".0" when it would read as an integer), NUL-terminated in out; returns its
+ * length. */
+#define AD_JSON_REAL_MAX 40
+size_t ad_json_real_text(double v, char *out);
+
 /* Register json_decref of v as a cleanup of p; returns v. */
 json_t *ad_json_own(apr_pool_t *p, json_t *v);
 

@@ -314,6 +314,53 @@ START_TEST(json_numbers_shortest)
 }
 END_TEST
 
+/* The delivered body is the envelope tree's ad_json_dump whatever the Detail
+ * looks like (ingest writes it from the Detail text without a tree unless
+ * only jansson can tell, e.g. a repeated key). */
+START_TEST(body_is_the_trees_dump)
+{
+    static const char *const details[] = {
+        "{}",
+        " { \"a\" : 1 } ",
+        "{\"r\":[0.1,1.0,1e5,-0.0,-0,2.50e-3,1E+2,123456.789,4.9e-324]}",
+        "{\"x\":-122.42916360922355,\"y\":37.729900216217324,\"z\":100.0,\"w\":1.50}",
+        "{\"s\":\"\\u00e9\\ud83d\\ude00\\u0001\\/\\\"\\\\\\t\\u007f\"}",
+        "{\"a\\u0062\":{\"n\":[true,false,null,[],{}]},\"i\":9223372036854775807}",
+        "{\"dup\":1,\"b\":2,\"dup\":{\"c\":3}}",
+        "{\"a\":1,\"\\u0061\":2}",
+        "{\"deep\":[[[[[[[[[[1]]]]]]]]]],\"big\":-9223372036854775808}"};
+    json_t *body = json_object(), *entries = json_array();
+    char *text;
+    size_t i;
+    ad_ingest_t *in;
+
+    add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
+    for (i = 0; i < sizeof(details) / sizeof(details[0]); i++) {
+        json_array_append_new(entries, json_pack("{s:s,s:s,s:s,s:i}", "Source", "app", "DetailType",
+                                                 "t", "Detail", details[i], "Time", 1600000000));
+    }
+    json_object_set_new(body, "Entries", entries);
+    conf->max_entries = 100;
+    text = ad_json_dump(pool, body, NULL);
+    json_decref(body);
+    in = put(text);
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_int_eq(in->records->nelts, (int)(sizeof(details) / sizeof(details[0])));
+    for (i = 0; i < sizeof(details) / sizeof(details[0]); i++) {
+        json_t *d = json_loads(details[i], 0, NULL);
+        const char *want = apr_psprintf(
+            pool,
+            "{\"version\":\"0\",\"id\":\"%s\",\"detail-type\":\"t\",\"source\":\"app\","
+            "\"account\":\"123456789012\",\"time\":\"2020-09-13T12:26:40Z\","
+            "\"region\":\"eu-west-1\",\"resources\":[],\"detail\":%s}",
+            entry(in, (int)i)->event_id, ad_json_dump(pool, d, NULL));
+        ck_assert_ptr_nonnull(d);
+        ck_assert_str_eq(record(in, (int)i)->body, want);
+        json_decref(d);
+    }
+}
+END_TEST
+
 START_TEST(uuid_v4)
 {
     char id[AD_UUID_LEN + 1];
@@ -344,6 +391,7 @@ int main(void)
     tcase_add_test(tc, store_item_limit_fails_whole_entry);
     tcase_add_test(tc, json_numbers_shortest);
     tcase_add_test(tc, uuid_v4);
+    tcase_add_test(tc, body_is_the_trees_dump);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
