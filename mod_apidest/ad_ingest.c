@@ -499,6 +499,13 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     }
     ad_uuid4(id);
     e->event_id = apr_pstrdup(x->p, id);
+    if (!ad_conf_candidate_rules(x->p, x->c, bus_name(entry), source)->nelts) {
+        /* no rule of the bus can match this source: no envelope to build */
+        json_decref(detail);
+        json_decref(resources);
+        x->in->unmatched++;
+        return;
+    }
     if (detail) {
         ev = envelope_make(x, e->event_id, entry, t, resources, detail);
         body = ad_json_dump(x->p, ev, &body_len);
