@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ad_jsonparse.h"
+#include "ad_util.h"
 
 /* Deeper documents go to jansson (which allows 2048 levels): this parser
  * recurses, and ingest never sees such nesting from a real producer. */
@@ -27,30 +28,9 @@ static void skip_ws(parser_t *ps)
     }
 }
 
-/* Bytes of s up to the first '"', '\\', control character or non-ASCII
- * byte, eight at a time. */
 static size_t plain_run(const unsigned char *s, const unsigned char *end)
 {
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    const unsigned char *q = s;
-
-    while (end - q >= 8) {
-        uint64_t w, quote, bslash, ctl;
-        memcpy(&w, q, 8);
-        quote = w ^ (ones * '"');
-        bslash = w ^ (ones * '\\');
-        quote = (quote - ones) & ~quote;
-        bslash = (bslash - ones) & ~bslash;
-        ctl = w - ones * 0x20; /* borrows where a byte < 0x20 */
-        if ((quote | bslash | ctl | w) & highs) {
-            break;
-        }
-        q += 8;
-    }
-    while (q < end && *q != '"' && *q != '\\' && *q >= 0x20 && *q < 0x80) {
-        q++;
-    }
-    return (size_t)(q - s);
+    return ad_json_plain_run(s, (size_t)(end - s), 1);
 }
 
 /* Strict UTF-8 (as jansson checks it): length of the sequence at s, 0 when

@@ -226,11 +226,11 @@ static void jb_put(jbuf_t *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* Bytes from s[i] on that need no escape, eight at a time: event details
- * are mostly long plain strings. */
-static size_t jb_plain(const char *s, size_t i, size_t n)
+size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t keep_high = ascii_only ? highs : 0;
+    size_t i = 0;
 
     while (n - i >= 8) {
         uint64_t w, quote, bslash, ctl;
@@ -239,11 +239,14 @@ static size_t jb_plain(const char *s, size_t i, size_t n)
         bslash = w ^ (ones * '\\');
         quote = (quote - ones) & ~quote;
         bslash = (bslash - ones) & ~bslash;
-        ctl = (w - ones * 0x20) & ~w; /* a byte < 0x20 (UTF-8 bytes excluded) */
-        if ((quote | bslash | ctl) & highs) {
+        ctl = (w - ones * 0x20) & ~w; /* a byte < 0x20 */
+        if ((quote | bslash | ctl | (w & keep_high)) & highs) {
             break;
         }
         i += 8;
+    }
+    while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20 && (!ascii_only || s[i] < 0x80)) {
+        i++;
     }
     return i;
 }
@@ -254,7 +257,7 @@ static void jb_string(jbuf_t *b, const char *s, size_t n)
 
     jb_reserve(b, n + 2);
     jb_put(b, "\"", 1);
-    for (i = jb_plain(s, 0, n); i < n; i++) {
+    for (i = ad_json_plain_run((const unsigned char *)s, n, 0); i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
         char ubuf[7];

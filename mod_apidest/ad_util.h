@@ -28,6 +28,12 @@ char *ad_url_encode(apr_pool_t *p, const char *s);
 /* Compact JSON text of v in p (NULL on failure). Object key order is kept. */
 char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
 
+/* How many bytes from s (n in all) a JSON string carries as they are: up to
+ * the first '"', '\\' or control character and, with ascii_only, the first
+ * byte >= 0x80 (which then needs a UTF-8 check). Eight bytes at a time:
+ * event details are mostly long plain strings. */
+size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only);
+
 /* A real as ad_json_dump writes it (shortest text that reads back as v, with
  * ".0" when it would read as an integer), NUL-terminated in out; returns its
  * length. */
