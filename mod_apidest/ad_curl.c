@@ -469,25 +469,29 @@ static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
     transfer_put(e, t);
 }
 
-int ad_http_run(ad_http_engine_t *e, int timeout_ms)
+/* Returns how many transfers finished (their callbacks ran). */
+static int perform_and_complete(ad_http_engine_t *e)
 {
     CURLMsg *m;
-    int still, left;
+    int still, left, n = 0;
 
     curl_multi_perform(e->multi, &still);
     while ((m = curl_multi_info_read(e->multi, &left))) {
         if (m->msg == CURLMSG_DONE) {
             complete(e, m->easy_handle, m->data.result);
+            n++;
         }
     }
-    if (timeout_ms > 0) {
+    return n;
+}
+
+int ad_http_run(ad_http_engine_t *e, int timeout_ms)
+{
+    /* Finished transfers return at once: their callers hold the outcomes
+     * until this returns, so waiting first would delay them. */
+    if (!perform_and_complete(e) && timeout_ms > 0) {
         curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
-        curl_multi_perform(e->multi, &still);
-        while ((m = curl_multi_info_read(e->multi, &left))) {
-            if (m->msg == CURLMSG_DONE) {
-                complete(e, m->easy_handle, m->data.result);
-            }
-        }
+        perform_and_complete(e);
     }
     return e->running;
 }
