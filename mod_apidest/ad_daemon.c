@@ -1267,15 +1267,41 @@ static void target_gone(ad_daemon_t *d, job_t *j, const char *key)
 
 /* Park an entry until its destination can take it; due holds its expiry
  * (0: not known yet) for the tick's scan of waiting records. */
-static void park(ad_daemon_t *d, dest_rt_t *dr, job_t *j, int why, apr_time_t expiry)
+static void park(ad_daemon_t *d, dest_rt_t *dr, const qent_t *e, int why, apr_time_t expiry)
 {
-    ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
+    ad_target_metrics_t *tm = tmetrics(d, e->tgt);
+    qent_t parked = *e;
 
-    j->ent.due = expiry;
-    fifo_push(&dr->ready, &j->ent);
+    parked.due = expiry;
+    fifo_push(&dr->ready, &parked);
     if (tm && why != BLOCK_AUTH) {
         ad_metric_add(&tm->throttled, 1);
     }
+}
+
+/* While a destination is saturated (a drain) every due entry used to be read
+ * and decoded once to be parked and again when it left the queue; an entry
+ * whose target is known is parked unread when its destination is held back
+ * by its rate, in-flight cap or queue. Its expiry is then unknown (0), which
+ * dispatch learns when it reads the record. Entries held back by their
+ * connection's authorization are still read: expire_waiting() needs their
+ * expiry. */
+static int park_unread(ad_daemon_t *d, const qent_t *e)
+{
+    const ad_target_t *t = target_at(d, e->tgt);
+    dest_rt_t *dr;
+    int why;
+
+    if (!t || !t->destination) {
+        return 0;
+    }
+    dr = &d->dests[t->destination->index];
+    why = dr->ready.n ? BLOCK_RATE : dest_blocked(d, dr, apr_time_now());
+    if (why == SEND_OK || why == BLOCK_AUTH) {
+        return 0;
+    }
+    park(d, dr, e, why, 0);
+    return 1;
 }
 
 static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
@@ -1288,6 +1314,9 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
     const ad_target_t *t;
     apr_status_t rv;
 
+    if (!from_ready && park_unread(d, e)) {
+        return;
+    }
     key_format(key, e->batch, e->idx);
     j = job_get(d);
     jp = j->pool;
@@ -1328,7 +1357,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         dest_rt_t *dr = &d->dests[t->destination->index];
         int why = !from_ready && dr->ready.n ? BLOCK_RATE : dest_blocked(d, dr, apr_time_now());
         if (why != SEND_OK) {
-            park(d, dr, j, why, expiry_of(j->rec, t));
+            park(d, dr, &j->ent, why, expiry_of(j->rec, t));
         }
         else {
             ad_ratelimit_take(&dr->rl, apr_time_now());
