@@ -664,12 +664,12 @@ static apr_status_t jobs_init(ad_daemon_t *d)
         return rv;
     }
     apr_allocator_owner_set(a, d->job_root);
+    /* After the threads are joined, with the daemon's pool. */
+    apr_pool_cleanup_register(d->pool, d->job_root, destroy_job_root, apr_pool_cleanup_null);
     if ((rv = apr_thread_mutex_create(&mu, APR_THREAD_MUTEX_DEFAULT, d->job_root)) != APR_SUCCESS) {
         return rv;
     }
     apr_allocator_mutex_set(a, mu);
-    /* After the threads are joined, with the daemon's pool. */
-    apr_pool_cleanup_register(d->pool, d->job_root, destroy_job_root, apr_pool_cleanup_null);
     return APR_SUCCESS;
 }
 
