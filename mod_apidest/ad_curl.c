@@ -29,6 +29,10 @@ struct transfer_t {
     char *body; /* captured response, malloc'd */
     int capture;
     apr_interval_time_t retry_after;
+    /* What the easy handle is configured for (malloc'd): an attempt with
+     * the same method and CA file only changes its per-attempt options. */
+    char *conf_method;
+    char *conf_ca;
     transfer_t *next; /* free list or active list */
     transfer_t *prev; /* active list */
 };
@@ -188,13 +192,15 @@ static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)
     return list;
 }
 
+/* A recycled handle keeps its options (curl_easy_reset and ~20 setopt calls
+ * per attempt were a visible share of the CPU); configure_handle() decides
+ * whether they still fit the request. */
 static transfer_t *transfer_get(ad_http_engine_t *e)
 {
     transfer_t *t = e->free_list;
 
     if (t) {
         e->free_list = t->next;
-        curl_easy_reset(t->easy);
     }
     else {
         t = calloc(1, sizeof(*t));
@@ -212,6 +218,14 @@ static transfer_t *transfer_get(ad_http_engine_t *e)
     t->retry_after = -1;
     t->next = NULL;
     return t;
+}
+
+static void transfer_free(transfer_t *t)
+{
+    curl_easy_cleanup(t->easy);
+    free(t->conf_method);
+    free(t->conf_ca);
+    free(t);
 }
 
 static void active_add(ad_http_engine_t *e, transfer_t *t)
@@ -239,6 +253,8 @@ static void active_remove(ad_http_engine_t *e, transfer_t *t)
 
 static void transfer_put(ad_http_engine_t *e, transfer_t *t)
 {
+    /* The handle must not point at the list freed here. */
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(t->headers);
     t->headers = NULL;
     free(t->body);
@@ -247,28 +263,33 @@ static void transfer_put(ad_http_engine_t *e, transfer_t *t)
     e->free_list = t;
 }
 
-static void set_method(CURL *c, const ad_http_request_t *req)
+/* The method's options that stay with the handle; the body is per attempt. */
+static void set_method(CURL *c, const char *method)
 {
-    if (!strcmp(req->method, "GET")) {
+    if (!strcmp(method, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        return;
     }
-    if (!strcmp(req->method, "HEAD")) {
+    else if (!strcmp(method, "HEAD")) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-        return;
     }
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    if (strcmp(req->method, "POST")) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    else if (strcmp(method, "POST")) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
 }
 
-static void set_options(transfer_t *t, const ad_http_request_t *req)
+static int method_has_body(const char *method)
+{
+    return strcmp(method, "GET") && strcmp(method, "HEAD");
+}
+
+/* Options every attempt gets, whatever it sends: these carry the security
+ * policy (http/https only, no redirects, TLS verified, the egress check on
+ * the address actually connected to), so they are set together and only
+ * ever after a reset. */
+static void set_fixed_options(transfer_t *t, const ad_http_request_t *req)
 {
     CURL *c = t->easy;
 
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -278,10 +299,8 @@ static void set_options(transfer_t *t, const ad_http_request_t *req)
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip,deflate");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -289,13 +308,55 @@ static void set_options(transfer_t *t, const ad_http_request_t *req)
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
-    if (t->engine->resolve) {
-        curl_easy_setopt(c, CURLOPT_RESOLVE, t->engine->resolve);
-    }
     if (req->ca_file) {
         curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
     }
-    set_method(c, req);
+    set_method(c, req->method);
+}
+
+static int same_string(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Reconfigure from scratch only when the method or the CA file differ from
+ * what the handle was set up for (a reset is the only sure way back from a
+ * custom method, HEAD or another CA file). 0: out of memory. */
+static int configure_handle(transfer_t *t, const ad_http_request_t *req)
+{
+    if (t->conf_method && !strcmp(t->conf_method, req->method) &&
+        same_string(t->conf_ca, req->ca_file)) {
+        return 1;
+    }
+    free(t->conf_method);
+    free(t->conf_ca);
+    t->conf_method = strdup(req->method);
+    t->conf_ca = req->ca_file ? strdup(req->ca_file) : NULL;
+    if (!t->conf_method || (req->ca_file && !t->conf_ca)) {
+        free(t->conf_method);
+        t->conf_method = NULL; /* reconfigure next time */
+        return 0;
+    }
+    curl_easy_reset(t->easy);
+    set_fixed_options(t, req);
+    return 1;
+}
+
+static void set_attempt_options(transfer_t *t, const ad_http_request_t *req)
+{
+    CURL *c = t->easy;
+
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+    if (t->engine->resolve) {
+        /* curl loads the pins once per setopt: renew them per attempt. */
+        curl_easy_setopt(c, CURLOPT_RESOLVE, t->engine->resolve);
+    }
+    if (method_has_body(req->method)) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
 }
 
 static void finish_now(ad_http_done_cb *cb, void *baton, ad_http_error_t err, const char *msg)
@@ -328,7 +389,11 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
                    "a header name or value holds a forbidden character");
         return APR_SUCCESS;
     }
-    set_options(t, req);
+    if (!configure_handle(t, req)) {
+        transfer_put(e, t);
+        return APR_ENOMEM;
+    }
+    set_attempt_options(t, req);
     if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
         transfer_put(e, t);
         return APR_EGENERAL;
@@ -404,25 +469,29 @@ static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
     transfer_put(e, t);
 }
 
-int ad_http_run(ad_http_engine_t *e, int timeout_ms)
+/* Returns how many transfers finished (their callbacks ran). */
+static int perform_and_complete(ad_http_engine_t *e)
 {
     CURLMsg *m;
-    int still, left;
+    int still, left, n = 0;
 
     curl_multi_perform(e->multi, &still);
     while ((m = curl_multi_info_read(e->multi, &left))) {
         if (m->msg == CURLMSG_DONE) {
             complete(e, m->easy_handle, m->data.result);
+            n++;
         }
     }
-    if (timeout_ms > 0) {
+    return n;
+}
+
+int ad_http_run(ad_http_engine_t *e, int timeout_ms)
+{
+    /* Finished transfers return at once: their callers hold the outcomes
+     * until this returns, so waiting first would delay them. */
+    if (!perform_and_complete(e) && timeout_ms > 0) {
         curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
-        curl_multi_perform(e->multi, &still);
-        while ((m = curl_multi_info_read(e->multi, &left))) {
-            if (m->msg == CURLMSG_DONE) {
-                complete(e, m->easy_handle, m->data.result);
-            }
-        }
+        perform_and_complete(e);
     }
     return e->running;
 }
@@ -447,8 +516,7 @@ void ad_http_engine_destroy(ad_http_engine_t *e)
     }
     while ((t = e->free_list)) {
         e->free_list = t->next;
-        curl_easy_cleanup(t->easy);
-        free(t);
+        transfer_free(t);
     }
     curl_multi_cleanup(e->multi);
     e->multi = NULL;

@@ -8,8 +8,9 @@
  *    maintenance tick;
  *  - worker threads each drive a libcurl multi engine.
  * Memory: the core and every worker have their own unmanaged root pool; a
- * delivery attempt's pool is created by the core, owned by the worker while
- * the request runs and handed back with the outcome. */
+ * delivery attempt's job and pool are taken from the core's free list of
+ * jobs, owned by the worker while the request runs and handed back with the
+ * outcome, when the pool is cleared and the job goes back on the list. */
 #include <string.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -47,6 +48,9 @@
  * refuses (file descriptors are finite). */
 #define CONNS_MAX       4096
 #define MIN_RETRY_DELAY apr_time_from_msec(100)
+/* Freed blocks the job pools' allocator keeps for reuse, beyond the first
+ * block every recycled job pool holds on to. */
+#define JOB_MAX_FREE (4 * 1024 * 1024)
 
 /* A queued record: its store key is derived from (batch, idx). */
 typedef struct qent_t {
@@ -103,7 +107,8 @@ typedef struct worker_t worker_t;
 enum { JOB_DELIVERY, JOB_TOKEN };
 
 typedef struct job_t {
-    apr_pool_t *pool; /* unmanaged: owns the job and its record */
+    apr_pool_t *pool; /* the attempt's record, request and answer; cleared
+                         when the job ends, kept with it for the next */
     worker_t *worker;
     int kind;               /* JOB_DELIVERY or JOB_TOKEN */
     int conn;               /* JOB_TOKEN: ad_connection_t.index */
@@ -130,8 +135,10 @@ struct worker_t {
     apr_thread_t *thread;
     apr_pool_t *pool;
     ad_http_engine_t *engine;
-    job_t *inbox; /* under d->mu */
-    int running;  /* worker thread only */
+    job_t *inbox, **inbox_tail;   /* under d->mu */
+    job_t *handed, **handed_tail; /* core only: not in the inbox yet */
+    job_t *done, **done_tail;     /* worker only: not in d->outcomes yet */
+    int running;                  /* worker thread only */
 };
 
 /* Entries due for a destination that cannot take them yet (rate, in-flight
@@ -188,6 +195,9 @@ struct ad_daemon_t {
     apr_time_t next_full_log;
     worker_t *workers;
     int nworkers;
+    int handed;           /* some worker has jobs to hand over */
+    apr_pool_t *job_root; /* parent of the job pools (locked allocator) */
+    job_t *free_jobs;
     apr_thread_t *core;
 };
 
@@ -625,6 +635,70 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
     d->batch++;
 }
 
+/* ---- jobs (core thread) -------------------------------------------------- */
+
+/* A job's pool is cleared, not destroyed, when the job ends, and the job goes
+ * on a free list: an unmanaged pool per job mapped and unmapped fresh memory
+ * for every delivery (with TLB shootdowns across the threads). The job pools
+ * share one allocator that keeps freed blocks; it is locked because workers
+ * allocate from a job's pool while the core clears others. The list never
+ * holds more jobs than were alive at once (bounded by ApiDestMaxInFlight
+ * plus token fetches). */
+static apr_status_t destroy_job_root(void *data)
+{
+    apr_pool_destroy(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t jobs_init(ad_daemon_t *d)
+{
+    apr_allocator_t *a;
+    apr_thread_mutex_t *mu;
+    apr_status_t rv;
+
+    if ((rv = apr_allocator_create(&a)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_max_free_set(a, JOB_MAX_FREE);
+    if ((rv = apr_pool_create_unmanaged_ex(&d->job_root, NULL, a)) != APR_SUCCESS) {
+        apr_allocator_destroy(a);
+        return rv;
+    }
+    apr_allocator_owner_set(a, d->job_root);
+    /* After the threads are joined, with the daemon's pool. */
+    apr_pool_cleanup_register(d->pool, d->job_root, destroy_job_root, apr_pool_cleanup_null);
+    if ((rv = apr_thread_mutex_create(&mu, APR_THREAD_MUTEX_DEFAULT, d->job_root)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_mutex_set(a, mu);
+    return APR_SUCCESS;
+}
+
+static job_t *job_get(ad_daemon_t *d)
+{
+    job_t *j = d->free_jobs;
+    apr_pool_t *jp;
+
+    if (j) {
+        d->free_jobs = j->next;
+        jp = j->pool;
+    }
+    else {
+        apr_pool_create(&jp, d->job_root);
+        j = apr_palloc(d->job_root, sizeof(*j));
+    }
+    memset(j, 0, sizeof(*j));
+    j->pool = jp;
+    return j;
+}
+
+static void job_end(ad_daemon_t *d, job_t *j)
+{
+    apr_pool_clear(j->pool);
+    j->next = d->free_jobs;
+    d->free_jobs = j;
+}
+
 /* ---- outcomes (core thread) ---------------------------------------------- */
 
 static int is_success(const job_t *j)
@@ -1001,7 +1075,7 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
     d->in_flight--;
     if (j->kind == JOB_TOKEN) {
         process_token(d, j);
-        apr_pool_destroy(j->pool);
+        job_end(d, j);
         return;
     }
     if (j->target && j->target->destination) {
@@ -1031,7 +1105,7 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
         outcome = process_failure(d, j, key);
     }
     journal(d, j, outcome);
-    apr_pool_destroy(j->pool);
+    job_end(d, j);
 }
 
 /* ---- delivery (core side) ---------------------------------------------- */
@@ -1106,17 +1180,46 @@ static void count_attempt(ad_daemon_t *d, const job_t *j)
     }
 }
 
+/* Jobs are collected per worker and handed over by hand_over_jobs() once
+ * the core has dispatched all it can: one lock and one wakeup per worker
+ * and round instead of per job. */
 static void enqueue_job(ad_daemon_t *d, job_t *j, int w)
 {
     worker_t *wk = &d->workers[w];
 
     j->started = apr_time_now();
-    apr_thread_mutex_lock(d->mu);
-    j->next = wk->inbox;
-    wk->inbox = j;
-    apr_thread_mutex_unlock(d->mu);
-    ad_http_wakeup(wk->engine);
+    j->next = NULL;
+    *wk->handed_tail = j;
+    wk->handed_tail = &j->next;
+    d->handed = 1;
     d->in_flight++;
+}
+
+static void hand_over_jobs(ad_daemon_t *d)
+{
+    int i;
+
+    if (!d->handed) {
+        return;
+    }
+    apr_thread_mutex_lock(d->mu);
+    for (i = 0; i < d->nworkers; i++) {
+        worker_t *wk = &d->workers[i];
+        if (wk->handed) {
+            *wk->inbox_tail = wk->handed;
+            wk->inbox_tail = wk->handed_tail;
+        }
+    }
+    apr_thread_mutex_unlock(d->mu);
+    for (i = 0; i < d->nworkers; i++) {
+        worker_t *wk = &d->workers[i];
+        if (wk->handed) {
+            wk->handed = NULL;
+            wk->handed_tail = &wk->handed;
+            ad_http_wakeup(wk->engine);
+        }
+    }
+    d->handed = 0;
 }
 
 static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
@@ -1136,12 +1239,9 @@ static int worker_for_name(ad_daemon_t *d, const char *s)
 
 static void start_token_fetch(ad_daemon_t *d, conn_rt_t *cr)
 {
-    apr_pool_t *jp;
-    job_t *j;
+    job_t *j = job_get(d);
+    apr_pool_t *jp = j->pool;
 
-    apr_pool_create_unmanaged_ex(&jp, NULL, NULL);
-    j = apr_pcalloc(jp, sizeof(*j));
-    j->pool = jp;
     j->kind = JOB_TOKEN;
     j->conn = cr->conn->index;
     ad_auth_token_request(jp, cr->conn, 1000 * AD_DEFAULT_TIMEOUT_SEC, &j->req);
@@ -1168,15 +1268,41 @@ static void target_gone(ad_daemon_t *d, job_t *j, const char *key)
 
 /* Park an entry until its destination can take it; due holds its expiry
  * (0: not known yet) for the tick's scan of waiting records. */
-static void park(ad_daemon_t *d, dest_rt_t *dr, job_t *j, int why, apr_time_t expiry)
+static void park(ad_daemon_t *d, dest_rt_t *dr, const qent_t *e, int why, apr_time_t expiry)
 {
-    ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
+    ad_target_metrics_t *tm = tmetrics(d, e->tgt);
+    qent_t parked = *e;
 
-    j->ent.due = expiry;
-    fifo_push(&dr->ready, &j->ent);
+    parked.due = expiry;
+    fifo_push(&dr->ready, &parked);
     if (tm && why != BLOCK_AUTH) {
         ad_metric_add(&tm->throttled, 1);
     }
+}
+
+/* While a destination is saturated (a drain) every due entry used to be read
+ * and decoded once to be parked and again when it left the queue; an entry
+ * whose target is known is parked unread when its destination is held back
+ * by its rate, in-flight cap or queue. Its expiry is then unknown (0), which
+ * dispatch learns when it reads the record. Entries held back by their
+ * connection's authorization are still read: expire_waiting() needs their
+ * expiry. */
+static int park_unread(ad_daemon_t *d, const qent_t *e)
+{
+    const ad_target_t *t = target_at(d, e->tgt);
+    dest_rt_t *dr;
+    int why;
+
+    if (!t || !t->destination) {
+        return 0;
+    }
+    dr = &d->dests[t->destination->index];
+    why = dr->ready.n ? BLOCK_RATE : dest_blocked(d, dr, apr_time_now());
+    if (why == SEND_OK || why == BLOCK_AUTH) {
+        return 0;
+    }
+    park(d, dr, e, why, 0);
+    return 1;
 }
 
 static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
@@ -1189,10 +1315,12 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
     const ad_target_t *t;
     apr_status_t rv;
 
+    if (!from_ready && park_unread(d, e)) {
+        return;
+    }
     key_format(key, e->batch, e->idx);
-    apr_pool_create_unmanaged_ex(&jp, NULL, NULL);
-    j = apr_pcalloc(jp, sizeof(*j));
-    j->pool = jp;
+    j = job_get(d);
+    jp = j->pool;
     j->ent = *e;
     if ((rv = d->store->get(d->store, jp, key, &val, &len)) != APR_SUCCESS) {
         if (APR_STATUS_IS_NOTFOUND(rv)) {
@@ -1203,13 +1331,13 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
             j->ent.due = ad_now() + apr_time_from_sec(1);
             heap_push(&d->heap, &j->ent);
         }
-        apr_pool_destroy(jp);
+        job_end(d, j);
         return;
     }
     if (ad_record_decode(jp, val, len, &j->rec) != APR_SUCCESS) {
         quarantine(d, jp, key, val, len);
         queued_add(d, e->tgt, -1);
-        apr_pool_destroy(jp);
+        job_end(d, j);
         return;
     }
     t = ad_conf_find_target(d->c, j->rec->rule, j->rec->target, NULL);
@@ -1230,7 +1358,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         dest_rt_t *dr = &d->dests[t->destination->index];
         int why = !from_ready && dr->ready.n ? BLOCK_RATE : dest_blocked(d, dr, apr_time_now());
         if (why != SEND_OK) {
-            park(d, dr, j, why, expiry_of(j->rec, t));
+            park(d, dr, &j->ent, why, expiry_of(j->rec, t));
         }
         else {
             ad_ratelimit_take(&dr->rl, apr_time_now());
@@ -1244,7 +1372,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
             return;
         }
     }
-    apr_pool_destroy(jp);
+    job_end(d, j);
 }
 
 /* Destinations that have waiting entries get them sent, in order, as far
@@ -1267,6 +1395,8 @@ static apr_time_t drain_ready(ad_daemon_t *d)
             wake = dr->rl.next;
         }
     }
+    /* Every round dispatches here last (after dispatch_due). */
+    hand_over_jobs(d);
     return wake;
 }
 
@@ -1282,12 +1412,14 @@ static void dispatch_due(ad_daemon_t *d)
 
 /* ---- worker threads ------------------------------------------------------ */
 
+/* Outcomes wait in the worker's own list; give_back_and_take() passes them
+ * to the core in one go. */
 static void on_http_done(void *baton, const ad_http_result_t *res)
 {
     job_t *j = baton;
-    ad_daemon_t *d = j->worker->d;
+    worker_t *wk = j->worker;
 
-    j->worker->running--;
+    wk->running--;
     j->error = res->error;
     j->status = res->status;
     j->message = apr_pstrdup(j->pool, res->message ? res->message : "");
@@ -1298,11 +1430,8 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
         j->resp_len = res->body_len;
     }
     j->next = NULL;
-    apr_thread_mutex_lock(d->mu);
-    *d->outcomes_tail = j;
-    d->outcomes_tail = &j->next;
-    apr_thread_cond_signal(d->core_cv);
-    apr_thread_mutex_unlock(d->mu);
+    *wk->done_tail = j;
+    wk->done_tail = &j->next;
 }
 
 static void worker_submit(worker_t *wk, job_t *list)
@@ -1324,22 +1453,38 @@ static void worker_submit(worker_t *wk, job_t *list)
     }
 }
 
+/* One lock per round trip of the worker loop: the finished outcomes go to
+ * the core (one signal), the new jobs come back. */
+static job_t *give_back_and_take(worker_t *wk, int *stopping)
+{
+    ad_daemon_t *d = wk->d;
+    job_t *jobs;
+
+    apr_thread_mutex_lock(d->mu);
+    if (wk->done) {
+        *d->outcomes_tail = wk->done;
+        d->outcomes_tail = wk->done_tail;
+        apr_thread_cond_signal(d->core_cv);
+    }
+    jobs = wk->inbox;
+    wk->inbox = NULL;
+    wk->inbox_tail = &wk->inbox;
+    *stopping = d->stopping;
+    apr_thread_mutex_unlock(d->mu);
+    wk->done = NULL;
+    wk->done_tail = &wk->done;
+    return jobs;
+}
+
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
 {
     worker_t *wk = data;
     ad_daemon_t *d = wk->d;
     apr_time_t deadline = 0;
+    int stopping;
 
     for (;;) {
-        job_t *jobs;
-        int stopping;
-
-        apr_thread_mutex_lock(d->mu);
-        jobs = wk->inbox;
-        wk->inbox = NULL;
-        stopping = d->stopping;
-        apr_thread_mutex_unlock(d->mu);
-        worker_submit(wk, jobs);
+        worker_submit(wk, give_back_and_take(wk, &stopping));
         if (stopping) {
             /* In-flight attempts may finish within the drain bound; any
              * left are abandoned and stay queued in the store. */
@@ -1352,6 +1497,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
         }
         ad_http_run(wk->engine, stopping ? 50 : 1000);
     }
+    give_back_and_take(wk, &stopping); /* requests that could not start */
     return NULL;
 }
 
@@ -1562,6 +1708,7 @@ static void maintenance_tick(ad_daemon_t *d, apr_pool_t *tickp)
     ad_metric_set(&d->m->daemon->store_bytes, (apr_uint64_t)d->store->size(d->store));
     d->m->daemon->heartbeat = apr_time_sec(apr_time_now());
     ad_maint_run_hooks(tickp, now);
+    hand_over_jobs(d); /* token refreshes, expired waiting records */
     apr_pool_clear(tickp);
     d->next_tick = now + apr_time_from_sec(d->c->maint_interval_sec);
 }
@@ -1672,6 +1819,7 @@ static void run_admins(ad_daemon_t *d, admin_t *list)
         ad_wire_pack_reply(a->pool, (apr_uint32_t)a->status, a->reply, a->reply_len, &buf, &blen);
         ad_ipc_reply(a->conn, AD_MSG_ADMIN_REPLY, buf, blen);
     }
+    hand_over_jobs(d); /* token fetches of authorized connections */
 }
 
 static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
@@ -1923,9 +2071,15 @@ static apr_status_t start_workers(ad_daemon_t *d)
 
     d->nworkers = d->c->workers > 0 ? d->c->workers : 1;
     d->workers = apr_pcalloc(d->pool, sizeof(worker_t) * d->nworkers);
+    if ((rv = jobs_init(d)) != APR_SUCCESS) {
+        return rv;
+    }
     for (i = 0; i < d->nworkers; i++) {
         worker_t *wk = &d->workers[i];
         wk->d = d;
+        wk->inbox_tail = &wk->inbox;
+        wk->handed_tail = &wk->handed;
+        wk->done_tail = &wk->done;
         apr_pool_create_unmanaged_ex(&wk->pool, NULL, NULL);
         rv = ad_http_engine_create(wk->pool, 64, &wk->engine);
         if (rv == APR_SUCCESS) {

@@ -54,7 +54,9 @@ apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns, ad_http_en
  * attempt's pool). */
 apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, ad_http_done_cb *cb,
                             void *baton);
-/* Drive transfers for up to timeout_ms; returns the number still running. */
+/* Drive transfers: wait up to timeout_ms for activity unless some transfer
+ * has finished already (callers may batch what the callbacks collect and
+ * pass it on when this returns). Returns the number still running. */
 int ad_http_run(ad_http_engine_t *e, int timeout_ms);
 /* Interrupt a blocking ad_http_run from another thread. */
 void ad_http_wakeup(ad_http_engine_t *e);

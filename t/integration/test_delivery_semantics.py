@@ -103,3 +103,32 @@ def test_event_bus_routing(server, sink):
         got.setdefault(json.loads(r["body"])["id"], []).append(r["path"])
     want = {eid: [p] for eid, p in expect.items() if p}
     assert got == want
+
+
+def test_methods_alternate_on_one_engine(server, sink):
+    """apidestd keeps its HTTP handles configured between attempts and resets
+    them only when the method changes: with one delivery thread, attempts of
+    every method in turn each go out with their own method and body."""
+    methods = ["POST", "GET", "PUT", "HEAD", "PATCH", "OPTIONS", "DELETE"]
+    conf = FAST + "ApiDestWorkers 1\n"
+    for m in methods:
+        conf += destination("d-" + m, sink.url("/m/" + m), method=m)
+        conf += rule("r-" + m, {"source": ["com.example.meth"], "detail-type": [m]},
+                     [("t", "d-" + m)])
+    server.start(conf)
+    sent = []
+    for rnd in range(3):
+        for m in ([*methods] if rnd % 2 == 0 else methods[::-1]):
+            e = entry("com.example.meth", m, {"k": m})
+            status, hdrs, resp = server.put_events([e])
+            [eid] = assert_put_ok(status, hdrs, resp, 1)
+            assert sink.wait_for(len(sent) + 1, 10), "no delivery for %s" % m
+            sent.append((m, e, eid))
+    reqs = sink.snapshot()
+    assert len(reqs) == len(sent)
+    for (m, e, eid), req in zip(sent, reqs):
+        assert req["method"] == m and req["path"] == "/m/" + m, (m, req["method"], req["path"])
+        if m in ("GET", "HEAD"):
+            assert req["body"] == b"", (m, req["body"][:100])
+        else:
+            check_envelope(req, e, eid, "000000000000", "us-east-1", method=m, path="/m/" + m)
