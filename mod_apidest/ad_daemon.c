@@ -51,6 +51,9 @@
 /* Freed blocks the job pools' allocator keeps for reuse, beyond the first
  * block every recycled job pool holds on to. */
 #define JOB_MAX_FREE (4 * 1024 * 1024)
+/* Entries the due-time heap and a destination's queue keep room for however
+ * far they drain. */
+#define QUEUE_KEEP 4096
 
 /* A queued record: its store key is derived from (batch, idx). */
 typedef struct qent_t {
@@ -225,6 +228,19 @@ static int heap_push(heap_t *h, const qent_t *e)
     return 1;
 }
 
+/* A drained backlog gives its memory back: at a quarter full, half the
+ * room goes. */
+static void heap_shrink(heap_t *h)
+{
+    if (h->cap > QUEUE_KEEP && h->n < h->cap / 4) {
+        qent_t *nv = realloc(h->v, (h->cap / 2) * sizeof(*nv));
+        if (nv) {
+            h->v = nv;
+            h->cap /= 2;
+        }
+    }
+}
+
 static qent_t heap_pop(heap_t *h)
 {
     qent_t top = h->v[0], last = h->v[--h->n];
@@ -247,6 +263,7 @@ static qent_t heap_pop(heap_t *h)
     if (h->n) {
         h->v[i] = last;
     }
+    heap_shrink(h);
     return top;
 }
 
@@ -366,6 +383,13 @@ static qent_t fifo_pop(fifo_t *f)
     qent_t e = f->v[f->head];
     f->head = (f->head + 1) % f->cap;
     f->n--;
+    if (!f->n && f->cap > QUEUE_KEEP) {
+        /* a drained backlog gives its memory back */
+        free(f->v);
+        f->v = NULL;
+        f->cap = 0;
+        f->head = 0;
+    }
     return e;
 }
 

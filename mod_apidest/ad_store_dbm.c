@@ -82,6 +82,8 @@ apr_size_t ad_store_driver_max_record(const char *driver)
 }
 
 #ifdef AD_HAVE_GDBM
+#define GDBM_CACHE_BUCKETS 256 /* 1 MiB of 4 KiB buckets */
+
 /* apr_dbm_t as apr-util has laid it out since 2000 (apr_dbm_private.h);
  * read only after checking that its pool and driver name are the ones this
  * handle must have. */
@@ -96,14 +98,16 @@ typedef struct {
 } apr_dbm_layout_t;
 
 /* gdbm maps the whole store file and remaps it as the file grows: most of
- * a big record's store cost, and the file's size in apidestd's RSS. apr_dbm
- * has no option for it, so take its gdbm handle, once it is proven to be
- * one (same file on disk), and turn the map off. */
+ * a big record's store cost, and the file's size in apidestd's RSS; and its
+ * bucket cache grows without bound (~55 bytes per stored record). apr_dbm
+ * has no option for either, so take its gdbm handle, once it is proven to
+ * be one (same file on disk), turn the map off and bound the cache (its size
+ * hardly changes the cost of a store: bench/gdbm_put.c). */
 static void gdbm_unmap(apr_dbm_t *db, apr_pool_t *pool, const char *path)
 {
     const apr_dbm_layout_t *l = (const apr_dbm_layout_t *)db;
     struct stat a, b;
-    int off = 0, fd;
+    int off = 0, buckets = GDBM_CACHE_BUCKETS, fd;
 
     if (l->pool != pool || !l->type || !l->type->name || strcmp(l->type->name, "gdbm") ||
         !l->file) {
@@ -116,9 +120,12 @@ static void gdbm_unmap(apr_dbm_t *db, apr_pool_t *pool, const char *path)
     fd = gdbm_fdesc((GDBM_FILE)l->file);
     if (fd < 0 || fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino ||
         a.st_dev != b.st_dev ||
-        gdbm_setopt((GDBM_FILE)l->file, GDBM_SETMMAP, &off, sizeof(off)) != 0) {
+        gdbm_setopt((GDBM_FILE)l->file, GDBM_SETMMAP, &off, sizeof(off)) != 0 ||
+        gdbm_setopt((GDBM_FILE)l->file, GDBM_SETCACHESIZE, &buckets, sizeof(buckets)) != 0) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,
-                      ADLOGNO(00161) "gdbm keeps its memory map of %s", path);
+                      ADLOGNO(00161) "gdbm keeps its memory map and its growing bucket cache "
+                                     "for %s",
+                      path);
     }
 }
 #endif
