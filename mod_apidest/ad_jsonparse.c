@@ -35,39 +35,6 @@ static size_t plain_run(const unsigned char *s, const unsigned char *end)
 
 /* Strict UTF-8 (as jansson checks it): length of the sequence at s, 0 when
  * it is not valid. */
-static size_t utf8_len(const unsigned char *s, const unsigned char *end)
-{
-    unsigned c = s[0], n, i;
-    uint32_t u;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2, u = c & 0x1f;
-    }
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3, u = c & 0x0f;
-    }
-    else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4, u = c & 0x07;
-    }
-    else {
-        return 0;
-    }
-    if ((size_t)(end - s) < n) {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        u = (u << 6) | (s[i] & 0x3f);
-    }
-    if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff) || (n == 3 && u < 0x800) ||
-        (n == 4 && u < 0x10000)) {
-        return 0;
-    }
-    return n;
-}
-
 static int tmp_put(parser_t *ps, size_t *len, const void *src, size_t n)
 {
     if (*len + n + 1 > ps->tmp_cap) {
@@ -105,35 +72,11 @@ static int hex4(const unsigned char *s, uint32_t *out)
     return 1;
 }
 
-static size_t utf8_encode(uint32_t u, unsigned char *b)
-{
-    if (u < 0x80) {
-        b[0] = (unsigned char)u;
-        return 1;
-    }
-    if (u < 0x800) {
-        b[0] = (unsigned char)(0xc0 | (u >> 6));
-        b[1] = (unsigned char)(0x80 | (u & 0x3f));
-        return 2;
-    }
-    if (u < 0x10000) {
-        b[0] = (unsigned char)(0xe0 | (u >> 12));
-        b[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3f));
-        b[2] = (unsigned char)(0x80 | (u & 0x3f));
-        return 3;
-    }
-    b[0] = (unsigned char)(0xf0 | (u >> 18));
-    b[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3f));
-    b[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3f));
-    b[3] = (unsigned char)(0x80 | (u & 0x3f));
-    return 4;
-}
-
 /* \uXXXX (and its low surrogate) at ps->p, just past the 'u'. jansson
  * refuses \u0000 and lone surrogates. */
 static int unescape_u(parser_t *ps, size_t *len)
 {
-    unsigned char b[4];
+    char b[4];
     uint32_t u, lo;
 
     if (ps->end - ps->p < 4 || !hex4(ps->p, &u) || u == 0 || (u >= 0xdc00 && u <= 0xdfff)) {
@@ -148,7 +91,7 @@ static int unescape_u(parser_t *ps, size_t *len)
         ps->p += 6;
         u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
     }
-    return tmp_put(ps, len, b, utf8_encode(u, b));
+    return tmp_put(ps, len, b, ad_utf8_put(b, u));
 }
 
 static int unescape_one(parser_t *ps, size_t *len)
@@ -185,7 +128,7 @@ static int scan_string(parser_t *ps, const char **out, size_t *out_len)
 
         ps->p += run;
         while (ps->p < ps->end && *ps->p >= 0x80) {
-            size_t n = utf8_len(ps->p, ps->end);
+            size_t n = ad_utf8_seq_len(ps->p, ps->end);
             if (!n) {
                 return 0;
             }

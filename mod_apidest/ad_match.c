@@ -527,39 +527,6 @@ static int hex4(const unsigned char *q)
 
 /* One UTF-8 sequence starting at q as jansson's utf8_check_full accepts it:
  * its length, or 0. */
-static int utf8_seq(const unsigned char *q, const unsigned char *end)
-{
-    unsigned u = *q, v;
-    int n, i;
-
-    if (u >= 0xC2 && u <= 0xDF) {
-        n = 2, v = u & 0x1F;
-    }
-    else if (u >= 0xE0 && u <= 0xEF) {
-        n = 3, v = u & 0x0F;
-    }
-    else if (u >= 0xF0 && u <= 0xF4) {
-        n = 4, v = u & 0x07;
-    }
-    else {
-        return 0;
-    }
-    if (end - q < n) {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if (q[i] < 0x80 || q[i] > 0xBF) {
-            return 0;
-        }
-        v = (v << 6) | (q[i] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-        (n == 4 && v < 0x10000)) {
-        return 0;
-    }
-    return n;
-}
-
 /* A \u escape at q (after the backslash) as jansson decodes it: the code
  * point, with the bytes it used in *used; -1 when jansson rejects it
  * (bad hex, lone or mismatched surrogate, \u0000). */
@@ -628,7 +595,7 @@ static int scan_string(scan_t *sc, const unsigned char **raw, size_t *rawlen, in
                 return -1;
             }
         }
-        if (!(n = utf8_seq(q, end))) {
+        if (!(n = (int)ad_utf8_seq_len(q, end))) {
             return -1;
         }
         q += n;
@@ -636,30 +603,6 @@ static int scan_string(scan_t *sc, const unsigned char **raw, size_t *rawlen, in
     *rawlen = (size_t)(q - *raw);
     sc->p = q + 1;
     return 0;
-}
-
-static size_t utf8_put(char *out, long cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* Decode an already validated string body into the scratch; returns its
@@ -677,7 +620,7 @@ static const char *decode(ad_match_scratch_t *s, const unsigned char *raw, size_
             *o++ = (char)*q++;
         }
         else if (q[1] == 'u') {
-            o += utf8_put(o, unicode_escape(q + 1, end, &used));
+            o += ad_utf8_put(o, (apr_uint32_t)unicode_escape(q + 1, end, &used));
             q += 1 + used;
         }
         else {

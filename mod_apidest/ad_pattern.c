@@ -10,6 +10,7 @@
  * array-consistency rules (ACFinder). Matching allocates only scratch memory
  * (stack, or malloc for large events) and never touches the pattern's pool. */
 #include "ad_pattern.h"
+#include "ad_util.h"
 #include "ad_pattern_int.h"
 
 #include <apr_hash.h>
@@ -253,30 +254,6 @@ static uint32_t utf8_next(const unsigned char *s, size_t n, size_t *len)
     return cp;
 }
 
-static size_t utf8_put(char *out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Jackson counts columns in UTF-16 code units. */
 static size_t utf16_len(const char *s, size_t n)
 {
@@ -451,7 +428,7 @@ static const char *char_desc(cc_t *c, uint32_t cp)
     if (is_iso_control(cp)) {
         return apr_psprintf(c->tp, "(CTRL-CHAR, code %u)", (unsigned)cp);
     }
-    l = utf8_put(u, cp);
+    l = ad_utf8_put(u, cp);
     u[l] = '\0';
     if (cp > 255) {
         return apr_psprintf(c->tp, "'%s' (code %u / 0x%x)", u, (unsigned)cp, (unsigned)cp);
@@ -763,7 +740,7 @@ static void lx_escape(cc_t *c)
                 x->pos = save;
             }
         }
-        buf_add(c, u, utf8_put(u, cp));
+        buf_add(c, u, ad_utf8_put(u, cp));
         return;
     default:
         fail_syntax_at(c,
@@ -968,7 +945,7 @@ static void lx_odd_value(cc_t *c, int ch)
     }
     if (java_ident_start(cp)) {
         char u[5];
-        u[utf8_put(u, cp)] = '\0';
+        u[ad_utf8_put(u, cp)] = '\0';
         fail_token(c, u);
     }
     fail_unexpected(c, at, cp, "expected a valid value " VALID_VALUES);

@@ -226,6 +226,63 @@ static void jb_put(jbuf_t *b, const char *s, size_t n)
     b->len += n;
 }
 
+size_t ad_utf8_put(char *out, apr_uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t ad_utf8_seq_len(const unsigned char *s, const unsigned char *end)
+{
+    unsigned c = s[0], n, i;
+    apr_uint32_t u;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2, u = c & 0x1f;
+    }
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3, u = c & 0x0f;
+    }
+    else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4, u = c & 0x07;
+    }
+    else {
+        return 0;
+    }
+    if ((size_t)(end - s) < n) {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        u = (u << 6) | (s[i] & 0x3f);
+    }
+    if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff) || (n == 3 && u < 0x800) ||
+        (n == 4 && u < 0x10000)) {
+        return 0;
+    }
+    return n;
+}
+
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;

@@ -34,6 +34,14 @@ char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
  * event details are mostly long plain strings. */
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only);
 
+/* Code point cp as UTF-8 into out (room for 4): the byte count. */
+size_t ad_utf8_put(char *out, apr_uint32_t cp);
+
+/* Length of the strict UTF-8 sequence at s (as jansson checks it: no
+ * overlong forms, surrogates or code points above U+10FFFF), 0 when it is
+ * not one. */
+size_t ad_utf8_seq_len(const unsigned char *s, const unsigned char *end);
+
 /* A real as ad_json_dump writes it (shortest text that reads back as v, with
  * ".0" when it would read as an integer), NUL-terminated in out; returns its
  * length. */
