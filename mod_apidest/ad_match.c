@@ -665,50 +665,15 @@ static void emit(scan_t *sc, const void *b, size_t n)
     s->nout += n;
 }
 
-/* A decoded string escaped as ad_util's writer does: quote, backslash and
- * controls only. */
+static void emit_piece(void *baton, const char *p, size_t n)
+{
+    emit(baton, p, n);
+}
+
+/* A decoded string escaped exactly as ad_json_dump escapes it. */
 static void emit_escaped(scan_t *sc, const char *str, size_t n)
 {
-    size_t i, run = 0;
-    char esc[8];
-    unsigned char c;
-
-    emit(sc, "\"", 1);
-    for (i = 0; i < n; i++) {
-        c = (unsigned char)str[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        emit(sc, str + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[0] = '\\', esc[1] = (char)c, esc[2] = '\0';
-            break;
-        case '\b':
-            memcpy(esc, "\\b", 3);
-            break;
-        case '\f':
-            memcpy(esc, "\\f", 3);
-            break;
-        case '\n':
-            memcpy(esc, "\\n", 3);
-            break;
-        case '\r':
-            memcpy(esc, "\\r", 3);
-            break;
-        case '\t':
-            memcpy(esc, "\\t", 3);
-            break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            break;
-        }
-        emit(sc, esc, strlen(esc));
-    }
-    emit(sc, str + run, n - run);
-    emit(sc, "\"", 1);
+    ad_json_write_string(str, n, emit_piece, sc);
 }
 
 /* A string as scanned: without escapes its bytes are already canonical. */

@@ -308,12 +308,11 @@ size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
     return i;
 }
 
-static void jb_string(jbuf_t *b, const char *s, size_t n)
+void ad_json_write_string(const char *s, size_t n, ad_json_put_fn *put, void *baton)
 {
     size_t i, run = 0;
 
-    jb_reserve(b, n + 2);
-    jb_put(b, "\"", 1);
+    put(baton, "\"", 1);
     for (i = ad_json_plain_run((const unsigned char *)s, n, 0); i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
@@ -322,7 +321,7 @@ static void jb_string(jbuf_t *b, const char *s, size_t n)
         if (c >= 0x20 && c != '"' && c != '\\') {
             continue;
         }
-        jb_put(b, s + run, i - run);
+        put(baton, s + run, i - run);
         run = i + 1;
         switch (c) {
         case '"':
@@ -350,10 +349,21 @@ static void jb_string(jbuf_t *b, const char *s, size_t n)
             snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
             esc = ubuf;
         }
-        jb_put(b, esc, strlen(esc));
+        put(baton, esc, strlen(esc));
     }
-    jb_put(b, s + run, n - run);
-    jb_put(b, "\"", 1);
+    put(baton, s + run, n - run);
+    put(baton, "\"", 1);
+}
+
+static void jb_put_piece(void *baton, const char *p, size_t n)
+{
+    jb_put(baton, p, n);
+}
+
+static void jb_string(jbuf_t *b, const char *s, size_t n)
+{
+    jb_reserve(b, n + 2);
+    ad_json_write_string(s, n, jb_put_piece, b);
 }
 
 /* The shortest text that reads back as the same double, as Java and

@@ -34,6 +34,12 @@ char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
  * event details are mostly long plain strings. */
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only);
 
+/* s (n bytes) as a JSON string, quotes included, escaped as ad_json_dump
+ * escapes strings: '"', '\\' and control characters only (UTF-8 passes as
+ * it is). put receives the pieces in order. */
+typedef void ad_json_put_fn(void *baton, const char *p, size_t n);
+void ad_json_write_string(const char *s, size_t n, ad_json_put_fn *put, void *baton);
+
 /* Code point cp as UTF-8 into out (room for 4): the byte count. */
 size_t ad_utf8_put(char *out, apr_uint32_t cp);
 
