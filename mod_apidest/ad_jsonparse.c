@@ -54,44 +54,19 @@ static int tmp_put(parser_t *ps, size_t *len, const void *src, size_t n)
     return 1;
 }
 
-static int hex4(const unsigned char *s, uint32_t *out)
-{
-    int i;
-    *out = 0;
-    for (i = 0; i < 4; i++) {
-        unsigned c = s[i];
-        unsigned d = c >= '0' && c <= '9'   ? c - '0'
-                     : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                     : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                            : 16;
-        if (d > 15) {
-            return 0;
-        }
-        *out = (*out << 4) | d;
-    }
-    return 1;
-}
-
-/* \uXXXX (and its low surrogate) at ps->p, just past the 'u'. jansson
- * refuses \u0000 and lone surrogates. */
+/* A "backslash u" escape (and its low surrogate) at ps->p, just past the
+ * 'u'. */
 static int unescape_u(parser_t *ps, size_t *len)
 {
     char b[4];
-    uint32_t u, lo;
+    int used;
+    long u = ad_json_unicode_escape(ps->p - 1, ps->end, &used);
 
-    if (ps->end - ps->p < 4 || !hex4(ps->p, &u) || u == 0 || (u >= 0xdc00 && u <= 0xdfff)) {
+    if (u < 0) {
         return 0;
     }
-    ps->p += 4;
-    if (u >= 0xd800 && u <= 0xdbff) {
-        if (ps->end - ps->p < 6 || ps->p[0] != '\\' || ps->p[1] != 'u' || !hex4(ps->p + 2, &lo) ||
-            lo < 0xdc00 || lo > 0xdfff) {
-            return 0;
-        }
-        ps->p += 6;
-        u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-    }
-    return tmp_put(ps, len, b, ad_utf8_put(b, u));
+    ps->p += used - 1;
+    return tmp_put(ps, len, b, ad_utf8_put(b, (apr_uint32_t)u));
 }
 
 static int unescape_one(parser_t *ps, size_t *len)

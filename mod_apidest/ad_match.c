@@ -506,52 +506,6 @@ static void skip_ws(scan_t *sc)
     }
 }
 
-static int hex4(const unsigned char *q)
-{
-    int i, v = 0, d;
-
-    for (i = 0; i < 4; i++) {
-        if (q[i] >= '0' && q[i] <= '9') {
-            d = q[i] - '0';
-        }
-        else if ((q[i] | 0x20) >= 'a' && (q[i] | 0x20) <= 'f') {
-            d = (q[i] | 0x20) - 'a' + 10;
-        }
-        else {
-            return -1;
-        }
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* One UTF-8 sequence starting at q as jansson's utf8_check_full accepts it:
- * its length, or 0. */
-/* A \u escape at q (after the backslash) as jansson decodes it: the code
- * point, with the bytes it used in *used; -1 when jansson rejects it
- * (bad hex, lone or mismatched surrogate, \u0000). */
-static long unicode_escape(const unsigned char *q, const unsigned char *end, int *used)
-{
-    long v, lo;
-
-    if (end - q < 5 || (v = hex4(q + 1)) < 0) {
-        return -1;
-    }
-    *used = 5;
-    if (v >= 0xD800 && v <= 0xDBFF) {
-        if (end - q < 11 || q[5] != '\\' || q[6] != 'u' || (lo = hex4(q + 7)) < 0 || lo < 0xDC00 ||
-            lo > 0xDFFF) {
-            return -1;
-        }
-        *used = 11;
-        return 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-    }
-    if ((v >= 0xDC00 && v <= 0xDFFF) || v == 0) {
-        return -1;
-    }
-    return v;
-}
-
 /* Scan a string whose opening quote is at sc->p: validate it, leave sc->p
  * after the closing quote, give the raw content and whether it has escapes. */
 static int scan_string(scan_t *sc, const unsigned char **raw, size_t *rawlen, int *esc)
@@ -586,7 +540,7 @@ static int scan_string(scan_t *sc, const unsigned char **raw, size_t *rawlen, in
                 q += 2;
                 continue;
             case 'u':
-                if (unicode_escape(q + 1, end, &used) < 0) {
+                if (ad_json_unicode_escape(q + 1, end, &used) < 0) {
                     return -1;
                 }
                 q += 1 + used;
@@ -620,7 +574,7 @@ static const char *decode(ad_match_scratch_t *s, const unsigned char *raw, size_
             *o++ = (char)*q++;
         }
         else if (q[1] == 'u') {
-            o += ad_utf8_put(o, (apr_uint32_t)unicode_escape(q + 1, end, &used));
+            o += ad_utf8_put(o, (apr_uint32_t)ad_json_unicode_escape(q + 1, end, &used));
             q += 1 + used;
         }
         else {

@@ -226,6 +226,47 @@ static void jb_put(jbuf_t *b, const char *s, size_t n)
     b->len += n;
 }
 
+static int hex4_value(const unsigned char *q)
+{
+    int i, v = 0, d;
+
+    for (i = 0; i < 4; i++) {
+        if (q[i] >= '0' && q[i] <= '9') {
+            d = q[i] - '0';
+        }
+        else if ((q[i] | 0x20) >= 'a' && (q[i] | 0x20) <= 'f') {
+            d = (q[i] | 0x20) - 'a' + 10;
+        }
+        else {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+long ad_json_unicode_escape(const unsigned char *q, const unsigned char *end, int *used)
+{
+    long v, lo;
+
+    if (end - q < 5 || (v = hex4_value(q + 1)) < 0) {
+        return -1;
+    }
+    *used = 5;
+    if (v >= 0xD800 && v <= 0xDBFF) {
+        if (end - q < 11 || q[5] != '\\' || q[6] != 'u' || (lo = hex4_value(q + 7)) < 0 ||
+            lo < 0xDC00 || lo > 0xDFFF) {
+            return -1;
+        }
+        *used = 11;
+        return 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    if ((v >= 0xDC00 && v <= 0xDFFF) || v == 0) {
+        return -1;
+    }
+    return v;
+}
+
 size_t ad_utf8_put(char *out, apr_uint32_t cp)
 {
     if (cp < 0x80) {

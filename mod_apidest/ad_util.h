@@ -40,6 +40,12 @@ size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only);
 typedef void ad_json_put_fn(void *baton, const char *p, size_t n);
 void ad_json_write_string(const char *s, size_t n, ad_json_put_fn *put, void *baton);
 
+/* A JSON "backslash u" escape at q (the 'u', after the backslash), with its
+ * low surrogate when it is a high one, as jansson decodes it: the code
+ * point, the bytes it took in *used; -1 when jansson rejects it (bad hex,
+ * a lone or mismatched surrogate, code point 0). */
+long ad_json_unicode_escape(const unsigned char *q, const unsigned char *end, int *used);
+
 /* Code point cp as UTF-8 into out (room for 4): the byte count. */
 size_t ad_utf8_put(char *out, apr_uint32_t cp);
 
