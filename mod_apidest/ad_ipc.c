@@ -1,7 +1,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <apr_atomic.h>
 #include <apr_poll.h>
 #include <apr_portable.h>
 #include <apr_thread_mutex.h>
@@ -40,7 +39,7 @@ struct ad_ipc_t {
     ad_ipc_msg_fn *fn;
     void *baton;
     int max_conns;
-    volatile apr_uint32_t nconns;
+    int nconns;   /* polling thread */
     int stopping; /* under mu */
     ad_ipc_conn_t *conns;
 };
@@ -77,11 +76,6 @@ apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns,
     return APR_SUCCESS;
 }
 
-int ad_ipc_connections(const ad_ipc_t *io)
-{
-    return (int)apr_atomic_read32((volatile apr_uint32_t *)&io->nconns);
-}
-
 static void conn_close(ad_ipc_conn_t *c)
 {
     ad_ipc_t *io = c->io;
@@ -97,7 +91,7 @@ static void conn_close(ad_ipc_conn_t *c)
     }
     apr_socket_close(c->sock);
     apr_pool_destroy(c->pool);
-    apr_atomic_dec32(&io->nconns);
+    io->nconns--;
 }
 
 static ad_ipc_conn_t *conn_make(ad_ipc_t *io, apr_pool_t *cp, apr_socket_t *s)
@@ -129,7 +123,7 @@ static int conn_open(ad_ipc_t *io)
         apr_pool_destroy(cp);
         return 0;
     }
-    if ((int)apr_atomic_read32(&io->nconns) >= io->max_conns) {
+    if (io->nconns >= io->max_conns) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
                       ADLOGNO(00150) "%d connections from children are open: one more refused",
                       io->max_conns);
@@ -150,7 +144,7 @@ static int conn_open(ad_ipc_t *io)
     }
     io->conns = c;
     apr_thread_mutex_unlock(io->mu);
-    apr_atomic_inc32(&io->nconns);
+    io->nconns++;
     return 1;
 }
 

@@ -34,9 +34,6 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop);
  * cannot be written is shut down and closed by the polling thread. */
 apr_status_t ad_ipc_reply(ad_ipc_conn_t *c, apr_uint32_t type, const char *buf, apr_size_t len);
 
-/* Connections open now (status and tests). */
-int ad_ipc_connections(const ad_ipc_t *io);
-
 /* Once no reply can still come (the core has stopped): close what is left. */
 void ad_ipc_destroy(ad_ipc_t *io);
 
