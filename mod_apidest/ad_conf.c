@@ -197,19 +197,36 @@ static int by_rule_index(const void *a, const void *b)
     return (*(ad_rule_t *const *)a)->index - (*(ad_rule_t *const *)b)->index;
 }
 
+/* The bus's index and the rules it pins to this source (NULL: none). */
+static const ad_rule_index_t *index_lookup(const ad_conf_t *c, const char *bus, const char *source,
+                                           const apr_array_header_t **hit)
+{
+    const ad_rule_index_t *ix =
+        c->rule_index ? apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING) : NULL;
+
+    *hit = ix && source ? apr_hash_get(ix->by_source, source, APR_HASH_KEY_STRING) : NULL;
+    return ix;
+}
+
+int ad_conf_source_may_match(const ad_conf_t *c, const char *bus, const char *source)
+{
+    const apr_array_header_t *hit;
+    const ad_rule_index_t *ix = index_lookup(c, bus, source, &hit);
+
+    return ix && (ix->unindexed->nelts || (hit && hit->nelts));
+}
+
 const apr_array_header_t *ad_conf_candidate_rules(apr_pool_t *p, const ad_conf_t *c,
                                                   const char *bus, const char *source)
 {
     static const apr_array_header_t empty = {NULL, sizeof(ad_rule_t *), 0, 0, NULL};
-    const ad_rule_index_t *ix =
-        c->rule_index ? apr_hash_get(c->rule_index, bus, APR_HASH_KEY_STRING) : NULL;
     const apr_array_header_t *hit;
+    const ad_rule_index_t *ix = index_lookup(c, bus, source, &hit);
     apr_array_header_t *both;
 
     if (!ix) {
         return &empty;
     }
-    hit = source ? apr_hash_get(ix->by_source, source, APR_HASH_KEY_STRING) : NULL;
     if (!hit || !hit->nelts) {
         return ix->unindexed;
     }

@@ -177,6 +177,10 @@ typedef struct ad_rule_index_t {
 /* Build c->rule_index from enabled rules with patterns (config time). */
 void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p);
 
+/* Whether any rule of bus can match an event with this source: the index's
+ * answer without building the list below. */
+int ad_conf_source_may_match(const ad_conf_t *c, const char *bus, const char *source);
+
 /* The rules to try for an event on bus with this source, in config order
  * (allocated in p when a merge is needed). */
 const apr_array_header_t *ad_conf_candidate_rules(apr_pool_t *p, const ad_conf_t *c,

@@ -499,7 +499,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     }
     ad_uuid4(id);
     e->event_id = apr_pstrdup(x->p, id);
-    if (!ad_conf_candidate_rules(x->p, x->c, bus_name(entry), source)->nelts) {
+    if (!ad_conf_source_may_match(x->c, bus_name(entry), source)) {
         /* no rule of the bus can match this source: no envelope to build */
         json_decref(detail);
         json_decref(resources);

@@ -242,6 +242,10 @@ START_TEST(rules_indexed_by_source)
     c = ad_conf_candidate_rules(pool, conf, "other", "a");
     ck_assert_int_eq(c->nelts, 1);
     ck_assert_int_eq(ad_conf_candidate_rules(pool, conf, "nobus", "a")->nelts, 0);
+    ck_assert(ad_conf_source_may_match(conf, "default", "zzz"));
+    ck_assert(ad_conf_source_may_match(conf, "other", "a"));
+    ck_assert(!ad_conf_source_may_match(conf, "other", "zzz"));
+    ck_assert(!ad_conf_source_may_match(conf, "nobus", "a"));
     /* through ingest: a prefix rule still matches what the index skipped */
     ck_assert_int_eq(put("{\"Entries\":[{\"Source\":\"ax\",\"DetailType\":\"d\","
                          "\"Detail\":\"{}\"}]}")
