@@ -159,48 +159,21 @@ static int is_digit(unsigned c)
     return c >= '0' && c <= '9';
 }
 
-static const unsigned char *digits(const unsigned char *q, const unsigned char *end)
-{
-    while (q < end && is_digit(*q)) {
-        q++;
-    }
-    return q;
-}
-
-/* jansson's grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, an
- * integer when it has neither part, strtoll/strtod with its range errors. */
+/* A number, an integer when it has neither fraction nor exponent:
+ * strtoll/strtod with jansson's range errors. */
 static json_t *parse_number(parser_t *ps)
 {
-    const unsigned char *q = ps->p, *end = ps->end;
+    const unsigned char *q;
     char buf[NUM_MAX + 1];
-    int real = 0;
+    ad_json_number_t num;
+    int real;
     size_t n;
 
-    if (q < end && *q == '-') {
-        q++;
-    }
-    if (q >= end || !is_digit(*q) || (*q == '0' && q + 1 < end && is_digit(q[1]))) {
+    if (!ad_json_number_lex(ps->p, ps->end, &num)) {
         return NULL;
     }
-    q = digits(q, end);
-    if (q < end && *q == '.') {
-        if (++q >= end || !is_digit(*q)) {
-            return NULL;
-        }
-        q = digits(q, end);
-        real = 1;
-    }
-    if (q < end && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < end && (*q == '+' || *q == '-')) {
-            q++;
-        }
-        if (q >= end || !is_digit(*q)) {
-            return NULL;
-        }
-        q = digits(q, end);
-        real = 1;
-    }
+    q = ps->p + num.len;
+    real = num.real;
     if ((n = (size_t)(q - ps->p)) > NUM_MAX) {
         return NULL;
     }

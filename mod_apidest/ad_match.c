@@ -761,16 +761,6 @@ static int key_node(scan_t *sc, int start, const unsigned char *raw, size_t len,
     return node;
 }
 
-static int digits(scan_t *sc)
-{
-    const unsigned char *q = sc->p;
-
-    while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
-        sc->p++;
-    }
-    return (int)(sc->p - q);
-}
-
 /* A copy of the number's text, NUL-terminated, for strtoll/strtod. */
 static const char *number_text(scan_t *sc, const unsigned char *q, size_t n)
 {
@@ -909,40 +899,18 @@ static int real_may_overflow(int intdig, const unsigned char *exp, const unsigne
 /* A number as jansson lexes it; recorded at path when path >= 0. */
 static int scan_number(scan_t *sc, int path)
 {
-    const unsigned char *q = sc->p, *exp = NULL;
-    int intdig, real = 0;
+    const unsigned char *q = sc->p, *exp;
+    ad_json_number_t num;
+    int intdig, real;
     ad_val_t v;
 
-    if (*sc->p == '-') {
-        sc->p++;
-    }
-    if (sc->p < sc->end && *sc->p == '0') {
-        sc->p++;
-        intdig = 1;
-        if (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
-            return -1;
-        }
-    }
-    else if (!(intdig = digits(sc))) {
+    if (!ad_json_number_lex(q, sc->end, &num)) {
         return -1;
     }
-    if (sc->p < sc->end && *sc->p == '.') {
-        sc->p++;
-        real = 1;
-        if (!digits(sc)) {
-            return -1;
-        }
-    }
-    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E')) {
-        exp = sc->p++;
-        real = 1;
-        if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-')) {
-            sc->p++;
-        }
-        if (!digits(sc)) {
-            return -1;
-        }
-    }
+    sc->p = q + num.len;
+    exp = num.exp < 0 ? NULL : q + num.exp;
+    intdig = num.intdig;
+    real = num.real;
     if (sc->emit) {
         if (!real && intdig >= 18 && int_value(sc, q, (size_t)(sc->p - q), &v.i) < 0) {
             return -1;

@@ -267,6 +267,53 @@ long ad_json_unicode_escape(const unsigned char *q, const unsigned char *end, in
     return v;
 }
 
+static const unsigned char *skip_digits(const unsigned char *q, const unsigned char *end)
+{
+    while (q < end && *q >= '0' && *q <= '9') {
+        q++;
+    }
+    return q;
+}
+
+int ad_json_number_lex(const unsigned char *q, const unsigned char *end, ad_json_number_t *num)
+{
+    const unsigned char *start = q, *after;
+
+    memset(num, 0, sizeof(*num));
+    num->exp = -1;
+    if (q < end && *q == '-') {
+        q++;
+    }
+    after = skip_digits(q, end);
+    if (after == q || (*q == '0' && after - q > 1)) {
+        return 0; /* no digit, or a leading zero */
+    }
+    num->intdig = (int)(after - q);
+    q = after;
+    if (q < end && *q == '.') {
+        after = skip_digits(++q, end);
+        if (after == q) {
+            return 0;
+        }
+        q = after;
+        num->real = 1;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        num->exp = q - start;
+        if (++q < end && (*q == '+' || *q == '-')) {
+            q++;
+        }
+        after = skip_digits(q, end);
+        if (after == q) {
+            return 0;
+        }
+        q = after;
+        num->real = 1;
+    }
+    num->len = (size_t)(q - start);
+    return 1;
+}
+
 size_t ad_utf8_put(char *out, apr_uint32_t cp)
 {
     if (cp < 0x80) {

@@ -46,6 +46,18 @@ void ad_json_write_string(const char *s, size_t n, ad_json_put_fn *put, void *ba
  * a lone or mismatched surrogate, code point 0). */
 long ad_json_unicode_escape(const unsigned char *q, const unsigned char *end, int *used);
 
+/* A JSON number at q as jansson's lexer reads it,
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?: 1 with its length, whether
+ * it is real (a fraction or an exponent), its digits before the point and
+ * the offset of its exponent mark (-1: none); 0 when q holds none. */
+typedef struct ad_json_number_t {
+    size_t len;
+    int real;
+    int intdig;
+    long exp;
+} ad_json_number_t;
+int ad_json_number_lex(const unsigned char *q, const unsigned char *end, ad_json_number_t *num);
+
 /* Code point cp as UTF-8 into out (room for 4): the byte count. */
 size_t ad_utf8_put(char *out, apr_uint32_t cp);
 
