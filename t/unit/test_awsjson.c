@@ -16,6 +16,7 @@
 #include "ad_conf.h"
 #include "ad_pattern.h"
 #include "ad_util.h"
+#include "unit_run.h"
 
 #define MTIME 1714979289 /* the config file's mtime the tests set */
 
@@ -1120,14 +1121,5 @@ static Suite *awsjson_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(awsjson_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(awsjson_suite());
 }

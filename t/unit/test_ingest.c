@@ -10,6 +10,7 @@
 #include "ad_ingest.h"
 #include "ad_record.h"
 #include "ad_util.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 static ad_conf_t *conf;
@@ -379,10 +380,7 @@ int main(void)
 {
     Suite *s = suite_create("ingest");
     TCase *tc = tcase_create("put_events");
-    SRunner *sr;
-    int failed;
 
-    apr_initialize();
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, envelope_as_aws_builds_it);
     tcase_add_test(tc, time_forms);
@@ -397,10 +395,5 @@ int main(void)
     tcase_add_test(tc, uuid_v4);
     tcase_add_test(tc, body_is_the_trees_dump);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

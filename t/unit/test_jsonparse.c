@@ -11,6 +11,7 @@
 
 #include "ad_jsonparse.h"
 #include "ad_util.h"
+#include "unit_run.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY)
 
@@ -338,10 +339,7 @@ int main(void)
 {
     Suite *s;
     TCase *tc;
-    SRunner *sr;
-    int failed;
 
-    apr_initialize();
     s = suite_create("jsonparse");
     tc = tcase_create("same as jansson");
     tcase_set_timeout(tc, 120);
@@ -351,10 +349,5 @@ int main(void)
     tcase_add_test(tc, dump_escapes_every_position);
     tcase_add_test(tc, conformance_files_and_mutations);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

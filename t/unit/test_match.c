@@ -20,6 +20,7 @@
 #include "ad_match.h"
 #include "ad_pattern.h"
 #include "ad_util.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 
@@ -665,14 +666,5 @@ static Suite *match_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(match_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(match_suite());
 }

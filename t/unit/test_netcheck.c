@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include "ad_netcheck.h"
+#include "unit_run.h"
 
 static const char *classify(const char *text)
 {
@@ -109,17 +110,11 @@ int main(void)
 {
     Suite *s = suite_create("netcheck");
     TCase *tc = tcase_create("classify");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, ipv4_ranges);
     tcase_add_test(tc, ipv6_ranges);
     tcase_add_test(tc, ipv6_carrying_ipv4);
     tcase_add_test(tc, non_ip_family);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

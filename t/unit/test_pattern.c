@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "ad_pattern.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 
@@ -386,14 +387,5 @@ static Suite *pattern_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(pattern_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(pattern_suite());
 }

@@ -8,6 +8,7 @@
 #include <apr_strings.h>
 
 #include "ad_record.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 
@@ -186,10 +187,7 @@ int main(void)
 {
     Suite *s = suite_create("record");
     TCase *tc = tcase_create("codec");
-    SRunner *sr;
-    int failed;
 
-    apr_initialize();
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, empty_record);
@@ -200,10 +198,5 @@ int main(void)
     tcase_add_test(tc, crc32_known_value);
     tcase_add_test(tc, crc32_fast_equals_simple);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

@@ -15,6 +15,7 @@
 #include <apr_time.h>
 
 #include "ad_schedule.h"
+#include "unit_run.h"
 
 #define AWS_ERR "Parameter ScheduleExpression is not valid."
 
@@ -787,14 +788,5 @@ static Suite *schedule_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(schedule_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(schedule_suite());
 }

@@ -38,6 +38,7 @@
 #include <apr_time.h>
 
 #include "ad_sigv4.h"
+#include "unit_run.h"
 
 #define AKID   "AKIDEXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -1198,10 +1199,7 @@ int main(void)
     Suite *s = suite_create("sigv4");
     TCase *ok = tcase_create("accepted");
     TCase *no = tcase_create("refused");
-    SRunner *sr;
-    int failed;
 
-    apr_initialize();
     tcase_add_checked_fixture(ok, setup, teardown);
     tcase_add_checked_fixture(no, setup, teardown);
 
@@ -1236,10 +1234,5 @@ int main(void)
 
     suite_add_tcase(s, ok);
     suite_add_tcase(s, no);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

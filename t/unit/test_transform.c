@@ -19,6 +19,7 @@
 #include "ad_jsonpath.h"
 #include "ad_transform.h"
 #include "ad_util.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 
@@ -731,14 +732,5 @@ static Suite *transform_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(transform_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(transform_suite());
 }
