@@ -103,7 +103,7 @@ typedef struct {
  * has no option for either, so take its gdbm handle, once it is proven to
  * be one (same file on disk), turn the map off and bound the cache (its size
  * hardly changes the cost of a store: bench/gdbm_put.c). */
-static void gdbm_unmap(apr_dbm_t *db, apr_pool_t *pool, const char *path)
+static void gdbm_tune(apr_dbm_t *db, apr_pool_t *pool, const char *path)
 {
     const apr_dbm_layout_t *l = (const apr_dbm_layout_t *)db;
     struct stat a, b;
@@ -138,7 +138,7 @@ static apr_status_t dbm_open_tuned(apr_dbm_t **db, const char *driver, const cha
                                       APR_FPROT_UREAD | APR_FPROT_UWRITE, pool);
 #ifdef AD_HAVE_GDBM
     if (rv == APR_SUCCESS && !strcmp(driver, "gdbm")) {
-        gdbm_unmap(*db, pool, path);
+        gdbm_tune(*db, pool, path);
     }
 #endif
     return rv;
