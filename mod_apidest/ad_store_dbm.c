@@ -30,6 +30,7 @@ typedef struct {
     apr_time_t next_reopen;
     const char *driver;
     const char *path;
+    const char *dir;   /* for statvfs, worked out once: it runs on every write */
     const char *file1; /* the DBM's files, for fsync and size */
     const char *file2;
     apr_file_t *lock;
@@ -353,16 +354,23 @@ static apr_off_t dbm_size(ad_store_t *s)
     return file_size(d->p, d->file1) + file_size(d->p, d->file2);
 }
 
+/* The directory holding path; "." for a bare name, as statvfs wants it. */
+static const char *dir_of(apr_pool_t *p, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        return ".";
+    }
+    return slash == path ? "/" : apr_pstrmemdup(p, path, (apr_size_t)(slash - path));
+}
+
 static apr_off_t dbm_disk_free(ad_store_t *s)
 {
     dbm_store_t *d = s->impl;
     struct statvfs sv;
-    char *dir = apr_pstrdup(d->p, d->path), *slash = strrchr(dir, '/');
 
-    if (slash) {
-        *slash = '\0';
-    }
-    if (statvfs(slash && *dir ? dir : "/", &sv) != 0) {
+    if (statvfs(d->dir, &sv) != 0) {
         return -1;
     }
     return (apr_off_t)sv.f_bavail * (apr_off_t)sv.f_frsize;
@@ -481,6 +489,7 @@ apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
     d->p = p;
     d->driver = driver;
     d->path = path;
+    d->dir = dir_of(p, path);
     if ((rv = take_lock(p, path, wait, &d->lock)) != APR_SUCCESS) {
         *err =
             apr_psprintf(p, "cannot lock %s.lock: %s", path, apr_strerror(rv, ebuf, sizeof(ebuf)));

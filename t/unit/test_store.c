@@ -1,0 +1,162 @@
+/* The DBM store on real files: round trips, prefix iteration, reopening, and
+ * that the calls apidestd makes for every record take nothing from the
+ * store's own pool, which lives as long as the daemon (a per-call
+ * allocation there grows without bound under load). */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+
+#include "ad_store.h"
+#include "unit_run.h"
+
+static apr_pool_t *pool;
+static char dir[] = "/tmp/ad_test_store.XXXXXX";
+
+static void setup(void)
+{
+    apr_pool_create(&pool, NULL);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+/* The store's files are plain files in dir. */
+static void remove_dir(void)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+
+    if (apr_dir_open(&d, dir, pool) == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+            if (fi.filetype == APR_REG) {
+                apr_file_remove(apr_pstrcat(pool, dir, "/", fi.name, NULL), pool);
+            }
+        }
+        apr_dir_close(d);
+    }
+    apr_dir_remove(dir, pool);
+}
+
+static void teardown(void)
+{
+    remove_dir();
+    strcpy(dir, "/tmp/ad_test_store.XXXXXX");
+    apr_pool_destroy(pool);
+}
+
+static ad_store_t *open_store(apr_pool_t *p)
+{
+    ad_store_t *s = NULL;
+    const char *err = NULL;
+    apr_status_t rv =
+        ad_store_open(p, "gdbm", apr_pstrcat(p, dir, "/q", NULL), apr_time_from_sec(1), &s, &err);
+
+    ck_assert_msg(rv == APR_SUCCESS, "ad_store_open: %s", err ? err : "?");
+    return s;
+}
+
+static void put1(ad_store_t *s, const char *key, const char *val)
+{
+    ad_store_item_t it = {key, val, strlen(val)};
+    ck_assert_int_eq(s->put(s, &it, 1), APR_SUCCESS);
+}
+
+static int count_cb(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    (void)key;
+    (void)val;
+    (void)len;
+    ++*(int *)baton;
+    return 0;
+}
+
+START_TEST(round_trip_and_reopen)
+{
+    apr_pool_t *sp;
+    ad_store_t *s;
+    char *val;
+    apr_size_t len;
+    int n = 0;
+
+    apr_pool_create(&sp, pool);
+    s = open_store(sp);
+    put1(s, "q1", "one");
+    put1(s, "q2", "two");
+    put1(s, "d1", "dead");
+    ck_assert_int_eq(s->del(s, "q2"), APR_SUCCESS);
+    ck_assert_int_eq(s->del(s, "q-absent"), APR_SUCCESS);
+    ck_assert_int_eq(s->sync(s), APR_SUCCESS);
+    ad_store_close(s);
+    apr_pool_destroy(sp);
+
+    apr_pool_create(&sp, pool);
+    s = open_store(sp);
+    ck_assert_int_eq(s->get(s, pool, "q1", &val, &len), APR_SUCCESS);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_mem_eq(val, "one", 3);
+    ck_assert_int_eq(s->get(s, pool, "q2", &val, &len), APR_NOTFOUND);
+    ck_assert_int_eq(s->iterate(s, pool, "q", count_cb, &n), APR_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_gt(s->size(s), 0);
+    ck_assert_int_gt(s->disk_free(s), 0);
+    ad_store_close(s);
+    apr_pool_destroy(sp);
+}
+END_TEST
+
+/* Two allocations from a pool are adjacent unless something else took from
+ * it in between. */
+static int pool_untouched(apr_pool_t *p, char *before)
+{
+    char *after = apr_palloc(p, 8);
+    return after == before + 8;
+}
+
+START_TEST(per_record_calls_take_nothing_from_the_store_pool)
+{
+    apr_pool_t *sp, *tmp;
+    ad_store_t *s;
+    char *mark, key[16], *val;
+    apr_size_t len;
+    int i;
+
+    apr_pool_create(&sp, pool);
+    apr_pool_create(&tmp, pool);
+    s = open_store(sp);
+    mark = apr_palloc(sp, 8);
+    for (i = 0; i < 2000; i++) {
+        ad_store_item_t it = {key, "a record's bytes", 16};
+        apr_snprintf(key, sizeof(key), "q%d", i);
+        ck_assert_int_eq(s->put(s, &it, 1), APR_SUCCESS);
+        ck_assert_int_gt(s->disk_free(s), 0);
+        ck_assert_int_gt(s->size(s), 0);
+        ck_assert_int_eq(s->get(s, tmp, key, &val, &len), APR_SUCCESS);
+        ck_assert_int_eq(s->del(s, key), APR_SUCCESS);
+        apr_pool_clear(tmp);
+    }
+    ck_assert_int_eq(s->sync(s), APR_SUCCESS);
+    ck_assert_msg(pool_untouched(sp, mark), "a per-record store call allocated from its pool");
+    ad_store_close(s);
+    apr_pool_destroy(sp);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("dbm");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, round_trip_and_reopen);
+    tcase_add_test(tc, per_record_calls_take_nothing_from_the_store_pool);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return unit_run(suite());
+}
