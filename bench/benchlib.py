@@ -727,3 +727,29 @@ def fmt(x, nd=0):
             return "n/a"
         return ("%%.%df" % nd) % x
     return str(x)
+
+
+def spread_conf(ndest, sink):
+    """ndest destinations at paths of the sink, each with the rule for its
+    detail-type (bench/delivery, bench/profile --destinations)."""
+    out = []
+    for k in range(ndest):
+        out.append(destination("d%d" % k, sink.url("/d/%d" % k)))
+        out.append(rule("r%d" % k, {"detail-type": ["bench.d%d" % k]}, "d%d" % k))
+    return "".join(out)
+
+
+def spread_bodies(ndest, detail_bytes=400):
+    """PutEvents bodies of 10 entries each, the detail-types spread evenly over
+    the destinations when cycled through."""
+    n = max(1, ndest // 10) if ndest >= 10 else 1
+    bodies = []
+    k = 0
+    for _ in range(n):
+        entries = []
+        for _ in range(10):
+            entries.append({"Source": "bench.delivery", "DetailType": "bench.d%d" % (k % ndest),
+                            "Detail": detail_of(detail_bytes)})
+            k += 1
+        bodies.append(put_events_body(entries))
+    return bodies

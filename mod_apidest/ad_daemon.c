@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_hash.h>
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
@@ -151,8 +153,22 @@ typedef struct fifo_t {
     apr_size_t head, n, cap;
 } fifo_t;
 
+/* Connections an engine keeps per host. The core never hands an engine
+ * more transfers for a host than that: a transfer libcurl has to hold back
+ * for a connection costs CPU on every pass of its multi loop, and its
+ * timeout runs while it waits. */
+#define HOST_CONNS 64
+
+/* The destinations that share a scheme://host:port share one engine (so
+ * they share its connections) and its HOST_CONNS. */
+typedef struct host_rt_t {
+    int in_flight;
+    unsigned int hash;
+} host_rt_t;
+
 typedef struct dest_rt_t {
     const ad_destination_t *dest;
+    host_rt_t *host;
     ad_ratelimit_t rl;
     int in_flight;
     fifo_t ready;
@@ -192,6 +208,7 @@ struct ad_daemon_t {
     ad_metrics_t *m;
     apr_hash_t *schedules;  /* rule name -> sched_state_t */
     dest_rt_t *dests;       /* by ad_destination_t.index */
+    int *draining;          /* drain_ready's list of destinations */
     conn_rt_t *conns;       /* by ad_connection_t.index */
     apr_uint64_t committed; /* the batch marker found at start */
     apr_time_t next_compact;
@@ -451,7 +468,7 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
     if (dest->connection && conn_blocks(d, dest->connection, now)) {
         return BLOCK_AUTH;
     }
-    if (dr->in_flight >= dest->max_in_flight) {
+    if (dr->in_flight >= dest->max_in_flight || dr->host->in_flight >= HOST_CONNS) {
         return BLOCK_CONCURRENCY;
     }
     if (now < dr->rl.next) {
@@ -460,13 +477,49 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
     return SEND_OK;
 }
 
+/* Hash of a URL's scheme://host:port, case-insensitive; *len gets its
+ * length. */
+static unsigned int origin_hash(const char *url, apr_size_t *len)
+{
+    const char *p = strstr(url, "://");
+    const char *end = p ? p + 3 + strcspn(p + 3, "/?#") : url + strlen(url);
+    unsigned int h = 0;
+
+    for (p = url; p < end; p++) {
+        h = h * 31 + (unsigned char)apr_tolower(*p);
+    }
+    *len = (apr_size_t)(end - url);
+    return h;
+}
+
+static host_rt_t *host_of(ad_daemon_t *d, apr_hash_t *hosts, const char *url)
+{
+    apr_size_t len;
+    unsigned int h = origin_hash(url, &len);
+    char *key = apr_pstrmemdup(d->pool, url, len), *c;
+    host_rt_t *host;
+
+    for (c = key; *c; c++) {
+        *c = (char)apr_tolower(*c);
+    }
+    if (!(host = apr_hash_get(hosts, key, APR_HASH_KEY_STRING))) {
+        host = apr_pcalloc(d->pool, sizeof(*host));
+        host->hash = h;
+        apr_hash_set(hosts, key, APR_HASH_KEY_STRING, host);
+    }
+    return host;
+}
+
 static void flow_init(ad_daemon_t *d)
 {
+    apr_hash_t *hosts = apr_hash_make(d->pool);
     int i;
 
     d->dests = apr_pcalloc(d->pool, sizeof(dest_rt_t) * (d->c->destinations->nelts + 1));
+    d->draining = apr_pcalloc(d->pool, sizeof(int) * (d->c->destinations->nelts + 1));
     for (i = 0; i < d->c->destinations->nelts; i++) {
         d->dests[i].dest = APR_ARRAY_IDX(d->c->destinations, i, ad_destination_t *);
+        d->dests[i].host = host_of(d, hosts, d->dests[i].dest->endpoint);
         ad_ratelimit_init(&d->dests[i].rl, d->dests[i].dest->rate_limit);
     }
     d->conns = apr_pcalloc(d->pool, sizeof(conn_rt_t) * (d->c->connections->nelts + 1));
@@ -1103,7 +1156,9 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
         return;
     }
     if (j->target && j->target->destination) {
-        d->dests[j->target->destination->index].in_flight--;
+        dest_rt_t *dr = &d->dests[j->target->destination->index];
+        dr->in_flight--;
+        dr->host->in_flight--;
     }
     key_format(key, j->ent.batch, j->ent.idx);
     j->rec->attempts++;
@@ -1176,12 +1231,10 @@ static void job_auth(ad_daemon_t *d, job_t *j, const ad_connection_t *cn)
 
 static int worker_for(ad_daemon_t *d, const ad_target_t *t)
 {
-    /* One destination stays on one engine, so its connections are reused. */
-    unsigned int h = 0;
-    const char *s = t->destination ? t->destination->name : t->endpoint;
-    while (*s) {
-        h = h * 31 + (unsigned char)*s++;
-    }
+    /* One host stays on one engine, so its connections are reused. */
+    apr_size_t len;
+    unsigned int h = t->destination ? d->dests[t->destination->index].host->hash
+                                    : origin_hash(t->endpoint, &len);
     return (int)(h % (unsigned int)d->nworkers);
 }
 
@@ -1387,6 +1440,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         else {
             ad_ratelimit_take(&dr->rl, apr_time_now());
             dr->in_flight++;
+            dr->host->in_flight++;
             j->worker_ca = d->c->ca_file;
             job_request(j, t);
             if (t->destination->connection) {
@@ -1400,24 +1454,37 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
 }
 
 /* Destinations that have waiting entries get them sent, in order, as far
- * as their limits allow now. Returns the earliest time a rate limit frees a
- * slot for one of them (0: none waiting on a rate). */
+ * as their limits allow now: one entry per destination and pass, so that
+ * destinations sharing a host share its connections. Returns the earliest
+ * time a rate limit frees a slot for one of them (0: none waiting on a
+ * rate). */
 static apr_time_t drain_ready(ad_daemon_t *d)
 {
     apr_time_t wake = 0;
-    int i;
+    int i, n = 0;
 
     for (i = 0; i < d->c->destinations->nelts; i++) {
-        dest_rt_t *dr = &d->dests[i];
-        int why = SEND_OK;
-        while (dr->ready.n && d->in_flight < d->c->max_in_flight &&
-               (why = dest_blocked(d, dr, apr_time_now())) == SEND_OK) {
-            qent_t e = fifo_pop(&dr->ready);
-            dispatch_one(d, &e, 1);
+        if (d->dests[i].ready.n) {
+            d->draining[n++] = i;
         }
-        if (dr->ready.n && why == BLOCK_RATE && (!wake || dr->rl.next < wake)) {
-            wake = dr->rl.next;
+    }
+    while (n && d->in_flight < d->c->max_in_flight) {
+        int k, kept = 0;
+        for (k = 0; k < n && d->in_flight < d->c->max_in_flight; k++) {
+            dest_rt_t *dr = &d->dests[d->draining[k]];
+            int why = dest_blocked(d, dr, apr_time_now());
+            if (why == SEND_OK) {
+                qent_t e = fifo_pop(&dr->ready);
+                dispatch_one(d, &e, 1);
+                if (dr->ready.n) {
+                    d->draining[kept++] = d->draining[k];
+                }
+            }
+            else if (why == BLOCK_RATE && (!wake || dr->rl.next < wake)) {
+                wake = dr->rl.next;
+            }
         }
+        n = kept;
     }
     /* Every round dispatches here last (after dispatch_due). */
     hand_over_jobs(d);
@@ -2105,7 +2172,7 @@ static apr_status_t start_workers(ad_daemon_t *d)
         wk->handed_tail = &wk->handed;
         wk->done_tail = &wk->done;
         apr_pool_create_unmanaged_ex(&wk->pool, NULL, NULL);
-        rv = ad_http_engine_create(wk->pool, 64, &wk->engine);
+        rv = ad_http_engine_create(wk->pool, HOST_CONNS, &wk->engine);
         if (rv == APR_SUCCESS) {
             rv = apr_thread_create(&wk->thread, NULL, worker_main, wk, d->pool);
         }

@@ -172,3 +172,31 @@ def test_unicode_10k_detail_round_trips(server, sink, outer_ascii):
     assert env["detail"]["emoji"] == detail["emoji"]
     assert header(req, "User-Agent") == USER_AGENT
     assert header(req, "Content-Type") == CONTENT_TYPE
+
+
+def test_destinations_sharing_a_host_share_its_connections(server, sink):
+    """Three destinations on one host, 60 events each, against a slow host:
+    together they never hold more than the engine's 64 connections to it,
+    and no attempt times out while waiting for one (apidestd keeps the
+    excess queued itself instead of handing libcurl transfers that would
+    wait for a connection with their timeout running)."""
+    sink.set_default(200, delay=0.8)
+    conf = "ApiDestRetryBackoff 30 30\n"
+    for k in range(3):
+        conf += destination("d%d" % k, sink.url("/d/%d" % k), timeout=2)
+        conf += rule("r%d" % k, {"detail-type": ["share.%d" % k]}, [("t", "d%d" % k)])
+    server.start(conf)
+    for k in range(3):
+        for _ in range(6):
+            status, hdrs, resp = server.put_events(
+                [entry("share.src", "share.%d" % k, {"k": k})] * 10)
+            assert_put_ok(status, hdrs, resp, 10)
+    assert sink.wait_for(180, 60), "delivered %d of 180" % sink.count()
+    time.sleep(SETTLE)
+    reqs = sink.snapshot()
+    assert len(reqs) == 180, "retries or duplicates: %d requests" % len(reqs)
+    conns = {r["client_port"] for r in reqs}
+    assert len(conns) <= 64, "%d connections to one host" % len(conns)
+    st = json.loads(server.request("GET", "/apidest/status")[2])
+    for d in st["Destinations"]:
+        assert d["Timeouts"] == 0, d
