@@ -131,7 +131,7 @@ typedef struct job_t {
     const char *message;
     apr_interval_time_t retry_after;
     int reused;
-    apr_time_t started; /* real time the attempt was handed over */
+    apr_time_t started; /* real time the worker started the attempt */
     struct job_t *next;
 } job_t;
 
@@ -140,10 +140,11 @@ struct worker_t {
     apr_thread_t *thread;
     apr_pool_t *pool;
     ad_http_engine_t *engine;
-    job_t *inbox, **inbox_tail;   /* under d->mu */
-    job_t *handed, **handed_tail; /* core only: not in the inbox yet */
-    job_t *done, **done_tail;     /* worker only: not in d->outcomes yet */
-    int running;                  /* worker thread only */
+    job_t *inbox, **inbox_tail;     /* under d->mu */
+    job_t *handed, **handed_tail;   /* core only: not in the inbox yet */
+    job_t *done, **done_tail;       /* worker only: not in d->outcomes yet */
+    job_t *waiting, **waiting_tail; /* worker only: handed, not started */
+    int running;                    /* worker thread only */
 };
 
 /* Entries due for a destination that cannot take them yet (rate, in-flight
@@ -159,10 +160,16 @@ typedef struct fifo_t {
  * timeout runs while it waits. */
 #define HOST_CONNS 64
 
+/* Jobs the core may hand a worker beyond what a host can have running: the
+ * worker starts them as soon as a transfer ends, without a round trip
+ * through the core (which meanwhile reads the next records). */
+#define PREFETCH (HOST_CONNS / 2)
+
 /* The destinations that share a scheme://host:port share one engine (so
  * they share its connections) and its HOST_CONNS. */
 typedef struct host_rt_t {
-    int in_flight;
+    int in_flight; /* core: handed to the worker */
+    int running;   /* the host's worker: started */
     unsigned int hash;
 } host_rt_t;
 
@@ -170,7 +177,8 @@ typedef struct dest_rt_t {
     const ad_destination_t *dest;
     host_rt_t *host;
     ad_ratelimit_t rl;
-    int in_flight;
+    int in_flight; /* core: handed to the worker */
+    int running;   /* the host's worker: started */
     fifo_t ready;
 } dest_rt_t;
 
@@ -461,6 +469,21 @@ static int conn_blocks(ad_daemon_t *d, const ad_connection_t *cn, apr_time_t now
     return 0;
 }
 
+/* The same per destination: at most half its MaxInFlight, so that a job
+ * waits in the worker for at most about half a response time; and few
+ * enough that its rate limit still holds in every one-second window. The
+ * core spaces the hand-overs by 1.05/rate s, so a window holds at most
+ * rate/1.05 + 1 of them plus the jobs already waiting at its start. */
+static int prefetch(const ad_destination_t *dest)
+{
+    int n = dest->max_in_flight / 2, by_rate = dest->rate_limit / 22 - 1;
+
+    if (n > by_rate) {
+        n = by_rate;
+    }
+    return n < 0 ? 0 : n < PREFETCH ? n : PREFETCH;
+}
+
 static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
 {
     const ad_destination_t *dest = dr->dest;
@@ -468,7 +491,8 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
     if (dest->connection && conn_blocks(d, dest->connection, now)) {
         return BLOCK_AUTH;
     }
-    if (dr->in_flight >= dest->max_in_flight || dr->host->in_flight >= HOST_CONNS) {
+    if (dr->in_flight >= dest->max_in_flight + prefetch(dest) ||
+        dr->host->in_flight >= HOST_CONNS + (prefetch(dest) ? PREFETCH : 0)) {
         return BLOCK_CONCURRENCY;
     }
     if (now < dr->rl.next) {
@@ -1062,7 +1086,6 @@ static void count_response(ad_daemon_t *d, job_t *j)
     if (!dm) {
         return;
     }
-    ad_metric_add(&dm->in_flight, -1);
     ad_metric_add(j->reused ? &dm->reused : &dm->connections, 1);
     if (j->error == AD_HTTP_TIMEOUT) {
         c = &dm->timeouts;
@@ -1241,16 +1264,12 @@ static int worker_for(ad_daemon_t *d, const ad_target_t *t)
 static void count_attempt(ad_daemon_t *d, const job_t *j)
 {
     ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
-    ad_dest_metrics_t *dm = dmetrics(d, j->ent.tgt);
 
     if (tm) {
         ad_metric_add(&tm->attempts, 1);
         if (j->rec->attempts) {
             ad_metric_add(&tm->retry_attempts, 1);
         }
-    }
-    if (dm) {
-        ad_metric_add(&dm->in_flight, 1);
     }
     if (!j->rec->attempts) {
         ad_hist_observe(&d->m->daemon->to_first_attempt, ad_now() - j->rec->first_seen);
@@ -1264,7 +1283,6 @@ static void enqueue_job(ad_daemon_t *d, job_t *j, int w)
 {
     worker_t *wk = &d->workers[w];
 
-    j->started = apr_time_now();
     j->next = NULL;
     *wk->handed_tail = j;
     wk->handed_tail = &j->next;
@@ -1503,14 +1521,29 @@ static void dispatch_due(ad_daemon_t *d)
 
 /* ---- worker threads ------------------------------------------------------ */
 
+/* The destination a delivery job counts against, NULL for the others. */
+static dest_rt_t *job_dest(const job_t *j)
+{
+    if (j->kind != JOB_DELIVERY || !j->target || !j->target->destination) {
+        return NULL;
+    }
+    return &j->worker->d->dests[j->target->destination->index];
+}
+
 /* Outcomes wait in the worker's own list; give_back_and_take() passes them
  * to the core in one go. */
 static void on_http_done(void *baton, const ad_http_result_t *res)
 {
     job_t *j = baton;
     worker_t *wk = j->worker;
+    dest_rt_t *dr = job_dest(j);
 
     wk->running--;
+    if (dr) {
+        dr->running--;
+        dr->host->running--;
+        ad_metric_add(&wk->d->m->dests[dr->dest->index].in_flight, -1);
+    }
     j->error = res->error;
     j->status = res->status;
     j->message = apr_pstrdup(j->pool, res->message ? res->message : "");
@@ -1525,23 +1558,58 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
     wk->done_tail = &j->next;
 }
 
+static void start_job(worker_t *wk, job_t *j)
+{
+    dest_rt_t *dr = job_dest(j);
+
+    wk->running++;
+    if (dr) {
+        dr->running++;
+        dr->host->running++;
+        ad_metric_add(&wk->d->m->dests[dr->dest->index].in_flight, 1);
+    }
+    j->started = apr_time_now();
+    if (ad_http_submit(wk->engine, &j->req, on_http_done, j) != APR_SUCCESS) {
+        ad_http_result_t res;
+        memset(&res, 0, sizeof(res));
+        res.error = AD_HTTP_FAILED;
+        res.message = "could not start the request";
+        res.retry_after = -1;
+        on_http_done(j, &res);
+    }
+}
+
+/* Start the waiting jobs their destination's MaxInFlight and their host's
+ * connections allow, in the order they came. */
+static void start_waiting(worker_t *wk)
+{
+    job_t **pp = &wk->waiting;
+
+    while (*pp) {
+        job_t *j = *pp;
+        dest_rt_t *dr = job_dest(j);
+        if (dr && (dr->running >= dr->dest->max_in_flight || dr->host->running >= HOST_CONNS)) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        j->next = NULL;
+        start_job(wk, j);
+    }
+    wk->waiting_tail = pp;
+}
+
 static void worker_submit(worker_t *wk, job_t *list)
 {
-    while (list) {
-        job_t *j = list;
-        list = list->next;
+    job_t *j;
+
+    for (j = list; j; j = j->next) {
         j->worker = wk;
-        j->next = NULL;
-        wk->running++;
-        if (ad_http_submit(wk->engine, &j->req, on_http_done, j) != APR_SUCCESS) {
-            ad_http_result_t res;
-            memset(&res, 0, sizeof(res));
-            res.error = AD_HTTP_FAILED;
-            res.message = "could not start the request";
-            res.retry_after = -1;
-            on_http_done(j, &res);
-        }
     }
+    if (list) {
+        *wk->waiting_tail = list;
+    }
+    start_waiting(wk);
 }
 
 /* One lock per round trip of the worker loop: the finished outcomes go to
@@ -2171,6 +2239,7 @@ static apr_status_t start_workers(ad_daemon_t *d)
         wk->inbox_tail = &wk->inbox;
         wk->handed_tail = &wk->handed;
         wk->done_tail = &wk->done;
+        wk->waiting_tail = &wk->waiting;
         apr_pool_create_unmanaged_ex(&wk->pool, NULL, NULL);
         rv = ad_http_engine_create(wk->pool, HOST_CONNS, &wk->engine);
         if (rv == APR_SUCCESS) {

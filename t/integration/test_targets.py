@@ -416,6 +416,11 @@ def test_max_in_flight_per_destination(server, sink):
         time.sleep(0.05)
     assert sink.wait_for(6, 10)
     assert 1 <= peak <= 2
+    # At the sink: a third request can only start once one of the first two
+    # has had its 0.5 s answer, so no three arrivals fall within 0.45 s.
+    times = sorted(r["time"] for r in sink.snapshot())
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 0.45) for t0 in times)
+    assert worst <= 2, "%d requests in flight at once" % worst
 
 
 # ---- egress security --------------------------------------------------------------
