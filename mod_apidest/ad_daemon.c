@@ -217,6 +217,7 @@ struct ad_daemon_t {
     apr_hash_t *schedules;  /* rule name -> sched_state_t */
     dest_rt_t *dests;       /* by ad_destination_t.index */
     int *draining;          /* drain_ready's list of destinations */
+    int drain_first;        /* where drain_ready's next turn starts */
     conn_rt_t *conns;       /* by ad_connection_t.index */
     apr_uint64_t committed; /* the batch marker found at start */
     apr_time_t next_compact;
@@ -492,7 +493,7 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
         return BLOCK_AUTH;
     }
     if (dr->in_flight >= dest->max_in_flight + prefetch(dest) ||
-        dr->host->in_flight >= HOST_CONNS + (prefetch(dest) ? PREFETCH : 0)) {
+        dr->host->in_flight >= HOST_CONNS + PREFETCH) {
         return BLOCK_CONCURRENCY;
     }
     if (now < dr->rl.next) {
@@ -1479,11 +1480,14 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
 static apr_time_t drain_ready(ad_daemon_t *d)
 {
     apr_time_t wake = 0;
-    int i, n = 0;
+    int i, n = 0, ndest = d->c->destinations->nelts;
 
-    for (i = 0; i < d->c->destinations->nelts; i++) {
-        if (d->dests[i].ready.n) {
-            d->draining[n++] = i;
+    /* Each turn starts after the destination served last: when slots free
+     * one at a time, the first in the list would otherwise get them all. */
+    for (i = 0; i < ndest; i++) {
+        int k = (d->drain_first + i) % ndest;
+        if (d->dests[k].ready.n) {
+            d->draining[n++] = k;
         }
     }
     while (n && d->in_flight < d->c->max_in_flight) {
@@ -1494,6 +1498,7 @@ static apr_time_t drain_ready(ad_daemon_t *d)
             if (why == SEND_OK) {
                 qent_t e = fifo_pop(&dr->ready);
                 dispatch_one(d, &e, 1);
+                d->drain_first = (d->draining[k] + 1) % ndest;
                 if (dr->ready.n) {
                     d->draining[kept++] = d->draining[k];
                 }
@@ -1580,7 +1585,10 @@ static void start_job(worker_t *wk, job_t *j)
 }
 
 /* Start the waiting jobs their destination's MaxInFlight and their host's
- * connections allow, in the order they came. */
+ * connections allow, in the order they came. A destination that prefetches
+ * nothing (a low rate limit) is never held here, so that its start times
+ * stay the core's; should its host's connections all be busy, libcurl
+ * sends it on the next one that frees, before any job held here. */
 static void start_waiting(worker_t *wk)
 {
     job_t **pp = &wk->waiting;
@@ -1588,7 +1596,8 @@ static void start_waiting(worker_t *wk)
     while (*pp) {
         job_t *j = *pp;
         dest_rt_t *dr = job_dest(j);
-        if (dr && (dr->running >= dr->dest->max_in_flight || dr->host->running >= HOST_CONNS)) {
+        if (dr && (dr->running >= dr->dest->max_in_flight ||
+                   (prefetch(dr->dest) && dr->host->running >= HOST_CONNS))) {
             pp = &j->next;
             continue;
         }

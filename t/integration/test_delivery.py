@@ -200,3 +200,29 @@ def test_destinations_sharing_a_host_share_its_connections(server, sink):
     st = json.loads(server.request("GET", "/apidest/status")[2])
     for d in st["Destinations"]:
         assert d["Timeouts"] == 0, d
+
+
+def test_rate_limited_destination_not_starved_by_a_busy_one_on_its_host(server, sink):
+    """A destination with a low InvocationRateLimit shares its host with a
+    busy one whose backlog keeps the host's connections full: its events
+    still go out at once, in turn with the busy one's, not after the
+    backlog."""
+    sink.set_default(200, delay=0.5)
+    conf = ("ApiDestRetryBackoff 30 30\n"
+            + destination("busy", sink.url("/busy"), extra="    InvocationRateLimit 100000\n")
+            + destination("slow", sink.url("/slow"), extra="    InvocationRateLimit 5\n")
+            + rule("rb", {"source": ["starve.busy"]}, [("t", "busy")])
+            + rule("rs", {"source": ["starve.slow"]}, [("t", "slow")]))
+    server.start(conf)
+    for _ in range(60):
+        status, hdrs, resp = server.put_events([entry("starve.busy", "B", {})] * 10)
+        assert_put_ok(status, hdrs, resp, 10)
+    assert sink.wait_for(64, 10, path="/busy")
+    t0 = time.time()
+    status, hdrs, resp = server.put_events([entry("starve.slow", "S", {"i": 1})])
+    assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(1, 10, path="/slow")
+    waited = [r["time"] for r in sink.snapshot("/slow")][0] - t0
+    busy_left = 600 - sink.count("/busy")
+    assert waited < 2.0, "waited %.1f s behind the busy destination" % waited
+    assert busy_left > 0, "the busy backlog was gone before: the test proved nothing"
