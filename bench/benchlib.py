@@ -207,6 +207,23 @@ def machine():
     return info
 
 
+def cpu_ticks():
+    """(all, steal) jiffies of the machine so far, from /proc/stat: steal is
+    the time the hypervisor gave this VM's CPUs to someone else."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v[:8]), v[7]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
+def steal_share(before, after):
+    """Steal time between two cpu_ticks() as a share of all CPU time."""
+    total = after[0] - before[0]
+    return (after[1] - before[1]) / total if total > 0 else 0.0
+
+
 # ---- small helpers -------------------------------------------------------------
 
 
