@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
-#include <apr_lib.h>
 #include <apr_hash.h>
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
@@ -144,6 +143,7 @@ struct worker_t {
     job_t *handed, **handed_tail;   /* core only: not in the inbox yet */
     job_t *done, **done_tail;       /* worker only: not in d->outcomes yet */
     job_t *waiting, **waiting_tail; /* worker only: handed, not started */
+    apr_time_t wake;                /* worker only: a held job's rate slot */
     int running;                    /* worker thread only */
 };
 
@@ -177,8 +177,9 @@ typedef struct dest_rt_t {
     const ad_destination_t *dest;
     host_rt_t *host;
     ad_ratelimit_t rl;
-    int in_flight; /* core: handed to the worker */
-    int running;   /* the host's worker: started */
+    int in_flight;      /* core: handed to the worker */
+    int running;        /* the host's worker: started */
+    ad_ratelimit_t wrl; /* the host's worker: spaces the starts */
     fifo_t ready;
 } dest_rt_t;
 
@@ -471,18 +472,11 @@ static int conn_blocks(ad_daemon_t *d, const ad_connection_t *cn, apr_time_t now
 }
 
 /* The same per destination: at most half its MaxInFlight, so that a job
- * waits in the worker for at most about half a response time; and few
- * enough that its rate limit still holds in every one-second window. The
- * core spaces the hand-overs by 1.05/rate s, so a window holds at most
- * rate/1.05 + 1 of them plus the jobs already waiting at its start. */
+ * waits in the worker for at most about half a response time. */
 static int prefetch(const ad_destination_t *dest)
 {
-    int n = dest->max_in_flight / 2, by_rate = dest->rate_limit / 22 - 1;
-
-    if (n > by_rate) {
-        n = by_rate;
-    }
-    return n < 0 ? 0 : n < PREFETCH ? n : PREFETCH;
+    int n = dest->max_in_flight / 2;
+    return n < PREFETCH ? n : PREFETCH;
 }
 
 static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
@@ -502,35 +496,28 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
     return SEND_OK;
 }
 
-/* Hash of a URL's scheme://host:port, case-insensitive; *len gets its
- * length. */
-static unsigned int origin_hash(const char *url, apr_size_t *len)
+static unsigned int origin_hash(const char *url)
 {
-    const char *p = strstr(url, "://");
-    const char *end = p ? p + 3 + strcspn(p + 3, "/?#") : url + strlen(url);
+    char key[AD_URL_ORIGIN_MAX];
+    apr_size_t i, n = ad_url_origin(url, key);
     unsigned int h = 0;
 
-    for (p = url; p < end; p++) {
-        h = h * 31 + (unsigned char)apr_tolower(*p);
+    for (i = 0; i < n; i++) {
+        h = h * 31 + (unsigned char)key[i];
     }
-    *len = (apr_size_t)(end - url);
     return h;
 }
 
 static host_rt_t *host_of(ad_daemon_t *d, apr_hash_t *hosts, const char *url)
 {
-    apr_size_t len;
-    unsigned int h = origin_hash(url, &len);
-    char *key = apr_pstrmemdup(d->pool, url, len), *c;
-    host_rt_t *host;
+    char key[AD_URL_ORIGIN_MAX];
+    apr_size_t n = ad_url_origin(url, key);
+    host_rt_t *host = apr_hash_get(hosts, key, (apr_ssize_t)n);
 
-    for (c = key; *c; c++) {
-        *c = (char)apr_tolower(*c);
-    }
-    if (!(host = apr_hash_get(hosts, key, APR_HASH_KEY_STRING))) {
+    if (!host) {
         host = apr_pcalloc(d->pool, sizeof(*host));
-        host->hash = h;
-        apr_hash_set(hosts, key, APR_HASH_KEY_STRING, host);
+        host->hash = origin_hash(url);
+        apr_hash_set(hosts, apr_pstrmemdup(d->pool, key, n), (apr_ssize_t)n, host);
     }
     return host;
 }
@@ -546,6 +533,7 @@ static void flow_init(ad_daemon_t *d)
         d->dests[i].dest = APR_ARRAY_IDX(d->c->destinations, i, ad_destination_t *);
         d->dests[i].host = host_of(d, hosts, d->dests[i].dest->endpoint);
         ad_ratelimit_init(&d->dests[i].rl, d->dests[i].dest->rate_limit);
+        ad_ratelimit_init(&d->dests[i].wrl, d->dests[i].dest->rate_limit);
     }
     d->conns = apr_pcalloc(d->pool, sizeof(conn_rt_t) * (d->c->connections->nelts + 1));
     for (i = 0; i < d->c->connections->nelts; i++) {
@@ -1256,9 +1244,8 @@ static void job_auth(ad_daemon_t *d, job_t *j, const ad_connection_t *cn)
 static int worker_for(ad_daemon_t *d, const ad_target_t *t)
 {
     /* One host stays on one engine, so its connections are reused. */
-    apr_size_t len;
-    unsigned int h = t->destination ? d->dests[t->destination->index].host->hash
-                                    : origin_hash(t->endpoint, &len);
+    unsigned int h =
+        t->destination ? d->dests[t->destination->index].host->hash : origin_hash(t->endpoint);
     return (int)(h % (unsigned int)d->nworkers);
 }
 
@@ -1584,20 +1571,28 @@ static void start_job(worker_t *wk, job_t *j)
     }
 }
 
-/* Start the waiting jobs their destination's MaxInFlight and their host's
- * connections allow, in the order they came. A destination that prefetches
- * nothing (a low rate limit) is never held here, so that its start times
- * stay the core's; should its host's connections all be busy, libcurl
- * sends it on the next one that frees, before any job held here. */
+/* Start the waiting jobs their destination's MaxInFlight, rate and their
+ * host's connections allow, in the order they came. The core spaced the
+ * hand-overs already; the worker spaces the starts again because a job it
+ * held would otherwise go out right behind the next one. */
 static void start_waiting(worker_t *wk)
 {
     job_t **pp = &wk->waiting;
 
+    wk->wake = 0;
     while (*pp) {
         job_t *j = *pp;
         dest_rt_t *dr = job_dest(j);
-        if (dr && (dr->running >= dr->dest->max_in_flight ||
-                   (prefetch(dr->dest) && dr->host->running >= HOST_CONNS))) {
+        if (dr && (dr->running >= dr->dest->max_in_flight || dr->host->running >= HOST_CONNS)) {
+            pp = &j->next; /* a transfer that ends wakes the worker */
+            continue;
+        }
+        /* the time now, not the loop's start: starting a job takes longer
+         * than the spacing of a high rate */
+        if (dr && !ad_ratelimit_take(&dr->wrl, apr_time_now())) {
+            if (!wk->wake || dr->wrl.next < wk->wake) {
+                wk->wake = dr->wrl.next;
+            }
             pp = &j->next;
             continue;
         }
@@ -1608,17 +1603,39 @@ static void start_waiting(worker_t *wk)
     wk->waiting_tail = pp;
 }
 
-static void worker_submit(worker_t *wk, job_t *list)
+/* Once apidestd stops, nothing new starts: what has not started stays
+ * queued in the store for the next apidestd. */
+static void worker_submit(worker_t *wk, job_t *list, int stopping)
 {
-    job_t *j;
+    job_t *j, **tail = wk->waiting_tail;
 
     for (j = list; j; j = j->next) {
         j->worker = wk;
+        tail = &j->next;
     }
     if (list) {
         *wk->waiting_tail = list;
+        wk->waiting_tail = tail;
     }
-    start_waiting(wk);
+    if (!stopping) {
+        start_waiting(wk);
+    }
+}
+
+/* How long the worker may wait for its transfers: until a held job's rate
+ * slot comes, at most 1 s. */
+static int worker_wait_ms(const worker_t *wk, int stopping)
+{
+    apr_interval_time_t left;
+
+    if (stopping) {
+        return 50;
+    }
+    if (!wk->wake) {
+        return 1000;
+    }
+    left = wk->wake - apr_time_now();
+    return left <= 0 ? 0 : left >= 1000000 ? 1000 : (int)((left + 999) / 1000);
 }
 
 /* One lock per round trip of the worker loop: the finished outcomes go to
@@ -1652,7 +1669,8 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
     int stopping;
 
     for (;;) {
-        worker_submit(wk, give_back_and_take(wk, &stopping));
+        job_t *jobs = give_back_and_take(wk, &stopping);
+        worker_submit(wk, jobs, stopping);
         if (stopping) {
             /* In-flight attempts may finish within the drain bound; any
              * left are abandoned and stay queued in the store. */
@@ -1663,7 +1681,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
                 break;
             }
         }
-        ad_http_run(wk->engine, stopping ? 50 : 1000);
+        ad_http_run(wk->engine, worker_wait_ms(wk, stopping));
     }
     give_back_and_take(wk, &stopping); /* requests that could not start */
     return NULL;

@@ -1,4 +1,5 @@
 #include <string.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -6,6 +7,7 @@
 #include <stdint.h>
 
 #include <apr_strings.h>
+#include <apr_lib.h>
 #include <apr_general.h>
 
 #include "ad_util.h"
@@ -578,4 +580,64 @@ apr_time_t ad_now(void)
 apr_interval_time_t ad_real_interval(apr_interval_time_t clock_interval)
 {
     return (apr_interval_time_t)((double)clock_interval / clock_rate);
+}
+
+/* The authority's host ends at the last ':' not inside an IPv6 literal. */
+apr_size_t ad_url_origin(const char *url, char *buf)
+{
+    const char *sep = strstr(url, "://"), *auth, *end, *at, *host_end, *port = NULL;
+    apr_size_t n = 0;
+    const char *p;
+
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (n < AD_URL_ORIGIN_MAX - 1) {                                                           \
+            buf[n++] = (char)apr_tolower(c);                                                       \
+        }                                                                                          \
+    } while (0)
+    if (!sep) {
+        for (p = url; *p; p++) {
+            PUT(*p);
+        }
+        buf[n] = '\0';
+        return n;
+    }
+    auth = sep + 3;
+    end = auth + strcspn(auth, "/?#");
+    for (at = auth, p = auth; p < end; p++) {
+        if (*p == '@') {
+            at = p + 1;
+        }
+    }
+    host_end = end;
+    for (p = end; p > at; p--) {
+        if (p[-1] == ']') {
+            break;
+        }
+        if (p[-1] == ':') {
+            port = p;
+            host_end = p - 1;
+            break;
+        }
+    }
+    if (host_end > at && host_end[-1] == '.') {
+        host_end--;
+    }
+    for (p = url; p < auth; p++) {
+        PUT(*p);
+    }
+    for (p = at; p < host_end; p++) {
+        PUT(*p);
+    }
+    if (port &&
+        !((end - port == 2 && !strncmp(port, "80", 2) && !strncasecmp(url, "http:", 5)) ||
+          (end - port == 3 && !strncmp(port, "443", 3) && !strncasecmp(url, "https:", 6)))) {
+        PUT(':');
+        for (p = port; p < end; p++) {
+            PUT(*p);
+        }
+    }
+#undef PUT
+    buf[n] = '\0';
+    return n;
 }

@@ -25,6 +25,12 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
  * value cannot add path segments, query parameters or fragments. */
 char *ad_url_encode(apr_pool_t *p, const char *s);
 
+/* A URL's scheme://host[:port] as connections see it: lower case, without
+ * userinfo, a trailing dot on the host or the scheme's default port. Written
+ * to buf (cut at AD_URL_ORIGIN_MAX - 1 bytes); returns its length. */
+#define AD_URL_ORIGIN_MAX 320
+apr_size_t ad_url_origin(const char *url, char *buf);
+
 /* Compact JSON text of v in p (NULL on failure). Object key order is kept. */
 char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
 

@@ -376,6 +376,33 @@ START_TEST(uuid_v4)
 }
 END_TEST
 
+START_TEST(url_origin_as_connections_see_it)
+{
+    static const char *const cases[][2] = {
+        {"https://API.Example.com/v1/*/x?a=1", "https://api.example.com"},
+        {"https://api.example.com:443/v1", "https://api.example.com"},
+        {"http://api.example.com:80", "http://api.example.com"},
+        {"http://api.example.com:443/", "http://api.example.com:443"},
+        {"https://api.example.com.:8443/", "https://api.example.com:8443"},
+        {"https://user:pw@api.example.com/#f", "https://api.example.com"},
+        {"HTTP://[::1]:8080/x", "http://[::1]:8080"},
+        {"http://[::1]/x", "http://[::1]"},
+        {"https://h?q=a:b@c", "https://h"},
+        {"no-scheme/path", "no-scheme/path"},
+    };
+    char buf[AD_URL_ORIGIN_MAX], *longurl;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_uint_eq(ad_url_origin(cases[i][0], buf), strlen(cases[i][1]));
+        ck_assert_str_eq(buf, cases[i][1]);
+    }
+    longurl = apr_pstrcat(pool, "https://", apr_psprintf(pool, "%0600d", 7), "/x", NULL);
+    ck_assert_uint_eq(ad_url_origin(longurl, buf), AD_URL_ORIGIN_MAX - 1);
+    ck_assert_uint_eq(strlen(buf), AD_URL_ORIGIN_MAX - 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ingest");
@@ -393,6 +420,7 @@ int main(void)
     tcase_add_test(tc, store_item_limit_fails_whole_entry);
     tcase_add_test(tc, json_numbers_shortest);
     tcase_add_test(tc, uuid_v4);
+    tcase_add_test(tc, url_origin_as_connections_see_it);
     tcase_add_test(tc, body_is_the_trees_dump);
     suite_add_tcase(s, tc);
     return unit_run(s);
