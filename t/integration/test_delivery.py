@@ -234,3 +234,31 @@ def test_rate_limited_destination_not_starved_by_a_busy_one_on_its_host(server, 
     times = sorted(r["time"] for r in sink.snapshot("/slow"))
     worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
     assert worst <= 10, "%d requests in one second at a limit of 10" % worst
+
+
+def test_held_jobs_keep_the_rate_limit_after_a_stall(server, sink):
+    """A busy destination's 64 requests stall its host for 2 s while a
+    10/s destination on the same host keeps getting jobs handed to the
+    worker, which must hold them (the host's 64 connections are busy).
+    When the stall ends they must still leave 10 a second, not at once."""
+    sink.respond([{"status": 200, "delay": 2.0}] * 64)
+    conf = ("ApiDestRetryBackoff 30 30\n"
+            + destination("busy", sink.url("/busy"), extra="    InvocationRateLimit 100000\n")
+            + destination("slow", sink.url("/slow"), extra="    InvocationRateLimit 10\n")
+            + rule("rb", {"source": ["stall.busy"]}, [("t", "busy")])
+            + rule("rs", {"source": ["stall.slow"]}, [("t", "slow")]))
+    server.start(conf)
+    for _ in range(8):
+        status, hdrs, resp = server.put_events([entry("stall.busy", "B", {})] * 8)
+        assert_put_ok(status, hdrs, resp, 8)
+    assert sink.wait_for(64, 10, path="/busy")
+    t0 = time.time()
+    for k in range(2):
+        status, hdrs, resp = server.put_events([entry("stall.slow", "S", {"i": 10 * k + i})
+                                                for i in range(10)])
+        assert_put_ok(status, hdrs, resp, 10)
+    assert sink.wait_for(20, 20, path="/slow")
+    times = sorted(r["time"] for r in sink.snapshot("/slow"))
+    assert times[0] - t0 > 1.0, "the slow destination was not held behind the stall"
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
+    assert worst <= 10, "%d requests in one second at a limit of 10" % worst
