@@ -20,6 +20,7 @@
 
 #include <apr_strings.h>
 #include <apr_hash.h>
+#include <apr_atomic.h>
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
@@ -144,6 +145,7 @@ struct worker_t {
     job_t *done, **done_tail;       /* worker only: not in d->outcomes yet */
     job_t *waiting, **waiting_tail; /* worker only: handed, not started */
     apr_time_t wake;                /* worker only: a held job's rate slot */
+    apr_uint64_t pass;              /* worker only: start_waiting's passes */
     int running;                    /* worker thread only */
 };
 
@@ -177,9 +179,10 @@ typedef struct dest_rt_t {
     const ad_destination_t *dest;
     host_rt_t *host;
     ad_ratelimit_t rl;
-    int in_flight;      /* core: handed to the worker */
-    int running;        /* the host's worker: started */
-    ad_ratelimit_t wrl; /* the host's worker: spaces the starts */
+    int in_flight;                 /* core: handed to the worker */
+    volatile apr_uint32_t running; /* the host's worker: started (the core reads it) */
+    apr_uint64_t held_pass;        /* the host's worker: last pass it held a job */
+    ad_ratelimit_t wrl;            /* the host's worker: spaces the starts */
     fifo_t ready;
 } dest_rt_t;
 
@@ -471,12 +474,29 @@ static int conn_blocks(ad_daemon_t *d, const ad_connection_t *cn, apr_time_t now
     return 0;
 }
 
-/* The same per destination: at most half its MaxInFlight, so that a job
- * waits in the worker for at most about half a response time. */
+/* The same per destination: at most half its MaxInFlight and half a
+ * second of its rate, so that a job waits in the worker for at most about
+ * half a response time or half a second (its age and token were checked
+ * when the core handed it over). */
 static int prefetch(const ad_destination_t *dest)
 {
-    int n = dest->max_in_flight / 2;
+    int n = dest->max_in_flight / 2, by_rate = dest->rate_limit / 2;
+
+    if (n > by_rate) {
+        n = by_rate;
+    }
     return n < PREFETCH ? n : PREFETCH;
+}
+
+/* Jobs handed over and not started yet (or ended and not yet processed):
+ * the host's connections may hold a destination's jobs in the worker even
+ * below its MaxInFlight. dest_blocked() bounds them for a destination whose
+ * prefetch is cut by its rate (under 64/s) or MaxInFlight; for the others
+ * a held job waits at most HOST_CONNS + PREFETCH rate spacings, 1.5 s at
+ * 64/s. */
+static int not_started(dest_rt_t *dr)
+{
+    return dr->in_flight - (int)apr_atomic_read32(&dr->running);
 }
 
 static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
@@ -487,7 +507,8 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
         return BLOCK_AUTH;
     }
     if (dr->in_flight >= dest->max_in_flight + prefetch(dest) ||
-        dr->host->in_flight >= HOST_CONNS + PREFETCH) {
+        dr->host->in_flight >= HOST_CONNS + PREFETCH ||
+        (prefetch(dest) < PREFETCH && not_started(dr) > prefetch(dest))) {
         return BLOCK_CONCURRENCY;
     }
     if (now < dr->rl.next) {
@@ -1532,7 +1553,7 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
 
     wk->running--;
     if (dr) {
-        dr->running--;
+        apr_atomic_dec32(&dr->running);
         dr->host->running--;
         ad_metric_add(&wk->d->m->dests[dr->dest->index].in_flight, -1);
     }
@@ -1556,7 +1577,7 @@ static void start_job(worker_t *wk, job_t *j)
 
     wk->running++;
     if (dr) {
-        dr->running++;
+        apr_atomic_inc32(&dr->running);
         dr->host->running++;
         ad_metric_add(&wk->d->m->dests[dr->dest->index].in_flight, 1);
     }
@@ -1580,16 +1601,22 @@ static void start_waiting(worker_t *wk)
     job_t **pp = &wk->waiting;
 
     wk->wake = 0;
+    wk->pass++;
     while (*pp) {
         job_t *j = *pp;
         dest_rt_t *dr = job_dest(j);
-        if (dr && (dr->running >= dr->dest->max_in_flight || dr->host->running >= HOST_CONNS)) {
-            pp = &j->next; /* a transfer that ends wakes the worker */
+        /* once one of a destination's jobs is held in a pass, so are its
+         * later ones: they start in the order they came */
+        if (dr && (dr->held_pass == wk->pass || (int)dr->running >= dr->dest->max_in_flight ||
+                   dr->host->running >= HOST_CONNS)) {
+            dr->held_pass = wk->pass; /* a transfer that ends wakes the worker */
+            pp = &j->next;
             continue;
         }
         /* the time now, not the loop's start: starting a job takes longer
          * than the spacing of a high rate */
         if (dr && !ad_ratelimit_take(&dr->wrl, apr_time_now())) {
+            dr->held_pass = wk->pass;
             if (!wk->wake || dr->wrl.next < wk->wake) {
                 wk->wake = dr->wrl.next;
             }
