@@ -202,6 +202,37 @@ def test_destinations_sharing_a_host_share_its_connections(server, sink):
         assert d["Timeouts"] == 0, d
 
 
+def _busy_beside_slow(server, sink, busy_extra, busy_requests, per_request, busy_out):
+    """A busy destination and a 10/s one on the same host (the sink): the
+    busy one's events are posted and busy_out of them out first; then 20
+    events for the slow one. Returns when those were posted."""
+    conf = ("ApiDestRetryBackoff 30 30\n"
+            + destination("busy", sink.url("/busy"),
+                          extra="    InvocationRateLimit 100000\n" + busy_extra)
+            + destination("slow", sink.url("/slow"), extra="    InvocationRateLimit 10\n")
+            + rule("rb", {"source": ["host.busy"]}, [("t", "busy")])
+            + rule("rs", {"source": ["host.slow"]}, [("t", "slow")]))
+    server.start(conf)
+    for _ in range(busy_requests):
+        status, hdrs, resp = server.put_events([entry("host.busy", "B", {})] * per_request)
+        assert_put_ok(status, hdrs, resp, per_request)
+    assert sink.wait_for(busy_out, 10, path="/busy")
+    t0 = time.time()
+    for k in range(2):
+        status, hdrs, resp = server.put_events([entry("host.slow", "S", {"i": 10 * k + i})
+                                                for i in range(10)])
+        assert_put_ok(status, hdrs, resp, 10)
+    return t0
+
+
+def _slow_times_within_its_rate(sink):
+    assert sink.wait_for(20, 20, path="/slow")
+    times = sorted(r["time"] for r in sink.snapshot("/slow"))
+    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
+    assert worst <= 10, "%d requests in one second at a limit of 10" % worst
+    return times
+
+
 def test_rate_limited_destination_not_starved_by_a_busy_one_on_its_host(server, sink):
     """A destination with a low InvocationRateLimit shares its host with a
     busy one whose backlog keeps the host's connections full: its events
@@ -209,31 +240,13 @@ def test_rate_limited_destination_not_starved_by_a_busy_one_on_its_host(server, 
     backlog; and however long they waited for a connection, they leave
     spaced by its rate (no one-second window with more than 10)."""
     sink.set_default(200, delay=0.5)
-    conf = ("ApiDestRetryBackoff 30 30\n"
-            + destination("busy", sink.url("/busy"),
-                          extra="    InvocationRateLimit 100000\n    MaxInFlight 60\n")
-            + destination("slow", sink.url("/slow"), extra="    InvocationRateLimit 10\n")
-            + rule("rb", {"source": ["starve.busy"]}, [("t", "busy")])
-            + rule("rs", {"source": ["starve.slow"]}, [("t", "slow")]))
-    server.start(conf)
-    for _ in range(60):
-        status, hdrs, resp = server.put_events([entry("starve.busy", "B", {})] * 10)
-        assert_put_ok(status, hdrs, resp, 10)
-    assert sink.wait_for(60, 10, path="/busy")
-    t0 = time.time()
-    for k in range(2):
-        status, hdrs, resp = server.put_events([entry("starve.slow", "S", {"i": 10 * k + i})
-                                                for i in range(10)])
-        assert_put_ok(status, hdrs, resp, 10)
+    t0 = _busy_beside_slow(server, sink, "    MaxInFlight 60\n", 60, 10, 60)
     assert sink.wait_for(1, 10, path="/slow")
     first = min(r["time"] for r in sink.snapshot("/slow"))
     busy_left = 600 - sink.count("/busy")
     assert first - t0 < 2.0, "waited %.1f s behind the busy destination" % (first - t0)
     assert busy_left > 0, "the busy backlog was gone before: the test proved nothing"
-    assert sink.wait_for(20, 20, path="/slow")
-    times = sorted(r["time"] for r in sink.snapshot("/slow"))
-    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
-    assert worst <= 10, "%d requests in one second at a limit of 10" % worst
+    _slow_times_within_its_rate(sink)
 
 
 def test_held_jobs_keep_the_rate_limit_after_a_stall(server, sink):
@@ -242,23 +255,6 @@ def test_held_jobs_keep_the_rate_limit_after_a_stall(server, sink):
     worker, which must hold them (the host's 64 connections are busy).
     When the stall ends they must still leave 10 a second, not at once."""
     sink.respond([{"status": 200, "delay": 2.0}] * 64)
-    conf = ("ApiDestRetryBackoff 30 30\n"
-            + destination("busy", sink.url("/busy"), extra="    InvocationRateLimit 100000\n")
-            + destination("slow", sink.url("/slow"), extra="    InvocationRateLimit 10\n")
-            + rule("rb", {"source": ["stall.busy"]}, [("t", "busy")])
-            + rule("rs", {"source": ["stall.slow"]}, [("t", "slow")]))
-    server.start(conf)
-    for _ in range(8):
-        status, hdrs, resp = server.put_events([entry("stall.busy", "B", {})] * 8)
-        assert_put_ok(status, hdrs, resp, 8)
-    assert sink.wait_for(64, 10, path="/busy")
-    t0 = time.time()
-    for k in range(2):
-        status, hdrs, resp = server.put_events([entry("stall.slow", "S", {"i": 10 * k + i})
-                                                for i in range(10)])
-        assert_put_ok(status, hdrs, resp, 10)
-    assert sink.wait_for(20, 20, path="/slow")
-    times = sorted(r["time"] for r in sink.snapshot("/slow"))
+    t0 = _busy_beside_slow(server, sink, "", 8, 8, 64)
+    times = _slow_times_within_its_rate(sink)
     assert times[0] - t0 > 1.0, "the slow destination was not held behind the stall"
-    worst = max(sum(1 for t in times if t0 <= t < t0 + 1.0) for t0 in times)
-    assert worst <= 10, "%d requests in one second at a limit of 10" % worst
