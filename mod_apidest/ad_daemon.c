@@ -506,9 +506,11 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
     if (dest->connection && conn_blocks(d, dest->connection, now)) {
         return BLOCK_AUTH;
     }
-    if (dr->in_flight >= dest->max_in_flight + prefetch(dest) ||
+    int ahead = prefetch(dest);
+
+    if (dr->in_flight >= dest->max_in_flight + ahead ||
         dr->host->in_flight >= HOST_CONNS + PREFETCH ||
-        (prefetch(dest) < PREFETCH && not_started(dr) > prefetch(dest))) {
+        (ahead < PREFETCH && not_started(dr) > ahead)) {
         return BLOCK_CONCURRENCY;
     }
     if (now < dr->rl.next) {
@@ -517,16 +519,23 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
     return SEND_OK;
 }
 
-static unsigned int origin_hash(const char *url)
+static unsigned int key_hash(const char *key, apr_size_t n)
 {
-    char key[AD_URL_ORIGIN_MAX];
-    apr_size_t i, n = ad_url_origin(url, key);
     unsigned int h = 0;
+    apr_size_t i;
 
     for (i = 0; i < n; i++) {
         h = h * 31 + (unsigned char)key[i];
     }
     return h;
+}
+
+static unsigned int origin_hash(const char *url)
+{
+    char key[AD_URL_ORIGIN_MAX];
+    apr_size_t n = ad_url_origin(url, key);
+
+    return key_hash(key, n);
 }
 
 static host_rt_t *host_of(ad_daemon_t *d, apr_hash_t *hosts, const char *url)
@@ -537,7 +546,7 @@ static host_rt_t *host_of(ad_daemon_t *d, apr_hash_t *hosts, const char *url)
 
     if (!host) {
         host = apr_pcalloc(d->pool, sizeof(*host));
-        host->hash = origin_hash(url);
+        host->hash = key_hash(key, n);
         apr_hash_set(hosts, apr_pstrmemdup(d->pool, key, n), (apr_ssize_t)n, host);
     }
     return host;
@@ -1592,6 +1601,32 @@ static void start_job(worker_t *wk, job_t *j)
     }
 }
 
+/* Whether a job of dr may start now (and its rate slot is then taken).
+ * Once one of a destination's jobs is held in a pass, so are its later
+ * ones: they start in the order they came. A job held by a limit of jobs
+ * waits for a transfer to end, which wakes the worker; one held by the
+ * rate sets the worker's wake-up. */
+static int may_start(worker_t *wk, dest_rt_t *dr)
+{
+    int limited;
+
+    if (!dr) {
+        return 1;
+    }
+    limited = dr->held_pass == wk->pass || (int)dr->running >= dr->dest->max_in_flight ||
+              dr->host->running >= HOST_CONNS;
+    /* the time now, not the pass's start: starting a job takes longer
+     * than the spacing of a high rate */
+    if (!limited && ad_ratelimit_take(&dr->wrl, apr_time_now())) {
+        return 1;
+    }
+    if (!limited && (!wk->wake || dr->wrl.next < wk->wake)) {
+        wk->wake = dr->wrl.next;
+    }
+    dr->held_pass = wk->pass;
+    return 0;
+}
+
 /* Start the waiting jobs their destination's MaxInFlight, rate and their
  * host's connections allow, in the order they came. The core spaced the
  * hand-overs already; the worker spaces the starts again because a job it
@@ -1604,22 +1639,7 @@ static void start_waiting(worker_t *wk)
     wk->pass++;
     while (*pp) {
         job_t *j = *pp;
-        dest_rt_t *dr = job_dest(j);
-        /* once one of a destination's jobs is held in a pass, so are its
-         * later ones: they start in the order they came */
-        if (dr && (dr->held_pass == wk->pass || (int)dr->running >= dr->dest->max_in_flight ||
-                   dr->host->running >= HOST_CONNS)) {
-            dr->held_pass = wk->pass; /* a transfer that ends wakes the worker */
-            pp = &j->next;
-            continue;
-        }
-        /* the time now, not the loop's start: starting a job takes longer
-         * than the spacing of a high rate */
-        if (dr && !ad_ratelimit_take(&dr->wrl, apr_time_now())) {
-            dr->held_pass = wk->pass;
-            if (!wk->wake || dr->wrl.next < wk->wake) {
-                wk->wake = dr->wrl.next;
-            }
+        if (!may_start(wk, job_dest(j))) {
             pp = &j->next;
             continue;
         }
