@@ -582,12 +582,34 @@ apr_interval_time_t ad_real_interval(apr_interval_time_t clock_interval)
     return (apr_interval_time_t)((double)clock_interval / clock_rate);
 }
 
+/* The port as a number: -1 when it is not all digits or out of range (it is
+ * then kept as written), 0 when empty (RFC 3986: the scheme's default). */
+static long origin_port(const char *port, const char *end)
+{
+    long v = 0;
+
+    for (; port < end; port++) {
+        if (!apr_isdigit(*port) || (v = v * 10 + (*port - '0')) > 65535) {
+            return -1;
+        }
+    }
+    return v;
+}
+
+static int origin_default_port(const char *url, long port)
+{
+    return port == 0 || (port == 80 && !strncasecmp(url, "http:", 5)) ||
+           (port == 443 && !strncasecmp(url, "https:", 6));
+}
+
 /* The authority's host ends at the last ':' not inside an IPv6 literal. */
 apr_size_t ad_url_origin(const char *url, char *buf)
 {
     const char *sep = strstr(url, "://"), *auth, *end, *at, *host_end, *port = NULL;
     apr_size_t n = 0;
     const char *p;
+    long port_num;
+    char digits[8];
 
 #define PUT(c)                                                                                     \
     do {                                                                                           \
@@ -629,10 +651,13 @@ apr_size_t ad_url_origin(const char *url, char *buf)
     for (p = at; p < host_end; p++) {
         PUT(*p);
     }
-    if (port &&
-        !((end - port == 2 && !strncmp(port, "80", 2) && !strncasecmp(url, "http:", 5)) ||
-          (end - port == 3 && !strncmp(port, "443", 3) && !strncasecmp(url, "https:", 6)))) {
+    if (port && !origin_default_port(url, port_num = origin_port(port, end))) {
         PUT(':');
+        if (port_num > 0) {
+            apr_snprintf(digits, sizeof(digits), "%ld", port_num);
+            port = digits;
+            end = digits + strlen(digits);
+        }
         for (p = port; p < end; p++) {
             PUT(*p);
         }

@@ -26,7 +26,8 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
 char *ad_url_encode(apr_pool_t *p, const char *s);
 
 /* A URL's scheme://host[:port] as connections see it: lower case, without
- * userinfo, a trailing dot on the host or the scheme's default port. Written
+ * userinfo, a trailing dot on the host or the scheme's default port, the
+ * port as a plain number (":0443" is ":443", so https's default). Written
  * to buf (cut at AD_URL_ORIGIN_MAX - 1 bytes); returns its length. */
 #define AD_URL_ORIGIN_MAX 320
 apr_size_t ad_url_origin(const char *url, char *buf);

@@ -388,6 +388,11 @@ START_TEST(url_origin_as_connections_see_it)
         {"HTTP://[::1]:8080/x", "http://[::1]:8080"},
         {"http://[::1]/x", "http://[::1]"},
         {"https://h?q=a:b@c", "https://h"},
+        {"https://h:0443/x", "https://h"},
+        {"http://h:08080", "http://h:8080"},
+        {"https://h:/x", "https://h"},
+        {"https://h:99999/", "https://h:99999"},
+        {"https://h:8a/", "https://h:8a"},
         {"no-scheme/path", "no-scheme/path"},
     };
     char buf[AD_URL_ORIGIN_MAX], *longurl;
