@@ -5,7 +5,9 @@
  * record is the store library itself.
  *
  *   gcc -O2 -o gdbm_put bench/gdbm_put.c -lgdbm
- *   gdbm_put FILE N SIZE GROUP      (FILE is created anew and removed)
+ *   gdbm_put FILE N SIZE GROUP [BLOCK]  (FILE is created anew and removed;
+ *                                        BLOCK: gdbm's block size, default
+ *                                        the file system's, as apidestd)
  *   gdbm_put --queued STORE_FILE    (a stopped server's store, read only)
  *
  * Prints: records, microseconds of CPU (user+system) per record, file bytes
@@ -66,7 +68,7 @@ static int queued(const char *path)
 
 int main(int argc, char **argv)
 {
-    long n, size, group, i;
+    long n, size, group, block = 0, i;
     char *val, key[64], marker[32];
     GDBM_FILE db;
     double t0, t1;
@@ -75,13 +77,13 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--queued")) {
         return queued(argv[2]);
     }
-    if (argc != 5 || (n = atol(argv[2])) <= 0 || (size = atol(argv[3])) <= 0 ||
-        (group = atol(argv[4])) <= 0) {
-        fprintf(stderr, "usage: gdbm_put FILE N SIZE GROUP\n");
+    if ((argc != 5 && argc != 6) || (n = atol(argv[2])) <= 0 || (size = atol(argv[3])) <= 0 ||
+        (group = atol(argv[4])) <= 0 || (argc == 6 && (block = atol(argv[5])) < 512)) {
+        fprintf(stderr, "usage: gdbm_put FILE N SIZE GROUP [BLOCK >= 512]\n");
         return 2;
     }
     unlink(argv[1]);
-    if (!(db = gdbm_open(argv[1], 0, GDBM_NEWDB | GDBM_NOMMAP, 0600, NULL))) {
+    if (!(db = gdbm_open(argv[1], (int)block, GDBM_NEWDB | GDBM_NOMMAP, 0600, NULL))) {
         fprintf(stderr, "gdbm_open %s: %s\n", argv[1], gdbm_strerror(gdbm_errno));
         return 1;
     }
