@@ -1015,8 +1015,11 @@ static void tep_run(apr_pool_t *p, const char *pattern, apr_size_t plen, const j
         r->message = apr_pstrcat(p, AD_PATTERN_ERR_PREFIX, reason ? reason : "", NULL);
         return;
     }
+    if ((r->result = ad_pattern_match(pat, event)) < 0) {
+        r->message = "Event has too many values inside arrays nested in arrays to be matched.";
+        return;
+    }
     r->status = 200;
-    r->result = ad_pattern_match(pat, event);
 }
 
 static json_t *parse_text(const char *s, apr_size_t len)

@@ -1285,7 +1285,7 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
     int i, r, matched = 0;
 
     if (!scratch_prepare(m, s, len)) {
-        return 0; /* out of memory matches nothing, as in ad_pattern_match */
+        return AD_MATCH_TOO_COMPLEX; /* out of memory */
     }
     sc.p = (const unsigned char *)json;
     sc.end = sc.p + len;
@@ -1298,7 +1298,10 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
         return r;
     }
     collect_candidates(m, s);
-    for (i = 0; i < s->ncand && !s->occ.failed; i++) {
+    if (s->occ.failed) {
+        return AD_MATCH_TOO_COMPLEX;
+    }
+    for (i = 0; i < s->ncand; i++) {
         if (ad_pattern_eval(m->pats[s->cand[i]], &s->occ)) {
             matched++;
             if (on_match) {

@@ -2765,6 +2765,10 @@ void ad_occs_add(ad_occs_t *o, int path, const ad_val_t *v)
     ad_occ_t *oc;
     void *nb;
 
+    if (o->nmem + o->ncur > AD_OCCS_MAX_MEM) {
+        o->failed = 1;
+        return;
+    }
     if (o->nocc == o->capocc) {
         nb = grow(o->occ, o->occ0, &o->capocc, sizeof(ad_occ_t), o->nocc);
         if (!nb) {
@@ -3311,7 +3315,10 @@ int ad_pattern_match(const ad_pattern_t *pat, const json_t *event)
         m.pat = pat;
         m.o = &o;
         walk_object(&m, event, 0, 0);
-        r = ad_pattern_eval(pat, &o);
+        r = o.failed ? -1 : ad_pattern_eval(pat, &o);
+    }
+    else {
+        r = -1;
     }
     ad_occs_free(&o);
     return r;

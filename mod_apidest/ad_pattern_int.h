@@ -41,6 +41,11 @@ typedef struct {
 #define AD_MEM_INLINE  64
 #define AD_HEAD_INLINE 32
 
+/* Every leaf keeps the memberships of all the arrays around it, so arrays
+ * nested in arrays make them leaves x depth: a 44 KB event could take 300
+ * MB. Past this many (8 MiB of them) the event is refused, not matched. */
+#define AD_OCCS_MAX_MEM (1 << 20)
+
 /* The leaves of one event, per path index. Starts on inline buffers, grows
  * with malloc; reusable across events (ad_occs_reset). */
 typedef struct {
@@ -70,8 +75,8 @@ int ad_occs_array(ad_occs_t *o);
 void ad_occs_enter(ad_occs_t *o, int arr, int idx);
 void ad_occs_leave(ad_occs_t *o);
 
-/* 1 when the pattern matches the event whose leaves are in o (o->failed
- * gives 0, like ad_pattern_match when memory runs out). */
+/* 1 when the pattern matches the event whose leaves are in o; 0 when
+ * o->failed (the caller reports that the event could not be matched). */
 int ad_pattern_eval(const ad_pattern_t *pat, ad_occs_t *o);
 
 /* The dotted field paths a pattern names, by its path index; returns how

@@ -514,6 +514,27 @@ START_TEST(test_tep_errors)
         "SerializationException", "Start of structure or map found where not expected.");
     expect_error(call("TestEventPattern", "{\"EventPattern\":\"{}\",\"Event\":7}"), 400,
                  "SerializationException", "NUMBER_VALUE can not be converted to a String");
+    {
+        /* values in arrays nested in arrays past the matcher's limit: an
+         * error, not a Result of false */
+        char *ev = apr_palloc(pool, 8000), *q;
+        int i;
+
+        q = ev +
+            sprintf(ev, "%.*s,\"detail\":{\"x\":", (int)strlen(MINIMAL_EVENT) - 1, MINIMAL_EVENT);
+        for (i = 0; i < 1500; i++) {
+            *q++ = '[';
+        }
+        for (i = 0; i < 1000; i++) {
+            q += sprintf(q, i ? ",1" : "1");
+        }
+        for (i = 0; i < 1500; i++) {
+            *q++ = ']';
+        }
+        strcpy(q, "}}");
+        expect_error(tep("{\"detail\":{\"x\":[1]}}", ev), 400, "ValidationException",
+                     "Event has too many values inside arrays nested in arrays to be matched.");
+    }
 }
 END_TEST
 

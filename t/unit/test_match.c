@@ -610,6 +610,41 @@ START_TEST(test_invalid_json)
 }
 END_TEST
 
+/* {"x":[[[...depth arrays...[1,1,...leaves...]...]]]}: every leaf belongs
+ * to all the arrays around it, leaves x depth memberships in all. */
+static char *nested_arrays(int depth, int leaves)
+{
+    char *t = apr_palloc(pool, (size_t)(2 * depth + 2 * leaves + 16)), *q = t;
+    int i;
+
+    q += sprintf(q, "{\"x\":");
+    for (i = 0; i < depth; i++) {
+        *q++ = '[';
+    }
+    for (i = 0; i < leaves; i++) {
+        q += sprintf(q, i ? ",1" : "1");
+    }
+    for (i = 0; i < depth; i++) {
+        *q++ = ']';
+    }
+    strcpy(q, "}");
+    return t;
+}
+
+START_TEST(test_nested_arrays_refused_not_matched)
+{
+    /* 1,500 x 1,000 memberships: past AD_OCCS_MAX_MEM, refused by both
+     * matchers rather than taking 12 MB (or, scaled up to a 256 KiB event,
+     * gigabytes); 1,000 x 1,000 still match. */
+    ck_assert_int_eq(one("{\"x\":[1]}", nested_arrays(1500, 1000)), AD_MATCH_TOO_COMPLEX);
+    ck_assert_int_eq(tree("{\"x\":[1]}", nested_arrays(1500, 1000)), -1);
+    ck_assert_int_eq(one("{\"x\":[1]}", nested_arrays(1000, 1000)), 1);
+    ck_assert_int_eq(tree("{\"x\":[1]}", nested_arrays(1000, 1000)), 1);
+    /* a rule that names no path inside them is not affected */
+    ck_assert_int_eq(one("{\"y\":[1]}", nested_arrays(1500, 1000)), 0);
+}
+END_TEST
+
 START_TEST(test_embedded_nul)
 {
     /* json_loadb takes a length: bytes after a NUL are still the text */
@@ -660,6 +695,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_canonical);
     tcase_add_test(tc, test_invalid_json);
     tcase_add_test(tc, test_embedded_nul);
+    tcase_add_test(tc, test_nested_arrays_refused_not_matched);
     suite_add_tcase(s, tc);
     return s;
 }
