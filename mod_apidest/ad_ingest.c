@@ -21,9 +21,25 @@ typedef struct {
     const ad_conf_t *c;
     ad_ingest_t *in;
     apr_time_t now;
-    ad_match_scratch_t *scratch; /* made on first use, for all entries */
-    apr_array_header_t *hits;    /* int: matches of the current entry */
+    ad_match_scratch_t *scratch;   /* made on first use, for all entries */
+    apr_array_header_t *hits;      /* int: matches of the current entry */
+    unsigned char random[16 * 10]; /* EventIds' random bits, drawn 10 at a time */
+    apr_size_t random_left;
 } ingest_ctx_t;
+
+/* One system call for every ten EventIds instead of one each. */
+static const char *event_id_make(ingest_ctx_t *x)
+{
+    char id[AD_UUID_LEN + 1];
+
+    if (!x->random_left) {
+        ad_random_fill(x->random, sizeof(x->random));
+        x->random_left = sizeof(x->random);
+    }
+    x->random_left -= 16;
+    ad_uuid4_of(id, x->random + x->random_left);
+    return apr_pstrmemdup(x->p, id, AD_UUID_LEN);
+}
 
 static ad_ingest_t *ingest_make(apr_pool_t *p)
 {
@@ -316,8 +332,14 @@ static void add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_ru
     b = apr_array_push(blobs);
     b->entry = entry;
     if (ad_record_encode(p, r, &b->data, &b->len) != APR_SUCCESS) {
-        /* Only a body over AD_RECORD_MAX_SIZE fails; the entry-size limit
-         * keeps requests far below it, so this is a config of 8 MiB+. */
+        /* Only a body over AD_RECORD_MAX_SIZE fails: an input template that
+         * repeats a big placeholder. Like a failed transform, the event is
+         * accepted and this target's copy is not delivered. */
+        ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
+                      ADLOGNO(10042) "rule %s target %s: the %" APR_SIZE_T_FMT
+                                     "-byte input is over the record limit (%d bytes) and is "
+                                     "not delivered",
+                      rule->name, t->id, body_len, AD_RECORD_MAX_SIZE);
         apr_array_pop(blobs);
     }
 }
@@ -369,22 +391,24 @@ static ad_match_scratch_t *scratch_of(ingest_ctx_t *x)
     return x->scratch;
 }
 
-/* Returns how many rules matched. The envelope's JSON text (the delivered
- * body) is matched against all the bus's rules in one pass (ad_match). The
- * tree *ev is made from that text only when a matched rule needs it. */
+/* Returns how many rules matched, or what ad_match_event returns when it
+ * cannot tell (< 0: nothing is routed). The envelope's JSON text (the
+ * delivered body) is matched against all the bus's rules in one pass
+ * (ad_match). The tree *ev is made from that text only when a matched rule
+ * needs it. */
 static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *id,
                        const char *body, apr_size_t body_len, json_t **ev)
 {
     const ad_rule_index_t *ix = ad_conf_bus_rules(x->c, bus);
-    int i;
+    int i, r;
 
     if (!ix || !ix->all->nelts) {
         return 0;
     }
     scratch_of(x);
     x->hits->nelts = 0;
-    if (ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits) <= 0) {
-        return 0;
+    if ((r = ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits)) <= 0) {
+        return r;
     }
     for (i = 0; i < x->hits->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *);
@@ -450,8 +474,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     size_t canon_len;
     apr_size_t body_len;
     apr_time_t t;
-    char id[AD_UUID_LEN + 1];
-    int res_ok;
+    int res_ok, routed;
 
     memset(e, 0, sizeof(*e));
     if (!json_is_object(entry)) {
@@ -497,8 +520,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
             "Parameter Resources is not valid. Reason: Resources must be a list of strings.");
         return;
     }
-    ad_uuid4(id);
-    e->event_id = apr_pstrdup(x->p, id);
+    e->event_id = event_id_make(x);
     if (!ad_conf_source_may_match(x->c, bus_name(entry), source)) {
         /* no rule of the bus can match this source: no envelope to build */
         json_decref(detail);
@@ -515,9 +537,18 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
         body = envelope_text(x->p, head, canon, canon_len, &body_len);
         json_decref(head);
     }
-    if (!route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
-                     &ev)) {
+    routed = route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
+                         &ev);
+    if (routed == 0) {
         x->in->unmatched++;
+    }
+    else if (routed < 0) {
+        /* Never answer an EventId for an event the rules could not see. */
+        entry_fail(x, e,
+                   routed == AD_MATCH_TOO_COMPLEX ? ERR_INVALID_ARGUMENT : ERR_MALFORMED_DETAIL,
+                   routed == AD_MATCH_TOO_COMPLEX
+                       ? "Detail has too many values inside arrays nested in arrays to be matched."
+                       : "Detail is nested too deeply to be matched.");
     }
     json_decref(ev);
 }
@@ -559,7 +590,7 @@ static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
 ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_form_t form,
                                   const char *body, apr_size_t len, apr_time_t now)
 {
-    ingest_ctx_t x = {p, c, ingest_make(p), now, NULL, NULL};
+    ingest_ctx_t x = {p, c, ingest_make(p), now, NULL, NULL, {0}, 0};
     json_error_t jerr;
     json_t *root, *single;
     const json_t *entries;
@@ -657,29 +688,74 @@ void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg)
     }
 }
 
+typedef struct {
+    char *buf;
+    apr_size_t len;
+} resp_buf_t;
+
+static void resp_put(void *baton, const char *s, size_t n)
+{
+    resp_buf_t *b = baton;
+
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+}
+
+static void resp_lit(resp_buf_t *b, const char *s)
+{
+    resp_put(b, s, strlen(s));
+}
+
+static void resp_str(resp_buf_t *b, const char *s)
+{
+    ad_json_write_string(s, strlen(s), resp_put, b);
+}
+
+/* Room for s as a JSON string: quotes, and at most six bytes (a \u00XX
+ * escape) per input byte. */
+static apr_size_t resp_str_room(const char *s)
+{
+    return 2 + 6 * strlen(s);
+}
+
+/* Written directly rather than through a jansson tree: it is on every
+ * PutEvents, one object per entry. Same text as ad_json_dump of the tree. */
 char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len)
 {
-    json_t *root = json_object(), *arr = json_array();
-    char *out;
+    resp_buf_t b = {NULL, 0};
+    apr_size_t room = 64;
+    char num[24];
     int i;
 
-    json_object_set_new(root, "FailedEntryCount", json_integer(in->failed_count));
     for (i = 0; i < in->entries->nelts; i++) {
         const ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
-        json_t *o = json_object();
+        room += 48 + (e->event_id ? resp_str_room(e->event_id)
+                                  : resp_str_room(e->error_code) + resp_str_room(e->error_message));
+    }
+    b.buf = apr_palloc(p, room);
+    resp_lit(&b, "{\"FailedEntryCount\":");
+    apr_snprintf(num, sizeof(num), "%d", in->failed_count);
+    resp_lit(&b, num);
+    resp_lit(&b, ",\"Entries\":[");
+    for (i = 0; i < in->entries->nelts; i++) {
+        const ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
+        resp_lit(&b, i ? ",{" : "{");
         if (e->event_id) {
-            json_object_set_new(o, "EventId", json_string(e->event_id));
+            resp_lit(&b, "\"EventId\":");
+            resp_str(&b, e->event_id);
         }
         else {
-            json_object_set_new(o, "ErrorCode", json_string(e->error_code));
-            json_object_set_new(o, "ErrorMessage", json_string(e->error_message));
+            resp_lit(&b, "\"ErrorCode\":");
+            resp_str(&b, e->error_code);
+            resp_lit(&b, ",\"ErrorMessage\":");
+            resp_str(&b, e->error_message);
         }
-        json_array_append_new(arr, o);
+        resp_lit(&b, "}");
     }
-    json_object_set_new(root, "Entries", arr);
-    out = ad_json_dump(p, root, len);
-    json_decref(root);
-    return out;
+    resp_lit(&b, "]}");
+    b.buf[b.len] = '\0';
+    *len = b.len;
+    return b.buf;
 }
 
 char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg, apr_size_t *len)

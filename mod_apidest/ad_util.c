@@ -37,12 +37,17 @@ static void hex_into(char *out, const unsigned char *b, apr_size_t n)
     out[2 * n] = '\0';
 }
 
-void ad_uuid4(char *buf)
+void ad_random_fill(unsigned char *b, apr_size_t n)
+{
+    random_bytes(b, n);
+}
+
+void ad_uuid4_of(char *buf, const unsigned char *random16)
 {
     unsigned char b[16];
     char hex[33];
 
-    random_bytes(b, sizeof(b));
+    memcpy(b, random16, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     hex_into(hex, b, sizeof(b));
@@ -56,6 +61,14 @@ void ad_uuid4(char *buf)
     buf[23] = '-';
     memcpy(buf + 24, hex + 20, 12);
     buf[36] = '\0';
+}
+
+void ad_uuid4(char *buf)
+{
+    unsigned char b[16];
+
+    random_bytes(b, sizeof(b));
+    ad_uuid4_of(buf, b);
 }
 
 void ad_random_hex32(char *buf)

@@ -286,6 +286,116 @@ START_TEST(response_shape)
 }
 END_TEST
 
+/* The response as the jansson tree it used to be built from would dump. */
+static char *response_via_tree(const ad_ingest_t *in)
+{
+    json_t *root = json_object(), *arr = json_array();
+    char *out;
+    int i;
+
+    json_object_set_new(root, "FailedEntryCount", json_integer(in->failed_count));
+    for (i = 0; i < in->entries->nelts; i++) {
+        const ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
+        json_t *o = json_object();
+        if (e->event_id) {
+            json_object_set_new(o, "EventId", json_string(e->event_id));
+        }
+        else {
+            json_object_set_new(o, "ErrorCode", json_string(e->error_code));
+            json_object_set_new(o, "ErrorMessage", json_string(e->error_message));
+        }
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "Entries", arr);
+    out = ad_json_dump(pool, root, NULL);
+    json_decref(root);
+    return out;
+}
+
+START_TEST(response_same_as_its_json_tree)
+{
+    static const char *const messages[] = {"",
+                                           "plain",
+                                           "quote \" and \\ back",
+                                           "ctl \x01\x1f\n\t",
+                                           "utf-8 \xc3\xa9 \xf0\x9f\x98\x80",
+                                           "\x7f del"};
+    ad_ingest_t *in = put("{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+                          "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"x\"}]}");
+    apr_size_t len, i;
+    char *out;
+
+    for (i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
+        ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, 1, ad_ingest_entry_t);
+        e->error_code = messages[(i + 1) % (sizeof(messages) / sizeof(messages[0]))];
+        e->error_message = messages[i];
+        out = ad_ingest_response(pool, in, &len);
+        ck_assert_str_eq(out, response_via_tree(in));
+        ck_assert_uint_eq(len, strlen(out));
+    }
+    in->entries->nelts = 0;
+    in->failed_count = 0;
+    out = ad_ingest_response(pool, in, &len);
+    ck_assert_str_eq(out, "{\"FailedEntryCount\":0,\"Entries\":[]}");
+    ck_assert_str_eq(out, response_via_tree(in));
+}
+END_TEST
+
+/* A PutEvents entry whose Detail (a JSON string) is the object {"x": v}
+ * with v nested depth arrays deep around leaves 1s, and one plain entry. */
+static const char *deep_entries(int depth, int leaves)
+{
+    char *d = apr_palloc(pool, (size_t)(2 * depth + 2 * leaves + 32)), *q = d;
+    int i;
+
+    q += sprintf(q, "{\\\"x\\\":");
+    for (i = 0; i < depth; i++) {
+        *q++ = '[';
+    }
+    for (i = 0; i < leaves; i++) {
+        q += sprintf(q, i ? ",1" : "1");
+    }
+    for (i = 0; i < depth; i++) {
+        *q++ = ']';
+    }
+    strcpy(q, "}");
+    return apr_psprintf(pool,
+                        "{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"%s\"},"
+                        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}",
+                        d);
+}
+
+START_TEST(event_the_rules_cannot_see_fails_its_entry)
+{
+    ad_ingest_t *in;
+
+    add_rule("x", "default", "{\"source\":[\"app\"],\"detail\":{\"x\":[1]}}", 1, 1);
+    add_rule("any", "default", "{\"source\":[\"app\"]}", 1, 1);
+    /* values in arrays nested in arrays past the matcher's limit */
+    in = put(deep_entries(1500, 1000));
+    ck_assert_int_eq(in->status, 200);
+    ck_assert_int_eq(in->failed_count, 1);
+    ck_assert_ptr_null(entry(in, 0)->event_id);
+    ck_assert_str_eq(entry(in, 0)->error_code, "InvalidArgument");
+    ck_assert_ptr_nonnull(entry(in, 1)->event_id);
+    ck_assert_int_eq(in->records->nelts, 1); /* the second entry's, for "any" */
+    ck_assert_int_eq(APR_ARRAY_IDX(in->records, 0, ad_blob_t).entry, 1);
+    /* a Detail that json_loadb takes alone, but not inside the envelope */
+    in = put(deep_entries(2046, 1));
+    ck_assert_int_eq(in->failed_count, 1);
+    ck_assert_ptr_null(entry(in, 0)->event_id);
+    ck_assert_str_eq(entry(in, 0)->error_code, "MalformedDetail");
+    ck_assert_str_eq(entry(in, 0)->error_message, "Detail is nested too deeply to be matched.");
+    ck_assert_int_eq(in->records->nelts, 1);
+    in = put(deep_entries(2047, 1)); /* too deep for json_loadb alone */
+    ck_assert_str_eq(entry(in, 0)->error_message, "Detail is malformed.");
+    /* the same shapes within the limits are matched */
+    in = put(deep_entries(1000, 1000));
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_int_eq(in->records->nelts, 3);
+}
+END_TEST
+
 START_TEST(store_item_limit_fails_whole_entry)
 {
     ad_ingest_t *in;
@@ -373,6 +483,37 @@ START_TEST(uuid_v4)
     ck_assert_uint_eq(strlen(id), 36);
     ck_assert_int_eq(id[14], '4');
     ck_assert(strchr("89ab", id[19]) != NULL);
+    {
+        unsigned char b[16];
+        int i;
+        for (i = 0; i < 16; i++) {
+            b[i] = (unsigned char)(i | 0xf0);
+        }
+        ad_uuid4_of(id, b);
+        ck_assert_str_eq(id, "f0f1f2f3-f4f5-46f7-b8f9-fafbfcfdfeff");
+    }
+}
+END_TEST
+
+START_TEST(event_ids_of_one_request_differ)
+{
+    const char *one = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
+    apr_hash_t *seen = apr_hash_make(pool);
+    ad_ingest_t *in;
+    int round, i;
+
+    for (round = 0; round < 3; round++) {
+        in = put(apr_pstrcat(pool, "{\"Entries\":[", one, ",", one, ",", one, ",", one, ",", one,
+                             ",", one, ",", one, ",", one, ",", one, ",", one, "]}", NULL));
+        ck_assert_int_eq(in->entries->nelts, 10);
+        for (i = 0; i < 10; i++) {
+            const char *id = entry(in, i)->event_id;
+            ck_assert_uint_eq(strlen(id), AD_UUID_LEN);
+            ck_assert_int_eq(id[14], '4');
+            ck_assert_ptr_null(apr_hash_get(seen, id, APR_HASH_KEY_STRING));
+            apr_hash_set(seen, id, APR_HASH_KEY_STRING, id);
+        }
+    }
 }
 END_TEST
 
@@ -422,9 +563,12 @@ int main(void)
     tcase_add_test(tc, rules_indexed_by_source);
     tcase_add_test(tc, plain_json_single_entry);
     tcase_add_test(tc, response_shape);
+    tcase_add_test(tc, event_the_rules_cannot_see_fails_its_entry);
+    tcase_add_test(tc, response_same_as_its_json_tree);
     tcase_add_test(tc, store_item_limit_fails_whole_entry);
     tcase_add_test(tc, json_numbers_shortest);
     tcase_add_test(tc, uuid_v4);
+    tcase_add_test(tc, event_ids_of_one_request_differ);
     tcase_add_test(tc, url_origin_as_connections_see_it);
     tcase_add_test(tc, body_is_the_trees_dump);
     suite_add_tcase(s, tc);
