@@ -1016,7 +1016,7 @@ static void tep_run(apr_pool_t *p, const char *pattern, apr_size_t plen, const j
         return;
     }
     if ((r->result = ad_pattern_match(pat, event)) < 0) {
-        r->message = "Event has too many values inside arrays nested in arrays to be matched.";
+        r->message = "Event has too many values inside arrays to be matched.";
         return;
     }
     r->status = 200;

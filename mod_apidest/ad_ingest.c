@@ -547,7 +547,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
         entry_fail(x, e,
                    routed == AD_MATCH_TOO_COMPLEX ? ERR_INVALID_ARGUMENT : ERR_MALFORMED_DETAIL,
                    routed == AD_MATCH_TOO_COMPLEX
-                       ? "Detail has too many values inside arrays nested in arrays to be matched."
+                       ? "Detail has too many values inside arrays to be matched."
                        : "Detail is nested too deeply to be matched.");
     }
     json_decref(ev);

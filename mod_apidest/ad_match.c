@@ -1308,6 +1308,9 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
                 on_match(baton, s->cand[i]);
             }
         }
+        else if (s->occ.failed) {
+            return AD_MATCH_TOO_COMPLEX; /* callers ignore what on_match got */
+        }
     }
     return matched;
 }

@@ -25,11 +25,12 @@ ad_match_scratch_t *ad_match_scratch_make(apr_pool_t *p);
 
 /* Call on_match(baton, i) for every i whose pattern matches the event given
  * as JSON text (len bytes, need not be NUL-terminated), in increasing i.
- * Returns how many matched, -1 when the text is not what json_loadb accepts
- * (nested deeper than it takes, too) or AD_MATCH_TOO_COMPLEX when the event
- * is beyond the matcher's limits or memory ran out (nothing is reported in
- * either case). The set is only read: one set can serve many threads, each
- * with its own scratch. */
+ * Returns how many matched; -1 when the text is not what json_loadb accepts
+ * (nested deeper than it takes, too: nothing is reported); or
+ * AD_MATCH_TOO_COMPLEX when the event is beyond the matcher's limits
+ * (AD_OCCS_MAX_MEM, AD_OCCS_MAX_STEPS) or memory ran out, when the caller
+ * must drop what on_match was told. The set is only read: one set can
+ * serve many threads, each with its own scratch. */
 #define AD_MATCH_TOO_COMPLEX (-2)
 int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_match_scratch_t *s,
                    void (*on_match)(void *baton, int i), void *baton);

@@ -2746,6 +2746,7 @@ int ad_occs_reset(ad_occs_t *o, int npaths)
 
     o->nocc = o->nmem = o->ncur = 0;
     o->arrays = o->maxmem = o->failed = 0;
+    o->steps = 0;
     while (npaths > o->caphead) {
         nb = grow(o->head, o->head0, &o->caphead, sizeof(int), 0);
         if (!nb) {
@@ -3251,16 +3252,20 @@ static int sub_match(ad_occs_t *m, const ad_subrule *sr, int fi, ad_mem_t *sofar
         return 1;
     }
     f = &sr->f[fi];
-    for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
+    for (oi = m->head[f->path]; oi >= 0 && !m->failed; oi = m->occ[oi].next) {
         if (m->occ[oi].dead || !field_hit(f, &m->occ[oi])) {
             continue;
+        }
+        if (++m->steps > AD_OCCS_MAX_STEPS) {
+            m->failed = 1;
+            return 0;
         }
         nn = merge(m, sofar, n, &m->occ[oi]);
         if (nn >= 0 && sub_match(m, sr, fi + 1, sofar, nn)) {
             return 1;
         }
     }
-    if (!f->absent) {
+    if (!f->absent || m->failed) {
         return 0;
     }
     for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
@@ -3316,6 +3321,7 @@ int ad_pattern_match(const ad_pattern_t *pat, const json_t *event)
         m.o = &o;
         walk_object(&m, event, 0, 0);
         r = o.failed ? -1 : ad_pattern_eval(pat, &o);
+        r = o.failed ? -1 : r;
     }
     else {
         r = -1;

@@ -18,8 +18,8 @@ typedef struct ad_pattern_t ad_pattern_t;
 ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len, const char **reason);
 
 /* 1 when the event (a JSON object) matches the pattern, 0 otherwise, -1
- * when it cannot tell: the event is beyond the matcher's limits (values in
- * arrays nested in arrays, see AD_OCCS_MAX_MEM) or memory ran out.
+ * when it cannot tell: the event is beyond the matcher's limits (values
+ * inside arrays: AD_OCCS_MAX_MEM, AD_OCCS_MAX_STEPS) or memory ran out.
  * Never allocates from a pool the caller does not give; thread-safe on a
  * shared compiled pattern. */
 int ad_pattern_match(const ad_pattern_t *pat, const json_t *event);

@@ -46,6 +46,12 @@ typedef struct {
  * MB. Past this many (8 MiB of them) the event is refused, not matched. */
 #define AD_OCCS_MAX_MEM (1 << 20)
 
+/* Fields of one pattern must take their values from the same element of an
+ * array they share, which is a search: a 130 KB event shaped against a
+ * four-field rule took 5.6 s. Past this many tries per event (about 0.1 s)
+ * the event is refused too. */
+#define AD_OCCS_MAX_STEPS (1 << 22)
+
 /* The leaves of one event, per path index. Starts on inline buffers, grows
  * with malloc; reusable across events (ad_occs_reset). */
 typedef struct {
@@ -58,6 +64,7 @@ typedef struct {
     int *head; /* path -> first occurrence, -1 when none */
     int caphead;
     int arrays, maxmem, failed;
+    long steps; /* sub-pattern tries, for AD_OCCS_MAX_STEPS */
     ad_occ_t occ0[AD_OCC_INLINE];
     ad_mem_t mem0[AD_MEM_INLINE];
     ad_mem_t cur0[AD_MEM_INLINE];

@@ -645,6 +645,49 @@ START_TEST(test_nested_arrays_refused_not_matched)
 }
 END_TEST
 
+/* {"x":[n x {"a":1,"y":[m x {"b":1}],"w":[m x {"e":1}]}, k x {"z":1}]}:
+ * against x.a, x.y.b, x.w.e and x.z every a/b/e combination of an element
+ * agrees and then no z does, n x m x m x k tries. */
+static char *shaped_against_four_fields(int n, int m, int k)
+{
+    char *ev = apr_palloc(pool, (size_t)(16 * (2 * n * m + k + n) + 32)), *q = ev;
+    int i, j;
+
+    q += sprintf(q, "{\"x\":[");
+    for (i = 0; i < n; i++) {
+        q += sprintf(q, "%s{\"a\":1,\"y\":[", i ? "," : "");
+        for (j = 0; j < m; j++) {
+            q += sprintf(q, "%s{\"b\":1}", j ? "," : "");
+        }
+        q += sprintf(q, "],\"w\":[");
+        for (j = 0; j < m; j++) {
+            q += sprintf(q, "%s{\"e\":1}", j ? "," : "");
+        }
+        q += sprintf(q, "]}");
+    }
+    for (i = 0; i < k; i++) {
+        q += sprintf(q, ",{\"z\":1}");
+    }
+    strcpy(q, "]}");
+    return ev;
+}
+
+START_TEST(test_array_search_bounded)
+{
+    const char *four = "{\"x\":{\"a\":[1],\"y\":{\"b\":[1]},\"w\":{\"e\":[1]},\"z\":[1]}}";
+    const char *ev = shaped_against_four_fields(20, 400, 400);
+
+    /* took 5.6 s of CPU to answer 0 before the step cap */
+    ck_assert_int_eq(one(four, ev), AD_MATCH_TOO_COMPLEX);
+    ck_assert_int_eq(tree(four, ev), -1);
+    /* small ones are still decided, both ways */
+    ck_assert_int_eq(one(four, shaped_against_four_fields(3, 4, 4)), 0);
+    ck_assert_int_eq(one("{\"x\":{\"a\":[1],\"y\":{\"b\":[1]},\"w\":{\"e\":[1]}}}",
+                         shaped_against_four_fields(20, 400, 400)),
+                     1);
+}
+END_TEST
+
 START_TEST(test_embedded_nul)
 {
     /* json_loadb takes a length: bytes after a NUL are still the text */
@@ -696,6 +739,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_invalid_json);
     tcase_add_test(tc, test_embedded_nul);
     tcase_add_test(tc, test_nested_arrays_refused_not_matched);
+    tcase_add_test(tc, test_array_search_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
