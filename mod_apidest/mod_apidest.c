@@ -106,11 +106,17 @@ static int read_body(request_rec *r, apr_size_t max, char **out, apr_size_t *len
     char *buf;
     long n;
 
-    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
-        return 0;
+    /* A declared length over either limit is answered here, before
+     * ap_setup_client_block refuses one over LimitRequestBody (which would
+     * get httpd's HTML page). */
+    if (ap_get_limit_req_body(r) && (apr_off_t)ap_get_limit_req_body(r) < (apr_off_t)max) {
+        max = (apr_size_t)ap_get_limit_req_body(r);
     }
     if (clh && apr_strtoff(&cl, clh, NULL, 10) == APR_SUCCESS && cl > (apr_off_t)max) {
         return -1;
+    }
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
+        return 0;
     }
     cap = (clh && cl >= 0) ? (apr_size_t)cl + 1 : 8192;
     buf = apr_palloc(r->pool, cap);
@@ -228,15 +234,13 @@ static int answer_api(request_rec *r, const ad_conf_t *c, const char *target, co
                       apr_size_t len)
 {
     const char *etype;
-    char id[AD_UUID_LEN + 1], *out;
+    char *out;
     apr_size_t out_len;
     int rc = ad_awsjson_dispatch(r->pool, c, target, body, len, &out, &out_len, &etype);
 
     if (etype) {
         apr_table_setn(r->headers_out, "x-amzn-ErrorType", etype);
     }
-    ad_uuid4(id);
-    apr_table_setn(r->headers_out, "x-amzn-RequestId", apr_pstrdup(r->pool, id));
     return send_body(r, rc, CT_AWSJSON, out, out_len);
 }
 
@@ -247,10 +251,13 @@ static int ingest_handler(request_rec *r)
     const char *target = apr_table_get(r->headers_in, "X-Amz-Target");
     ad_ingest_form_t form = target ? AD_INGEST_AWSJSON : AD_INGEST_PLAIN_JSON;
     ad_ingest_t *in;
-    char *body = NULL, *out;
+    char *body = NULL, *out, id[AD_UUID_LEN + 1];
     apr_size_t len = 0;
     int rc, stored;
 
+    /* On every answer, errors too: SDKs log it, and support asks for it. */
+    ad_uuid4(id);
+    apr_table_setn(r->headers_out, "x-amzn-RequestId", apr_pstrdup(r->pool, id));
     if (r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST");
         return send_aws_error(r, HTTP_METHOD_NOT_ALLOWED, "UnsupportedOperation",
@@ -266,11 +273,16 @@ static int ingest_handler(request_rec *r)
             r, HTTP_BAD_REQUEST, "ValidationException",
             apr_psprintf(r->pool,
                          "Request body is larger than ApiDestMaxRequestSize (%" APR_SIZE_T_FMT
-                         " bytes)",
-                         c->max_request_size));
+                         " bytes) or LimitRequestBody (%" APR_OFF_T_FMT " bytes)",
+                         c->max_request_size, (apr_off_t)ap_get_limit_req_body(r)));
     }
     if (rc == 0) {
-        return HTTP_BAD_REQUEST;
+        /* A client gone or a read timeout. (A broken chunked body or one
+         * over LimitRequestBody is answered by httpd's input filter.) */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      ADLOGNO(10043) "the request body could not be read");
+        return send_aws_error(r, HTTP_BAD_REQUEST, "SerializationException",
+                              "The request body could not be read.");
     }
     if (!verify_sigv4(r, body, len)) {
         return OK;

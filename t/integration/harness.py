@@ -553,6 +553,7 @@ def assert_put_ok(status, hdrs, resp, n):
     assert resp.get("FailedEntryCount") == 0, resp
     assert isinstance(resp.get("Entries"), list) and len(resp["Entries"]) == n, resp
     ids = []
+    assert UUID_RE.match(hdrs.get("x-amzn-requestid", "")), "no x-amzn-RequestId: %r" % (hdrs,)
     for e in resp["Entries"]:
         assert set(e) == {"EventId"}, "accepted entry has other keys: %r" % (e,)
         assert UUID_RE.match(e["EventId"]), "EventId is not a UUID: %r" % (e["EventId"],)
@@ -566,6 +567,7 @@ def assert_aws_error(status, hdrs, resp, expect_status, expect_type, raw=None):
         expect_status, expect_type, status, raw if resp is None else resp)
     assert hdrs.get("x-amzn-errortype") == expect_type, \
         "x-amzn-ErrorType is %r, expected %r" % (hdrs.get("x-amzn-errortype"), expect_type)
+    assert UUID_RE.match(hdrs.get("x-amzn-requestid", "")), "no x-amzn-RequestId: %r" % (hdrs,)
     assert isinstance(resp, dict), "error body is not a JSON object: %r" % (raw,)
     assert resp.get("__type") == expect_type, resp
     assert isinstance(resp.get("message"), str) and resp["message"], resp

@@ -115,3 +115,17 @@ def test_daemon_unreachable_503(server, sink):
         assert_aws_error(status, hdrs, resp, 503, "ServiceUnavailable", server.last_raw)
         assert took < UNREACHABLE_BOUND, "503 took %.1fs" % took
     assert sink.count() == 0
+
+
+
+def test_body_over_limit_request_body(server, sink):
+    """httpd's LimitRequestBody below ApiDestMaxRequestSize: a declared
+    length over it gets the AWS-shaped error, not httpd's HTML page."""
+    server.start(_conf(sink, "LimitRequestBody 4096\n"))
+    big = entry("com.example.input", "Big", {"pad": "x" * 6000})
+    status, hdrs, resp = server.put_events([big])
+    assert_aws_error(status, hdrs, resp, 400, "ValidationException", server.last_raw)
+    assert "LimitRequestBody (4096 bytes)" in resp["message"], resp
+    time.sleep(SETTLE)
+    assert sink.count() == 0
+    _sentinel(server, sink)
