@@ -396,6 +396,20 @@ START_TEST(event_the_rules_cannot_see_fails_its_entry)
 }
 END_TEST
 
+START_TEST(error_body_keeps_a_message_that_is_not_utf8)
+{
+    apr_size_t len;
+    char *out = ad_awsjson_error_body(pool, "IncompleteSignatureException",
+                                      "bad date \xff\xc3 in \xc3\xa9t\xc3", &len);
+
+    ck_assert_str_eq(out, "{\"__type\":\"IncompleteSignatureException\",\"message\":"
+                          "\"bad date \xef\xbf\xbd\xef\xbf\xbd in \xc3\xa9t\xef\xbf\xbd\"}");
+    ck_assert_uint_eq(len, strlen(out));
+    out = ad_awsjson_error_body(pool, "T", "plain", &len);
+    ck_assert_str_eq(out, "{\"__type\":\"T\",\"message\":\"plain\"}");
+}
+END_TEST
+
 START_TEST(store_item_limit_fails_whole_entry)
 {
     ad_ingest_t *in;
@@ -563,6 +577,7 @@ int main(void)
     tcase_add_test(tc, rules_indexed_by_source);
     tcase_add_test(tc, plain_json_single_entry);
     tcase_add_test(tc, response_shape);
+    tcase_add_test(tc, error_body_keeps_a_message_that_is_not_utf8);
     tcase_add_test(tc, event_the_rules_cannot_see_fails_its_entry);
     tcase_add_test(tc, response_same_as_its_json_tree);
     tcase_add_test(tc, store_item_limit_fails_whole_entry);
