@@ -39,6 +39,7 @@ APLOG_USE_MODULE(apidest);
 #define DAEMON_STARTUP_ERROR 254
 #define CONNECT_ATTEMPTS     12 /* ~3 s of retries across a restart */
 #define DAEMON_IO_TIMEOUT    apr_time_from_sec(30)
+#define RESEND_ATTEMPTS      4 /* 25+50+100+200 ms apart, then connect's own */
 #define DRAIN_TIMEOUT        apr_time_from_msec(2000) /* < APR's 3 s kill timeout */
 #define STORE_LOCK_WAIT      apr_time_from_sec(30)
 #define PID_FILE             "apidestd.pid"
@@ -432,22 +433,27 @@ static int connect_daemon(request_rec *r, int *fd_out)
     return 0;
 }
 
-/* One request and its reply over an idle connection or a new one. Nothing
- * is resent once sent: apidestd may have stored it. */
-static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf, apr_size_t len,
-                             apr_uint32_t want, apr_uint32_t *status, const char **text,
-                             apr_size_t *text_len)
+/* Whether apidestd went away without reading all of a message. On a Unix
+ * socket a send fails only once the peer is closed, and a read is reset (not
+ * ended) only when the peer was closed with bytes of ours still unread; a
+ * message is acted on only once it has been read whole, and its reply comes
+ * after. So the message was not acted on and may be sent again. */
+static int never_read(apr_status_t rv)
+{
+    return APR_STATUS_IS_EPIPE(rv) || APR_STATUS_IS_ECONNRESET(rv);
+}
+
+/* One request and its reply over fd, which is closed or kept idle. */
+static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const char *buf,
+                                apr_size_t len, apr_uint32_t want, apr_uint32_t *status,
+                                const char **text, apr_size_t *text_len)
 {
     apr_socket_t *s = NULL;
     apr_uint32_t got;
     char *payload;
     apr_size_t plen;
     apr_status_t rv;
-    int fd = idle_take();
 
-    if (fd < 0 && !connect_daemon(r, &fd)) {
-        return APR_ECONNREFUSED;
-    }
     /* apr_os_sock_put registers no cleanup: the descriptor stays ours. */
     apr_os_sock_put(&s, &fd, r->pool);
     apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
@@ -462,6 +468,36 @@ static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
     }
     idle_give(fd);
     return APR_SUCCESS;
+}
+
+/* One request and its reply over an idle connection or a new one. A message
+ * apidestd may have read is never resent (it may have stored it); one it
+ * cannot have read is, on a new connection: an idle one may have been
+ * closed by an apidestd that stopped or died after it was checked, and a
+ * new one may still reach the dying apidestd's listener. */
+static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf, apr_size_t len,
+                             apr_uint32_t want, apr_uint32_t *status, const char **text,
+                             apr_size_t *text_len)
+{
+    apr_interval_time_t backoff = apr_time_from_msec(25);
+    apr_status_t rv;
+    int fd = idle_take(), resend;
+
+    for (resend = 0;; resend++) {
+        if (fd < 0 && !connect_daemon(r, &fd)) {
+            return APR_ECONNREFUSED;
+        }
+        rv = exchange_on(r, fd, type, buf, len, want, status, text, text_len);
+        if (!never_read(rv) || resend == RESEND_ATTEMPTS) {
+            return rv;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                      ADLOGNO(10044) "apidestd went away before reading the request: sending it "
+                                     "again on a new connection");
+        fd = -1;
+        apr_sleep(backoff);
+        backoff *= 2;
+    }
 }
 
 apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_header_t *blobs)

@@ -3,6 +3,8 @@ at least once; nothing arrives that was not accepted. Counts are of distinct
 event ids answered 2xx by the sink (delivery is at-least-once)."""
 
 import json
+import os
+import signal
 import threading
 import time
 
@@ -123,3 +125,35 @@ def test_graceful_restarts_under_load(server, sink):
     p.join()
     assert len(p.accepted) > 100
     _wait_all(sink, p.accepted, timeout=60)
+
+
+def test_message_apidestd_never_read_is_resent_not_failed(server, sink):
+    """A child's message that the dying apidestd never read (it sat in the
+    socket when apidestd was killed) is sent again to the next apidestd:
+    the producer gets its EventId, not a 503, and the event arrives once.
+    SIGSTOP keeps apidestd from reading it, deterministically."""
+    server.start(_conf(sink))
+    for i in range(4):  # leave the children idle connections to apidestd
+        status, _, _ = server.put_events([entry(SOURCE, "Warm", {"n": i})])
+        assert status == 200
+    assert sink.wait_until(lambda reqs: len(_delivered(sink)) == 4, 15)
+    pid = server.live_daemon_pid()
+    os.kill(pid, signal.SIGSTOP)
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=server.put_events(
+        [entry(SOURCE, "Resent", {"n": 99})], timeout=30)))
+    try:
+        t.start()
+        time.sleep(0.5)  # the child has sent and waits for the reply
+        assert t.is_alive(), "answered while apidestd was stopped: %r" % (got,)
+    finally:
+        server.kill9_daemon()
+    t.join(30)
+    status, _, resp = got["r"]
+    assert status == 200, "the message apidestd never read failed: %s %r" % (status, resp)
+    eid = resp["Entries"][0]["EventId"]
+    server.wait_daemon_restarted(pid)
+    _wait_all(sink, {eid}, timeout=30)
+    time.sleep(1.0)
+    ids = [json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200]
+    assert ids.count(eid) == 1, "delivered %d times" % ids.count(eid)
