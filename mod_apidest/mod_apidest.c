@@ -12,6 +12,7 @@
 #include "mod_apidest_config.h"
 #include "mod_apidest_daemon.h"
 #include "mod_apidest_status.h"
+#include "mod_apidest_body.h"
 #include "ad_ingest.h"
 #include "ad_awsjson.h"
 #include "ad_sigv4.h"
@@ -96,48 +97,6 @@ static int send_aws_error(request_rec *r, int status, const char *type, const ch
 
     apr_table_setn(r->headers_out, "x-amzn-ErrorType", type);
     return send_body(r, status, CT_AWSJSON, body, len);
-}
-
-static int read_body(request_rec *r, apr_size_t max, char **out, apr_size_t *len)
-{
-    apr_off_t cl = r->clength;
-    apr_size_t got = 0, cap;
-    const char *clh = apr_table_get(r->headers_in, "Content-Length");
-    char *buf;
-    long n;
-
-    /* A declared length over either limit is answered here, before
-     * ap_setup_client_block refuses one over LimitRequestBody (which would
-     * get httpd's HTML page). */
-    if (ap_get_limit_req_body(r) && (apr_off_t)ap_get_limit_req_body(r) < (apr_off_t)max) {
-        max = (apr_size_t)ap_get_limit_req_body(r);
-    }
-    if (clh && apr_strtoff(&cl, clh, NULL, 10) == APR_SUCCESS && cl > (apr_off_t)max) {
-        return -1;
-    }
-    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
-        return 0;
-    }
-    cap = (clh && cl >= 0) ? (apr_size_t)cl + 1 : 8192;
-    buf = apr_palloc(r->pool, cap);
-    while ((n = ap_get_client_block(r, buf + got, cap - got)) > 0) {
-        got += (apr_size_t)n;
-        if (got > max) {
-            return -1;
-        }
-        if (got == cap) {
-            char *nb = apr_palloc(r->pool, cap * 2);
-            memcpy(nb, buf, got);
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (n < 0) {
-        return 0;
-    }
-    *out = buf;
-    *len = got;
-    return 1;
 }
 
 static int is_json_type(const char *ct, const char *want)
@@ -267,18 +226,18 @@ static int ingest_handler(request_rec *r)
         return send_aws_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
                               "send application/json or application/x-amz-json-1.1");
     }
-    rc = read_body(r, c->max_request_size, &body, &len);
-    if (rc < 0) {
+    switch (apidest_read_body(r, c->max_request_size, &body, &len)) {
+    case APIDEST_BODY_OK:
+        break;
+    case APIDEST_BODY_TOO_LARGE:
         return send_aws_error(
             r, HTTP_BAD_REQUEST, "ValidationException",
             apr_psprintf(r->pool,
                          "Request body is larger than ApiDestMaxRequestSize (%" APR_SIZE_T_FMT
                          " bytes) or LimitRequestBody (%" APR_OFF_T_FMT " bytes)",
                          c->max_request_size, (apr_off_t)ap_get_limit_req_body(r)));
-    }
-    if (rc == 0) {
-        /* A client gone or a read timeout. (A broken chunked body or one
-         * over LimitRequestBody is answered by httpd's input filter.) */
+    default:
+        /* Broken chunked framing, a client gone or a read timeout. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       ADLOGNO(10043) "the request body could not be read");
         return send_aws_error(r, HTTP_BAD_REQUEST, "SerializationException",
@@ -332,6 +291,7 @@ static void apidest_register_hooks(apr_pool_t *p)
     ap_hook_handler(apidest_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(apidest_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     apidest_status_register();
+    apidest_body_register();
 }
 
 AP_DECLARE_MODULE(apidest) = {STANDARD20_MODULE_STUFF,

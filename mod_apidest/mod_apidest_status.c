@@ -12,6 +12,7 @@
 #include "mod_apidest_status.h"
 #include "mod_apidest_config.h"
 #include "mod_apidest_daemon.h"
+#include "mod_apidest_body.h"
 #include "ad_util.h"
 #include "ad_report.h"
 #include "ad_awsjson.h"
@@ -216,31 +217,6 @@ static int admin_json(request_rec *r, int status, json_t *body)
     return OK;
 }
 
-/* Admin bodies are small; anything over 64 KiB is refused, not truncated. */
-static int read_small_body(request_rec *r, char **body, apr_size_t *len)
-{
-    apr_size_t cap = 64 * 1024, got = 0;
-    long n;
-    char *buf = apr_palloc(r->pool, cap + 1);
-
-    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
-        return 0;
-    }
-    while ((n = ap_get_client_block(r, buf + got, cap + 1 - got)) > 0) {
-        got += (apr_size_t)n;
-        if (got > cap) {
-            return 0;
-        }
-    }
-    if (n < 0) {
-        return 0;
-    }
-    buf[got] = '\0';
-    *body = buf;
-    *len = got;
-    return 1;
-}
-
 static int admin_error(request_rec *r, int status, const char *error, const char *msg)
 {
     return admin_json(r, status, json_pack("{s:s,s:s}", "error", error, "message", msg));
@@ -369,7 +345,8 @@ static int admin_test_event_pattern(request_rec *r)
     const char *etype;
     int status;
 
-    if (!read_small_body(r, &body, &len)) {
+    /* Admin bodies are small; anything over 64 KiB is refused. */
+    if (apidest_read_body(r, 64 * 1024, &body, &len) != APIDEST_BODY_OK) {
         return admin_error(r, HTTP_BAD_REQUEST, "InvalidRequest",
                            "the body must be at most 64 KiB of JSON");
     }

@@ -5,6 +5,7 @@ List/Describe operations on a real configuration, AWS's error shapes
 operations, and PutEvents' edge cases as AWS reports them
 (eventbridge-semantics 1)."""
 
+import http.client
 import json
 import os
 import time
@@ -499,3 +500,18 @@ def test_admin_test_event_pattern_route(server, sink):
                                      body=json.dumps({"Event": "{}", "EventPattern": "{\"a\": 1}"}))
     assert status == 400, data
     assert server.request("GET", "/apidest/test-event-pattern")[0] == 405
+    # Bodies it cannot take get its JSON error, not httpd's HTML page.
+    status, _, data = server.request("POST", "/apidest/test-event-pattern",
+                                     body=b"x" * (64 * 1024 + 1))
+    assert status == 400 and json.loads(data)["error"] == "InvalidRequest", data
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+    try:
+        c.putrequest("POST", "/apidest/test-event-pattern")
+        c.putheader("Transfer-Encoding", "chunked")
+        c.endheaders()
+        c.send(b"zz\r\n{}\r\n0\r\n\r\n")
+        r = c.getresponse()
+        status, data = r.status, r.read()
+    finally:
+        c.close()
+    assert status == 400 and json.loads(data)["error"] == "InvalidRequest", data

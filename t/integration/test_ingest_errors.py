@@ -1,6 +1,7 @@
 """(i) bad input and (j) apidestd unreachable: AWS-shaped errors, nothing
 stored or delivered for a rejected request, per-entry errors counted right."""
 
+import http.client
 import json
 import os
 import time
@@ -125,6 +126,65 @@ def test_body_over_limit_request_body(server, sink):
     big = entry("com.example.input", "Big", {"pad": "x" * 6000})
     status, hdrs, resp = server.put_events([big])
     assert_aws_error(status, hdrs, resp, 400, "ValidationException", server.last_raw)
+    assert "LimitRequestBody (4096 bytes)" in resp["message"], resp
+    time.sleep(SETTLE)
+    assert sink.count() == 0
+    _sentinel(server, sink)
+
+
+def _post_chunked(server, raw):
+    """POST raw bytes as the chunked body (raw carries the chunk framing)."""
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+    try:
+        c.putrequest("POST", "/events")
+        c.putheader("Content-Type", "application/x-amz-json-1.1")
+        c.putheader("X-Amz-Target", "AWSEvents.PutEvents")
+        c.putheader("Transfer-Encoding", "chunked")
+        c.endheaders()
+        c.send(raw)
+        r = c.getresponse()
+        data = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except ValueError:
+        parsed = None
+    return r.status, hdrs, parsed, data
+
+
+def _chunked(body, size=1000):
+    out = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                   for i in range(0, len(body), size))
+    return out + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("raw,etype", [
+    (b"zz\r\n{}\r\n0\r\n\r\n", "SerializationException"),
+    (b"2\r\n{}XX0\r\n\r\n", "SerializationException"),
+    (b"ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", "ValidationException"),  # past any limit
+], ids=["size", "framing", "overflow"])
+def test_broken_chunked_body(server, sink, raw, etype):
+    """A chunked body httpd cannot de-chunk gets the AWS-shaped error, not
+    httpd's HTML page, and the connection is closed after it (the rest of
+    the bytes cannot be framed)."""
+    server.start(_conf(sink))
+    status, hdrs, resp, data = _post_chunked(server, raw)
+    assert_aws_error(status, hdrs, resp, 400, etype, data)
+    assert hdrs.get("connection", "").lower() == "close", hdrs
+    time.sleep(SETTLE)
+    assert sink.count() == 0
+    _sentinel(server, sink)
+
+
+def test_chunked_body_over_limit_request_body(server, sink):
+    """The same limit as a declared length, for a body sent in chunks: httpd's
+    input filter counts it, and its refusal gets the AWS-shaped error."""
+    server.start(_conf(sink, "LimitRequestBody 4096\n"))
+    body = json.dumps({"Entries": [entry("com.example.input", "Big", {"pad": "x" * 6000})]})
+    status, hdrs, resp, data = _post_chunked(server, _chunked(body.encode()))
+    assert_aws_error(status, hdrs, resp, 400, "ValidationException", data)
     assert "LimitRequestBody (4096 bytes)" in resp["message"], resp
     time.sleep(SETTLE)
     assert sink.count() == 0
