@@ -1,6 +1,8 @@
 #include <string.h>
 #include <stdlib.h>
 #include <ctype.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <curl/curl.h>
 #include <apr_strings.h>
@@ -10,11 +12,13 @@
 #include "ad_record.h"
 #include "ad_netcheck.h"
 #include "ad_log.h"
+#include "ad_util.h"
 
 /* EventBridge reads at most the first MiB of a response (its Range header). */
 #define MAX_RESPONSE_BODY (1024 * 1024)
 #define USER_AGENT        "Amazon/EventBridge/ApiDestinations"
 #define CAPTURE_MAX       (64 * 1024)
+#define RETRY_AFTER_MAX   (7L * 24 * 3600)
 
 typedef struct transfer_t transfer_t;
 struct transfer_t {
@@ -25,9 +29,11 @@ struct transfer_t {
     void *baton;
     int allow_private;
     const char *refused; /* class of an address the policy refused */
+    int connected;       /* a socket was opened to an address it allowed */
     apr_size_t body_seen;
-    char *body; /* captured response, malloc'd */
-    int capture;
+    char *body;          /* captured response, malloc'd */
+    apr_size_t body_len; /* bytes in body */
+    int capture;         /* 1: capture; 2: over CAPTURE_MAX, none kept */
     apr_interval_time_t retry_after;
     /* What the easy handle is configured for (malloc'd): an attempt with
      * the same method and CA file only changes its per-attempt options. */
@@ -95,14 +101,22 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *data)
     transfer_t *t = data;
     size_t n = size * nmemb;
 
-    if (t->capture && t->body_seen + n <= CAPTURE_MAX) {
-        char *nb = realloc(t->body, t->body_seen + n + 1);
+    if (t->capture == 1 && t->body_len + n > CAPTURE_MAX) {
+        /* Part of an answer would be misread: keep none of it. */
+        free(t->body);
+        t->body = NULL;
+        t->body_len = 0;
+        t->capture = 2;
+    }
+    if (t->capture == 1) {
+        char *nb = realloc(t->body, t->body_len + n + 1);
         if (!nb) {
             return 0;
         }
         t->body = nb;
-        memcpy(t->body + t->body_seen, ptr, n);
-        t->body[t->body_seen + n] = '\0';
+        memcpy(t->body + t->body_len, ptr, n);
+        t->body_len += n;
+        t->body[t->body_len] = '\0';
     }
     t->body_seen += n;
     /* The status is known by now; stop reading past the cap. */
@@ -120,6 +134,9 @@ static apr_interval_time_t parse_retry_after(const char *v)
     }
     secs = strtol(v, &end, 10);
     if (end != v && (*end == '\0' || isspace((unsigned char)*end))) {
+        if (secs > RETRY_AFTER_MAX) {
+            secs = RETRY_AFTER_MAX; /* past any event's age, and no overflow */
+        }
         return secs < 0 ? -2 : apr_time_from_sec(secs); /* < 0: stop retrying */
     }
     when = apr_date_parse_http(v);
@@ -156,8 +173,47 @@ static curl_socket_t on_open_socket(void *data, curlsocktype purpose, struct cur
         t->refused = cls;
         return CURL_SOCKET_BAD;
     }
+    t->connected = 1;
     return socket(addr->family, addr->socktype, addr->protocol);
 }
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* The same policy on a connection curl reuses: another destination on the
+ * same host, allowed private addresses, may have opened it. */
+static int on_prereq(void *data, char *ip, char *local_ip, int port, int local_port)
+{
+    transfer_t *t = data;
+    struct sockaddr_storage ss;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    const char *cls;
+
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    if (t->allow_private) {
+        return CURL_PREREQFUNC_OK;
+    }
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+    }
+    else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+    }
+    else {
+        t->refused = "non-IP";
+        t->connected = 0;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    if ((cls = ad_netcheck_classify((struct sockaddr *)&ss))) {
+        t->refused = cls;
+        t->connected = 0;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+#endif
 
 static int header_is_safe(const ad_header_t *h)
 {
@@ -212,8 +268,10 @@ static transfer_t *transfer_get(ad_http_engine_t *e)
     t->engine = e;
     t->headers = NULL;
     t->refused = NULL;
+    t->connected = 0;
     t->body_seen = 0;
     t->body = NULL;
+    t->body_len = 0;
     t->capture = 0;
     t->retry_after = -1;
     t->next = NULL;
@@ -296,6 +354,9 @@ static void set_fixed_options(transfer_t *t, const ad_http_request_t *req)
     curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    /* No proxy from httpd's environment (http_proxy, ...): the egress check
+     * would judge the proxy's address instead of the endpoint's. */
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -307,6 +368,10 @@ static void set_fixed_options(transfer_t *t, const ad_http_request_t *req)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
+#endif
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
     if (req->ca_file) {
         curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
@@ -389,6 +454,13 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
                    "a header name or value holds a forbidden character");
         return APR_SUCCESS;
     }
+    if (ad_url_has_dot_segment(req->url)) {
+        /* A PathParameter of "." or ".." from the event: curl would resolve
+         * it and send the request (and its credentials) to another path. */
+        transfer_put(e, t);
+        finish_now(cb, baton, AD_HTTP_INVALID, "a path parameter is '.' or '..'");
+        return APR_SUCCESS;
+    }
     if (!configure_handle(t, req)) {
         transfer_put(e, t);
         return APR_ENOMEM;
@@ -405,7 +477,9 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
 
 static ad_http_error_t classify(CURLcode rc, const transfer_t *t, long status)
 {
-    if (t->refused) {
+    /* Refused only when no address was allowed: with a name that resolves
+     * to several, curl goes on to the next address after a refused one. */
+    if (t->refused && !t->connected) {
         return AD_HTTP_REFUSED;
     }
     if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && status > 0)) {
@@ -462,7 +536,7 @@ static void complete(ad_http_engine_t *e, CURL *easy, CURLcode rc)
     }
     res.message = msg;
     res.body = t->body;
-    res.body_len = t->body ? t->body_seen : 0;
+    res.body_len = t->body_len;
     cb = t->cb;
     baton = t->baton;
     cb(baton, &res); /* before transfer_put frees the captured body */

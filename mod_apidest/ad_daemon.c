@@ -173,6 +173,8 @@ typedef struct host_rt_t {
     int in_flight; /* core: handed to the worker */
     int running;   /* the host's worker: started */
     unsigned int hash;
+    const char *origin; /* ad_url_origin() of the endpoints */
+    apr_size_t origin_len;
 } host_rt_t;
 
 typedef struct dest_rt_t {
@@ -547,7 +549,9 @@ static host_rt_t *host_of(ad_daemon_t *d, apr_hash_t *hosts, const char *url)
     if (!host) {
         host = apr_pcalloc(d->pool, sizeof(*host));
         host->hash = key_hash(key, n);
-        apr_hash_set(hosts, apr_pstrmemdup(d->pool, key, n), (apr_ssize_t)n, host);
+        host->origin = apr_pstrmemdup(d->pool, key, n);
+        host->origin_len = n;
+        apr_hash_set(hosts, host->origin, (apr_ssize_t)n, host);
     }
     return host;
 }
@@ -1246,13 +1250,39 @@ static void quarantine(ad_daemon_t *d, apr_pool_t *p, const char *key, const cha
     }
 }
 
-static void job_request(job_t *j, const ad_target_t *t)
+/* The record's URL on the scheme, host and port configured now. A record
+ * keeps the URL it was accepted with, and pending records outlive a restart
+ * that may have moved the endpoint (to https, to another host): the
+ * credentials an attempt gets are the configuration's of now, so they go
+ * where it says, never to a host it no longer names. Path and query stay. */
+static const char *url_on_origin(apr_pool_t *p, const char *url, const char *origin, apr_size_t n)
+{
+    char key[AD_URL_ORIGIN_MAX];
+    const char *sep, *rest;
+
+    if (ad_url_origin(url, key) == n && !memcmp(key, origin, n)) {
+        return url;
+    }
+    sep = strstr(url, "://");
+    rest = sep ? sep + 3 + strcspn(sep + 3, "/?#") : url;
+    return apr_pstrcat(p, apr_pstrmemdup(p, origin, n), rest, NULL);
+}
+
+static void job_request(ad_daemon_t *d, job_t *j, const ad_target_t *t)
 {
     const ad_destination_t *dest = t->destination;
 
     j->plain_target = dest == NULL;
     j->req.method = j->rec->method;
-    j->req.url = j->rec->url;
+    if (dest) {
+        const host_rt_t *h = d->dests[dest->index].host;
+        j->req.url = url_on_origin(j->pool, j->rec->url, h->origin, h->origin_len);
+    }
+    else {
+        char origin[AD_URL_ORIGIN_MAX];
+        apr_size_t n = ad_url_origin(t->endpoint, origin);
+        j->req.url = url_on_origin(j->pool, j->rec->url, origin, n);
+    }
     j->req.headers = j->rec->headers;
     j->req.body = j->rec->body;
     j->req.body_len = j->rec->body_len;
@@ -1462,7 +1492,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         fail_final(d, j, key, "MaximumEventAgeInSeconds");
     }
     else if (!t->destination) {
-        job_request(j, t);
+        job_request(d, j, t);
         j->req.ca_file = d->c->ca_file;
         hand_to_worker(d, j, worker_for(d, t));
         return;
@@ -1478,7 +1508,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
             dr->in_flight++;
             dr->host->in_flight++;
             j->worker_ca = d->c->ca_file;
-            job_request(j, t);
+            job_request(d, j, t);
             if (t->destination->connection) {
                 job_auth(d, j, t->destination->connection);
             }
@@ -2376,9 +2406,11 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_o
     d->admins_tail = &d->admins;
     d->started = apr_time_now();
     d->m = o->metrics;
-    d->m->daemon->pid = getpid();
-    d->m->daemon->started = apr_time_sec(d->started);
+    /* Counted before the pid is published: status calls the daemon up as
+     * soon as that pid is alive, and must not show it with the old count. */
     ad_metric_add(&d->m->daemon->restarts, 1);
+    d->m->daemon->started = apr_time_sec(d->started);
+    d->m->daemon->pid = getpid();
     if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
         (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS) {
         *err = "cannot create thread primitives";

@@ -609,6 +609,48 @@ static long origin_port(const char *port, const char *end)
     return v;
 }
 
+/* One path segment, n bytes at seg: "." or "..", with any dot as %2e. */
+static int is_dot_segment(const char *seg, apr_size_t n)
+{
+    int dots = 0;
+
+    while (n) {
+        if (*seg == '.') {
+            seg++;
+            n--;
+        }
+        else if (n >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E')) {
+            seg += 3;
+            n -= 3;
+        }
+        else {
+            return 0;
+        }
+        dots++;
+    }
+    return dots == 1 || dots == 2;
+}
+
+int ad_url_has_dot_segment(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    const char *p = sep ? sep + 3 + strcspn(sep + 3, "/?#") : url;
+    apr_size_t end = strcspn(p, "?#");
+
+    while (end && *p == '/') {
+        apr_size_t n = strcspn(p + 1, "/?#");
+        if (n > end - 1) {
+            n = end - 1;
+        }
+        if (is_dot_segment(p + 1, n)) {
+            return 1;
+        }
+        p += n + 1;
+        end -= n + 1;
+    }
+    return 0;
+}
+
 static int origin_default_port(const char *url, long port)
 {
     return port == 0 || (port == 80 && !strncasecmp(url, "http:", 5)) ||

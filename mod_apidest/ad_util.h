@@ -31,6 +31,11 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
  * value cannot add path segments, query parameters or fragments. */
 char *ad_url_encode(apr_pool_t *p, const char *s);
 
+/* Whether the path of url (after scheme://authority, before '?' or '#')
+ * has a "." or ".." segment, spelled out or percent-encoded: HTTP clients
+ * and servers resolve those, so the request would go to another path. */
+int ad_url_has_dot_segment(const char *url);
+
 /* A URL's scheme://host[:port] as connections see it: lower case, without
  * userinfo, a trailing dot on the host or the scheme's default port, the
  * port as a plain number (":0443" is ":443", so https's default). Written

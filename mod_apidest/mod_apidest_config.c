@@ -11,6 +11,7 @@
 
 #include "ad_log.h"
 #include "mod_apidest_config.h"
+#include "ad_util.h"
 #include "ad_store.h"
 
 APLOG_USE_MODULE(apidest);
@@ -114,6 +115,16 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     }
     if (strpbrk(url, " \t\r\n")) {
         return apr_psprintf(p, "Endpoint '%s' holds white space", url);
+    }
+    /* A PathParameter fills a '*' with event data: in the host or the query
+     * it would choose where the connection's credentials go. */
+    if (strchr(u.hostinfo ? u.hostinfo : "", '*') || strchr(u.query ? u.query : "", '*') ||
+        strchr(u.fragment ? u.fragment : "", '*')) {
+        return apr_psprintf(p, "Endpoint '%s': a '*' (PathParameter) may only stand in the path",
+                            url);
+    }
+    if (ad_url_has_dot_segment(url)) {
+        return apr_psprintf(p, "Endpoint '%s' has a '.' or '..' path segment", url);
     }
     return NULL;
 }

@@ -15,13 +15,20 @@ from harness import _clean_env, destination, entry, rule, wait_until, HTTPD
 
 def test_valgrind_clean(server, sink_factory):
     assert shutil.which("valgrind"), "valgrind is required (conf/debian-packages)"
-    ok, bad = sink_factory(), sink_factory()
+    ok, bad, tok = sink_factory(), sink_factory(), sink_factory()
     bad.set_default(400)
     ok.respond([503, 200])
+    # a token answer over the 64 KiB apidestd keeps (once read past its buffer)
+    tok.set_default(200, body=json.dumps({"access_token": "t", "pad": "x" * 100000}))
     conf = ("ApiDestRetryBackoff 1 2\nApiDestWorkers 2\n"
             + destination("ok", ok.url("/ok")) + destination("bad", bad.url("/bad"))
+            + "<ApiDestConnection oa>\nAuthorizationType OAUTH_CLIENT_CREDENTIALS\n"
+              "OAuthEndpoint %s\nOAuthClient c s\nAllowPrivateEndpoint on\n"
+              "AllowInsecureHttp on\n</ApiDestConnection>\n" % tok.url("/token")
+            + destination("oa", ok.url("/oa"), extra="    Connection oa\n")
             + rule("r-ok", {"source": ["vg.ok"]}, [("t", "ok")])
-            + rule("r-bad", {"source": ["vg.bad"]}, [("t", "bad")]))
+            + rule("r-bad", {"source": ["vg.bad"]}, [("t", "bad")])
+            + rule("r-oa", {"source": ["vg.oa"]}, [("t", "oa")]))
     path = server.write_conf(conf)
     logs = os.path.join(server.root, "vg.%p.log")
     proc = subprocess.Popen(
@@ -35,7 +42,9 @@ def test_valgrind_clean(server, sink_factory):
         for src in ("vg.ok", "vg.bad"):
             status, _, resp = server.put_events([entry(src, "V", {"x": 1})], timeout=60)
             assert status == 200 and resp["FailedEntryCount"] == 0
-        assert ok.wait_for(2, 60) and bad.wait_for(1, 60)
+        status, _, resp = server.put_events([entry("vg.oa", "V", {"x": 1})], timeout=60)
+        assert status == 200 and resp["FailedEntryCount"] == 0
+        assert ok.wait_for(2, 60) and bad.wait_for(1, 60) and tok.wait_for(1, 60)
         deadline = time.time() + 60
         while time.time() < deadline:
             st, _, data = server.request("GET", "/apidest/dlq", timeout=60)

@@ -241,6 +241,18 @@ def test_path_query_and_header_parameters(server, sink):
     time.sleep(0.5)
     assert sink.count() == 1
     assert all(header(x, "Injected") is None for x in sink.snapshot())
+    # "." or ".." from the event would move the request (and a connection's
+    # credentials) to another path: dead-lettered, never sent
+    for i, bad in enumerate(["..", "."]):
+        server.put_events([entry("s.p", "D", dict(detail, tenant=bad))])
+        recs = _wait_dlq(server, 2 + i)
+        assert all(r["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER" for r in recs), recs
+    # dots inside a value are just characters
+    server.put_events([entry("s.p", "D", dict(detail, tenant="..."))])
+    assert sink.wait_for(2, 10)
+    assert sink.snapshot()[1]["path"].startswith("/t/.../items/fixed%20value?"), sink.snapshot()[1]
+    time.sleep(0.5)
+    assert sink.count() == 2
 
 
 def test_config_errors_for_targets_and_connections(server, sink):
@@ -257,6 +269,11 @@ def test_config_errors_for_targets_and_connections(server, sink):
         (_target_rule("r", "s", "        Destination d\n        InputTransformer '{\"a\": <nope>}'"),
          "<ApiDestTarget t1>", "invalid placeholder nope"),
     ]
+    port = sink.port
+    for url, msg in [("http://127.0.0.1:%d/a/../b" % port, "'.' or '..' path segment"),
+                     ("http://*.example:%d/x" % port, "may only stand in the path"),
+                     ("http://127.0.0.1:%d/x?a=*" % port, "may only stand in the path")]:
+        cases.append((_dest("d-%d" % len(cases), url), "Endpoint " + url, msg))
     for body, needle, msg in cases:
         rc, out, path = server.configtest(d + body)
         assert rc != 0, body
@@ -445,6 +462,85 @@ def test_private_targets_refused(server, sink, monkeypatch, url_of):
     assert "refused to connect to a loopback address" in rec["Attributes"]["ERROR_MESSAGE"]
     assert "AllowPrivateEndpoint" in rec["Attributes"]["ERROR_MESSAGE"]
     assert sink.count() == 0, "the sink on that port received something"
+
+
+def test_pending_records_follow_a_moved_endpoint(server, sink, sink_factory):
+    """Records accepted for an endpoint the operator has since moved (another
+    port here; another host or https alike) go to the endpoint configured
+    now, with its connection's credentials, never to the old one."""
+    old = sink_factory()
+    old.set_default(503)
+    server.start(FAST + _dest("d", old.url("/v1/x?a=1"))
+                 + rule("r", {"source": ["s.mv"]}, [("t", "d")]))
+    [eid] = server.accepted_ids(server.put_events([entry("s.mv", "D", {})])[2])
+    assert old.wait_for(1, 10)
+    server.stop()
+    seen = old.count()
+    server.start(FAST + _conn("key", "AuthorizationType API_KEY\nApiKey X-Api-Key %s\n"
+                              "AllowInsecureHttp on" % SECRETS["apikey"])
+                 + _dest("d", sink.url("/v2/y"), "    Connection key\n")
+                 + rule("r", {"source": ["s.mv"]}, [("t", "d")]))
+    assert sink.wait_for(1, 15)
+    r = sink.snapshot()[0]
+    assert json.loads(r["body"])["id"] == eid
+    assert r["path"] == "/v1/x?a=1", "the path and query the event was accepted with"
+    assert header(r, "X-Api-Key") == SECRETS["apikey"]
+    time.sleep(1)
+    assert old.count() == seen, "an attempt went to the endpoint no longer configured"
+
+
+def test_proxy_environment_is_not_used(server, sink, sink_factory, monkeypatch):
+    """A proxy in httpd's environment would be judged by the egress check
+    instead of the endpoint: deliveries ignore it and connect directly."""
+    proxy = sink_factory()
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:%d" % proxy.port)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    server.start(FAST + _dest("d", sink.url("/direct")) + rule("r", {"source": ["s.px"]},
+                                                              [("t", "d")]))
+    server.put_events([entry("s.px", "D", {})])
+    assert sink.wait_for(1, 10)
+    assert sink.snapshot()[0]["path"] == "/direct"
+    time.sleep(0.5)
+    assert proxy.count() == 0, proxy.snapshot()[0]["path"]
+
+
+def test_oauth_token_answer_over_64k_is_a_token_failure(server, sink, sink_factory):
+    """Only the first 64 KiB of a token answer are kept; a longer one is
+    refused as a whole (it was read past its buffer before)."""
+    tok = sink_factory()
+    big = json.dumps({"access_token": SECRETS["token"], "expires_in": 3600,
+                      "pad": "x" * (200 * 1024)})
+    tok.set_default(200, headers={"Content-Type": "application/json"}, body=big)
+    server.start(_oauth_conf(tok, sink))
+    pid = server.live_daemon_pid()
+    server.put_events([entry("s.oa", "D", {})])
+    assert wait_until(lambda: _conn_state(server, "oa")["ConnectionState"] == "DEAUTHORIZED", 15)
+    assert server.live_daemon_pid() == pid, "apidestd restarted"
+    assert sink.count() == 0 and _dlq(server) == []
+    assert "no access_token" in server.log_text()
+
+
+def test_private_target_refused_on_a_connection_another_destination_opened(server, sink):
+    """Two destinations on one host share its connections; the one that does
+    not allow private addresses must not reach the host through a kept-alive
+    connection the other one opened."""
+    server.start(FAST + _dest("open", sink.url("/open")) + """
+<ApiDestDestination closed>
+    Endpoint %s
+</ApiDestDestination>
+""" % sink.url("/closed") + rule("r-open", {"source": ["s.open"]}, [("t", "open")])
+                 + rule("r-closed", {"source": ["s.closed"]}, [("t", "closed")]))
+    server.put_events([entry("s.open", "D", {})])
+    assert sink.wait_for(1, 10)
+    server.put_events([entry("s.closed", "D", {})])
+    [rec] = _wait_dlq(server, 1)
+    assert rec["Attributes"]["ERROR_CODE"] == "NO_PERMISSIONS"
+    assert "loopback" in rec["Attributes"]["ERROR_MESSAGE"]
+    server.put_events([entry("s.open", "D", {})])
+    assert sink.wait_for(2, 10)
+    assert [r["path"] for r in sink.snapshot()] == ["/open", "/open"]
 
 
 class _TlsSink:

@@ -563,6 +563,34 @@ START_TEST(url_origin_as_connections_see_it)
 }
 END_TEST
 
+START_TEST(url_dot_segments)
+{
+    static const char *const dotted[] = {
+        "https://h/v1/../notify", "https://h/v1/./x", "https://h/v1/..", "https://h/..?a=b",
+        "https://h/v1/%2E%2e/x",  "https://h/.%2e/x", "https://h/%2e#f", "http://[::1]:8/a/../b",
+    };
+    static const char *const plain[] = {
+        "https://h/v1/customers/x/notify",
+        "https://h/v1/.../x",
+        "https://h/v1/a.b/..c",
+        "https://h/v1/%2e%2e%2e",
+        "https://h/p?x=../y",
+        "https://h/p#../y",
+        "https://h",
+        "https://h.example.com:8443/",
+        "https://h//x",
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(dotted) / sizeof(dotted[0]); i++) {
+        ck_assert_msg(ad_url_has_dot_segment(dotted[i]), "%s", dotted[i]);
+    }
+    for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        ck_assert_msg(!ad_url_has_dot_segment(plain[i]), "%s", plain[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ingest");
@@ -585,6 +613,7 @@ int main(void)
     tcase_add_test(tc, uuid_v4);
     tcase_add_test(tc, event_ids_of_one_request_differ);
     tcase_add_test(tc, url_origin_as_connections_see_it);
+    tcase_add_test(tc, url_dot_segments);
     tcase_add_test(tc, body_is_the_trees_dump);
     suite_add_tcase(s, tc);
     return unit_run(s);
