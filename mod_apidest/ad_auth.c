@@ -10,6 +10,8 @@
 #include "ad_util.h"
 
 #define DEFAULT_TOKEN_LIFETIME apr_time_from_sec(3600)
+#define TOKEN_LIFETIME_MIN     1
+#define TOKEN_LIFETIME_MAX     (24 * 3600)
 
 const char *ad_auth_type_name(ad_auth_type_t t)
 {
@@ -160,6 +162,46 @@ void ad_auth_token_request(apr_pool_t *p, const ad_connection_t *cn, int timeout
     req->capture_body = 1;
 }
 
+/* Printable ASCII without space (RFC 6750's b64token is a subset): the
+ * token goes into an Authorization header. */
+static int token_is_sendable(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* expires_in, within bounds: under a second (0.5 truncates to 0) every
+ * token would count as expired at once and be fetched again in a loop;
+ * above a day (or overflowing) it is kept a day (a 401 refreshes it
+ * sooner). */
+static apr_interval_time_t token_lifetime(const json_t *exp)
+{
+    double secs = 0;
+
+    if (json_is_number(exp)) {
+        secs = json_number_value(exp);
+    }
+    else if (json_is_string(exp)) {
+        secs = atof(json_string_value(exp));
+    }
+    if (!(secs > 0)) {
+        return DEFAULT_TOKEN_LIFETIME;
+    }
+    if (secs < TOKEN_LIFETIME_MIN) {
+        secs = TOKEN_LIFETIME_MIN;
+    }
+    if (secs > TOKEN_LIFETIME_MAX) {
+        secs = TOKEN_LIFETIME_MAX;
+    }
+    return apr_time_from_sec((apr_time_t)secs);
+}
+
 apr_status_t ad_auth_parse_token(apr_pool_t *p, const char *body, apr_size_t len,
                                  const char **token, apr_interval_time_t *lifetime,
                                  const char **why)
@@ -173,13 +215,11 @@ apr_status_t ad_auth_parse_token(apr_pool_t *p, const char *body, apr_size_t len
         *why = "the token endpoint's answer has no access_token";
         return APR_EINVAL;
     }
+    if (!token_is_sendable(json_string_value(tok), json_string_length(tok))) {
+        *why = "the token endpoint's access_token holds characters a header cannot carry";
+        return APR_EINVAL;
+    }
     *token = apr_pstrdup(p, json_string_value(tok));
-    *lifetime = DEFAULT_TOKEN_LIFETIME;
-    if (json_is_number(exp) && json_number_value(exp) > 0) {
-        *lifetime = apr_time_from_sec((apr_time_t)json_number_value(exp));
-    }
-    else if (json_is_string(exp) && atoi(json_string_value(exp)) > 0) {
-        *lifetime = apr_time_from_sec(atoi(json_string_value(exp)));
-    }
+    *lifetime = token_lifetime(exp);
     return APR_SUCCESS;
 }

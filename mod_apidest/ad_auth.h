@@ -23,7 +23,8 @@ void ad_auth_token_request(apr_pool_t *p, const ad_connection_t *cn, int timeout
                            ad_http_request_t *req);
 
 /* Read {"access_token": ..., "expires_in": ...}; lifetime defaults to one
- * hour when the server does not say. */
+ * hour when the server does not say, and is kept within 1 s .. 1 day. A
+ * token with characters a header cannot carry is refused (*why says so). */
 apr_status_t ad_auth_parse_token(apr_pool_t *p, const char *body, apr_size_t len,
                                  const char **token, apr_interval_time_t *lifetime,
                                  const char **why);
