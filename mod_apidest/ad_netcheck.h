@@ -7,8 +7,8 @@
 
 /* NULL when addr is a public unicast address; otherwise a short name of the
  * class that makes it non-public ("loopback", "private", "link-local", ...).
- * IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 forms are judged by the
- * IPv4 address they carry. */
+ * IPv4-mapped, SIIT, IPv4-compatible, NAT64, 6to4 and Teredo IPv6 forms are
+ * judged by the IPv4 address they carry; documentation ranges are refused. */
 const char *ad_netcheck_classify(const struct sockaddr *addr);
 
 #endif

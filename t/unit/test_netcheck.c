@@ -60,6 +60,10 @@ START_TEST(ipv4_ranges)
     refused("239.255.255.250", "multicast");
     refused("255.255.255.255", "reserved");
     refused("240.0.0.1", "reserved");
+    refused("192.0.2.1", "documentation");
+    refused("198.51.100.7", "documentation");
+    refused("203.0.113.255", "documentation");
+    allowed("203.0.114.1");
     allowed("8.8.8.8");
     allowed("1.1.1.1");
     allowed("93.184.216.34");
@@ -92,7 +96,16 @@ START_TEST(ipv6_carrying_ipv4)
     refused("::127.0.0.1", "loopback");
     refused("2002:0a00:0001::1", "private");
     refused("2002:a9fe:a9fe::1", "link-local");
+    refused("::ffff:0:127.0.0.1", "loopback");
+    refused("::ffff:0:10.0.0.1", "private");
+    refused("64:ff9b:1::8.8.8.8", "private");
+    refused("64:ff9b:1:ffff::1", "private");
+    /* Teredo: 127.0.0.1 inverted is 80ff:fffe */
+    refused("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback");
+    allowed("2001:0:4136:e378:8000:63bf:f7f7:f7f7"); /* 8.8.8.8 */
+    refused("2001:db8::1", "documentation");
     allowed("::ffff:8.8.8.8");
+    allowed("::ffff:0:8.8.8.8");
     allowed("64:ff9b::8.8.8.8");
 }
 END_TEST
