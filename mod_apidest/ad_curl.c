@@ -111,6 +111,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *data)
     if (t->capture == 1) {
         char *nb = realloc(t->body, t->body_len + n + 1);
         if (!nb) {
+            free(t->body); /* curl may still count the answer as complete */
+            t->body = NULL;
+            t->body_len = 0;
+            t->capture = 2;
             return 0;
         }
         t->body = nb;

@@ -11,7 +11,9 @@
 #define BODY_ERROR_FILTER "APIDEST_BODY_ERROR"
 
 /* httpd's input filter refuses a chunked body it cannot read (bad framing:
- * 400; a chunk size or a total past LimitRequestBody: 413) by sending an
+ * 400; a total past LimitRequestBody, a chunk size past 2^63 or a chunk
+ * line past LimitRequestFieldSize: 413, all answered as too large) by
+ * sending an
  * error bucket and an EOS down the request's output filters, which turn it
  * into an HTML page. This filter, first in line, keeps the status and drops
  * both, failing the read as the HTTP_HEADER filter would after its page;
@@ -36,7 +38,10 @@ static apr_status_t catch_body_error(ap_filter_t *f, apr_bucket_brigade *bb)
 
 void apidest_body_register(void)
 {
-    ap_register_output_filter(BODY_ERROR_FILTER, catch_body_error, NULL, AP_FTYPE_RESOURCE);
+    /* Ahead of every resource filter (INCLUDES, SUBSTITUTE, a FilterChain):
+     * one of the same type added earlier would come first and end its
+     * stream on the EOS dropped here. */
+    ap_register_output_filter(BODY_ERROR_FILTER, catch_body_error, NULL, AP_FTYPE_RESOURCE - 1);
 }
 
 apidest_body_t apidest_read_body(request_rec *r, apr_size_t max, char **out, apr_size_t *len)
@@ -48,6 +53,11 @@ apidest_body_t apidest_read_body(request_rec *r, apr_size_t max, char **out, apr
     char *buf;
     long n;
 
+    /* A subrequest's reads take the main request's body, and httpd's
+     * refusals go down the main request's filters, past this one. */
+    if (r->main) {
+        return APIDEST_BODY_UNREADABLE;
+    }
     /* A declared length over either limit is answered here, before
      * ap_setup_client_block refuses one over LimitRequestBody. */
     if (ap_get_limit_req_body(r) && (apr_off_t)ap_get_limit_req_body(r) < (apr_off_t)max) {

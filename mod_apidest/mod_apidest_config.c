@@ -110,6 +110,14 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname || !*u.hostname) {
         return apr_psprintf(p, "Endpoint '%s' is not an absolute http(s) URL", url);
     }
+    if (u.user || u.password) {
+        /* Credentials belong to a connection (pending records are sent with
+         * its secrets of now); and this message must not print them. */
+        char origin[AD_URL_ORIGIN_MAX];
+        ad_url_origin(url, origin);
+        return apr_psprintf(p, "Endpoint for %s holds user:password@: use an ApiDestConnection",
+                            origin);
+    }
     if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
         return apr_psprintf(p, "Endpoint '%s': only http and https are allowed", url);
     }

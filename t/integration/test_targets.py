@@ -272,7 +272,9 @@ def test_config_errors_for_targets_and_connections(server, sink):
     port = sink.port
     for url, msg in [("http://127.0.0.1:%d/a/../b" % port, "'.' or '..' path segment"),
                      ("http://*.example:%d/x" % port, "may only stand in the path"),
-                     ("http://127.0.0.1:%d/x?a=*" % port, "may only stand in the path")]:
+                     ("http://127.0.0.1:%d/x?a=*" % port, "may only stand in the path"),
+                     ("http://u:%s@127.0.0.1:%d/x" % (SECRETS["password"], port),
+                      "use an ApiDestConnection")]:
         cases.append((_dest("d-%d" % len(cases), url), "Endpoint " + url, msg))
     for body, needle, msg in cases:
         rc, out, path = server.configtest(d + body)
@@ -280,6 +282,7 @@ def test_config_errors_for_targets_and_connections(server, sink):
         assert msg in out, out
         line = server.conf_line(needle, path=path)
         assert "%s:%d" % (path, line) in out, out
+        assert SECRETS["password"] not in out, out
     # credentials over plain http need AllowInsecureHttp
     body = (_conn("c", "AuthorizationType API_KEY\nApiKey X-K %s" % SECRETS["apikey"])
             + _dest("d2", sink.url("/x"), "    Connection c\n"))
