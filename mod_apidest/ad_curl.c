@@ -96,25 +96,28 @@ apr_status_t ad_http_engine_create(apr_pool_t *p, int max_host_conns, ad_http_en
     return APR_SUCCESS;
 }
 
+/* Part of an answer would be misread (curl may still count a transfer
+ * whose write failed as complete): keep none of it. */
+static void drop_capture(transfer_t *t)
+{
+    free(t->body);
+    t->body = NULL;
+    t->body_len = 0;
+    t->capture = 2;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *data)
 {
     transfer_t *t = data;
     size_t n = size * nmemb;
 
     if (t->capture == 1 && t->body_len + n > CAPTURE_MAX) {
-        /* Part of an answer would be misread: keep none of it. */
-        free(t->body);
-        t->body = NULL;
-        t->body_len = 0;
-        t->capture = 2;
+        drop_capture(t);
     }
     if (t->capture == 1) {
         char *nb = realloc(t->body, t->body_len + n + 1);
         if (!nb) {
-            free(t->body); /* curl may still count the answer as complete */
-            t->body = NULL;
-            t->body_len = 0;
-            t->capture = 2;
+            drop_capture(t);
             return 0;
         }
         t->body = nb;

@@ -1258,14 +1258,11 @@ static void quarantine(ad_daemon_t *d, apr_pool_t *p, const char *key, const cha
 static const char *url_on_origin(apr_pool_t *p, const char *url, const char *origin, apr_size_t n)
 {
     char key[AD_URL_ORIGIN_MAX];
-    const char *sep, *rest;
 
     if (ad_url_origin(url, key) == n && !memcmp(key, origin, n)) {
         return url;
     }
-    sep = strstr(url, "://");
-    rest = sep ? sep + 3 + strcspn(sep + 3, "/?#") : url;
-    return apr_pstrcat(p, apr_pstrmemdup(p, origin, n), rest, NULL);
+    return apr_pstrcat(p, apr_pstrmemdup(p, origin, n), ad_url_path(url), NULL);
 }
 
 static void job_request(ad_daemon_t *d, job_t *j, const ad_target_t *t)

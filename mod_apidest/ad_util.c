@@ -631,10 +631,16 @@ static int is_dot_segment(const char *seg, apr_size_t n)
     return dots == 1 || dots == 2;
 }
 
-int ad_url_has_dot_segment(const char *url)
+const char *ad_url_path(const char *url)
 {
     const char *sep = strstr(url, "://");
-    const char *p = sep ? sep + 3 + strcspn(sep + 3, "/?#") : url;
+
+    return sep ? sep + 3 + strcspn(sep + 3, "/?#") : url;
+}
+
+int ad_url_has_dot_segment(const char *url)
+{
+    const char *p = ad_url_path(url);
     apr_size_t end = strcspn(p, "?#");
 
     while (end && *p == '/') {
@@ -680,7 +686,7 @@ apr_size_t ad_url_origin(const char *url, char *buf)
         return n;
     }
     auth = sep + 3;
-    end = auth + strcspn(auth, "/?#");
+    end = ad_url_path(url);
     for (at = auth, p = auth; p < end; p++) {
         if (*p == '@') {
             at = p + 1;

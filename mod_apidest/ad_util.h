@@ -31,6 +31,10 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
  * value cannot add path segments, query parameters or fragments. */
 char *ad_url_encode(apr_pool_t *p, const char *s);
 
+/* Where url's path starts: just after scheme://authority (at its '/', '?',
+ * '#' or end); url itself when it has no "://". */
+const char *ad_url_path(const char *url);
+
 /* Whether the path of url (after scheme://authority, before '?' or '#')
  * has a "." or ".." segment, spelled out or percent-encoded: HTTP clients
  * and servers resolve those, so the request would go to another path. */

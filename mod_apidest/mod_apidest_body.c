@@ -13,13 +13,12 @@
 /* httpd's input filter refuses a chunked body it cannot read (bad framing:
  * 400; a total past LimitRequestBody, a chunk size past 2^63 or a chunk
  * line past LimitRequestFieldSize: 413, all answered as too large) by
- * sending an
- * error bucket and an EOS down the request's output filters, which turn it
- * into an HTML page. This filter, first in line, keeps the status and drops
- * both, failing the read as the HTTP_HEADER filter would after its page;
- * the handler answers. ap_pass_brigade marked the EOS sent on its way here:
- * it was not, and the answer needs one. httpd has already marked the
- * connection to be closed. */
+ * sending an error bucket and an EOS down the request's output filters,
+ * which turn it into an HTML page. This filter, first in line, keeps the
+ * status and drops both, failing the read as the HTTP_HEADER filter would
+ * after its page; the handler answers. ap_pass_brigade marked the EOS sent
+ * on its way here: it was not, and the answer needs one. httpd has already
+ * marked the connection to be closed. */
 static apr_status_t catch_body_error(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     apr_bucket *e;
