@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 
-from harness import destination, entry, rule
+from harness import destination, entry, rule, wait_until
 from sink import Response
 
 FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
@@ -178,6 +178,10 @@ def test_status_answers_while_the_daemon_is_down(server, sink):
     server.start(FAST + destination("d", sink.url("/x")) + rule("r", {"source": ["s"]},
                                                                   [("t", "d")]))
     old = server.daemon_pid()
+    # Killed before it has started (counted its start, published its pid),
+    # the first apidestd would never count: wait for it to be up.
+    assert wait_until(lambda: _auto(server)["ApiDestDaemonStarts"] == "1" and
+                      _auto(server)["ApiDestDaemon"] == "up", 10)
     server.kill9_daemon()
     t0 = time.time()
     a = _auto(server)
