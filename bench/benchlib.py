@@ -441,6 +441,14 @@ ErrorLog "{root}/error.log"
 LogLevel warn
 DefaultRuntimeDir "{run}"
 DocumentRoot "{root}/htdocs"
+# as Debian's apache2.conf: no .htaccess lookups, nothing outside the docroot
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{root}/htdocs">
+    Require all granted
+</Directory>
 {user}{mods}
 {mpm}
 LoadModule bench_trivial_module "{trivial}"
