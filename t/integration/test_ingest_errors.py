@@ -189,3 +189,26 @@ def test_chunked_body_over_limit_request_body(server, sink):
     time.sleep(SETTLE)
     assert sink.count() == 0
     _sentinel(server, sink)
+
+
+def test_ingest_skips_the_filesystem_walk_but_keeps_location_authz(server, sink):
+    """PutEvents is not a file: httpd does not walk the DocumentRoot for it
+    (a broken .htaccess there fails a static request, not PutEvents), while
+    the <Location>'s access control still applies."""
+    htdocs = os.path.join(server.root, "htdocs")
+    with open(os.path.join(htdocs, ".htaccess"), "w") as f:
+        f.write("ThisIsNotADirective on\n")
+    server.start(_conf(sink, """<Directory "%s">
+    AllowOverride All
+</Directory>
+<Location /events-denied>
+    SetHandler apidest-events
+    Require all denied
+</Location>
+""" % htdocs))
+    status, _, _ = server.request("GET", "/static.txt")
+    assert status == 500, "the .htaccess was not read: the test proves nothing"
+    status, _, resp = server.put_events([entry("com.example.input", "Denied", {"n": 1})],
+                                        path="/events-denied")
+    assert status == 403
+    _sentinel(server, sink)
