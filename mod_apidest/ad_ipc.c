@@ -27,6 +27,7 @@ struct ad_ipc_conn_t {
     char *payload;
     apr_size_t pgot;
     int out;                           /* a message is with the handler: under io->mu once handed */
+    int polled;                        /* in the pollset: under io->mu */
     struct ad_ipc_conn_t *prev, *next; /* polling thread, or under io->mu */
 };
 
@@ -138,6 +139,7 @@ static int conn_open(ad_ipc_t *io)
         return 1;
     }
     apr_thread_mutex_lock(io->mu);
+    c->polled = 1;
     c->next = io->conns;
     if (io->conns) {
         io->conns->prev = c;
@@ -182,22 +184,42 @@ static int read_frame(ad_ipc_conn_t *c)
     }
 }
 
+static void stop_polling(ad_ipc_conn_t *c)
+{
+    if (c->polled) {
+        apr_pollset_remove(c->io->ps, &c->pfd);
+        c->polled = 0;
+    }
+}
+
+/* A connection stays in the (level-triggered) pollset while its message is
+ * with the handler: a child sends nothing until the reply, so it is then
+ * readable only once the child hung up or broke the protocol, and only
+ * then is it taken out until the reply. Taking every connection out and
+ * back per message cost two epoll_ctl per stored request. */
 static void on_readable(ad_ipc_conn_t *c)
 {
-    int got = read_frame(c);
+    ad_ipc_t *io = c->io;
+    int got;
 
-    if (got != 0) {
-        apr_pollset_remove(c->io->ps, &c->pfd);
+    apr_thread_mutex_lock(io->mu);
+    if (c->out) {
+        stop_polling(c);
+        apr_thread_mutex_unlock(io->mu);
+        return;
     }
+    apr_thread_mutex_unlock(io->mu);
+    got = read_frame(c);
     if (got < 0) {
-        apr_thread_mutex_lock(c->io->mu);
+        apr_thread_mutex_lock(io->mu);
+        stop_polling(c);
         conn_close(c);
-        apr_thread_mutex_unlock(c->io->mu);
+        apr_thread_mutex_unlock(io->mu);
     }
     else if (got > 0) {
-        /* Not polled again until the reply: the message is the handler's. */
+        /* Not read again until the reply: the message is the handler's. */
         c->out = 1;
-        c->io->fn(c->io->baton, c, c->mp, c->type, c->payload, c->plen);
+        io->fn(io->baton, c, c->mp, c->type, c->payload, c->plen);
     }
 }
 
@@ -224,8 +246,8 @@ apr_status_t ad_ipc_reply(ad_ipc_conn_t *c, apr_uint32_t type, const char *buf, 
         apr_os_sock_get(&fd, c->sock);
         shutdown(fd, SHUT_RDWR);
     }
-    if (!io->stopping) {
-        apr_pollset_add(io->ps, &c->pfd);
+    if (!io->stopping && !c->polled && apr_pollset_add(io->ps, &c->pfd) == APR_SUCCESS) {
+        c->polled = 1;
     }
     apr_thread_mutex_unlock(io->mu);
     return rv;
@@ -241,7 +263,7 @@ static void close_idle(ad_ipc_t *io, int all)
     for (c = io->conns; c; c = next) {
         next = c->next;
         if (all || !c->out) {
-            apr_pollset_remove(io->ps, &c->pfd);
+            stop_polling(c);
             conn_close(c);
         }
     }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <poll.h>
@@ -398,6 +399,19 @@ static void idle_give(int fd)
     }
 }
 
+/* The connection stays blocking, bounded by the kernel's timeouts: an APR
+ * timeout made every exchange set O_NONBLOCK again (two fcntl) and wait for
+ * the reply with a recv that failed, a poll and a second recv. */
+static int bound_io(int fd)
+{
+    struct timeval tv;
+
+    tv.tv_sec = apr_time_sec(DAEMON_IO_TIMEOUT);
+    tv.tv_usec = 0;
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+           setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0;
+}
+
 /* Retries for a while: the daemon is briefly away while the master
  * restarts it. */
 static int connect_daemon(request_rec *r, int *fd_out)
@@ -414,7 +428,7 @@ static int connect_daemon(request_rec *r, int *fd_out)
         if (fd < 0) {
             break;
         }
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && bound_io(fd)) {
             *fd_out = fd;
             return 1;
         }
@@ -454,9 +468,9 @@ static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const
     apr_size_t plen;
     apr_status_t rv;
 
-    /* apr_os_sock_put registers no cleanup: the descriptor stays ours. */
+    /* apr_os_sock_put registers no cleanup: the descriptor stays ours. Its
+     * APR timeout stays "block": bound_io() bounds each send and receive. */
     apr_os_sock_put(&s, &fd, r->pool);
-    apr_socket_timeout_set(s, DAEMON_IO_TIMEOUT);
     if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS ||
         (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
         close(fd);

@@ -157,3 +157,45 @@ def test_message_apidestd_never_read_is_resent_not_failed(server, sink):
     time.sleep(1.0)
     ids = [json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200]
     assert ids.count(eid) == 1, "delivered %d times" % ids.count(eid)
+
+
+def _daemon_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(server, sink):
+    """A child that goes away while apidestd holds its message (a child
+    killed mid-request): apidestd answers into the closed socket, closes the
+    connection (no descriptor kept) and goes on serving the others. Such a
+    connection stays in apidestd's epoll set while its message is out and is
+    taken out only once it hangs up."""
+    import glob
+    import socket
+    import struct
+
+    server.start(_conf(sink))
+    [path] = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))
+    pid = server.daemon_pid()
+    msg = json.dumps({"op": "status"}).encode()
+    frame = struct.pack(">III", 0x41445731, 3, len(msg)) + msg  # ADMIN
+    fds0 = _daemon_fds(pid)
+    for _ in range(300):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(frame)
+        s.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(frame)
+    hdr = s.recv(12, socket.MSG_WAITALL)
+    s.close()
+    assert struct.unpack(">III", hdr)[:2] == (0x41445731, 4), hdr
+    deadline = time.time() + 10
+    while _daemon_fds(pid) > fds0 + 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert _daemon_fds(pid) <= fds0 + 2, "apidestd kept the hung-up connections"
+    status, _, resp = server.put_events([entry(SOURCE, "After", {"n": 1})])
+    assert status == 200 and resp["FailedEntryCount"] == 0
+    assert sink.wait_for(1, 10)
+    assert server.daemon_pid() == pid
