@@ -457,6 +457,23 @@ static int never_read(apr_status_t rv)
     return APR_STATUS_IS_EPIPE(rv) || APR_STATUS_IS_ECONNRESET(rv);
 }
 
+/* The reply is awaited in poll, not in a blocking recv: a reader asleep in
+ * recv on a Unix socket is also woken (in vain) when apidestd reads the
+ * request and so frees send space, one more context switch per request. */
+static apr_status_t await_reply(int fd)
+{
+    struct pollfd pfd;
+    int n;
+
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    do {
+        n = poll(&pfd, 1, (int)apr_time_as_msec(DAEMON_IO_TIMEOUT));
+    } while (n < 0 && errno == EINTR);
+    return n > 0 ? APR_SUCCESS : n == 0 ? APR_TIMEUP : APR_FROM_OS_ERROR(errno);
+}
+
 /* One request and its reply over fd, which is closed or kept idle. */
 static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const char *buf,
                                 apr_size_t len, apr_uint32_t want, apr_uint32_t *status,
@@ -469,9 +486,9 @@ static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const
     apr_status_t rv;
 
     /* apr_os_sock_put registers no cleanup: the descriptor stays ours. Its
-     * APR timeout stays "block": bound_io() bounds each send and receive. */
+     * APR timeout stays "block": bound_io() bounds each send and read. */
     apr_os_sock_put(&s, &fd, r->pool);
-    if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS ||
+    if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS || (rv = await_reply(fd)) ||
         (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
         close(fd);
         return rv;
