@@ -692,6 +692,37 @@ def curlbase(tools, url, bodies, count, conc, seconds, rate=0, headers=None, pla
     return r
 
 
+class PerfStat:
+    """perf stat counting syscalls and context switches of some processes
+    (all their threads) until stop(); stop() returns {event: count}."""
+
+    def __init__(self, pids):
+        need("perf", "linux-perf")
+        self.out = os.path.join(OUT, "perf-stat-%d.txt" % os.getpid())
+        self.p = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter,context-switches",
+             "-p", ",".join(str(p) for p in pids), "-o", self.out],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        on_exit(self.kill)
+        time.sleep(0.2)  # attached before the measured run starts
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        self.p.wait(timeout=30)
+        counts = {}
+        with open(self.out) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+                    counts[parts[2]] = float(parts[0])
+        os.unlink(self.out)
+        return counts
+
+
 def need(tool, package):
     if not shutil.which(tool):
         raise SystemExit("bench: %s is missing: apt-get install -y %s" % (tool, package))
