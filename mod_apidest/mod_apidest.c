@@ -281,30 +281,53 @@ static int apidest_handler(request_rec *r)
 
 /* PutEvents is not a file: httpd's walk of the filesystem for it (a stat
  * per path component, and unless AllowOverride None a .htaccess open in
- * each directory) cost 7-25 us of a 60-90 us request. The request is noted
- * here, where the <Location> (and <If>) sections are already merged, when
- * its handler will be apidest-events and no other module translated it;
- * map_to_storage then skips the walk, as mod_proxy does for its requests.
- * <Directory>, <Files> and .htaccess do not apply to it: its access control
- * is the <Location>'s, as the documentation says. */
-static int apidest_translate(request_rec *r)
+ * each directory) cost 7-25 us of a 60-90 us request. A request whose
+ * handler will be apidest-events (its <Location> and <If> sections are
+ * merged before translate_name) is noted first thing, with its URI; if no
+ * module translated it nor changed its URI (mod_rewrite's [PT] does, and
+ * returns DECLINED) by the last translate_name hook, map_to_storage skips
+ * the walk for it, as mod_proxy does for its requests. <Directory>, <Files>
+ * and .htaccess then do not apply to it: its access control is the
+ * <Location>'s, as the README says. */
+typedef struct {
+    const char *uri; /* as the first translate_name hook saw it */
+    int confirmed;   /* the last one saw the same, untranslated */
+} ingest_note_t;
+
+static int apidest_note_ingest(request_rec *r)
 {
     core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
     const char *h, *err = NULL;
+    ingest_note_t *n;
 
     if (!cd || !cd->expr_handler) {
         return DECLINED;
     }
     h = ap_expr_str_exec(r, cd->expr_handler, &err);
     if (!err && h && !strcasecmp(h, "apidest-events")) {
-        ap_set_module_config(r->request_config, &apidest_module, (void *)1);
+        n = apr_pcalloc(r->pool, sizeof(*n));
+        n->uri = apr_pstrdup(r->pool, r->uri);
+        ap_set_module_config(r->request_config, &apidest_module, n);
+    }
+    return DECLINED;
+}
+
+/* Runs only if no other hook translated the request. */
+static int apidest_confirm_ingest(request_rec *r)
+{
+    ingest_note_t *n = ap_get_module_config(r->request_config, &apidest_module);
+
+    if (n && !strcmp(n->uri, r->uri)) {
+        n->confirmed = 1;
     }
     return DECLINED;
 }
 
 static int apidest_map_to_storage(request_rec *r)
 {
-    return ap_get_module_config(r->request_config, &apidest_module) ? OK : DECLINED;
+    ingest_note_t *n = ap_get_module_config(r->request_config, &apidest_module);
+
+    return n && n->confirmed ? OK : DECLINED;
 }
 
 static void apidest_child_init(apr_pool_t *pchild, server_rec *s)
@@ -317,9 +340,10 @@ static void apidest_register_hooks(apr_pool_t *p)
     ap_hook_check_config(apidest_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(apidest_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(apidest_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    /* last: a module that translates the URI itself (mod_alias, mod_rewrite)
-     * keeps the walk */
-    ap_hook_translate_name(apidest_translate, NULL, NULL, APR_HOOK_LAST);
+    /* around the others: a module that translates or rewrites the URI
+     * (mod_alias, mod_rewrite) keeps the walk */
+    ap_hook_translate_name(apidest_note_ingest, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_translate_name(apidest_confirm_ingest, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(apidest_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_child_init(apidest_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     apidest_status_register();

@@ -212,3 +212,23 @@ def test_ingest_skips_the_filesystem_walk_but_keeps_location_authz(server, sink)
                                         path="/events-denied")
     assert status == 403
     _sentinel(server, sink)
+
+
+def test_a_request_rewritten_away_from_ingest_keeps_directory_rules(server, sink):
+    """Only a request that stays PutEvents skips the filesystem walk: one
+    that mod_rewrite passes on to another handler ([PT], which keeps it
+    untranslated) is walked, so <Directory> still guards it, while
+    PutEvents itself answers under the same deny."""
+    htdocs = os.path.join(server.root, "htdocs")
+    server.start(_conf(sink, """LoadModule rewrite_module /usr/lib/apache2/modules/mod_rewrite.so
+RewriteEngine on
+RewriteRule ^/events/st$ /server-status [PT]
+<Directory "%s">
+    Require all denied
+</Directory>
+""" % htdocs))
+    status, _, _ = server.request("GET", "/server-status")
+    assert status == 403, "the <Directory> deny does not apply: the test proves nothing"
+    status, _, data = server.request("GET", "/events/st")
+    assert status == 403, (status, data[:200])
+    _sentinel(server, sink)
