@@ -2,9 +2,10 @@
  * polls the listener and every connection, reads framed messages (ad_wire.h)
  * without blocking, and hands each complete message to a callback. Children
  * keep their connections open across requests and send one message at a
- * time, so a connection whose message is out is not polled until its reply
+ * time, so a connection whose message is out is not read until its reply
  * has been sent, from whichever thread produced it (the core, after the
- * group commit). Pure: APR only. */
+ * group commit); it stays polled meanwhile unless its child hangs up.
+ * Pure: APR only. */
 #ifndef AD_IPC_H
 #define AD_IPC_H
 

@@ -491,7 +491,8 @@ static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const
     if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS || (rv = await_reply(fd)) ||
         (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
         close(fd);
-        return rv;
+        /* bound_io()'s timeouts end a send or read with EAGAIN */
+        return APR_STATUS_IS_EAGAIN(rv) ? APR_TIMEUP : rv;
     }
     if (got != want || ad_wire_unpack_reply(payload, plen, status, text, text_len) != APR_SUCCESS) {
         close(fd);

@@ -166,9 +166,9 @@ def _daemon_fds(pid):
 def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(server, sink):
     """A child that goes away while apidestd holds its message (a child
     killed mid-request): apidestd answers into the closed socket, closes the
-    connection (no descriptor kept) and goes on serving the others. Such a
-    connection stays in apidestd's epoll set while its message is out and is
-    taken out only once it hangs up."""
+    connection (no descriptor kept) and goes on serving the others. (Which
+    of the hang-up and the reply comes first is up to the threads here;
+    t/unit/test_ipc holds the reply until the client is gone.)"""
     import glob
     import socket
     import struct
@@ -178,6 +178,8 @@ def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(serv
     pid = server.daemon_pid()
     msg = json.dumps({"op": "status"}).encode()
     frame = struct.pack(">III", 0x41445731, 3, len(msg)) + msg  # ADMIN
+    status, _, _ = server.put_events([entry(SOURCE, "Before", {"n": 0})])
+    assert status == 200 and sink.wait_for(1, 10)  # apidestd fully up
     fds0 = _daemon_fds(pid)
     for _ in range(300):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -197,5 +199,5 @@ def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(serv
     assert _daemon_fds(pid) <= fds0 + 2, "apidestd kept the hung-up connections"
     status, _, resp = server.put_events([entry(SOURCE, "After", {"n": 1})])
     assert status == 200 and resp["FailedEntryCount"] == 0
-    assert sink.wait_for(1, 10)
+    assert sink.wait_for(2, 10)
     assert server.daemon_pid() == pid

@@ -1,0 +1,213 @@
+/* apidestd's polling of the children's connections (ad_ipc.c) over a real
+ * Unix socket, without httpd: a connection whose message is out stays
+ * polled, and one whose child hangs up meanwhile is dropped once the reply
+ * comes, without the polling thread spinning in between. */
+#include <check.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <apr_portable.h>
+#include <apr_thread_proc.h>
+#include <apr_time.h>
+
+#include "ad_ipc.h"
+#include "ad_wire.h"
+#include "unit_run.h"
+
+static apr_pool_t *pool;
+static ad_ipc_t *io;
+static apr_thread_t *thread;
+static volatile sig_atomic_t stop;
+static ad_ipc_conn_t *volatile held; /* the message out, answered by the test */
+static volatile int messages;
+static char path[108];
+
+static void on_message(void *baton, ad_ipc_conn_t *c, apr_pool_t *mp, apr_uint32_t type,
+                       char *payload, apr_size_t len)
+{
+    (void)baton;
+    (void)mp;
+    (void)type;
+    (void)payload;
+    (void)len;
+    messages++;
+    held = c;
+}
+
+static void *APR_THREAD_FUNC serve(apr_thread_t *t, void *data)
+{
+    (void)t;
+    ad_ipc_run(data, &stop);
+    return NULL;
+}
+
+static int listen_unix(void)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(path, sizeof(path), "/tmp/ad-test-ipc.%ld.sock", (long)getpid());
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    unlink(path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+static int connect_unix(void)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void send_message(int fd)
+{
+    static const char body[] = "{\"op\":\"status\"}";
+    unsigned char frame[AD_WIRE_HEADER_LEN + sizeof(body) - 1];
+    apr_uint32_t v[3] = {AD_WIRE_MAGIC, AD_MSG_ADMIN, sizeof(body) - 1};
+    int i, k;
+
+    for (i = 0; i < 3; i++) {
+        for (k = 0; k < 4; k++) {
+            frame[i * 4 + k] = (unsigned char)(v[i] >> (24 - 8 * k));
+        }
+    }
+    memcpy(frame + AD_WIRE_HEADER_LEN, body, sizeof(body) - 1);
+    ck_assert_int_eq(write(fd, frame, sizeof(frame)), (int)sizeof(frame));
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    while (d && readdir(d)) {
+        n++;
+    }
+    if (d) {
+        closedir(d);
+    }
+    return n;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static int wait_for(volatile int *counter, int want)
+{
+    int i;
+
+    for (i = 0; i < 500 && *counter < want; i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return *counter >= want;
+}
+
+static void setup(void)
+{
+    apr_socket_t *listener = NULL;
+    int fd;
+
+    apr_pool_create(&pool, NULL);
+    fd = listen_unix();
+    apr_os_sock_put(&listener, &fd, pool);
+    ck_assert_int_eq(ad_ipc_create(pool, listener, 8, on_message, NULL, &io), APR_SUCCESS);
+    stop = 0;
+    held = NULL;
+    messages = 0;
+    ck_assert_int_eq(apr_thread_create(&thread, NULL, serve, io, pool), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_status_t rv;
+
+    stop = 1;
+    apr_thread_join(&rv, thread);
+    ad_ipc_destroy(io);
+    apr_pool_destroy(pool);
+    unlink(path);
+}
+
+START_TEST(reply_then_next_message_on_the_same_connection)
+{
+    int fd = connect_unix(), round;
+    unsigned char hdr[AD_WIRE_HEADER_LEN];
+
+    for (round = 1; round <= 3; round++) {
+        send_message(fd);
+        ck_assert(wait_for(&messages, round));
+        ck_assert_int_eq(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
+        ck_assert_int_eq(recv(fd, hdr, sizeof(hdr), MSG_WAITALL), (int)sizeof(hdr));
+        ck_assert_int_eq(recv(fd, hdr, 2, MSG_WAITALL), 2);
+    }
+    close(fd);
+}
+END_TEST
+
+START_TEST(child_gone_while_its_message_is_out)
+{
+    int fds, fd, i;
+    double cpu;
+
+    /* one exchange first, so that the polling thread's own descriptors
+     * (epoll) are all open when the baseline is taken */
+    fd = connect_unix();
+    send_message(fd);
+    ck_assert(wait_for(&messages, 1));
+    ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2);
+    close(fd);
+    apr_sleep(apr_time_from_msec(100));
+    fds = open_fds();
+
+    fd = connect_unix();
+    send_message(fd);
+    ck_assert(wait_for(&messages, 2));
+    close(fd); /* the child is gone; its message is still out */
+    cpu = cpu_seconds();
+    apr_sleep(apr_time_from_msec(300));
+    /* a polling thread that kept seeing the hang-up would have spun */
+    ck_assert_msg(cpu_seconds() - cpu < 0.1, "the polling thread spun for %.3f s of 0.3",
+                  cpu_seconds() - cpu);
+    ck_assert_int_ne(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
+    for (i = 0; i < 200 && open_fds() > fds; i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    ck_assert_int_eq(open_fds(), fds);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ipc");
+    TCase *tc = tcase_create("connections");
+
+    signal(SIGPIPE, SIG_IGN);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, reply_then_next_message_on_the_same_connection);
+    tcase_add_test(tc, child_gone_while_its_message_is_out);
+    suite_add_tcase(s, tc);
+    return unit_run(s);
+}
