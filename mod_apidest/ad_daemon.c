@@ -46,6 +46,7 @@
 #define KEY_COMMIT          "m/commit"
 #define KEY_PREFIX_SCHEDULE "s/"
 #define KEY_LEN             25 /* "q" + 16 hex batch + 8 hex index */
+#define COMPACT_DEFER_SEC   60
 /* Children keep one connection per busy thread; beyond this many apidestd
  * refuses (file descriptors are finite). */
 #define CONNS_MAX       4096
@@ -227,6 +228,8 @@ struct ad_daemon_t {
     conn_rt_t *conns;       /* by ad_connection_t.index */
     apr_uint64_t committed; /* the batch marker found at start */
     apr_time_t next_compact;
+    apr_uint64_t tick_pending; /* pending at the last maintenance tick */
+    apr_time_t draining_since; /* 0: pending did not fall at the last tick */
     apr_time_t next_full_log;
     worker_t *workers;
     int nworkers;
@@ -1778,6 +1781,26 @@ static apr_interval_time_t core_wait(const ad_daemon_t *d)
     return w;
 }
 
+/* A backlog that is draining makes every later compaction cheaper (only
+ * live records are copied), while a compaction now stops deliveries for the
+ * time of its copy: a tenth of a 40,000-record drain. So wait while the
+ * pending count keeps falling from tick to tick, for at most
+ * COMPACT_DEFER_SEC (a slow endless decline still gets compacted). */
+static int draining_defers_compaction(ad_daemon_t *d, apr_time_t now)
+{
+    int falling = d->pending < d->tick_pending;
+
+    d->tick_pending = d->pending;
+    if (!falling) {
+        d->draining_since = 0;
+        return 0;
+    }
+    if (!d->draining_since) {
+        d->draining_since = now;
+    }
+    return now - d->draining_since < apr_time_from_sec(COMPACT_DEFER_SEC);
+}
+
 /* Deleted records leave space a DBM file never gives back; rewrite it when
  * most of it is garbage. The core is busy meanwhile, but only for the copy of
  * the live records, which is then small compared with the file. */
@@ -1786,10 +1809,11 @@ static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
     apr_off_t before = d->store->size(d->store);
     apr_uint64_t live = d->pending + (apr_uint64_t)d->dlq_count;
     apr_time_t t0 = apr_time_now();
+    int deferred = draining_defers_compaction(d, t0);
     apr_status_t rv;
 
     if (!d->store->compact || before < 64 * 1024 || d->churn < 2 * live + 64 ||
-        t0 < d->next_compact) {
+        t0 < d->next_compact || deferred) {
         return;
     }
     rv = d->store->compact(d->store, p);

@@ -106,3 +106,30 @@ def test_torn_record_is_set_aside_and_the_rest_loads(server, sink):
     db = dbm.gnu.open(path, "r")
     assert (b"x" + victim) in db.keys(), "the damaged record is kept aside, not deleted"
     db.close()
+
+
+def test_compaction_waits_for_a_draining_backlog(server, sink):
+    """A compaction stops deliveries for the time of its copy of the live
+    records; while a backlog drains, each later one copies less. 400 records
+    drain at 60/s: compaction is due (deletes >= 2 x live + 64) after ~290 of
+    them, and must wait until the drain has ended, then copy nothing."""
+    server.start(_conf_limited(sink))
+    ids = []
+    for b in range(40):
+        status, _, resp = server.put_events(
+            [entry(SOURCE, "Drain", {"b": b, "i": i, "pad": "p" * 500}) for i in range(10)])
+        assert status == 200 and resp["FailedEntryCount"] == 0, resp
+        ids += [e["EventId"] for e in resp["Entries"]]
+    assert sink.wait_until(lambda reqs: set(ids) <= _delivered(sink), 30)
+    deadline = time.time() + 15
+    while time.time() < deadline and "store compaction done" not in server.log_text():
+        time.sleep(0.2)
+    done = [line for line in server.log_text().splitlines() if "store compaction done" in line]
+    assert done, "no compaction after the drain"
+    assert all(" 0 live records" in line for line in done), done
+    server.stop()
+
+
+def _conf_limited(sink):
+    return CONF + destination("hooks", sink.url("/d"), extra="    InvocationRateLimit 60\n") + \
+        rule("r1", {"source": [SOURCE]}, [("t1", "hooks")])
