@@ -85,23 +85,37 @@ apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, 
     return APR_SUCCESS;
 }
 
+/* The frames a reader waits for are mostly small replies: one read takes
+ * the header and the payload together, where a read per part cost a system
+ * call more per request. */
 apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,
                           apr_size_t *len)
 {
-    unsigned char hdr[AD_WIRE_HEADER_LEN];
+    char first[AD_WIRE_FIRST_READ];
+    apr_size_t have = 0, extra;
     apr_uint32_t n;
     apr_status_t rv;
 
-    if ((rv = recv_all(s, (char *)hdr, sizeof(hdr))) != APR_SUCCESS) {
+    while (have < AD_WIRE_HEADER_LEN) {
+        apr_size_t got = sizeof(first) - have;
+        rv = apr_socket_recv(s, first + have, &got);
+        if (got == 0) {
+            return rv == APR_SUCCESS ? APR_EOF : rv;
+        }
+        have += got;
+    }
+    if ((rv = ad_wire_parse_header((const unsigned char *)first, type, &n)) != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = ad_wire_parse_header(hdr, type, &n)) != APR_SUCCESS) {
-        return rv;
+    extra = have - AD_WIRE_HEADER_LEN;
+    if (extra > n) {
+        return APR_EINVAL; /* the peer did not wait for an answer */
     }
     *payload = apr_palloc(p, n + 1);
     (*payload)[n] = '\0';
     *len = n;
-    return recv_all(s, *payload, n);
+    memcpy(*payload, first + AD_WIRE_HEADER_LEN, extra);
+    return recv_all(s, *payload + extra, n - extra);
 }
 
 apr_status_t ad_wire_pack_blobs(apr_pool_t *p, const apr_array_header_t *blobs, char **buf,

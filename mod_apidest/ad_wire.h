@@ -28,6 +28,11 @@ typedef enum {
 apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, apr_uint32_t *len);
 
 apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len);
+
+/* One frame from a blocking socket. It reads up to AD_WIRE_FIRST_READ bytes
+ * at once, so it is for request and reply only: bytes past the frame mean a
+ * peer that did not wait for its answer (APR_EINVAL). */
+#define AD_WIRE_FIRST_READ 256
 apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,
                           apr_size_t *len);
 

@@ -355,31 +355,17 @@ void apidest_daemon_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-/* apidestd never speaks first: an idle connection with something to read
- * has been closed by it (a restart or a crash). */
-static int still_open(int fd)
-{
-    struct pollfd pfd;
-
-    pfd.fd = fd;
-    pfd.events = POLLIN;
-    pfd.revents = 0;
-    return poll(&pfd, 1, 0) == 0;
-}
-
+/* An idle connection apidestd has closed since (it restarted) is not looked
+ * for here, which took a poll per request: the write that fails on it says
+ * so, and exchange() sends again on a new connection. */
 static int idle_take(void)
 {
     int fd = -1;
 
-    while (idle_max) {
+    if (idle_max) {
         apr_thread_mutex_lock(idle_mu);
         fd = idle_n ? idle_fds[--idle_n] : -1;
         apr_thread_mutex_unlock(idle_mu);
-        if (fd < 0 || still_open(fd)) {
-            break;
-        }
-        close(fd);
-        fd = -1;
     }
     return fd;
 }
@@ -504,29 +490,37 @@ static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const
 
 /* One request and its reply over an idle connection or a new one. A message
  * apidestd may have read is never resent (it may have stored it); one it
- * cannot have read is, on a new connection: an idle one may have been
- * closed by an apidestd that stopped or died after it was checked, and a
- * new one may still reach the dying apidestd's listener. */
+ * cannot have read is, on a new connection: at once when the connection was
+ * an idle one (closed by an apidestd that restarted since), after a backoff
+ * when it was new (it may still have reached a dying apidestd's
+ * listener). */
 static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf, apr_size_t len,
                              apr_uint32_t want, apr_uint32_t *status, const char **text,
                              apr_size_t *text_len)
 {
     apr_interval_time_t backoff = apr_time_from_msec(25);
     apr_status_t rv;
-    int fd = idle_take(), resend;
+    int fd = idle_take(), reused = fd >= 0, resend = 0;
 
-    for (resend = 0;; resend++) {
+    for (;;) {
         if (fd < 0 && !connect_daemon(r, &fd)) {
             return APR_ECONNREFUSED;
         }
         rv = exchange_on(r, fd, type, buf, len, want, status, text, text_len);
-        if (!never_read(rv) || resend == RESEND_ATTEMPTS) {
+        fd = -1;
+        if (!never_read(rv)) {
+            return rv;
+        }
+        if (reused) {
+            reused = 0;
+            continue;
+        }
+        if (resend++ == RESEND_ATTEMPTS) {
             return rv;
         }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
                       ADLOGNO(10044) "apidestd went away before reading the request: sending it "
                                      "again on a new connection");
-        fd = -1;
         apr_sleep(backoff);
         backoff *= 2;
     }

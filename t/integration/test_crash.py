@@ -201,3 +201,25 @@ def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(serv
     assert status == 200 and resp["FailedEntryCount"] == 0
     assert sink.wait_for(2, 10)
     assert server.daemon_pid() == pid
+
+
+def test_idle_connections_to_a_dead_apidestd_are_replaced_unseen(server, sink):
+    """Children keep idle connections to apidestd and no longer poll them
+    before use: after apidestd died, the first write on each says so and the
+    request goes out again on a new connection at once. Every producer gets
+    its EventId, nothing is logged as resent, every event arrives."""
+    server.start(_conf(sink))
+    for i in range(8):  # leave the children idle connections to apidestd
+        status, _, _ = server.put_events([entry(SOURCE, "Warm", {"n": i})])
+        assert status == 200
+    assert sink.wait_until(lambda reqs: len(_delivered(sink)) == 8, 15)
+    pid = server.live_daemon_pid()
+    server.kill9_daemon()
+    server.wait_daemon_restarted(pid)
+    ids = []
+    for i in range(16):
+        status, _, resp = server.put_events([entry(SOURCE, "After", {"n": i})])
+        assert status == 200, (status, resp)
+        ids.append(resp["Entries"][0]["EventId"])
+    _wait_all(sink, set(ids), timeout=30)
+    assert "AD10044" not in server.log_text()

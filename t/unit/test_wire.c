@@ -1,0 +1,174 @@
+/* ad_wire_recv over a real socket pair: a frame however it is cut up by the
+ * kernel, one bigger than the first read, a peer that did not wait for its
+ * answer, and one that hung up mid-header. */
+#include <check.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <apr_network_io.h>
+#include <apr_portable.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+
+#include "ad_wire.h"
+#include "unit_run.h"
+
+static apr_pool_t *pool;
+static int fds[2];
+static apr_socket_t *reader;
+
+static void setup(void)
+{
+    apr_pool_create(&pool, NULL);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    reader = NULL;
+    apr_os_sock_put(&reader, &fds[0], pool);
+}
+
+static void teardown(void)
+{
+    close(fds[0]);
+    if (fds[1] >= 0) {
+        close(fds[1]);
+    }
+    apr_pool_destroy(pool);
+}
+
+/* The bytes of a frame, laid out by hand as ad_wire.h describes it. */
+static char *frame(apr_uint32_t type, const char *payload, apr_size_t len, apr_size_t *flen)
+{
+    unsigned char *f = apr_palloc(pool, AD_WIRE_HEADER_LEN + len);
+    apr_uint32_t words[3];
+    int i;
+
+    words[0] = AD_WIRE_MAGIC;
+    words[1] = type;
+    words[2] = (apr_uint32_t)len;
+    for (i = 0; i < 3; i++) {
+        f[4 * i] = (unsigned char)(words[i] >> 24);
+        f[4 * i + 1] = (unsigned char)(words[i] >> 16);
+        f[4 * i + 2] = (unsigned char)(words[i] >> 8);
+        f[4 * i + 3] = (unsigned char)words[i];
+    }
+    memcpy(f + AD_WIRE_HEADER_LEN, payload, len);
+    *flen = AD_WIRE_HEADER_LEN + len;
+    return (char *)f;
+}
+
+typedef struct {
+    const char *buf;
+    apr_size_t len;
+    apr_size_t cuts[4]; /* write up to each offset, then pause */
+} trickle_t;
+
+static void *APR_THREAD_FUNC trickle_main(apr_thread_t *t, void *data)
+{
+    trickle_t *tr = data;
+    apr_size_t at = 0;
+    int i;
+
+    for (i = 0; i < 4 && tr->cuts[i]; i++) {
+        ck_assert_int_eq(write(fds[1], tr->buf + at, tr->cuts[i] - at), (int)(tr->cuts[i] - at));
+        at = tr->cuts[i];
+        usleep(20000);
+    }
+    ck_assert_int_eq(write(fds[1], tr->buf + at, tr->len - at), (int)(tr->len - at));
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void expect_frame(apr_uint32_t want_type, const char *want, apr_size_t want_len)
+{
+    apr_uint32_t type;
+    char *payload;
+    apr_size_t len;
+
+    ck_assert_int_eq(ad_wire_recv(reader, pool, &type, &payload, &len), APR_SUCCESS);
+    ck_assert_uint_eq(type, want_type);
+    ck_assert_uint_eq(len, want_len);
+    ck_assert_mem_eq(payload, want, want_len);
+    ck_assert_int_eq(payload[len], '\0');
+}
+
+START_TEST(a_reply_in_one_piece)
+{
+    apr_size_t flen;
+    char *f = frame(7, "\0\0\0\0stored", 10, &flen);
+
+    ck_assert_int_eq(write(fds[1], f, flen), (int)flen);
+    expect_frame(7, "\0\0\0\0stored", 10);
+}
+END_TEST
+
+START_TEST(a_frame_cut_inside_its_header_and_past_the_first_read)
+{
+    apr_size_t plen = 3 * AD_WIRE_FIRST_READ + 17, flen;
+    char *payload = apr_palloc(pool, plen);
+    apr_thread_t *t;
+    apr_status_t trv;
+    trickle_t tr;
+    apr_size_t i;
+
+    for (i = 0; i < plen; i++) {
+        payload[i] = (char)('a' + i % 26);
+    }
+    tr.buf = frame(9, payload, plen, &flen);
+    tr.len = flen;
+    tr.cuts[0] = 5;                      /* inside the header */
+    tr.cuts[1] = AD_WIRE_HEADER_LEN + 1; /* one payload byte */
+    tr.cuts[2] = AD_WIRE_FIRST_READ + 40;
+    tr.cuts[3] = 0;
+    ck_assert_int_eq(apr_thread_create(&t, NULL, trickle_main, &tr, pool), APR_SUCCESS);
+    expect_frame(9, payload, plen);
+    apr_thread_join(&trv, t);
+}
+END_TEST
+
+START_TEST(bytes_past_the_frame_are_refused)
+{
+    apr_size_t flen;
+    char *f = frame(7, "ok", 2, &flen);
+    apr_uint32_t type;
+    char *payload;
+    apr_size_t len;
+
+    ck_assert_int_eq(write(fds[1], f, flen), (int)flen);
+    ck_assert_int_eq(write(fds[1], f, flen), (int)flen);
+    ck_assert_int_eq(ad_wire_recv(reader, pool, &type, &payload, &len), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(a_peer_gone_mid_header_is_eof)
+{
+    apr_size_t flen;
+    char *f = frame(7, "ok", 2, &flen);
+    apr_uint32_t type;
+    char *payload;
+    apr_size_t len;
+
+    ck_assert_int_eq(write(fds[1], f, 6), 6);
+    close(fds[1]);
+    fds[1] = -1;
+    ck_assert_int_eq(ad_wire_recv(reader, pool, &type, &payload, &len), APR_EOF);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc = tcase_create("recv");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, a_reply_in_one_piece);
+    tcase_add_test(tc, a_frame_cut_inside_its_header_and_past_the_first_read);
+    tcase_add_test(tc, bytes_past_the_frame_are_refused);
+    tcase_add_test(tc, a_peer_gone_mid_header_is_eof);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return unit_run(suite());
+}
