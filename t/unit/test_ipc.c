@@ -26,6 +26,8 @@ static apr_thread_t *thread;
 static volatile sig_atomic_t stop;
 static ad_ipc_conn_t *volatile held; /* the message out, answered by the test */
 static volatile int messages;
+static char last[70000]; /* the last message's payload */
+static volatile apr_size_t last_len;
 static char path[108];
 
 static void on_message(void *baton, ad_ipc_conn_t *c, apr_pool_t *mp, apr_uint32_t type,
@@ -34,8 +36,10 @@ static void on_message(void *baton, ad_ipc_conn_t *c, apr_pool_t *mp, apr_uint32
     (void)baton;
     (void)mp;
     (void)type;
-    (void)payload;
-    (void)len;
+    if (len <= sizeof(last)) {
+        memcpy(last, payload, len);
+        last_len = len;
+    }
     messages++;
     held = c;
 }
@@ -75,10 +79,10 @@ static int connect_unix(void)
     return fd;
 }
 
-static void send_message(int fd)
+/* An admin message's frame into frame[], its length returned. */
+static size_t admin_frame(unsigned char *frame)
 {
     static const char body[] = "{\"op\":\"status\"}";
-    unsigned char frame[AD_WIRE_HEADER_LEN + sizeof(body) - 1];
     apr_uint32_t v[3] = {AD_WIRE_MAGIC, AD_MSG_ADMIN, sizeof(body) - 1};
     int i, k;
 
@@ -88,7 +92,40 @@ static void send_message(int fd)
         }
     }
     memcpy(frame + AD_WIRE_HEADER_LEN, body, sizeof(body) - 1);
-    ck_assert_int_eq(write(fd, frame, sizeof(frame)), (int)sizeof(frame));
+    return AD_WIRE_HEADER_LEN + sizeof(body) - 1;
+}
+
+static void send_message(int fd)
+{
+    unsigned char frame[64];
+    size_t n = admin_frame(frame);
+
+    ck_assert_int_eq(write(fd, frame, n), (int)n);
+}
+
+/* A frame of len bytes of a pattern, written in pieces cut at cuts[]
+ * (ascending, 0-terminated) with a pause after each. */
+static void send_in_pieces(int fd, apr_size_t len, const apr_size_t *cuts)
+{
+    unsigned char *f = apr_palloc(pool, AD_WIRE_HEADER_LEN + len);
+    apr_uint32_t v[3] = {AD_WIRE_MAGIC, AD_MSG_ADMIN, (apr_uint32_t)len};
+    apr_size_t at = 0, total = AD_WIRE_HEADER_LEN + len, i;
+    int k;
+
+    for (i = 0; i < 3; i++) {
+        for (k = 0; k < 4; k++) {
+            f[i * 4 + k] = (unsigned char)(v[i] >> (24 - 8 * k));
+        }
+    }
+    for (i = 0; i < len; i++) {
+        f[AD_WIRE_HEADER_LEN + i] = (unsigned char)('a' + i % 26);
+    }
+    for (; *cuts; cuts++) {
+        ck_assert_int_eq(write(fd, f + at, *cuts - at), (int)(*cuts - at));
+        at = *cuts;
+        apr_sleep(apr_time_from_msec(30));
+    }
+    ck_assert_int_eq(write(fd, f + at, total - at), (int)(total - at));
 }
 
 static int open_fds(void)
@@ -166,6 +203,44 @@ START_TEST(reply_then_next_message_on_the_same_connection)
 }
 END_TEST
 
+START_TEST(a_message_cut_anywhere_arrives_whole)
+{
+    static const apr_size_t small_cuts[] = {5, 0};              /* inside the header */
+    static const apr_size_t big_cuts[] = {13, 20000, 50000, 0}; /* past the first read */
+    int fd = connect_unix();
+    apr_size_t i;
+
+    send_in_pieces(fd, 100, small_cuts);
+    ck_assert(wait_for(&messages, 1));
+    ck_assert_uint_eq(last_len, 100);
+    ck_assert_int_eq(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
+    send_in_pieces(fd, 60000, big_cuts);
+    ck_assert(wait_for(&messages, 2));
+    ck_assert_uint_eq(last_len, 60000);
+    for (i = 0; i < 60000; i++) {
+        ck_assert_int_eq(last[i], 'a' + i % 26);
+    }
+    ck_assert_int_eq(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
+    close(fd);
+}
+END_TEST
+
+START_TEST(a_child_that_does_not_wait_for_its_answer_is_cut_off)
+{
+    int fd = connect_unix();
+    unsigned char two[128];
+    size_t n = admin_frame(two);
+    char b;
+
+    n += admin_frame(two + n);
+    ck_assert_int_eq(write(fd, two, n), (int)n);
+    /* both frames come in one read: the connection is closed unanswered */
+    ck_assert_int_le(recv(fd, &b, 1, 0), 0);
+    ck_assert_int_eq(messages, 0);
+    close(fd);
+}
+END_TEST
+
 START_TEST(child_gone_while_its_message_is_out)
 {
     int fds, fd, i;
@@ -208,6 +283,8 @@ int main(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, reply_then_next_message_on_the_same_connection);
     tcase_add_test(tc, child_gone_while_its_message_is_out);
+    tcase_add_test(tc, a_message_cut_anywhere_arrives_whole);
+    tcase_add_test(tc, a_child_that_does_not_wait_for_its_answer_is_cut_off);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
