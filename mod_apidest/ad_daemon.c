@@ -2295,6 +2295,25 @@ static int count_one(void *baton, const char *key, const char *val, apr_size_t l
     return 0;
 }
 
+/* The whole store in one scan: a DBM visits every key to find those of a
+ * prefix, and reads each key's entry from disk to do so, so a scan per kind
+ * of record read a 1M-record store three times over. */
+static int load_any(void *baton, const char *key, const char *val, apr_size_t len)
+{
+    load_t *l = baton;
+
+    if (!strncmp(key, KEY_PREFIX_QUEUE, strlen(KEY_PREFIX_QUEUE))) {
+        return load_one(l, key, val, len);
+    }
+    if (!strncmp(key, KEY_PREFIX_SCHEDULE, strlen(KEY_PREFIX_SCHEDULE))) {
+        return load_schedule(l->d, key, val, len);
+    }
+    if (!strncmp(key, KEY_PREFIX_DLQ, strlen(KEY_PREFIX_DLQ))) {
+        return count_one(&l->d->dlq_count, key, val, len);
+    }
+    return 0;
+}
+
 static apr_uint64_t read_commit_marker(ad_daemon_t *d, apr_pool_t *p)
 {
     char *val;
@@ -2322,13 +2341,7 @@ static apr_status_t load_queue(ad_daemon_t *d)
     l.damaged = apr_array_make(p, 16, sizeof(ad_store_item_t));
     d->committed = l.committed;
     d->schedules = apr_hash_make(d->pool);
-    rv = d->store->iterate(d->store, p, KEY_PREFIX_SCHEDULE, load_schedule, d);
-    if (rv == APR_SUCCESS) {
-        rv = d->store->iterate(d->store, p, KEY_PREFIX_QUEUE, load_one, &l);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = d->store->iterate(d->store, p, KEY_PREFIX_DLQ, count_one, &d->dlq_count);
-    }
+    rv = d->store->iterate(d->store, p, "", load_any, &l);
     for (i = 0; i < l.uncommitted->nelts; i++) {
         d->store->del(d->store, APR_ARRAY_IDX(l.uncommitted, i, const char *));
     }

@@ -219,3 +219,29 @@ def test_admin_answers_while_the_daemon_is_down(server, sink):
     assert status == 200 and body["Daemon"]["State"] == "down"
     status, body = _admin(server, "GET", "/dlq")
     assert status == 503 and body["error"] == "DaemonUnavailable"
+
+
+def test_restart_counts_the_dlq_and_the_queue_in_one_scan(server, sink):
+    """apidestd loads the store in a single scan that sorts queued records,
+    dead letters and schedule state by key: after a kill -9 the status has
+    the same DLQ count and pending records as before, and both kinds still
+    work (the pending ones are delivered, the dead letters listed)."""
+    sink.set_default(400)
+    server.start(_conf(sink))
+    dead = _put(server, 3, tag="dead")
+    _wait_dlq(server, 3)
+    sink.set_default(503)
+    pending = _put(server, 2, tag="pending")
+    _, before = _admin(server, "GET", "/status")
+    assert before["Daemon"]["DlqCount"] == 3 and before["Daemon"]["Pending"] == 2, before
+    pid = server.live_daemon_pid()
+    server.kill9_daemon()
+    assert server.wait_daemon_restarted(pid)
+    _, after = _admin(server, "GET", "/status")
+    assert after["Daemon"]["DlqCount"] == 3 and after["Daemon"]["Pending"] == 2, after
+    assert "2 pending record(s), 3 in the DLQ" in server.log_text()
+    assert {r["EventId"] for r in _dlq(server)["Records"]} == set(dead)
+    sink.set_default(200)
+    assert sink.wait_until(
+        lambda reqs: set(pending) <= {json.loads(r["body"])["id"] for r in reqs
+                                      if r["status"] == 200}, 30)
