@@ -127,16 +127,21 @@ def test_graceful_restarts_under_load(server, sink):
     _wait_all(sink, p.accepted, timeout=60)
 
 
+def _start_warm(server, sink, n):
+    """Start, and leave the children idle connections to apidestd."""
+    server.start(_conf(sink))
+    for i in range(n):
+        status, _, _ = server.put_events([entry(SOURCE, "Warm", {"n": i})])
+        assert status == 200
+    assert sink.wait_until(lambda reqs: len(_delivered(sink)) == n, 15)
+
+
 def test_message_apidestd_never_read_is_resent_not_failed(server, sink):
     """A child's message that the dying apidestd never read (it sat in the
     socket when apidestd was killed) is sent again to the next apidestd:
     the producer gets its EventId, not a 503, and the event arrives once.
     SIGSTOP keeps apidestd from reading it, deterministically."""
-    server.start(_conf(sink))
-    for i in range(4):  # leave the children idle connections to apidestd
-        status, _, _ = server.put_events([entry(SOURCE, "Warm", {"n": i})])
-        assert status == 200
-    assert sink.wait_until(lambda reqs: len(_delivered(sink)) == 4, 15)
+    _start_warm(server, sink, 4)
     pid = server.live_daemon_pid()
     os.kill(pid, signal.SIGSTOP)
     got = {}
@@ -208,11 +213,7 @@ def test_idle_connections_to_a_dead_apidestd_are_replaced_unseen(server, sink):
     before use: after apidestd died, the first write on each says so and the
     request goes out again on a new connection at once. Every producer gets
     its EventId, nothing is logged as resent, every event arrives."""
-    server.start(_conf(sink))
-    for i in range(8):  # leave the children idle connections to apidestd
-        status, _, _ = server.put_events([entry(SOURCE, "Warm", {"n": i})])
-        assert status == 200
-    assert sink.wait_until(lambda reqs: len(_delivered(sink)) == 8, 15)
+    _start_warm(server, sink, 8)
     pid = server.live_daemon_pid()
     server.kill9_daemon()
     server.wait_daemon_restarted(pid)

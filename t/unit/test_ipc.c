@@ -79,18 +79,25 @@ static int connect_unix(void)
     return fd;
 }
 
-/* An admin message's frame into frame[], its length returned. */
-static size_t admin_frame(unsigned char *frame)
+/* A frame header for a payload of len bytes at f. */
+static void put_header(unsigned char *f, apr_uint32_t type, apr_size_t len)
 {
-    static const char body[] = "{\"op\":\"status\"}";
-    apr_uint32_t v[3] = {AD_WIRE_MAGIC, AD_MSG_ADMIN, sizeof(body) - 1};
+    apr_uint32_t v[3] = {AD_WIRE_MAGIC, type, (apr_uint32_t)len};
     int i, k;
 
     for (i = 0; i < 3; i++) {
         for (k = 0; k < 4; k++) {
-            frame[i * 4 + k] = (unsigned char)(v[i] >> (24 - 8 * k));
+            f[i * 4 + k] = (unsigned char)(v[i] >> (24 - 8 * k));
         }
     }
+}
+
+/* An admin message's frame into frame[], its length returned. */
+static size_t admin_frame(unsigned char *frame)
+{
+    static const char body[] = "{\"op\":\"status\"}";
+
+    put_header(frame, AD_MSG_ADMIN, sizeof(body) - 1);
     memcpy(frame + AD_WIRE_HEADER_LEN, body, sizeof(body) - 1);
     return AD_WIRE_HEADER_LEN + sizeof(body) - 1;
 }
@@ -108,15 +115,9 @@ static void send_message(int fd)
 static void send_in_pieces(int fd, apr_size_t len, const apr_size_t *cuts)
 {
     unsigned char *f = apr_palloc(pool, AD_WIRE_HEADER_LEN + len);
-    apr_uint32_t v[3] = {AD_WIRE_MAGIC, AD_MSG_ADMIN, (apr_uint32_t)len};
     apr_size_t at = 0, total = AD_WIRE_HEADER_LEN + len, i;
-    int k;
 
-    for (i = 0; i < 3; i++) {
-        for (k = 0; k < 4; k++) {
-            f[i * 4 + k] = (unsigned char)(v[i] >> (24 - 8 * k));
-        }
-    }
+    put_header(f, AD_MSG_ADMIN, len);
     for (i = 0; i < len; i++) {
         f[AD_WIRE_HEADER_LEN + i] = (unsigned char)('a' + i % 26);
     }
