@@ -229,7 +229,7 @@ struct ad_daemon_t {
     apr_uint64_t committed; /* the batch marker found at start */
     apr_time_t next_compact;
     apr_uint64_t tick_pending; /* pending at the last maintenance tick */
-    apr_time_t draining_since; /* 0: pending did not fall at the last tick */
+    apr_time_t compact_due;    /* since when a compaction waits on a drain */
     apr_time_t next_full_log;
     worker_t *workers;
     int nworkers;
@@ -1783,22 +1783,22 @@ static apr_interval_time_t core_wait(const ad_daemon_t *d)
 
 /* A backlog that is draining makes every later compaction cheaper (only
  * live records are copied), while a compaction now stops deliveries for the
- * time of its copy: a tenth of a 40,000-record drain. So wait while the
- * pending count keeps falling from tick to tick, for at most
- * COMPACT_DEFER_SEC (a slow endless decline still gets compacted). */
-static int draining_defers_compaction(ad_daemon_t *d, apr_time_t now)
+ * time of its copy: a tenth of a 40,000-record drain. So a due compaction
+ * waits while the pending count keeps falling from tick to tick, for
+ * COMPACT_DEFER_SEC from when it came due (or one tick, if longer), and not
+ * at all when the disk is short: then only compaction gives space back,
+ * and new events are being refused. */
+static int drain_defers_compaction(ad_daemon_t *d, apr_time_t now, int falling)
 {
-    int falling = d->pending < d->tick_pending;
+    apr_off_t free_bytes = d->store->disk_free(d->store);
 
-    d->tick_pending = d->pending;
-    if (!falling) {
-        d->draining_since = 0;
+    if (!falling || (free_bytes >= 0 && free_bytes < 2 * d->c->store_min_free)) {
         return 0;
     }
-    if (!d->draining_since) {
-        d->draining_since = now;
+    if (!d->compact_due) {
+        d->compact_due = now;
     }
-    return now - d->draining_since < apr_time_from_sec(COMPACT_DEFER_SEC);
+    return now - d->compact_due < apr_time_from_sec(COMPACT_DEFER_SEC);
 }
 
 /* Deleted records leave space a DBM file never gives back; rewrite it when
@@ -1809,13 +1809,19 @@ static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
     apr_off_t before = d->store->size(d->store);
     apr_uint64_t live = d->pending + (apr_uint64_t)d->dlq_count;
     apr_time_t t0 = apr_time_now();
-    int deferred = draining_defers_compaction(d, t0);
+    int falling = d->pending < d->tick_pending;
     apr_status_t rv;
 
+    d->tick_pending = d->pending;
     if (!d->store->compact || before < 64 * 1024 || d->churn < 2 * live + 64 ||
-        t0 < d->next_compact || deferred) {
+        t0 < d->next_compact) {
+        d->compact_due = 0;
         return;
     }
+    if (drain_defers_compaction(d, t0, falling)) {
+        return;
+    }
+    d->compact_due = 0;
     rv = d->store->compact(d->store, p);
     if (APR_STATUS_IS_ENOTIMPL(rv)) {
         d->next_compact = t0 + apr_time_from_sec(3600);

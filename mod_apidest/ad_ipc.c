@@ -153,8 +153,9 @@ static int conn_open(ad_ipc_t *io)
 
 /* The start of a frame, header and as much payload as came, in one read:
  * a read for each cost a system call more per stored request. A child
- * sends one message and waits, so bytes past its frame break the protocol.
- * Same results as read_frame(). */
+ * sends one message and waits, so bytes past its frame in this read break
+ * the protocol (ones that come later make the connection readable while its
+ * message is out, as a hang-up does). Same results as read_frame(). */
 static int read_start(ad_ipc_conn_t *c)
 {
     char buf[FIRST_READ];

@@ -223,4 +223,7 @@ def test_idle_connections_to_a_dead_apidestd_are_replaced_unseen(server, sink):
         assert status == 200, (status, resp)
         ids.append(resp["Entries"][0]["EventId"])
     _wait_all(sink, set(ids), timeout=30)
+    time.sleep(1.0)
+    got = [json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200]
+    assert all(got.count(eid) == 1 for eid in ids), "an event arrived twice"
     assert "AD10044" not in server.log_text()

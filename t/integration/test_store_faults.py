@@ -130,6 +130,37 @@ def test_compaction_waits_for_a_draining_backlog(server, sink):
     server.stop()
 
 
-def _conf_limited(sink):
-    return CONF + destination("hooks", sink.url("/d"), extra="    InvocationRateLimit 60\n") + \
+def _conf_limited(sink, rate=60, extra=""):
+    return CONF + extra + destination(
+        "hooks", sink.url("/d"), extra="    InvocationRateLimit %d\n" % rate) + \
         rule("r1", {"source": [SOURCE]}, [("t1", "hooks")])
+
+
+def test_a_short_disk_compacts_without_waiting_for_the_drain(server, sink):
+    """With the disk nearly full, new events are refused until a compaction
+    gives space back: then the compaction does not wait for a draining
+    backlog. A full 1 MB store drains at 10/s; compaction comes due with
+    about 15 records left, and runs then, not after the drain."""
+    mnt = os.path.join(server.root, "small")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", mnt], check=True)
+    try:
+        sink.set_default(503)
+        server.start(_conf_limited(sink, 10, "ApiDestStoreMinFree 256K\n"),
+                     store="dbm:gdbm:%s/store/apidest" % mnt)
+        accepted = []
+        for i in range(300):
+            eid, _ = _put_big(server, i)
+            if not eid:
+                break
+            accepted.append(eid)
+        assert 80 < len(accepted) < 300, len(accepted)
+        sink.set_default(200)
+        assert sink.wait_until(lambda reqs: set(accepted) <= _delivered(sink), 60)
+        done = [line for line in server.log_text().splitlines()
+                if "store compaction done" in line]
+        assert done, "no compaction"
+        assert " 0 live records" not in done[0], done
+    finally:
+        server.stop()
+        subprocess.run(["umount", "-l", mnt])
