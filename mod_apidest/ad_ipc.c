@@ -151,6 +151,14 @@ static int conn_open(ad_ipc_t *io)
     return 1;
 }
 
+/* Room for the payload the header announced, in the message's pool. */
+static void begin_payload(ad_ipc_conn_t *c)
+{
+    c->payload = apr_palloc(c->mp, (apr_size_t)c->plen + 1);
+    c->payload[c->plen] = '\0';
+    c->pgot = 0;
+}
+
 /* The start of a frame, header and as much payload as came, in one read:
  * a read for each cost a system call more per stored request. A child
  * sends one message and waits, so bytes past its frame in this read break
@@ -159,7 +167,7 @@ static int conn_open(ad_ipc_t *io)
 static int read_start(ad_ipc_conn_t *c)
 {
     char buf[FIRST_READ];
-    apr_size_t n = sizeof(buf), more;
+    apr_size_t n = sizeof(buf);
     apr_status_t rv = apr_socket_recv(c->sock, buf, &n);
 
     if (n == 0) {
@@ -172,14 +180,12 @@ static int read_start(ad_ipc_conn_t *c)
     }
     memcpy(c->hdr, buf, AD_WIRE_HEADER_LEN);
     c->hdr_got = AD_WIRE_HEADER_LEN;
-    if (ad_wire_parse_header(c->hdr, &c->type, &c->plen) != APR_SUCCESS ||
-        (more = n - AD_WIRE_HEADER_LEN) > c->plen) {
+    if (ad_wire_parse_start(buf, n, &c->type, &c->plen) != APR_SUCCESS) {
         return -1;
     }
-    c->payload = apr_palloc(c->mp, (apr_size_t)c->plen + 1);
-    c->payload[c->plen] = '\0';
-    memcpy(c->payload, buf + AD_WIRE_HEADER_LEN, more);
-    c->pgot = more;
+    begin_payload(c);
+    c->pgot = n - AD_WIRE_HEADER_LEN;
+    memcpy(c->payload, buf + AD_WIRE_HEADER_LEN, c->pgot);
     return c->pgot == c->plen;
 }
 
@@ -205,9 +211,7 @@ static int read_frame(ad_ipc_conn_t *c)
                 if (ad_wire_parse_header(c->hdr, &c->type, &c->plen) != APR_SUCCESS) {
                     return -1;
                 }
-                c->payload = apr_palloc(c->mp, (apr_size_t)c->plen + 1);
-                c->payload[c->plen] = '\0';
-                c->pgot = 0;
+                begin_payload(c);
             }
         }
         else if ((n = c->plen - c->pgot) > 0) {

@@ -85,6 +85,14 @@ apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, 
     return APR_SUCCESS;
 }
 
+apr_status_t ad_wire_parse_start(const char *buf, apr_size_t n, apr_uint32_t *type,
+                                 apr_uint32_t *len)
+{
+    apr_status_t rv = ad_wire_parse_header((const unsigned char *)buf, type, len);
+
+    return rv == APR_SUCCESS && n - AD_WIRE_HEADER_LEN > *len ? APR_EINVAL : rv;
+}
+
 /* The frames a reader waits for are mostly small replies: one read takes
  * the header and the payload together, where a read per part cost a system
  * call more per request. */
@@ -104,13 +112,10 @@ apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, ch
         }
         have += got;
     }
-    if ((rv = ad_wire_parse_header((const unsigned char *)first, type, &n)) != APR_SUCCESS) {
+    if ((rv = ad_wire_parse_start(first, have, type, &n)) != APR_SUCCESS) {
         return rv;
     }
     extra = have - AD_WIRE_HEADER_LEN;
-    if (extra > n) {
-        return APR_EINVAL; /* the peer did not wait for an answer */
-    }
     *payload = apr_palloc(p, n + 1);
     (*payload)[n] = '\0';
     *len = n;

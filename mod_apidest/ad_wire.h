@@ -27,6 +27,12 @@ typedef enum {
 /* A frame's header: APR_EINVAL when it is not ours or too long. */
 apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, apr_uint32_t *len);
 
+/* The first n bytes read of a frame (n >= AD_WIRE_HEADER_LEN): its header,
+ * as ad_wire_parse_header(), and APR_EINVAL too when the bytes run past the
+ * frame: in request and reply, a peer that did not wait for its answer. */
+apr_status_t ad_wire_parse_start(const char *buf, apr_size_t n, apr_uint32_t *type,
+                                 apr_uint32_t *len);
+
 apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len);
 
 /* One frame from a blocking socket. It reads up to AD_WIRE_FIRST_READ bytes
