@@ -237,9 +237,16 @@ def test_restart_counts_the_dlq_and_the_queue_in_one_scan(server, sink):
     pid = server.live_daemon_pid()
     server.kill9_daemon()
     assert server.wait_daemon_restarted(pid)
+    # the counters live on in shared memory: read them once the new
+    # apidestd has loaded the store (its second "loaded" line)
+    deadline = time.time() + 15
+    while time.time() < deadline and server.log_text().count("AD00108") < 2:
+        time.sleep(0.1)
+    loaded = [line for line in server.log_text().splitlines() if "AD00108" in line]
+    assert len(loaded) == 2, loaded
+    assert "2 pending record(s), 3 in the DLQ" in loaded[1], loaded[1]
     _, after = _admin(server, "GET", "/status")
     assert after["Daemon"]["DlqCount"] == 3 and after["Daemon"]["Pending"] == 2, after
-    assert "2 pending record(s), 3 in the DLQ" in server.log_text()
     assert {r["EventId"] for r in _dlq(server)["Records"]} == set(dead)
     sink.set_default(200)
     assert sink.wait_until(
