@@ -56,9 +56,9 @@ apr_status_t ad_http_global_init(void)
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
-/* For tests only: APIDEST_TEST_RESOLVE="name:port:address[,...]" pins names
- * the way a hostile DNS answer would, so the egress check can be shown to
- * judge the address actually connected to. */
+/* For tests only: APIDEST_TEST_RESOLVE="name:port:address[,address...][;...]"
+ * pins names the way a hostile DNS answer would, so the egress check can be
+ * shown to judge every address actually connected to. */
 static struct curl_slist *test_resolve_list(void)
 {
     const char *env = getenv("APIDEST_TEST_RESOLVE");
@@ -69,7 +69,7 @@ static struct curl_slist *test_resolve_list(void)
         return NULL;
     }
     strcpy(buf, env);
-    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
         list = curl_slist_append(list, tok);
     }
     return list;

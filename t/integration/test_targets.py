@@ -450,9 +450,20 @@ def test_max_in_flight_per_destination(server, sink):
     lambda p: "http://[::1]:%d/x" % p,
     lambda p: "http://localhost:%d/x" % p,
     lambda p: "http://pinned.example:%d/x" % p,
-], ids=["ipv4", "ipv6", "localhost", "pinned-name"])
+    lambda p: "http://two.example:%d/x" % p,
+    lambda p: "http://mixed.example:%d/x" % p,
+], ids=["ipv4", "ipv6", "localhost", "pinned-name", "two-addresses", "two-families"])
 def test_private_targets_refused(server, sink, monkeypatch, url_of):
-    monkeypatch.setenv("APIDEST_TEST_RESOLVE", "pinned.example:%d:127.0.0.1" % sink.port)
+    """Every address a name resolves to is judged as it is connected to. The
+    sink listens on the last address of each multi-address name: curl moves
+    on to the next address after a refused one, so checks (at socket open
+    and again when the request starts) of the first address only would let
+    the attempt through."""
+    monkeypatch.setenv("APIDEST_TEST_RESOLVE", ";".join(
+        "%s:%d:%s" % (name, sink.port, addrs) for name, addrs in (
+            ("pinned.example", "127.0.0.1"),
+            ("two.example", "127.0.0.2,127.0.0.1"),
+            ("mixed.example", "[::1],127.0.0.1"))))
     url = url_of(sink.port)
     server.start(FAST + """
 <ApiDestDestination closed>
