@@ -2,9 +2,12 @@
 RetryAttempts and MaximumEventAge, the dead-letter queue with its
 attributes, and the DLQ admin API (list, get, redrive, delete)."""
 
+import email.utils
 import json
 import os
 import time
+
+import pytest
 
 from harness import assert_put_ok, destination, entry
 from sink import Response
@@ -132,6 +135,34 @@ def test_retry_after_is_honoured(server, sink):
     assert sink.wait_for(2, timeout=15)
     first, second = _attempts(sink, eid)[:2]
     assert second["time"] - first["time"] >= 1.9, "Retry-After: 2 asks for two seconds"
+
+
+@pytest.mark.parametrize("value", ["3600", "99999999999999999999", "date"])
+def test_retry_after_is_capped_by_the_backoff_cap(server, sink, value):
+    """A target cannot park an event for longer than ApiDestRetryBackoff's cap
+    (2 s here), whether it asks in seconds, past what a long holds, or with
+    an HTTP date an hour ahead."""
+    if value == "date":
+        value = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    sink.respond([Response(503, headers={"Retry-After": value}), 200])
+    server.start(_conf(sink))
+    [eid] = _put(server)
+    assert sink.wait_for(2, timeout=15), "the retry did not come within the cap"
+    first, second = _attempts(sink, eid)[:2]
+    assert 1.9 <= second["time"] - first["time"] <= 6, "Retry-After %s, cap 2 s" % value
+
+
+def test_retry_after_date_is_honoured(server, sink):
+    when = email.utils.formatdate(time.time() + 4, usegmt=True)
+    sink.respond([Response(503, headers={"Retry-After": when}), 200])
+    server.start("ApiDestRetryBackoff 1 30\nApiDestMaintenanceInterval 1\n"
+                 + destination("hooks", sink.url("/d"))
+                 + _rule("r1", {"source": ["com.example.dlq"]}, [("t1", "hooks", "")]))
+    [eid] = _put(server)
+    assert sink.wait_for(2, timeout=20)
+    first, second = _attempts(sink, eid)[:2]
+    # the date has a resolution of one second, and part of it has passed
+    assert second["time"] - first["time"] >= 2, "Retry-After: %s" % when
 
 
 def test_negative_retry_after_stops_retrying(server, sink):
