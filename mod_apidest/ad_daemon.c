@@ -228,9 +228,9 @@ struct ad_daemon_t {
     conn_rt_t *conns;       /* by ad_connection_t.index */
     apr_uint64_t committed; /* the batch marker found at start */
     apr_time_t next_compact;
-    apr_uint64_t tick_pending; /* pending at the last maintenance tick */
-    apr_time_t compact_due;    /* since when a compaction waits on a drain */
-    apr_time_t next_full_log;
+    apr_uint64_t tick_pending;   /* pending at the last maintenance tick */
+    apr_time_t compact_due;      /* since when a compaction waits on a drain */
+    apr_time_t next_full_log[3]; /* by ROOM_ use */
     worker_t *workers;
     int nworkers;
     int handed;           /* some worker has jobs to hand over */
@@ -594,22 +594,38 @@ static void flow_cleanup(ad_daemon_t *d)
 
 /* gdbm left without space in the middle of an update needs gdbm_recover,
  * which apr_dbm cannot call: so the store is never allowed to fill the
- * disk. Writes are refused while less than ApiDestStoreMinFree would stay
- * free. */
-static int store_has_room(ad_daemon_t *d, apr_size_t need)
-{
-    apr_off_t free_bytes = d->store->disk_free ? d->store->disk_free(d->store) : -1;
+ * disk. New events are refused while less than ApiDestStoreMinFree would
+ * stay free. Events already accepted may go further into that reserve, so
+ * that RetryAttempts and MaximumEventAge still end them meanwhile: their
+ * retry bookkeeping down to 3/4 of it, and their dead-letter moves down to
+ * 1/2, a part that growing retry records cannot use up. */
+enum { ROOM_DLQ, ROOM_RETRY, ROOM_NEW };
 
-    if (free_bytes < 0 || free_bytes - (apr_off_t)need * 2 >= d->c->store_min_free) {
+static int store_has_room(ad_daemon_t *d, apr_size_t need, int use)
+{
+    static const char *const waits[] = {"dead-letter moves", "retries"};
+    apr_off_t free_bytes = d->store->disk_free ? d->store->disk_free(d->store) : -1;
+    apr_off_t floor = d->c->store_min_free / 4 * (use + 2);
+
+    if (free_bytes < 0 || free_bytes - (apr_off_t)need * 2 >= floor) {
         return 1;
     }
-    if (ad_now() >= d->next_full_log) {
-        d->next_full_log = ad_now() + apr_time_from_sec(10);
-        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
-                      ADLOGNO(00111) "the store's disk has %" APR_OFF_T_FMT " bytes free, under "
-                                     "ApiDestStoreMinFree (%" APR_OFF_T_FMT
-                                     "): new events are refused",
-                      free_bytes, d->c->store_min_free);
+    if (ad_now() >= d->next_full_log[use]) {
+        d->next_full_log[use] = ad_now() + apr_time_from_sec(10);
+        if (use == ROOM_NEW) {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                          ADLOGNO(00111) "the store's disk has %" APR_OFF_T_FMT
+                                         " bytes free, under ApiDestStoreMinFree (%" APR_OFF_T_FMT
+                                         "): new events are refused",
+                          free_bytes, d->c->store_min_free);
+        }
+        else {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                          ADLOGNO(10045) "the store's disk has %" APR_OFF_T_FMT
+                                         " bytes free, deep in ApiDestStoreMinFree (%" APR_OFF_T_FMT
+                                         "): %s of accepted events wait for space",
+                          free_bytes, d->c->store_min_free, waits[use]);
+        }
     }
     return 0;
 }
@@ -727,7 +743,7 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
     apr_status_t rv = APR_SUCCESS;
     const char *what = "";
 
-    if (!store_has_room(d, commits_bytes(list))) {
+    if (!store_has_room(d, commits_bytes(list), ROOM_NEW)) {
         refuse_all(list, "the store's disk is nearly full (see ApiDestStoreMinFree)");
         ad_metric_add(&d->m->daemon->refused_full, 1);
         return;
@@ -944,13 +960,13 @@ static const char *rule_arn(apr_pool_t *p, const ad_daemon_t *d, const ad_record
     return ad_conf_rule_arn(p, d->c, rule);
 }
 
-static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key, const ad_record_t *r)
+static int put_record(ad_daemon_t *d, apr_pool_t *p, const char *key, const ad_record_t *r, int use)
 {
     ad_store_item_t it;
     char *buf;
     apr_size_t len;
 
-    if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS || !store_has_room(d, len)) {
+    if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS || !store_has_room(d, len, use)) {
         return 0;
     }
     it.key = key;
@@ -974,7 +990,7 @@ static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key, const c
     r->target_arn = target_arn(j->pool, d, r);
     ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
 
-    if (dead_letter && !put_record(d, j->pool, dkey, r)) {
+    if (dead_letter && !put_record(d, j->pool, dkey, r, ROOM_DLQ)) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
                       ADLOGNO(00109) "rule %s target %s event %s: the DLQ record could not be "
                                      "written; the record stays queued",
@@ -1025,7 +1041,7 @@ static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
                                  "%" APR_TIME_T_FMT " ms",
                   r->rule, r->target, r->event_id, r->attempts, r->last_error, j->message,
                   (r->next_due - ad_now()) / 1000);
-    if (!put_record(d, j->pool, key, r)) {
+    if (!put_record(d, j->pool, key, r, ROOM_RETRY)) {
         /* The stored copy keeps its old due time: it stays queued. */
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
                       ADLOGNO(00106) "could not update record %s after a failed attempt", key);
@@ -1075,7 +1091,7 @@ static const char *auth_failure(ad_daemon_t *d, job_t *j, const char *key, int p
     r->last_status = j->status;
     r->last_error = "ERROR_FROM_TARGET";
     r->last_message = error_message_of(j->pool, j);
-    put_record(d, j->pool, key, r);
+    put_record(d, j->pool, key, r, ROOM_RETRY);
     j->ent.due = ad_now();
     heap_push(&d->heap, &j->ent);
     return "auth-wait";

@@ -164,3 +164,61 @@ def test_a_short_disk_compacts_without_waiting_for_the_drain(server, sink):
     finally:
         server.stop()
         subprocess.run(["umount", "-l", mnt])
+
+
+def _conf_retries(sink, attempts):
+    return CONF + "ApiDestStoreMinFree 256K\n" + destination("hooks", sink.url("/d")) + """
+<ApiDestRule r1>
+    EventPattern '{"source": ["%s"]}'
+    <ApiDestTarget t1>
+        Destination hooks
+        RetryAttempts %d
+    </ApiDestTarget>
+</ApiDestRule>
+""" % (SOURCE, attempts)
+
+
+def _admin_json(server, path):
+    status, _, data = server.request("GET", "/apidest" + path)
+    assert status == 200, (status, data)
+    return json.loads(data.decode("utf-8"))
+
+
+def test_dead_letters_move_while_new_events_are_refused(server, sink):
+    """On a disk short enough that new events are refused, the events already
+    accepted still end the EventBridge way: their retry bookkeeping may go to
+    3/4 of ApiDestStoreMinFree, and their moves to the dead-letter queue to
+    1/2. The rest wait, still queued; none is lost."""
+    mnt = os.path.join(server.root, "small")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", mnt], check=True)
+    try:
+        sink.set_default(503)
+        store = "dbm:gdbm:%s/store/apidest" % mnt
+        server.start(_conf_retries(sink, 185), store=store)
+        accepted = []
+        for i in range(300):
+            eid, _ = _put_big(server, i)
+            if not eid:
+                break
+            accepted.append(eid)
+        assert 80 < len(accepted) < 300, len(accepted)
+        server.stop()
+        # the same records, now past their retry budget at the next failure
+        server.start(_conf_retries(sink, 1), store=store)
+        eid, code = _put_big(server, 1000)
+        assert code == "InternalFailure", "the disk is no longer short: the test proves nothing"
+        deadline = time.time() + 20
+        while time.time() < deadline and "dead-letter moves of accepted events wait" not in \
+                server.log_text():
+            time.sleep(0.5)
+        dlq = _admin_json(server, "/dlq?limit=100")["Records"]
+        assert dlq, "no record reached the dead-letter queue while new events were refused"
+        assert all(r["Attributes"]["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
+                   for r in dlq)
+        pending = _admin_json(server, "/status")["Daemon"]["Pending"]
+        assert len(dlq) + pending == len(accepted), "an accepted event was lost"
+        assert "needs recovery" not in server.log_text()
+    finally:
+        server.stop()
+        subprocess.run(["umount", "-l", mnt])
