@@ -8,7 +8,6 @@
  * (the JS SDK rejects anything else, aws-clients.md 2). */
 #include <string.h>
 #include <stdlib.h>
-#include <regex.h>
 
 #include <apr_strings.h>
 #include <apr_lib.h>
@@ -17,6 +16,7 @@
 #include <jansson.h>
 
 #include "ad_awsjson.h"
+#include "ad_awsmodel.h"
 #include "ad_auth.h"
 #include "ad_ingest.h" /* ad_awsjson_error_body: one error shape */
 #include "ad_pattern.h"
@@ -52,10 +52,9 @@
 typedef struct call_t {
     apr_pool_t *p;
     const ad_conf_t *c;
-    json_t *in;                     /* the request object */
-    apr_array_header_t *violations; /* const char *: constraint texts */
-    const char *bad_type;           /* first type mismatch, if any */
-    json_t *out;                    /* the answer the operation builds */
+    json_t *in;        /* the request object */
+    ad_awsmodel_t chk; /* the members' checks */
+    json_t *out;       /* the answer the operation builds */
     int status;
     const char *error_type; /* set once: the first error wins */
     const char *message;
@@ -78,13 +77,7 @@ static void not_found(call_t *x, const char *msg)
 
 /* ---- request members ----------------------------------------------------- */
 
-typedef struct member_t {
-    const char *key; /* member name in the request */
-    int required;
-    int min, max;      /* length bounds in UTF-16 units (Java's); max 0: none */
-    const char *regex; /* NULL: no pattern */
-    const char *shown;
-} member_t;
+typedef ad_awsmodel_member_t member_t;
 
 static const member_t M_NAME = {"Name", 1, 1, 64, RE_NAME, SHOWN_NAME};
 static const member_t M_NAME_PREFIX = {"NamePrefix", 0, 1, 64, RE_NAME, SHOWN_NAME};
@@ -105,111 +98,19 @@ static const char *const connection_states[] = {
     "CREATING",    "UPDATING",      "DELETING", "AUTHORIZED",          "DEAUTHORIZED",
     "AUTHORIZING", "DEAUTHORIZING", "ACTIVE",   "FAILED_CONNECTIVITY", NULL};
 
-/* Java counts string length in UTF-16 code units: 2 for an astral char. */
-static apr_size_t utf16_len(const char *s, apr_size_t n)
-{
-    apr_size_t i, units = 0;
-
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch & 0xC0) != 0x80) {
-            units += ch >= 0xF0 ? 2 : 1;
-        }
-    }
-    return units;
-}
-
-static int regex_matches(const char *re, const char *s)
-{
-    regex_t rx;
-    int ok;
-
-    if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
-        return 0;
-    }
-    ok = regexec(&rx, s, 0, NULL, 0) == 0;
-    regfree(&rx);
-    return ok;
-}
-
-/* "Value 'v' at 'member' failed to satisfy constraint: ..." with the
- * member named as AWS names it (first letter lower case). */
 static void violation(call_t *x, const char *key, const char *value, const char *constraint)
 {
-    char *path = apr_pstrdup(x->p, key);
-
-    path[0] = (char)apr_tolower(path[0]);
-    APR_ARRAY_PUSH(x->violations, const char *) =
-        value ? apr_psprintf(x->p, "Value '%s' at '%s' failed to satisfy constraint: %s", value,
-                             path, constraint)
-              : apr_psprintf(x->p, "Value null at '%s' failed to satisfy constraint: %s", path,
-                             constraint);
+    ad_awsmodel_violation(&x->chk, key, value, constraint);
 }
 
-/* A member of the wrong JSON type fails deserialisation, before any
- * constraint is looked at. */
 static void wrong_type(call_t *x, const json_t *v, const char *want)
 {
-    const char *what;
-
-    if (x->bad_type) {
-        return;
-    }
-    if (json_is_object(v)) {
-        x->bad_type = "Start of structure or map found where not expected.";
-        return;
-    }
-    if (json_is_array(v)) {
-        x->bad_type = "Start of list found where not expected";
-        return;
-    }
-    what = json_is_string(v)   ? "STRING_VALUE"
-           : json_is_number(v) ? "NUMBER_VALUE"
-           : json_is_true(v)   ? "TRUE_VALUE"
-                               : "FALSE_VALUE";
-    x->bad_type = apr_psprintf(x->p, "%s can not be converted to %s", what, want);
+    ad_awsmodel_wrong_type(&x->chk, v, want);
 }
 
 static const char *arg_string(call_t *x, const member_t *m)
 {
-    const json_t *v = json_object_get(x->in, m->key);
-    const char *s;
-    apr_size_t n;
-
-    if (!v || json_is_null(v)) {
-        if (m->required) {
-            violation(x, m->key, NULL, "Member must not be null");
-        }
-        return NULL;
-    }
-    if (!json_is_string(v)) {
-        wrong_type(x, v, "a String");
-        return NULL;
-    }
-    s = json_string_value(v);
-    n = utf16_len(s, json_string_length(v));
-    if (n < (apr_size_t)m->min) {
-        violation(x, m->key, s,
-                  apr_psprintf(x->p,
-                               "Member must have length greater "
-                               "than or equal to %d",
-                               m->min));
-    }
-    if (m->max && n > (apr_size_t)m->max) {
-        violation(x, m->key, s,
-                  apr_psprintf(x->p,
-                               "Member must have length less "
-                               "than or equal to %d",
-                               m->max));
-    }
-    if (m->regex && n && !regex_matches(m->regex, s)) {
-        violation(x, m->key, s,
-                  apr_pstrcat(x->p,
-                              "Member must satisfy regular "
-                              "expression pattern: ",
-                              m->shown, NULL));
-    }
-    return s;
+    return ad_awsmodel_string(&x->chk, x->in, m, NULL);
 }
 
 static const char *arg_enum(call_t *x, const char *key, const char *const *values)
@@ -267,23 +168,13 @@ static int arg_limit(call_t *x)
  * call fails as AWS fails it. */
 static int args_ok(call_t *x)
 {
-    char *msg;
-    int i, n = x->violations->nelts;
+    const char *type, *msg;
 
-    if (x->bad_type) {
-        fail(x, 400, ERR_SERIALIZATION, x->bad_type);
+    if (ad_awsmodel_failed(&x->chk, &type, &msg)) {
+        fail(x, 400, type, msg);
         return 0;
     }
-    if (n == 0) {
-        return 1;
-    }
-    msg = apr_psprintf(x->p, "%d validation error%s detected: ", n, n == 1 ? "" : "s");
-    for (i = 0; i < n; i++) {
-        msg = apr_pstrcat(x->p, msg, i ? "; " : "", APR_ARRAY_IDX(x->violations, i, const char *),
-                          NULL);
-    }
-    fail(x, 400, ERR_VALIDATION, msg);
-    return 0;
+    return 1;
 }
 
 /* ---- lists and pages ----------------------------------------------------- */
@@ -1189,7 +1080,7 @@ static void call_init(call_t *x, apr_pool_t *p, const ad_conf_t *c)
     memset(x, 0, sizeof(*x));
     x->p = p;
     x->c = c;
-    x->violations = apr_array_make(p, 2, sizeof(const char *));
+    ad_awsmodel_init(&x->chk, p);
     x->out = json_object();
     x->mtimes = apr_hash_make(p);
     x->status = 200;
@@ -1294,7 +1185,7 @@ int ad_awsjson_test_event_pattern(apr_pool_t *p, const char *body, apr_size_t le
         violation(&x, "Event", NULL, "Member must not be null");
     }
     pattern = pattern_absent ? NULL : admin_pattern_text(p, x.in, &plen);
-    if (pattern && utf16_len(pattern, plen) > 4096) {
+    if (pattern && ad_awsmodel_length(pattern, plen) > 4096) {
         violation(&x, "EventPattern", pattern,
                   "Member must have length less than or equal to 4096");
     }

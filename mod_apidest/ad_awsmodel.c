@@ -1,0 +1,146 @@
+/* AWS's front-end member checks (ad_awsmodel.h). */
+#include <regex.h>
+#include <string.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "ad_awsmodel.h"
+
+void ad_awsmodel_init(ad_awsmodel_t *m, apr_pool_t *p)
+{
+    m->p = p;
+    m->violations = apr_array_make(p, 2, sizeof(const char *));
+    m->bad_type = NULL;
+}
+
+apr_size_t ad_awsmodel_length(const char *s, apr_size_t n)
+{
+    apr_size_t i, units = 0;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch & 0xC0) != 0x80) {
+            units += ch >= 0xF0 ? 2 : 1; /* an astral char is a surrogate pair */
+        }
+    }
+    return units;
+}
+
+static int regex_matches(const char *re, const char *s)
+{
+    regex_t rx;
+    int ok;
+
+    if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
+        return 0;
+    }
+    ok = regexec(&rx, s, 0, NULL, 0) == 0;
+    regfree(&rx);
+    return ok;
+}
+
+/* AWS names members with their first letter in lower case. */
+static const char *member_path(apr_pool_t *p, const char *key)
+{
+    char *path = apr_pstrdup(p, key);
+
+    path[0] = (char)apr_tolower(path[0]);
+    return path;
+}
+
+void ad_awsmodel_violation(ad_awsmodel_t *m, const char *path, const char *value,
+                           const char *constraint)
+{
+    path = member_path(m->p, path);
+    APR_ARRAY_PUSH(m->violations, const char *) =
+        value ? apr_psprintf(m->p, "Value '%s' at '%s' failed to satisfy constraint: %s", value,
+                             path, constraint)
+              : apr_psprintf(m->p, "Value null at '%s' failed to satisfy constraint: %s", path,
+                             constraint);
+}
+
+void ad_awsmodel_wrong_type(ad_awsmodel_t *m, const json_t *v, const char *want)
+{
+    const char *what;
+
+    if (m->bad_type) {
+        return;
+    }
+    if (json_is_object(v)) {
+        m->bad_type = "Start of structure or map found where not expected.";
+        return;
+    }
+    if (json_is_array(v)) {
+        m->bad_type = "Start of list found where not expected";
+        return;
+    }
+    what = json_is_string(v)   ? "STRING_VALUE"
+           : json_is_number(v) ? "NUMBER_VALUE"
+           : json_is_true(v)   ? "TRUE_VALUE"
+                               : "FALSE_VALUE";
+    m->bad_type = apr_psprintf(m->p, "%s can not be converted to %s", what, want);
+}
+
+const char *ad_awsmodel_string(ad_awsmodel_t *m, const json_t *obj, const ad_awsmodel_member_t *mem,
+                               const char *path)
+{
+    const json_t *v = json_object_get(obj, mem->key);
+    const char *s;
+    apr_size_t n;
+
+    if (!path) {
+        path = mem->key;
+    }
+    if (!v || json_is_null(v)) {
+        if (mem->required) {
+            ad_awsmodel_violation(m, path, NULL, "Member must not be null");
+        }
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        ad_awsmodel_wrong_type(m, v, "a String");
+        return NULL;
+    }
+    s = json_string_value(v);
+    n = ad_awsmodel_length(s, json_string_length(v));
+    if (n < (apr_size_t)mem->min) {
+        ad_awsmodel_violation(
+            m, path, s,
+            apr_psprintf(m->p, "Member must have length greater than or equal to %d", mem->min));
+    }
+    if (mem->max && n > (apr_size_t)mem->max) {
+        ad_awsmodel_violation(
+            m, path, s,
+            apr_psprintf(m->p, "Member must have length less than or equal to %d", mem->max));
+    }
+    if (mem->regex && n && !regex_matches(mem->regex, s)) {
+        ad_awsmodel_violation(m, path, s,
+                              apr_pstrcat(m->p, "Member must satisfy regular expression pattern: ",
+                                          mem->shown, NULL));
+    }
+    return s;
+}
+
+int ad_awsmodel_failed(const ad_awsmodel_t *m, const char **type, const char **message)
+{
+    int i, n = m->violations->nelts;
+    char *msg;
+
+    if (m->bad_type) {
+        *type = "SerializationException";
+        *message = m->bad_type;
+        return 1;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    msg = apr_psprintf(m->p, "%d validation error%s detected: ", n, n == 1 ? "" : "s");
+    for (i = 0; i < n; i++) {
+        msg = apr_pstrcat(m->p, msg, i ? "; " : "", APR_ARRAY_IDX(m->violations, i, const char *),
+                          NULL);
+    }
+    *type = "ValidationException";
+    *message = msg;
+    return 1;
+}
