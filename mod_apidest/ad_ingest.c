@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "ad_ingest.h"
+#include "ad_awsmodel.h"
 #include "ad_record.h"
 #include "ad_util.h"
 #include "ad_jsonparse.h"
@@ -553,6 +554,97 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     json_decref(ev);
 }
 
+/* The model's constraints on PutEvents' members (eventbridge-semantics 1),
+ * checked the way AWS's front end checks them: before any entry is taken,
+ * and failing the whole request. */
+#define RE_PUT_BUS                                                                                 \
+    "^(arn:aws[_A-Za-z0-9-]*:events:[a-z]+-[a-z]+-[_A-Za-z0-9-]+:"                                 \
+    "[0-9]{12}:event-bus/)?[._A-Za-z0-9-]+$"
+#define SHOWN_PUT_BUS                                                                              \
+    "(arn:aws[\\w-]*:events:[a-z]+-[a-z]+-[\\w-]+:[0-9]{12}:event-bus\\/)?[\\.\\-_A-Za-z0-9]+"
+#define RESOURCE_MAX 2048
+
+static const ad_awsmodel_member_t M_SOURCE = {"Source", 0, 0, 0, NULL, NULL};
+static const ad_awsmodel_member_t M_DETAIL_TYPE = {"DetailType", 0, 0, 0, NULL, NULL};
+static const ad_awsmodel_member_t M_DETAIL = {"Detail", 0, 0, 0, NULL, NULL};
+static const ad_awsmodel_member_t M_BUS = {"EventBusName", 0, 1, 1600, RE_PUT_BUS, SHOWN_PUT_BUS};
+static const ad_awsmodel_member_t M_TRACE = {"TraceHeader", 0, 1, 500, NULL, NULL};
+static const ad_awsmodel_member_t M_ENDPOINT = {"EndpointId",
+                                                0,
+                                                1,
+                                                50,
+                                                "^[A-Za-z0-9-]+[.][A-Za-z0-9-]+$",
+                                                "^[A-Za-z0-9\\-]+[\\.][A-Za-z0-9\\-]+$"};
+
+static void check_resources(ad_awsmodel_t *m, const json_t *res, const char *path)
+{
+    size_t i;
+
+    if (!res || json_is_null(res)) {
+        return;
+    }
+    if (!json_is_array(res)) {
+        ad_awsmodel_wrong_type(m, res, "a List");
+        return;
+    }
+    for (i = 0; i < json_array_size(res); i++) {
+        const json_t *v = json_array_get(res, i);
+        if (!json_is_string(v)) {
+            ad_awsmodel_wrong_type(m, v, "a String");
+        }
+        else if (ad_awsmodel_length(json_string_value(v), json_string_length(v)) > RESOURCE_MAX) {
+            ad_awsmodel_violation(
+                m, apr_psprintf(m->p, "%s.%" APR_SIZE_T_FMT ".member", path, (apr_size_t)i + 1),
+                json_string_value(v), "Member must have length less than or equal to 2048");
+        }
+    }
+}
+
+static void check_entry(ad_awsmodel_t *m, const json_t *entry, size_t i)
+{
+    static const ad_awsmodel_member_t *const strings[] = {&M_SOURCE, &M_DETAIL_TYPE, &M_DETAIL,
+                                                          &M_BUS, &M_TRACE};
+    const char *at = apr_psprintf(m->p, "entries.%" APR_SIZE_T_FMT ".member.", (apr_size_t)i + 1);
+    const json_t *t = json_object_get(entry, "Time");
+    size_t k;
+
+    if (!json_is_object(entry)) {
+        ad_awsmodel_wrong_type(m, entry, "a PutEventsRequestEntry");
+        return;
+    }
+    for (k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
+        char *path = apr_pstrcat(m->p, at, strings[k]->key, NULL);
+        path[strlen(at)] = (char)tolower((unsigned char)path[strlen(at)]); /* eventBusName */
+        ad_awsmodel_string(m, entry, strings[k], path);
+    }
+    if (t && !json_is_null(t) && !json_is_number(t) && !json_is_string(t)) {
+        ad_awsmodel_wrong_type(m, t, "a Timestamp");
+    }
+    check_resources(m, json_object_get(entry, "Resources"),
+                    apr_pstrcat(m->p, at, "resources", NULL));
+}
+
+/* 1 when the members are well-formed; else the request fails as AWS fails it. */
+static int members_ok(ingest_ctx_t *x, const json_t *root, const json_t *entries, int single)
+{
+    ad_awsmodel_t m;
+    const char *type, *msg;
+    size_t i;
+
+    ad_awsmodel_init(&m, x->p);
+    if (!single) {
+        ad_awsmodel_string(&m, root, &M_ENDPOINT, NULL);
+    }
+    for (i = 0; i < json_array_size(entries); i++) {
+        check_entry(&m, json_array_get(entries, i), i);
+    }
+    if (ad_awsmodel_failed(&m, &type, &msg)) {
+        request_error(x->in, 400, type, msg);
+        return 0;
+    }
+    return 1;
+}
+
 static int check_request_size(ingest_ctx_t *x, const json_t *entries)
 {
     apr_size_t total = 0;
@@ -561,7 +653,7 @@ static int check_request_size(ingest_ctx_t *x, const json_t *entries)
     for (i = 0; i < json_array_size(entries); i++) {
         total += entry_size(json_array_get(entries, i));
     }
-    return total <= x->c->max_entry_size;
+    return total < x->c->max_entry_size; /* "less than 256 KB" */
 }
 
 static const json_t *entries_of(ad_ingest_form_t form, json_t *root, json_t **single)
@@ -624,6 +716,9 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
                          "1 validation error detected: Value '[...]' at 'entries' failed to "
                          "satisfy constraint: Member must have length less than or equal to %d",
                          c->max_entries));
+    }
+    else if (!members_ok(&x, root, entries, single != NULL)) {
+        /* answered */
     }
     else if (!check_request_size(&x, entries)) {
         request_error(x.in, 400, "ValidationException",

@@ -1173,7 +1173,7 @@ const command_rec apidest_cmds[] = {
     AP_INIT_TAKE1("ApiDestJournal", set_journal, NULL, RSRC_CONF,
                   "log one line per delivery attempt to a file or |program"),
     AP_INIT_TAKE1("ApiDestMaxEntrySize", set_max_entry_size, NULL, RSRC_CONF,
-                  "largest total entry size of one PutEvents, bytes"),
+                  "total entry size one PutEvents must stay under, bytes"),
     AP_INIT_TAKE1("ApiDestMaxRequestSize", set_max_request_size, NULL, RSRC_CONF,
                   "largest PutEvents request body, bytes"),
     {NULL}};

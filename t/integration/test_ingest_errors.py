@@ -53,6 +53,29 @@ def test_entries_missing(server, sink):
     _sentinel(server, sink)
 
 
+@pytest.mark.parametrize("member,etype", [
+    ({"EventBusName": ""}, "ValidationException"),
+    ({"EventBusName": "bad bus!"}, "ValidationException"),
+    ({"EventBusName": 7}, "SerializationException"),
+    ({"TraceHeader": "t" * 501}, "ValidationException"),
+    ({"Resources": ["r" * 2049]}, "ValidationException"),
+    ({"Source": 5}, "SerializationException"),
+], ids=["empty-bus", "bad-bus", "bus-number", "trace-header", "resource", "source-number"])
+def test_member_past_the_model_fails_the_request(server, sink, member, etype):
+    """AWS's front end checks the model's constraints on every member before
+    any entry is taken: an empty EventBusName was once taken as the default
+    bus and delivered."""
+    server.start(_conf(sink))
+    bad = entry("com.example.input", "Member", {"x": 1})
+    bad.update(member)
+    status, hdrs, resp = server.put_events(
+        [entry("com.example.input", "Good", {"x": 0}), bad], content_type="amz")
+    assert_aws_error(status, hdrs, resp, 400, etype, server.last_raw)
+    time.sleep(SETTLE)
+    assert sink.count() == 0
+    _sentinel(server, sink)
+
+
 @pytest.mark.parametrize("ctype", ["amz", "json"])
 def test_body_over_max_request_size(server, sink, ctype):
     server.start(_conf(sink, "ApiDestMaxRequestSize 4096\n"))

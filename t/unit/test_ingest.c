@@ -191,6 +191,86 @@ START_TEST(whole_request_errors)
     ck_assert_int_eq(in->status, 400);
     ck_assert_str_eq(in->error_message,
                      "Total size of the entries in the request is over the limit.");
+    /* "less than" the limit: 1 + 1 + (pad + 8) bytes */
+    in = put(apr_psprintf(pool,
+                          "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+                          "\"Detail\":\"{\\\"x\\\":\\\"%01014d\\\"}\"}]}",
+                          0));
+    ck_assert_int_eq(in->status, 400);
+    in = put(apr_psprintf(pool,
+                          "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+                          "\"Detail\":\"{\\\"x\\\":\\\"%01013d\\\"}\"}]}",
+                          0));
+    ck_assert_int_eq(in->status, 200);
+}
+END_TEST
+
+/* An entry with one member replaced (raw JSON) must fail the whole request
+ * with type, as AWS's front end fails it. */
+static void assert_member_refused(const char *member, const char *type, const char *text)
+{
+    ad_ingest_t *in =
+        put(apr_psprintf(pool,
+                         "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+                         "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\",%s}]}",
+                         member));
+
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, type);
+    ck_assert_msg(strstr(in->error_message, text), "%s: %s", member, in->error_message);
+    ck_assert_int_eq(in->records->nelts, 0);
+}
+
+START_TEST(model_constraints)
+{
+    ad_ingest_t *in;
+
+    add_rule("r", "default", "{\"source\":[\"s\"]}", 1, 1);
+    assert_member_refused("\"EventBusName\":\"\"", "ValidationException",
+                          "1 validation error detected: Value '' at "
+                          "'entries.2.member.eventBusName' failed to satisfy constraint: Member "
+                          "must have length greater than or equal to 1");
+    assert_member_refused("\"EventBusName\":\"bad bus!\"", "ValidationException",
+                          "at 'entries.2.member.eventBusName' failed to satisfy constraint: "
+                          "Member must satisfy regular expression pattern: (arn:aws");
+    assert_member_refused(apr_psprintf(pool, "\"EventBusName\":\"%01601d\"", 0),
+                          "ValidationException",
+                          "Member must have length less than or equal to 1600");
+    assert_member_refused("\"EventBusName\":\"a/b\"", "ValidationException",
+                          "regular expression pattern");
+    assert_member_refused("\"EventBusName\":7", "SerializationException",
+                          "NUMBER_VALUE can not be converted to a String");
+    assert_member_refused("\"Source\":5", "SerializationException",
+                          "NUMBER_VALUE can not be converted to a String");
+    assert_member_refused("\"Detail\":{}", "SerializationException",
+                          "Start of structure or map found where not expected.");
+    assert_member_refused("\"Resources\":\"arn:x\"", "SerializationException",
+                          "STRING_VALUE can not be converted to a List");
+    assert_member_refused(apr_psprintf(pool, "\"Resources\":[\"a\",\"%02049d\"]", 0),
+                          "ValidationException",
+                          "at 'entries.2.member.resources.2.member' failed to satisfy constraint: "
+                          "Member must have length less than or equal to 2048");
+    assert_member_refused("\"Time\":true", "SerializationException",
+                          "TRUE_VALUE can not be converted to a Timestamp");
+    assert_member_refused(apr_psprintf(pool, "\"TraceHeader\":\"%0501d\"", 0),
+                          "ValidationException", "'entries.2.member.traceHeader'");
+    assert_member_refused("\"TraceHeader\":\"\",\"EventBusName\":\"\"", "ValidationException",
+                          "2 validation errors detected: ");
+    in = put("{\"EndpointId\":\"bad\",\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+             "\"Detail\":\"{}\"}]}");
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_ptr_nonnull(strstr(in->error_message, "Value 'bad' at 'endpointId'"));
+    in = put("{\"Entries\":[\"x\"]}");
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "SerializationException");
+    /* within the constraints: taken */
+    in = put("{\"EndpointId\":\"abc.xyz\",\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+             "\"Detail\":\"{}\",\"TraceHeader\":\"Root=1-5759e988-bd862e3fe1be46a994272793\","
+             "\"Resources\":[\"arn:aws:s3:::b\"],\"EventBusName\":"
+             "\"arn:aws:events:eu-west-1:123456789012:event-bus/default\"}]}");
+    ck_assert_int_eq(in->status, 200);
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_int_eq(in->records->nelts, 1);
 }
 END_TEST
 
@@ -601,6 +681,7 @@ int main(void)
     tcase_add_test(tc, time_forms);
     tcase_add_test(tc, per_entry_errors);
     tcase_add_test(tc, whole_request_errors);
+    tcase_add_test(tc, model_constraints);
     tcase_add_test(tc, routing);
     tcase_add_test(tc, rules_indexed_by_source);
     tcase_add_test(tc, plain_json_single_entry);
