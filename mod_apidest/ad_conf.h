@@ -95,6 +95,7 @@ typedef struct ad_target_t {
     int timeout_sec;
     int allow_private;
     int retry_attempts;
+    int backoff_base_sec, backoff_cap_sec; /* RetryBackoff; 0: ApiDestRetryBackoff's */
     int max_event_age_sec;
     int dead_letter;
     apr_array_header_t *path_params;  /* ad_param_t, one per '*' */

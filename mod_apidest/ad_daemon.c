@@ -907,11 +907,13 @@ static const char *error_message_of(apr_pool_t *p, const job_t *j)
 
 /* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)),
  * at least MIN_RETRY_DELAY; a Retry-After asks for more, within the cap. */
-static apr_interval_time_t backoff(const ad_daemon_t *d, apr_uint32_t attempts,
-                                   apr_interval_time_t retry_after)
+static apr_interval_time_t backoff(const ad_daemon_t *d, const ad_target_t *t,
+                                   apr_uint32_t attempts, apr_interval_time_t retry_after)
 {
-    apr_interval_time_t cap = apr_time_from_sec(d->c->backoff_cap_sec);
-    apr_interval_time_t ceiling = apr_time_from_sec(d->c->backoff_base_sec);
+    int base = t && t->backoff_base_sec ? t->backoff_base_sec : d->c->backoff_base_sec;
+    int cap_sec = t && t->backoff_cap_sec ? t->backoff_cap_sec : d->c->backoff_cap_sec;
+    apr_interval_time_t cap = apr_time_from_sec(cap_sec < base ? base : cap_sec);
+    apr_interval_time_t ceiling = apr_time_from_sec(base);
     apr_interval_time_t delay;
     unsigned char rnd[4];
     apr_uint32_t r;
@@ -1031,7 +1033,7 @@ static void reschedule(ad_daemon_t *d, job_t *j, const char *key)
     ad_record_t *r = j->rec;
     apr_time_t expiry = expiry_of(r, j->target);
 
-    r->next_due = ad_now() + backoff(d, r->attempts, j->retry_after);
+    r->next_due = ad_now() + backoff(d, j->target, r->attempts, j->retry_after);
     if (r->next_due > expiry) {
         r->next_due = expiry; /* dispatch sees it expired and dead-letters it */
     }

@@ -659,6 +659,25 @@ static const char *dest_section(cmd_parms *cmd, void *dummy, const char *arg)
 
 /* ---- <ApiDestTarget> inside <ApiDestRule> -------------------------------- */
 
+/* "RetryBackoff base [cap]" in seconds; without a cap, ApiDestRetryBackoff's
+ * (and never below the base). */
+static const char *parse_backoff(apr_pool_t *p, const char *name, int argc, char **argv, int *base,
+                                 int *cap)
+{
+    const char *err;
+
+    if (argc < 1 || argc > 2) {
+        return apr_psprintf(p, "%s takes a base and an optional cap, in seconds", name);
+    }
+    *cap = 0;
+    if ((err = parse_int(p, name, argv[0], 1, 86400, base)) ||
+        (argc == 2 && (err = parse_int(p, name, argv[1], 1, 86400, cap)))) {
+        return err;
+    }
+    return *cap && *cap < *base ? apr_psprintf(p, "%s: the cap must not be below the base", name)
+                                : NULL;
+}
+
 static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int argc, char **argv,
                                const ap_directive_t *dir)
 {
@@ -689,6 +708,9 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
         APR_ARRAY_PUSH(name[0] == 'Q' || name[0] == 'q' ? t->query_params : t->headers,
                        ad_param_t *) = prm;
         return NULL;
+    }
+    if (!strcasecmp(name, "RetryBackoff")) {
+        return parse_backoff(p, name, argc, argv, &t->backoff_base_sec, &t->backoff_cap_sec);
     }
     if ((err = want_args(p, name, argc, 1))) {
         return err;

@@ -94,6 +94,23 @@ def test_bad_config_on_start_fails_and_leaves_nothing_running(server):
     assert server.live_daemon_pid() is None
 
 
+def test_bad_target_retry_backoff_names_its_line(server):
+    for value, text in (("5 1", "the cap must not be below the base"),
+                        ("", "takes a base and an optional cap"),
+                        ("0", "must be an integer from 1 to 86400")):
+        body = DEST + """
+<ApiDestRule r-backoff>
+    EventPattern '{"source": ["x"]}'
+    <ApiDestTarget t1>
+        Destination hooks
+        RetryBackoff %s
+    </ApiDestTarget>
+</ApiDestRule>
+""" % value
+        rc, out, path = server.configtest(body)
+        assert_config_error(rc, out, path, find_line(path, "RetryBackoff"), text)
+
+
 def test_invalid_values_name_their_line(server):
     """Other bad values: rule State, HttpMethod outside EventBridge's set,
     a non-http(s) Endpoint. Each names its own line."""

@@ -152,6 +152,17 @@ def test_retry_after_is_capped_by_the_backoff_cap(server, sink, value):
     assert 1.9 <= second["time"] - first["time"] <= 6, "Retry-After %s, cap 2 s" % value
 
 
+def test_a_target_retry_backoff_overrides_the_servers(server, sink):
+    """RetryBackoff in a target sets its own cap (5 s here, against the
+    server's 2 s): a Retry-After of an hour is retried at that cap."""
+    sink.respond([Response(503, headers={"Retry-After": "3600"}), 200])
+    server.start(_conf(sink, target_extra="        RetryBackoff 1 5"))
+    [eid] = _put(server)
+    assert sink.wait_for(2, timeout=20)
+    first, second = _attempts(sink, eid)[:2]
+    assert 4.8 <= second["time"] - first["time"] <= 9, "the target's cap is 5 s"
+
+
 def test_retry_after_date_is_honoured(server, sink):
     when = email.utils.formatdate(time.time() + 4, usegmt=True)
     sink.respond([Response(503, headers={"Retry-After": when}), 200])
