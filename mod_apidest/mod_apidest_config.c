@@ -1033,6 +1033,12 @@ static const char *set_max_in_flight(cmd_parms *cmd, void *dummy, const char *ar
     return set_int_field(cmd, arg, 1, 100000, &cmd_conf(cmd)->max_in_flight);
 }
 
+/* EventBridge takes 10 entries per PutEvents; its newer buses take 100. */
+static const char *set_max_entries(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return set_int_field(cmd, arg, 1, 100, &cmd_conf(cmd)->max_entries);
+}
+
 static const char *set_maint_interval(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return set_int_field(cmd, arg, 1, 3600, &cmd_conf(cmd)->maint_interval_sec);
@@ -1194,6 +1200,8 @@ const command_rec apidest_cmds[] = {
                   "verify AWS SigV4 on this location: access key id and its secret"),
     AP_INIT_TAKE1("ApiDestJournal", set_journal, NULL, RSRC_CONF,
                   "log one line per delivery attempt to a file or |program"),
+    AP_INIT_TAKE1("ApiDestMaxEntries", set_max_entries, NULL, RSRC_CONF,
+                  "most entries one PutEvents may carry (EventBridge: 10)"),
     AP_INIT_TAKE1("ApiDestMaxEntrySize", set_max_entry_size, NULL, RSRC_CONF,
                   "total entry size one PutEvents must stay under, bytes"),
     AP_INIT_TAKE1("ApiDestMaxRequestSize", set_max_request_size, NULL, RSRC_CONF,

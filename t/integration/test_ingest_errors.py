@@ -76,6 +76,18 @@ def test_member_past_the_model_fails_the_request(server, sink, member, etype):
     _sentinel(server, sink)
 
 
+def test_max_entries_is_configurable(server, sink):
+    server.start(_conf(sink, "ApiDestMaxEntries 20\n"))
+    status, hdrs, resp = server.put_events(
+        [entry("com.example.input", "Many", {"i": i}) for i in range(20)])
+    assert_put_ok(status, hdrs, resp, 20)
+    assert sink.wait_for(20, DELIVER)
+    status, hdrs, resp = server.put_events(
+        [entry("com.example.input", "Many", {"i": i}) for i in range(21)])
+    assert_aws_error(status, hdrs, resp, 400, "ValidationException", server.last_raw)
+    assert "Member must have length less than or equal to 20" in resp["message"], resp
+
+
 @pytest.mark.parametrize("ctype", ["amz", "json"])
 def test_body_over_max_request_size(server, sink, ctype):
     server.start(_conf(sink, "ApiDestMaxRequestSize 4096\n"))
