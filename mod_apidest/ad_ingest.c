@@ -671,6 +671,15 @@ static const json_t *entries_of(ad_ingest_form_t form, json_t *root, json_t **si
     return entries;
 }
 
+static int blank(const char *body, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; body && i < len && isspace((unsigned char)body[i]); i++) {
+    }
+    return !body || i == len;
+}
+
 static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
 {
     size_t i;
@@ -687,7 +696,8 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
     json_t *root, *single;
     const json_t *entries;
 
-    root = ad_json_parse(body, len, &jerr);
+    root =
+        blank(body, len) ? json_object() /* an empty request */ : ad_json_parse(body, len, &jerr);
     if (!root) {
         return request_error(x.in, 400, "SerializationException",
                              apr_psprintf(p,
@@ -695,14 +705,23 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
                                           jerr.text, jerr.line, jerr.column));
     }
     entries = entries_of(form, root, &single);
-    if (!entries || json_is_null(entries)) {
+    if (!json_is_object(root)) {
+        request_error(x.in, 400, "SerializationException",
+                      json_is_array(root) ? "Start of list found where not expected"
+                                          : "Request body must be a JSON object");
+    }
+    else if (!entries || json_is_null(entries)) {
         request_error(x.in, 400, "ValidationException",
                       "1 validation error detected: Value null at 'entries' failed to satisfy "
                       "constraint: Member must not be null");
     }
     else if (!json_is_array(entries)) {
-        request_error(x.in, 400, "SerializationException",
-                      "Start of list found where not expected: Entries must be a list");
+        ad_awsmodel_t m;
+        const char *type, *msg;
+        ad_awsmodel_init(&m, p);
+        ad_awsmodel_wrong_type(&m, entries, "a List");
+        ad_awsmodel_failed(&m, &type, &msg);
+        request_error(x.in, 400, type, msg);
     }
     else if (json_array_size(entries) < 1) {
         request_error(x.in, 400, "ValidationException",

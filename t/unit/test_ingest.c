@@ -172,6 +172,20 @@ START_TEST(whole_request_errors)
     in = put("{}");
     ck_assert_int_eq(in->status, 400);
     ck_assert_str_eq(in->error_type, "ValidationException");
+    in = put(" \n"); /* an empty request, as for the other operations */
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "ValidationException");
+    ck_assert_ptr_nonnull(strstr(in->error_message, "Value null at 'entries'"));
+    in = put("[{\"Source\":\"s\"}]");
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "SerializationException");
+    ck_assert_str_eq(in->error_message, "Start of list found where not expected");
+    in = put("{\"Entries\":{\"Source\":\"s\"}}");
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "SerializationException");
+    ck_assert_str_eq(in->error_message, "Start of structure or map found where not expected.");
+    in = put("{\"Entries\":\"x\"}");
+    ck_assert_str_eq(in->error_message, "STRING_VALUE can not be converted to a List");
     in = put("{\"Entries\":[]}");
     ck_assert_int_eq(in->status, 400);
     for (i = 0; i < 11; i++) {
