@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 #include <apr_tables.h>
+#include <apr_base64.h>
 
 #include "ad_admin.h"
 #include "ad_record.h"
@@ -64,25 +65,64 @@ static int valid_id(const char *id)
     return 1;
 }
 
+/* A record's text as a JSON string: what is not UTF-8 (a transformer's
+ * literal bytes, say) shows as U+FFFD instead of failing the answer. */
+static json_t *text(apr_pool_t *p, const char *s, apr_size_t len)
+{
+    apr_size_t n;
+    const char *clean = ad_utf8_clean(p, s, len, &n);
+
+    return json_stringn(clean, n);
+}
+
+static void set_text(apr_pool_t *p, json_t *o, const char *key, const char *s)
+{
+    json_object_set_new(o, key, text(p, s, strlen(s)));
+}
+
+/* A body that is not UTF-8 also comes whole, in base64: redrive sends those
+ * bytes, and the operator may need to see them. */
+static void set_body(apr_pool_t *p, json_t *o, const ad_record_t *r)
+{
+    json_t *body = text(p, r->body, r->body_len);
+    char *b64;
+
+    if (json_string_length(body) != r->body_len ||
+        memcmp(json_string_value(body), r->body, r->body_len)) {
+        b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)r->body_len));
+        apr_base64_encode(b64, r->body, (int)r->body_len);
+        json_object_set_new(o, "BodyBase64", json_string(b64));
+    }
+    json_object_set_new(o, "Body", body);
+}
+
 /* DESIGN.md section 5's shape; attributes are strings, as SQS message
  * attributes are. RETRY_ATTEMPTS counts retries, not the first attempt. */
-static json_t *record_json(const char *id, const ad_record_t *r)
+static json_t *record_json(apr_pool_t *p, const char *id, const ad_record_t *r)
 {
     char retries[16];
-    json_t *attrs;
+    json_t *attrs = json_object(), *o = json_object();
 
     snprintf(retries, sizeof(retries), "%u", r->attempts ? r->attempts - 1 : 0);
-    attrs = json_pack("{s:s,s:s,s:s,s:s,s:s}", "RULE_ARN", r->rule_arn, "TARGET_ARN", r->target_arn,
-                      "ERROR_CODE", r->last_error, "ERROR_MESSAGE", r->last_message,
-                      "RETRY_ATTEMPTS", retries);
+    set_text(p, attrs, "RULE_ARN", r->rule_arn);
+    set_text(p, attrs, "TARGET_ARN", r->target_arn);
+    set_text(p, attrs, "ERROR_CODE", r->last_error);
+    set_text(p, attrs, "ERROR_MESSAGE", r->last_message);
+    set_text(p, attrs, "RETRY_ATTEMPTS", retries);
     if (*r->exhausted) {
-        json_object_set_new(attrs, "EXHAUSTED_RETRY_CONDITION", json_string(r->exhausted));
+        set_text(p, attrs, "EXHAUSTED_RETRY_CONDITION", r->exhausted);
     }
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:I,s:I,s:s%}", "Id", id, "EventId", r->event_id,
-                     "Rule", r->rule, "Target", r->target, "Destination", r->destination,
-                     "Attributes", attrs, "LastStatus", r->last_status, "FirstSeen",
-                     (json_int_t)apr_time_sec(r->first_seen), "FailedAt",
-                     (json_int_t)apr_time_sec(r->failed_at), "Body", r->body, r->body_len);
+    set_text(p, o, "Id", id);
+    set_text(p, o, "EventId", r->event_id);
+    set_text(p, o, "Rule", r->rule);
+    set_text(p, o, "Target", r->target);
+    set_text(p, o, "Destination", r->destination);
+    json_object_set_new(o, "Attributes", attrs);
+    json_object_set_new(o, "LastStatus", json_integer(r->last_status));
+    json_object_set_new(o, "FirstSeen", json_integer((json_int_t)apr_time_sec(r->first_seen)));
+    json_object_set_new(o, "FailedAt", json_integer((json_int_t)apr_time_sec(r->failed_at)));
+    set_body(p, o, r);
+    return o;
 }
 
 static int matches(const filter_t *f, const ad_record_t *r)
@@ -123,14 +163,32 @@ static apr_array_header_t *collect(apr_pool_t *p, ad_admin_ctx_t *ctx, const fil
     return c.items;
 }
 
+/* A filter that is given must be usable: one silently dropped would make a
+ * filtered redrive redrive everything. */
+static const char *filter_str(const json_t *req, const char *key, const char **out)
+{
+    const json_t *v = json_object_get(req, key);
+
+    *out = NULL;
+    if (v && (!json_is_string(v) || !json_string_length(v))) {
+        return "rule and destination filters must be non-empty UTF-8 names";
+    }
+    *out = v ? json_string_value(v) : NULL;
+    return NULL;
+}
+
 static const char *read_filter(const json_t *req, filter_t *f)
 {
     const json_t *since = json_object_get(req, "since");
+    const char *err;
 
-    f->rule = opt_str(req, "rule");
-    f->destination = opt_str(req, "destination");
     f->since = 0;
-    if (since && !json_is_integer(since)) {
+    if ((err = filter_str(req, "rule", &f->rule)) ||
+        (err = filter_str(req, "destination", &f->destination))) {
+        return err;
+    }
+    if (since && (!json_is_integer(since) || json_integer_value(since) < 0 ||
+                  json_integer_value(since) > AD_ADMIN_MAX_SINCE)) {
         return "since must be epoch seconds";
     }
     if (since) {
@@ -161,7 +219,7 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char *
         if (after && strcmp(it->id, after) <= 0) {
             continue;
         }
-        json_array_append_new(arr, record_json(it->id, it->rec));
+        json_array_append_new(arr, record_json(p, it->id, it->rec));
         n++;
     }
     out = json_pack("{s:o}", "Records", arr);
@@ -198,7 +256,7 @@ static int op_get(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **
     if (!load_one(p, ctx, id, &r)) {
         return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
     }
-    return reply_json(p, 200, record_json(id, r), reply, len);
+    return reply_json(p, 200, record_json(p, id, r), reply, len);
 }
 
 static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,

@@ -15,6 +15,7 @@
 #define AD_ADMIN_QUEUE_PREFIX  "q"
 #define AD_ADMIN_MAX_LIMIT     1000
 #define AD_ADMIN_DEFAULT_LIMIT 100
+#define AD_ADMIN_MAX_SINCE     253402300799 /* 9999-12-31T23:59:59Z */
 
 typedef struct ad_admin_ctx_t {
     ad_store_t *store;

@@ -872,46 +872,15 @@ char *ad_ingest_response(apr_pool_t *p, const ad_ingest_t *in, apr_size_t *len)
     return b.buf;
 }
 
-/* s with every byte that is not part of valid UTF-8 as U+FFFD: messages
- * may quote what a client sent (a SigV4 header), and json_string takes
- * only UTF-8. */
-static const char *utf8_clean(apr_pool_t *p, const char *s)
-{
-    const unsigned char *q = (const unsigned char *)s, *end = q + strlen(s);
-    char *out, *o;
-    size_t n;
-
-    for (; q < end && *q < 0x80; q++) {
-    }
-    if (q == end) {
-        return s;
-    }
-    o = out = apr_palloc(p, 3 * (size_t)(end - (const unsigned char *)s) + 1);
-    for (q = (const unsigned char *)s; q < end; q += n) {
-        if (*q < 0x80) {
-            n = 1;
-            *o++ = (char)*q;
-        }
-        else if ((n = ad_utf8_seq_len(q, end)) > 0) {
-            memcpy(o, q, n);
-            o += n;
-        }
-        else {
-            n = 1;
-            o += ad_utf8_put(o, 0xFFFD);
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg, apr_size_t *len)
 {
     json_t *o = json_object();
     char *out;
 
     json_object_set_new(o, "__type", json_string(type));
-    json_object_set_new(o, "message", json_string(msg ? utf8_clean(p, msg) : ""));
+    /* messages may quote what a client sent (a SigV4 header) */
+    json_object_set_new(o, "message",
+                        json_string(msg ? ad_utf8_clean(p, msg, strlen(msg), NULL) : ""));
     out = ad_json_dump(p, o, len);
     json_decref(o);
     return out;

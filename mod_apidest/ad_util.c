@@ -386,6 +386,58 @@ size_t ad_utf8_seq_len(const unsigned char *s, const unsigned char *end)
     return n;
 }
 
+static int utf8_valid(const unsigned char *q, const unsigned char *end)
+{
+    size_t n;
+
+    while (q < end) {
+        if (*q < 0x80) {
+            q++;
+        }
+        else if ((n = ad_utf8_seq_len(q, end)) > 0) {
+            q += n;
+        }
+        else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *ad_utf8_clean(apr_pool_t *p, const char *s, apr_size_t len, apr_size_t *out_len)
+{
+    const unsigned char *q, *end = (const unsigned char *)s + len;
+    char *out, *o;
+    size_t n;
+
+    if (utf8_valid((const unsigned char *)s, end)) {
+        if (out_len) {
+            *out_len = len;
+        }
+        return apr_pstrmemdup(p, s, len);
+    }
+    o = out = apr_palloc(p, 3 * len + 1);
+    for (q = (const unsigned char *)s; q < end; q += n) {
+        if (*q < 0x80) {
+            n = 1;
+            *o++ = (char)*q;
+        }
+        else if ((n = ad_utf8_seq_len(q, end)) > 0) {
+            memcpy(o, q, n);
+            o += n;
+        }
+        else {
+            n = 1;
+            o += ad_utf8_put(o, 0xFFFD);
+        }
+    }
+    *o = '\0';
+    if (out_len) {
+        *out_len = (apr_size_t)(o - out);
+    }
+    return out;
+}
+
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
@@ -556,6 +608,12 @@ char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len)
 {
     jbuf_t b = {NULL, 0, 0, p};
 
+    if (!v) { /* a failed json_pack: never a crash */
+        if (len) {
+            *len = 4;
+        }
+        return apr_pstrdup(p, "null");
+    }
     jb_value(&b, v);
     jb_put(&b, "", 1);
     if (len) {

@@ -88,6 +88,11 @@ size_t ad_utf8_put(char *out, apr_uint32_t cp);
  * not one. */
 size_t ad_utf8_seq_len(const unsigned char *s, const unsigned char *end);
 
+/* The len bytes at s with every byte that is not part of valid UTF-8 as
+ * U+FFFD, as a NUL-terminated copy in p: jansson takes only UTF-8 strings.
+ * *out_len (may be NULL) is the copy's length. */
+const char *ad_utf8_clean(apr_pool_t *p, const char *s, apr_size_t len, apr_size_t *out_len);
+
 /* A real as ad_json_dump writes it (shortest text that reads back as v, with
  * ".0" when it would read as an integer), NUL-terminated in out; returns its
  * length. */

@@ -16,6 +16,7 @@
 #include "ad_util.h"
 #include "ad_report.h"
 #include "ad_awsjson.h"
+#include "ad_admin.h"
 #include <signal.h>
 #include <stdio.h>
 
@@ -235,16 +236,40 @@ static int admin_text(request_rec *r, int status, const char *text, apr_size_t l
 static int admin_forward(request_rec *r, json_t *req)
 {
     apr_size_t len;
-    char *text = ad_json_dump(r->pool, req, &len);
+    char *text;
     const char *reply;
     int status;
 
+    if (!req) {
+        /* json_pack refuses a name that is not UTF-8: no record or
+         * connection has such a name */
+        return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
+    }
+    text = ad_json_dump(r->pool, req, &len);
     json_decref(req);
     if (!apidest_daemon_admin(r, text, &status, &reply, &len)) {
         return admin_error(r, HTTP_SERVICE_UNAVAILABLE, "DaemonUnavailable",
                            "apidestd is not reachable; retry shortly");
     }
     return admin_text(r, status, reply, len);
+}
+
+/* A filter that is given and cannot be used is an error, never dropped: a
+ * filtered redrive would otherwise redrive everything. */
+static void query_name(apr_pool_t *p, apr_table_t *args, json_t *req, const char *key,
+                       const char **err)
+{
+    const char *v = apr_table_get(args, key);
+    json_t *s;
+
+    if (!v) {
+        return;
+    }
+    if (!*v || !(s = json_string(v))) {
+        *err = apr_psprintf(p, "%s must be a non-empty UTF-8 name", key);
+        return;
+    }
+    json_object_set_new(req, key, s);
 }
 
 static json_t *query_filters(request_rec *r, json_t *req, const char **err)
@@ -254,19 +279,13 @@ static json_t *query_filters(request_rec *r, json_t *req, const char **err)
 
     *err = NULL;
     ap_args_to_table(r, &args);
-    if ((v = apr_table_get(args, "rule"))) {
-        json_object_set_new(req, "rule", json_string(v));
-    }
-    if ((v = apr_table_get(args, "destination"))) {
-        json_object_set_new(req, "destination", json_string(v));
-    }
-    if ((v = apr_table_get(args, "after"))) {
-        json_object_set_new(req, "after", json_string(v));
-    }
+    query_name(r->pool, args, req, "rule", err);
+    query_name(r->pool, args, req, "destination", err);
+    query_name(r->pool, args, req, "after", err);
     if ((v = apr_table_get(args, "since"))) {
         char *end;
         apr_int64_t n = apr_strtoi64(v, &end, 10);
-        if (*end || n < 0) {
+        if (!*v || *end || n < 0 || n > AD_ADMIN_MAX_SINCE) {
             *err = "since must be epoch seconds";
         }
         json_object_set_new(req, "since", json_integer(n));

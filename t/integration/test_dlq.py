@@ -2,6 +2,7 @@
 RetryAttempts and MaximumEventAge, the dead-letter queue with its
 attributes, and the DLQ admin API (list, get, redrive, delete)."""
 
+import base64
 import email.utils
 import json
 import os
@@ -294,3 +295,51 @@ def test_restart_counts_the_dlq_and_the_queue_in_one_scan(server, sink):
     assert sink.wait_until(
         lambda reqs: set(pending) <= {json.loads(r["body"])["id"] for r in reqs
                                       if r["status"] == 200}, 30)
+
+
+def test_admin_names_that_are_not_utf8_are_not_found(server, sink):
+    """Such a name can name no record or connection; it once crashed the
+    httpd child that built the request to apidestd."""
+    server.start(_conf(sink))
+    for method, path in (("GET", "/dlq/%ff"), ("DELETE", "/dlq/%ff"),
+                         ("POST", "/dlq/%ff/redrive"), ("POST", "/connections/%ff/authorize")):
+        status, body = _admin(server, method, path)
+        assert status == 404, (method, path, body)
+    assert "Segmentation" not in server.log_text()
+
+
+def test_unusable_dlq_filters_are_refused_not_dropped(server, sink):
+    """A filter given but unusable (not UTF-8, empty, a time past any date)
+    is a 400: dropped, it made a filtered redrive redrive everything."""
+    sink.set_default(400)
+    server.start(_conf(sink))
+    _put(server, 2, "filters")
+    _wait_dlq(server, 2)
+    sink.set_default(200)
+    for query in ("?rule=%ff", "?rule=", "?destination=", "?since=9223372036854775807",
+                  "?since="):
+        assert _admin(server, "GET", "/dlq" + query)[0] == 400, query
+        status, out = _admin(server, "POST", "/dlq/redrive" + query)
+        assert status == 400 and out["error"] == "InvalidParameter", (query, out)
+    time.sleep(1.5)
+    assert len(_dlq(server)["Records"]) == 2
+    assert not [r for r in sink.snapshot() if r["status"] == 200], "something was redriven"
+
+
+def test_a_dead_letter_whose_body_is_not_utf8(server, sink, tmp_path):
+    """A transformer's literal bytes need not be UTF-8. The DLQ shows such a
+    body with U+FFFD and whole in BodyBase64; reading it once crashed
+    apidestd, and listing skipped it."""
+    tmpl = tmp_path / "latin1.tmpl"
+    tmpl.write_bytes(b'"caf\xe9 <aws.events.rule-name>"')
+    os.chmod(str(tmp_path), 0o755)
+    os.chmod(str(tmpl), 0o644)
+    sink.set_default(400)
+    server.start(_conf(sink, target_extra="        InputTransformerFile %s" % tmpl))
+    _put(server, 1, "latin1")
+    [rec] = _wait_dlq(server, 1)
+    assert rec["Body"] == '"caf\ufffd r1"'
+    assert base64.b64decode(rec["BodyBase64"]) == b'"caf\xe9 r1"'
+    status, one = _admin(server, "GET", "/dlq/" + rec["Id"])
+    assert status == 200 and one == rec
+    assert server.log_text().count("AD10014") == 1, "apidestd restarted"
