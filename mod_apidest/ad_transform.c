@@ -430,10 +430,15 @@ typedef struct {
     apr_pool_t *p;
     char *buf;
     apr_size_t len, cap;
+    int over; /* past AD_TRANSFORM_MAX_OUTPUT: the rest is not written */
 } tx_buf_t;
 
 static void buf_put(tx_buf_t *b, const char *s, apr_size_t n)
 {
+    if (b->over || n > AD_TRANSFORM_MAX_OUTPUT - b->len) {
+        b->over = 1;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         apr_size_t cap = b->cap ? b->cap * 2 : 256;
         char *nb;
@@ -600,19 +605,27 @@ static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t, const
                                    const ad_transform_ctx_t *ctx, char **out, apr_size_t *len,
                                    const char **why)
 {
-    tx_buf_t b = {p, NULL, 0, 0};
+    tx_buf_t b = {p, NULL, 0, 0, 0};
     json_error_t jerr;
     json_t *v;
     size_t n = 0;
     int i;
 
-    for (i = 0; i < t->nsegs; i++) {
+    buf_put(&b, "", 0);
+    for (i = 0; i < t->nsegs && !b.over; i++) {
         buf_put(&b, t->segs[i].text, t->segs[i].len);
         if (t->segs[i].var != VAR_NONE) {
             v = value_of(t, t->segs[i].var, event, ctx);
             write_value(&b, v, t->segs[i].at);
             json_decref(v);
         }
+    }
+    if (b.over) {
+        *why = apr_psprintf(p,
+                            "the transformed input of target %s is over %d bytes; nothing is "
+                            "delivered",
+                            t->target_id, AD_TRANSFORM_MAX_OUTPUT);
+        return APR_EINVAL;
     }
     if (!t->json_mode) {
         *out = b.buf;

@@ -35,6 +35,10 @@ typedef struct ad_transform_ctx_t {
     const char *ingestion_time; /* ISO-8601 UTC; NULL: the event's time */
 } ad_transform_ctx_t;
 
+/* A transformer's output past this is not built (a template may repeat a
+ * 256 KB event): the record could not be stored anyway (AD_RECORD_MAX_SIZE). */
+#define AD_TRANSFORM_MAX_OUTPUT (8 * 1024 * 1024)
+
 /* The body to deliver for one event (the envelope as a jansson tree).
  * APR_SUCCESS with *out and *len set, allocated in p (*out is also
  * NUL-terminated), or APR_EINVAL when EventBridge would deliver nothing (a

@@ -482,6 +482,24 @@ START_TEST(test_string_template)
 }
 END_TEST
 
+/* A template that repeats a large event is not built past the cap. */
+START_TEST(test_output_is_capped)
+{
+    const char *event = apr_psprintf(pool, "{\"detail\":{\"pad\":\"%0250000d\"}}", 0);
+    const char *tpl = "\"";
+    const ad_transform_t *t;
+    int i;
+
+    for (i = 0; i < 40; i++) { /* 40 x 250 KB: past 8 MiB */
+        tpl = apr_pstrcat(pool, tpl, "<aws.events.event.json>", NULL);
+    }
+    t = compile_ok(NULL, NULL, NULL, apr_pstrcat(pool, tpl, "\"", NULL));
+    ck_assert_str_eq(deliver(t, event, &CTX), NOT_DELIVERED);
+    t = compile_ok(NULL, NULL, NULL, "\"<aws.events.event.json><aws.events.event.json>\"");
+    ck_assert_uint_gt(strlen(deliver(t, event, &CTX)), 500000);
+}
+END_TEST
+
 START_TEST(test_missing_paths)
 {
     /* a path that matches nothing renders as an empty string */
@@ -726,6 +744,7 @@ static Suite *transform_suite(void)
     tcase_add_test(tc, test_validation_exclusive);
     tcase_add_test(tc, test_validation_lengths);
     tcase_add_test(tc, test_validation_paths_map);
+    tcase_add_test(tc, test_output_is_capped);
     suite_add_tcase(s, tc);
     return s;
 }
