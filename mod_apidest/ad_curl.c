@@ -222,9 +222,22 @@ static int on_prereq(void *data, char *ip, char *local_ip, int port, int local_p
 }
 #endif
 
+/* Names come from the configuration; values may come from an event. A
+ * control character other than tab ends or bends the header line (CR, LF,
+ * and NUL, which curl would cut at) or has no place in it (RFC 9110 5.5). */
 static int header_is_safe(const ad_header_t *h)
 {
-    return !strpbrk(h->name, "\r\n:") && !strpbrk(h->value, "\r\n") && *h->name;
+    const unsigned char *v;
+
+    if (!*h->name || strpbrk(h->name, "\r\n:")) {
+        return 0;
+    }
+    for (v = (const unsigned char *)h->value; *v; v++) {
+        if ((*v < 0x20 && *v != '\t') || *v == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)

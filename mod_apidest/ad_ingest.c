@@ -232,8 +232,9 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
 }
 
 /* Header values from event data are kept as they are: apidestd refuses to
- * send one holding CR or LF (the record is dead-lettered with
- * INVALID_PARAMETER), so nothing is injected and nothing is lost silently. */
+ * send one holding a control character other than tab (the record is
+ * dead-lettered with INVALID_PARAMETER), so nothing is injected and nothing
+ * is lost silently. */
 static void target_headers(apr_pool_t *p, const ad_target_t *t, const json_t *ev,
                            apr_array_header_t *out)
 {

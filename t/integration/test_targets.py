@@ -241,11 +241,16 @@ def test_path_query_and_header_parameters(server, sink):
     time.sleep(0.5)
     assert sink.count() == 1
     assert all(header(x, "Injected") is None for x in sink.snapshot())
+    # nor does any other control character but tab
+    server.put_events([entry("s.crlf", "D", dict(detail, bad="bell\x07 del\x7f"))])
+    assert len(_wait_dlq(server, 2)) == 2
+    time.sleep(0.5)
+    assert sink.count() == 1
     # "." or ".." from the event would move the request (and a connection's
     # credentials) to another path: dead-lettered, never sent
     for i, bad in enumerate(["..", "."]):
         server.put_events([entry("s.p", "D", dict(detail, tenant=bad))])
-        recs = _wait_dlq(server, 2 + i)
+        recs = _wait_dlq(server, 3 + i)
         assert all(r["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER" for r in recs), recs
     # dots inside a value are just characters
     server.put_events([entry("s.p", "D", dict(detail, tenant="..."))])
