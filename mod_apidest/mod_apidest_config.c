@@ -156,11 +156,13 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
 
 /* "env:NAME", "file:/path" (read now, trailing newline stripped) or the
  * value itself. Errors never echo a secret. */
+#define SECRET_MAX 4096
+
 static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out)
 {
     apr_file_t *f;
-    char buf[4097];
-    apr_size_t n = sizeof(buf) - 1;
+    char buf[SECRET_MAX + 3]; /* one byte past the limit and a CR LF */
+    apr_size_t n = sizeof(buf);
 
     if (!strncmp(ref, "env:", 4)) {
         if (!(*out = getenv(ref + 4)) || !**out) {
@@ -183,6 +185,9 @@ static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out
         }
         if (n == 0) {
             return apr_psprintf(cmd->pool, "secret file %s is empty", ref + 5);
+        }
+        if (n > SECRET_MAX) { /* never cut short: it would fail every call */
+            return apr_psprintf(cmd->pool, "secret file %s is over %d bytes", ref + 5, SECRET_MAX);
         }
         *out = apr_pstrmemdup(cmd->pool, buf, n);
         return NULL;
@@ -308,7 +313,9 @@ static const char *make_param(cmd_parms *cmd, const char *where, const char *key
     }
     else if (allow_secret && is_secret_ref(value)) {
         prm->secret = 1;
-        if ((err = read_secret(cmd, value, &prm->value))) {
+        /* checked now, not at every send (the messages never show it) */
+        if ((err = read_secret(cmd, value, &prm->value)) ||
+            (err = check_static_value(cmd->pool, key ? key : "path parameter", prm->value))) {
             return err;
         }
     }

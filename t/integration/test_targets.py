@@ -299,6 +299,22 @@ def test_config_errors_for_targets_and_connections(server, sink):
     assert rc != 0 and "NOPE_NOT_SET is not set" in out
     rc, out, path = server.configtest(d + _dest("d3", sink.url("/x"), "    Connection ghost\n"))
     assert rc != 0 and "unknown connection 'ghost'" in out
+    # secret files: never cut short, and checked at configtest, not at every send
+    big = os.path.join(server.root, "big-secret")
+    broken = os.path.join(server.root, "broken-secret")
+    with open(big, "w") as f:
+        f.write("k" * 5000 + "\n")
+    with open(broken, "w") as f:
+        f.write(SECRETS["apikey"] + "\r\nX-Injected: 1\n")
+    for conn, needle, msg in (
+            ("ApiKey X-K file:%s" % big, "ApiKey X-K", "is over 4096 bytes"),
+            ("ApiKey X-K %s\nInvocationParameter header X-P file:%s" % (SECRETS["apikey"], broken),
+             "InvocationParameter", "X-P value holds a control character")):
+        rc, out, path = server.configtest(
+            _conn("c", "AuthorizationType API_KEY\nAllowInsecureHttp on\n" + conn))
+        assert rc != 0 and msg in out, out
+        assert "%s:%d" % (path, server.conf_line(needle, path=path)) in out, out
+        assert SECRETS["apikey"] not in out and "k" * 100 not in out, out
 
 
 # ---- input transformation: the conformance data through a real target --------------
