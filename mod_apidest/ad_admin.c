@@ -20,15 +20,11 @@ typedef struct filter_t {
     apr_time_t since;
 } filter_t;
 
-typedef struct dlq_item_t {
-    const char *id; /* key without its prefix */
-    ad_record_t *rec;
-} dlq_item_t;
-
 typedef struct collect_t {
     apr_pool_t *p;
+    apr_pool_t *scratch; /* one record's decoding, cleared for the next */
     const filter_t *f;
-    apr_array_header_t *items; /* dlq_item_t */
+    apr_array_header_t *ids; /* const char *: keys without their prefix */
 } collect_t;
 
 static int reply_json(apr_pool_t *p, int status, json_t *body, char **reply, apr_size_t *len)
@@ -137,30 +133,33 @@ static int collect_one(void *baton, const char *key, const char *val, apr_size_t
     collect_t *c = baton;
     ad_record_t *r;
 
-    if (ad_record_decode(c->p, val, len, &r) == APR_SUCCESS && matches(c->f, r)) {
-        dlq_item_t *it = apr_array_push(c->items);
-        it->id = apr_pstrdup(c->p, key + 1);
-        it->rec = r;
+    if (ad_record_decode(c->scratch, val, len, &r) == APR_SUCCESS && matches(c->f, r)) {
+        APR_ARRAY_PUSH(c->ids, const char *) = apr_pstrdup(c->p, key + 1);
     }
+    apr_pool_clear(c->scratch);
     return 0;
 }
 
 static int by_id(const void *a, const void *b)
 {
-    return strcmp(((const dlq_item_t *)a)->id, ((const dlq_item_t *)b)->id);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Every matching DLQ record, oldest first (ids grow with time). */
+/* The ids of every matching DLQ record, oldest first (ids grow with time).
+ * Only ids are kept: a DLQ of large records would not fit in memory, and
+ * what a page shows is read again. */
 static apr_array_header_t *collect(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f)
 {
     collect_t c;
 
     c.p = p;
     c.f = f;
-    c.items = apr_array_make(p, 16, sizeof(dlq_item_t));
+    c.ids = apr_array_make(p, 16, sizeof(const char *));
+    apr_pool_create(&c.scratch, p);
     ctx->store->iterate(ctx->store, p, AD_ADMIN_DLQ_PREFIX, collect_one, &c);
-    qsort(c.items->elts, c.items->nelts, sizeof(dlq_item_t), by_id);
-    return c.items;
+    apr_pool_destroy(c.scratch);
+    qsort(c.ids->elts, c.ids->nelts, sizeof(const char *), by_id);
+    return c.ids;
 }
 
 /* A filter that is given must be usable: one silently dropped would make a
@@ -197,43 +196,6 @@ static const char *read_filter(const json_t *req, filter_t *f)
     return NULL;
 }
 
-static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
-                   apr_size_t *len)
-{
-    filter_t f;
-    const char *err = read_filter(req, &f), *after = opt_str(req, "after");
-    const json_t *lim = json_object_get(req, "limit");
-    json_int_t limit = lim ? json_integer_value(lim) : AD_ADMIN_DEFAULT_LIMIT;
-    apr_array_header_t *items;
-    json_t *out, *arr = json_array();
-    int i, n = 0;
-
-    if (err || (lim && !json_is_integer(lim)) || limit < 1 || limit > AD_ADMIN_MAX_LIMIT) {
-        json_decref(arr);
-        return reply_error(p, 400, "InvalidParameter",
-                           err ? err : "limit must be an integer from 1 to 1000", reply, len);
-    }
-    items = collect(p, ctx, &f);
-    for (i = 0; i < items->nelts && n < limit; i++) {
-        const dlq_item_t *it = &APR_ARRAY_IDX(items, i, dlq_item_t);
-        if (after && strcmp(it->id, after) <= 0) {
-            continue;
-        }
-        json_array_append_new(arr, record_json(p, it->id, it->rec));
-        n++;
-    }
-    out = json_pack("{s:o}", "Records", arr);
-    for (; i < items->nelts; i++) {
-        const dlq_item_t *it = &APR_ARRAY_IDX(items, i, dlq_item_t);
-        if (!after || strcmp(it->id, after) > 0) {
-            const dlq_item_t *last = &APR_ARRAY_IDX(items, i - 1, dlq_item_t);
-            json_object_set_new(out, "NextToken", json_string(last->id));
-            break;
-        }
-    }
-    return reply_json(p, 200, out, reply, len);
-}
-
 static int load_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_record_t **r)
 {
     char *val;
@@ -245,6 +207,47 @@ static int load_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_recor
         return 0;
     }
     return ad_record_decode(p, val, vlen, r) == APR_SUCCESS;
+}
+
+static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
+                   apr_size_t *len)
+{
+    filter_t f;
+    const char *err = read_filter(req, &f), *after = opt_str(req, "after");
+    const json_t *lim = json_object_get(req, "limit");
+    json_int_t limit = lim ? json_integer_value(lim) : AD_ADMIN_DEFAULT_LIMIT;
+    apr_array_header_t *ids;
+    json_t *out, *arr = json_array();
+    apr_size_t bytes = 0;
+    int i, n = 0;
+
+    if (err || (lim && !json_is_integer(lim)) || limit < 1 || limit > AD_ADMIN_MAX_LIMIT) {
+        json_decref(arr);
+        return reply_error(p, 400, "InvalidParameter",
+                           err ? err : "limit must be an integer from 1 to 1000", reply, len);
+    }
+    ids = collect(p, ctx, &f);
+    /* A page also ends at AD_ADMIN_PAGE_BYTES of bodies: the answer must
+     * fit in one message to the child. */
+    for (i = 0; i < ids->nelts && n < limit && bytes < AD_ADMIN_PAGE_BYTES; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        ad_record_t *r;
+        if ((after && strcmp(id, after) <= 0) || !load_one(p, ctx, id, &r)) {
+            continue;
+        }
+        json_array_append_new(arr, record_json(p, id, r));
+        bytes += r->body_len;
+        n++;
+    }
+    out = json_pack("{s:o}", "Records", arr);
+    for (; i < ids->nelts; i++) {
+        if (!after || strcmp(APR_ARRAY_IDX(ids, i, const char *), after) > 0) {
+            json_object_set_new(out, "NextToken",
+                                json_string(APR_ARRAY_IDX(ids, i - 1, const char *)));
+            break;
+        }
+    }
+    return reply_json(p, 200, out, reply, len);
 }
 
 static int op_get(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
@@ -309,7 +312,8 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
 {
     const char *id = opt_str(req, "id");
     apr_time_t now = ad_now();
-    apr_array_header_t *items;
+    apr_array_header_t *ids;
+    apr_pool_t *rp; /* one record's redrive */
     filter_t f;
     const char *err;
     ad_record_t *r;
@@ -328,12 +332,17 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
     if ((err = read_filter(req, &f))) {
         return reply_error(p, 400, "InvalidParameter", err, reply, len);
     }
-    items = collect(p, ctx, &f);
-    for (i = 0; i < items->nelts; i++) {
-        const dlq_item_t *it = &APR_ARRAY_IDX(items, i, dlq_item_t);
+    ids = collect(p, ctx, &f);
+    apr_pool_create(&rp, p);
+    for (i = 0; i < ids->nelts; i++) {
+        const char *rid = APR_ARRAY_IDX(ids, i, const char *);
         apr_time_t due = now + (apr_time_t)i * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
-        n += redrive_one(p, ctx, it->id, it->rec, due);
+        if (load_one(rp, ctx, rid, &r)) {
+            n += redrive_one(rp, ctx, rid, r, due);
+        }
+        apr_pool_clear(rp);
     }
+    apr_pool_destroy(rp);
     return reply_json(p, 200, json_pack("{s:i}", "Redriven", n), reply, len);
 }
 

@@ -53,6 +53,9 @@ apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payloa
     apr_size_t total = sizeof(hdr) + len, sent = 0;
     apr_status_t rv;
 
+    if (len > AD_WIRE_MAX_PAYLOAD) { /* the peer would refuse it, or its length wrap */
+        return APR_EINVAL;
+    }
     be32(hdr, AD_WIRE_MAGIC);
     be32(hdr + 4, type);
     be32(hdr + 8, (apr_uint32_t)len);

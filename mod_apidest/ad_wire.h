@@ -33,6 +33,7 @@ apr_status_t ad_wire_parse_header(const unsigned char *hdr, apr_uint32_t *type, 
 apr_status_t ad_wire_parse_start(const char *buf, apr_size_t n, apr_uint32_t *type,
                                  apr_uint32_t *len);
 
+/* One frame; APR_EINVAL (nothing sent) past AD_WIRE_MAX_PAYLOAD. */
 apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payload, apr_size_t len);
 
 /* One frame from a blocking socket. It reads up to AD_WIRE_FIRST_READ bytes

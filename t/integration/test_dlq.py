@@ -343,3 +343,27 @@ def test_a_dead_letter_whose_body_is_not_utf8(server, sink, tmp_path):
     status, one = _admin(server, "GET", "/dlq/" + rec["Id"])
     assert status == 200 and one == rec
     assert server.log_text().count("AD10014") == 1, "apidestd restarted"
+
+
+def test_a_page_of_large_dead_letters_ends_at_its_byte_budget(server, sink):
+    """A page holds at most 16 MiB of bodies, whatever its limit: 100 records
+    of 1 MB each once made an answer too large to reach the child, and
+    listing the DLQ failed as DaemonUnavailable."""
+    sink.set_default(400)
+    server.start("ApiDestMaxEntrySize 1048576\nApiDestMaxRequestSize 2097152\n" + _conf(sink))
+    pad = "p" * 1000000
+    for i in range(20):
+        status, hdrs, resp = server.put_events([entry("com.example.dlq", "Big", {"i": i, "pad": pad})])
+        assert_put_ok(status, hdrs, resp, 1)
+    deadline = time.time() + 60
+    while time.time() < deadline and _admin(server, "GET", "/status")[1]["Daemon"]["DlqCount"] < 20:
+        time.sleep(0.5)
+    first = _dlq(server)
+    assert 10 <= len(first["Records"]) < 20 and "NextToken" in first, len(first["Records"])
+    seen = [r["Id"] for r in first["Records"]]
+    token = first["NextToken"]
+    while token:
+        page = _dlq(server, "?after=" + token)
+        seen += [r["Id"] for r in page["Records"]]
+        token = page.get("NextToken")
+    assert len(seen) == 20 and seen == sorted(set(seen))

@@ -139,6 +139,16 @@ START_TEST(bytes_past_the_frame_are_refused)
 }
 END_TEST
 
+/* Its length would wrap in the header, or the peer refuse it: not sent. */
+START_TEST(an_oversized_frame_is_not_sent)
+{
+    static const char payload[1];
+
+    ck_assert_int_eq(ad_wire_send(NULL, 1, payload, (apr_size_t)AD_WIRE_MAX_PAYLOAD + 1),
+                     APR_EINVAL);
+}
+END_TEST
+
 START_TEST(a_peer_gone_mid_header_is_eof)
 {
     apr_size_t flen;
@@ -164,6 +174,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_frame_cut_inside_its_header_and_past_the_first_read);
     tcase_add_test(tc, bytes_past_the_frame_are_refused);
     tcase_add_test(tc, a_peer_gone_mid_header_is_eof);
+    tcase_add_test(tc, an_oversized_frame_is_not_sent);
     suite_add_tcase(s, tc);
     return s;
 }
