@@ -1909,7 +1909,8 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
     memset(&c, 0, sizeof(c));
     c.blobs = apr_array_make(p, r->targets->nelts + 1, sizeof(ad_blob_t));
     body = ad_ingest_scheduled_event(p, d->c, r, fire, &id, &len, &ev);
-    ad_ingest_rule_records(p, d->c, r, id, ev, body, len, now, 0, c.blobs);
+    ad_metric_add(&d->m->daemon->inputs_dropped,
+                  ad_ingest_rule_records(p, d->c, r, id, ev, body, len, now, 0, c.blobs));
     next.prev = st->last;
     next.last = fire;
     next.batch = d->batch;

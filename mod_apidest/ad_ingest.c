@@ -310,15 +310,16 @@ static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
     return 1;
 }
 
-static void add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_rule_t *rule,
-                       const ad_target_t *t, const char *id, const json_t *ev, const char *body,
-                       apr_size_t body_len, apr_time_t now, apr_array_header_t *blobs)
+/* 0 when the target's input gave nothing to deliver. */
+static int add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_rule_t *rule,
+                      const ad_target_t *t, const char *id, const json_t *ev, const char *body,
+                      apr_size_t body_len, apr_time_t now, apr_array_header_t *blobs)
 {
     ad_record_t *r = ad_record_make(p);
     ad_blob_t *b;
 
     if (!target_body(p, c, rule, t, ev, now, &body, &body_len)) {
-        return;
+        return 0;
     }
     r->first_seen = now;
     r->next_due = now;
@@ -343,20 +344,23 @@ static void add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_ru
                                      "not delivered",
                       rule->name, t->id, body_len, AD_RECORD_MAX_SIZE);
         apr_array_pop(blobs);
+        return 0;
     }
+    return 1;
 }
 
-void ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
-                            const char *event_id, const json_t *ev, const char *body,
-                            apr_size_t body_len, apr_time_t now, int entry,
-                            apr_array_header_t *blobs)
+int ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
+                           const char *event_id, const json_t *ev, const char *body,
+                           apr_size_t body_len, apr_time_t now, int entry,
+                           apr_array_header_t *blobs)
 {
-    int j;
+    int j, dropped = 0;
 
     for (j = 0; j < rule->targets->nelts; j++) {
-        add_record(p, c, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *), event_id, ev,
-                   body, body_len, now, blobs);
+        dropped += !add_record(p, c, entry, rule, APR_ARRAY_IDX(rule->targets, j, ad_target_t *),
+                               event_id, ev, body, body_len, now, blobs);
     }
+    return dropped;
 }
 
 char *ad_ingest_scheduled_event(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
@@ -419,8 +423,8 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *
             json_error_t jerr;
             *ev = ad_json_parse(body, body_len, &jerr);
         }
-        ad_ingest_rule_records(x->p, x->c, rule, id, *ev, body, body_len, x->now, entry,
-                               x->in->records);
+        x->in->inputs_dropped += ad_ingest_rule_records(x->p, x->c, rule, id, *ev, body, body_len,
+                                                        x->now, entry, x->in->records);
     }
     return x->hits->nelts;
 }

@@ -32,6 +32,7 @@ typedef struct ad_ingest_t {
     int failed_count;
     apr_array_header_t *matched; /* int: ad_rule_t.index of every match */
     int unmatched;               /* accepted entries that matched no rule */
+    int inputs_dropped;          /* matched targets whose input gave nothing to deliver */
 } ad_ingest_t;
 
 /* How the body came: AWS JSON 1.1 wants {"Entries": [...]}; plain JSON also
@@ -42,11 +43,13 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
                                   const char *body, apr_size_t len, apr_time_t now);
 
 /* One delivery record per target of rule for an event (body: the envelope
- * as it is delivered), appended to blobs (ad_blob_t, .entry = entry). */
-void ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
-                            const char *event_id, const json_t *ev, const char *body,
-                            apr_size_t body_len, apr_time_t now, int entry,
-                            apr_array_header_t *blobs);
+ * as it is delivered), appended to blobs (ad_blob_t, .entry = entry).
+ * Returns how many targets get none: their input transformation gave
+ * nothing to deliver (EventBridge then delivers nothing either). */
+int ad_ingest_rule_records(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
+                           const char *event_id, const json_t *ev, const char *body,
+                           apr_size_t body_len, apr_time_t now, int entry,
+                           apr_array_header_t *blobs);
 
 /* The event EventBridge sends for a scheduled rule firing at fire_time:
  * source aws.events, detail-type "Scheduled Event", resources [rule ARN],

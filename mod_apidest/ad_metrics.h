@@ -80,8 +80,9 @@ typedef struct ad_daemon_metrics_t {
     apr_uint64_t delivered, retried, dead_lettered, dropped, refused_full;
     apr_uint64_t events_accepted, events_failed, put_events_requests;
     apr_uint64_t unmatched_events;
-    ad_hist_t to_first_attempt; /* IngestiontoInvocationStartLatency */
-    ad_hist_t to_success;       /* IngestionToInvocationSuccessLatency */
+    apr_uint64_t inputs_dropped; /* matched, but the target's input gave nothing */
+    ad_hist_t to_first_attempt;  /* IngestiontoInvocationStartLatency */
+    ad_hist_t to_success;        /* IngestionToInvocationSuccessLatency */
 } ad_daemon_metrics_t;
 
 typedef struct ad_metrics_t {

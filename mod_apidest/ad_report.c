@@ -145,14 +145,14 @@ json_t *ad_report_json(const ad_conf_t *c, const ad_metrics_t *m, int alive)
     const ad_daemon_metrics_t *d = m->daemon;
     json_t *daemon = daemon_json(c, m, alive);
 
-    return json_pack("{s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:{s:o,s:o}}", "Daemon", daemon,
-                     "Store", c->store_spec, "Ingest", "PutEventsRequests",
-                     G(d->put_events_requests), "EventsAccepted", G(d->events_accepted),
-                     "EventsFailed", G(d->events_failed), "UnmatchedEvents", G(d->unmatched_events),
-                     "RefusedStoreFull", G(d->refused_full), "Destinations", dests_json(c, m),
-                     "Connections", conns_json(c, m), "Rules", rules_json(c, m), "Latency",
-                     "IngestionToInvocationStart", hist_json(&d->to_first_attempt),
-                     "IngestionToInvocationSuccess", hist_json(&d->to_success));
+    return json_pack(
+        "{s:o,s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:{s:o,s:o}}", "Daemon", daemon, "Store",
+        c->store_spec, "Ingest", "PutEventsRequests", G(d->put_events_requests), "EventsAccepted",
+        G(d->events_accepted), "EventsFailed", G(d->events_failed), "UnmatchedEvents",
+        G(d->unmatched_events), "TargetInputsDropped", G(d->inputs_dropped), "RefusedStoreFull",
+        G(d->refused_full), "Destinations", dests_json(c, m), "Connections", conns_json(c, m),
+        "Rules", rules_json(c, m), "Latency", "IngestionToInvocationStart",
+        hist_json(&d->to_first_attempt), "IngestionToInvocationSuccess", hist_json(&d->to_success));
 }
 
 /* ---- server-status?auto: "ApiDest...: value" lines ---------------------- */
@@ -184,6 +184,7 @@ static void auto_daemon(apr_array_header_t *out, apr_pool_t *p, const ad_metrics
     AUTO("ApiDestEventsAccepted", d->events_accepted);
     AUTO("ApiDestEventsFailed", d->events_failed);
     AUTO("ApiDestUnmatchedEvents", d->unmatched_events);
+    AUTO("ApiDestTargetInputsDropped", d->inputs_dropped);
 }
 
 static void auto_dests(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *c,
@@ -469,6 +470,10 @@ char *ad_report_prometheus(apr_pool_t *p, const ad_conf_t *c, const ad_metrics_t
             ad_metric_get(&d->events_failed));
     counter(&pr, "apidest_unmatched_events_total", "Accepted events that matched no rule.",
             ad_metric_get(&d->unmatched_events));
+    counter(&pr, "apidest_target_inputs_dropped_total",
+            "Matched events a target got nothing for: its input transformation gave nothing "
+            "to deliver.",
+            ad_metric_get(&d->inputs_dropped));
     prom_rules(&pr, c, m);
     prom_targets(&pr, c, m);
     prom_dests(&pr, c, m);

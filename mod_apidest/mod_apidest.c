@@ -135,6 +135,7 @@ static void count_ingest(const ad_ingest_t *in, int failed_before)
         return;
     }
     ad_metric_add(&m->daemon->unmatched_events, in->unmatched);
+    ad_metric_add(&m->daemon->inputs_dropped, in->inputs_dropped);
     for (i = 0; i < in->matched->nelts; i++) {
         int idx = APR_ARRAY_IDX(in->matched, i, int);
         ad_metric_add(&m->rules[idx].matched_events, 1);

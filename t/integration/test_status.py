@@ -20,7 +20,17 @@ def _conf(good, bad, flaky):
             + destination("flaky", flaky.url("/f"))
             + rule("ok", {"source": ["s.ok"]}, [("t-good", "good")])
             + rule("broken", {"source": ["s.bad"]}, [("t-bad", "bad")])
-            + rule("wobbly", {"source": ["s.flaky"]}, [("t-flaky", "flaky")]))
+            + rule("wobbly", {"source": ["s.flaky"]}, [("t-flaky", "flaky")])
+            # matched, but its InputPath finds nothing: EventBridge delivers nothing
+            + """
+<ApiDestRule lossy>
+    EventPattern '{"source": ["s.lossy"]}'
+    <ApiDestTarget t-lossy>
+        Destination good
+        InputPath $.detail.nope
+    </ApiDestTarget>
+</ApiDestRule>
+""")
 
 
 def _auto(server):
@@ -105,6 +115,7 @@ def test_counters_after_a_known_sequence(server, sink_factory):
     server.put_events([entry("s.bad", "D", {"i": 0}), entry("s.bad", "D", {"i": 1})])
     server.put_events([entry("s.flaky", "D", {})])
     server.put_events([entry("s.nothing", "D", {}), entry("s.nothing", "D", {})])
+    server.put_events([entry("s.lossy", "D", {"x": 1})])
     assert good.wait_for(3, 10) and bad.wait_for(2, 10) and flaky.wait_for(2, 15)
     deadline = time.time() + 10
     while time.time() < deadline and (_auto(server).get("ApiDestDeadLettered") != "2"
@@ -113,9 +124,10 @@ def test_counters_after_a_known_sequence(server, sink_factory):
     a = _auto(server)
     expect = {"ApiDestDaemon": "up", "ApiDestDelivered": "4", "ApiDestDeadLettered": "2",
               "ApiDestRetried": "1", "ApiDestDropped": "0", "ApiDestPending": "0",
-              "ApiDestDeadLetter": "2", "ApiDestInFlight": "0", "ApiDestEventsAccepted": "8",
+              "ApiDestDeadLetter": "2", "ApiDestInFlight": "0", "ApiDestEventsAccepted": "9",
               "ApiDestEventsFailed": "0", "ApiDestUnmatchedEvents": "2",
-              "ApiDestPutEventsRequests": "6",
+              "ApiDestTargetInputsDropped": "1", "ApiDestRule.lossy.MatchedEvents": "1",
+              "ApiDestPutEventsRequests": "7",
               "ApiDestRule.ok.MatchedEvents": "3", "ApiDestRule.broken.MatchedEvents": "2",
               "ApiDestRule.wobbly.MatchedEvents": "1",
               "ApiDestTarget.ok.t-good.Invocations": "3",
@@ -136,7 +148,8 @@ def test_counters_after_a_known_sequence(server, sink_factory):
     st = _status(server)
     assert st["Daemon"]["State"] == "up" and st["Daemon"]["Delivered"] == 4
     assert st["Daemon"]["DeadLettered"] == 2 and st["Daemon"]["Retried"] == 1
-    assert st["Ingest"]["UnmatchedEvents"] == 2 and st["Ingest"]["EventsAccepted"] == 8
+    assert st["Ingest"]["UnmatchedEvents"] == 2 and st["Ingest"]["EventsAccepted"] == 9
+    assert st["Ingest"]["TargetInputsDropped"] == 1
     dests = {d["Name"]: d for d in st["Destinations"]}
     assert dests["bad"]["Responses4xx"] == 2 and "400" in dests["bad"]["LastError"]
     rules = {r["Name"]: r for r in st["Rules"]}
@@ -157,6 +170,7 @@ def test_counters_after_a_known_sequence(server, sink_factory):
     assert _val(s, "apidest_invocation_attempts_total", event_bus="default", rule="wobbly",
                 target="t-flaky") == 2
     assert _val(s, "apidest_unmatched_events_total") == 2
+    assert _val(s, "apidest_target_inputs_dropped_total") == 1
     assert _val(s, "apidest_dead_letter_records") == 2
     assert _val(s, "apidest_destination_responses_total", destination="bad", **{"class": "4xx"}) == 2
     assert _val(s, "apidest_ingestion_to_invocation_start_latency_seconds_count") == 6
