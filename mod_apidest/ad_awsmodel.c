@@ -1,4 +1,5 @@
 /* AWS's front-end member checks (ad_awsmodel.h). */
+#include <pthread.h>
 #include <regex.h>
 #include <string.h>
 
@@ -27,11 +28,36 @@ apr_size_t ad_awsmodel_length(const char *s, apr_size_t n)
     return units;
 }
 
+/* The model's patterns are a handful of constant strings: each is compiled
+ * once (regexec on a compiled pattern is thread-safe), as PutEvents checks
+ * an EventBusName in every entry that has one. */
+#define REGEX_CACHE 16
+
+static struct {
+    const char *re;
+    regex_t rx;
+    int ok;
+} regex_cache[REGEX_CACHE];
+static int regex_cached;
+static pthread_mutex_t regex_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static int regex_matches(const char *re, const char *s)
 {
     regex_t rx;
-    int ok;
+    int i, ok;
 
+    pthread_mutex_lock(&regex_mu);
+    for (i = 0; i < regex_cached && regex_cache[i].re != re; i++) {
+    }
+    if (i == regex_cached && i < REGEX_CACHE) {
+        regex_cache[i].re = re;
+        regex_cache[i].ok = regcomp(&regex_cache[i].rx, re, REG_EXTENDED | REG_NOSUB) == 0;
+        regex_cached++;
+    }
+    pthread_mutex_unlock(&regex_mu);
+    if (i < REGEX_CACHE) {
+        return regex_cache[i].ok && regexec(&regex_cache[i].rx, s, 0, NULL, 0) == 0;
+    }
     if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
         return 0;
     }
