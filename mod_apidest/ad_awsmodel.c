@@ -90,7 +90,7 @@ void ad_awsmodel_wrong_type(ad_awsmodel_t *m, const json_t *v, const char *want)
 {
     const char *what;
 
-    if (m->bad_type) {
+    if (m->bad_type || json_is_null(v)) { /* null reads as absent */
         return;
     }
     if (json_is_object(v)) {

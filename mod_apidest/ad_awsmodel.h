@@ -21,7 +21,8 @@ typedef struct ad_awsmodel_member_t {
     const char *key; /* member name in the request */
     int required;
     int min, max;      /* length bounds in UTF-16 units (Java's); max 0: none */
-    const char *regex; /* POSIX ERE equivalent of the pattern; NULL: none */
+    const char *regex; /* POSIX ERE equivalent of the pattern, NULL: none; a
+                          string constant (compiled once, cached by address) */
     const char *shown; /* the pattern as AWS quotes it */
 } ad_awsmodel_member_t;
 
@@ -32,7 +33,8 @@ void ad_awsmodel_init(ad_awsmodel_t *m, apr_pool_t *p);
 void ad_awsmodel_violation(ad_awsmodel_t *m, const char *path, const char *value,
                            const char *constraint);
 
-/* v is not the JSON type the model wants ("a String", "an Integer"). */
+/* v is not the JSON type the model wants ("a String", "an Integer"); a
+ * null is not a type error (it reads as absent). */
 void ad_awsmodel_wrong_type(ad_awsmodel_t *m, const json_t *v, const char *want);
 
 /* The string member mem of obj, checked; NULL when absent or of the wrong

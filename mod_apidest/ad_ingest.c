@@ -594,6 +594,9 @@ static void check_resources(ad_awsmodel_t *m, const json_t *res, const char *pat
     }
     for (i = 0; i < json_array_size(res); i++) {
         const json_t *v = json_array_get(res, i);
+        if (json_is_null(v)) {
+            continue; /* the entry fails on its own, as before these checks */
+        }
         if (!json_is_string(v)) {
             ad_awsmodel_wrong_type(m, v, "a String");
         }
@@ -613,6 +616,9 @@ static void check_entry(ad_awsmodel_t *m, const json_t *entry, size_t i)
     const json_t *t = json_object_get(entry, "Time");
     size_t k;
 
+    if (json_is_null(entry)) {
+        return; /* no members to check: the entry fails on its own */
+    }
     if (!json_is_object(entry)) {
         ad_awsmodel_wrong_type(m, entry, "a PutEventsRequestEntry");
         return;
@@ -630,13 +636,25 @@ static void check_entry(ad_awsmodel_t *m, const json_t *entry, size_t i)
 }
 
 /* 1 when the members are well-formed; else the request fails as AWS fails it. */
+/* Types fail first (SerializationException); then every constraint that
+ * fails, the entries' count among them, is listed in one
+ * ValidationException, as AWS's front end answers. */
 static int members_ok(ingest_ctx_t *x, const json_t *root, const json_t *entries, int single)
 {
     ad_awsmodel_t m;
     const char *type, *msg;
-    size_t i;
+    size_t i, n = json_array_size(entries);
 
     ad_awsmodel_init(&m, x->p);
+    if (n < 1) {
+        ad_awsmodel_violation(&m, "entries", "[]",
+                              "Member must have length greater than or equal to 1");
+    }
+    else if (n > (size_t)x->c->max_entries) {
+        ad_awsmodel_violation(&m, "entries", "[...]",
+                              apr_psprintf(x->p, "Member must have length less than or equal to %d",
+                                           x->c->max_entries));
+    }
     if (!single) {
         ad_awsmodel_string(&m, root, &M_ENDPOINT, NULL);
     }
@@ -727,19 +745,6 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
         ad_awsmodel_wrong_type(&m, entries, "a List");
         ad_awsmodel_failed(&m, &type, &msg);
         request_error(x.in, 400, type, msg);
-    }
-    else if (json_array_size(entries) < 1) {
-        request_error(x.in, 400, "ValidationException",
-                      "1 validation error detected: Value '[]' at 'entries' failed to satisfy "
-                      "constraint: Member must have length greater than or equal to 1");
-    }
-    else if (json_array_size(entries) > (size_t)c->max_entries) {
-        request_error(
-            x.in, 400, "ValidationException",
-            apr_psprintf(p,
-                         "1 validation error detected: Value '[...]' at 'entries' failed to "
-                         "satisfy constraint: Member must have length less than or equal to %d",
-                         c->max_entries));
     }
     else if (!members_ok(&x, root, entries, single != NULL)) {
         /* answered */

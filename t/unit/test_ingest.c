@@ -277,6 +277,18 @@ START_TEST(model_constraints)
     in = put("{\"Entries\":[\"x\"]}");
     ck_assert_int_eq(in->status, 400);
     ck_assert_str_eq(in->error_type, "SerializationException");
+    /* null reads as absent: such an entry fails on its own */
+    in = put("{\"Entries\":[null,{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\","
+             "\"Resources\":[null]}]}");
+    ck_assert_int_eq(in->status, 200);
+    ck_assert_int_eq(in->failed_count, 2);
+    /* types before constraints; every constraint in one message */
+    in = put("{\"Entries\":[{\"Source\":5},{},{},{},{},{},{},{},{},{},{}]}");
+    ck_assert_str_eq(in->error_type, "SerializationException");
+    in = put("{\"Entries\":[{\"EventBusName\":\"\"},{},{},{},{},{},{},{},{},{},{}]}");
+    ck_assert_str_eq(in->error_type, "ValidationException");
+    ck_assert_ptr_nonnull(strstr(in->error_message, "2 validation errors detected: Value '[...]' "
+                                                    "at 'entries' failed"));
     /* within the constraints: taken */
     in = put("{\"EndpointId\":\"abc.xyz\",\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
              "\"Detail\":\"{}\",\"TraceHeader\":\"Root=1-5759e988-bd862e3fe1be46a994272793\","
