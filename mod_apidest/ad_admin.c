@@ -218,6 +218,7 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char *
     json_int_t limit = lim ? json_integer_value(lim) : AD_ADMIN_DEFAULT_LIMIT;
     apr_array_header_t *ids;
     json_t *out, *arr = json_array();
+    apr_pool_t *rp; /* one record's reading */
     apr_size_t bytes = 0;
     int i, n = 0;
 
@@ -227,18 +228,29 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char *
                            err ? err : "limit must be an integer from 1 to 1000", reply, len);
     }
     ids = collect(p, ctx, &f);
-    /* A page also ends at AD_ADMIN_PAGE_BYTES of bodies: the answer must
-     * fit in one message to the child. */
-    for (i = 0; i < ids->nelts && n < limit && bytes < AD_ADMIN_PAGE_BYTES; i++) {
+    apr_pool_create(&rp, p);
+    /* A page also ends before AD_ADMIN_PAGE_BYTES of answer (a record's JSON
+     * can be six times its body): it must fit in one message to the child. */
+    for (i = 0; i < ids->nelts && n < limit; i++) {
         const char *id = APR_ARRAY_IDX(ids, i, const char *);
         ad_record_t *r;
-        if ((after && strcmp(id, after) <= 0) || !load_one(p, ctx, id, &r)) {
+        json_t *one;
+        apr_size_t size;
+        if ((after && strcmp(id, after) <= 0) || !load_one(rp, ctx, id, &r)) {
             continue;
         }
-        json_array_append_new(arr, record_json(p, id, r));
-        bytes += r->body_len;
+        one = record_json(rp, id, r);
+        ad_json_dump(rp, one, &size);
+        apr_pool_clear(rp);
+        if (n && bytes + size > AD_ADMIN_PAGE_BYTES) {
+            json_decref(one);
+            break;
+        }
+        json_array_append_new(arr, one);
+        bytes += size;
         n++;
     }
+    apr_pool_destroy(rp);
     out = json_pack("{s:o}", "Records", arr);
     for (; i < ids->nelts; i++) {
         if (!after || strcmp(APR_ARRAY_IDX(ids, i, const char *), after) > 0) {

@@ -16,7 +16,7 @@
 #define AD_ADMIN_MAX_LIMIT     1000
 #define AD_ADMIN_DEFAULT_LIMIT 100
 #define AD_ADMIN_MAX_SINCE     253402300799       /* 9999-12-31T23:59:59Z */
-#define AD_ADMIN_PAGE_BYTES    (16 * 1024 * 1024) /* of record bodies per DLQ page */
+#define AD_ADMIN_PAGE_BYTES    (16 * 1024 * 1024) /* of JSON per DLQ page */
 
 typedef struct ad_admin_ctx_t {
     ad_store_t *store;

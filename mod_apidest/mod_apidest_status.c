@@ -255,14 +255,16 @@ static int admin_forward(request_rec *r, json_t *req)
 }
 
 /* A filter that is given and cannot be used is an error, never dropped: a
- * filtered redrive would otherwise redrive everything. */
-static void query_name(apr_pool_t *p, apr_table_t *args, json_t *req, const char *key,
+ * filtered redrive would otherwise redrive everything. An empty value reads
+ * as absent when listing (a script's empty first token), never for a
+ * redrive. */
+static void query_name(apr_pool_t *p, apr_table_t *args, json_t *req, const char *key, int strict,
                        const char **err)
 {
     const char *v = apr_table_get(args, key);
     json_t *s;
 
-    if (!v) {
+    if (!v || (!*v && !strict)) {
         return;
     }
     if (!*v || !(s = json_string(v))) {
@@ -272,17 +274,17 @@ static void query_name(apr_pool_t *p, apr_table_t *args, json_t *req, const char
     json_object_set_new(req, key, s);
 }
 
-static json_t *query_filters(request_rec *r, json_t *req, const char **err)
+static json_t *query_filters(request_rec *r, json_t *req, int redrive, const char **err)
 {
     apr_table_t *args;
     const char *v;
 
     *err = NULL;
     ap_args_to_table(r, &args);
-    query_name(r->pool, args, req, "rule", err);
-    query_name(r->pool, args, req, "destination", err);
-    query_name(r->pool, args, req, "after", err);
-    if ((v = apr_table_get(args, "since"))) {
+    query_name(r->pool, args, req, "rule", redrive, err);
+    query_name(r->pool, args, req, "destination", redrive, err);
+    query_name(r->pool, args, req, "after", 0, err);
+    if ((v = apr_table_get(args, "since")) && (*v || redrive)) {
         char *end;
         apr_int64_t n = apr_strtoi64(v, &end, 10);
         if (!*v || *end || n < 0 || n > AD_ADMIN_MAX_SINCE) {
@@ -327,7 +329,7 @@ static int admin_dlq(request_rec *r, const char *rest)
         if (r->method_number != M_GET) {
             return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET");
         }
-        req = query_filters(r, json_pack("{s:s}", "op", "dlq-list"), &err);
+        req = query_filters(r, json_pack("{s:s}", "op", "dlq-list"), 0, &err);
         return err ? (json_decref(req), admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err))
                    : admin_forward(r, req);
     }
@@ -336,7 +338,7 @@ static int admin_dlq(request_rec *r, const char *rest)
         if (r->method_number != M_POST) {
             return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
         }
-        req = query_filters(r, json_pack("{s:s}", "op", "dlq-redrive"), &err);
+        req = query_filters(r, json_pack("{s:s}", "op", "dlq-redrive"), 1, &err);
         return err ? (json_decref(req), admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err))
                    : admin_forward(r, req);
     }
