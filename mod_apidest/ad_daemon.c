@@ -907,13 +907,26 @@ static const char *error_message_of(apr_pool_t *p, const job_t *j)
 
 /* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)),
  * at least MIN_RETRY_DELAY; a Retry-After asks for more, within the cap. */
+/* A target's RetryBackoff base, else ApiDestRetryBackoff's. */
+static int backoff_base(const ad_daemon_t *d, const ad_target_t *t)
+{
+    return t && t->backoff_base_sec ? t->backoff_base_sec : d->c->backoff_base_sec;
+}
+
+/* Its cap, never below its base. */
+static apr_interval_time_t backoff_cap(const ad_daemon_t *d, const ad_target_t *t)
+{
+    int base = backoff_base(d, t);
+    int cap = t && t->backoff_cap_sec ? t->backoff_cap_sec : d->c->backoff_cap_sec;
+
+    return apr_time_from_sec(cap < base ? base : cap);
+}
+
 static apr_interval_time_t backoff(const ad_daemon_t *d, const ad_target_t *t,
                                    apr_uint32_t attempts, apr_interval_time_t retry_after)
 {
-    int base = t && t->backoff_base_sec ? t->backoff_base_sec : d->c->backoff_base_sec;
-    int cap_sec = t && t->backoff_cap_sec ? t->backoff_cap_sec : d->c->backoff_cap_sec;
-    apr_interval_time_t cap = apr_time_from_sec(cap_sec < base ? base : cap_sec);
-    apr_interval_time_t ceiling = apr_time_from_sec(base);
+    apr_interval_time_t cap = backoff_cap(d, t);
+    apr_interval_time_t ceiling = apr_time_from_sec(backoff_base(d, t));
     apr_interval_time_t delay;
     unsigned char rnd[4];
     apr_uint32_t r;
@@ -1000,7 +1013,7 @@ static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key, const c
         if (tm) {
             ad_metric_add(&tm->failed_to_dlq, 1);
         }
-        j->ent.due = ad_now() + apr_time_from_sec(d->c->backoff_cap_sec);
+        j->ent.due = ad_now() + backoff_cap(d, j->target);
         heap_push(&d->heap, &j->ent);
         return "kept";
     }
@@ -1905,12 +1918,12 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
     const char *id, *body;
     apr_size_t len;
     json_t *ev;
+    int dropped;
 
     memset(&c, 0, sizeof(c));
     c.blobs = apr_array_make(p, r->targets->nelts + 1, sizeof(ad_blob_t));
     body = ad_ingest_scheduled_event(p, d->c, r, fire, &id, &len, &ev);
-    ad_metric_add(&d->m->daemon->inputs_dropped,
-                  ad_ingest_rule_records(p, d->c, r, id, ev, body, len, now, 0, c.blobs));
+    dropped = ad_ingest_rule_records(p, d->c, r, id, ev, body, len, now, 0, c.blobs);
     next.prev = st->last;
     next.last = fire;
     next.batch = d->batch;
@@ -1918,12 +1931,16 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
     extra.val = sched_value(p, &next);
     extra.len = strlen(extra.val);
     if (!c.blobs->nelts) {
-        d->store->put(d->store, &extra, 1); /* no targets: only the state moves */
+        if (d->store->put(d->store, &extra, 1) == APR_SUCCESS) { /* only the state moves */
+            ad_metric_add(&d->m->daemon->inputs_dropped, dropped);
+        }
         *st = next;
         return;
     }
     process_commits(d, p, &c, &extra, 1);
     if (c.status == AD_ACK_STORED) {
+        /* counted once: a firing the store refused comes again */
+        ad_metric_add(&d->m->daemon->inputs_dropped, dropped);
         *st = next;
         ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0,
                       ADLOGNO(00113) "rule %s fired for %" APR_TIME_T_FMT

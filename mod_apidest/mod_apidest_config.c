@@ -158,6 +158,17 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
  * value itself. Errors never echo a secret. */
 #define SECRET_MAX 4096
 
+/* A control character but tab: it would end or bend a header line. */
+static int has_control(const char *v)
+{
+    for (; *v; v++) {
+        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out)
 {
     apr_file_t *f;
@@ -180,6 +191,9 @@ static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out
             n = 0;
         }
         apr_file_close(f);
+        if (n == sizeof(buf)) { /* more than a secret and its line end */
+            return apr_psprintf(cmd->pool, "secret file %s is over %d bytes", ref + 5, SECRET_MAX);
+        }
         while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
             n--;
         }
@@ -482,10 +496,10 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
         if ((err = read_secret(cmd, argv[1], secret))) {
             return err;
         }
-        if (strpbrk(*secret, "\r\n") || strlen(*secret) > 512) {
+        if (has_control(*secret) || strlen(*secret) > 512) {
             return apr_psprintf(p,
                                 "%s: the secret must be at most 512 characters without "
-                                "line breaks",
+                                "line breaks or other control characters",
                                 name);
         }
         return NULL;

@@ -212,12 +212,13 @@ def test_dead_letters_move_while_new_events_are_refused(server, sink):
         while time.time() < deadline and "dead-letter moves of accepted events wait" not in \
                 server.log_text():
             time.sleep(0.5)
-        dlq = _admin_json(server, "/dlq?limit=100")["Records"]
+        dlq = _admin_json(server, "/dlq?limit=1000")["Records"]
         assert dlq, "no record reached the dead-letter queue while new events were refused"
         assert all(r["Attributes"]["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
                    for r in dlq)
-        pending = _admin_json(server, "/status")["Daemon"]["Pending"]
-        assert len(dlq) + pending == len(accepted), "an accepted event was lost"
+        daemon = _admin_json(server, "/status")["Daemon"]
+        assert daemon["DlqCount"] + daemon["Pending"] == len(accepted), \
+            "an accepted event was lost"
         assert "needs recovery" not in server.log_text()
     finally:
         server.stop()

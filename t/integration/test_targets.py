@@ -306,8 +306,16 @@ def test_config_errors_for_targets_and_connections(server, sink):
         f.write("k" * 5000 + "\n")
     with open(broken, "w") as f:
         f.write(SECRETS["apikey"] + "\r\nX-Injected: 1\n")
+    escaped = os.path.join(server.root, "escaped-secret")
+    with open(escaped, "w") as f:
+        f.write(SECRETS["apikey"] + "\x1b[0m\n")
+    cut = os.path.join(server.root, "cut-secret")
+    with open(cut, "w") as f:
+        f.write("k" * 4097 + "\r\n")  # fills the read to its last byte
     for conn, needle, msg in (
             ("ApiKey X-K file:%s" % big, "ApiKey X-K", "is over 4096 bytes"),
+            ("ApiKey X-K file:%s" % cut, "ApiKey X-K", "is over 4096 bytes"),
+            ("ApiKey X-K file:%s" % escaped, "ApiKey X-K", "other control characters"),
             ("ApiKey X-K %s\nInvocationParameter header X-P file:%s" % (SECRETS["apikey"], broken),
              "InvocationParameter", "X-P value holds a control character")):
         rc, out, path = server.configtest(
