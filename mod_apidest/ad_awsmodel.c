@@ -108,19 +108,29 @@ void ad_awsmodel_wrong_type(ad_awsmodel_t *m, const json_t *v, const char *want)
     m->bad_type = apr_psprintf(m->p, "%s can not be converted to %s", what, want);
 }
 
+/* Built only for a violation: PutEvents checks every entry. */
+static const char *path_of(ad_awsmodel_t *m, const char *prefix, const char *key)
+{
+    char *path;
+
+    if (!prefix) {
+        return key;
+    }
+    path = apr_pstrcat(m->p, prefix, key, NULL);
+    path[strlen(prefix)] = (char)apr_tolower(path[strlen(prefix)]);
+    return path;
+}
+
 const char *ad_awsmodel_string(ad_awsmodel_t *m, const json_t *obj, const ad_awsmodel_member_t *mem,
-                               const char *path)
+                               const char *prefix)
 {
     const json_t *v = json_object_get(obj, mem->key);
     const char *s;
     apr_size_t n;
 
-    if (!path) {
-        path = mem->key;
-    }
     if (!v || json_is_null(v)) {
         if (mem->required) {
-            ad_awsmodel_violation(m, path, NULL, "Member must not be null");
+            ad_awsmodel_violation(m, path_of(m, prefix, mem->key), NULL, "Member must not be null");
         }
         return NULL;
     }
@@ -132,16 +142,16 @@ const char *ad_awsmodel_string(ad_awsmodel_t *m, const json_t *obj, const ad_aws
     n = ad_awsmodel_length(s, json_string_length(v));
     if (n < (apr_size_t)mem->min) {
         ad_awsmodel_violation(
-            m, path, s,
+            m, path_of(m, prefix, mem->key), s,
             apr_psprintf(m->p, "Member must have length greater than or equal to %d", mem->min));
     }
     if (mem->max && n > (apr_size_t)mem->max) {
         ad_awsmodel_violation(
-            m, path, s,
+            m, path_of(m, prefix, mem->key), s,
             apr_psprintf(m->p, "Member must have length less than or equal to %d", mem->max));
     }
     if (mem->regex && n && !regex_matches(mem->regex, s)) {
-        ad_awsmodel_violation(m, path, s,
+        ad_awsmodel_violation(m, path_of(m, prefix, mem->key), s,
                               apr_pstrcat(m->p, "Member must satisfy regular expression pattern: ",
                                           mem->shown, NULL));
     }

@@ -38,10 +38,10 @@ void ad_awsmodel_violation(ad_awsmodel_t *m, const char *path, const char *value
 void ad_awsmodel_wrong_type(ad_awsmodel_t *m, const json_t *v, const char *want);
 
 /* The string member mem of obj, checked; NULL when absent or of the wrong
- * type. path: where AWS says it is ("entries.1.member.eventBusName"); NULL:
- * the member's key. */
+ * type. prefix: where AWS says obj is ("entries.1.member.", for
+ * "entries.1.member.eventBusName"); NULL: at the top. */
 const char *ad_awsmodel_string(ad_awsmodel_t *m, const json_t *obj, const ad_awsmodel_member_t *mem,
-                               const char *path);
+                               const char *prefix);
 
 /* Java's length of UTF-8 text: UTF-16 code units. */
 apr_size_t ad_awsmodel_length(const char *s, apr_size_t n);

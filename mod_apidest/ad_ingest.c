@@ -581,7 +581,7 @@ static const ad_awsmodel_member_t M_ENDPOINT = {"EndpointId",
                                                 "^[A-Za-z0-9-]+[.][A-Za-z0-9-]+$",
                                                 "^[A-Za-z0-9\\-]+[\\.][A-Za-z0-9\\-]+$"};
 
-static void check_resources(ad_awsmodel_t *m, const json_t *res, const char *path)
+static void check_resources(ad_awsmodel_t *m, const json_t *res, const char *at)
 {
     size_t i;
 
@@ -602,7 +602,8 @@ static void check_resources(ad_awsmodel_t *m, const json_t *res, const char *pat
         }
         else if (ad_awsmodel_length(json_string_value(v), json_string_length(v)) > RESOURCE_MAX) {
             ad_awsmodel_violation(
-                m, apr_psprintf(m->p, "%s.%" APR_SIZE_T_FMT ".member", path, (apr_size_t)i + 1),
+                m,
+                apr_psprintf(m->p, "%sresources.%" APR_SIZE_T_FMT ".member", at, (apr_size_t)i + 1),
                 json_string_value(v), "Member must have length less than or equal to 2048");
         }
     }
@@ -612,7 +613,7 @@ static void check_entry(ad_awsmodel_t *m, const json_t *entry, size_t i)
 {
     static const ad_awsmodel_member_t *const strings[] = {&M_SOURCE, &M_DETAIL_TYPE, &M_DETAIL,
                                                           &M_BUS, &M_TRACE};
-    const char *at = apr_psprintf(m->p, "entries.%" APR_SIZE_T_FMT ".member.", (apr_size_t)i + 1);
+    char at[48];
     const json_t *t = json_object_get(entry, "Time");
     size_t k;
 
@@ -623,16 +624,14 @@ static void check_entry(ad_awsmodel_t *m, const json_t *entry, size_t i)
         ad_awsmodel_wrong_type(m, entry, "a PutEventsRequestEntry");
         return;
     }
+    snprintf(at, sizeof(at), "entries.%" APR_SIZE_T_FMT ".member.", (apr_size_t)i + 1);
     for (k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
-        char *path = apr_pstrcat(m->p, at, strings[k]->key, NULL);
-        path[strlen(at)] = (char)tolower((unsigned char)path[strlen(at)]); /* eventBusName */
-        ad_awsmodel_string(m, entry, strings[k], path);
+        ad_awsmodel_string(m, entry, strings[k], at);
     }
     if (t && !json_is_null(t) && !json_is_number(t) && !json_is_string(t)) {
         ad_awsmodel_wrong_type(m, t, "a Timestamp");
     }
-    check_resources(m, json_object_get(entry, "Resources"),
-                    apr_pstrcat(m->p, at, "resources", NULL));
+    check_resources(m, json_object_get(entry, "Resources"), at);
 }
 
 /* 1 when the members are well-formed; else the request fails as AWS fails it. */
