@@ -25,6 +25,18 @@ def _put_big(server, i):
     return e.get("EventId"), e.get("ErrorCode")
 
 
+def _fill_until_refused(server):
+    """Big events until the 1 MB disk refuses one: the accepted EventIds."""
+    accepted = []
+    for i in range(300):
+        eid, _ = _put_big(server, i)
+        if not eid:
+            break
+        accepted.append(eid)
+    assert 80 < len(accepted) < 300, len(accepted)
+    return accepted
+
+
 def _delivered(sink):
     return {json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200}
 
@@ -148,13 +160,7 @@ def test_a_short_disk_compacts_without_waiting_for_the_drain(server, sink):
         sink.set_default(503)
         server.start(_conf_limited(sink, 10, "ApiDestStoreMinFree 256K\n"),
                      store="dbm:gdbm:%s/store/apidest" % mnt)
-        accepted = []
-        for i in range(300):
-            eid, _ = _put_big(server, i)
-            if not eid:
-                break
-            accepted.append(eid)
-        assert 80 < len(accepted) < 300, len(accepted)
+        accepted = _fill_until_refused(server)
         sink.set_default(200)
         assert sink.wait_until(lambda reqs: set(accepted) <= _delivered(sink), 60)
         done = [line for line in server.log_text().splitlines()
@@ -196,13 +202,7 @@ def test_dead_letters_move_while_new_events_are_refused(server, sink):
         sink.set_default(503)
         store = "dbm:gdbm:%s/store/apidest" % mnt
         server.start(_conf_retries(sink, 185), store=store)
-        accepted = []
-        for i in range(300):
-            eid, _ = _put_big(server, i)
-            if not eid:
-                break
-            accepted.append(eid)
-        assert 80 < len(accepted) < 300, len(accepted)
+        accepted = _fill_until_refused(server)
         server.stop()
         # the same records, now past their retry budget at the next failure
         server.start(_conf_retries(sink, 1), store=store)
