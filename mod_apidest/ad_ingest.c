@@ -624,7 +624,7 @@ static void check_entry(ad_awsmodel_t *m, const json_t *entry, size_t i)
         ad_awsmodel_wrong_type(m, entry, "a PutEventsRequestEntry");
         return;
     }
-    snprintf(at, sizeof(at), "entries.%" APR_SIZE_T_FMT ".member.", (apr_size_t)i + 1);
+    snprintf(at, sizeof(at), "entries.%d.member.", (int)i + 1); /* i < ApiDestMaxEntries */
     for (k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
         ad_awsmodel_string(m, entry, strings[k], at);
     }
