@@ -565,12 +565,40 @@ static const char *canonical_value(apr_pool_t *p, const ad_sigv4_request_t *req,
     return out ? out : "";
 }
 
+/* The headers the AWS clients sign whose values the mismatch message may
+ * show. Any other signed header may have been added on the way in (a proxy's
+ * shared secret, a session token): its value is withheld from the text. */
+static int value_shown(const char *name)
+{
+    static const char *const shown[] = {"amz-sdk-invocation-id",
+                                        "amz-sdk-request",
+                                        "content-length",
+                                        "content-type",
+                                        "host",
+                                        "user-agent",
+                                        "x-amz-content-sha256",
+                                        "x-amz-date",
+                                        "x-amz-target",
+                                        "x-amz-user-agent"};
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+        if (strcmp(name, shown[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The headers the client listed, as it listed them (lowercase and sorted:
- * it signed that list); sets *names to the SignedHeaders line to sign. */
+ * it signed that list); sets *names to the SignedHeaders line to sign, and
+ * *shown to the same lines for the mismatch message, with the values
+ * value_shown() refuses withheld. */
 static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *req, const char *list,
-                                     const char **names)
+                                     const char **names, const char **shown)
 {
     apr_array_header_t *lines = apr_array_make(p, 12, sizeof(const char *));
+    apr_array_header_t *visible = apr_array_make(p, 12, sizeof(const char *));
     apr_array_header_t *keys = apr_array_make(p, 12, sizeof(const char *));
     char *s = apr_pstrdup(p, list), *tok, *last;
 
@@ -578,8 +606,11 @@ static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *re
         const char *line = apr_pstrcat(p, tok, ":", canonical_value(p, req, tok), "\n", NULL);
         APR_ARRAY_PUSH(keys, const char *) = tok;
         APR_ARRAY_PUSH(lines, const char *) = line;
+        APR_ARRAY_PUSH(visible, const char *) =
+            value_shown(tok) ? line : apr_pstrcat(p, tok, ":(value withheld)\n", NULL);
     }
     *names = apr_array_pstrcat(p, keys, ';');
+    *shown = apr_array_pstrcat(p, visible, 0);
     return apr_array_pstrcat(p, lines, 0);
 }
 
@@ -611,13 +642,13 @@ static int sign(apr_pool_t *p, const char *secret, const char *const scope[5],
 static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
 {
     const ad_sigv4_request_t *req = c->req;
-    const char *names, *headers, *creq, *sts, *sent;
+    const char *names, *headers, *shown, *creq, *sts, *sent;
     char body_hash[HEX_LEN + 1], creq_hash[HEX_LEN + 1], sig[HEX_LEN + 1];
 
     if (!sha256_hex(req->body, req->body_len, body_hash)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
-    headers = canonical_headers(c->p, req, a->signed_headers, &names);
+    headers = canonical_headers(c->p, req, a->signed_headers, &names, &shown);
     creq = apr_pstrcat(c->p, req->method ? req->method : "", "\n", canonical_uri(c->p, req->path),
                        "\n", canonical_query(c->p, req->query), "\n", headers, "\n", names, "\n",
                        body_hash, NULL);
@@ -640,11 +671,16 @@ static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
     }
     /* Constant time: how much of a guess matched must not show. */
     if (strlen(a->signature) != HEX_LEN || CRYPTO_memcmp(sig, a->signature, HEX_LEN) != 0) {
+        /* AWS's text, except for the withheld values: the string-to-sign
+         * still shows the hash of the real canonical request. */
         return fail(c, AD_SIGV4_MISMATCH, T_INVALID,
                     apr_pstrcat(c->p,
                                 M_MISMATCH "\n\nThe Canonical String for this request should "
                                            "have been\n'",
-                                creq,
+                                req->method ? req->method : "", "\n",
+                                canonical_uri(c->p, req->path), "\n",
+                                canonical_query(c->p, req->query), "\n", shown, "\n", names, "\n",
+                                body_hash,
                                 "'\n\nThe String-to-Sign should have "
                                 "been\n'",
                                 sts, "'\n", NULL));

@@ -1132,6 +1132,49 @@ START_TEST(tampered_signed_header)
 }
 END_TEST
 
+/* A header added on the way in (a CDN's shared secret, say) that a client
+ * with a known key lists in SignedHeaders: the mismatch message names it and
+ * withholds its value, and still shows what the clients sign. */
+START_TEST(mismatch_withholds_unknown_header_values)
+{
+    req_t *q = v1();
+    const char *auth = NULL, *at;
+    outcome_t o;
+    int i;
+
+    for (i = 0; i < q->h->nelts; i++) {
+        ad_sigv4_header_t *h = &APR_ARRAY_IDX(q->h, i, ad_sigv4_header_t);
+        if (strcasecmp(h->name, "Authorization") == 0) {
+            auth = h->value;
+        }
+    }
+    ck_assert_ptr_nonnull(auth);
+    at = strstr(auth, "x-amz-target");
+    ck_assert_ptr_nonnull(at);
+    set_header(q, "Authorization",
+               apr_pstrcat(pool, apr_pstrmemdup(pool, auth, (apr_size_t)(at - auth)),
+                           "x-amz-target;x-origin-verify", at + strlen("x-amz-target"), NULL));
+    set_header(q, "X-Origin-Verify", "cdn-shared-secret-4711");
+    set_header(q, "X-Amz-Security-Token", "session-token-0815");
+    o = check_v1(q);
+    assert_mismatch(o);
+    ck_assert_msg(!strstr(o.message, "cdn-shared-secret-4711"), "%s", o.message);
+    ck_assert_ptr_nonnull(strstr(o.message, "\nx-origin-verify:(value withheld)\n\n"));
+    ck_assert_ptr_nonnull(strstr(o.message, "\nx-amz-date:20261123T151718Z\n"));
+    ck_assert_ptr_nonnull(strstr(o.message, "content-type;host;x-amz-date;x-amz-target;"
+                                            "x-origin-verify\n"));
+
+    /* The same for a session token the client signs. */
+    set_header(q, "Authorization",
+               apr_pstrcat(pool, apr_pstrmemdup(pool, auth, (apr_size_t)(at - auth)),
+                           "x-amz-security-token;x-amz-target", at + strlen("x-amz-target"), NULL));
+    o = check_v1(q);
+    assert_mismatch(o);
+    ck_assert_msg(!strstr(o.message, "session-token-0815"), "%s", o.message);
+    ck_assert_ptr_nonnull(strstr(o.message, "\nx-amz-security-token:(value withheld)\n"));
+}
+END_TEST
+
 /* The path is part of what is signed: the CLI's "/events" is not the JS
  * SDK's "/events/", and "%20" is not a space. */
 START_TEST(tampered_path)
@@ -1228,6 +1271,7 @@ int main(void)
     tcase_add_test(no, tampered_body);
     tcase_add_test(no, tampered_body_js);
     tcase_add_test(no, tampered_signed_header);
+    tcase_add_test(no, mismatch_withholds_unknown_header_values);
     tcase_add_test(no, tampered_path);
     tcase_add_test(no, tampered_method);
     tcase_add_test(no, signature_shape);
