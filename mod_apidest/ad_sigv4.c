@@ -591,26 +591,29 @@ static int value_shown(const char *name)
 }
 
 /* The headers the client listed, as it listed them (lowercase and sorted:
- * it signed that list); sets *names to the SignedHeaders line to sign, and
- * *shown to the same lines for the mismatch message, with the values
- * value_shown() refuses withheld. */
+ * it signed that list); sets *names to the SignedHeaders line to sign.
+ * With withheld set, the lines for the mismatch message instead: the values
+ * value_shown() refuses are replaced, and *withheld counts them. */
 static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *req, const char *list,
-                                     const char **names, const char **shown)
+                                     const char **names, int *withheld)
 {
     apr_array_header_t *lines = apr_array_make(p, 12, sizeof(const char *));
-    apr_array_header_t *visible = apr_array_make(p, 12, sizeof(const char *));
     apr_array_header_t *keys = apr_array_make(p, 12, sizeof(const char *));
     char *s = apr_pstrdup(p, list), *tok, *last;
 
     for (tok = apr_strtok(s, ";", &last); tok; tok = apr_strtok(NULL, ";", &last)) {
-        const char *line = apr_pstrcat(p, tok, ":", canonical_value(p, req, tok), "\n", NULL);
+        const char *line;
+        if (withheld && !value_shown(tok)) {
+            line = apr_pstrcat(p, tok, ":(value withheld)\n", NULL);
+            ++*withheld;
+        }
+        else {
+            line = apr_pstrcat(p, tok, ":", canonical_value(p, req, tok), "\n", NULL);
+        }
         APR_ARRAY_PUSH(keys, const char *) = tok;
         APR_ARRAY_PUSH(lines, const char *) = line;
-        APR_ARRAY_PUSH(visible, const char *) =
-            value_shown(tok) ? line : apr_pstrcat(p, tok, ":(value withheld)\n", NULL);
     }
     *names = apr_array_pstrcat(p, keys, ';');
-    *shown = apr_array_pstrcat(p, visible, 0);
     return apr_array_pstrcat(p, lines, 0);
 }
 
@@ -639,24 +642,47 @@ static int sign(apr_pool_t *p, const char *secret, const char *const scope[5],
     return ok;
 }
 
+/* AWS's text for a signature that does not match: the canonical request and
+ * the string to sign it should have had. Values a client does not know it
+ * signed are withheld, and so is then the hash of the real canonical
+ * request, or a guess at a withheld value could be checked against it
+ * offline. */
+static int fail_mismatch(sv_ctx_t *c, const sv_auth_t *a, const char *head, const char *body_hash,
+                         const char *scope, const char *creq_hash)
+{
+    int withheld = 0;
+    const char *names,
+        *shown = canonical_headers(c->p, c->req, a->signed_headers, &names, &withheld);
+
+    return fail(c, AD_SIGV4_MISMATCH, T_INVALID,
+                apr_pstrcat(c->p,
+                            M_MISMATCH "\n\nThe Canonical String for this request should "
+                                       "have been\n'",
+                            head, shown, "\n", names, "\n", body_hash,
+                            "'\n\nThe String-to-Sign should have been\n'", scope,
+                            withheld ? "(hash withheld: it covers withheld values)" : creq_hash,
+                            "'\n", NULL));
+}
+
 static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
 {
     const ad_sigv4_request_t *req = c->req;
-    const char *names, *headers, *shown, *creq, *sts, *sent;
+    const char *names, *headers, *head, *scope, *creq, *sts, *sent;
     char body_hash[HEX_LEN + 1], creq_hash[HEX_LEN + 1], sig[HEX_LEN + 1];
 
     if (!sha256_hex(req->body, req->body_len, body_hash)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
-    headers = canonical_headers(c->p, req, a->signed_headers, &names, &shown);
-    creq = apr_pstrcat(c->p, req->method ? req->method : "", "\n", canonical_uri(c->p, req->path),
-                       "\n", canonical_query(c->p, req->query), "\n", headers, "\n", names, "\n",
-                       body_hash, NULL);
+    headers = canonical_headers(c->p, req, a->signed_headers, &names, NULL);
+    head = apr_pstrcat(c->p, req->method ? req->method : "", "\n", canonical_uri(c->p, req->path),
+                       "\n", canonical_query(c->p, req->query), "\n", NULL);
+    creq = apr_pstrcat(c->p, head, headers, "\n", names, "\n", body_hash, NULL);
     if (!sha256_hex(creq, strlen(creq), creq_hash)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
-    sts = apr_pstrcat(c->p, ALGORITHM "\n", a->amz_date, "\n", a->scope[1], "/", a->scope[2], "/",
-                      a->scope[3], "/", TERMINATOR "\n", creq_hash, NULL);
+    scope = apr_pstrcat(c->p, ALGORITHM "\n", a->amz_date, "\n", a->scope[1], "/", a->scope[2], "/",
+                        a->scope[3], "/", TERMINATOR "\n", NULL);
+    sts = apr_pstrcat(c->p, scope, creq_hash, NULL);
     if (!sign(c->p, secret, a->scope, sts, sig)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
@@ -671,19 +697,7 @@ static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
     }
     /* Constant time: how much of a guess matched must not show. */
     if (strlen(a->signature) != HEX_LEN || CRYPTO_memcmp(sig, a->signature, HEX_LEN) != 0) {
-        /* AWS's text, except for the withheld values: the string-to-sign
-         * still shows the hash of the real canonical request. */
-        return fail(c, AD_SIGV4_MISMATCH, T_INVALID,
-                    apr_pstrcat(c->p,
-                                M_MISMATCH "\n\nThe Canonical String for this request should "
-                                           "have been\n'",
-                                req->method ? req->method : "", "\n",
-                                canonical_uri(c->p, req->path), "\n",
-                                canonical_query(c->p, req->query), "\n", shown, "\n", names, "\n",
-                                body_hash,
-                                "'\n\nThe String-to-Sign should have "
-                                "been\n'",
-                                sts, "'\n", NULL));
+        return fail_mismatch(c, a, head, body_hash, scope, creq_hash);
     }
     return AD_SIGV4_OK;
 }
