@@ -103,12 +103,58 @@ static const char *parse_flag(apr_pool_t *p, const char *what, const char *arg, 
     return NULL;
 }
 
+/* The URL as an error message may show it: a user:password@ part is
+ * replaced, even in a URL that does not parse. */
+static const char *url_shown(apr_pool_t *p, const char *url)
+{
+    const char *auth = strstr(url, "://"), *end, *at = NULL, *c;
+
+    auth = auth ? auth + 3 : url;
+    end = auth + strcspn(auth, "/?#");
+    for (c = auth; c < end; c++) {
+        if (*c == '@') {
+            at = c;
+        }
+    }
+    if (!at) {
+        return url;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)(auth - url)),
+                       "(credentials withheld)", at, NULL);
+}
+
+/* Digits only, 1..65535 (apr_uri_parse wraps a larger port silently). */
+static int port_ok(const char *s)
+{
+    long v = 0;
+
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || (v = v * 10 + (*s - '0')) > 65535) {
+            return 0;
+        }
+    }
+    return v > 0;
+}
+
+static int has_space_or_control(const char *v)
+{
+    for (; *v; v++) {
+        if ((unsigned char)*v <= 0x20 || *v == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char *check_endpoint(apr_pool_t *p, const char *url)
 {
     apr_uri_t u;
 
     if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname || !*u.hostname) {
-        return apr_psprintf(p, "Endpoint '%s' is not an absolute http(s) URL", url);
+        return apr_psprintf(p, "Endpoint '%s' is not an absolute http(s) URL", url_shown(p, url));
     }
     if (u.user || u.password) {
         /* Credentials belong to a connection (pending records are sent with
@@ -121,8 +167,14 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
         return apr_psprintf(p, "Endpoint '%s': only http and https are allowed", url);
     }
-    if (strpbrk(url, " \t\r\n")) {
-        return apr_psprintf(p, "Endpoint '%s' holds white space", url);
+    if (has_space_or_control(url)) {
+        return apr_psprintf(p, "Endpoint '%s' holds white space or a control character", url);
+    }
+    if (u.port_str && !port_ok(u.port_str)) {
+        return apr_psprintf(p, "Endpoint '%s': the port must be 1 to 65535", url);
+    }
+    if (strpbrk(u.hostname, "<>\"{}|\\^`")) {
+        return apr_psprintf(p, "Endpoint '%s': the host holds a character no host name has", url);
     }
     /* A PathParameter fills a '*' with event data: in the host or the query
      * it would choose where the connection's credentials go. */
@@ -151,6 +203,22 @@ static const char *check_method(apr_pool_t *p, const char *m)
 
 static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
                                   const char **text);
+
+/* Opens a regular file only: a FIFO would hang configtest in open(), a
+ * directory reads as empty. */
+static apr_status_t open_regular(cmd_parms *cmd, const char *path, apr_file_t **f)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (fi.filetype != APR_REG) {
+        return APR_EBADF;
+    }
+    return apr_file_open(f, path, APR_FOPEN_READ, 0, cmd->temp_pool);
+}
 
 /* ---- secrets and parameters ----------------------------------------------- */
 
@@ -184,8 +252,10 @@ static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out
     }
     if (!strncmp(ref, "file:", 5)) {
         const char *path = ap_server_root_relative(cmd->temp_pool, ref + 5);
-        if (!path || apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
-            return apr_psprintf(cmd->pool, "secret file %s cannot be read", ref + 5);
+        apr_status_t rv = path ? open_regular(cmd, path, &f) : APR_EBADPATH;
+        if (rv != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, "secret file %s cannot be read%s", ref + 5,
+                                rv == APR_EBADF ? ": not a regular file" : "");
         }
         if (apr_file_read(f, buf, &n) != APR_SUCCESS && n == 0) {
             n = 0;
@@ -489,7 +559,8 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
                                 "control characters",
                                 name);
         }
-        if (who == &cn->api_key_name && (err = check_header_name(p, argv[0]))) {
+        if (who == &cn->api_key_name && ((err = check_header_name(p, argv[0])) ||
+                                         (err = check_forbidden_header(p, argv[0], 0)))) {
             return err;
         }
         *who = apr_pstrdup(p, argv[0]);
@@ -508,6 +579,9 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
         return err;
     }
     if (!strcasecmp(name, "AuthorizationType")) {
+        if (cn->auth != AD_AUTH_NONE) {
+            return "a connection takes one AuthorizationType";
+        }
         return auth_type(p, argv[0], &cn->auth);
     }
     if (!strcasecmp(name, "OAuthEndpoint")) {
@@ -533,8 +607,32 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
     return apr_psprintf(p, "unknown directive '%s' in <ApiDestConnection>", name);
 }
 
+/* Credentials of another authorization type would be read (a secret loaded)
+ * and never used: say so instead. */
+static const char *conn_other_credentials(const ad_connection_t *cn)
+{
+    if (cn->auth != AD_AUTH_BASIC && cn->user) {
+        return "Basic";
+    }
+    if (cn->auth != AD_AUTH_API_KEY && cn->api_key_name) {
+        return "ApiKey";
+    }
+    if (cn->auth != AD_AUTH_OAUTH && (cn->client_id || cn->oauth_endpoint)) {
+        return cn->client_id ? "OAuthClient" : "OAuthEndpoint";
+    }
+    return NULL;
+}
+
 static const char *conn_complete(apr_pool_t *p, const ad_connection_t *cn)
 {
+    const char *other = cn->auth != AD_AUTH_NONE ? conn_other_credentials(cn) : NULL;
+
+    if (other) {
+        return apr_psprintf(p, "%s does not go with AuthorizationType %s", other,
+                            cn->auth == AD_AUTH_BASIC     ? "BASIC"
+                            : cn->auth == AD_AUTH_API_KEY ? "API_KEY"
+                                                          : "OAUTH_CLIENT_CREDENTIALS");
+    }
     switch (cn->auth) {
     case AD_AUTH_BASIC:
         return cn->user ? NULL : "a BASIC connection needs Basic <user> <password>";
@@ -699,6 +797,19 @@ static const char *parse_backoff(apr_pool_t *p, const char *name, int argc, char
                                 : NULL;
 }
 
+/* A target with a Destination takes its method, timeout and address policy
+ * from there: the same lines in the target would be ignored. */
+static const char *plain_only(apr_pool_t *p, const ad_target_t *t)
+{
+    if (t->destination_name && t->plain_only) {
+        return apr_psprintf(p,
+                            "%s goes in the <ApiDestDestination> of a target with Destination "
+                            "(only a plain Endpoint target takes it)",
+                            t->plain_only);
+    }
+    return NULL;
+}
+
 static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int argc, char **argv,
                                const ap_directive_t *dir)
 {
@@ -759,7 +870,7 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
     }
     if (!strcasecmp(name, "Destination")) {
         t->destination_name = apr_pstrdup(p, argv[0]);
-        return NULL;
+        return plain_only(p, t);
     }
     if (!strcasecmp(name, "Endpoint")) {
         if ((err = check_endpoint(p, argv[0]))) {
@@ -767,6 +878,15 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
         }
         t->endpoint = apr_pstrdup(p, argv[0]);
         return NULL;
+    }
+    if (!strcasecmp(name, "HttpMethod") || !strcasecmp(name, "Timeout") ||
+        !strcasecmp(name, "AllowPrivateEndpoint")) {
+        if (!t->plain_only) {
+            t->plain_only = apr_pstrdup(p, name);
+        }
+        if ((err = plain_only(p, t))) {
+            return err;
+        }
     }
     if (!strcasecmp(name, "HttpMethod")) {
         if ((err = check_method(p, argv[0]))) {
@@ -845,8 +965,11 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
     apr_size_t n;
     char *buf;
 
-    if (!full || apr_file_open(&f, full, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "%s '%s' cannot be read", what, path);
+    apr_status_t rv = full ? open_regular(cmd, full, &f) : APR_EBADPATH;
+
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s '%s' cannot be read%s", what, path,
+                            rv == APR_EBADF ? ": not a regular file" : "");
     }
     if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > MAX_PATTERN_FILE) {
         apr_file_close(f);
@@ -1093,7 +1216,7 @@ static const char *set_size(cmd_parms *cmd, const char *arg, apr_size_t lo, apr_
 static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_off_t v;
+    apr_off_t v, mult = 1;
     char *end;
 
     if (err) {
@@ -1105,23 +1228,29 @@ static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
     switch (*end) {
     case 'K':
     case 'k':
-        v *= 1024;
+        mult = 1024;
         end++;
         break;
     case 'M':
     case 'm':
-        v *= 1024 * 1024;
+        mult = 1024 * 1024;
         end++;
         break;
     case 'G':
     case 'g':
-        v *= 1024 * 1024 * 1024;
+        mult = 1024 * 1024 * 1024;
         end++;
         break;
     }
     if (*end) {
         return "ApiDestStoreMinFree must be a number of bytes, optionally with K, M or G";
     }
+    /* Past 1 PiB it is a typo, and a wrapped product would turn the
+     * protection off. */
+    if (v > (((apr_off_t)1) << 50) / mult) {
+        return "ApiDestStoreMinFree must be at most 1P (1048576G)";
+    }
+    v *= mult;
     cmd_conf(cmd)->store_min_free = v;
     return NULL;
 }

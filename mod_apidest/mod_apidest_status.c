@@ -319,6 +319,14 @@ static int admin_metrics(request_rec *r)
     return OK;
 }
 
+/* 405 with the Allow header HTTP asks for ("GET", "GET, DELETE", ...). */
+static int wrong_method(request_rec *r, const char *allow)
+{
+    apr_table_setn(r->headers_out, "Allow", allow);
+    return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed",
+                       apr_pstrcat(r->pool, "use ", allow, NULL));
+}
+
 /* GET /dlq, GET|DELETE /dlq/{id}, POST /dlq/{id}/redrive, POST /dlq/redrive */
 static int admin_dlq(request_rec *r, const char *rest)
 {
@@ -327,7 +335,7 @@ static int admin_dlq(request_rec *r, const char *rest)
 
     if (!*rest || !strcmp(rest, "/")) {
         if (r->method_number != M_GET) {
-            return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET");
+            return wrong_method(r, "GET");
         }
         req = query_filters(r, json_pack("{s:s}", "op", "dlq-list"), 0, &err);
         return err ? (json_decref(req), admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err))
@@ -336,7 +344,7 @@ static int admin_dlq(request_rec *r, const char *rest)
     rest++;
     if (!strcmp(rest, "redrive")) {
         if (r->method_number != M_POST) {
-            return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
+            return wrong_method(r, "POST");
         }
         req = query_filters(r, json_pack("{s:s}", "op", "dlq-redrive"), 1, &err);
         return err ? (json_decref(req), admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err))
@@ -355,7 +363,7 @@ static int admin_dlq(request_rec *r, const char *rest)
     if (r->method_number == M_DELETE) {
         return admin_forward(r, json_pack("{s:s,s:s}", "op", "dlq-delete", "id", rest));
     }
-    return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET or DELETE");
+    return wrong_method(r, "GET, DELETE");
 }
 
 /* POST /test-event-pattern: {"Event": ..., "EventPattern": ...} */
@@ -384,19 +392,43 @@ static int admin_connection(request_rec *r, const char *rest)
         return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
     }
     if (r->method_number != M_POST) {
-        return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
+        return wrong_method(r, "POST");
     }
     return admin_forward(
         r, json_pack("{s:s,s:s%}", "op", "authorize", "name", rest, (size_t)(slash - rest)));
+}
+
+/* httpd merges "//" in r->uri: ".../dlq//redrive", a script's
+ * "dlq/$ID/redrive" with $ID empty, would redrive the whole DLQ. The path
+ * as sent is checked (after the authority of an absolute-form target). */
+static int has_empty_segment(const char *uri)
+{
+    const char *path = uri, *c;
+
+    if (*uri != '/') {
+        const char *auth = strstr(uri, "://");
+        path = auth ? auth + 3 + strcspn(auth + 3, "/?#") : uri;
+    }
+    for (c = path; *c && *c != '?' && *c != '#'; c++) {
+        if (c[0] == '/' && c[1] == '/') {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int apidest_admin_handler(request_rec *r)
 {
     const char *sub = r->path_info ? r->path_info : "";
 
+    if (has_empty_segment(r->unparsed_uri)) {
+        return admin_error(r, HTTP_NOT_FOUND, "NotFound",
+                           "no such admin resource (an empty path segment)");
+    }
+
     if (!strcmp(sub, "/status") || !strcmp(sub, "/metrics")) {
         if (r->method_number != M_GET) {
-            return admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use GET");
+            return wrong_method(r, "GET");
         }
         return sub[1] == 's' ? admin_status(r) : admin_metrics(r);
     }
@@ -407,9 +439,7 @@ int apidest_admin_handler(request_rec *r)
         return admin_connection(r, sub + 13);
     }
     if (!strcmp(sub, "/test-event-pattern")) {
-        return r->method_number == M_POST
-                   ? admin_test_event_pattern(r)
-                   : admin_error(r, HTTP_METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST");
+        return r->method_number == M_POST ? admin_test_event_pattern(r) : wrong_method(r, "POST");
     }
     return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
 }

@@ -2,6 +2,9 @@
 of the offending directive (or, for a section missing a required directive,
 the section's opening or closing line), with the reason."""
 
+import os
+import time
+
 from harness import assert_config_error, destination, find_line, rule
 
 DEST = destination("hooks", "http://127.0.0.1:9/hooks")
@@ -126,3 +129,95 @@ def test_invalid_values_name_their_line(server):
         rc, out, path = server.configtest(body)
         line = find_line(path, needle)
         assert_config_error(rc, out, path, line)
+
+
+def _conn(name, body):
+    return "\n<ApiDestConnection %s>\n%s\n</ApiDestConnection>\n" % (name, body)
+
+
+def _with_conn(conn_body):
+    return (_conn("c1", conn_body) + destination("d1", "http://127.0.0.1:9/x",
+                                                 extra="    Connection c1\n")
+            + rule("r1", {"source": ["x"]}, [("t1", "d1")]))
+
+
+def test_a_password_in_an_endpoint_is_never_printed(server):
+    """A URL that does not parse was printed whole, user:password@ included."""
+    for body in (destination("d1", "https://bob:InlineS3cret@api.example.com:99x/*/x")
+                 + rule("r1", {"source": ["x"]}, [("t1", "d1")]),
+                 destination("d1", "https://bob:InlineS3cret@/x")
+                 + rule("r1", {"source": ["x"]}, [("t1", "d1")]),
+                 _with_conn("AuthorizationType OAUTH_CLIENT_CREDENTIALS\n"
+                            "OAuthEndpoint https://cid:OauthS3cret@auth.example.com:x/t\n"
+                            "OAuthClient cid secret")):
+        rc, out, path = server.configtest(body)
+        line = find_line(path, "S3cret@")
+        assert_config_error(rc, out, path, line, "withheld")
+        assert "S3cret" not in out, out
+
+
+def test_a_secret_or_pattern_file_must_be_a_regular_file(server, tmp_path):
+    """open() of a FIFO waits for a writer: configtest hung."""
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    cases = [
+        ("Basic user1 file:", _with_conn("AuthorizationType BASIC\nBasic user1 file:" + fifo)),
+        ("EventPatternFile", DEST + """
+<ApiDestRule r1>
+    EventPatternFile %s
+    <ApiDestTarget t1>
+        Destination hooks
+    </ApiDestTarget>
+</ApiDestRule>
+""" % fifo),
+        ("Basic user1 file:", _with_conn("AuthorizationType BASIC\nBasic user1 file:"
+                                         + str(tmp_path))),
+    ]
+    for needle, body in cases:
+        t0 = time.time()
+        rc, out, path = server.configtest(body)
+        assert time.time() - t0 < 10, "configtest hung"
+        assert_config_error(rc, out, path, find_line(path, needle), "not a regular file")
+
+
+def test_values_that_were_accepted_and_ignored_or_wrapped(server):
+    """Each of these passed configtest: a forbidden ApiKey header, a target's
+    HttpMethod/Timeout/AllowPrivateEndpoint beside its Destination (the
+    destination's were used), two AuthorizationTypes or credentials of
+    another type (loaded, never used), ports past 65535 or 0, a control
+    byte or '<' in a URL, and an ApiDestStoreMinFree that wrapped negative
+    (turning the protection off)."""
+    target = lambda extra: DEST + """
+<ApiDestRule r1>
+    EventPattern '{"source":["x"]}'
+    <ApiDestTarget t1>
+%s
+    </ApiDestTarget>
+</ApiDestRule>
+""" % "\n".join("        " + x for x in extra.split("\n"))
+    cases = [
+        ("ApiKey Content-Length", _with_conn("AuthorizationType API_KEY\n"
+                                             "ApiKey Content-Length 12"), "may not be set"),
+        ("Timeout 30", target("Destination hooks\nTimeout 30"), "only a plain Endpoint"),
+        ("        Destination hooks", target("HttpMethod GET\nDestination hooks"),
+         "only a plain Endpoint"),
+        ("        AllowPrivateEndpoint", target("Destination hooks\nAllowPrivateEndpoint on"),
+         "only a plain Endpoint"),
+        ("AuthorizationType BASIC", _with_conn("AuthorizationType API_KEY\n"
+                                               "AuthorizationType BASIC\nBasic u p"),
+         "one AuthorizationType"),
+        ("<ApiDestConnection c1>", _with_conn("AuthorizationType BASIC\nBasic u p\n"
+                                            "ApiKey X-Key k"), "does not go with"),
+        ("Endpoint http://127.0.0.1:70000", destination("d2", "http://127.0.0.1:70000/x")
+         + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "port"),
+        ("Endpoint http://127.0.0.1:0/", destination("d2", "http://127.0.0.1:0/x")
+         + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "port"),
+        ("Endpoint http://127.0.0.1/a\x01", destination("d2", "http://127.0.0.1/a\x01b")
+         + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "control"),
+        ("Endpoint http://a<b", destination("d2", "http://a<b/x")
+         + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "host"),
+        ("ApiDestStoreMinFree", "ApiDestStoreMinFree 99999999999999G\n" + DEST, "at most"),
+    ]
+    for needle, body, why in cases:
+        rc, out, path = server.configtest(body)
+        assert_config_error(rc, out, path, find_line(path, needle), why)

@@ -331,6 +331,27 @@ def test_unusable_dlq_filters_are_refused_not_dropped(server, sink):
     assert not [r for r in sink.snapshot() if r["status"] == 200], "something was redriven"
 
 
+def test_an_empty_id_never_widens_a_redrive(server, sink):
+    """httpd merges "//": "/dlq//redrive" (a script's "dlq/$ID/redrive" with
+    $ID empty) reached the handler as the unfiltered bulk redrive and
+    redrove every record. A wrong method is answered with Allow."""
+    sink.set_default(400)
+    server.start(_conf(sink))
+    _put(server, 2, "empty-id")
+    _wait_dlq(server, 2)
+    sink.set_default(200)
+    for method, path in (("POST", "/dlq//redrive"), ("GET", "//dlq"), ("DELETE", "/dlq//")):
+        status, out = _admin(server, method, path)
+        assert status == 404 and out["error"] == "NotFound", (method, path, out)
+    time.sleep(1.5)
+    assert len(_dlq(server)["Records"]) == 2
+    assert not [r for r in sink.snapshot() if r["status"] == 200], "something was redriven"
+    for method, path, allow in (("PUT", "/status", "GET"), ("GET", "/dlq/redrive", "POST"),
+                                ("POST", "/dlq/00", "GET, DELETE")):
+        status, hdrs, data = server.request(method, "/apidest" + path)
+        assert status == 405 and hdrs.get("allow") == allow, (method, path, hdrs, data)
+
+
 def test_a_dead_letter_whose_body_is_not_utf8(server, sink, tmp_path):
     """A transformer's literal bytes need not be UTF-8. The DLQ shows such a
     body with U+FFFD and whole in BodyBase64; reading it once crashed
