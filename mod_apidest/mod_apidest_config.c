@@ -439,15 +439,44 @@ static int split_args(apr_pool_t *p, const char *args, char **argv, int max)
     return n;
 }
 
+/* The lines a section may hold more than once; a second of any other line
+ * would silently replace the first. */
+static int may_repeat(const char *name)
+{
+    static const char *const many[] = {
+        "PathParameter",  "QueryParameter",      "Header", "InputPathsMap",
+        "OAuthParameter", "InvocationParameter", NULL};
+    int i;
+
+    for (i = 0; many[i]; i++) {
+        if (!strcasecmp(name, many[i])) {
+            return 1;
+        }
+    }
+    return *name == '<'; /* nested sections: several targets */
+}
+
 static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
 {
     const ap_directive_t *d;
+    apr_hash_t *seen = apr_hash_make(cmd->temp_pool);
 
     for (d = cmd->directive->first_child; d; d = d->next) {
         char *argv[8];
         int argc = split_args(cmd->temp_pool, d->args ? d->args : "", argv, 8);
-        const char *err = fn(cmd, obj, d->directive, argc, argv, d);
-        if (err) {
+        const char *err;
+
+        if (!may_repeat(d->directive)) {
+            char *key = apr_pstrdup(cmd->temp_pool, d->directive);
+            ap_str_tolower(key);
+            if (apr_hash_get(seen, key, APR_HASH_KEY_STRING)) {
+                return at(
+                    cmd->pool, d,
+                    apr_psprintf(cmd->pool, "%s is given twice in this section", d->directive));
+            }
+            apr_hash_set(seen, key, APR_HASH_KEY_STRING, key);
+        }
+        if ((err = fn(cmd, obj, d->directive, argc, argv, d))) {
             return at(cmd->pool, d, err);
         }
     }
@@ -467,6 +496,9 @@ static const char *section_name(cmd_parms *cmd, const char *section, const char 
     *name = ap_getword_conf(cmd->pool, &args);
     if (!**name) {
         return apr_psprintf(cmd->pool, "%s> needs a name", section);
+    }
+    if (*ap_getword_conf(cmd->temp_pool, &args)) {
+        return apr_psprintf(cmd->pool, "%s> takes one name", section);
     }
     return check_name(cmd->pool, what, *name);
 }

@@ -183,8 +183,8 @@ def test_a_secret_or_pattern_file_must_be_a_regular_file(server, tmp_path):
 def test_values_that_were_accepted_and_ignored_or_wrapped(server):
     """Each of these passed configtest: a forbidden ApiKey header, a target's
     HttpMethod/Timeout/AllowPrivateEndpoint beside its Destination (the
-    destination's were used), two AuthorizationTypes or credentials of
-    another type (loaded, never used), ports past 65535 or 0, a control
+    destination's were used), a line given twice (the last won), words
+    after a section's name, credentials of another type (loaded, never used), ports past 65535 or 0, a control
     byte or '<' in a URL, and an ApiDestStoreMinFree that wrapped negative
     (turning the protection off)."""
     target = lambda extra: DEST + """
@@ -205,7 +205,12 @@ def test_values_that_were_accepted_and_ignored_or_wrapped(server):
          "only a plain Endpoint"),
         ("AuthorizationType BASIC", _with_conn("AuthorizationType API_KEY\n"
                                                "AuthorizationType BASIC\nBasic u p"),
-         "one AuthorizationType"),
+         "given twice"),
+        ("Endpoint http://127.0.0.1:9/b", destination("d2", "http://127.0.0.1:9/a",
+                                                      extra="    Endpoint http://127.0.0.1:9/b\n")
+         + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "given twice"),
+        ("<ApiDestRule r2 extra>", DEST + rule("r2 extra", {"source": ["x"]}, [("t1", "hooks")]),
+         "takes one name"),
         ("<ApiDestConnection c1>", _with_conn("AuthorizationType BASIC\nBasic u p\n"
                                             "ApiKey X-Key k"), "does not go with"),
         ("Endpoint http://127.0.0.1:70000", destination("d2", "http://127.0.0.1:70000/x")
