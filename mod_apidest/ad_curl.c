@@ -240,6 +240,7 @@ static int header_is_safe(const ad_header_t *h)
     return 1;
 }
 
+/* *ok: 1, or 0 for a forbidden character, -1 for a line over 8 KiB. */
 static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)
 {
     struct curl_slist *list = NULL;
@@ -249,9 +250,12 @@ static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_header_t);
         char line[8192];
-        if (!header_is_safe(h) ||
-            (size_t)snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= sizeof(line)) {
+        if (!header_is_safe(h)) {
             *ok = 0;
+            break;
+        }
+        if ((size_t)snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= sizeof(line)) {
+            *ok = -1;
             break;
         }
         has_ct |= !strcasecmp(h->name, "Content-Type");
@@ -468,10 +472,11 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
     t->allow_private = req->allow_private;
     t->capture = req->capture_body;
     t->headers = build_headers(req, &ok);
-    if (!ok) {
+    if (ok != 1) {
         transfer_put(e, t);
         finish_now(cb, baton, AD_HTTP_INVALID,
-                   "a header name or value holds a forbidden character");
+                   ok ? "a header line is over 8 KiB"
+                      : "a header name or value holds a forbidden character");
         return APR_SUCCESS;
     }
     if (ad_url_has_dot_segment(req->url)) {

@@ -238,6 +238,7 @@ def test_path_query_and_header_parameters(server, sink):
     server.put_events([entry("s.crlf", "D", detail)])
     [rec] = _wait_dlq(server, 1)
     assert rec["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER"
+    assert "forbidden character" in rec["Attributes"]["ERROR_MESSAGE"], rec
     time.sleep(0.5)
     assert sink.count() == 1
     assert all(header(x, "Injected") is None for x in sink.snapshot())
@@ -246,11 +247,18 @@ def test_path_query_and_header_parameters(server, sink):
     assert len(_wait_dlq(server, 2)) == 2
     time.sleep(0.5)
     assert sink.count() == 1
+    # a value past the 8 KiB header line says so (it said "forbidden
+    # character"), and is not sent either
+    server.put_events([entry("s.crlf", "D", dict(detail, bad="x" * 9000))])
+    recs = _wait_dlq(server, 3)
+    assert sum("over 8 KiB" in r["Attributes"]["ERROR_MESSAGE"] for r in recs) == 1, recs
+    time.sleep(0.5)
+    assert sink.count() == 1
     # "." or ".." from the event would move the request (and a connection's
     # credentials) to another path: dead-lettered, never sent
     for i, bad in enumerate(["..", "."]):
         server.put_events([entry("s.p", "D", dict(detail, tenant=bad))])
-        recs = _wait_dlq(server, 3 + i)
+        recs = _wait_dlq(server, 4 + i)
         assert all(r["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER" for r in recs), recs
     # dots inside a value are just characters
     server.put_events([entry("s.p", "D", dict(detail, tenant="..."))])
