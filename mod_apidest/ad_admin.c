@@ -331,6 +331,10 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
     ad_record_t *r;
     int i, n = 0;
 
+    if (!id && json_object_get(req, "id")) {
+        /* an id given but empty must never widen to a bulk redrive */
+        return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
+    }
     if (id) {
         if (!load_one(p, ctx, id, &r)) {
             return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);

@@ -103,20 +103,15 @@ static const char *parse_flag(apr_pool_t *p, const char *what, const char *arg, 
     return NULL;
 }
 
-/* The URL as an error message may show it: a user:password@ part is
- * replaced, even in a URL that does not parse. */
+/* A URL that did not parse, as an error message may show it: everything
+ * from the scheme's "//" to the last '@' is replaced (a password may hold
+ * '/', '?' or '#'; hiding too much is harmless here). */
 static const char *url_shown(apr_pool_t *p, const char *url)
 {
-    const char *auth = strstr(url, "://"), *end, *at = NULL, *c;
+    const char *auth = strstr(url, "//"), *at = strrchr(url, '@');
 
-    auth = auth ? auth + 3 : url;
-    end = auth + strcspn(auth, "/?#");
-    for (c = auth; c < end; c++) {
-        if (*c == '@') {
-            at = c;
-        }
-    }
-    if (!at) {
+    auth = auth ? auth + 2 : url;
+    if (!at || at < auth) {
         return url;
     }
     return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)(auth - url)),
@@ -170,7 +165,7 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (has_space_or_control(url)) {
         return apr_psprintf(p, "Endpoint '%s' holds white space or a control character", url);
     }
-    if (u.port_str && !port_ok(u.port_str)) {
+    if (u.port_str && *u.port_str && !port_ok(u.port_str)) {
         return apr_psprintf(p, "Endpoint '%s': the port must be 1 to 65535", url);
     }
     if (strpbrk(u.hostname, "<>\"{}|\\^`")) {
@@ -652,6 +647,10 @@ static const char *conn_other_credentials(const ad_connection_t *cn)
     if (cn->auth != AD_AUTH_OAUTH && (cn->client_id || cn->oauth_endpoint)) {
         return cn->client_id ? "OAuthClient" : "OAuthEndpoint";
     }
+    if (cn->auth != AD_AUTH_OAUTH &&
+        (strcmp(cn->oauth_method, "POST") || cn->oauth_params->nelts)) {
+        return cn->oauth_params->nelts ? "OAuthParameter" : "OAuthHttpMethod";
+    }
     return NULL;
 }
 
@@ -894,10 +893,16 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
         const char **slot = !strcasecmp(name, "InputPath") ? &t->input_path
                             : !strcasecmp(name, "Input")   ? &t->input
                                                            : &t->input_template;
+        if (slot == &t->input_template && t->input_template) {
+            return "a target takes one InputTransformer or InputTransformerFile";
+        }
         *slot = apr_pstrdup(p, argv[0]);
         return NULL;
     }
     if (!strcasecmp(name, "InputTransformerFile")) {
+        if (t->input_template) {
+            return "a target takes one InputTransformer or InputTransformerFile";
+        }
         return read_text_file(cmd, "InputTransformerFile", argv[0], &t->input_template);
     }
     if (!strcasecmp(name, "Destination")) {
@@ -1280,7 +1285,7 @@ static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
     /* Past 1 PiB it is a typo, and a wrapped product would turn the
      * protection off. */
     if (v > (((apr_off_t)1) << 50) / mult) {
-        return "ApiDestStoreMinFree must be at most 1P (1048576G)";
+        return "ApiDestStoreMinFree must be at most 1048576G";
     }
     v *= mult;
     cmd_conf(cmd)->store_min_free = v;

@@ -335,7 +335,7 @@ static int admin_dlq(request_rec *r, const char *rest)
 
     if (!*rest || !strcmp(rest, "/")) {
         if (r->method_number != M_GET) {
-            return wrong_method(r, "GET");
+            return wrong_method(r, "GET, HEAD");
         }
         req = query_filters(r, json_pack("{s:s}", "op", "dlq-list"), 0, &err);
         return err ? (json_decref(req), admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err))
@@ -351,7 +351,7 @@ static int admin_dlq(request_rec *r, const char *rest)
                    : admin_forward(r, req);
     }
     if ((slash = strchr(rest, '/'))) {
-        if (strcmp(slash, "/redrive") || r->method_number != M_POST) {
+        if (slash == rest || strcmp(slash, "/redrive") || r->method_number != M_POST) {
             return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
         }
         return admin_forward(
@@ -363,7 +363,7 @@ static int admin_dlq(request_rec *r, const char *rest)
     if (r->method_number == M_DELETE) {
         return admin_forward(r, json_pack("{s:s,s:s}", "op", "dlq-delete", "id", rest));
     }
-    return wrong_method(r, "GET, DELETE");
+    return wrong_method(r, "GET, HEAD, DELETE");
 }
 
 /* POST /test-event-pattern: {"Event": ..., "EventPattern": ...} */
@@ -428,7 +428,7 @@ int apidest_admin_handler(request_rec *r)
 
     if (!strcmp(sub, "/status") || !strcmp(sub, "/metrics")) {
         if (r->method_number != M_GET) {
-            return wrong_method(r, "GET");
+            return wrong_method(r, "GET, HEAD");
         }
         return sub[1] == 's' ? admin_status(r) : admin_metrics(r);
     }

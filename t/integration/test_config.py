@@ -147,11 +147,13 @@ def test_a_password_in_an_endpoint_is_never_printed(server):
                  + rule("r1", {"source": ["x"]}, [("t1", "d1")]),
                  destination("d1", "https://bob:InlineS3cret@/x")
                  + rule("r1", {"source": ["x"]}, [("t1", "d1")]),
+                 destination("d1", "https://bob:S3cret#x/?@api.example.com/x")
+                 + rule("r1", {"source": ["x"]}, [("t1", "d1")]),
                  _with_conn("AuthorizationType OAUTH_CLIENT_CREDENTIALS\n"
                             "OAuthEndpoint https://cid:OauthS3cret@auth.example.com:x/t\n"
                             "OAuthClient cid secret")):
         rc, out, path = server.configtest(body)
-        line = find_line(path, "S3cret@")
+        line = find_line(path, "S3cret")
         assert_config_error(rc, out, path, line, "withheld")
         assert "S3cret" not in out, out
 
@@ -222,7 +224,18 @@ def test_values_that_were_accepted_and_ignored_or_wrapped(server):
         ("Endpoint http://a<b", destination("d2", "http://a<b/x")
          + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "host"),
         ("ApiDestStoreMinFree", "ApiDestStoreMinFree 99999999999999G\n" + DEST, "at most"),
+        ("InputTransformerFile", target("Destination hooks\nInputTransformer '{\"a\": 1}'\n"
+                                        "InputTransformerFile /dev/null"), "one InputTransformer"),
+        ("<ApiDestConnection c1>", _with_conn("AuthorizationType BASIC\nBasic u p\n"
+                                            "OAuthParameter body scope x"), "does not go with"),
     ]
     for needle, body, why in cases:
         rc, out, path = server.configtest(body)
         assert_config_error(rc, out, path, find_line(path, needle), why)
+
+
+def test_an_empty_port_is_no_port(server):
+    """RFC 3986 allows "host:" with an empty port: the scheme's default."""
+    rc, out, _ = server.configtest(destination("d1", "http://127.0.0.1:/x")
+                                   + rule("r1", {"source": ["x"]}, [("t1", "d1")]))
+    assert rc == 0 and "Syntax OK" in out, out
