@@ -199,20 +199,24 @@ static const char *check_method(apr_pool_t *p, const char *m)
 static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
                                   const char **text);
 
-/* Opens a regular file only: a FIFO would hang configtest in open(), a
- * directory reads as empty. */
+/* Opens a regular file only: a FIFO would hang configtest in a blocking
+ * open(), a directory reads as empty. Opened without blocking, then checked
+ * on the descriptor, so nothing can be swapped in between. */
 static apr_status_t open_regular(cmd_parms *cmd, const char *path, apr_file_t **f)
 {
     apr_finfo_t fi;
-    apr_status_t rv = apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool);
+    apr_status_t rv =
+        apr_file_open(f, path, APR_FOPEN_READ | APR_FOPEN_NONBLOCK, 0, cmd->temp_pool);
 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (fi.filetype != APR_REG) {
-        return APR_EBADF;
+    if ((rv = apr_file_info_get(&fi, APR_FINFO_TYPE, *f)) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        apr_file_close(*f);
+        return rv != APR_SUCCESS ? rv : APR_EBADF;
     }
-    return apr_file_open(f, path, APR_FOPEN_READ, 0, cmd->temp_pool);
+    return APR_SUCCESS;
 }
 
 /* ---- secrets and parameters ----------------------------------------------- */
