@@ -134,10 +134,11 @@ static int port_ok(const char *s)
     return v > 0;
 }
 
-static int has_space_or_control(const char *v)
+/* A control character but tab: it would end or bend a header line. */
+static int has_control(const char *v)
 {
     for (; *v; v++) {
-        if ((unsigned char)*v <= 0x20 || *v == 0x7f) {
+        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
             return 1;
         }
     }
@@ -162,7 +163,7 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
         return apr_psprintf(p, "Endpoint '%s': only http and https are allowed", url);
     }
-    if (has_space_or_control(url)) {
+    if (strpbrk(url, " \t") || has_control(url)) {
         return apr_psprintf(p, "Endpoint '%s' holds white space or a control character", url);
     }
     if (u.port_str && *u.port_str && !port_ok(u.port_str)) {
@@ -224,17 +225,6 @@ static apr_status_t open_regular(cmd_parms *cmd, const char *path, apr_file_t **
 /* "env:NAME", "file:/path" (read now, trailing newline stripped) or the
  * value itself. Errors never echo a secret. */
 #define SECRET_MAX 4096
-
-/* A control character but tab: it would end or bend a header line. */
-static int has_control(const char *v)
-{
-    for (; *v; v++) {
-        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out)
 {
