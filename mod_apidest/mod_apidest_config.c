@@ -203,17 +203,16 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
 /* Opens a regular file only: a FIFO would hang configtest in a blocking
  * open(), a directory reads as empty. Opened without blocking, then checked
  * on the descriptor, so nothing can be swapped in between. */
-static apr_status_t open_regular(cmd_parms *cmd, const char *path, apr_file_t **f)
+static apr_status_t open_regular(cmd_parms *cmd, const char *path, apr_file_t **f, apr_finfo_t *fi)
 {
-    apr_finfo_t fi;
     apr_status_t rv =
         apr_file_open(f, path, APR_FOPEN_READ | APR_FOPEN_NONBLOCK, 0, cmd->temp_pool);
 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = apr_file_info_get(&fi, APR_FINFO_TYPE, *f)) != APR_SUCCESS ||
-        fi.filetype != APR_REG) {
+    if ((rv = apr_file_info_get(fi, APR_FINFO_TYPE | APR_FINFO_SIZE, *f)) != APR_SUCCESS ||
+        fi->filetype != APR_REG) {
         apr_file_close(*f);
         return rv != APR_SUCCESS ? rv : APR_EBADF;
     }
@@ -241,7 +240,8 @@ static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out
     }
     if (!strncmp(ref, "file:", 5)) {
         const char *path = ap_server_root_relative(cmd->temp_pool, ref + 5);
-        apr_status_t rv = path ? open_regular(cmd, path, &f) : APR_EBADPATH;
+        apr_finfo_t fi;
+        apr_status_t rv = path ? open_regular(cmd, path, &f, &fi) : APR_EBADPATH;
         if (rv != APR_SUCCESS) {
             return apr_psprintf(cmd->pool, "secret file %s cannot be read%s", ref + 5,
                                 rv == APR_EBADF ? ": not a regular file" : "");
@@ -995,14 +995,13 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
     apr_finfo_t fi;
     apr_size_t n;
     char *buf;
-
-    apr_status_t rv = full ? open_regular(cmd, full, &f) : APR_EBADPATH;
+    apr_status_t rv = full ? open_regular(cmd, full, &f, &fi) : APR_EBADPATH;
 
     if (rv != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "%s '%s' cannot be read%s", what, path,
                             rv == APR_EBADF ? ": not a regular file" : "");
     }
-    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > MAX_PATTERN_FILE) {
+    if (fi.size > MAX_PATTERN_FILE) {
         apr_file_close(f);
         return apr_psprintf(cmd->pool, "%s '%s' is over %d bytes", what, path, MAX_PATTERN_FILE);
     }
