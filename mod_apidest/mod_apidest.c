@@ -89,6 +89,13 @@ static int send_body(request_rec *r, int status, const char *ctype, const char *
     return OK;
 }
 
+/* The answer's type follows the request's form, errors too: AWS JSON 1.1
+ * when X-Amz-Target names the operation, plain JSON otherwise. */
+static const char *answer_type(const request_rec *r)
+{
+    return apr_table_get(r->headers_in, "X-Amz-Target") ? CT_AWSJSON : "application/json";
+}
+
 /* AWS JSON 1.1 errors: status, x-amzn-ErrorType and {"__type","message"}. */
 static int send_aws_error(request_rec *r, int status, const char *type, const char *msg)
 {
@@ -96,7 +103,7 @@ static int send_aws_error(request_rec *r, int status, const char *type, const ch
     char *body = ad_awsjson_error_body(r->pool, type, msg, &len);
 
     apr_table_setn(r->headers_out, "x-amzn-ErrorType", type);
-    return send_body(r, status, CT_AWSJSON, body, len);
+    return send_body(r, status, answer_type(r), body, len);
 }
 
 static int is_json_type(const char *ct, const char *want)
@@ -262,8 +269,7 @@ static int ingest_handler(request_rec *r)
     }
     count_ingest(in, stored);
     out = ad_ingest_response(r->pool, in, &len);
-    return send_body(r, HTTP_OK, form == AD_INGEST_AWSJSON ? CT_AWSJSON : "application/json", out,
-                     len);
+    return send_body(r, HTTP_OK, answer_type(r), out, len);
 }
 
 static int apidest_handler(request_rec *r)

@@ -33,11 +33,17 @@ def _sentinel(server, sink):
 
 @pytest.mark.parametrize("ctype", ["amz", "json"])
 def test_body_not_json(server, sink, ctype):
+    # Errors come in the request's form, as the answers to good requests do.
+    answer_type = "application/x-amz-json-1.1" if ctype == "amz" else "application/json"
     server.start(_conf(sink))
     for body in (b"this is not json", b'{"Entries": [{"Source": "com.example.input",',
                  b"\xff\xfe{}"):
         status, hdrs, resp = server.put_events(body=body, content_type=ctype)
         assert_aws_error(status, hdrs, resp, 400, "SerializationException", server.last_raw)
+        assert hdrs.get("content-type") == answer_type, hdrs
+    status, hdrs, resp = server.put_events([entry("com.example.other")], content_type=ctype)
+    assert_put_ok(status, hdrs, resp, 1)
+    assert hdrs.get("content-type") == answer_type, hdrs
     time.sleep(SETTLE)
     assert sink.count() == 0
     _sentinel(server, sink)
