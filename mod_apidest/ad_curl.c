@@ -222,17 +222,22 @@ static int on_prereq(void *data, char *ip, char *local_ip, int port, int local_p
 }
 #endif
 
+/* The longest "Name: value" line sent, NUL included. */
+#define AD_CURL_HEADER_LINE_MAX 8192
+
 /* Names come from the configuration; values may come from an event. A
  * control character other than tab ends or bends the header line (CR, LF,
  * and NUL, which curl would cut at) or has no place in it (RFC 9110 5.5). */
-static int header_is_safe(const ad_header_t *h)
+static int name_is_safe(const char *name)
+{
+    return *name && !strpbrk(name, "\r\n:");
+}
+
+static int value_is_safe(const char *value)
 {
     const unsigned char *v;
 
-    if (!*h->name || strpbrk(h->name, "\r\n:")) {
-        return 0;
-    }
-    for (v = (const unsigned char *)h->value; *v; v++) {
+    for (v = (const unsigned char *)value; *v; v++) {
         if ((*v < 0x20 && *v != '\t') || *v == 0x7f) {
             return 0;
         }
@@ -240,24 +245,43 @@ static int header_is_safe(const ad_header_t *h)
     return 1;
 }
 
-/* *ok: 1, or 0 for a forbidden character, -1 for a line over 8 KiB. */
-static struct curl_slist *build_headers(const ad_http_request_t *req, int *ok)
+/* NULL, or why a header cannot be sent, in why[n]. The value is never
+ * quoted (it may be a secret); the name is, when it is printable. */
+static const char *header_refusal(const ad_header_t *h, char *why, size_t n)
+{
+    const char *name = name_is_safe(h->name) ? h->name : NULL;
+
+    if (name && value_is_safe(h->value)) {
+        if (strlen(name) + strlen(h->value) + 2 < AD_CURL_HEADER_LINE_MAX) {
+            return NULL;
+        }
+        snprintf(why, n, "header %.64s: the line is over 8 KiB", name);
+    }
+    else if (name) {
+        snprintf(why, n, "header %.64s: the value holds a forbidden character", name);
+    }
+    else {
+        snprintf(why, n, "a header name holds a forbidden character");
+    }
+    return why;
+}
+
+/* The request's header list for curl; *refused is NULL, or why (in why[n])
+ * a header could not be sent and the list is not to be used. */
+static struct curl_slist *build_headers(const ad_http_request_t *req, char *why, size_t n,
+                                        const char **refused)
 {
     struct curl_slist *list = NULL;
     int i, has_ct = 0;
 
-    *ok = 1;
+    *refused = NULL;
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_header_t);
-        char line[8192];
-        if (!header_is_safe(h)) {
-            *ok = 0;
+        char line[AD_CURL_HEADER_LINE_MAX];
+        if ((*refused = header_refusal(h, why, n))) {
             break;
         }
-        if ((size_t)snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= sizeof(line)) {
-            *ok = -1;
-            break;
-        }
+        snprintf(line, sizeof(line), "%s: %s", h->name, h->value);
         has_ct |= !strcasecmp(h->name, "Content-Type");
         list = curl_slist_append(list, line);
     }
@@ -462,7 +486,8 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
                             void *baton)
 {
     transfer_t *t;
-    int ok;
+    char why[128];
+    const char *refused;
 
     if (!(t = transfer_get(e))) {
         return APR_ENOMEM;
@@ -471,12 +496,10 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
     t->baton = baton;
     t->allow_private = req->allow_private;
     t->capture = req->capture_body;
-    t->headers = build_headers(req, &ok);
-    if (ok != 1) {
+    t->headers = build_headers(req, why, sizeof(why), &refused);
+    if (refused) {
         transfer_put(e, t);
-        finish_now(cb, baton, AD_HTTP_INVALID,
-                   ok ? "a header line is over 8 KiB"
-                      : "a header name or value holds a forbidden character");
+        finish_now(cb, baton, AD_HTTP_INVALID, refused);
         return APR_SUCCESS;
     }
     if (ad_url_has_dot_segment(req->url)) {
