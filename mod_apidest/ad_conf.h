@@ -94,8 +94,6 @@ typedef struct ad_target_t {
     const char *method;
     int timeout_sec;
     int allow_private;
-    const char *plain_only; /* first of HttpMethod, Timeout, AllowPrivateEndpoint
-                               given: only a plain target (Endpoint) takes them */
     int retry_attempts;
     int backoff_base_sec, backoff_cap_sec; /* RetryBackoff; 0: ApiDestRetryBackoff's */
     int max_event_age_sec;

@@ -445,6 +445,44 @@ static int may_repeat(const char *name)
     return *name == '<'; /* nested sections: several targets */
 }
 
+/* A line and its ...File twin fill the same slot: a section takes one of
+ * the two. */
+static const char *slot_of(const char *name)
+{
+    static const char *const twins[] = {"InputTransformer", "EventPattern", NULL};
+    apr_size_t n = strlen(name);
+    int i;
+
+    for (i = 0; twins[i]; i++) {
+        apr_size_t t = strlen(twins[i]);
+        if (n == t + 4 && !strncasecmp(name, twins[i], t) && !strcasecmp(name + t, "File")) {
+            return twins[i];
+        }
+    }
+    return name;
+}
+
+/* NULL, or why the line d may not follow the lines in seen. */
+static const char *repeated(cmd_parms *cmd, apr_hash_t *seen, const ap_directive_t *d)
+{
+    const char *slot = slot_of(d->directive), *first;
+    char *key;
+
+    if (may_repeat(d->directive)) {
+        return NULL;
+    }
+    key = apr_pstrdup(cmd->temp_pool, slot);
+    ap_str_tolower(key);
+    if (!(first = apr_hash_get(seen, key, APR_HASH_KEY_STRING))) {
+        apr_hash_set(seen, key, APR_HASH_KEY_STRING, d->directive);
+        return NULL;
+    }
+    if (!strcasecmp(first, d->directive)) {
+        return apr_psprintf(cmd->pool, "%s is given twice in this section", d->directive);
+    }
+    return apr_psprintf(cmd->pool, "this section takes one %s or %sFile, not both", slot, slot);
+}
+
 static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
 {
     const ap_directive_t *d;
@@ -455,18 +493,12 @@ static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
         int argc = split_args(cmd->temp_pool, d->args ? d->args : "", argv, 8);
         const char *err;
 
-        if (!may_repeat(d->directive)) {
-            char *key = apr_pstrdup(cmd->temp_pool, d->directive);
-            ap_str_tolower(key);
-            if (apr_hash_get(seen, key, APR_HASH_KEY_STRING)) {
-                return at(
-                    cmd->pool, d,
-                    apr_psprintf(cmd->pool, "%s is given twice in this section", d->directive));
-            }
-            apr_hash_set(seen, key, APR_HASH_KEY_STRING, key);
+        if ((err = repeated(cmd, seen, d))) {
+            return at(cmd->pool, d, err);
         }
         if ((err = fn(cmd, obj, d->directive, argc, argv, d))) {
-            return at(cmd->pool, d, err);
+            /* a nested section's errors already name their line */
+            return *d->directive == '<' ? err : at(cmd->pool, d, err);
         }
     }
     return NULL;
@@ -822,15 +854,32 @@ static const char *parse_backoff(apr_pool_t *p, const char *name, int argc, char
                                 : NULL;
 }
 
-/* A target with a Destination takes its method, timeout and address policy
- * from there: the same lines in the target would be ignored. */
-static const char *plain_only(apr_pool_t *p, const ad_target_t *t)
+static int is_plain_only(const char *name)
 {
-    if (t->destination_name && t->plain_only) {
-        return apr_psprintf(p,
-                            "%s goes in the <ApiDestDestination> of a target with Destination "
-                            "(only a plain Endpoint target takes it)",
-                            t->plain_only);
+    return !strcasecmp(name, "HttpMethod") || !strcasecmp(name, "Timeout") ||
+           !strcasecmp(name, "AllowPrivateEndpoint");
+}
+
+/* A target with a Destination takes its method, timeout and address policy
+ * from there: the same lines in the target would be ignored. The error is
+ * at the later of the two lines. */
+static const char *check_plain_only(apr_pool_t *p, const ap_directive_t *section)
+{
+    const ap_directive_t *d, *plain = NULL;
+    int has_destination = 0;
+
+    for (d = section->first_child; d; d = d->next) {
+        has_destination |= !strcasecmp(d->directive, "Destination");
+        if (!plain && is_plain_only(d->directive)) {
+            plain = d;
+        }
+        if (has_destination && plain) {
+            return at(p, d,
+                      apr_psprintf(p,
+                                   "%s goes in the <ApiDestDestination> of a target with "
+                                   "Destination (only a plain Endpoint target takes it)",
+                                   plain->directive));
+        }
     }
     return NULL;
 }
@@ -887,21 +936,15 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
         const char **slot = !strcasecmp(name, "InputPath") ? &t->input_path
                             : !strcasecmp(name, "Input")   ? &t->input
                                                            : &t->input_template;
-        if (slot == &t->input_template && t->input_template) {
-            return "a target takes one InputTransformer or InputTransformerFile";
-        }
         *slot = apr_pstrdup(p, argv[0]);
         return NULL;
     }
     if (!strcasecmp(name, "InputTransformerFile")) {
-        if (t->input_template) {
-            return "a target takes one InputTransformer or InputTransformerFile";
-        }
         return read_text_file(cmd, "InputTransformerFile", argv[0], &t->input_template);
     }
     if (!strcasecmp(name, "Destination")) {
         t->destination_name = apr_pstrdup(p, argv[0]);
-        return plain_only(p, t);
+        return NULL;
     }
     if (!strcasecmp(name, "Endpoint")) {
         if ((err = check_endpoint(p, argv[0]))) {
@@ -909,15 +952,6 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
         }
         t->endpoint = apr_pstrdup(p, argv[0]);
         return NULL;
-    }
-    if (!strcasecmp(name, "HttpMethod") || !strcasecmp(name, "Timeout") ||
-        !strcasecmp(name, "AllowPrivateEndpoint")) {
-        if (!t->plain_only) {
-            t->plain_only = apr_pstrdup(p, name);
-        }
-        if ((err = plain_only(p, t))) {
-            return err;
-        }
     }
     if (!strcasecmp(name, "HttpMethod")) {
         if ((err = check_method(p, argv[0]))) {
@@ -944,38 +978,54 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
     return apr_psprintf(p, "unknown directive '%s' in <ApiDestTarget>", name);
 }
 
+/* Checks of the <ApiDestTarget name> line itself, before its body. */
+static const char *target_name(cmd_parms *cmd, const ad_rule_t *rule, const ap_directive_t *dir,
+                               const char **name)
+{
+    const char *err = section_name(cmd, "<ApiDestTarget", dir->args, "target", name);
+    int i;
+
+    for (i = 0; !err && i < rule->targets->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(rule->targets, i, ad_target_t *)->id, *name)) {
+            err =
+                apr_psprintf(cmd->pool, "rule '%s' has two targets named '%s'", rule->name, *name);
+        }
+    }
+    return err;
+}
+
+/* Checks of the target as a whole, once its lines are read. */
+static const char *target_whole(apr_pool_t *p, const ad_rule_t *rule, const ad_target_t *t)
+{
+    if (!t->destination_name == !t->endpoint) {
+        return apr_psprintf(p, "target '%s' needs exactly one of Destination or Endpoint", t->id);
+    }
+    if (rule->targets->nelts >= MAX_TARGETS_PER_RULE) {
+        return apr_psprintf(p, "rule '%s' has more than %d targets (EventBridge's limit)",
+                            rule->name, MAX_TARGETS_PER_RULE);
+    }
+    return NULL;
+}
+
+/* Its errors name their own line: the target's, or one inside it. */
 static const char *target_section(cmd_parms *cmd, ad_rule_t *rule, const ap_directive_t *dir)
 {
     const ap_directive_t *saved = cmd->directive;
-    ad_target_t *t;
+    ad_target_t *t = NULL;
     const char *err, *name;
-    int i;
 
     cmd->directive = (ap_directive_t *)dir;
-    err = section_name(cmd, "<ApiDestTarget", dir->args, "target", &name);
-    if (!err) {
-        for (i = 0; i < rule->targets->nelts; i++) {
-            if (!strcmp(APR_ARRAY_IDX(rule->targets, i, ad_target_t *)->id, name)) {
-                err = apr_psprintf(cmd->pool, "rule '%s' has two targets named '%s'", rule->name,
-                                   name);
-            }
+    if ((err = target_name(cmd, rule, dir, &name))) {
+        err = at(cmd->pool, dir, err);
+    }
+    else {
+        t = ad_conf_target_make(cmd->pool, name);
+        t->file = dir->filename;
+        t->line = dir->line_num;
+        if (!(err = walk_section(cmd, t, target_line)) &&
+            !(err = check_plain_only(cmd->pool, dir)) && (err = target_whole(cmd->pool, rule, t))) {
+            err = at(cmd->pool, dir, err);
         }
-    }
-    t = ad_conf_target_make(cmd->pool, name);
-    t->file = dir->filename;
-    t->line = dir->line_num;
-    if (!err) {
-        err = walk_section(cmd, t, target_line);
-    }
-    if (!err && !t->destination_name == !t->endpoint) {
-        err = apr_psprintf(cmd->pool,
-                           "target '%s' needs exactly one of Destination "
-                           "or Endpoint",
-                           name);
-    }
-    if (!err && rule->targets->nelts >= MAX_TARGETS_PER_RULE) {
-        err = apr_psprintf(cmd->pool, "rule '%s' has more than %d targets (EventBridge's limit)",
-                           rule->name, MAX_TARGETS_PER_RULE);
     }
     cmd->directive = (ap_directive_t *)saved;
     if (err) {
@@ -1021,9 +1071,6 @@ static const char *set_pattern(cmd_parms *cmd, ad_rule_t *r, const char *text)
 {
     const char *reason;
 
-    if (r->pattern_text) {
-        return "a rule takes one EventPattern or EventPatternFile";
-    }
     r->pattern_text = text;
     r->pattern = ad_pattern_compile(cmd->pool, text, strlen(text), &reason);
     if (!r->pattern) {
@@ -1063,9 +1110,6 @@ static const char *rule_line(cmd_parms *cmd, void *obj, const char *name, int ar
     }
     if (!strcasecmp(name, "ScheduleExpression")) {
         const char *err2, *detail = NULL;
-        if (r->schedule) {
-            return "a rule takes one ScheduleExpression";
-        }
         if (strlen(argv[0]) > 256) {
             return "ValidationException: " AD_SCHEDULE_ERR_INVALID " (longer than 256 characters)";
         }

@@ -228,10 +228,21 @@ def test_values_that_were_accepted_and_ignored_or_wrapped(server):
                                         "InputTransformerFile /dev/null"), "one InputTransformer"),
         ("<ApiDestConnection c1>", _with_conn("AuthorizationType BASIC\nBasic u p\n"
                                             "OAuthParameter body scope x"), "does not go with"),
+        ("EventPatternFile", DEST + """
+<ApiDestRule r2>
+    EventPattern '{"source":["x"]}'
+    EventPatternFile /dev/null
+    <ApiDestTarget t1>
+        Destination hooks
+    </ApiDestTarget>
+</ApiDestRule>
+""", "one EventPattern or EventPatternFile"),
     ]
     for needle, body, why in cases:
         rc, out, path = server.configtest(body)
         assert_config_error(rc, out, path, find_line(path, needle), why)
+        # a line inside a target is named once, not also as the target's line
+        assert out.count("(at ") <= 1, out
 
 
 def test_an_empty_port_is_no_port(server):
