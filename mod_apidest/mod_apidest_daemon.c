@@ -48,6 +48,7 @@ APLOG_USE_MODULE(apidest);
 static const char *sockname;
 static apr_file_t *journal;
 static const char *pidfile;
+static const char *store_dir; /* in apidestd: where its store lives */
 static server_rec *root_server;
 static apr_pool_t *root_pool;
 static volatile sig_atomic_t daemon_stop;
@@ -116,19 +117,76 @@ static int bind_socket(server_rec *s, int *fd_out)
     return own_path(s, sockname);
 }
 
+#define STORE_DIR_PERMS (APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD & ~APR_FPROT_WWRITE)
+
+/* dir (no trailing '/') and its missing parents; those it made are listed
+ * in made, parents first. */
+static apr_status_t make_dirs(apr_pool_t *p, const char *dir, apr_array_header_t *made)
+{
+    apr_status_t rv = apr_dir_make(dir, STORE_DIR_PERMS, p);
+    char *parent;
+    apr_size_t n;
+
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        parent = ap_make_dirstr_parent(p, dir);
+        n = strlen(parent);
+        while (n > 1 && parent[n - 1] == '/') {
+            parent[--n] = '\0';
+        }
+        if (!*parent || !strcmp(parent, dir) ||
+            ((rv = make_dirs(p, parent, made)) != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))) {
+            return rv;
+        }
+        rv = apr_dir_make(dir, STORE_DIR_PERMS, p);
+    }
+    if (rv == APR_SUCCESS) {
+        APR_ARRAY_PUSH(made, const char *) = dir;
+    }
+    return rv;
+}
+
+/* Only the directories made here are given to the httpd user: one that
+ * exists keeps its owner (a store in ServerRoot or /var/lib must not hand
+ * those to the user the web server runs as). */
 static int prepare_store_dir(apr_pool_t *p, server_rec *s, const ad_conf_t *c)
 {
     char *dir = ap_make_dirstr_parent(p, c->store_path);
+    apr_array_header_t *made = apr_array_make(p, 4, sizeof(const char *));
+    apr_size_t n = strlen(dir);
     apr_status_t rv;
+    int i;
 
-    rv =
-        apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD & ~APR_FPROT_WWRITE, p);
+    while (n > 1 && dir[n - 1] == '/') {
+        dir[--n] = '\0';
+    }
+    rv = make_dirs(p, dir, made);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      ADLOGNO(10013) "apidestd: cannot create the store directory %s", dir);
         return 0;
     }
-    return own_path(s, dir);
+    for (i = 0; i < made->nelts; i++) {
+        if (!own_path(s, APR_ARRAY_IDX(made, i, const char *))) {
+            return 0;
+        }
+    }
+    store_dir = dir;
+    return 1;
+}
+
+/* After the privileges are dropped: a store directory the httpd user
+ * cannot write is named as such, not as a store that does not open. */
+static int store_dir_writable(server_rec *s)
+{
+    if (access(store_dir, W_OK | X_OK) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     ADLOGNO(10046) "apidestd: the store directory %s is not writable by the "
+                                    "user httpd runs as; give it to that user (mod_apidest "
+                                    "gives only the directories it creates)",
+                     store_dir);
+        return 0;
+    }
+    return 1;
 }
 
 static void write_pid_file(apr_pool_t *p, server_rec *s)
@@ -158,7 +216,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s)
         return DAEMON_STARTUP_ERROR;
     }
     write_pid_file(p, s);
-    if (ap_run_drop_privileges(p, s) != 0) {
+    if (ap_run_drop_privileges(p, s) != 0 || !store_dir_writable(s)) {
         return DAEMON_STARTUP_ERROR;
     }
     apr_os_sock_put(&listener, &fd, p);

@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 
-from harness import destination, entry, rule
+from harness import destination, entry, rule, wait_until
 
 CONF = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
 SOURCE = "com.example.store"
@@ -223,3 +223,38 @@ def test_dead_letters_move_while_new_events_are_refused(server, sink):
     finally:
         server.stop()
         subprocess.run(["umount", "-l", mnt])
+
+
+def test_store_directories_given_to_the_httpd_user_only_when_made(server, sink):
+    """apidestd starts as root when httpd does: it gave the store's parent
+    directory to the httpd user even when that directory existed, so a
+    store in ServerRoot (or /var/lib) handed ServerRoot (or /var/lib) to the
+    user the web server runs as. It now gives only the directories it makes,
+    and names a store directory that user cannot write."""
+    import pwd
+    user_uid = pwd.getpwnam("daemon").pw_uid if server.as_root else os.getuid()
+    keep = os.path.join(server.root, "keep")
+    os.mkdir(keep, 0o755)
+    owner = os.stat(keep).st_uid
+    server.start(_conf(sink), store="dbm:gdbm:%s/new/deeper/apidest" % keep)
+    status, _, resp = server.put_events([entry(SOURCE, "Made")])
+    assert status == 200 and "EventId" in resp["Entries"][0], (status, resp)
+    assert sink.wait_for(1, 10), server.log_tail()
+    assert os.stat(keep).st_uid == owner, "an existing directory changed owner"
+    for d in ("new", "new/deeper"):
+        assert os.stat(os.path.join(keep, d)).st_uid == user_uid, d
+    server.stop()
+
+    # A store right in an existing directory the httpd user cannot write:
+    # refused at start with the reason; the directory keeps its owner.
+    if not server.as_root:
+        os.chmod(keep, 0o555)
+    try:
+        server.start(_conf(sink), store="dbm:gdbm:%s/apidest" % keep, wait_daemon=False)
+        assert wait_until(lambda: "is not writable by the user httpd runs as"
+                          in server.log_text(), 10), server.log_tail()
+        status, _, resp = server.put_events([entry(SOURCE, "Refused")], timeout=60)
+        assert status == 503, (status, resp)
+        assert os.stat(keep).st_uid == owner
+    finally:
+        os.chmod(keep, 0o755)
