@@ -1,5 +1,6 @@
 #include <string.h>
 #include <ctype.h>
+#include <unistd.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -1329,6 +1330,50 @@ static const char *set_min_free(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* The master opens the journal in post_config, where a failure stops
+ * httpd, on a graceful restart too: what can be told from here is told at
+ * configtest. A program run through the shell ("|$...") or named by a
+ * relative path is left to httpd. */
+static const char *check_journal_program(apr_pool_t *p, const char *cmd)
+{
+    const char *prog;
+    apr_finfo_t fi;
+
+    cmd += strspn(cmd, "|");
+    cmd += strspn(cmd, " \t");
+    if (*cmd != '/') {
+        return NULL;
+    }
+    prog = apr_pstrndup(p, cmd, strcspn(cmd, " \t"));
+    if (apr_stat(&fi, prog, APR_FINFO_TYPE, p) != APR_SUCCESS || fi.filetype != APR_REG ||
+        access(prog, X_OK) != 0) {
+        return apr_psprintf(p, "ApiDestJournal: %s is not an executable file", prog);
+    }
+    return NULL;
+}
+
+static const char *check_journal_file(cmd_parms *cmd, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->temp_pool, arg);
+    char *dir;
+    apr_finfo_t fi;
+
+    if (!path) {
+        return apr_psprintf(cmd->pool, "ApiDestJournal: %s is not a valid path", arg);
+    }
+    if (apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) == APR_SUCCESS) {
+        return fi.filetype == APR_REG || fi.filetype == APR_CHR
+                   ? NULL
+                   : apr_psprintf(cmd->pool, "ApiDestJournal: %s is not a file", path);
+    }
+    dir = ap_make_dirstr_parent(cmd->temp_pool, path);
+    if (apr_stat(&fi, dir, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_DIR) {
+        return apr_psprintf(cmd->pool, "ApiDestJournal: the directory %s does not exist", dir);
+    }
+    return NULL;
+}
+
 static const char *set_journal(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -1338,6 +1383,10 @@ static const char *set_journal(cmd_parms *cmd, void *dummy, const char *arg)
     }
     if (!*arg || (*arg == '|' && !arg[1])) {
         return "ApiDestJournal needs a file name or |program";
+    }
+    err = *arg == '|' ? check_journal_program(cmd->pool, arg) : check_journal_file(cmd, arg);
+    if (err) {
+        return err;
     }
     cmd_conf(cmd)->journal = arg;
     return NULL;

@@ -250,3 +250,22 @@ def test_an_empty_port_is_no_port(server):
     rc, out, _ = server.configtest(destination("d1", "http://127.0.0.1:/x")
                                    + rule("r1", {"source": ["x"]}, [("t1", "d1")]))
     assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_a_journal_that_cannot_open_fails_configtest(server, tmp_path):
+    """The master opens ApiDestJournal in post_config, where a failure stops
+    httpd, on a graceful restart too: `apachectl -t` passed such a config and
+    `apachectl graceful` then took the server down. What configtest can tell
+    it now tells."""
+    cases = [
+        (str(tmp_path / "no" / "such" / "journal.log"), "does not exist"),
+        (str(tmp_path), "is not a file"),
+        ("|/no/such/program -x", "is not an executable file"),
+        ("|" + str(tmp_path), "is not an executable file"),
+    ]
+    for spec, why in cases:
+        rc, out, path = server.configtest(DEST + 'ApiDestJournal "%s"\n' % spec)
+        assert_config_error(rc, out, path, find_line(path, "ApiDestJournal"), why)
+    for spec in (str(tmp_path / "journal.log"), "|/bin/cat", "|$cat > /dev/null"):
+        rc, out, _ = server.configtest(DEST + 'ApiDestJournal "%s"\n' % spec)
+        assert rc == 0 and "Syntax OK" in out, (spec, out)
