@@ -8,6 +8,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <poll.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <httpd.h>
 #include <http_config.h>
@@ -52,6 +55,7 @@ static const char *store_dir; /* in apidestd: where its store lives */
 static server_rec *root_server;
 static apr_pool_t *root_pool;
 static volatile sig_atomic_t daemon_stop;
+static int daemon_reaped; /* in the master: the daemon's pid was reaped */
 
 const char *apidest_daemon_socket_path(void)
 {
@@ -201,9 +205,23 @@ static void write_pid_file(apr_pool_t *p, server_rec *s)
     }
 }
 
+/* A master killed by SIGKILL runs no cleanup: apidestd would outlive it
+ * and hold the store's lock against the next start's daemon. The parent
+ * death signal is set once privileges are dropped, which clear it. */
+static void stop_with_master(pid_t master)
+{
+#ifdef PR_SET_PDEATHSIG
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+    if (getppid() != master) {
+        daemon_stop = 1; /* it died before the signal was set */
+    }
+}
+
 static int daemon_main(apr_pool_t *p, server_rec *s)
 {
     const ad_conf_t *c = apidest_conf(s);
+    pid_t master = getppid();
     ad_daemon_opts_t o;
     apr_socket_t *listener = NULL;
     const char *err;
@@ -219,6 +237,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s)
     if (ap_run_drop_privileges(p, s) != 0 || !store_dir_writable(s)) {
         return DAEMON_STARTUP_ERROR;
     }
+    stop_with_master(master);
     apr_os_sock_put(&listener, &fd, p);
     memset(&o, 0, sizeof(o));
     o.conf = c;
@@ -258,6 +277,7 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
 
     switch (reason) {
     case APR_OC_REASON_DEATH:
+        daemon_reaped = 1;
         apr_proc_other_child_unregister(data);
         if (mpm_stopping()) {
             break;
@@ -275,6 +295,7 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
         daemon_start(root_pool, root_server, proc);
         break;
     case APR_OC_REASON_LOST:
+        daemon_reaped = 1;
         apr_proc_other_child_unregister(data);
         daemon_start(root_pool, root_server, proc);
         break;
@@ -283,8 +304,11 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
         break;
     case APR_OC_REASON_UNREGISTER:
         /* pconf is going away (restart or stop): ask the daemon to finish;
-         * APR_KILL_AFTER_TIMEOUT sends SIGKILL 3 s later if it has not. */
-        kill(proc->pid, SIGTERM);
+         * APR_KILL_AFTER_TIMEOUT sends SIGKILL 3 s later if it has not. A
+         * pid already reaped may be another process's by now. */
+        if (!daemon_reaped) {
+            kill(proc->pid, SIGTERM);
+        }
         break;
     }
 }
@@ -304,6 +328,7 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
         exit(daemon_main(dp, s));
     }
     proc->pid = pid;
+    daemon_reaped = 0;
     proc->in = proc->out = proc->err = NULL;
     apr_pool_note_subprocess(p, proc, APR_KILL_AFTER_TIMEOUT);
     apr_proc_other_child_register(proc, daemon_maint, proc, NULL, p);

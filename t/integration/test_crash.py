@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import destination, entry, rule
+from harness import descendants, destination, entry, pid_alive, pid_exists, rule, wait_until
 
 CONF_EXTRA = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
 SOURCE = "com.example.crash"
@@ -227,3 +227,34 @@ def test_idle_connections_to_a_dead_apidestd_are_replaced_unseen(server, sink):
     got = [json.loads(r["body"])["id"] for r in sink.snapshot() if r["status"] == 200]
     assert all(got.count(eid) == 1 for eid in ids), "an event arrived twice"
     assert "AD10044" not in server.log_text()
+
+
+def test_apidestd_stops_when_only_its_master_is_killed(server, sink):
+    """kill -9 of the master alone runs no cleanup: apidestd lived on,
+    holding the store's lock, and the next start's daemon gave up on it
+    after 30 s (every PutEvents then 503). It now stops with its master,
+    and what it held is delivered after the next start."""
+    sink.set_default(503)
+    server.start(_conf(sink))
+    status, _, resp = server.put_events([entry(SOURCE, "Orphan", {"n": 1})])
+    assert status == 200, resp
+    [eid] = [e["EventId"] for e in resp["Entries"]]
+    daemon = server.live_daemon_pid()
+    master = server.master_pid
+    children = [p for p in descendants(master) if p != daemon]
+    server.known_pids.update(children + [master, daemon])
+    os.kill(master, signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(daemon), 10), "apidestd outlived its master"
+    # httpd's children hold the port: they go the way kill9_all sends them
+    for p in children:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    assert wait_until(lambda: not any(pid_exists(p) for p in children + [master, daemon]), 10)
+    server.started = False
+    server.master_pid = None
+    sink.set_default(200)
+    server.start()
+    assert wait_until(lambda: eid in _delivered(sink), 30), server.log_tail()
+    assert "cannot lock" not in server.log_text()
