@@ -438,6 +438,12 @@ static apr_status_t dbm_compact(ad_store_t *s, apr_pool_t *p)
         rv = APR_FROM_OS_ERROR(errno);
         unlink(tmp);
     }
+    else {
+        /* The rename is durable only once the directory is: records
+         * acknowledged (and synced) into the new file must not come back
+         * as the old file's after a power loss. */
+        rv = fsync_path(dir_of(p, d->path));
+    }
     d->next_reopen = 0;
     ensure_open(d);
     apr_pool_destroy(cp);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -144,6 +146,69 @@ START_TEST(per_record_calls_take_nothing_from_the_store_pool)
 }
 END_TEST
 
+/* The store's fsync calls land here first: what was made durable, by
+ * path, the last SYNCED_MAX of them. */
+#define SYNCED_MAX 8
+static char synced[SYNCED_MAX][512];
+static int nsynced;
+
+int fsync(int fd)
+{
+    char link[64];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, synced[nsynced % SYNCED_MAX], sizeof(synced[0]) - 1);
+    synced[nsynced % SYNCED_MAX][n > 0 ? n : 0] = '\0';
+    nsynced++;
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static int was_synced(const char *path)
+{
+    int i;
+
+    for (i = 0; i < nsynced && i < SYNCED_MAX; i++) {
+        if (!strcmp(synced[i], path)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A compaction renames a fresh file over the store: the rename, and with it
+ * every record acknowledged into the new file, is durable only once the
+ * directory is synced too. */
+START_TEST(compaction_keeps_live_records_and_syncs_the_rename)
+{
+    apr_pool_t *sp;
+    ad_store_t *s;
+    char key[16], *val;
+    apr_size_t len;
+    int i, n = 0;
+
+    apr_pool_create(&sp, pool);
+    s = open_store(sp);
+    for (i = 0; i < 200; i++) {
+        apr_snprintf(key, sizeof(key), "q%03d", i);
+        put1(s, key, "a record's bytes");
+        if (i % 10) {
+            ck_assert_int_eq(s->del(s, key), APR_SUCCESS);
+        }
+    }
+    nsynced = 0;
+    ck_assert_int_eq(s->compact(s, sp), APR_SUCCESS);
+    ck_assert_msg(was_synced(apr_pstrcat(pool, dir, "/q.compact", NULL)),
+                  "the new file was not synced before the rename");
+    ck_assert_msg(was_synced(dir), "the directory was not synced after the rename");
+    ck_assert_int_eq(s->iterate(s, pool, "q", count_cb, &n), APR_SUCCESS);
+    ck_assert_int_eq(n, 20);
+    ck_assert_int_eq(s->get(s, pool, "q190", &val, &len), APR_SUCCESS);
+    ad_store_close(s);
+    apr_pool_destroy(sp);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -152,6 +217,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, round_trip_and_reopen);
     tcase_add_test(tc, per_record_calls_take_nothing_from_the_store_pool);
+    tcase_add_test(tc, compaction_keeps_live_records_and_syncs_the_rename);
     suite_add_tcase(s, tc);
     return s;
 }
