@@ -112,7 +112,8 @@ static int is_json_type(const char *ct, const char *want)
     return ct && !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static int store_records(request_rec *r, ad_ingest_t *in)
+/* OK, or 503 with *why: the AWS clients retry a 503. */
+static int store_records(request_rec *r, ad_ingest_t *in, const char **why)
 {
     switch (apidest_daemon_store(r, in->records)) {
     case APIDEST_STORE_OK:
@@ -122,7 +123,12 @@ static int store_records(request_rec *r, ad_ingest_t *in)
          * retryably, as AWS reports a partial outage. */
         ad_ingest_fail_all(in, "InternalFailure", "Internal Service Failure");
         return OK;
+    case APIDEST_STORE_UNCONFIRMED:
+        *why = "The event store did not confirm in time; the events may have been accepted. "
+               "Retry: an event sent again may be delivered twice.";
+        return HTTP_SERVICE_UNAVAILABLE;
     default:
+        *why = "The event store is not reachable; nothing was accepted. Retry.";
         return HTTP_SERVICE_UNAVAILABLE;
     }
 }
@@ -219,6 +225,7 @@ static int ingest_handler(request_rec *r)
     ad_ingest_form_t form = target ? AD_INGEST_AWSJSON : AD_INGEST_PLAIN_JSON;
     ad_ingest_t *in;
     char *body = NULL, *out, id[AD_UUID_LEN + 1];
+    const char *why = NULL;
     apr_size_t len = 0;
     int rc, stored;
 
@@ -263,9 +270,8 @@ static int ingest_handler(request_rec *r)
     }
     ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver), c->store_driver);
     stored = in->failed_count;
-    if (in->records->nelts && (rc = store_records(r, in)) != OK) {
-        return send_aws_error(r, rc, "ServiceUnavailable",
-                              "The event store is not reachable; nothing was accepted. Retry.");
+    if (in->records->nelts && (rc = store_records(r, in, &why)) != OK) {
+        return send_aws_error(r, rc, "ServiceUnavailable", why);
     }
     count_ingest(in, stored);
     out = ad_ingest_response(r->pool, in, &len);

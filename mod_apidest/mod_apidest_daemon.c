@@ -624,7 +624,8 @@ apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_head
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       ADLOGNO(10022) "no acknowledgement from apidestd: records not accepted");
-        return APIDEST_STORE_UNREACHABLE;
+        return APR_STATUS_IS_ECONNREFUSED(rv) || never_read(rv) ? APIDEST_STORE_UNREACHABLE
+                                                                : APIDEST_STORE_UNCONFIRMED;
     }
     if (status != AD_ACK_STORED) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

@@ -14,9 +14,11 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s);
 void apidest_daemon_child_init(apr_pool_t *pchild, server_rec *s);
 
 typedef enum {
-    APIDEST_STORE_OK,         /* every record is stored */
-    APIDEST_STORE_REFUSED,    /* apidestd answered: nothing stored */
-    APIDEST_STORE_UNREACHABLE /* no answer: nothing acknowledged */
+    APIDEST_STORE_OK,          /* every record is stored */
+    APIDEST_STORE_REFUSED,     /* apidestd answered: nothing stored */
+    APIDEST_STORE_UNREACHABLE, /* apidestd never had the message */
+    APIDEST_STORE_UNCONFIRMED  /* it may have read (and stored) it, and
+                                  did not answer in time */
 } apidest_store_result_t;
 
 /* Send the request's records (ad_blob_t) in one message and wait for the

@@ -4,6 +4,7 @@ stored or delivered for a rejected request, per-entry errors counted right."""
 import http.client
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -155,8 +156,28 @@ def test_daemon_unreachable_503(server, sink):
             [entry("com.example.input", "Unreachable", {"try": i})], content_type=ctype)
         took = time.monotonic() - t0
         assert_aws_error(status, hdrs, resp, 503, "ServiceUnavailable", server.last_raw)
+        assert "nothing was accepted" in resp["message"], resp
         assert took < UNREACHABLE_BOUND, "503 took %.1fs" % took
     assert sink.count() == 0
+
+
+def test_store_that_does_not_confirm_in_time_503_says_it_may_have_accepted(server, sink):
+    """apidestd stalled (a slow disk; here SIGSTOP) reads the message but
+    does not answer within 30 s. The 503 said "nothing was accepted", yet
+    the events were stored and delivered once it resumed: a producer that
+    trusted the text and sent them again made duplicates it did not expect.
+    It now says the events may have been accepted."""
+    server.start(_conf(sink))
+    daemon = server.live_daemon_pid()
+    os.kill(daemon, signal.SIGSTOP)
+    try:
+        status, hdrs, resp = server.put_events(
+            [entry("com.example.input", "Stalled", {"n": 1})], timeout=60)
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+    assert_aws_error(status, hdrs, resp, 503, "ServiceUnavailable", server.last_raw)
+    assert "may have been accepted" in resp["message"], resp
+    assert sink.wait_for(1, DELIVER), "the stalled store did not keep the event"
 
 
 
