@@ -470,14 +470,52 @@ static apr_status_t take_lock(apr_pool_t *p, const char *path, apr_interval_time
     }
 }
 
+/* apr_dbm's gdbm driver returns gdbm's own error codes past
+ * APR_OS_START_USERERR, which apr_strerror does not know. */
+static int gdbm_code(const dbm_store_t *d, apr_status_t rv)
+{
+#ifdef AD_HAVE_GDBM
+    if (!strcmp(d->driver, "gdbm") && rv > APR_OS_START_USERERR &&
+        rv < APR_OS_START_USERERR + 1000) {
+        return (int)(rv - APR_OS_START_USERERR);
+    }
+#endif
+    (void)d;
+    (void)rv;
+    return 0;
+}
+
+static const char *open_error(const dbm_store_t *d, apr_status_t rv, char *buf, apr_size_t n)
+{
+#ifdef AD_HAVE_GDBM
+    int code = gdbm_code(d, rv);
+    if (code) {
+        return gdbm_strerror(code);
+    }
+#endif
+    return apr_strerror(rv, buf, n);
+}
+
+/* A DBM that another process still holds answers "busy" at once: that is
+ * worth waiting for. A damaged or unreadable file is not. */
+static int open_is_busy(const dbm_store_t *d, apr_status_t rv)
+{
+#ifdef AD_HAVE_GDBM
+    int code = gdbm_code(d, rv);
+    if (code) {
+        return code == GDBM_CANT_BE_WRITER || code == GDBM_CANT_BE_READER;
+    }
+#endif
+    return !APR_STATUS_IS_EACCES(rv) && !APR_STATUS_IS_ENOENT(rv) && !APR_STATUS_IS_ENOTDIR(rv);
+}
+
 static apr_status_t open_dbm(dbm_store_t *d, apr_time_t until)
 {
     apr_status_t rv;
-    /* A DBM that another process still holds answers "busy" at once;
-     * wait for the previous daemon generation to let go. */
+    /* Wait for the previous daemon generation to let go. */
     for (;;) {
         rv = open_db(d);
-        if (rv == APR_SUCCESS || apr_time_now() >= until) {
+        if (rv == APR_SUCCESS || !open_is_busy(d, rv) || apr_time_now() >= until) {
             return rv;
         }
         apr_sleep(apr_time_from_msec(50));
@@ -503,7 +541,7 @@ apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
     }
     if ((rv = open_dbm(d, apr_time_now() + wait)) != APR_SUCCESS) {
         *err = apr_psprintf(p, "cannot open DBM (%s) %s: %s", driver, path,
-                            apr_strerror(rv, ebuf, sizeof(ebuf)));
+                            open_error(d, rv, ebuf, sizeof(ebuf)));
         apr_file_close(d->lock);
         return rv;
     }

@@ -252,7 +252,11 @@ static int daemon_main(apr_pool_t *p, server_rec *s)
                  getpid(), c->store_spec, sockname);
     rv = ad_daemon_run(p, &o, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ADLOGNO(10015) "apidestd cannot run: %s",
+        /* apr_dbm passes gdbm's codes past APR_OS_START_USERERR, which
+         * httpd would print as "APR does not understand"; err has gdbm's
+         * own text for them. */
+        int shown = rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 1000 ? 0 : rv;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, shown, s, ADLOGNO(10015) "apidestd cannot run: %s",
                      err ? err : "unknown error");
         return DAEMON_STARTUP_ERROR;
     }

@@ -258,3 +258,20 @@ def test_store_directories_given_to_the_httpd_user_only_when_made(server, sink):
         assert os.stat(keep).st_uid == owner
     finally:
         os.chmod(keep, 0o755)
+
+
+def test_a_store_that_cannot_open_says_why_at_once(server, sink):
+    """A store file that is not a DBM was retried for 30 s as if another
+    process held it (every PutEvents meanwhile waited ~33 s for its 503),
+    and the log said "APR does not understand this error code". It now
+    fails at once with gdbm's own reason."""
+    with open(server.store_dir + "/apidest", "wb") as f:
+        f.write(b"this is not a gdbm file\n" * 100)
+    server.start(_conf(sink), wait_daemon=False)
+    assert wait_until(lambda: "cannot open DBM" in server.log_text(), 10), server.log_tail()
+    line = [x for x in server.log_text().splitlines() if "cannot open DBM" in x][0]
+    assert "does not understand" not in line, line
+    t0 = time.monotonic()
+    status, _, resp = server.put_events([entry(SOURCE, "NoStore")], timeout=60)
+    assert status == 503, (status, resp)
+    assert time.monotonic() - t0 < 12, "the 503 took %.1f s" % (time.monotonic() - t0)
