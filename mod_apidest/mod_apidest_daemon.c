@@ -370,6 +370,29 @@ static int open_journal(apr_pool_t *pconf, server_rec *s, const char *spec)
     return OK;
 }
 
+/* Nothing moves records from one store to another: a restart onto a new
+ * ApiDestStore leaves what is pending in the old one undelivered. The
+ * process pool outlives restarts, so the master remembers the last store. */
+static void note_store_change(server_rec *s)
+{
+    static const char key[] = "apidest-store-spec";
+    apr_pool_t *pp = s->process->pool;
+    const char *now = apidest_conf(s)->store_spec;
+    void *was = NULL;
+
+    apr_pool_userdata_get(&was, key, pp);
+    if (was && strcmp(was, now)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     ADLOGNO(10047) "ApiDestStore changed from %s to %s: records still pending or "
+                                    "dead-lettered in the old store stay there, undelivered; "
+                                    "point ApiDestStore back to it to deliver them",
+                     (const char *)was, now);
+    }
+    if (!was || strcmp(was, now)) {
+        apr_pool_userdata_set(apr_pstrdup(pp, now), key, NULL, pp);
+    }
+}
+
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
 {
     apr_proc_t *proc;
@@ -391,6 +414,7 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     }
     root_server = s;
     root_pool = pconf;
+    note_store_change(s);
     if ((rc = open_journal(pconf, s, apidest_conf(s)->journal)) != OK) {
         return rc;
     }

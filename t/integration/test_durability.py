@@ -5,7 +5,7 @@ tests count distinct event ids that got a 2xx."""
 import json
 import time
 
-from harness import assert_put_ok, destination, entry, rule
+from harness import assert_put_ok, destination, entry, rule, wait_until
 
 RETRY_CONF = """
 ApiDestRetryBackoff 1 2
@@ -115,3 +115,23 @@ def test_graceful_restart_with_pending_records(server, sink):
     more = _put(server, 2, "after-graceful")
     got = _wait_delivered(sink, ids + more)
     assert got == set(ids + more)
+
+
+def test_a_restart_onto_another_store_warns_of_what_the_old_one_holds(server, sink):
+    """Nothing moves records between stores: a graceful restart onto a new
+    ApiDestStore left the old store's pending records undelivered, and the
+    log said nothing. It now warns, naming both; pointing ApiDestStore back
+    delivers them."""
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = _put(server, 3, "old-store")
+    _wait_attempted(sink, ids)
+    other = "dbm:gdbm:%s/other/apidest" % server.root
+    server.write_conf(_conf(sink), store=other)
+    server.graceful(timeout=15)
+    assert wait_until(lambda: "ApiDestStore changed from %s to %s" % (server.store, other)
+                      in server.log_text(), 10), server.log_tail()
+    sink.set_default(200)
+    server.write_conf(_conf(sink))
+    server.graceful(timeout=15)
+    assert _wait_delivered(sink, ids) == set(ids)
