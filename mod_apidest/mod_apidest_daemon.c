@@ -2,6 +2,7 @@
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -56,6 +57,9 @@ static server_rec *root_server;
 static apr_pool_t *root_pool;
 static volatile sig_atomic_t daemon_stop;
 static int daemon_reaped; /* in the master: the daemon's pid was reaped */
+/* In the master: where the running daemon is noted as a subprocess and an
+ * other child, so that a reaped one is forgotten with it. */
+static apr_pool_t *daemon_pool;
 
 const char *apidest_daemon_socket_path(void)
 {
@@ -91,6 +95,29 @@ static int own_path(server_rec *s, const char *path)
         return 0;
     }
     return 1;
+}
+
+/* A directory apidestd made, given to the httpd user through a descriptor
+ * that did not follow a symbolic link and is a directory. */
+static int own_dir(server_rec *s, const char *path)
+{
+    struct stat st;
+    int fd, ok;
+
+    if (geteuid() != 0) {
+        return 1;
+    }
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+         fchown(fd, ap_unixd_config.user_id, ap_unixd_config.group_id) == 0;
+    if (!ok) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     ADLOGNO(10048) "apidestd: cannot give %s to the httpd user", path);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
 }
 
 static int bind_socket(server_rec *s, int *fd_out)
@@ -169,8 +196,10 @@ static int prepare_store_dir(apr_pool_t *p, server_rec *s, const ad_conf_t *c)
                      ADLOGNO(10013) "apidestd: cannot create the store directory %s", dir);
         return 0;
     }
-    for (i = 0; i < made->nelts; i++) {
-        if (!own_path(s, APR_ARRAY_IDX(made, i, const char *))) {
+    /* Deepest first: each is given away while its parent is still ours,
+     * so the httpd user cannot swap it for a link meanwhile. */
+    for (i = made->nelts - 1; i >= 0; i--) {
+        if (!own_dir(s, APR_ARRAY_IDX(made, i, const char *))) {
             return 0;
         }
     }
@@ -218,10 +247,9 @@ static void stop_with_master(pid_t master)
     }
 }
 
-static int daemon_main(apr_pool_t *p, server_rec *s)
+static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
 {
     const ad_conf_t *c = apidest_conf(s);
-    pid_t master = getppid();
     ad_daemon_opts_t o;
     apr_socket_t *listener = NULL;
     const char *err;
@@ -275,14 +303,25 @@ static int mpm_stopping(void)
     return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING;
 }
 
+/* The daemon was reaped: pconf must not keep its pid among the processes
+ * it signals at a restart (another process may have it by then). */
+static void forget_daemon(apr_proc_t *proc)
+{
+    daemon_reaped = 1;
+    apr_proc_other_child_unregister(proc);
+    if (daemon_pool) {
+        apr_pool_destroy(daemon_pool);
+        daemon_pool = NULL;
+    }
+}
+
 static void daemon_maint(int reason, void *data, apr_wait_t status)
 {
     apr_proc_t *proc = data;
 
     switch (reason) {
     case APR_OC_REASON_DEATH:
-        daemon_reaped = 1;
-        apr_proc_other_child_unregister(data);
+        forget_daemon(data);
         if (mpm_stopping()) {
             break;
         }
@@ -299,8 +338,7 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
         daemon_start(root_pool, root_server, proc);
         break;
     case APR_OC_REASON_LOST:
-        daemon_reaped = 1;
-        apr_proc_other_child_unregister(data);
+        forget_daemon(data);
         daemon_start(root_pool, root_server, proc);
         break;
     case APR_OC_REASON_RESTART:
@@ -317,9 +355,15 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
     }
 }
 
+static apr_status_t clear_pool_ref(void *ref)
+{
+    *(apr_pool_t **)ref = NULL;
+    return APR_SUCCESS;
+}
+
 static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
 {
-    pid_t pid = fork();
+    pid_t master = getpid(), pid = fork();
 
     if (pid < 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, ADLOGNO(10019) "cannot fork apidestd");
@@ -329,13 +373,18 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
         apr_pool_t *dp;
         apr_pool_create(&dp, p);
         apr_pool_tag(dp, "apidestd");
-        exit(daemon_main(dp, s));
+        exit(daemon_main(dp, s, master));
     }
     proc->pid = pid;
     daemon_reaped = 0;
     proc->in = proc->out = proc->err = NULL;
-    apr_pool_note_subprocess(p, proc, APR_KILL_AFTER_TIMEOUT);
-    apr_proc_other_child_register(proc, daemon_maint, proc, NULL, p);
+    /* A subpool of pconf: destroyed before pconf's own cleanups, so the
+     * daemon has drained and exited before they run. */
+    apr_pool_create(&daemon_pool, p);
+    apr_pool_tag(daemon_pool, "apidestd-proc");
+    apr_pool_cleanup_register(daemon_pool, &daemon_pool, clear_pool_ref, apr_pool_cleanup_null);
+    apr_pool_note_subprocess(daemon_pool, proc, APR_KILL_AFTER_TIMEOUT);
+    apr_proc_other_child_register(proc, daemon_maint, proc, NULL, daemon_pool);
     return OK;
 }
 
@@ -377,7 +426,9 @@ static void note_store_change(server_rec *s)
 {
     static const char key[] = "apidest-store-spec";
     apr_pool_t *pp = s->process->pool;
-    const char *now = apidest_conf(s)->store_spec;
+    const ad_conf_t *c = apidest_conf(s);
+    /* driver and resolved path: "dbm:/x" and "dbm:gdbm:/x" are one store */
+    const char *now = apr_pstrcat(root_pool, "dbm:", c->store_driver, ":", c->store_path, NULL);
     void *was = NULL;
 
     apr_pool_userdata_get(&was, key, pp);
@@ -650,10 +701,11 @@ apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_head
     }
     rv = exchange(r, AD_MSG_STORE, buf, len, AD_MSG_STORE_ACK, &status, &text, &text_len);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      ADLOGNO(10022) "no acknowledgement from apidestd: records not accepted");
-        return APR_STATUS_IS_ECONNREFUSED(rv) || never_read(rv) ? APIDEST_STORE_UNREACHABLE
-                                                                : APIDEST_STORE_UNCONFIRMED;
+        int unread = APR_STATUS_IS_ECONNREFUSED(rv) || never_read(rv);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r, ADLOGNO(10022) "no acknowledgement from apidestd: %s",
+            unread ? "records not accepted" : "the records may have been stored (answered 503)");
+        return unread ? APIDEST_STORE_UNREACHABLE : APIDEST_STORE_UNCONFIRMED;
     }
     if (status != AD_ACK_STORED) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
