@@ -498,8 +498,8 @@ static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
             return at(cmd->pool, d, err);
         }
         if ((err = fn(cmd, obj, d->directive, argc, argv, d))) {
-            /* a nested section's errors already name their line */
-            return *d->directive == '<' ? err : at(cmd->pool, d, err);
+            /* target_section's errors already name their line */
+            return !strcasecmp(d->directive, "<ApiDestTarget") ? err : at(cmd->pool, d, err);
         }
     }
     return NULL;
@@ -1357,19 +1357,26 @@ static const char *check_journal_file(cmd_parms *cmd, const char *arg)
     const char *path = ap_server_root_relative(cmd->temp_pool, arg);
     char *dir;
     apr_finfo_t fi;
+    apr_status_t rv;
 
     if (!path) {
         return apr_psprintf(cmd->pool, "ApiDestJournal: %s is not a valid path", arg);
     }
+    /* A pipe or socket is fine too: /dev/stdout in a container. */
     if (apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) == APR_SUCCESS) {
-        return fi.filetype == APR_REG || fi.filetype == APR_CHR
+        return fi.filetype != APR_DIR
                    ? NULL
-                   : apr_psprintf(cmd->pool, "ApiDestJournal: %s is not a file", path);
+                   : apr_psprintf(cmd->pool, "ApiDestJournal: %s is a directory", path);
     }
     dir = ap_make_dirstr_parent(cmd->temp_pool, path);
-    if (apr_stat(&fi, dir, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
-        fi.filetype != APR_DIR) {
+    rv = apr_stat(&fi, dir, APR_FINFO_TYPE, cmd->temp_pool);
+    if (APR_STATUS_IS_ENOENT(rv) || APR_STATUS_IS_ENOTDIR(rv) ||
+        (rv == APR_SUCCESS && fi.filetype != APR_DIR)) {
         return apr_psprintf(cmd->pool, "ApiDestJournal: the directory %s does not exist", dir);
+    }
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ApiDestJournal: the directory %s cannot be checked: %pm",
+                            dir, &rv);
     }
     return NULL;
 }
