@@ -246,7 +246,8 @@ static int value_is_safe(const char *value)
 }
 
 /* NULL, or why a header cannot be sent, in why[n]. The value is never
- * quoted (it may be a secret); the name is, when it is printable. */
+ * quoted (it may be a secret); the name is, unless it holds CR, LF or ':'
+ * (names are token-checked at config time). */
 static const char *header_refusal(const ad_header_t *h, char *why, size_t n)
 {
     const char *name = name_is_safe(h->name) ? h->name : NULL;

@@ -506,7 +506,7 @@ static int open_is_busy(const dbm_store_t *d, apr_status_t rv)
         return code == GDBM_CANT_BE_WRITER || code == GDBM_CANT_BE_READER;
     }
 #endif
-    return !APR_STATUS_IS_EACCES(rv) && !APR_STATUS_IS_ENOENT(rv) && !APR_STATUS_IS_ENOTDIR(rv);
+    return APR_STATUS_IS_EAGAIN(rv);
 }
 
 static apr_status_t open_dbm(dbm_store_t *d, apr_time_t until)
@@ -544,6 +544,12 @@ apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
                             open_error(d, rv, ebuf, sizeof(ebuf)));
         apr_file_close(d->lock);
         return rv;
+    }
+    /* A store file created just now survives a power loss only once its
+     * directory entry is durable, as the compaction's rename does. */
+    if ((rv = fsync_path(d->dir)) != APR_SUCCESS) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, rv,
+                      ADLOGNO(00162) "cannot sync the store directory %s", d->dir);
     }
     apr_dbm_get_usednames_ex(p, driver, path, &d->file1, &d->file2);
     s->kind = apr_pstrcat(p, "dbm:", driver, NULL);

@@ -209,6 +209,22 @@ START_TEST(compaction_keeps_live_records_and_syncs_the_rename)
 }
 END_TEST
 
+/* The store file made by the first open is durable only with its
+ * directory entry. */
+START_TEST(opening_a_new_store_syncs_its_directory)
+{
+    apr_pool_t *sp;
+    ad_store_t *s;
+
+    apr_pool_create(&sp, pool);
+    nsynced = 0;
+    s = open_store(sp);
+    ck_assert_msg(was_synced(dir), "the directory was not synced after the store was made");
+    ad_store_close(s);
+    apr_pool_destroy(sp);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -218,6 +234,7 @@ static Suite *suite(void)
     tcase_add_test(tc, round_trip_and_reopen);
     tcase_add_test(tc, per_record_calls_take_nothing_from_the_store_pool);
     tcase_add_test(tc, compaction_keeps_live_records_and_syncs_the_rename);
+    tcase_add_test(tc, opening_a_new_store_syncs_its_directory);
     suite_add_tcase(s, tc);
     return s;
 }
