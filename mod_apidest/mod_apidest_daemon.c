@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
@@ -444,6 +445,40 @@ static void note_store_change(server_rec *s)
     }
 }
 
+/* The runtime directory is root's, so the master removes what apidestd
+ * cannot. pconf's cleanups run after the daemon's subpool has stopped it;
+ * a restart's daemon makes both anew. */
+static apr_status_t remove_runtime_files(void *unused)
+{
+    (void)unused;
+    unlink(sockname);
+    unlink(pidfile);
+    return APR_SUCCESS;
+}
+
+/* Sockets of masters killed with SIGKILL (their pid is in the name) would
+ * pile up in the runtime directory. */
+static void remove_stale_sockets(apr_pool_t *p)
+{
+    const char *dir = ap_runtime_dir_relative(p, "");
+    apr_finfo_t fi;
+    apr_dir_t *d;
+    long pid;
+    char tail;
+
+    if (!dir || apr_dir_open(&d, dir, p) != APR_SUCCESS) {
+        return;
+    }
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+        if (fi.filetype == APR_SOCK && sscanf(fi.name, "apidest.%ld.soc%c", &pid, &tail) == 2 &&
+            tail == 'k' && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 &&
+            errno == ESRCH) {
+            unlink(ap_runtime_dir_relative(p, fi.name));
+        }
+    }
+    apr_dir_close(d);
+}
+
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
 {
     apr_proc_t *proc;
@@ -466,6 +501,8 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     root_server = s;
     root_pool = pconf;
     note_store_change(s);
+    remove_stale_sockets(pconf);
+    apr_pool_cleanup_register(pconf, NULL, remove_runtime_files, apr_pool_cleanup_null);
     if ((rc = open_journal(pconf, s, apidest_conf(s)->journal)) != OK) {
         return rc;
     }

@@ -2,6 +2,7 @@
 at least once; nothing arrives that was not accepted. Counts are of distinct
 event ids answered 2xx by the sink (delivery is at-least-once)."""
 
+import glob
 import json
 import os
 import signal
@@ -258,3 +259,21 @@ def test_apidestd_stops_when_only_its_master_is_killed(server, sink):
     server.start()
     assert wait_until(lambda: eid in _delivered(sink), 30), server.log_tail()
     assert "cannot lock" not in server.log_text()
+
+
+def test_runtime_files_go_at_stop_and_after_a_killed_master(server, sink):
+    """apidestd's socket (named for the master's pid) and pid file stayed
+    after a stop, and a master killed with SIGKILL left its socket behind
+    at every start. The master now removes both when its configuration
+    goes, and a start removes sockets of masters that no longer run."""
+    def sockets():
+        return sorted(glob.glob(os.path.join(server.run_dir, "apidest.*.sock")))
+
+    server.start(_conf(sink))
+    [first] = sockets()
+    server.kill9_all()
+    server.start()
+    [second] = sockets()
+    assert second != first
+    server.stop()
+    assert sockets() == [] and not os.path.exists(server.daemon_pid_file)
