@@ -442,7 +442,7 @@ static apr_status_t dbm_compact(ad_store_t *s, apr_pool_t *p)
         /* The rename is durable only once the directory is: records
          * acknowledged (and synced) into the new file must not come back
          * as the old file's after a power loss. */
-        rv = fsync_path(dir_of(p, d->path));
+        rv = fsync_path(d->dir);
     }
     d->next_reopen = 0;
     ensure_open(d);
