@@ -1,5 +1,5 @@
 #include <errno.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,11 +49,13 @@ APLOG_USE_MODULE(apidest);
 #define DRAIN_TIMEOUT        apr_time_from_msec(2000) /* < APR's 3 s kill timeout */
 #define STORE_LOCK_WAIT      apr_time_from_sec(30)
 #define PID_FILE             "apidestd.pid"
+/* The socket is named for the master's pid: SOCK_PREFIX <pid> SOCK_SUFFIX. */
+#define SOCK_PREFIX "apidest."
+#define SOCK_SUFFIX ".sock"
 
 static const char *sockname;
 static apr_file_t *journal;
 static const char *pidfile;
-static const char *store_dir; /* in apidestd: where its store lives */
 static server_rec *root_server;
 static apr_pool_t *root_pool;
 static volatile sig_atomic_t daemon_stop;
@@ -151,20 +153,27 @@ static int bind_socket(server_rec *s, int *fd_out)
 
 #define STORE_DIR_PERMS (APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD & ~APR_FPROT_WWRITE)
 
+/* The directory holding path, without a trailing '/' ("/" for the root). */
+static char *parent_dir(apr_pool_t *p, const char *path)
+{
+    char *dir = ap_make_dirstr_parent(p, path);
+    apr_size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/') {
+        dir[--n] = '\0';
+    }
+    return dir;
+}
+
 /* dir (no trailing '/') and its missing parents; those it made are listed
  * in made, parents first. */
 static apr_status_t make_dirs(apr_pool_t *p, const char *dir, apr_array_header_t *made)
 {
     apr_status_t rv = apr_dir_make(dir, STORE_DIR_PERMS, p);
-    char *parent;
-    apr_size_t n;
+    const char *parent;
 
     if (APR_STATUS_IS_ENOENT(rv)) {
-        parent = ap_make_dirstr_parent(p, dir);
-        n = strlen(parent);
-        while (n > 1 && parent[n - 1] == '/') {
-            parent[--n] = '\0';
-        }
+        parent = parent_dir(p, dir);
         if (!*parent || !strcmp(parent, dir) ||
             ((rv = make_dirs(p, parent, made)) != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))) {
             return rv;
@@ -180,18 +189,12 @@ static apr_status_t make_dirs(apr_pool_t *p, const char *dir, apr_array_header_t
 /* Only the directories made here are given to the httpd user: one that
  * exists keeps its owner (a store in ServerRoot or /var/lib must not hand
  * those to the user the web server runs as). */
-static int prepare_store_dir(apr_pool_t *p, server_rec *s, const ad_conf_t *c)
+static int prepare_store_dir(apr_pool_t *p, server_rec *s, const char *dir)
 {
-    char *dir = ap_make_dirstr_parent(p, c->store_path);
     apr_array_header_t *made = apr_array_make(p, 4, sizeof(const char *));
-    apr_size_t n = strlen(dir);
-    apr_status_t rv;
+    apr_status_t rv = make_dirs(p, dir, made);
     int i;
 
-    while (n > 1 && dir[n - 1] == '/') {
-        dir[--n] = '\0';
-    }
-    rv = make_dirs(p, dir, made);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      ADLOGNO(10013) "apidestd: cannot create the store directory %s", dir);
@@ -204,13 +207,12 @@ static int prepare_store_dir(apr_pool_t *p, server_rec *s, const ad_conf_t *c)
             return 0;
         }
     }
-    store_dir = dir;
     return 1;
 }
 
 /* After the privileges are dropped: a store directory the httpd user
  * cannot write is named as such, not as a store that does not open. */
-static int store_dir_writable(server_rec *s)
+static int store_dir_writable(server_rec *s, const char *store_dir)
 {
     if (access(store_dir, W_OK | X_OK) != 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
@@ -251,6 +253,7 @@ static void stop_with_master(pid_t master)
 static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
 {
     const ad_conf_t *c = apidest_conf(s);
+    const char *store_dir = parent_dir(p, c->store_path);
     ad_daemon_opts_t o;
     apr_socket_t *listener = NULL;
     const char *err;
@@ -259,11 +262,11 @@ static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
 
     daemon_signals();
     ap_close_listeners();
-    if (!bind_socket(s, &fd) || !prepare_store_dir(p, s, c)) {
+    if (!bind_socket(s, &fd) || !prepare_store_dir(p, s, store_dir)) {
         return DAEMON_STARTUP_ERROR;
     }
     write_pid_file(p, s);
-    if (ap_run_drop_privileges(p, s) != 0 || !store_dir_writable(s)) {
+    if (ap_run_drop_privileges(p, s) != 0 || !store_dir_writable(s, store_dir)) {
         return DAEMON_STARTUP_ERROR;
     }
     stop_with_master(master);
@@ -464,14 +467,15 @@ static void remove_stale_sockets(apr_pool_t *p)
     apr_finfo_t fi;
     apr_dir_t *d;
     long pid;
-    char tail;
+    char *end;
 
     if (!dir || apr_dir_open(&d, dir, p) != APR_SUCCESS) {
         return;
     }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
-        if (fi.filetype == APR_SOCK && sscanf(fi.name, "apidest.%ld.soc%c", &pid, &tail) == 2 &&
-            tail == 'k' && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 &&
+        if (fi.filetype == APR_SOCK && !strncmp(fi.name, SOCK_PREFIX, sizeof(SOCK_PREFIX) - 1) &&
+            (pid = strtol(fi.name + sizeof(SOCK_PREFIX) - 1, &end, 10)) > 0 &&
+            !strcmp(end, SOCK_SUFFIX) && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 &&
             errno == ESRCH) {
             unlink(ap_runtime_dir_relative(p, fi.name));
         }
@@ -486,7 +490,7 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     int rc;
 
     sockname = ap_runtime_dir_relative(
-        pconf, apr_psprintf(pconf, "apidest.%" APR_PID_T_FMT ".sock", getpid()));
+        pconf, apr_psprintf(pconf, SOCK_PREFIX "%" APR_PID_T_FMT SOCK_SUFFIX, getpid()));
     pidfile = ap_runtime_dir_relative(pconf, PID_FILE);
     if (!sockname || strlen(sockname) >= sizeof(sa.sun_path)) {
         ap_log_error(
