@@ -78,6 +78,18 @@ void ad_random_hex32(char *buf)
     hex_into(buf, b, sizeof(b));
 }
 
+int ad_has_control(const char *s)
+{
+    const unsigned char *v;
+
+    for (v = (const unsigned char *)s; *v; v++) {
+        if ((*v < 0x20 && *v != '\t') || *v == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 char *ad_url_encode(apr_pool_t *p, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

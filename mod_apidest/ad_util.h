@@ -27,6 +27,11 @@ void ad_time_rfc3339(char *buf, apr_time_t t);
  * it is not one. */
 apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
 
+/* Whether s holds a control character other than tab (or DEL): one that
+ * ends or bends a header line (CR, LF) or has no place in it (RFC 9110
+ * 5.5). The one rule for header values, at config time and at send time. */
+int ad_has_control(const char *s);
+
 /* RFC 3986 percent-encoding of everything but unreserved characters, so a
  * value cannot add path segments, query parameters or fragments. */
 char *ad_url_encode(apr_pool_t *p, const char *s);

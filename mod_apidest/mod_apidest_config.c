@@ -135,17 +135,6 @@ static int port_ok(const char *s)
     return v > 0;
 }
 
-/* A control character but tab: it would end or bend a header line. */
-static int has_control(const char *v)
-{
-    for (; *v; v++) {
-        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static const char *check_endpoint(apr_pool_t *p, const char *url)
 {
     apr_uri_t u;
@@ -164,7 +153,7 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
         return apr_psprintf(p, "Endpoint '%s': only http and https are allowed", url);
     }
-    if (strpbrk(url, " \t") || has_control(url)) {
+    if (strpbrk(url, " \t") || ad_has_control(url)) {
         return apr_psprintf(p, "Endpoint '%s' holds white space or a control character", url);
     }
     if (u.port_str && *u.port_str && !port_ok(u.port_str)) {
@@ -621,7 +610,7 @@ static const char *conn_line(cmd_parms *cmd, void *obj, const char *name, int ar
         if ((err = read_secret(cmd, argv[1], secret))) {
             return err;
         }
-        if (has_control(*secret) || strlen(*secret) > 512) {
+        if (ad_has_control(*secret) || strlen(*secret) > 512) {
             return apr_psprintf(p,
                                 "%s: the secret must be at most 512 characters without "
                                 "line breaks or other control characters",
