@@ -1,12 +1,13 @@
 /* apidestd core. Threads:
  *  - the caller's thread polls the children's connections (ad_ipc.c), which
- *    stay open across requests, and queues each STORE message for the core;
- *    the core acknowledges it itself once its group commit is written;
- *  - the core thread is the only user of the store: it commits queued
- *    records in groups (one marker write, one optional fsync per group),
- *    applies delivery outcomes, dispatches due records and runs the
- *    maintenance tick;
- *  - worker threads each drive a libcurl multi engine.
+ *    stay open across requests, and after every wait runs a turn of the
+ *    core on the messages it read: the core thread. It is the only user of
+ *    the store: it commits the STORE messages' records in groups (one
+ *    marker write, one optional fsync per group) and acknowledges them
+ *    itself, applies delivery outcomes, dispatches due records and runs
+ *    the maintenance tick. A message costs no hand-over between threads;
+ *  - worker threads each drive a libcurl multi engine; one that returns
+ *    outcomes while the core waits wakes its poll.
  * Memory: the core and every worker have their own unmanaged root pool; a
  * delivery attempt's job and pool are taken from the core's free list of
  * jobs, owned by the worker while the request runs and handed back with the
@@ -23,7 +24,6 @@
 #include <apr_atomic.h>
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
-#include <apr_thread_cond.h>
 #include <apr_poll.h>
 
 #include "ad_daemon.h"
@@ -51,6 +51,7 @@
  * refuses (file descriptors are finite). */
 #define CONNS_MAX       4096
 #define MIN_RETRY_DELAY apr_time_from_msec(100)
+#define STOP_TURN       apr_time_from_msec(10) /* the core's turns while workers drain */
 /* Freed blocks the job pools' allocator keeps for reuse, beyond the first
  * block every recycled job pool holds on to. */
 #define JOB_MAX_FREE (4 * 1024 * 1024)
@@ -148,6 +149,7 @@ struct worker_t {
     apr_time_t wake;                /* worker only: a held job's rate slot */
     apr_uint64_t pass;              /* worker only: start_waiting's passes */
     int running;                    /* worker thread only */
+    int exited;                     /* under d->mu */
 };
 
 /* Entries due for a destination that cannot take them yet (rate, in-flight
@@ -204,13 +206,14 @@ struct ad_daemon_t {
     const ad_conf_t *c;
     ad_store_t *store;
     apr_thread_mutex_t *mu;
-    apr_thread_cond_t *core_cv; /* work for the core */
-    commit_t *commits, **commits_tail;
-    job_t *outcomes, **outcomes_tail;
-    admin_t *admins, **admins_tail;
-    int stopping;  /* no new work: under mu */
-    int core_exit; /* core drains and exits: under mu */
+    job_t *outcomes, **outcomes_tail; /* from the workers: under mu */
+    int stopping;                     /* no new work: under mu */
+    int core_idle;                    /* the core waits in the poll: under mu */
+    ad_ipc_t *io;                     /* the children's connections, where the core waits */
     /* core thread only */
+    commit_t *commits, **commits_tail; /* read since the last turn */
+    admin_t *admins, **admins_tail;
+    apr_pool_t *roundp, *tickp; /* cleared after each round, each tick */
     heap_t heap;
     apr_uint64_t batch;
     int in_flight;
@@ -236,7 +239,6 @@ struct ad_daemon_t {
     int handed;           /* some worker has jobs to hand over */
     apr_pool_t *job_root; /* parent of the job pools (locked allocator) */
     job_t *free_jobs;
-    apr_thread_t *core;
 };
 
 /* ---- due-time heap ---------------------------------------------------- */
@@ -1746,24 +1748,39 @@ static int worker_wait_ms(const worker_t *wk, int stopping)
     return left <= 0 ? 0 : left >= 1000000 ? 1000 : (int)((left + 999) / 1000);
 }
 
+/* Work for the core from another thread: whether its poll must be woken
+ * (once per wait: a core that is not waiting sees the work at the end of
+ * its turn). Under d->mu. */
+static int core_wake_needed(ad_daemon_t *d)
+{
+    int idle = d->core_idle;
+
+    d->core_idle = 0;
+    return idle;
+}
+
 /* One lock per round trip of the worker loop: the finished outcomes go to
- * the core (one signal), the new jobs come back. */
+ * the core (at most one wake-up), the new jobs come back. */
 static job_t *give_back_and_take(worker_t *wk, int *stopping)
 {
     ad_daemon_t *d = wk->d;
     job_t *jobs;
+    int wake = 0;
 
     apr_thread_mutex_lock(d->mu);
     if (wk->done) {
         *d->outcomes_tail = wk->done;
         d->outcomes_tail = wk->done_tail;
-        apr_thread_cond_signal(d->core_cv);
+        wake = core_wake_needed(d);
     }
     jobs = wk->inbox;
     wk->inbox = NULL;
     wk->inbox_tail = &wk->inbox;
     *stopping = d->stopping;
     apr_thread_mutex_unlock(d->mu);
+    if (wake) {
+        ad_ipc_wakeup(d->io);
+    }
     wk->done = NULL;
     wk->done_tail = &wk->done;
     return jobs;
@@ -1792,6 +1809,9 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
         ad_http_run(wk->engine, worker_wait_ms(wk, stopping));
     }
     give_back_and_take(wk, &stopping); /* requests that could not start */
+    apr_thread_mutex_lock(d->mu);
+    wk->exited = 1;
+    apr_thread_mutex_unlock(d->mu);
     return NULL;
 }
 
@@ -2148,53 +2168,51 @@ static void run_admins(ad_daemon_t *d, admin_t *list)
     hand_over_jobs(d); /* token fetches of authorized connections */
 }
 
-static void *APR_THREAD_FUNC core_main(apr_thread_t *thread, void *data)
+/* One turn of the core: what the children, the workers and the admin
+ * endpoint queued, then due attempts and upkeep. It runs on the thread
+ * that polls the children's connections, right after their messages are
+ * read (a separate core thread cost each stored request a hand-over and a
+ * wake-up). Returns how long the poll may wait for more. */
+static apr_interval_time_t core_turn(void *baton)
 {
-    ad_daemon_t *d = data;
-    apr_pool_t *roundp, *tickp;
-    int exiting = 0;
+    ad_daemon_t *d = baton;
+    commit_t *commits;
+    job_t *outcomes;
+    admin_t *admins;
+    int stopping;
+    apr_interval_time_t w = 0;
 
-    apr_pool_create(&roundp, d->pool);
-    apr_pool_create(&tickp, d->pool);
-    d->next_tick = ad_now() + apr_time_from_sec(d->c->maint_interval_sec);
-    while (!exiting) {
-        commit_t *commits;
-        job_t *outcomes;
-        admin_t *admins;
-        int stopping;
+    commits = d->commits;
+    admins = d->admins;
+    d->commits = NULL;
+    d->commits_tail = &d->commits;
+    d->admins = NULL;
+    d->admins_tail = &d->admins;
+    apr_thread_mutex_lock(d->mu);
+    outcomes = d->outcomes;
+    d->outcomes = NULL;
+    d->outcomes_tail = &d->outcomes;
+    stopping = d->stopping;
+    d->core_idle = 0;
+    apr_thread_mutex_unlock(d->mu);
 
-        apr_thread_mutex_lock(d->mu);
-        if (!d->commits && !d->outcomes && !d->admins && !d->core_exit) {
-            apr_interval_time_t w = core_wait(d);
-            if (w > 0) {
-                apr_thread_cond_timedwait(d->core_cv, d->mu, w);
-            }
-        }
-        commits = d->commits;
-        outcomes = d->outcomes;
-        admins = d->admins;
-        d->admins = NULL;
-        d->admins_tail = &d->admins;
-        d->commits = NULL;
-        d->commits_tail = &d->commits;
-        d->outcomes = NULL;
-        d->outcomes_tail = &d->outcomes;
-        stopping = d->stopping;
-        exiting = d->core_exit && !commits && !outcomes && !admins;
-        apr_thread_mutex_unlock(d->mu);
-
-        core_apply(d, roundp, commits, outcomes);
-        run_admins(d, admins);
-        if (!stopping) {
-            dispatch_due(d);
-            d->rate_wake = drain_ready(d);
-        }
-        publish(d);
-        if (ad_now() >= d->next_tick) {
-            maintenance_tick(d, tickp);
-        }
+    core_apply(d, d->roundp, commits, outcomes);
+    run_admins(d, admins);
+    if (!stopping) {
+        dispatch_due(d);
+        d->rate_wake = drain_ready(d);
     }
-    return NULL;
+    publish(d);
+    if (ad_now() >= d->next_tick) {
+        maintenance_tick(d, d->tickp);
+    }
+    apr_thread_mutex_lock(d->mu);
+    if (!d->outcomes) {
+        w = core_wait(d);
+        d->core_idle = w > 0;
+    }
+    apr_thread_mutex_unlock(d->mu);
+    return w;
 }
 
 /* ---- messages from children ---------------------------------------------- */
@@ -2214,16 +2232,8 @@ static void queue_store(ad_daemon_t *d, ad_ipc_conn_t *cn, apr_pool_t *mp, const
         return;
     }
     c->conn = cn;
-    apr_thread_mutex_lock(d->mu);
-    if (d->core_exit) {
-        apr_thread_mutex_unlock(d->mu);
-        reply_status(cn, mp, AD_MSG_STORE_ACK, AD_ACK_FAILED, "apidestd is stopping");
-        return;
-    }
     *d->commits_tail = c;
     d->commits_tail = &c->next;
-    apr_thread_cond_signal(d->core_cv);
-    apr_thread_mutex_unlock(d->mu);
 }
 
 static void queue_admin(ad_daemon_t *d, ad_ipc_conn_t *cn, apr_pool_t *mp, const char *payload,
@@ -2235,17 +2245,8 @@ static void queue_admin(ad_daemon_t *d, ad_ipc_conn_t *cn, apr_pool_t *mp, const
     a->req = payload;
     a->req_len = len;
     a->conn = cn;
-    apr_thread_mutex_lock(d->mu);
-    if (d->core_exit) {
-        apr_thread_mutex_unlock(d->mu);
-        reply_status(cn, mp, AD_MSG_ADMIN_REPLY, 503,
-                     "{\"error\":\"Unavailable\",\"message\":\"apidestd is stopping\"}");
-        return;
-    }
     *d->admins_tail = a;
     d->admins_tail = &a->next;
-    apr_thread_cond_signal(d->core_cv);
-    apr_thread_mutex_unlock(d->mu);
 }
 
 static void on_message(void *baton, ad_ipc_conn_t *cn, apr_pool_t *mp, apr_uint32_t type,
@@ -2432,6 +2433,18 @@ static apr_status_t start_workers(ad_daemon_t *d)
     return APR_SUCCESS;
 }
 
+static int workers_running(ad_daemon_t *d)
+{
+    int i, n = 0;
+
+    apr_thread_mutex_lock(d->mu);
+    for (i = 0; i < d->nworkers; i++) {
+        n += d->workers[i].thread && !d->workers[i].exited;
+    }
+    apr_thread_mutex_unlock(d->mu);
+    return n;
+}
+
 static void stop_all(ad_daemon_t *d)
 {
     apr_status_t trv;
@@ -2445,18 +2458,18 @@ static void stop_all(ad_daemon_t *d)
             ad_http_wakeup(d->workers[i].engine);
         }
     }
+    /* Outcomes are applied as the last transfers end, not after all of
+     * them: the master kills apidestd soon after the drain. */
+    while (workers_running(d)) {
+        core_turn(d);
+        apr_sleep(STOP_TURN);
+    }
     for (i = 0; i < d->nworkers; i++) {
         if (d->workers[i].thread) {
             apr_thread_join(&trv, d->workers[i].thread);
         }
     }
-    apr_thread_mutex_lock(d->mu);
-    d->core_exit = 1;
-    apr_thread_cond_signal(d->core_cv);
-    apr_thread_mutex_unlock(d->mu);
-    if (d->core) {
-        apr_thread_join(&trv, d->core);
-    }
+    core_turn(d);
 }
 
 static void block_stop_signals(int block)
@@ -2487,8 +2500,7 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_o
     ad_metric_add(&d->m->daemon->restarts, 1);
     d->m->daemon->started = apr_time_sec(d->started);
     d->m->daemon->pid = getpid();
-    if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
-        (rv = apr_thread_cond_create(&d->core_cv, p)) != APR_SUCCESS) {
+    if ((rv = apr_thread_mutex_create(&d->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
         *err = "cannot create thread primitives";
         return rv;
     }
@@ -2506,36 +2518,36 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_o
 apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o, const char **err)
 {
     ad_daemon_t *d = apr_pcalloc(p, sizeof(*d));
-    ad_ipc_t *io = NULL;
     apr_status_t rv;
 
     *err = NULL;
     if ((rv = daemon_init(d, p, o, err)) != APR_SUCCESS) {
         return rv;
     }
-    /* Only the accepting thread sees stop signals; the others inherit the
-     * blocked mask. */
+    apr_pool_create(&d->roundp, p);
+    apr_pool_create(&d->tickp, p);
+    d->next_tick = ad_now() + apr_time_from_sec(d->c->maint_interval_sec);
+    rv = ad_ipc_create(p, o->listener, CONNS_MAX, on_message, core_turn, d, &d->io);
+    /* Only this thread (children's messages and the core) sees stop
+     * signals; the workers inherit the blocked mask. */
     block_stop_signals(1);
-    rv = ad_http_global_init();
+    if (rv == APR_SUCCESS) {
+        rv = ad_http_global_init();
+    }
     if (rv == APR_SUCCESS) {
         rv = start_workers(d);
     }
-    if (rv == APR_SUCCESS) {
-        rv = apr_thread_create(&d->core, NULL, core_main, d, p);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = ad_ipc_create(p, o->listener, CONNS_MAX, on_message, d, &io);
-    }
     block_stop_signals(0);
     if (rv == APR_SUCCESS) {
-        ad_ipc_run(io, d->o->stop);
+        ad_ipc_run(d->io, d->o->stop);
+        core_turn(d); /* answer the messages read last */
     }
     else {
         *err = "cannot start threads";
     }
     stop_all(d);
-    if (io) {
-        ad_ipc_destroy(io);
+    if (d->io) {
+        ad_ipc_destroy(d->io);
     }
     ad_store_close(d->store);
     free(d->heap.v);

@@ -39,6 +39,7 @@ struct ad_ipc_t {
     apr_pollfd_t lpfd;
     apr_thread_mutex_t *mu; /* a reply against the end of polling */
     ad_ipc_msg_fn *fn;
+    ad_ipc_turn_fn *turn;
     void *baton;
     int max_conns;
     int nconns;   /* polling thread */
@@ -47,7 +48,7 @@ struct ad_ipc_t {
 };
 
 apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
-                           void *baton, ad_ipc_t **out)
+                           ad_ipc_turn_fn *turn, void *baton, ad_ipc_t **out)
 {
     ad_ipc_t *io = apr_pcalloc(p, sizeof(*io));
     apr_status_t rv;
@@ -55,14 +56,15 @@ apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns,
     io->pool = p;
     io->listener = listener;
     io->fn = fn;
+    io->turn = turn;
     io->baton = baton;
     io->max_conns = max_conns;
     if ((rv = apr_thread_mutex_create(&io->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
         return rv;
     }
-    /* Replies re-add their connection from the core thread while this
-     * thread waits in the poll. */
-    rv = apr_pollset_create(&io->ps, (apr_uint32_t)max_conns + 1, p, APR_POLLSET_THREADSAFE);
+    /* Other threads end a wait in the poll with ad_ipc_wakeup. */
+    rv = apr_pollset_create(&io->ps, (apr_uint32_t)max_conns + 1, p,
+                            APR_POLLSET_THREADSAFE | APR_POLLSET_WAKEABLE);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -315,12 +317,15 @@ static void close_idle(ad_ipc_t *io, int all)
 
 void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
 {
+    apr_interval_time_t wait = 0;
+
     while (!*stop) {
-        const apr_pollfd_t *out;
+        const apr_pollfd_t *out = NULL;
         apr_int32_t n = 0, i;
 
-        if (apr_pollset_poll(io->ps, POLL_INTERVAL, &n, &out) != APR_SUCCESS) {
-            continue;
+        if (apr_pollset_poll(io->ps, wait < POLL_INTERVAL ? wait : POLL_INTERVAL, &n, &out) !=
+            APR_SUCCESS) {
+            n = 0;
         }
         for (i = 0; i < n && !*stop; i++) {
             if (out[i].client_data == NULL) {
@@ -332,8 +337,16 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
                 on_readable(out[i].client_data);
             }
         }
+        /* epoll counts whole milliseconds: a wait cut down to them would
+         * spin through the rest */
+        wait = (io->turn(io->baton) + 999) / 1000 * 1000;
     }
     close_idle(io, 0);
+}
+
+void ad_ipc_wakeup(ad_ipc_t *io)
+{
+    apr_pollset_wakeup(io->ps);
 }
 
 void ad_ipc_destroy(ad_ipc_t *io)

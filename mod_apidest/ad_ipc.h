@@ -22,13 +22,20 @@ typedef struct ad_ipc_conn_t ad_ipc_conn_t;
 typedef void ad_ipc_msg_fn(void *baton, ad_ipc_conn_t *c, apr_pool_t *mp, apr_uint32_t type,
                            char *payload, apr_size_t len);
 
+/* Called on the polling thread after every wait and the messages it
+ * brought; returns how long the next wait may last (0: do not wait). */
+typedef apr_interval_time_t ad_ipc_turn_fn(void *baton);
+
 apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
-                           void *baton, ad_ipc_t **out);
+                           ad_ipc_turn_fn *turn, void *baton, ad_ipc_t **out);
 
 /* Serve on the calling thread until *stop is set (noticed within 200 ms);
  * then close every connection without a message out, and make later
  * replies close theirs, so children reconnect to the next apidestd. */
 void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop);
+
+/* End the polling thread's wait early (any thread). */
+void ad_ipc_wakeup(ad_ipc_t *io);
 
 /* Answer c's message (any thread, once per message). Clears the message's
  * pool and lets the connection be polled again; a connection whose reply

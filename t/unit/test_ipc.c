@@ -29,6 +29,7 @@ static volatile int messages;
 static char last[70000]; /* the last message's payload */
 static volatile apr_size_t last_len;
 static char path[108];
+static volatile int turns;
 
 static void on_message(void *baton, ad_ipc_conn_t *c, apr_pool_t *mp, apr_uint32_t type,
                        char *payload, apr_size_t len)
@@ -42,6 +43,13 @@ static void on_message(void *baton, ad_ipc_conn_t *c, apr_pool_t *mp, apr_uint32
     }
     messages++;
     held = c;
+}
+
+static apr_interval_time_t turn(void *baton)
+{
+    (void)baton;
+    turns++;
+    return apr_time_from_sec(10); /* the poll's own bound (200 ms) applies */
 }
 
 static void *APR_THREAD_FUNC serve(apr_thread_t *t, void *data)
@@ -170,7 +178,7 @@ static void setup(void)
     apr_pool_create(&pool, NULL);
     fd = listen_unix();
     apr_os_sock_put(&listener, &fd, pool);
-    ck_assert_int_eq(ad_ipc_create(pool, listener, 8, on_message, NULL, &io), APR_SUCCESS);
+    ck_assert_int_eq(ad_ipc_create(pool, listener, 8, on_message, turn, NULL, &io), APR_SUCCESS);
     stop = 0;
     held = NULL;
     messages = 0;
@@ -274,6 +282,21 @@ START_TEST(child_gone_while_its_message_is_out)
 }
 END_TEST
 
+START_TEST(a_wakeup_ends_the_wait_at_once)
+{
+    int i, before;
+
+    apr_sleep(apr_time_from_msec(50));
+    before = turns;
+    for (i = 0; i < 10; i++) {
+        ad_ipc_wakeup(io);
+        apr_sleep(apr_time_from_msec(30));
+    }
+    /* 300 ms: the poll's own bound alone gives at most 2 turns */
+    ck_assert_int_ge(turns - before, 8);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ipc");
@@ -286,6 +309,7 @@ int main(void)
     tcase_add_test(tc, child_gone_while_its_message_is_out);
     tcase_add_test(tc, a_message_cut_anywhere_arrives_whole);
     tcase_add_test(tc, a_child_that_does_not_wait_for_its_answer_is_cut_off);
+    tcase_add_test(tc, a_wakeup_ends_the_wait_at_once);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
