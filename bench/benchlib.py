@@ -21,7 +21,6 @@ import atexit
 import http.client
 import json
 import os
-import random
 import resource
 import shutil
 import signal
@@ -33,6 +32,8 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
+sys.path.insert(0, os.path.join(REPO, "t"))
+from ports import free_port  # noqa: E402  (the tests' choice of httpd port)
 OUT = os.environ.get("BENCH_OUT", "/tmp/apidest-bench")
 BUILD = os.environ.get("BENCH_BUILD", os.path.join(OUT, "build"))
 HTTPD = os.environ.get("HTTPD", "/usr/sbin/apache2")
@@ -226,37 +227,6 @@ def steal_share(before, after):
 
 
 # ---- small helpers -------------------------------------------------------------
-
-
-def _bindable(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def free_port():
-    """A port for httpd below the kernel's ephemeral range, which the load
-    generators' and apidestd's outbound connections draw from: bind(0)'s
-    pick could be taken by one of them before httpd binds it."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(200 if low > 11000 else 0):
-        port = random.randrange(10000, low)
-        if _bindable(port):
-            return port
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_req(port, method, path, body=None, headers=None, timeout=10):

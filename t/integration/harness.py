@@ -15,7 +15,6 @@ suite runs as root, and pytest's base directory is private to root).
 import http.client
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -28,8 +27,10 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # t/ : sink.py
+sys.path.insert(0, os.path.dirname(HERE))  # t/ : sink.py, ports.py
 sys.path.insert(0, HERE)
+
+from ports import free_port  # noqa: E402
 
 HTTPD = os.environ.get("HTTPD", "/usr/sbin/apache2")
 MODULE = os.environ.get("APIDEST_MODULE", "")
@@ -60,47 +61,6 @@ def _clean_env():
     env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env["LANG"] = "C"
     return env
-
-
-_PORTS_GIVEN = set()
-
-
-def _ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _bindable(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def free_port():
-    """A 127.0.0.1 port for httpd to listen on, from below the kernel's
-    ephemeral range: a port the kernel picks for bind(0) is one it may also
-    give any outbound connection (the sink's clients, apidestd's deliveries)
-    between this check and httpd's own bind, which then fails."""
-    low = _ephemeral_low()
-    if low > 11000:
-        for _ in range(200):
-            port = random.randrange(10000, low)
-            if port not in _PORTS_GIVEN and _bindable(port):
-                _PORTS_GIVEN.add(port)
-                return port
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _become_subreaper():
