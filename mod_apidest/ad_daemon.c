@@ -2404,6 +2404,21 @@ static apr_status_t load_queue(ad_daemon_t *d)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* wk->thread is set only for a thread that runs: APR fills in its handle
+ * before it knows whether the thread could be created. */
+static apr_status_t start_worker(ad_daemon_t *d, worker_t *wk)
+{
+    apr_thread_t *t = NULL;
+    apr_status_t rv = apr_thread_create(&t, NULL, worker_main, wk, d->pool);
+
+    if (rv == APR_SUCCESS) {
+        apr_thread_mutex_lock(d->mu);
+        wk->thread = t;
+        apr_thread_mutex_unlock(d->mu);
+    }
+    return rv;
+}
+
 static apr_status_t start_workers(ad_daemon_t *d)
 {
     int i;
@@ -2424,7 +2439,7 @@ static apr_status_t start_workers(ad_daemon_t *d)
         apr_pool_create_unmanaged_ex(&wk->pool, NULL, NULL);
         rv = ad_http_engine_create(wk->pool, HOST_CONNS, &wk->engine);
         if (rv == APR_SUCCESS) {
-            rv = apr_thread_create(&wk->thread, NULL, worker_main, wk, d->pool);
+            rv = start_worker(d, wk);
         }
         if (rv != APR_SUCCESS) {
             return rv;
@@ -2448,6 +2463,7 @@ static int workers_running(ad_daemon_t *d)
 static void stop_all(ad_daemon_t *d)
 {
     apr_status_t trv;
+    apr_time_t until;
     int i;
 
     apr_thread_mutex_lock(d->mu);
@@ -2460,7 +2476,8 @@ static void stop_all(ad_daemon_t *d)
     }
     /* Outcomes are applied as the last transfers end, not after all of
      * them: the master kills apidestd soon after the drain. */
-    while (workers_running(d)) {
+    until = apr_time_now() + d->o->drain + apr_time_from_sec(1);
+    while (workers_running(d) && apr_time_now() < until) {
         core_turn(d);
         apr_sleep(STOP_TURN);
     }
@@ -2539,8 +2556,7 @@ apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o, const char 
     }
     block_stop_signals(0);
     if (rv == APR_SUCCESS) {
-        ad_ipc_run(d->io, d->o->stop);
-        core_turn(d); /* answer the messages read last */
+        ad_ipc_run(d->io, d->o->stop); /* its last turn answered what it read */
     }
     else {
         *err = "cannot start threads";

@@ -258,3 +258,20 @@ def test_held_jobs_keep_the_rate_limit_after_a_stall(server, sink):
     t0 = _busy_beside_slow(server, sink, "", 8, 8, 64)
     times = _slow_times_within_its_rate(sink)
     assert times[0] - t0 > 1.0, "the slow destination was not held behind the stall"
+
+
+def test_one_at_a_time_destination_keeps_pace(server, sink):
+    """With MaxInFlight 1 every attempt waits for the outcome of the one
+    before to reach apidestd's core: the worker that returns it must wake
+    the core's poll at once, not leave it to the poll's 200 ms bound (20
+    attempts would then take about 2 s)."""
+    server.start(destination("one", sink.url("/one"), extra="    MaxInFlight 1\n")
+                 + rule("r", {"source": ["s.one"]}, [("t", "one")]))
+    for batch in range(2):
+        status, _, _ = server.put_events([entry("s.one", "D", {"b": batch, "i": i})
+                                          for i in range(10)])
+        assert status == 200
+    assert sink.wait_for(20, 15)
+    times = sorted(r["time"] for r in sink.snapshot())
+    assert times[-1] - times[0] < 1.0, "20 one-at-a-time attempts took %.2f s" % (
+        times[-1] - times[0])
