@@ -2,6 +2,7 @@
 #include <http_config.h>
 #include <http_protocol.h>
 #include <http_log.h>
+#include <http_core.h>
 #include <mod_status.h>
 #include <util_script.h>
 #include <apr_optional_hooks.h>
@@ -417,9 +418,45 @@ static int has_empty_segment(const char *uri)
     return 0;
 }
 
+static int admin_known(const char *sub)
+{
+    return !strcmp(sub, "/status") || !strcmp(sub, "/metrics") ||
+           (!strncmp(sub, "/dlq", 4) && (sub[4] == '\0' || sub[4] == '/')) ||
+           !strncmp(sub, "/connections/", 13) || !strcmp(sub, "/test-event-pattern");
+}
+
+/* The resource under the admin <Location>: the URI past the path of the
+ * section that applies, when that names one. httpd's path_info depends on
+ * the filesystem under DocumentRoot (a missing DocumentRoot moves it), so
+ * it serves only where the section's path does not lead to a resource (a
+ * <LocationMatch>). */
+static const char *admin_resource(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    apr_size_t n;
+
+    if (cd && cd->d && !cd->r && *cd->d == '/') {
+        n = strlen(cd->d);
+        while (n > 0 && cd->d[n - 1] == '/') {
+            n--;
+        }
+        /* from the section's path back to its parents: the admin
+         * <Location> may hold a narrower one (for its own access rules) */
+        for (; !strncmp(r->uri, cd->d, n); n--) {
+            if ((r->uri[n] == '/' || r->uri[n] == '\0') && admin_known(r->uri + n)) {
+                return r->uri + n;
+            }
+            if (n == 0) {
+                break;
+            }
+        }
+    }
+    return r->path_info ? r->path_info : "";
+}
+
 int apidest_admin_handler(request_rec *r)
 {
-    const char *sub = r->path_info ? r->path_info : "";
+    const char *sub = admin_resource(r);
 
     if (has_empty_segment(r->unparsed_uri)) {
         return admin_error(r, HTTP_NOT_FOUND, "NotFound",

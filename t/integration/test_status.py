@@ -4,6 +4,7 @@ the HTML page names each destination; the Prometheus text is valid; status
 keeps answering while apidestd is down or a destination is stalled."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -293,3 +294,23 @@ def test_journal_has_one_line_per_attempt(server, sink_factory):
     server.put_events([entry("s.ok", "D", {})])
     lines = _journal_lines(piped, 1)
     assert len(lines) == 1 and _fields(lines[0])["outcome"] == "delivered"
+
+
+def test_admin_resources_do_not_depend_on_the_document_root(server):
+    """The admin resource is the URI past its <Location>, whatever lies under
+    DocumentRoot: a missing DocumentRoot (a fresh machine without the
+    apache2 package's /var/www/html) moved httpd's path_info and made every
+    admin resource a 404."""
+    gone = os.path.join(server.root, "gone", "htdocs")
+    os.makedirs(gone)
+    server.start('DocumentRoot "%s"\n<Location /apidest/dlq>\n'
+                 '    Require all granted\n</Location>\n' % gone)
+    shutil.rmtree(os.path.dirname(gone))  # httpd checks it only when it reads the config
+    try:
+        for path in ("/apidest/status", "/apidest/metrics", "/apidest/dlq"):
+            status, _, body = server.request("GET", path)
+            assert status == 200, (path, body)
+        status, _, body = server.request("GET", "/apidest/nothing-here")
+        assert status == 404 and b"no such admin resource" in body
+    finally:
+        os.makedirs(gone)  # `httpd -k stop` reads the config again
