@@ -58,6 +58,11 @@ apr_size_t ad_store_driver_max_item(const char *driver);
 /* Largest record value a driver takes, keys accounted for; 0 = no limit. */
 apr_size_t ad_store_driver_max_record(const char *driver);
 
+/* Whether rv is the DBM library's own code, which apr_dbm passes past
+ * APR_OS_START_USERERR and apr_strerror does not know (the store's error
+ * text names it instead). */
+int ad_store_is_library_status(apr_status_t rv);
+
 /* Open (creating) the store; the lock file <path>.lock keeps two daemon
  * generations from opening it together: waits up to wait for it. */
 apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,

@@ -76,6 +76,11 @@ apr_size_t ad_store_driver_max_item(const char *driver)
     return !strcmp(driver, "sdbm") ? SDBM_MAX_ITEM : 0;
 }
 
+int ad_store_is_library_status(apr_status_t rv)
+{
+    return rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 1000;
+}
+
 apr_size_t ad_store_driver_max_record(const char *driver)
 {
     apr_size_t max = ad_store_driver_max_item(driver);
@@ -470,13 +475,11 @@ static apr_status_t take_lock(apr_pool_t *p, const char *path, apr_interval_time
     }
 }
 
-/* apr_dbm's gdbm driver returns gdbm's own error codes past
- * APR_OS_START_USERERR, which apr_strerror does not know. */
+/* gdbm's own error code in rv, or 0. */
 static int gdbm_code(const dbm_store_t *d, apr_status_t rv)
 {
 #ifdef AD_HAVE_GDBM
-    if (!strcmp(d->driver, "gdbm") && rv > APR_OS_START_USERERR &&
-        rv < APR_OS_START_USERERR + 1000) {
+    if (!strcmp(d->driver, "gdbm") && ad_store_is_library_status(rv)) {
         return (int)(rv - APR_OS_START_USERERR);
     }
 #endif

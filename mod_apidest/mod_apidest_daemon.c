@@ -36,6 +36,7 @@
 #include "mod_apidest_config.h"
 #include "mod_apidest_status.h"
 #include "ad_daemon.h"
+#include "ad_store.h"
 #include "ad_wire.h"
 
 APLOG_USE_MODULE(apidest);
@@ -284,10 +285,9 @@ static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
                  getpid(), c->store_spec, sockname);
     rv = ad_daemon_run(p, &o, &err);
     if (rv != APR_SUCCESS) {
-        /* apr_dbm passes gdbm's codes past APR_OS_START_USERERR, which
-         * httpd would print as "APR does not understand"; err has gdbm's
-         * own text for them. */
-        int shown = rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + 1000 ? 0 : rv;
+        /* httpd would print the store library's own codes as "APR does
+         * not understand"; err has the library's text for them. */
+        int shown = ad_store_is_library_status(rv) ? 0 : rv;
         ap_log_error(APLOG_MARK, APLOG_CRIT, shown, s, ADLOGNO(10015) "apidestd cannot run: %s",
                      err ? err : "unknown error");
         return DAEMON_STARTUP_ERROR;

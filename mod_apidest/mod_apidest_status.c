@@ -418,11 +418,34 @@ static int has_empty_segment(const char *uri)
     return 0;
 }
 
-static int admin_known(const char *sub)
+typedef enum {
+    ADMIN_NONE,
+    ADMIN_STATUS,
+    ADMIN_METRICS,
+    ADMIN_DLQ,        /* the rest past "/dlq" */
+    ADMIN_CONNECTION, /* the rest past "/connections/" */
+    ADMIN_TEST_PATTERN
+} admin_route_t;
+
+/* Which admin resource sub names; *rest: what follows its fixed part. */
+static admin_route_t admin_route(const char *sub, const char **rest)
 {
-    return !strcmp(sub, "/status") || !strcmp(sub, "/metrics") ||
-           (!strncmp(sub, "/dlq", 4) && (sub[4] == '\0' || sub[4] == '/')) ||
-           !strncmp(sub, "/connections/", 13) || !strcmp(sub, "/test-event-pattern");
+    *rest = "";
+    if (!strcmp(sub, "/status")) {
+        return ADMIN_STATUS;
+    }
+    if (!strcmp(sub, "/metrics")) {
+        return ADMIN_METRICS;
+    }
+    if (!strncmp(sub, "/dlq", 4) && (sub[4] == '\0' || sub[4] == '/')) {
+        *rest = sub + 4;
+        return ADMIN_DLQ;
+    }
+    if (!strncmp(sub, "/connections/", 13)) {
+        *rest = sub + 13;
+        return ADMIN_CONNECTION;
+    }
+    return strcmp(sub, "/test-event-pattern") ? ADMIN_NONE : ADMIN_TEST_PATTERN;
 }
 
 /* The resource under the admin <Location>: the URI past the path of the
@@ -433,6 +456,7 @@ static int admin_known(const char *sub)
 static const char *admin_resource(request_rec *r)
 {
     core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    const char *rest;
     apr_size_t n;
 
     if (cd && cd->d && !cd->r && *cd->d == '/') {
@@ -443,7 +467,8 @@ static const char *admin_resource(request_rec *r)
         /* from the section's path back to its parents: the admin
          * <Location> may hold a narrower one (for its own access rules) */
         for (; !strncmp(r->uri, cd->d, n); n--) {
-            if ((r->uri[n] == '/' || r->uri[n] == '\0') && admin_known(r->uri + n)) {
+            if ((r->uri[n] == '/' || r->uri[n] == '\0') &&
+                admin_route(r->uri + n, &rest) != ADMIN_NONE) {
                 return r->uri + n;
             }
             if (n == 0) {
@@ -456,27 +481,27 @@ static const char *admin_resource(request_rec *r)
 
 int apidest_admin_handler(request_rec *r)
 {
-    const char *sub = admin_resource(r);
+    const char *rest;
+    admin_route_t route = admin_route(admin_resource(r), &rest);
 
     if (has_empty_segment(r->unparsed_uri)) {
         return admin_error(r, HTTP_NOT_FOUND, "NotFound",
                            "no such admin resource (an empty path segment)");
     }
-
-    if (!strcmp(sub, "/status") || !strcmp(sub, "/metrics")) {
+    switch (route) {
+    case ADMIN_STATUS:
+    case ADMIN_METRICS:
         if (r->method_number != M_GET) {
             return wrong_method(r, "GET, HEAD");
         }
-        return sub[1] == 's' ? admin_status(r) : admin_metrics(r);
-    }
-    if (!strncmp(sub, "/dlq", 4) && (sub[4] == '\0' || sub[4] == '/')) {
-        return admin_dlq(r, sub + 4);
-    }
-    if (!strncmp(sub, "/connections/", 13)) {
-        return admin_connection(r, sub + 13);
-    }
-    if (!strcmp(sub, "/test-event-pattern")) {
+        return route == ADMIN_STATUS ? admin_status(r) : admin_metrics(r);
+    case ADMIN_DLQ:
+        return admin_dlq(r, rest);
+    case ADMIN_CONNECTION:
+        return admin_connection(r, rest);
+    case ADMIN_TEST_PATTERN:
         return r->method_number == M_POST ? admin_test_event_pattern(r) : wrong_method(r, "POST");
+    default:
+        return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
     }
-    return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
 }
