@@ -16,19 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
+#include "put_records.h"
 
-static int put(DB *db, const char *k, const char *v, size_t vlen)
+static int put(void *db, const char *k, const char *v, size_t vlen)
 {
     DBT key, val;
     memset(&key, 0, sizeof(key));
@@ -37,7 +30,12 @@ static int put(DB *db, const char *k, const char *v, size_t vlen)
     key.size = (u_int32_t)strlen(k);
     val.data = (void *)v;
     val.size = (u_int32_t)vlen;
-    return db->put(db, NULL, &key, &val, 0);
+    return ((DB *)db)->put((DB *)db, NULL, &key, &val, 0);
+}
+
+static int sync_db(void *db)
+{
+    return ((DB *)db)->sync((DB *)db, 0);
 }
 
 static int del(DB *db, const char *k)
@@ -52,7 +50,7 @@ static int del(DB *db, const char *k)
 int main(int argc, char **argv)
 {
     long n, size, group, i;
-    char *val, key[64], marker[32];
+    char *val, key[64];
     DB *db;
     double t0, t1, t2;
     struct stat st;
@@ -72,23 +70,11 @@ int main(int argc, char **argv)
     val = malloc((size_t)size);
     memset(val, 'x', (size_t)size);
     t0 = cpu_seconds();
-    for (i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "q%016lx%08lx", i / group, i % group);
-        if ((rc = put(db, key, val, (size_t)size)) != 0) {
-            break;
-        }
-        if (i % group == group - 1) {
-            snprintf(marker, sizeof(marker), "%ld", i / group);
-            if ((rc = put(db, "m/commit", marker, strlen(marker))) != 0 ||
-                (rc = db->sync(db, 0)) != 0) {
-                break;
-            }
-        }
-    }
+    rc = put_records(db, n, val, size, group, put, sync_db);
     t1 = cpu_seconds();
     stat(argv[1], &st);
     for (i = 0; rc == 0 && i < n; i++) {
-        snprintf(key, sizeof(key), "q%016lx%08lx", i / group, i % group);
+        record_key(key, sizeof(key), i, group);
         if ((rc = del(db, key)) == 0 && i % group == group - 1) {
             rc = db->sync(db, 0);
         }

@@ -124,7 +124,8 @@ def build_tools():
     curlbase = os.path.join(BUILD, "curlbase")
     trivial = os.path.join(BUILD, "mod_bench_trivial.so")
     gdbm_put = os.path.join(BUILD, "gdbm_put")
-    if _newer(os.path.join(BENCH, "gdbm_put.c"), gdbm_put):
+    if (_newer(os.path.join(BENCH, "gdbm_put.c"), gdbm_put)
+            or _newer(os.path.join(BENCH, "put_records.h"), gdbm_put)):
         run(["gcc", "-O2", "-Wall", "-o", gdbm_put, os.path.join(BENCH, "gdbm_put.c"), "-lgdbm"])
     if _newer(os.path.join(BENCH, "sink.c"), sink):
         run(["gcc", "-O2", "-Wall", "-o", sink, os.path.join(BENCH, "sink.c")])

@@ -18,26 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
+#include "put_records.h"
 
-static int put(GDBM_FILE db, const char *k, const char *v, size_t vlen)
+static int put(void *db, const char *k, const char *v, size_t vlen)
 {
     datum key, val;
     key.dptr = (char *)k;
     key.dsize = (int)strlen(k);
     val.dptr = (char *)v;
     val.dsize = (int)vlen;
-    return gdbm_store(db, key, val, GDBM_REPLACE);
+    return gdbm_store((GDBM_FILE)db, key, val, GDBM_REPLACE);
 }
 
 static int queued(const char *path)
@@ -68,8 +61,8 @@ static int queued(const char *path)
 
 int main(int argc, char **argv)
 {
-    long n, size, group, block = 0, i;
-    char *val, key[64], marker[32];
+    long n, size, group, block = 0;
+    char *val;
     GDBM_FILE db;
     double t0, t1;
     struct stat st;
@@ -90,15 +83,9 @@ int main(int argc, char **argv)
     val = malloc((size_t)size);
     memset(val, 'x', (size_t)size);
     t0 = cpu_seconds();
-    for (i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "q%016lx%08lx", i / group, i % group);
-        if (put(db, key, val, (size_t)size) ||
-            (i % group == group - 1 &&
-             (snprintf(marker, sizeof(marker), "%ld", i / group), put(db, "m/commit", marker,
-                                                                        strlen(marker))))) {
-            fprintf(stderr, "gdbm_store: %s\n", gdbm_strerror(gdbm_errno));
-            return 1;
-        }
+    if (put_records(db, n, val, size, group, put, NULL)) {
+        fprintf(stderr, "gdbm_store: %s\n", gdbm_strerror(gdbm_errno));
+        return 1;
     }
     t1 = cpu_seconds();
     stat(argv[1], &st);
