@@ -54,6 +54,7 @@ typedef struct sv_auth_t {
     const char *algorithm;
     const char *credential;
     const char *signed_headers;
+    apr_array_header_t *signed_names; /* signed_headers, split */
     const char *signature;
     const char *amz_date; /* the X-Amz-Date header */
     const char *scope[5]; /* key id, date, region, service, terminator */
@@ -200,6 +201,15 @@ static int digits_at(const char *s, int n)
     return v;
 }
 
+/* mon 0-11; APR would roll 20260231 over to 3 March. */
+static int days_in_month(int year, int mon)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return days[mon] + (mon == 1 && leap);
+}
+
 /* "YYYYMMDDTHHMMSSZ", the only form AWS's clients send. */
 static int parse_amz_date(const char *s, apr_time_t *t)
 {
@@ -221,8 +231,9 @@ static int parse_amz_date(const char *s, apr_time_t *t)
     e.tm_hour = digits_at(s + 9, 2);
     e.tm_min = digits_at(s + 11, 2);
     e.tm_sec = digits_at(s + 13, 2);
-    if (e.tm_year < 70 || e.tm_mon < 0 || e.tm_mon > 11 || e.tm_mday < 1 || e.tm_mday > 31 ||
-        e.tm_hour > 23 || e.tm_min > 59 || e.tm_sec > 59) {
+    if (e.tm_year < 70 || e.tm_mon < 0 || e.tm_mon > 11 || e.tm_mday < 1 ||
+        e.tm_mday > days_in_month(e.tm_year + 1900, e.tm_mon) || e.tm_hour > 23 || e.tm_min > 59 ||
+        e.tm_sec > 59) {
         return 0;
     }
     return apr_time_exp_gmt_get(t, &e) == APR_SUCCESS;
@@ -358,31 +369,88 @@ static int check_date(sv_ctx_t *c, const sv_auth_t *a, apr_time_t now)
     return AD_SIGV4_OK;
 }
 
-static int list_has(apr_pool_t *p, const char *list, const char *name)
+static int names_have(const apr_array_header_t *names, const char *name)
 {
-    char *s = apr_pstrdup(p, list), *tok, *last;
+    int i;
 
-    for (tok = apr_strtok(s, ";", &last); tok; tok = apr_strtok(NULL, ";", &last)) {
-        if (strcasecmp(tok, name) == 0) {
+    for (i = 0; i < names->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(names, i, const char *), name) == 0) {
             return 1;
         }
     }
     return 0;
 }
 
-/* Host binds the signature to this server; x-amz-date is in the string to
- * sign anyway, but every AWS client signs it and requiring it is ours. */
-static int check_signed_headers(sv_ctx_t *c, const sv_auth_t *a)
+static int is_lower_name(const char *s)
 {
-    if (!list_has(c->p, a->signed_headers, "host")) {
+    for (; *s; s++) {
+        if (apr_isupper(*s) || apr_isspace(*s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* SignedHeaders as every AWS client writes it: lowercase names, sorted,
+ * each once, none empty. Anything else is refused before any header is
+ * copied: each listed name costs a copy of its header's value, so a list
+ * that repeats a name could make a request of a few KB cost megabytes.
+ * These texts are ours (AWS's are not recorded). */
+static int split_signed_headers(sv_ctx_t *c, sv_auth_t *a)
+{
+    char *s = apr_pstrdup(c->p, a->signed_headers), *tok, *last;
+    const char *prev = NULL;
+
+    a->signed_names = apr_array_make(c->p, 8, sizeof(const char *));
+    if (*s == ';' || s[strlen(s) - 1] == ';' || strstr(s, ";;")) {
+        return fail(c, AD_SIGV4_INVALID, T_INVALID, "'SignedHeaders' has an empty header name.");
+    }
+    for (tok = apr_strtok(s, ";", &last); tok; tok = apr_strtok(NULL, ";", &last)) {
+        if (a->signed_names->nelts == AD_SIGV4_MAX_SIGNED_HEADERS) {
+            return fail(c, AD_SIGV4_INVALID, T_INVALID,
+                        apr_psprintf(c->p, "'SignedHeaders' lists more than %d headers.",
+                                     AD_SIGV4_MAX_SIGNED_HEADERS));
+        }
+        if (!is_lower_name(tok) || (prev && strcmp(prev, tok) >= 0)) {
+            return fail(c, AD_SIGV4_INVALID, T_INVALID,
+                        "'SignedHeaders' must list lowercase header names, sorted, each once.");
+        }
+        APR_ARRAY_PUSH(a->signed_names, const char *) = prev = tok;
+    }
+    return AD_SIGV4_OK;
+}
+
+/* Host binds the signature to this server; x-amz-date is in the string to
+ * sign anyway, but every AWS client signs it and requiring it is ours. A
+ * listed header the request lacks would be signed as empty, so a header
+ * sent empty could be dropped on the way without breaking the signature
+ * (and X-Amz-Target's absence changes how the body is read). */
+static int check_signed_headers(sv_ctx_t *c, sv_auth_t *a)
+{
+    int rc, i;
+
+    if ((rc = split_signed_headers(c, a)) != AD_SIGV4_OK) {
+        return rc;
+    }
+    if (!names_have(a->signed_names, "host")) {
         return fail(c, AD_SIGV4_INVALID, T_INVALID,
                     "'Host' or ':authority' must "
                     "be a 'SignedHeader' in the AWS Authorization.");
     }
-    if (!list_has(c->p, a->signed_headers, "x-amz-date")) {
+    if (!names_have(a->signed_names, "x-amz-date")) {
         return fail(c, AD_SIGV4_INVALID, T_INVALID,
                     "'X-Amz-Date' must be a "
                     "'SignedHeader' in the AWS Authorization.");
+    }
+    for (i = 0; i < a->signed_names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(a->signed_names, i, const char *);
+        if (!header_get(c->req, name)) {
+            return fail(c, AD_SIGV4_INVALID, T_INVALID,
+                        apr_psprintf(c->p,
+                                     "'SignedHeaders' names '%s', which the request does not "
+                                     "have.",
+                                     name));
+        }
     }
     return AD_SIGV4_OK;
 }
@@ -474,7 +542,7 @@ static const char *canonical_uri(apr_pool_t *p, const char *path)
     char *s = apr_pstrdup(p, path ? path : ""), *seg, *last;
     apr_size_t n = strlen(s);
     int trailing = n > 0 && s[n - 1] == '/';
-    const char *out = "";
+    const char *out;
     int i;
 
     for (seg = apr_strtok(s, "/", &last); seg; seg = apr_strtok(NULL, "/", &last)) {
@@ -490,11 +558,14 @@ static const char *canonical_uri(apr_pool_t *p, const char *path)
     if (segs->nelts == 0) {
         return "/";
     }
+    /* Encoded in place and joined once: a path of many segments must not
+     * cost a copy of the whole per segment. */
     for (i = 0; i < segs->nelts; i++) {
-        const char *v = APR_ARRAY_IDX(segs, i, const char *);
-        out = apr_pstrcat(p, out, "/", uri_encode(p, v, strlen(v)), NULL);
+        const char **v = &APR_ARRAY_IDX(segs, i, const char *);
+        *v = uri_encode(p, *v, strlen(*v));
     }
-    return trailing ? apr_pstrcat(p, out, "/", NULL) : out;
+    out = apr_array_pstrcat(p, segs, '/');
+    return apr_pstrcat(p, "/", out, trailing ? "/" : "", NULL);
 }
 
 typedef struct sv_param_t {
@@ -590,19 +661,19 @@ static int value_shown(const char *name)
     return 0;
 }
 
-/* The headers the client listed, as it listed them (lowercase and sorted:
- * it signed that list); sets *names to the SignedHeaders line to sign.
- * With withheld set, the lines for the mismatch message instead: the values
- * value_shown() refuses are replaced, and *withheld counts them. */
-static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *req, const char *list,
-                                     const char **names, int *withheld)
+/* The headers the client listed (lowercase and sorted: checked); sets
+ * *names to the SignedHeaders line to sign. With withheld set, the lines
+ * for the mismatch message instead: the values value_shown() refuses are
+ * replaced, and *withheld counts them. */
+static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *req,
+                                     const apr_array_header_t *list, const char **names,
+                                     int *withheld)
 {
-    apr_array_header_t *lines = apr_array_make(p, 12, sizeof(const char *));
-    apr_array_header_t *keys = apr_array_make(p, 12, sizeof(const char *));
-    char *s = apr_pstrdup(p, list), *tok, *last;
+    apr_array_header_t *lines = apr_array_make(p, list->nelts + 1, sizeof(const char *));
+    int i;
 
-    for (tok = apr_strtok(s, ";", &last); tok; tok = apr_strtok(NULL, ";", &last)) {
-        const char *line;
+    for (i = 0; i < list->nelts; i++) {
+        const char *tok = APR_ARRAY_IDX(list, i, const char *), *line;
         if (withheld && !value_shown(tok)) {
             line = apr_pstrcat(p, tok, ":(value withheld)\n", NULL);
             ++*withheld;
@@ -610,10 +681,9 @@ static const char *canonical_headers(apr_pool_t *p, const ad_sigv4_request_t *re
         else {
             line = apr_pstrcat(p, tok, ":", canonical_value(p, req, tok), "\n", NULL);
         }
-        APR_ARRAY_PUSH(keys, const char *) = tok;
         APR_ARRAY_PUSH(lines, const char *) = line;
     }
-    *names = apr_array_pstrcat(p, keys, ';');
+    *names = apr_array_pstrcat(p, list, ';');
     return apr_array_pstrcat(p, lines, 0);
 }
 
@@ -651,8 +721,7 @@ static int fail_mismatch(sv_ctx_t *c, const sv_auth_t *a, const char *head, cons
                          const char *scope, const char *creq_hash)
 {
     int withheld = 0;
-    const char *names,
-        *shown = canonical_headers(c->p, c->req, a->signed_headers, &names, &withheld);
+    const char *names, *shown = canonical_headers(c->p, c->req, a->signed_names, &names, &withheld);
 
     return fail(c, AD_SIGV4_MISMATCH, T_INVALID,
                 apr_pstrcat(c->p,
@@ -673,7 +742,7 @@ static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
     if (!sha256_hex(req->body, req->body_len, body_hash)) {
         return fail(c, AD_SIGV4_INTERNAL, T_INTERNAL, M_INTERNAL);
     }
-    headers = canonical_headers(c->p, req, a->signed_headers, &names, NULL);
+    headers = canonical_headers(c->p, req, a->signed_names, &names, NULL);
     head = apr_pstrcat(c->p, req->method ? req->method : "", "\n", canonical_uri(c->p, req->path),
                        "\n", canonical_query(c->p, req->query), "\n", NULL);
     creq = apr_pstrcat(c->p, head, headers, "\n", names, "\n", body_hash, NULL);
@@ -702,34 +771,48 @@ static int check_signature(sv_ctx_t *c, const sv_auth_t *a, const char *secret)
     return AD_SIGV4_OK;
 }
 
+/* Everything up to the signature itself; *secret is the key's. */
+static int check_head(sv_ctx_t *c, sv_auth_t *a, const char *service, const char *region,
+                      ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now, const char **secret)
+{
+    int rc;
+
+    *c->status = 200;
+    *c->error_type = NULL;
+    *c->message = NULL;
+    if ((rc = parse_auth(c, a)) != AD_SIGV4_OK || (rc = check_required(c, a)) != AD_SIGV4_OK ||
+        (rc = check_date(c, a, now)) != AD_SIGV4_OK ||
+        (rc = check_signed_headers(c, a)) != AD_SIGV4_OK ||
+        (rc = check_credential(c, a, service, region)) != AD_SIGV4_OK) {
+        return rc;
+    }
+    *secret = lookup(baton, a->scope[0]);
+    if (!*secret) {
+        return fail(c, AD_SIGV4_UNKNOWN_KEY, T_UNKNOWN,
+                    "The security token included in the request is invalid.");
+    }
+    return AD_SIGV4_OK;
+}
+
+int ad_sigv4_check_head(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                        const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+                        int *status, const char **error_type, const char **message)
+{
+    sv_ctx_t c = {p, req, status, error_type, message};
+    sv_auth_t a;
+    const char *secret;
+
+    return check_head(&c, &a, service, region, lookup, baton, now, &secret);
+}
+
 int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
                     const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
                     int *status, const char **error_type, const char **message)
 {
-    sv_ctx_t c;
+    sv_ctx_t c = {p, req, status, error_type, message};
     sv_auth_t a;
     const char *secret;
-    int rc;
+    int rc = check_head(&c, &a, service, region, lookup, baton, now, &secret);
 
-    c.p = p;
-    c.req = req;
-    c.status = status;
-    c.error_type = error_type;
-    c.message = message;
-    *status = 200;
-    *error_type = NULL;
-    *message = NULL;
-
-    if ((rc = parse_auth(&c, &a)) != AD_SIGV4_OK || (rc = check_required(&c, &a)) != AD_SIGV4_OK ||
-        (rc = check_date(&c, &a, now)) != AD_SIGV4_OK ||
-        (rc = check_signed_headers(&c, &a)) != AD_SIGV4_OK ||
-        (rc = check_credential(&c, &a, service, region)) != AD_SIGV4_OK) {
-        return rc;
-    }
-    secret = lookup(baton, a.scope[0]);
-    if (!secret) {
-        return fail(&c, AD_SIGV4_UNKNOWN_KEY, T_UNKNOWN,
-                    "The security token included in the request is invalid.");
-    }
-    return check_signature(&c, &a, secret);
+    return rc == AD_SIGV4_OK ? check_signature(&c, &a, secret) : rc;
 }

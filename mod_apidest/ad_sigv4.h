@@ -28,6 +28,9 @@
 #define AD_SIGV4_MISMATCH    6 /* InvalidSignatureException: signature */
 #define AD_SIGV4_INTERNAL    7 /* InternalFailure (500): libcrypto failed */
 
+/* Most names SignedHeaders may list (the AWS clients sign 4 to 9). */
+#define AD_SIGV4_MAX_SIGNED_HEADERS 64
+
 /* How far x-amz-date may be from the server's clock, either way. */
 #define AD_SIGV4_MAX_SKEW apr_time_from_sec(15 * 60)
 
@@ -61,5 +64,13 @@ typedef const char *ad_sigv4_lookup_fn(void *baton, const char *access_key_id);
 int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
                     const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
                     int *status, const char **error_type, const char **message);
+
+/* The checks of ad_sigv4_verify that need no body: the Authorization
+ * header, the date, the signed headers, the credential scope and the key,
+ * with the same results. req->body is not read, so a request that fails
+ * them can be refused before its body is. */
+int ad_sigv4_check_head(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                        const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+                        int *status, const char **error_type, const char **message);
 
 #endif

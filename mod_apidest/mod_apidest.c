@@ -169,15 +169,30 @@ static int collect_header(void *arr, const char *name, const char *value)
     return 1;
 }
 
+/* The path as the client signed it: raw, before any decoding, without the
+ * scheme and authority of an absolute-form request target. */
+static const char *signed_path(request_rec *r)
+{
+    const char *u = r->unparsed_uri, *q, *s;
+
+    if (*u != '/' && (s = strstr(u, "://")) != NULL) {
+        u = s + 3 + strcspn(s + 3, "/?");
+    }
+    q = strchr(u, '?');
+    return q ? apr_pstrmemdup(r->pool, u, q - u) : u;
+}
+
 /* ApiDestSigV4Key on this location: the request must be signed with one of
- * its keys. Returns 1 to go on; 0 when the error has been sent. */
-static int verify_sigv4(request_rec *r, const char *body, apr_size_t len)
+ * its keys. With head_only, only the checks that need no body, so that a
+ * request without a valid key and date is refused before its body is read.
+ * Returns 1 to go on; 0 when the error has been sent. */
+static int verify_sigv4(request_rec *r, int head_only, const char *body, apr_size_t len)
 {
     apidest_dir_conf_t *dc = ap_get_module_config(r->per_dir_config, &apidest_module);
     ad_sigv4_request_t req;
-    const char *etype, *msg, *q;
+    const char *etype, *msg, *region = apidest_conf(r->server)->region;
     apr_array_header_t *headers;
-    int status;
+    int status, rc;
 
     if (!dc || !apr_hash_count(dc->sigv4_keys)) {
         return 1;
@@ -186,15 +201,16 @@ static int verify_sigv4(request_rec *r, const char *body, apr_size_t len)
     apr_table_do(collect_header, headers, r->headers_in, NULL);
     memset(&req, 0, sizeof(req));
     req.method = r->method;
-    /* The path as the client signed it: raw, before any decoding. */
-    q = strchr(r->unparsed_uri, '?');
-    req.path = q ? apr_pstrmemdup(r->pool, r->unparsed_uri, q - r->unparsed_uri) : r->unparsed_uri;
+    req.path = signed_path(r);
     req.query = r->args;
     req.headers = headers;
     req.body = body;
     req.body_len = len;
-    if (ad_sigv4_verify(r->pool, &req, "events", apidest_conf(r->server)->region, sigv4_lookup,
-                        dc->sigv4_keys, apr_time_now(), &status, &etype, &msg) == AD_SIGV4_OK) {
+    rc = head_only ? ad_sigv4_check_head(r->pool, &req, "events", region, sigv4_lookup,
+                                         dc->sigv4_keys, apr_time_now(), &status, &etype, &msg)
+                   : ad_sigv4_verify(r->pool, &req, "events", region, sigv4_lookup, dc->sigv4_keys,
+                                     apr_time_now(), &status, &etype, &msg);
+    if (rc == AD_SIGV4_OK) {
         return 1;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ADLOGNO(10032) "request refused: %s", etype);
@@ -237,6 +253,9 @@ static int ingest_handler(request_rec *r)
         return send_aws_error(r, HTTP_METHOD_NOT_ALLOWED, "UnsupportedOperation",
                               "PutEvents is a POST");
     }
+    if (!verify_sigv4(r, 1, NULL, 0)) {
+        return OK;
+    }
     if (!target && !is_json_type(ct, "application/json") && !is_json_type(ct, CT_AWSJSON)) {
         return send_aws_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
                               "send application/json or application/x-amz-json-1.1");
@@ -258,7 +277,7 @@ static int ingest_handler(request_rec *r)
         return send_aws_error(r, HTTP_BAD_REQUEST, "SerializationException",
                               "The request body could not be read.");
     }
-    if (!verify_sigv4(r, body, len)) {
+    if (!verify_sigv4(r, 0, body, len)) {
         return OK;
     }
     if (target && strcmp(target, TARGET_PREFIX "PutEvents") != 0) {

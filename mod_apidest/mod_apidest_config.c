@@ -1411,6 +1411,12 @@ static const char *set_sigv4_key(cmd_parms *cmd, void *dcv, const char *akid, co
     apidest_dir_conf_t *dc = dcv;
     const char *secret, *err;
 
+    /* PutEvents is not mapped to the filesystem (apidest_map_to_storage),
+     * so keys in a <Directory> or <Files> section would never apply, and
+     * the location would take unsigned requests. */
+    if ((err = ap_check_cmd_context(cmd, NOT_IN_DIRECTORY | NOT_IN_FILES))) {
+        return err;
+    }
     if (!*akid || strlen(akid) > 128 || strpbrk(akid, "/ ,=")) {
         return "ApiDestSigV4Key needs an access key id without '/', ',', '=' or spaces";
     }

@@ -1,13 +1,19 @@
 """Optional SigV4 verification (ApiDestSigV4Key) with the real AWS CLI v2:
 the right secret is accepted, a wrong secret or an unknown key is refused
 with AWS's error, an unsigned request is refused, and a location without
-keys keeps accepting unsigned requests."""
+keys keeps accepting unsigned requests. Then what the CLI cannot send: an
+absolute-form request target, a refusal before the body arrives, and keys
+placed where they would never apply."""
 
+import hashlib
+import hmac
 import json
 import os
+import socket
 import subprocess
+import time
 
-from harness import destination, entry, rule
+from harness import (assert_config_error, destination, entry, find_line, rule)
 
 AWS = "/usr/bin/aws"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -59,3 +65,100 @@ def test_sigv4_with_the_real_cli(server, sink):
     status, _, resp = server.put_events([entry("s.sig", "D", {})])
     assert status == 200 and resp["FailedEntryCount"] == 0
     assert SECRET not in server.log_text()
+
+
+def _sign(port, path, body, akid="AKIDEXAMPLE", secret=SECRET):
+    """Headers for a PutEvents to path, signed as the AWS clients sign one
+    (stdlib SigV4: sorted lowercase names, values trimmed)."""
+    amz = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    headers = {"host": "127.0.0.1:%d" % port, "content-type": "application/x-amz-json-1.1",
+               "x-amz-target": "AWSEvents.PutEvents", "x-amz-date": amz}
+    names = sorted(headers)
+    sha = lambda b: hashlib.sha256(b).hexdigest()
+    creq = "\n".join(["POST", path, "", "".join("%s:%s\n" % (n, headers[n]) for n in names),
+                      ";".join(names), sha(body)])
+    scope = "%s/us-east-1/events/aws4_request" % amz[:8]
+    key = ("AWS4" + secret).encode()
+    for part in (amz[:8], "us-east-1", "events", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, sha(creq.encode())])
+    sig = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = ("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
+                                "Signature=%s" % (akid, scope, ";".join(names), sig))
+    return headers
+
+
+def _raw(port, target, headers, body, timeout=5):
+    """One request over a plain socket (request target as given); the
+    status line and the body of the answer."""
+    head = "POST %s HTTP/1.1\r\n" % target + "".join(
+        "%s: %s\r\n" % kv for kv in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                [l.split(b":")[1] for l in data.split(b"\r\n\r\n")[0].split(b"\r\n")
+                 if l.lower().startswith(b"content-length:")][0]):
+            chunk = s.recv(65536)
+            assert chunk, "connection closed early: %r" % data
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), rest
+
+
+def _keys_conf(sink):
+    return (destination("d", sink.url("/s")) + rule("r", {"source": ["s.sig"]}, [("t", "d")])
+            + """
+<Location /signed>
+    SetHandler apidest-events
+    ApiDestSigV4Key AKIDEXAMPLE %s
+</Location>
+""" % SECRET)
+
+
+def test_absolute_form_request_target_verifies(server, sink):
+    """A request target in absolute form (as sent to a proxy) is signed over
+    its path: the scheme and authority are not part of the canonical URI."""
+    server.start(_keys_conf(sink))
+    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
+    headers = _sign(server.port, "/signed", body)
+    headers["content-length"] = str(len(body))
+    status, resp = _raw(server.port, "/signed", headers, body)
+    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    status, resp = _raw(server.port, "http://127.0.0.1:%d/signed" % server.port, headers, body)
+    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    assert sink.wait_for(2, 10)
+
+
+def test_unsigned_request_is_refused_before_its_body(server, sink):
+    """Without a valid key and date the answer comes before the body is
+    read: a client that announces 512 KiB and sends none of it gets its 400
+    at once, not after httpd's Timeout."""
+    server.start(_keys_conf(sink))
+    headers = {"host": "127.0.0.1:%d" % server.port,
+               "content-type": "application/x-amz-json-1.1",
+               "x-amz-target": "AWSEvents.PutEvents", "content-length": str(512 << 10)}
+    status, resp = _raw(server.port, "/signed", headers, b"")
+    assert status.endswith(" 400 Bad Request"), status
+    assert json.loads(resp)["__type"] == "MissingAuthenticationTokenException"
+    signed = _sign(server.port, "/signed", b"", akid="AKIDNOBODY")
+    signed["content-length"] = str(512 << 10)
+    status, resp = _raw(server.port, "/signed", signed, b"")
+    assert status.endswith(" 400 Bad Request"), status
+    assert json.loads(resp)["__type"] == "UnrecognizedClientException"
+    assert sink.count() == 0
+
+
+def test_sigv4_keys_only_in_a_location(server):
+    """PutEvents is not mapped to the filesystem, so keys in <Directory> or
+    <Files> would never apply and the location would take unsigned
+    requests: httpd -t refuses them, naming the line."""
+    for section in ("<Directory /tmp>", "<Files events>"):
+        end = "</%s>" % section[1:].split()[0]
+        rc, out, path = server.configtest("""
+%s
+    ApiDestSigV4Key AKIDEXAMPLE %s
+%s
+""" % (section, SECRET, end))
+        assert_config_error(rc, out, path, find_line(path, "ApiDestSigV4Key"), "ApiDestSigV4Key")
+        assert SECRET not in out

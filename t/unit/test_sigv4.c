@@ -37,6 +37,8 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include "ad_sigv4.h"
@@ -923,8 +925,10 @@ END_TEST
 START_TEST(malformed_amz_date)
 {
     req_t *q = v1();
-    static const char *bad[] = {"2026-11-23T15:17:18Z", "20261123T151718", "20261323T151718Z",
-                                "20261123T256000Z", "2026112XT151718Z"};
+    /* The last three are days no month has (APR would roll them over). */
+    static const char *bad[] = {"2026-11-23T15:17:18Z", "20261123T151718",  "20261323T151718Z",
+                                "20261123T256000Z",     "2026112XT151718Z", "20261131T151718Z",
+                                "20260229T151718Z",     "21000229T151718Z"};
     int i;
 
     for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
@@ -1002,6 +1006,196 @@ START_TEST(unsupported_algorithm)
     assert_fail(check_v1(q), AD_SIGV4_INCOMPLETE, INCOMPLETE,
                 "Unsupported AWS "
                 "'algorithm': 'AWS4-HMAC-SHA512' (only AWS4-HMAC-SHA256 for now). ");
+}
+END_TEST
+
+static req_t *with_credential(const char *credential);
+
+/* q's Authorization replaced by one over signed_headers whose signature is
+ * right for q as it now is: the canonical request is the one the mismatch
+ * message shows (nothing in it may be withheld), signed the way the header
+ * comment derives it. */
+static void resign(req_t *q, const char *signed_headers)
+{
+    const char *scope = "20261123/us-east-1/events/aws4_request",
+               *part[] = {"20261123", "us-east-1", "events", "aws4_request"};
+    unsigned char k[SHA256_DIGEST_LENGTH];
+    unsigned int klen = sizeof(k);
+    char *creq, *hash_line, *sts, sig[2 * SHA256_DIGEST_LENGTH + 1];
+    const char *key = "AWS4" SECRET;
+    outcome_t o;
+    int i;
+
+    set_header(q, "Authorization",
+               apr_psprintf(pool,
+                            "AWS4-HMAC-SHA256 Credential=" AKID "/%s, SignedHeaders=%s, "
+                            "Signature=%064d",
+                            scope, signed_headers, 0));
+    o = check_v1(q);
+    assert_mismatch(o);
+    mismatch_parts(o.message, &creq, &hash_line);
+    ck_assert_str_eq(hash_line, sha256_of(creq));
+    sts = apr_pstrcat(pool, "AWS4-HMAC-SHA256\n" V1_DATE "\n", scope, "\n", hash_line, NULL);
+    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)part[0], strlen(part[0]), k,
+         &klen);
+    for (i = 1; i < 4; i++) {
+        HMAC(EVP_sha256(), k, (int)klen, (const unsigned char *)part[i], strlen(part[i]), k, &klen);
+    }
+    HMAC(EVP_sha256(), k, (int)klen, (const unsigned char *)sts, strlen(sts), k, &klen);
+    for (i = 0; i < (int)klen; i++) {
+        snprintf(sig + 2 * i, 3, "%02x", k[i]);
+    }
+    set_header(q, "Authorization",
+               apr_psprintf(pool,
+                            "AWS4-HMAC-SHA256 Credential=" AKID "/%s, SignedHeaders=%s, "
+                            "Signature=%s",
+                            scope, signed_headers, sig));
+}
+
+/* SignedHeaders as no AWS client writes it. Each listed name costs a copy
+ * of its header, so a list repeating one name over a few KB made a request
+ * cost 130 MB before these were refused. */
+START_TEST(signed_headers_shape)
+{
+    static const char *unordered[] = {"host;content-type;x-amz-date;x-amz-target",
+                                      "content-type;host;host;x-amz-date;x-amz-target",
+                                      "content-type;Host;x-amz-date;x-amz-target",
+                                      "content-type;host;x-amz-date;x-amz-target;x-amz-target"};
+    static const char *empty[] = {"content-type;;host;x-amz-date;x-amz-target",
+                                  ";content-type;host;x-amz-date;x-amz-target",
+                                  "content-type;host;x-amz-date;x-amz-target;"};
+    const char *many = "content-type;host", *repeated = "content-type";
+    int i;
+
+    for (i = 0; i < (int)(sizeof(unordered) / sizeof(unordered[0])); i++) {
+        req_t *q = v1();
+        set_header(q, "Authorization",
+                   apr_pstrcat(pool,
+                               "AWS4-HMAC-SHA256 Credential=" AKID
+                               "/20261123/us-east-1/events/aws4_request, SignedHeaders=",
+                               unordered[i], ", Signature=", apr_psprintf(pool, "%064d", 0), NULL));
+        assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                    "'SignedHeaders' must list lowercase header names, sorted, each once.");
+    }
+    for (i = 0; i < (int)(sizeof(empty) / sizeof(empty[0])); i++) {
+        req_t *q = v1();
+        set_header(q, "Authorization",
+                   apr_pstrcat(pool,
+                               "AWS4-HMAC-SHA256 Credential=" AKID
+                               "/20261123/us-east-1/events/aws4_request, SignedHeaders=",
+                               empty[i], ", Signature=", apr_psprintf(pool, "%064d", 0), NULL));
+        assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                    "'SignedHeaders' has an empty header name.");
+    }
+    /* 64 names pass the list's checks (and then fail for the ones the
+     * request lacks); 65 do not. */
+    for (i = 0; i < 61; i++) {
+        many = apr_psprintf(pool, "%s;i%02d", many, i);
+    }
+    many = apr_pstrcat(pool, many, ";x-amz-date", NULL);
+    {
+        req_t *q = v1();
+        set_header(q, "Authorization",
+                   apr_pstrcat(pool,
+                               "AWS4-HMAC-SHA256 Credential=" AKID
+                               "/20261123/us-east-1/events/aws4_request, SignedHeaders=",
+                               many, ", Signature=", apr_psprintf(pool, "%064d", 0), NULL));
+        assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                    "'SignedHeaders' names 'i00', which the request does not have.");
+        set_header(q, "Authorization",
+                   apr_pstrcat(pool,
+                               "AWS4-HMAC-SHA256 Credential=" AKID
+                               "/20261123/us-east-1/events/aws4_request, SignedHeaders=",
+                               many, ";x-amz-target",
+                               ", Signature=", apr_psprintf(pool, "%064d", 0), NULL));
+        assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                    "'SignedHeaders' lists more than 64 headers.");
+    }
+    /* The review's request: one name 4,000 times. */
+    for (i = 0; i < 4000; i++) {
+        repeated = apr_pstrcat(pool, repeated, ";host", NULL);
+    }
+    {
+        req_t *q = v1();
+        set_header(q, "Authorization",
+                   apr_pstrcat(pool,
+                               "AWS4-HMAC-SHA256 Credential=" AKID
+                               "/20261123/us-east-1/events/aws4_request, SignedHeaders=",
+                               repeated, ";x-amz-date, Signature=", apr_psprintf(pool, "%064d", 0),
+                               NULL));
+        assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                    "'SignedHeaders' must list lowercase header names, sorted, each once.");
+    }
+}
+END_TEST
+
+/* Signed while empty, then dropped on the way: without X-Amz-Target the
+ * body is read as another form, so the header's absence must not pass for
+ * its empty value. */
+START_TEST(signed_header_absent)
+{
+    req_t *q = v1();
+
+    set_header(q, "X-Amz-Target", "");
+    resign(q, "content-type;host;x-amz-date;x-amz-target");
+    assert_ok(check_v1(q));
+    del_header(q, "X-Amz-Target");
+    assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                "'SignedHeaders' names 'x-amz-target', which the request does not have.");
+}
+END_TEST
+
+/* A path of many segments: each is normalised and encoded once more, in
+ * order (the canonical path is built in one join, not a copy per segment). */
+START_TEST(long_path)
+{
+    req_t *q = v1();
+    const char *path = "/a/./b%20c/../d", *want = "/a/d";
+    char *creq, *hash_line;
+    outcome_t o;
+    int i;
+
+    for (i = 0; i < 2000; i++) {
+        path = apr_psprintf(pool, "%s/s%d", path, i % 7);
+        want = apr_psprintf(pool, "%s/s%d", want, i % 7);
+    }
+    q->r.path = apr_pstrcat(pool, path, "/", NULL);
+    o = check_v1(q);
+    assert_mismatch(o);
+    mismatch_parts(o.message, &creq, &hash_line);
+    ck_assert_msg(strncmp(creq, apr_pstrcat(pool, "POST\n", want, "/\n", NULL), strlen(want) + 7) ==
+                      0,
+                  "%.200s", creq);
+    /* Re-signed for that path, it verifies. */
+    resign(q, "content-type;host;x-amz-date;x-amz-target");
+    assert_ok(check_v1(q));
+}
+END_TEST
+
+/* The checks that need no body give the same answers as the whole check,
+ * and pass a request whose body does not match (that is the signature's
+ * part, after the body is read). */
+START_TEST(head_checks)
+{
+    req_t *q = v1();
+    outcome_t o;
+
+    q->r.body = "{\"tampered\": true}";
+    q->r.body_len = strlen(q->r.body);
+    o.rc = ad_sigv4_check_head(pool, &q->r, "events", NULL, lookup, NULL,
+                               at(V1_DATE) + apr_time_from_sec(3), &o.status, &o.type, &o.message);
+    assert_ok(o);
+    assert_mismatch(check_v1(q));
+    del_header(q, "Authorization");
+    o.rc = ad_sigv4_check_head(pool, &q->r, "events", NULL, lookup, NULL,
+                               at(V1_DATE) + apr_time_from_sec(3), &o.status, &o.type, &o.message);
+    assert_fail(o, AD_SIGV4_MISSING_TOKEN, "MissingAuthenticationTokenException",
+                "Missing Authentication Token");
+    q = with_credential("AKIDNOBODY/20261123/us-east-1/events/aws4_request");
+    o.rc = ad_sigv4_check_head(pool, &q->r, "events", NULL, lookup, NULL,
+                               at(V1_DATE) + apr_time_from_sec(3), &o.status, &o.type, &o.message);
+    assert_fail(o, AD_SIGV4_UNKNOWN_KEY, "UnrecognizedClientException",
+                "The security token included in the request is invalid.");
 }
 END_TEST
 
@@ -1157,7 +1351,8 @@ START_TEST(tampered_signed_header)
     /* A signed header dropped on the way. */
     q = v1();
     del_header(q, "Content-Type");
-    assert_mismatch(check_v1(q));
+    assert_fail(check_v1(q), AD_SIGV4_INVALID, INVALID,
+                "'SignedHeaders' names 'content-type', which the request does not have.");
 
     /* The JS SDK signs its retry counter: a replay with another is refused. */
     q = build(&clients[JS_PUTEVENTS]);
@@ -1322,6 +1517,10 @@ int main(void)
     tcase_add_test(no, tampered_path);
     tcase_add_test(no, tampered_method);
     tcase_add_test(no, signature_shape);
+    tcase_add_test(no, signed_headers_shape);
+    tcase_add_test(no, signed_header_absent);
+    tcase_add_test(ok, long_path);
+    tcase_add_test(no, head_checks);
 
     suite_add_tcase(s, ok);
     suite_add_tcase(s, no);
