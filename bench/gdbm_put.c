@@ -11,8 +11,10 @@
  *   gdbm_put --queued STORE_FILE    (a stopped server's store, read only)
  *
  * Prints: records, microseconds of CPU (user+system) per record, file bytes
- * per record; with --queued: the queued records ("q..." keys) and their mean
- * size in bytes.
+ * per record; with --queued: the queued records ("q..." keys), their mean
+ * size in bytes and the commit groups apidestd wrote them in (its commit
+ * marker counts them from 1 in a new store; 0 without a marker), so the
+ * bench can write them in groups of the same mean size.
  */
 #include <gdbm.h>
 #include <stdio.h>
@@ -37,7 +39,7 @@ static int queued(const char *path)
 {
     GDBM_FILE db = gdbm_open(path, 0, GDBM_READER, 0, NULL);
     datum k, next, v;
-    long n = 0;
+    long n = 0, groups = 0;
     double total = 0;
 
     if (!db) {
@@ -51,11 +53,21 @@ static int queued(const char *path)
             total += v.dsize;
             free(v.dptr);
         }
+        else if (k.dsize == 8 && !memcmp(k.dptr, "m/commit", 8)) {
+            char num[32] = "";
+            v = gdbm_fetch(db, k);
+            if (v.dptr && v.dsize > 0 && v.dsize < (int)sizeof(num)) {
+                memcpy(num, v.dptr, (size_t)v.dsize);
+                num[v.dsize] = '\0';
+            }
+            groups = strtol(num, NULL, 10);
+            free(v.dptr);
+        }
         next = gdbm_nextkey(db, k);
         free(k.dptr);
     }
     gdbm_close(db);
-    printf("%ld %.0f\n", n, n ? total / n : 0.0);
+    printf("%ld %.0f %ld\n", n, n ? total / n : 0.0, groups);
     return 0;
 }
 
