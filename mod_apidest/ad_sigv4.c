@@ -794,25 +794,29 @@ static int check_head(sv_ctx_t *c, sv_auth_t *a, const char *service, const char
     return AD_SIGV4_OK;
 }
 
-int ad_sigv4_check_head(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
-                        const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
-                        int *status, const char **error_type, const char **message)
-{
-    sv_ctx_t c = {p, req, status, error_type, message};
-    sv_auth_t a;
-    const char *secret;
-
-    return check_head(&c, &a, service, region, lookup, baton, now, &secret);
-}
-
-int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
-                    const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
-                    int *status, const char **error_type, const char **message)
+/* The head's checks, and with whole the signature's too. */
+static int run_checks(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                      const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+                      int *status, const char **error_type, const char **message, int whole)
 {
     sv_ctx_t c = {p, req, status, error_type, message};
     sv_auth_t a;
     const char *secret;
     int rc = check_head(&c, &a, service, region, lookup, baton, now, &secret);
 
-    return rc == AD_SIGV4_OK ? check_signature(&c, &a, secret) : rc;
+    return rc == AD_SIGV4_OK && whole ? check_signature(&c, &a, secret) : rc;
+}
+
+int ad_sigv4_check_head(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                        const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+                        int *status, const char **error_type, const char **message)
+{
+    return run_checks(p, req, service, region, lookup, baton, now, status, error_type, message, 0);
+}
+
+int ad_sigv4_verify(apr_pool_t *p, const ad_sigv4_request_t *req, const char *service,
+                    const char *region, ad_sigv4_lookup_fn *lookup, void *baton, apr_time_t now,
+                    int *status, const char **error_type, const char **message)
+{
+    return run_checks(p, req, service, region, lookup, baton, now, status, error_type, message, 1);
 }

@@ -106,20 +106,10 @@ def _raw(port, target, headers, body, timeout=5):
     return head.split(b"\r\n")[0].decode(), rest
 
 
-def _keys_conf(sink):
-    return (destination("d", sink.url("/s")) + rule("r", {"source": ["s.sig"]}, [("t", "d")])
-            + """
-<Location /signed>
-    SetHandler apidest-events
-    ApiDestSigV4Key AKIDEXAMPLE %s
-</Location>
-""" % SECRET)
-
-
 def test_absolute_form_request_target_verifies(server, sink):
     """A request target in absolute form (as sent to a proxy) is signed over
     its path: the scheme and authority are not part of the canonical URI."""
-    server.start(_keys_conf(sink))
+    server.start(_conf(sink, SECRET))
     body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
     headers = _sign(server.port, "/signed", body)
     headers["content-length"] = str(len(body))
@@ -134,7 +124,7 @@ def test_unsigned_request_is_refused_before_its_body(server, sink):
     """Without a valid key and date the answer comes before the body is
     read: a client that announces 512 KiB and sends none of it gets its 400
     at once, not after httpd's Timeout."""
-    server.start(_keys_conf(sink))
+    server.start(_conf(sink, SECRET))
     headers = {"host": "127.0.0.1:%d" % server.port,
                "content-type": "application/x-amz-json-1.1",
                "x-amz-target": "AWSEvents.PutEvents", "content-length": str(512 << 10)}
