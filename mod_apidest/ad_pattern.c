@@ -104,6 +104,9 @@ typedef struct {
     int nm;
     int numeric; /* event-ruler's hasNumeric for this field */
     int absent;  /* has {"exists": false} */
+    long cost;   /* work units a test of one value costs (hit_cost) */
+    int scans;   /* a matcher reads the whole value (a wildcard) */
+    int prints;  /* a matcher tests a decimal's text (an address range) */
 } ad_field;
 
 typedef struct {
@@ -2633,7 +2636,11 @@ static void field_fill(ad_field *f, const rentry *e, int path)
     f->m = e->m;
     f->nm = e->nm;
     for (i = 0; i < e->nm; i++) {
-        switch (e->m[i].kind) {
+        const ad_matcher *m = &e->m[i];
+        f->cost += 1 + m->nset + m->nkeys + 4L * m->nwild + (long)(m->str.n / 16);
+        f->scans |= m->kind == MK_WILDCARD || m->kind == MK_AB_WILDCARD;
+        f->prints |= m->kind == MK_IP;
+        switch (m->kind) {
         case MK_NUM_EQ:
         case MK_RANGE:
         case MK_AB_NUM:
@@ -2699,6 +2706,8 @@ void ad_occs_init(ad_occs_t *o)
     o->capcur = AD_MEM_INLINE;
     o->head = o->head0;
     o->caphead = AD_HEAD_INLINE;
+    o->hit = o->hit0;
+    o->caphit = AD_HIT_INLINE;
 }
 
 void ad_occs_free(ad_occs_t *o)
@@ -2714,6 +2723,9 @@ void ad_occs_free(ad_occs_t *o)
     }
     if (o->head != o->head0) {
         free(o->head);
+    }
+    if (o->hit != o->hit0) {
+        free(o->hit);
     }
     ad_occs_init(o);
 }
@@ -3239,29 +3251,104 @@ static int consistent(const ad_occs_t *m, const ad_mem_t *sofar, int n, const ad
     return 1;
 }
 
+/* Work units (about one simple comparison each: AD_OCCS_MAX_STEPS) that
+ * testing occurrence o against f costs: its matchers and their lists, plus
+ * the value's length for a wildcard, which reads it all, and the printing
+ * of a decimal for an address range, which tests its text. */
+static long hit_cost(const ad_field *f, const ad_occ_t *o)
+{
+    if (o->v.type == AD_V_STRING && f->scans) {
+        return f->cost + (long)(o->v.n / 16);
+    }
+    return o->v.type == AD_V_REAL && f->prints ? f->cost + 128 : f->cost;
+}
+
+/* What merge() or consistent() of o against n chosen memberships costs. */
+static long merge_cost(const ad_occ_t *o, int n)
+{
+    return 1 + (long)o->mn * n / 16;
+}
+
+/* Charge c work units to the event: 0, and the event failed, once it has
+ * used up AD_OCCS_MAX_STEPS. Every test and every try is charged, so no
+ * event can cost more than about that, whatever its shape. */
+static int charge(ad_occs_t *m, long c)
+{
+    m->steps += c;
+    if (m->steps > AD_OCCS_MAX_STEPS) {
+        m->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int push_hit(ad_occs_t *m, int *n, int oi)
+{
+    if (*n == m->caphit) {
+        void *nb = grow(m->hit, m->hit0, &m->caphit, sizeof(int), *n);
+        if (!nb) {
+            m->failed = 1;
+            return 0;
+        }
+        m->hit = nb;
+    }
+    m->hit[(*n)++] = oi;
+    return 1;
+}
+
+/* The live occurrences that hit each field of sr, tested once per sub-rule
+ * (field fi's are m->hit[start[fi] .. start[fi + 1])): the search tries
+ * them for every choice made for the fields before it, and testing every
+ * occurrence anew for each made the search cost the product of the
+ * fields' value counts. 0 when the event failed, or when a field that
+ * needs a value has none: then there is nothing to search. */
+static int find_hits(ad_occs_t *m, const ad_subrule *sr, int *start)
+{
+    int fi, oi, n = 0;
+
+    for (fi = 0; fi < sr->nf; fi++) {
+        const ad_field *f = &sr->f[fi];
+        if (fi > 0 && start[fi - 1] == n && !sr->f[fi - 1].absent) {
+            return 0;
+        }
+        start[fi] = n;
+        for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
+            if (m->occ[oi].dead) {
+                continue;
+            }
+            if (!charge(m, hit_cost(f, &m->occ[oi]))) {
+                return 0;
+            }
+            if (field_hit(f, &m->occ[oi]) && !push_hit(m, &n, oi)) {
+                return 0;
+            }
+        }
+    }
+    start[sr->nf] = n;
+    return sr->nf == 0 || start[sr->nf - 1] < n || sr->f[sr->nf - 1].absent;
+}
+
 /* ACFinder over one sub-rule: fields in name order, each matched by an
  * occurrence consistent with those chosen before, or absent when it has
  * {"exists": false} and no consistent occurrence exists. Occurrences a
  * duplicate key replaced (dead) do not exist for the event. */
-static int sub_match(ad_occs_t *m, const ad_subrule *sr, int fi, ad_mem_t *sofar, int n)
+static int sub_match(ad_occs_t *m, const ad_subrule *sr, const int *start, int fi, ad_mem_t *sofar,
+                     int n)
 {
     const ad_field *f;
-    int oi, nn;
+    int k, oi, nn;
 
     if (fi == sr->nf) {
         return 1;
     }
     f = &sr->f[fi];
-    for (oi = m->head[f->path]; oi >= 0 && !m->failed; oi = m->occ[oi].next) {
-        if (m->occ[oi].dead || !field_hit(f, &m->occ[oi])) {
-            continue;
-        }
-        if (++m->steps > AD_OCCS_MAX_STEPS) {
-            m->failed = 1;
+    for (k = start[fi]; k < start[fi + 1] && !m->failed; k++) {
+        const ad_occ_t *o = &m->occ[m->hit[k]];
+        if (!charge(m, merge_cost(o, n))) {
             return 0;
         }
-        nn = merge(m, sofar, n, &m->occ[oi]);
-        if (nn >= 0 && sub_match(m, sr, fi + 1, sofar, nn)) {
+        nn = merge(m, sofar, n, o);
+        if (nn >= 0 && sub_match(m, sr, start, fi + 1, sofar, nn)) {
             return 1;
         }
     }
@@ -3269,16 +3356,23 @@ static int sub_match(ad_occs_t *m, const ad_subrule *sr, int fi, ad_mem_t *sofar
         return 0;
     }
     for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
-        if (!m->occ[oi].dead && consistent(m, sofar, n, &m->occ[oi])) {
+        if (m->occ[oi].dead) {
+            continue;
+        }
+        if (!charge(m, merge_cost(&m->occ[oi], n))) {
+            return 0;
+        }
+        if (consistent(m, sofar, n, &m->occ[oi])) {
             return 0;
         }
     }
-    return sub_match(m, sr, fi + 1, sofar, n);
+    return sub_match(m, sr, start, fi + 1, sofar, n);
 }
 
 int ad_pattern_eval(const ad_pattern_t *pat, ad_occs_t *m)
 {
     ad_mem_t sofar0[AD_MEM_INLINE], *sofar = sofar0;
+    int start0[AD_MEM_INLINE], *start = start0;
     int i, maxf = 0, r = 0;
     size_t need;
 
@@ -3293,17 +3387,21 @@ int ad_pattern_eval(const ad_pattern_t *pat, ad_occs_t *m)
     need = (size_t)maxf * (size_t)m->maxmem + 1;
     if (need > AD_MEM_INLINE) {
         sofar = malloc(sizeof(ad_mem_t) * need);
-        if (!sofar) {
-            return 0;
-        }
     }
-    for (i = 0; i < pat->nsubs && !r; i++) {
-        r = sub_match(m, &pat->subs[i], 0, sofar, 0);
+    if (maxf + 1 > AD_MEM_INLINE) {
+        start = malloc(sizeof(int) * (size_t)(maxf + 1));
+    }
+    m->failed |= !sofar || !start;
+    for (i = 0; sofar && start && i < pat->nsubs && !r && !m->failed; i++) {
+        r = find_hits(m, &pat->subs[i], start) && sub_match(m, &pat->subs[i], start, 0, sofar, 0);
     }
     if (sofar != sofar0) {
         free(sofar);
     }
-    return r;
+    if (start != start0) {
+        free(start);
+    }
+    return r && !m->failed;
 }
 
 int ad_pattern_match(const ad_pattern_t *pat, const json_t *event)

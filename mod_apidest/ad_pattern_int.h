@@ -40,6 +40,7 @@ typedef struct {
 #define AD_OCC_INLINE  32
 #define AD_MEM_INLINE  64
 #define AD_HEAD_INLINE 32
+#define AD_HIT_INLINE  64
 
 /* Every leaf keeps the memberships of all the arrays around it, so arrays
  * nested in arrays make them leaves x depth: a 44 KB event could take 300
@@ -48,8 +49,10 @@ typedef struct {
 
 /* Fields of one pattern must take their values from the same element of an
  * array they share, which is a search: a 130 KB event shaped against a
- * four-field rule took 5.6 s. Past this many tries per event (about 0.1 s)
- * the event is refused too. */
+ * four-field rule took 5.6 s. Every test of a value against a field and
+ * every try of the search is charged in work units (about one simple
+ * comparison each); past this many per event (about 0.1 s) the event is
+ * refused too. */
 #define AD_OCCS_MAX_STEPS (1 << 22)
 
 /* The leaves of one event, per path index. Starts on inline buffers, grows
@@ -64,11 +67,14 @@ typedef struct {
     int *head; /* path -> first occurrence, -1 when none */
     int caphead;
     int arrays, maxmem, failed;
-    long steps; /* sub-pattern tries, for AD_OCCS_MAX_STEPS */
+    long steps; /* work units spent, for AD_OCCS_MAX_STEPS */
+    int *hit;   /* occurrences that hit the fields of the sub-rule tried */
+    int caphit;
     ad_occ_t occ0[AD_OCC_INLINE];
     ad_mem_t mem0[AD_MEM_INLINE];
     ad_mem_t cur0[AD_MEM_INLINE];
     int head0[AD_HEAD_INLINE];
+    int hit0[AD_HIT_INLINE];
 } ad_occs_t;
 
 void ad_occs_init(ad_occs_t *o);

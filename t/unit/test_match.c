@@ -688,6 +688,102 @@ START_TEST(test_array_search_bounded)
 }
 END_TEST
 
+/* {"a":[1 x na],"b":[1 x nb],"c":[0 x nc, then 2 when last2]} */
+static char *three_arrays(int na, int nb, int nc, int last2)
+{
+    char *ev = apr_palloc(pool, (size_t)(2 * (na + nb + nc) + 32)), *q = ev;
+    int i;
+
+    q += sprintf(q, "{\"a\":[");
+    for (i = 0; i < na; i++) {
+        q += sprintf(q, i ? ",1" : "1");
+    }
+    q += sprintf(q, "],\"b\":[");
+    for (i = 0; i < nb; i++) {
+        q += sprintf(q, i ? ",1" : "1");
+    }
+    q += sprintf(q, "],\"c\":[");
+    for (i = 0; i < nc; i++) {
+        q += sprintf(q, i ? ",0" : "0");
+    }
+    strcpy(q, last2 ? ",2]}" : "]}");
+    return ev;
+}
+
+/* {"x": 999 arrays around [n x {"a":1,"b":1,"c":c}]} */
+static char *deep_elements(int n, int c)
+{
+    char *ev = apr_palloc(pool, (size_t)(2 * 999 + 24 * n + 32)), *q = ev;
+    int i;
+
+    q += sprintf(q, "{\"x\":");
+    for (i = 0; i < 999; i++) {
+        *q++ = '[';
+    }
+    for (i = 0; i < n; i++) {
+        q += sprintf(q, "%s{\"a\":1,\"b\":1,\"c\":%d}", i ? "," : "", c);
+    }
+    for (i = 0; i < 999; i++) {
+        *q++ = ']';
+    }
+    strcpy(q, "}");
+    return ev;
+}
+
+/* {"d":[n x {"a":1}, n x {"b":1}, n x {"c":"x"}]} */
+static char *absent_shaped(int n)
+{
+    static const char *const el[] = {"{\"a\":1}", "{\"b\":1}", "{\"c\":\"x\"}"};
+    char *ev = apr_palloc(pool, (size_t)(30 * n + 32)), *q = ev;
+    int i;
+
+    q += sprintf(q, "{\"d\":[");
+    for (i = 0; i < 3 * n; i++) {
+        q += sprintf(q, "%s%s", i ? "," : "", el[i / n]);
+    }
+    strcpy(q, "]}");
+    return ev;
+}
+
+/* The search's work counts every value it tests, not only those that hit:
+ * before, each choice for the fields before one tested all of that
+ * field's values again (41 KB: 18 s to answer 0, under the old cap), and
+ * merging 1,000 memberships per value was not counted at all (8 KB: 15 s).
+ * Each field's hits are now found once per sub-rule, a field without any
+ * ends the sub-rule at once, and what is left is charged to the same
+ * budget, so these answer or are refused in milliseconds (libcheck's
+ * 4-second timeout fails the old code). */
+START_TEST(test_search_work_bounded)
+{
+    const char *three = "{\"a\":[1],\"b\":[1],\"c\":[2]}";
+    const char *deep = "{\"x\":{\"a\":[1],\"b\":[1],\"c\":[2]}}";
+    const char *absent = "{\"d\":{\"a\":[{\"exists\":true}],\"b\":[{\"exists\":false}],"
+                         "\"c\":[\"x\"]}}";
+
+    ck_assert_int_eq(one(three, three_arrays(400, 400, 20000, 0)), 0);
+    ck_assert_int_eq(tree(three, three_arrays(400, 400, 20000, 0)), 0);
+    ck_assert_int_eq(one(three, three_arrays(400, 400, 20000, 1)), 1);
+    ck_assert_int_eq(one("{\"a\":[1],\"b\":[2]}", three_arrays(40000, 40000, 0, 0)), 0);
+    /* nothing in c can match: decided without a search */
+    ck_assert_int_eq(one(deep, deep_elements(300, 1)), 0);
+    ck_assert_int_eq(tree(deep, deep_elements(300, 1)), 0);
+    /* every element a candidate, each merge 1,000 memberships deep */
+    ck_assert_int_eq(one(deep, deep_elements(300, 2)), 1);
+    ck_assert_int_eq(
+        one("{\"x\":{\"a\":[1],\"b\":[1],\"c\":[1],\"q\":[1]}}", deep_elements(300, 1)), 0);
+    ck_assert_int_eq(one("{\"x\":{\"a\":[1],\"b\":[1],\"c\":[1],\"q\":[{\"exists\":false}],"
+                         "\"z\":[{\"exists\":true}]}}",
+                         deep_elements(300, 1)),
+                     0);
+    /* each a-value checked against every b-value for b's absence, then
+     * against every c-value (none in its element): 20,000 x 40,000 tries,
+     * refused; a few hundred are decided */
+    ck_assert_int_eq(one(absent, absent_shaped(20000)), AD_MATCH_TOO_COMPLEX);
+    ck_assert_int_eq(tree(absent, absent_shaped(20000)), -1);
+    ck_assert_int_eq(one(absent, absent_shaped(200)), 0);
+}
+END_TEST
+
 START_TEST(test_embedded_nul)
 {
     /* json_loadb takes a length: bytes after a NUL are still the text */
@@ -739,6 +835,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_invalid_json);
     tcase_add_test(tc, test_embedded_nul);
     tcase_add_test(tc, test_nested_arrays_refused_not_matched);
+    tcase_add_test(tc, test_search_work_bounded);
     tcase_add_test(tc, test_array_search_bounded);
     suite_add_tcase(s, tc);
     return s;
