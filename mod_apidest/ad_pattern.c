@@ -25,7 +25,12 @@
 #include <string.h>
 
 /* Limits AWS applies on top of event-ruler. */
-#define AD_MAX_SUBRULES   1000 /* product of the $or branches */
+#define AD_MAX_SUBRULES 1000 /* product of the $or branches */
+/* Field entries the compiler may copy while it expands $or into sub-rules
+ * (about 24 bytes each): 1,000 sub-rules of a few hundred fields, copied
+ * for every branch of a later $or, took 2.9 GB and 15 s from a 4 KB
+ * pattern. Past this, as past AD_MAX_SUBRULES, the pattern is refused. */
+#define AD_MAX_EXPANSION  (1L << 21)
 #define AD_MAX_COMPLEXITY 10   /* per-rule wildcard complexity */
 #define AD_MAX_NESTING    1000 /* Jackson StreamReadConstraints default */
 #define AD_SNIPPET_MAX    500  /* Jackson ErrorReportConfiguration default */
@@ -199,8 +204,9 @@ typedef struct {
     jmp_buf jb;
     const char *reason;
     rlist *rules;
-    int too_many;
-    int rewrap; /* inside a catch(IOException) of the compiler */
+    int too_many;   /* past AD_MAX_SUBRULES or AD_MAX_EXPANSION */
+    long expansion; /* field entries copied so far */
+    int rewrap;     /* inside a catch(IOException) of the compiler */
     const char **path;
     int npath, cappath;
 } cc_t;
@@ -1736,10 +1742,21 @@ static ad_str pstr(cc_t *c, const char *s, size_t n)
     return r;
 }
 
+/* Count n more field entries of $or expansion; past the bound the pattern
+ * is refused, so from then on the rules are only parsed, not built. */
+static void expand(cc_t *c, long n)
+{
+    c->expansion += n;
+    if (c->expansion > AD_MAX_EXPANSION) {
+        c->too_many = 1;
+    }
+}
+
 static rmap *rmap_copy(cc_t *c, const rmap *src)
 {
     rmap *m = apr_pcalloc(c->tp, sizeof(*m));
 
+    expand(c, 1 + (src ? src->n : 0));
     if (src && src->n) {
         m->cap = src->n;
         m->n = src->n;
@@ -1795,12 +1812,14 @@ static void rlist_add(cc_t *c, rlist *l, rmap *m)
     l->r[l->n++] = m;
 }
 
+/* Once the pattern is refused (too_many), one sub-rule is enough to go on
+ * parsing for the errors AWS reports first. */
 static rlist *rlist_copy(cc_t *c, const rlist *src)
 {
     rlist *l = apr_pcalloc(c->tp, sizeof(*l));
     int i;
 
-    for (i = 0; i < src->n; i++) {
+    for (i = 0; i < src->n && !(c->too_many && i > 0); i++) {
         rlist_add(c, l, rmap_copy(c, src->r[i]));
     }
     return l;
@@ -2413,7 +2432,7 @@ static void write_rules(cc_t *c, const char *name)
     if (!c->rules->n) {
         rlist_add(c, c->rules, rmap_copy(c, NULL));
     }
-    for (i = 0; i < c->rules->n; i++) {
+    for (i = 0; i < c->rules->n && !(c->too_many && i > 0); i++) {
         rmap_put(c, c->rules->r[i], name, final, v.n);
     }
 }

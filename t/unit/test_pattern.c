@@ -284,6 +284,54 @@ START_TEST(test_or_combination_limit)
 }
 END_TEST
 
+/* Two-letter field names, n of them, as "aa":[1],"ab":[1],... */
+static const char *many_fields(int n)
+{
+    static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const char *out = "";
+    int i;
+
+    for (i = 0; i < n; i++) {
+        out = apr_psprintf(pool, "%s%s\"%c%c\":[1]", out, i ? "," : "", al[i / 62], al[i % 62]);
+    }
+    return out;
+}
+
+/* The review's 4 KB pattern: 1,024 combinations, 200 fields in each, then
+ * a $or of 180 branches. Every branch copied all the sub-rules before the
+ * count refused it: 2.9 GB and 12-15 s (libcheck's 4 s timeout fails the
+ * old code). Once refused, the rest is only parsed. */
+START_TEST(test_or_expansion_bounded)
+{
+    const char *p = "{", *z = "";
+    int i;
+
+    for (i = 0; i < 10; i++) {
+        p = apr_psprintf(pool, "%s\"$or\":[{\"a%d\":[1]},{\"b%d\":[1]}],", p, i, i);
+    }
+    for (i = 0; i < 180; i++) {
+        z = apr_pstrcat(pool, z, i ? "," : "", "{\"z\":[1]}", NULL);
+    }
+    p = apr_pstrcat(pool, p, many_fields(200), ",\"$or\":[", z, "]}", NULL);
+    ck_assert_str_eq(rejects(p), "Event pattern has more than 1000 combinations of $or");
+    /* ...and an error after the count went over is still the one reported */
+    p = apr_pstrcat(pool, p, "", NULL);
+    memcpy(strstr(p, "{\"z\":[1]}]}"), "{\"z\":42 }]}", 11);
+    ck_assert_str_eq(rejects(p), "\"z\" must be an object or an array");
+    /* 1,000 combinations of 400 fields each are a pattern, not an attack */
+    p = "{";
+    for (i = 0; i < 3; i++) {
+        int j;
+        p = apr_pstrcat(pool, p, "\"$or\":[", NULL);
+        for (j = 0; j < 10; j++) {
+            p = apr_psprintf(pool, "%s%s{\"%c%d\":[1]}", p, j ? "," : "", 'A' + i, j);
+        }
+        p = apr_pstrcat(pool, p, "],", NULL);
+    }
+    ck_assert_str_eq(rejects(apr_pstrcat(pool, p, many_fields(400), "}", NULL)), "");
+}
+END_TEST
+
 START_TEST(test_validation_messages)
 {
     REJECT("{\"a\":42}", "\"a\" must be an object or an array");
@@ -377,6 +425,7 @@ static Suite *pattern_suite(void)
     tcase_add_test(tc, test_exists_and_cidr);
     tcase_add_test(tc, test_or);
     tcase_add_test(tc, test_or_combination_limit);
+    tcase_add_test(tc, test_or_expansion_bounded);
     tcase_add_test(tc, test_validation_messages);
     tcase_add_test(tc, test_syntax_errors);
     tcase_add_test(tc, test_event_validity);
