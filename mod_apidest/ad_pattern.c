@@ -2157,9 +2157,10 @@ static uint32_t java_hash_quoted(const ad_str *v)
     return 31 * h + '"';
 }
 
-/* The i-th value in the iteration order of the HashSet event-ruler keeps
- * them in, which decides which bad wildcard it reports first. */
-static int hashset_order(cc_t *c, const abset *a, int i)
+/* The distinct values (*count of them, as indexes into a) in the iteration
+ * order of the HashSet event-ruler keeps them in, which decides which bad
+ * wildcard it reports first. */
+static int *hashset_order(cc_t *c, const abset *a, int *count)
 {
     int *order = apr_palloc(c->tp, sizeof(int) * (size_t)(a->n + 1));
     unsigned cap = 16, *bucket;
@@ -2194,12 +2195,13 @@ static int hashset_order(cc_t *c, const abset *a, int i)
             bucket[k - 1] = (unsigned)tmp;
         }
     }
-    return i < n ? order[i] : order[n - 1];
+    *count = n;
+    return order;
 }
 
 static void ab_finish(cc_t *c, ad_matcher *m, abset *a)
 {
-    int i;
+    int i, n, *order;
 
     m->set = a->s;
     m->nset = a->n;
@@ -2210,9 +2212,11 @@ static void ab_finish(cc_t *c, ad_matcher *m, abset *a)
     }
     m->wild = apr_pcalloc(c->p, sizeof(ad_wild) * (size_t)(a->n ? a->n : 1));
     m->nwild = a->n;
-    for (i = 0; i < a->n; i++) {
-        int k = hashset_order(c, a, i);
-        wildcard_or_fail(c, a->s[k].s, a->s[k].n, &m->wild[k]);
+    /* the order once: it is a sort of the whole set (once per element, a
+     * list of 1,000 took 3.4 s) */
+    order = hashset_order(c, a, &n);
+    for (i = 0; i < n; i++) {
+        wildcard_or_fail(c, a->s[order[i]].s, a->s[order[i]].n, &m->wild[order[i]]);
     }
     for (i = 0; i < a->n; i++) { /* duplicates of the set */
         if (!m->wild[i].seg) {
@@ -3716,60 +3720,102 @@ static void cx_build(cc_t *c, cx_nfa *a, const ad_field *f)
 #define BIT_SET(b, i) ((b)[(i) / 64] |= (uint64_t)1 << ((i) % 64))
 #define BIT_GET(b, i) (((b)[(i) / 64] >> ((i) % 64)) & 1)
 
+/* The next set position of s at or after *w's word, or -1: the sets are
+ * sparse, and scanning every position of a long wildcard for each step
+ * made one 4 KB pattern take seconds to judge. */
+static int cx_next(const uint64_t *s, int words, int *w, uint64_t *bits)
+{
+    while (!*bits) {
+        if (++*w >= words) {
+            return -1;
+        }
+        *bits = s[*w];
+    }
+    {
+        int pos = *w * 64 + __builtin_ctzll(*bits);
+        *bits &= *bits - 1;
+        return pos;
+    }
+}
+
+#define CX_EACH(a, s, pos, w, bits)                                                                \
+    for ((w) = 0, (bits) = (s)[0]; ((pos) = cx_next((s), (a)->words, &(w), &(bits))) >= 0;)
+
 /* The states reached from set s on byte b (b < 0: a byte no value has). */
 static int cx_step(const cx_nfa *a, const uint64_t *s, int b, uint64_t *t)
 {
-    int k, j, any = 0;
+    int j, any = 0, pos, w;
+    uint64_t bits;
     const cx_member *m;
 
     memset(t, 0, sizeof(uint64_t) * (size_t)a->words);
-    for (k = 0; k < a->nmem; k++) {
-        m = &a->mem[k];
-        for (j = 0; j <= m->len; j++) {
-            if (!BIT_GET(s, m->base + j)) {
-                continue;
+    CX_EACH(a, s, pos, w, bits)
+    {
+        m = &a->mem[a->owner[pos]];
+        j = pos - m->base;
+        if (j > 0 && m->ch[j - 1] < 0) {
+            BIT_SET(t, m->base + j);
+            any = 1;
+        }
+        if (j >= m->len) {
+            continue;
+        }
+        if (m->ch[j] < 0) {
+            BIT_SET(t, m->base + j + 1);
+            if (b >= 0 && m->ch[j + 1] == b) {
+                BIT_SET(t, m->base + j + 2);
             }
-            if (j > 0 && m->ch[j - 1] < 0) {
-                BIT_SET(t, m->base + j);
-                any = 1;
-            }
-            if (j >= m->len) {
-                continue;
-            }
-            if (m->ch[j] < 0) {
-                BIT_SET(t, m->base + j + 1);
-                if (b >= 0 && m->ch[j + 1] == b) {
-                    BIT_SET(t, m->base + j + 2);
-                }
-                any = 1;
-            }
-            else if (m->ch[j] == b) {
-                BIT_SET(t, m->base + j + 1);
-                any = 1;
-            }
+            any = 1;
+        }
+        else if (m->ch[j] == b) {
+            BIT_SET(t, m->base + j + 1);
+            any = 1;
         }
     }
     return any;
+}
+
+/* The bytes on which a step from s can differ from a step on a byte no
+ * value has: those an active position reads, directly or after a star.
+ * Any other byte reaches what b = -1 reaches. */
+static void cx_bytes(const cx_nfa *a, const uint64_t *s, unsigned char *cand)
+{
+    int j, pos, w;
+    uint64_t bits;
+    const cx_member *m;
+
+    memset(cand, 0, 256);
+    CX_EACH(a, s, pos, w, bits)
+    {
+        m = &a->mem[a->owner[pos]];
+        j = pos - m->base;
+        if (j < m->len && m->ch[j] >= 0) {
+            cand[m->ch[j]] = 1;
+        }
+        else if (j < m->len && m->ch[j + 1] >= 0) {
+            cand[m->ch[j + 1]] = 1;
+        }
+    }
 }
 
 /* Distinct states of a set, plus the wildcard state each position before a
  * star implies (a value matching "foo" also matches "foo*"). */
 static int cx_size(const cx_nfa *a, const uint64_t *t, uint64_t *seen)
 {
-    int pos, n = 0, w;
+    int pos, n = 0, w, wi;
+    uint64_t bits;
     const cx_member *m;
 
     memset(seen, 0, sizeof(uint64_t) * (size_t)a->words);
-    for (pos = 0; pos < a->npos; pos++) {
-        if (BIT_GET(t, pos) && !BIT_GET(seen, a->canon[pos])) {
+    CX_EACH(a, t, pos, wi, bits)
+    {
+        if (!BIT_GET(seen, a->canon[pos])) {
             BIT_SET(seen, a->canon[pos]);
             n++;
         }
     }
-    for (pos = 0; pos < a->npos; pos++) {
-        if (!BIT_GET(t, pos)) {
-            continue;
-        }
+    CX_EACH(a, t, pos, wi, bits)
+    {
         m = &a->mem[a->owner[pos]];
         if (pos - m->base < m->len && m->ch[pos - m->base] < 0) {
             w = a->canon[pos + 1];
@@ -3790,6 +3836,7 @@ static int field_complexity(cc_t *c, const ad_field *f)
     cx_nfa a = {0};
     uint64_t *sets, *t, *seen;
     int nsets = 1, head = 0, best = 0, i, k, b, size, used[257], nb = 0;
+    unsigned char cand[256];
     size_t w;
 
     cx_build(c, &a, f);
@@ -3811,8 +3858,11 @@ static int field_complexity(cc_t *c, const ad_field *f)
         BIT_SET(sets, a.mem[k].base);
     }
     while (head < nsets && best <= AD_MAX_COMPLEXITY) {
+        /* in ascending order, b = -1 first, as over every byte: the sets
+         * other bytes reach are b = -1's, found first */
+        cx_bytes(&a, sets + w * (size_t)head, cand);
         for (b = -1; b < 256; b++) {
-            if (b >= 0 && !used[b]) {
+            if (b >= 0 && (!used[b] || !cand[b])) {
                 continue;
             }
             if (!cx_step(&a, sets + w * (size_t)head, b, t)) {
