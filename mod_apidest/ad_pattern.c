@@ -1127,11 +1127,19 @@ static const char *lx_text(cc_t *c, size_t *len)
     return t;
 }
 
+/* A token's text as a C string: field names and operators. "\u0000" in
+ * one would cut it short ("exactly\u0000zz" read as "exactly", two names
+ * equal up to it taken for one), and no event can have such a key (its
+ * JSON is refused), so the pattern is refused. Our text; AWS's is not
+ * recorded. */
 static const char *lx_text_z(cc_t *c)
 {
     size_t n;
     const char *t = lx_text(c, &n);
 
+    if (memchr(t, '\0', n)) {
+        fail_plain(c, "Field names and operators must not contain \\u0000");
+    }
     return apr_pstrmemdup(c->tp, t, n);
 }
 

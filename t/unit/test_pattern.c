@@ -368,6 +368,22 @@ START_TEST(test_wildcard_checks_bounded)
 }
 END_TEST
 
+/* "\u0000" cut a name or an operator short: "source\u0000junk" matched
+ * as source, a second key equal up to it replaced the first, and
+ * "exactly\u0000zz" was taken for exactly. */
+START_TEST(test_nul_in_names_refused)
+{
+    const char *msg = "Field names and operators must not contain \\u0000";
+
+    REJECT("{\"source\\u0000junk\":[\"s\"]}", msg);
+    REJECT("{\"source\":[\"s\"],\"source\\u0000\":[\"t\"]}", msg);
+    REJECT("{\"source\":[{\"exactly\\u0000zz\":\"s\"}]}", msg);
+    REJECT("{\"d\":{\"a\\u0000\":[1]}}", msg);
+    /* in values it is a character like any other */
+    ck_assert_str_eq(rejects("{\"source\":[\"s\\u0000t\"]}"), "");
+}
+END_TEST
+
 START_TEST(test_validation_messages)
 {
     REJECT("{\"a\":42}", "\"a\" must be an object or an array");
@@ -463,6 +479,7 @@ static Suite *pattern_suite(void)
     tcase_add_test(tc, test_or_combination_limit);
     tcase_add_test(tc, test_or_expansion_bounded);
     tcase_add_test(tc, test_wildcard_checks_bounded);
+    tcase_add_test(tc, test_nul_in_names_refused);
     tcase_add_test(tc, test_validation_messages);
     tcase_add_test(tc, test_syntax_errors);
     tcase_add_test(tc, test_event_validity);
