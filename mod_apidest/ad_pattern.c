@@ -3320,13 +3320,12 @@ static long merge_cost(const ad_occ_t *o, int n)
     return 1 + (long)o->mn * n / 16;
 }
 
-/* Charge c work units to the event: 0, and the event failed, once it has
- * used up AD_OCCS_MAX_STEPS. Every test and every try is charged, so no
- * event can cost more than about that, whatever its shape. */
-static int charge(ad_occs_t *m, long c)
+/* Charge c work units to a budget of AD_OCCS_MAX_STEPS: 0, and the event
+ * failed, once it is used up. */
+static int charge(ad_occs_t *m, long *spent, long c)
 {
-    m->steps += c;
-    if (m->steps > AD_OCCS_MAX_STEPS) {
+    *spent += c;
+    if (*spent > AD_OCCS_MAX_STEPS) {
         m->failed = 1;
         return 0;
     }
@@ -3367,7 +3366,7 @@ static int find_hits(ad_occs_t *m, const ad_subrule *sr, int *start)
             if (m->occ[oi].dead) {
                 continue;
             }
-            if (!charge(m, hit_cost(f, &m->occ[oi]))) {
+            if (!charge(m, &m->tests, hit_cost(f, &m->occ[oi]))) {
                 return 0;
             }
             if (field_hit(f, &m->occ[oi]) && !push_hit(m, &n, oi)) {
@@ -3395,7 +3394,7 @@ static int sub_match(ad_occs_t *m, const ad_subrule *sr, const int *start, int f
     f = &sr->f[fi];
     for (k = start[fi]; k < start[fi + 1] && !m->failed; k++) {
         const ad_occ_t *o = &m->occ[m->hit[k]];
-        if (!charge(m, merge_cost(o, n))) {
+        if (!charge(m, &m->steps, merge_cost(o, n))) {
             return 0;
         }
         nn = merge(m, sofar, n, o);
@@ -3410,7 +3409,7 @@ static int sub_match(ad_occs_t *m, const ad_subrule *sr, const int *start, int f
         if (m->occ[oi].dead) {
             continue;
         }
-        if (!charge(m, merge_cost(&m->occ[oi], n))) {
+        if (!charge(m, &m->steps, merge_cost(&m->occ[oi], n))) {
             return 0;
         }
         if (consistent(m, sofar, n, &m->occ[oi])) {
@@ -3430,6 +3429,7 @@ int ad_pattern_eval(const ad_pattern_t *pat, ad_occs_t *m)
     if (m->failed) {
         return 0;
     }
+    m->tests = 0;
     for (i = 0; i < pat->nsubs; i++) {
         if (pat->subs[i].nf > maxf) {
             maxf = pat->subs[i].nf;

@@ -49,10 +49,14 @@ typedef struct {
 
 /* Fields of one pattern must take their values from the same element of an
  * array they share, which is a search: a 130 KB event shaped against a
- * four-field rule took 5.6 s. Every test of a value against a field and
- * every try of the search is charged in work units (about one simple
- * comparison each); past this many per event (about 0.1 s) the event is
- * refused too. */
+ * four-field rule took 5.6 s. Work is charged in units of about one simple
+ * comparison, in two budgets of this many (about 0.1 s each); past either
+ * the event is refused too. The search's tries, by the memberships they
+ * compare, are charged per event: the search can grow faster than the
+ * event. The tests of values against a rule's fields (once per sub-rule)
+ * are charged per rule: they grow with the event times the rule's $or
+ * combinations, which a TestEventPattern caller chooses, while many
+ * configured rules each testing a big array is the configuration's work. */
 #define AD_OCCS_MAX_STEPS (1 << 22)
 
 /* The leaves of one event, per path index. Starts on inline buffers, grows
@@ -67,7 +71,8 @@ typedef struct {
     int *head; /* path -> first occurrence, -1 when none */
     int caphead;
     int arrays, maxmem, failed;
-    long steps; /* work units spent, for AD_OCCS_MAX_STEPS */
+    long steps; /* work units of the search, this event */
+    long tests; /* work units of tests, this rule (ad_pattern_eval) */
     int *hit;   /* occurrences that hit the fields of the sub-rule tried */
     int caphit;
     ad_occ_t occ0[AD_OCC_INLINE];

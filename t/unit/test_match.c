@@ -784,6 +784,41 @@ START_TEST(test_search_work_bounded)
 }
 END_TEST
 
+/* The tests of values are budgeted per rule, the search per event: 300
+ * configured rules each testing a 20,000-value array (6M tests in all,
+ * linear in the event) are the configuration's work, not a refusal, while
+ * one TestEventPattern of 1,000 combinations doing as much is refused. */
+START_TEST(test_many_rules_on_a_big_array)
+{
+    enum { N = 300 };
+    ad_pattern_t *pats[N];
+    char *ev = apr_palloc(pool, 20000 * 4 + 16), *q = ev;
+    hits_t h;
+    int i;
+
+    for (i = 0; i < N; i++) {
+        const char *p = apr_psprintf(pool, "{\"a\":[{\"prefix\":\"r%d-\"}]}", i);
+        pats[i] = ad_pattern_compile(pool, p, strlen(p), NULL);
+        ck_assert_ptr_nonnull(pats[i]);
+    }
+    q += sprintf(q, "{\"a\":[");
+    for (i = 0; i < 20000; i++) {
+        q += sprintf(q, i ? ",\"v\"" : "\"v\"");
+    }
+    strcpy(q, "]}");
+    ck_assert_int_eq(match_text(pats, N, ev, &h), 0);
+    ck_assert_int_eq(one("{\"x\":{\"$or\":[{\"p\":[1]},{\"q\":[1]},{\"r\":[1]},{\"s\":[1]},"
+                         "{\"t\":[1]},{\"u\":[1]},{\"v\":[1]},{\"w\":[1]},{\"y\":[1]},"
+                         "{\"z\":[1]}]},\"a\":[{\"prefix\":\"r\"}],\"b\":{\"$or\":[{\"p\":[1]},"
+                         "{\"q\":[1]},{\"r\":[1]},{\"s\":[1]},{\"t\":[1]},{\"u\":[1]},"
+                         "{\"v\":[1]},{\"w\":[1]},{\"y\":[1]},{\"z\":[1]}]},\"c\":{\"$or\":["
+                         "{\"p\":[1]},{\"q\":[1]},{\"r\":[1]},{\"s\":[1]},{\"t\":[1]},"
+                         "{\"u\":[1]},{\"v\":[1]},{\"w\":[1]},{\"y\":[1]},{\"z\":[1]}]}}",
+                         ev),
+                     AD_MATCH_TOO_COMPLEX);
+}
+END_TEST
+
 START_TEST(test_embedded_nul)
 {
     /* json_loadb takes a length: bytes after a NUL are still the text */
@@ -836,6 +871,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_embedded_nul);
     tcase_add_test(tc, test_nested_arrays_refused_not_matched);
     tcase_add_test(tc, test_search_work_bounded);
+    tcase_add_test(tc, test_many_rules_on_a_big_array);
     tcase_add_test(tc, test_array_search_bounded);
     suite_add_tcase(s, tc);
     return s;
