@@ -12,6 +12,7 @@ void ad_awsmodel_init(ad_awsmodel_t *m, apr_pool_t *p)
 {
     m->p = p;
     m->violations = apr_array_make(p, 2, sizeof(const char *));
+    m->unlisted = 0;
     m->bad_type = NULL;
 }
 
@@ -78,6 +79,12 @@ static const char *member_path(apr_pool_t *p, const char *key)
 void ad_awsmodel_violation(ad_awsmodel_t *m, const char *path, const char *value,
                            const char *constraint)
 {
+    /* A request of 50,000 bad entries would otherwise make a message (and
+     * a pool) the size of 50,000 quoted values. */
+    if (m->violations->nelts >= AD_AWSMODEL_MAX_LISTED) {
+        m->unlisted++;
+        return;
+    }
     path = member_path(m->p, path);
     APR_ARRAY_PUSH(m->violations, const char *) =
         value ? apr_psprintf(m->p, "Value '%s' at '%s' failed to satisfy constraint: %s", value,
@@ -163,8 +170,8 @@ const char *ad_awsmodel_string(ad_awsmodel_t *m, const json_t *obj, const ad_aws
 
 int ad_awsmodel_failed(const ad_awsmodel_t *m, const char **type, const char **message)
 {
-    int i, n = m->violations->nelts;
-    char *msg;
+    int i, n = m->violations->nelts, total = n + m->unlisted;
+    apr_array_header_t *parts;
 
     if (m->bad_type) {
         *type = "SerializationException";
@@ -174,12 +181,19 @@ int ad_awsmodel_failed(const ad_awsmodel_t *m, const char **type, const char **m
     if (n == 0) {
         return 0;
     }
-    msg = apr_psprintf(m->p, "%d validation error%s detected: ", n, n == 1 ? "" : "s");
+    /* Joined once: appending each to the message so far copied it again
+     * for every violation. */
+    parts = apr_array_make(m->p, 2 * n + 2, sizeof(const char *));
+    APR_ARRAY_PUSH(parts, const char *) =
+        apr_psprintf(m->p, "%d validation error%s detected: ", total, total == 1 ? "" : "s");
     for (i = 0; i < n; i++) {
-        msg = apr_pstrcat(m->p, msg, i ? "; " : "", APR_ARRAY_IDX(m->violations, i, const char *),
-                          NULL);
+        APR_ARRAY_PUSH(parts, const char *) = i ? "; " : "";
+        APR_ARRAY_PUSH(parts, const char *) = APR_ARRAY_IDX(m->violations, i, const char *);
+    }
+    if (m->unlisted) {
+        APR_ARRAY_PUSH(parts, const char *) = apr_psprintf(m->p, "; and %d more", m->unlisted);
     }
     *type = "ValidationException";
-    *message = msg;
+    *message = apr_array_pstrcat(m->p, parts, 0);
     return 1;
 }

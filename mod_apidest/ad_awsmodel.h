@@ -10,9 +10,13 @@
 #include <apr_tables.h>
 #include <jansson.h>
 
+/* Violations listed in one message; past them only their count grows. */
+#define AD_AWSMODEL_MAX_LISTED 100
+
 typedef struct ad_awsmodel_t {
     apr_pool_t *p;
     apr_array_header_t *violations; /* const char *: constraint texts */
+    int unlisted;                   /* violations past AD_AWSMODEL_MAX_LISTED */
     const char *bad_type;           /* the first type mismatch, if any */
 } ad_awsmodel_t;
 

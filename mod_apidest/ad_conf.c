@@ -2,6 +2,7 @@
 #include <jansson.h>
 
 #include "ad_conf.h"
+#include "ad_pattern.h"
 
 ad_conf_t *ad_conf_make(apr_pool_t *p)
 {
@@ -97,7 +98,8 @@ ad_target_t *ad_conf_target_make(apr_pool_t *p, const char *id)
 }
 
 /* The exact source strings a pattern requires, or NULL when it does not pin
- * "source" (absent, an operator, a non-string, or an $or at the top). */
+ * "source" (absent, an operator, a non-string, an IP address, which matches
+ * other spellings of itself, or an $or at the top). */
 static apr_array_header_t *pinned_sources(apr_pool_t *p, const char *pattern_text)
 {
     json_error_t jerr;
@@ -110,7 +112,8 @@ static apr_array_header_t *pinned_sources(apr_pool_t *p, const char *pattern_tex
         out = apr_array_make(p, (int)json_array_size(src), sizeof(const char *));
         for (i = 0; i < json_array_size(src); i++) {
             const json_t *v = json_array_get(src, i);
-            if (!json_is_string(v)) {
+            if (!json_is_string(v) ||
+                ad_pattern_value_is_address(json_string_value(v), json_string_length(v))) {
                 out = NULL;
                 break;
             }

@@ -13,6 +13,9 @@
 #include "ad_log.h"
 
 /* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
+/* Entries whose members are checked in a request over the entry limit. */
+#define AD_INGEST_CHECKED_ENTRIES 1000
+
 #define ERR_INVALID_ARGUMENT "InvalidArgument"
 #define ERR_MALFORMED_DETAIL "MalformedDetail"
 #define ERR_NOT_AUTH_SOURCE  "NotAuthorizedForSourceException"
@@ -116,6 +119,10 @@ static const char *bus_name(const json_t *entry)
     return bus;
 }
 
+/* The envelope's time is "YYYY-MM-DDThh:mm:ssZ": from 1970 (AWS refuses a
+ * negative epoch) to the end of year 9999, in either form. */
+#define TIME_MAX_SEC 253402300799.0
+
 static int event_time(const json_t *entry, apr_time_t now, apr_time_t *t)
 {
     const json_t *v = json_object_get(entry, "Time");
@@ -126,14 +133,15 @@ static int event_time(const json_t *entry, apr_time_t now, apr_time_t *t)
     }
     if (json_is_number(v)) {
         double secs = json_number_value(v);
-        if (!isfinite(secs) || secs < 0 || secs > 253402300799.0) {
+        if (!isfinite(secs) || secs < 0 || secs > TIME_MAX_SEC) {
             return 0;
         }
         *t = apr_time_from_sec((apr_time_t)secs);
         return 1;
     }
     if (json_is_string(v)) {
-        return ad_time_parse_rfc3339(json_string_value(v), t) == APR_SUCCESS;
+        return ad_time_parse_rfc3339(json_string_value(v), t) == APR_SUCCESS && *t >= 0 &&
+               apr_time_sec(*t) <= (apr_time_t)TIME_MAX_SEC;
     }
     return 0;
 }
@@ -657,7 +665,10 @@ static int members_ok(ingest_ctx_t *x, const json_t *root, const json_t *entries
     if (!single) {
         ad_awsmodel_string(&m, root, &M_ENDPOINT, NULL);
     }
-    for (i = 0; i < json_array_size(entries); i++) {
+    /* Past the entry limit the request is refused anyway: the first
+     * AD_INGEST_CHECKED_ENTRIES entries are still checked, as AWS lists
+     * every violation, but not the 50,000 a 1 MiB body can hold. */
+    for (i = 0; i < n && i < AD_INGEST_CHECKED_ENTRIES; i++) {
         check_entry(&m, json_array_get(entries, i), i);
     }
     if (ad_awsmodel_failed(&m, &type, &msg)) {

@@ -2392,6 +2392,13 @@ static void compile_match_expression(cc_t *c, mvec *v)
 }
 
 /* A literal string: an IP address matches as an address range. */
+int ad_pattern_value_is_address(const char *s, size_t n)
+{
+    unsigned char ip[16];
+
+    return ip_parse(s, n, ip) > 0;
+}
+
 static void compile_literal_string(cc_t *c, mvec *v)
 {
     size_t n;

@@ -24,6 +24,11 @@ ad_pattern_t *ad_pattern_compile(apr_pool_t *p, const char *json, size_t len, co
  * shared compiled pattern. */
 int ad_pattern_match(const ad_pattern_t *pat, const json_t *event);
 
+/* 1 when a pattern's string value s (n bytes) matches as an IP address
+ * (every spelling of it: "10.0.0.1" matches "010.0.0.1"), as event-ruler
+ * compiles one, rather than as its exact text. */
+int ad_pattern_value_is_address(const char *s, size_t n);
+
 /* TestEventPattern's check of the event: a JSON object carrying id, account,
  * source, time, region and detail-type. 1 when valid. */
 int ad_pattern_event_is_valid(const json_t *event);

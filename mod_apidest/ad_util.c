@@ -114,8 +114,22 @@ void ad_time_rfc3339(char *buf, apr_time_t t)
 {
     time_t secs = (time_t)apr_time_sec(t);
     struct tm tm;
+    char out[64];
+
+    /* Years outside 0000-9999 do not fit buf[21]: strftime would leave it
+     * unterminated. Clamped (callers keep their times in range). */
+    if (secs < (time_t)-62167219200LL) {
+        secs = (time_t)-62167219200LL; /* 0000-01-01T00:00:00Z */
+    }
+    else if (secs > (time_t)253402300799LL) {
+        secs = (time_t)253402300799LL; /* 9999-12-31T23:59:59Z */
+    }
     gmtime_r(&secs, &tm);
-    strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* exactly 20 characters once clamped; the compiler cannot know it */
+    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(buf, out, 20);
+    buf[20] = '\0';
 }
 
 static int parse_digits(const char **s, int n, int *out)

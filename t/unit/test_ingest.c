@@ -361,6 +361,87 @@ START_TEST(rules_indexed_by_source)
 }
 END_TEST
 
+/* A source pattern that is an IP address matches every spelling of it (as
+ * event-ruler compiles it), so it cannot be indexed by its text: entries
+ * from "010.0.0.1" got an EventId and were never routed. */
+START_TEST(address_sources_not_indexed)
+{
+    ad_ingest_t *in;
+
+    add_rule("v4", "default", "{\"source\":[\"10.0.0.1\"]}", 1, 1);
+    add_rule("v6", "default", "{\"source\":[\"::1\"]}", 1, 1);
+    in = put("{\"Entries\":[{\"Source\":\"10.0.0.1\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+             "{\"Source\":\"010.0.0.1\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+             "{\"Source\":\"10.000.0.1\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+             "{\"Source\":\"0:0:0:0:0:0:0:1\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+             "{\"Source\":\"10.0.0.2\",\"DetailType\":\"d\",\"Detail\":\"{}\"}]}");
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_int_eq(in->records->nelts, 4);
+    ck_assert(ad_pattern_value_is_address("010.0.0.1", 9));
+    ck_assert(!ad_pattern_value_is_address("app", 3));
+}
+END_TEST
+
+/* A Time string out of the envelope's range (before 1970, after 9999)
+ * fails its entry as a number would; before, year 10000 left the time's
+ * buffer unterminated and stack bytes went to the target. */
+START_TEST(time_string_range)
+{
+    static const char *bad[] = {"9999-12-31T23:59:59-00:01", "0000-01-01T00:00:00Z",
+                                "1969-12-31T23:59:59Z"};
+    char buf[32];
+    ad_ingest_t *in;
+    int i;
+
+    add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
+    for (i = 0; i < 3; i++) {
+        in = put(apr_psprintf(pool,
+                              "{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\","
+                              "\"Detail\":\"{}\",\"Time\":\"%s\"}]}",
+                              bad[i]));
+        ck_assert_msg(in->failed_count == 1, "%s accepted", bad[i]);
+        ck_assert_str_eq(entry(in, 0)->error_code, "InvalidArgument");
+        ck_assert_int_eq(in->records->nelts, 0);
+    }
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{}\","
+             "\"Time\":\"9999-12-31T23:59:59Z\"},{\"Source\":\"app\",\"DetailType\":\"d\","
+             "\"Detail\":\"{}\",\"Time\":\"1970-01-01T00:00:00Z\"}]}");
+    ck_assert_int_eq(in->failed_count, 0);
+    ck_assert_ptr_nonnull(strstr(record(in, 0)->body, "\"time\":\"9999-12-31T23:59:59Z\""));
+    ck_assert_ptr_nonnull(strstr(record(in, 1)->body, "\"time\":\"1970-01-01T00:00:00Z\""));
+    /* out of range anyway: clamped, always 20 characters */
+    memset(buf, 'x', sizeof(buf));
+    ad_time_rfc3339(buf, apr_time_from_sec((apr_time_t)253402300800LL + 86400));
+    ck_assert_str_eq(buf, "9999-12-31T23:59:59Z");
+    ad_time_rfc3339(buf, apr_time_from_sec(-62167219200LL - 1));
+    ck_assert_str_eq(buf, "0000-01-01T00:00:00Z");
+}
+END_TEST
+
+/* 5,000 entries each with a bad member (105 KB) took 10.5 s and 2.6 GB:
+ * every entry was checked and the message grew by a copy of itself per
+ * violation. Now the first 100 are listed, the rest counted. */
+START_TEST(many_violations_bounded)
+{
+    char *body = apr_palloc(pool, 5000 * 24 + 32), *q = body;
+    ad_ingest_t *in;
+    int i;
+
+    q += sprintf(q, "{\"Entries\":[");
+    for (i = 0; i < 5000; i++) {
+        q += sprintf(q, "%s{\"EventBusName\":\"!\"}", i ? "," : "");
+    }
+    strcpy(q, "]}");
+    in = put(body);
+    ck_assert_int_eq(in->status, 400);
+    ck_assert_str_eq(in->error_type, "ValidationException");
+    ck_assert_msg(!strncmp(in->error_message, "1001 validation errors detected: ", 33), "%.80s",
+                  in->error_message);
+    ck_assert_ptr_nonnull(strstr(in->error_message, "; and 901 more"));
+    ck_assert_uint_lt(strlen(in->error_message), 100 * 300);
+}
+END_TEST
+
 START_TEST(plain_json_single_entry)
 {
     const char *body = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
@@ -705,6 +786,9 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, envelope_as_aws_builds_it);
     tcase_add_test(tc, time_forms);
+    tcase_add_test(tc, time_string_range);
+    tcase_add_test(tc, address_sources_not_indexed);
+    tcase_add_test(tc, many_violations_bounded);
     tcase_add_test(tc, per_entry_errors);
     tcase_add_test(tc, whole_request_errors);
     tcase_add_test(tc, model_constraints);
