@@ -86,7 +86,8 @@ static apr_size_t entry_size(const json_t *entry)
 {
     static const char *const fields[] = {"Source", "DetailType", "Detail"};
     const json_t *res = json_object_get(entry, "Resources");
-    apr_size_t n = json_object_get(entry, "Time") ? 14 : 0;
+    const json_t *time = json_object_get(entry, "Time");
+    apr_size_t n = time && !json_is_null(time) ? 14 : 0; /* null reads as absent */
     size_t i;
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {

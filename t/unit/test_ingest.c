@@ -442,6 +442,34 @@ START_TEST(many_violations_bounded)
 }
 END_TEST
 
+/* "Time": null is absent everywhere, the 256 KB count too (it added 14). */
+START_TEST(null_time_not_counted)
+{
+    size_t len = 262144 - 2 - 1 - 10, i;
+    char *detail = apr_palloc(pool, len + 1);
+    const char *head = "{\\\"a\\\":\\\"";
+    ad_ingest_t *in;
+
+    /* the Detail string {"a":"xx..."} is len bytes once decoded */
+    memset(detail, 'x', len);
+    detail[len] = '\0';
+    for (i = 0; i < 2; i++) {
+        in = put(apr_psprintf(pool,
+                              "{\"Entries\":[{\"Source\":\"s\",\"DetailType\":\"d\","
+                              "\"Detail\":\"%s%.*s\\\"}\",\"Time\":%s}]}",
+                              head, (int)(len - 8), detail,
+                              i ? "\"2020-01-01T00:00:00Z\"" : "null"));
+        if (i == 0) {
+            ck_assert_int_eq(in->status, 200);
+            ck_assert_int_eq(in->failed_count, 0);
+        }
+        else {
+            ck_assert(in->status != 200 || in->failed_count == 1);
+        }
+    }
+}
+END_TEST
+
 START_TEST(plain_json_single_entry)
 {
     const char *body = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
@@ -789,6 +817,7 @@ int main(void)
     tcase_add_test(tc, time_string_range);
     tcase_add_test(tc, address_sources_not_indexed);
     tcase_add_test(tc, many_violations_bounded);
+    tcase_add_test(tc, null_time_not_counted);
     tcase_add_test(tc, per_entry_errors);
     tcase_add_test(tc, whole_request_errors);
     tcase_add_test(tc, model_constraints);
