@@ -459,16 +459,50 @@ static void buf_put(tx_buf_t *b, const char *s, apr_size_t n)
     b->buf[b->len] = '\0';
 }
 
+/* A number, true, false or null as ad_json_dump prints it, without a
+ * pool allocation: a string template prints every scalar of an array this
+ * way, and a dump each (256 bytes of pool) made a 1 MB array cost 128 MB. */
+static int put_scalar(tx_buf_t *b, const json_t *v)
+{
+    char tmp[AD_JSON_REAL_MAX + 32];
+
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        buf_put(b, tmp, strlen(tmp));
+        return 1;
+    case JSON_REAL:
+        buf_put(b, tmp, ad_json_real_text(json_real_value(v), tmp));
+        return 1;
+    case JSON_TRUE:
+        buf_put(b, "true", 4);
+        return 1;
+    case JSON_FALSE:
+        buf_put(b, "false", 5);
+        return 1;
+    case JSON_NULL:
+        buf_put(b, "null", 4);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void put_json(tx_buf_t *b, const json_t *v)
 {
     size_t n = 0;
-    const char *s = ad_json_dump(b->p, v, &n);
+    const char *s;
 
+    if (b->over || put_scalar(b, v)) {
+        return;
+    }
+    s = ad_json_dump(b->p, v, &n);
     buf_put(b, s, n);
 }
 
 /* How a string template shows objects and arrays: JSON without any quotes
- * (AWS-recorded: {acc_id:0a787ecb-4015,sf_id:baz}, [ACTIVE,INACTIVE]). */
+ * (AWS-recorded: {acc_id:0a787ecb-4015,sf_id:baz}, [ACTIVE,INACTIVE]).
+ * Stops where the output went over its cap. */
 static void put_bare(tx_buf_t *b, const json_t *v)
 {
     const char *key;
@@ -476,6 +510,9 @@ static void put_bare(tx_buf_t *b, const json_t *v)
     size_t i;
     int first = 1;
 
+    if (b->over) {
+        return;
+    }
     switch (json_typeof(v)) {
     case JSON_STRING:
         buf_put(b, json_string_value(v), json_string_length(v));
@@ -484,6 +521,9 @@ static void put_bare(tx_buf_t *b, const json_t *v)
         buf_put(b, "{", 1);
         json_object_foreach((json_t *)v, key, m)
         {
+            if (b->over) {
+                return;
+            }
             if (!first) {
                 buf_put(b, ",", 1);
             }
@@ -496,7 +536,7 @@ static void put_bare(tx_buf_t *b, const json_t *v)
         break;
     case JSON_ARRAY:
         buf_put(b, "[", 1);
-        for (i = 0; i < json_array_size(v); i++) {
+        for (i = 0; i < json_array_size(v) && !b->over; i++) {
             if (i) {
                 buf_put(b, ",", 1);
             }
@@ -505,7 +545,7 @@ static void put_bare(tx_buf_t *b, const json_t *v)
         buf_put(b, "]", 1);
         break;
     default:
-        put_json(b, v);
+        put_scalar(b, v);
     }
 }
 
@@ -601,13 +641,29 @@ static json_t *value_of(const ad_transform_t *t, int var, const json_t *event,
     }
 }
 
+/* Each variable's value, evaluated once per apply: a template may name a
+ * variable thousands of times, and evaluating its path on a big event for
+ * each made CPU grow with references x event size. vals[RV_COUNT + var]. */
+#define RV_COUNT 5
+
+static json_t *cached_value(const ad_transform_t *t, int var, const json_t *event,
+                            const ad_transform_ctx_t *ctx, json_t **vals, char *known)
+{
+    if (!known[RV_COUNT + var]) {
+        vals[RV_COUNT + var] = value_of(t, var, event, ctx);
+        known[RV_COUNT + var] = 1;
+    }
+    return vals[RV_COUNT + var];
+}
+
 static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t, const json_t *event,
                                    const ad_transform_ctx_t *ctx, char **out, apr_size_t *len,
                                    const char **why)
 {
     tx_buf_t b = {p, NULL, 0, 0, 0};
     json_error_t jerr;
-    json_t *v;
+    json_t *v, **vals = apr_pcalloc(p, sizeof(json_t *) * (size_t)(RV_COUNT + t->nvars));
+    char *known = apr_pcalloc(p, (size_t)(RV_COUNT + t->nvars));
     size_t n = 0;
     int i;
 
@@ -615,10 +671,12 @@ static apr_status_t apply_template(apr_pool_t *p, const ad_transform_t *t, const
     for (i = 0; i < t->nsegs && !b.over; i++) {
         buf_put(&b, t->segs[i].text, t->segs[i].len);
         if (t->segs[i].var != VAR_NONE) {
-            v = value_of(t, t->segs[i].var, event, ctx);
-            write_value(&b, v, t->segs[i].at);
-            json_decref(v);
+            write_value(&b, cached_value(t, t->segs[i].var, event, ctx, vals, known),
+                        t->segs[i].at);
         }
+    }
+    for (i = 0; i < RV_COUNT + t->nvars; i++) {
+        json_decref(vals[i]);
     }
     if (b.over) {
         *why = apr_psprintf(p,

@@ -500,6 +500,53 @@ START_TEST(test_output_is_capped)
 }
 END_TEST
 
+/* {"detail":{"a":[0,0,...n zeros]}} */
+static const char *zeros_event(int n)
+{
+    char *ev = apr_palloc(pool, (size_t)(2 * n + 32)), *q = ev;
+    int i;
+
+    q += sprintf(q, "{\"detail\":{\"a\":[");
+    for (i = 0; i < n; i++) {
+        q += sprintf(q, i ? ",0" : "0");
+    }
+    strcpy(q, "]}}");
+    return ev;
+}
+
+/* A string template printed each number of an array through a fresh
+ * 256-byte dump and went on past the cap (a 1 MB array named 9 times: 7 s
+ * and 1.2 GB), and each reference evaluated its path again (2,700
+ * references to a path on a 128k array: 3 s). Now scalars print without
+ * allocating, the output stops at the cap, and a variable is evaluated
+ * once per event (libcheck's 4 s timeout fails the old code). */
+START_TEST(test_references_cost_their_output)
+{
+    static const char *const map[] = {"w", "$.detail.a", "x", "$.detail.a[*].x", NULL};
+    const char *big = zeros_event(500000), *tpl = "\"", *tpl2 = "\"";
+    const ad_transform_t *t;
+    int i;
+
+    for (i = 0; i < 9; i++) {
+        tpl = apr_pstrcat(pool, tpl, "<w>", NULL);
+    }
+    t = compile_ok(NULL, NULL, paths_map(map), apr_pstrcat(pool, tpl, "\"", NULL));
+    ck_assert_str_eq(deliver(t, big, &CTX), NOT_DELIVERED);
+    t = compile_ok(NULL, NULL, paths_map(map), "\"<w>\"");
+    ck_assert_uint_eq(strlen(deliver(t, big, &CTX)), 2 * 500000 + 3); /* "[0,...,0]" */
+    for (i = 0; i < 2700; i++) {
+        tpl2 = apr_pstrcat(pool, tpl2, "<x>", NULL);
+    }
+    t = compile_ok(NULL, NULL, paths_map(map), apr_pstrcat(pool, tpl2, "\"", NULL));
+    ck_assert_uint_eq(strlen(deliver(t, zeros_event(128000), &CTX)), 2 + 2 * 2700);
+    /* numbers print as in a JSON template */
+    t = compile_ok(NULL, NULL, paths_map(map), "\"<w>\"");
+    ck_assert_str_eq(
+        deliver(t, "{\"detail\":{\"a\":[1,-2,0.5,1e300,true,false,null,\"s\"]}}", &CTX),
+        "\"[1,-2,0.5,1e+300,true,false,null,s]\"");
+}
+END_TEST
+
 START_TEST(test_missing_paths)
 {
     /* a path that matches nothing renders as an empty string */
@@ -745,6 +792,7 @@ static Suite *transform_suite(void)
     tcase_add_test(tc, test_validation_lengths);
     tcase_add_test(tc, test_validation_paths_map);
     tcase_add_test(tc, test_output_is_capped);
+    tcase_add_test(tc, test_references_cost_their_output);
     suite_add_tcase(s, tc);
     return s;
 }
