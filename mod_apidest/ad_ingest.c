@@ -216,17 +216,38 @@ static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_
     return out;
 }
 
-static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t *ev)
+static int is_blank(const char *s)
+{
+    for (; *s; s++) {
+        if (!isspace((unsigned char)*s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The target's URL for this event, or NULL when a path parameter is blank
+ * (missing from the event, empty or spaces): it would drop a segment of
+ * the path, and "/users/ * /orders" would become "/users//orders", or
+ * "/users/ *" the whole collection, another resource reached with the
+ * connection's credentials. EventBridge requires path parameters not to be
+ * blank. */
+static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t *ev,
+                              const char **blank_param)
 {
     const char *endpoint = t->destination ? t->destination->endpoint : t->endpoint;
     apr_array_header_t *parts = apr_array_make(p, 8, sizeof(const char *));
-    const char *star;
+    const char *star, *v;
     int i = 0, j;
 
     while ((star = strchr(endpoint, '*')) && i < t->path_params->nelts) {
+        const ad_param_t *prm = APR_ARRAY_IDX(t->path_params, i++, ad_param_t *);
+        if (is_blank(v = param_value(p, prm, ev))) {
+            *blank_param = prm->value; /* the path's text, or the static value */
+            return NULL;
+        }
         APR_ARRAY_PUSH(parts, const char *) = apr_pstrmemdup(p, endpoint, star - endpoint);
-        APR_ARRAY_PUSH(parts, const char *) =
-            ad_url_encode(p, param_value(p, APR_ARRAY_IDX(t->path_params, i++, ad_param_t *), ev));
+        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(p, v);
         endpoint = star + 1;
     }
     APR_ARRAY_PUSH(parts, const char *) = endpoint;
@@ -326,8 +347,16 @@ static int add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_rul
 {
     ad_record_t *r = ad_record_make(p);
     ad_blob_t *b;
+    const char *blank_param = NULL;
 
     if (!target_body(p, c, rule, t, ev, now, &body, &body_len)) {
+        return 0;
+    }
+    if (!(r->url = target_url(p, t, ev, &blank_param))) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_INFO, 0,
+                      ADLOGNO(10049) "rule %s target %s: PathParameter %s is blank in this "
+                                     "event; nothing is delivered",
+                      rule->name, t->id, blank_param);
         return 0;
     }
     r->first_seen = now;
@@ -337,7 +366,6 @@ static int add_record(apr_pool_t *p, const ad_conf_t *c, int entry, const ad_rul
     r->target = t->id;
     r->destination = t->destination ? t->destination->name : "";
     r->method = t->destination ? t->destination->method : t->method;
-    r->url = target_url(p, t, ev);
     target_headers(p, t, ev, r->headers);
     r->body = body;
     r->body_len = body_len;

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "ad_ingest.h"
+#include "ad_jsonpath.h"
 #include "ad_record.h"
 #include "ad_util.h"
 #include "unit_run.h"
@@ -470,6 +471,38 @@ START_TEST(null_time_not_counted)
 }
 END_TEST
 
+/* A blank path parameter would drop a segment of the path and send the
+ * request, with the connection's credentials, to another resource
+ * (".../users//orders"); that target's copy is not delivered. */
+START_TEST(blank_path_parameter_not_delivered)
+{
+    ad_rule_t *r = add_rule("r1", "default", "{\"source\":[\"app\"]}", 1, 1);
+    ad_target_t *t = APR_ARRAY_IDX(r->targets, 0, ad_target_t *);
+    ad_param_t *prm = apr_pcalloc(pool, sizeof(*prm));
+    static const char *blank[] = {"", "\\\"\\\"", "\\\"  \\\""};
+    ad_ingest_t *in;
+    int i;
+
+    t->destination->endpoint = "https://example.com/users/*/orders";
+    prm->value = "$.detail.id";
+    prm->path = ad_jsonpath_compile(pool, prm->value, NULL);
+    APR_ARRAY_PUSH(t->path_params, ad_param_t *) = prm;
+    in = put("{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\","
+             "\"Detail\":\"{\\\"id\\\":\\\"u 1\\\"}\"}]}");
+    ck_assert_int_eq(in->records->nelts, 1);
+    ck_assert_str_eq(record(in, 0)->url, "https://example.com/users/u%201/orders");
+    for (i = 0; i < 3; i++) {
+        in = put(apr_psprintf(pool,
+                              "{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\","
+                              "\"Detail\":\"{%s%s}\"}]}",
+                              *blank[i] ? "\\\"id\\\":" : "", blank[i]));
+        ck_assert_int_eq(in->failed_count, 0);
+        ck_assert_msg(in->records->nelts == 0, "blank %d delivered", i);
+        ck_assert_int_eq(in->inputs_dropped, 1);
+    }
+}
+END_TEST
+
 START_TEST(plain_json_single_entry)
 {
     const char *body = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
@@ -818,6 +851,7 @@ int main(void)
     tcase_add_test(tc, address_sources_not_indexed);
     tcase_add_test(tc, many_violations_bounded);
     tcase_add_test(tc, null_time_not_counted);
+    tcase_add_test(tc, blank_path_parameter_not_delivered);
     tcase_add_test(tc, per_entry_errors);
     tcase_add_test(tc, whole_request_errors);
     tcase_add_test(tc, model_constraints);
