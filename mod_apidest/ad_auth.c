@@ -56,10 +56,28 @@ static void set_header(apr_pool_t *p, apr_array_header_t **headers, const char *
     *headers = out;
 }
 
-static const char *append_query(apr_pool_t *p, const char *url, const char *key, const char *value)
+/* url with key=value as the only pair of that name in its query: the
+ * connection's value wins, as its headers and body parameters do. A
+ * target's QueryParameter of the same name (perhaps from the event) used
+ * to stay first, and servers that read the first of two took it. */
+static const char *set_query(apr_pool_t *p, const char *url, const char *key, const char *value)
 {
-    return apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", ad_url_encode(p, key), "=",
-                       ad_url_encode(p, value), NULL);
+    const char *q = strchr(url, '?'), *ek = ad_url_encode(p, key);
+    apr_size_t klen = strlen(ek);
+    apr_array_header_t *pairs = apr_array_make(p, 8, sizeof(const char *));
+    char *rest, *tok, *last;
+
+    if (q) {
+        rest = apr_pstrdup(p, q + 1);
+        for (tok = apr_strtok(rest, "&", &last); tok; tok = apr_strtok(NULL, "&", &last)) {
+            if (strncmp(tok, ek, klen) || (tok[klen] != '=' && tok[klen] != '\0')) {
+                APR_ARRAY_PUSH(pairs, const char *) = tok;
+            }
+        }
+    }
+    APR_ARRAY_PUSH(pairs, const char *) = apr_pstrcat(p, ek, "=", ad_url_encode(p, value), NULL);
+    return apr_pstrcat(p, q ? apr_pstrmemdup(p, url, (apr_size_t)(q - url)) : url, "?",
+                       apr_array_pstrcat(p, pairs, '&'), NULL);
 }
 
 /* EventBridge merges body parameters into the JSON event body; a body that
@@ -75,7 +93,9 @@ static void merge_body(apr_pool_t *p, ad_http_request_t *req, const apr_array_he
         if (strcmp(prm->where, "body")) {
             continue;
         }
-        if (!body && !(body = json_loadb(req->body, req->body_len, 0, &jerr))) {
+        /* as the transformer's output was read: a \u0000 from the event
+         * must not make the parameters silently go missing */
+        if (!body && !(body = json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr))) {
             return;
         }
         if (!json_is_object(body)) {
@@ -102,7 +122,7 @@ void ad_auth_apply(apr_pool_t *p, const ad_connection_t *cn, const char *token,
             set_header(p, &headers, prm->key, prm->value);
         }
         else if (!strcmp(prm->where, "query")) {
-            req->url = append_query(p, req->url, prm->key, prm->value);
+            req->url = set_query(p, req->url, prm->key, prm->value);
         }
     }
     merge_body(p, req, cn->invocation_params);
@@ -141,7 +161,7 @@ void ad_auth_token_request(apr_pool_t *p, const ad_connection_t *cn, int timeout
             set_header(p, &headers, prm->key, prm->value);
         }
         else if (!strcmp(prm->where, "query") || in_query) {
-            url = append_query(p, url, prm->key, prm->value);
+            url = set_query(p, url, prm->key, prm->value);
         }
         else {
             form = apr_pstrcat(p, form, "&", ad_url_encode(p, prm->key), "=",

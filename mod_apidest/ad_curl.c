@@ -270,6 +270,11 @@ static struct curl_slist *build_headers(const ad_http_request_t *req, char *why,
         if ((*refused = header_refusal(h, why, n))) {
             break;
         }
+        /* curl leaves out a header without a value; a blank Content-Type
+         * (an event's missing field) must not also stop the default */
+        if (h->value[strspn(h->value, " \t")] == '\0') {
+            continue;
+        }
         snprintf(line, sizeof(line), "%s: %s", h->name, h->value);
         has_ct |= !strcasecmp(h->name, "Content-Type");
         list = curl_slist_append(list, line);

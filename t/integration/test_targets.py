@@ -212,6 +212,32 @@ def test_basic_401_deauthorizes_and_records_wait(server, sink):
 
 # ---- parameters from the event -----------------------------------------------------
 
+def test_blank_and_colliding_parameters(server, sink):
+    """A path parameter blank in an event is not delivered (it would drop a
+    segment: /u/*/o -> /u//o); a blank Content-Type from the event leaves
+    the default; a connection's query parameter replaces the target's of
+    the same name, which came from the event."""
+    server.start(FAST
+                 + _conn("c", "AuthorizationType API_KEY\nApiKey X-Key k1\n"
+                         "InvocationParameter query tenant acme\nAllowInsecureHttp on")
+                 + _dest("d", sink.url("/u/*/o"), "    Connection c\n")
+                 + _target_rule("r", "s.b", """        Destination d
+        PathParameter $.detail.id
+        QueryParameter tenant $.detail.tenant
+        Header Content-Type $.detail.ct"""))
+    server.put_events([entry("s.b", "D", {"id": "", "tenant": "evil"}),
+                       entry("s.b", "D", {"tenant": "evil"}),
+                       entry("s.b", "D", {"id": "7", "tenant": "evil"}),
+                       entry("s.b", "D", {"id": "8", "tenant": "evil", "ct": "text/plain"})])
+    assert sink.wait_for(2, 10)
+    time.sleep(1)
+    reqs = sorted(sink.snapshot(), key=lambda r: r["path"])
+    assert [r["path"] for r in reqs] == ["/u/7/o?tenant=acme", "/u/8/o?tenant=acme"], reqs
+    assert header(reqs[0], "Content-Type") == "application/json; charset=utf-8"
+    assert header(reqs[1], "Content-Type") == "text/plain"
+    assert _admin(server, "GET", "/status")[1]["Ingest"]["TargetInputsDropped"] == 2
+
+
 def test_path_query_and_header_parameters(server, sink):
     detail = {"tenant": "a b/c%d\u00e9\u2603", "state": "on&off=1", "id": 42,
               "bad": "x\r\nInjected: yes"}

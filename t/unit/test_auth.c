@@ -6,6 +6,8 @@
 #include <apr_pools.h>
 
 #include "ad_auth.h"
+#include "ad_conf.h"
+#include "ad_record.h"
 #include "unit_run.h"
 
 static apr_pool_t *pool;
@@ -81,6 +83,51 @@ START_TEST(answers_refused)
 }
 END_TEST
 
+static ad_param_t *inv_param(const char *where, const char *key, const char *value)
+{
+    ad_param_t *prm = apr_pcalloc(pool, sizeof(*prm));
+
+    prm->where = where;
+    prm->key = key;
+    prm->value = value;
+    return prm;
+}
+
+/* The connection's invocation parameters win over a target's of the same
+ * name, which may come from the event: headers and body parameters were
+ * replaced, but a query parameter was appended after the target's, and a
+ * server reading the first took the event's value. A body with \u0000 in
+ * it lost the body parameters silently. */
+START_TEST(connection_parameters_win)
+{
+    ad_connection_t *cn = apr_pcalloc(pool, sizeof(*cn));
+    ad_http_request_t req;
+    apr_array_header_t *headers = apr_array_make(pool, 2, sizeof(ad_header_t));
+    ad_header_t *h = apr_array_push(headers);
+
+    cn->auth = AD_AUTH_NONE;
+    cn->invocation_params = apr_array_make(pool, 4, sizeof(ad_param_t *));
+    APR_ARRAY_PUSH(cn->invocation_params, ad_param_t *) = inv_param("query", "tenant", "acme");
+    APR_ARRAY_PUSH(cn->invocation_params, ad_param_t *) = inv_param("header", "X-Tenant", "acme");
+    APR_ARRAY_PUSH(cn->invocation_params, ad_param_t *) = inv_param("body", "tenant", "acme");
+    h->name = "x-tenant";
+    h->value = "evil";
+    memset(&req, 0, sizeof(req));
+    req.url = "https://h/p?tenant=evil&tenants=2&x=1&tenant";
+    req.headers = headers;
+    req.body = "{\"msg\":\"\\u0000\",\"tenant\":\"evil\"}";
+    req.body_len = strlen(req.body);
+    ad_auth_apply(pool, cn, NULL, &req);
+    ck_assert_str_eq(req.url, "https://h/p?tenants=2&x=1&tenant=acme");
+    ck_assert_int_eq(req.headers->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(req.headers, 0, ad_header_t).value, "acme");
+    ck_assert_str_eq(req.body, "{\"msg\":\"\\u0000\",\"tenant\":\"acme\"}");
+    req.url = "https://h/p";
+    ad_auth_apply(pool, cn, NULL, &req);
+    ck_assert_str_eq(req.url, "https://h/p?tenant=acme");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("auth");
@@ -89,6 +136,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, token_and_lifetime);
     tcase_add_test(tc, answers_refused);
+    tcase_add_test(tc, connection_parameters_win);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
