@@ -321,6 +321,8 @@ static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
     char when[32];
     char *out;
     const char *why;
+    apr_pool_t *tp;
+    int ok;
 
     if (!t->transform || !has_input_options(t)) {
         return 1;
@@ -329,15 +331,22 @@ static int target_body(apr_pool_t *p, const ad_conf_t *c, const ad_rule_t *rule,
     ctx.rule_name = rule->name;
     ctx.rule_arn = ad_conf_rule_arn(p, c, rule);
     ctx.ingestion_time = when;
-    if (ad_transform_apply(p, t->transform, ev, &ctx, &out, len, &why) != APR_SUCCESS) {
+    /* The transform's working memory (a buffer doubled up to the output's
+     * size, dumps of values) goes when it is done; only the output stays
+     * for the rest of the request. */
+    apr_pool_create(&tp, p);
+    ok = ad_transform_apply(tp, t->transform, ev, &ctx, &out, len, &why) == APR_SUCCESS;
+    if (!ok) {
         ad_log_perror(
             AD_LOG_MARK, AD_LOG_INFO, 0,
             ADLOGNO(00130) "rule %s target %s: the transformed input is not delivered: %s",
             rule->name, t->id, why ? why : "invalid");
-        return 0;
     }
-    *body = out;
-    return 1;
+    else {
+        *body = apr_pmemdup(p, out, *len + 1);
+    }
+    apr_pool_destroy(tp);
+    return ok;
 }
 
 /* 0 when the target's input gave nothing to deliver. */
