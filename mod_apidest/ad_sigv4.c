@@ -19,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include "ad_sigv4.h"
+#include "ad_util.h"
 
 #define ALGORITHM  "AWS4-HMAC-SHA256"
 #define TERMINATOR "aws4_request"
@@ -155,7 +156,7 @@ static const char *uri_encode(apr_pool_t *p, const char *s, apr_size_t n)
 
     for (i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (apr_isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+        if (ad_url_unreserved(ch)) {
             *o++ = (char)ch;
         }
         else {

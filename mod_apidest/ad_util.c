@@ -90,6 +90,15 @@ int ad_has_control(const char *s)
     return 0;
 }
 
+/* RFC 3986's unreserved characters, in ASCII whatever the locale: a
+ * module that sets a single-byte locale would make isalnum() take bytes
+ * over 0x7F, which would then reach the URL unencoded. */
+int ad_url_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
 char *ad_url_encode(apr_pool_t *p, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -97,7 +106,7 @@ char *ad_url_encode(apr_pool_t *p, const char *s)
 
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        if (ad_url_unreserved(c)) {
             *o++ = (char)c;
         }
         else {

@@ -32,6 +32,10 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t);
  * 5.5). The one rule for header values, at config time and at send time. */
 int ad_has_control(const char *s);
 
+/* 1 for RFC 3986's unreserved characters (ASCII letters, digits, -._~),
+ * whatever the locale. */
+int ad_url_unreserved(unsigned char c);
+
 /* RFC 3986 percent-encoding of everything but unreserved characters, so a
  * value cannot add path segments, query parameters or fragments. */
 char *ad_url_encode(apr_pool_t *p, const char *s);

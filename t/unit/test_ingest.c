@@ -811,6 +811,31 @@ START_TEST(url_origin_as_connections_see_it)
 }
 END_TEST
 
+/* Path and query values keep only RFC 3986's unreserved ASCII; every other
+ * byte is percent-encoded whatever the locale (a single-byte locale made
+ * isalnum() pass bytes over 0x7F through). */
+START_TEST(url_encode_ascii_only)
+{
+    char in[256], want[3 * 256 + 1], *w = want;
+    int c;
+
+    for (c = 1; c < 256; c++) {
+        in[c - 1] = (char)c;
+        if (ad_url_unreserved((unsigned char)c)) {
+            *w++ = (char)c;
+        }
+        else {
+            w += sprintf(w, "%%%02X", c);
+        }
+        ck_assert_int_eq(ad_url_unreserved((unsigned char)c),
+                         (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+                             (c >= 'a' && c <= 'z') || strchr("-._~", c) != NULL);
+    }
+    in[255] = '\0';
+    ck_assert_str_eq(ad_url_encode(pool, in), want);
+}
+END_TEST
+
 START_TEST(url_dot_segments)
 {
     static const char *const dotted[] = {
@@ -868,6 +893,7 @@ int main(void)
     tcase_add_test(tc, event_ids_of_one_request_differ);
     tcase_add_test(tc, url_origin_as_connections_see_it);
     tcase_add_test(tc, url_dot_segments);
+    tcase_add_test(tc, url_encode_ascii_only);
     tcase_add_test(tc, body_is_the_trees_dump);
     suite_add_tcase(s, tc);
     return unit_run(s);
