@@ -27,10 +27,14 @@
 /* Limits AWS applies on top of event-ruler. */
 #define AD_MAX_SUBRULES 1000 /* product of the $or branches */
 /* Field entries the compiler may copy while it expands $or into sub-rules
- * (about 24 bytes each): 1,000 sub-rules of a few hundred fields, copied
- * for every branch of a later $or, took 2.9 GB and 15 s from a 4 KB
- * pattern. Past this, as past AD_MAX_SUBRULES, the pattern is refused. */
-#define AD_MAX_EXPANSION  (1L << 21)
+ * (about 24 bytes each), plus this many per byte of the pattern (a pattern
+ * file may hold 64 KB of fields for 1,000 sub-rules): 1,000 sub-rules of a
+ * few hundred fields, copied for every branch of a later $or, took 2.9 GB
+ * and 15 s from a 4 KB pattern. Past it the pattern is refused. */
+#define AD_MAX_EXPANSION          (1L << 21)
+#define AD_MAX_EXPANSION_PER_BYTE 128
+#define MSG_TOO_BIG_OR                                                                             \
+    "Event pattern is too large to expand: its $or combinations copy more than %ld fields"
 #define AD_MAX_COMPLEXITY 10   /* per-rule wildcard complexity */
 #define AD_MAX_NESTING    1000 /* Jackson StreamReadConstraints default */
 #define AD_SNIPPET_MAX    500  /* Jackson ErrorReportConfiguration default */
@@ -204,7 +208,8 @@ typedef struct {
     jmp_buf jb;
     const char *reason;
     rlist *rules;
-    int too_many;      /* past AD_MAX_SUBRULES or AD_MAX_EXPANSION */
+    int too_many; /* past AD_MAX_SUBRULES, or (too_big) the expansion bound */
+    int too_big;
     long expansion;    /* field entries copied so far */
     apr_hash_t *names; /* one copy of each field path (intern) */
     int rewrap;        /* inside a catch(IOException) of the compiler */
@@ -1751,13 +1756,18 @@ static ad_str pstr(cc_t *c, const char *s, size_t n)
     return r;
 }
 
+static long expansion_bound(const cc_t *c)
+{
+    return AD_MAX_EXPANSION + AD_MAX_EXPANSION_PER_BYTE * (long)c->lx.n;
+}
+
 /* Count n more field entries of $or expansion; past the bound the pattern
  * is refused, so from then on the rules are only parsed, not built. */
 static void expand(cc_t *c, long n)
 {
     c->expansion += n;
-    if (c->expansion > AD_MAX_EXPANSION) {
-        c->too_many = 1;
+    if (c->expansion > expansion_bound(c)) {
+        c->too_many = c->too_big = 1;
     }
 }
 
@@ -2594,6 +2604,9 @@ static void compile_document(cc_t *c)
         fail_syntax(c, "Filter is not an object");
     }
     parse_object(c, 0);
+    if (c->too_big) {
+        fail_plain(c, apr_psprintf(c->tp, MSG_TOO_BIG_OR, expansion_bound(c)));
+    }
     if (c->too_many) {
         fail_plain(c, MSG_TOO_MANY_OR);
     }
@@ -3309,7 +3322,7 @@ static int consistent(const ad_occs_t *m, const ad_mem_t *sofar, int n, const ad
     return 1;
 }
 
-/* Work units (about one simple comparison each: AD_OCCS_MAX_STEPS) that
+/* Work units (about one simple comparison each: AD_OCCS_MAX_TESTS) that
  * testing occurrence o against f costs: its matchers and their lists, plus
  * the value's length for a wildcard, which reads it all, and the printing
  * of a decimal for an address range, which tests its text. */
@@ -3318,7 +3331,8 @@ static long hit_cost(const ad_field *f, const ad_occ_t *o)
     if (o->v.type == AD_V_STRING && f->scans) {
         return f->cost + (long)(o->v.n / 16);
     }
-    return o->v.type == AD_V_REAL && f->prints ? f->cost + 128 : f->cost;
+    /* up to 17 snprintf and strtod to find the decimal's shortest text */
+    return o->v.type == AD_V_REAL && f->prints ? f->cost + 512 : f->cost;
 }
 
 /* What merge() or consistent() of o against n chosen memberships costs. */
@@ -3327,12 +3341,12 @@ static long merge_cost(const ad_occ_t *o, int n)
     return 1 + (long)o->mn * n / 16;
 }
 
-/* Charge c work units to a budget of AD_OCCS_MAX_STEPS: 0, and the event
- * failed, once it is used up. */
-static int charge(ad_occs_t *m, long *spent, long c)
+/* Charge c work units to a budget of max: 0, and the event failed, once
+ * it is used up. */
+static int charge(ad_occs_t *m, long *spent, long max, long c)
 {
     *spent += c;
-    if (*spent > AD_OCCS_MAX_STEPS) {
+    if (*spent > max) {
         m->failed = 1;
         return 0;
     }
@@ -3373,7 +3387,7 @@ static int find_hits(ad_occs_t *m, const ad_subrule *sr, int *start)
             if (m->occ[oi].dead) {
                 continue;
             }
-            if (!charge(m, &m->tests, hit_cost(f, &m->occ[oi]))) {
+            if (!charge(m, &m->tests, AD_OCCS_MAX_TESTS, hit_cost(f, &m->occ[oi]))) {
                 return 0;
             }
             if (field_hit(f, &m->occ[oi]) && !push_hit(m, &n, oi)) {
@@ -3401,7 +3415,7 @@ static int sub_match(ad_occs_t *m, const ad_subrule *sr, const int *start, int f
     f = &sr->f[fi];
     for (k = start[fi]; k < start[fi + 1] && !m->failed; k++) {
         const ad_occ_t *o = &m->occ[m->hit[k]];
-        if (!charge(m, &m->steps, merge_cost(o, n))) {
+        if (!charge(m, &m->steps, AD_OCCS_MAX_STEPS, merge_cost(o, n))) {
             return 0;
         }
         nn = merge(m, sofar, n, o);
@@ -3416,7 +3430,7 @@ static int sub_match(ad_occs_t *m, const ad_subrule *sr, const int *start, int f
         if (m->occ[oi].dead) {
             continue;
         }
-        if (!charge(m, &m->steps, merge_cost(&m->occ[oi], n))) {
+        if (!charge(m, &m->steps, AD_OCCS_MAX_STEPS, merge_cost(&m->occ[oi], n))) {
             return 0;
         }
         if (consistent(m, sofar, n, &m->occ[oi])) {

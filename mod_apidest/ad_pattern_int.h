@@ -50,14 +50,18 @@ typedef struct {
 /* Fields of one pattern must take their values from the same element of an
  * array they share, which is a search: a 130 KB event shaped against a
  * four-field rule took 5.6 s. Work is charged in units of about one simple
- * comparison, in two budgets of this many (about 0.1 s each); past either
- * the event is refused too. The search's tries, by the memberships they
- * compare, are charged per event: the search can grow faster than the
- * event. The tests of values against a rule's fields (once per sub-rule)
- * are charged per rule: they grow with the event times the rule's $or
- * combinations, which a TestEventPattern caller chooses, while many
- * configured rules each testing a big array is the configuration's work. */
+ * comparison; past either budget the event is refused too. The search's
+ * tries, by the memberships they compare, are charged per event, this many
+ * (about 0.1 s): the search can grow faster than the event. */
 #define AD_OCCS_MAX_STEPS (1 << 22)
+
+/* The tests of values against a rule's fields (once per sub-rule) are
+ * charged per rule, this many (about 0.2-0.5 s): they grow with the event
+ * times the rule's $or combinations, which a TestEventPattern caller
+ * chooses, and a 1 MiB event of 42,000 values against an anything-but
+ * list of 100 is 4M units of legitimate, linear work. Many configured
+ * rules each testing a big array is the configuration's own work. */
+#define AD_OCCS_MAX_TESTS (1 << 25)
 
 /* The leaves of one event, per path index. Starts on inline buffers, grows
  * with malloc; reusable across events (ad_occs_reset). */

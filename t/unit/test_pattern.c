@@ -329,6 +329,15 @@ START_TEST(test_or_expansion_bounded)
         p = apr_pstrcat(pool, p, "],", NULL);
     }
     ck_assert_str_eq(rejects(apr_pstrcat(pool, p, many_fields(400), "}", NULL)), "");
+    /* a pattern file may hold more: 2,100 fields, then a $or of 1,000
+     * branches, copies 2.1M fields (the bound grows with the pattern) */
+    for (i = 0, z = ""; i < 1000; i++) {
+        z = apr_psprintf(pool, "%s%s{\"z%d\":[1]}", z, i ? "," : "", i);
+    }
+    for (i = 0, p = ""; i < 2100; i++) {
+        p = apr_psprintf(pool, "%s\"f%d\":[1],", p, i);
+    }
+    ck_assert_str_eq(rejects(apr_pstrcat(pool, "{", p, "\"$or\":[", z, "]}", NULL)), "");
 }
 END_TEST
 
