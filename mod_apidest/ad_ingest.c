@@ -12,10 +12,10 @@
 #include "ad_jsonparse.h"
 #include "ad_log.h"
 
-/* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
 /* Entries whose members are checked in a request over the entry limit. */
 #define AD_INGEST_CHECKED_ENTRIES 1000
 
+/* Per-entry errors, texts as AWS returns them (eventbridge-semantics §1). */
 #define ERR_INVALID_ARGUMENT "InvalidArgument"
 #define ERR_MALFORMED_DETAIL "MalformedDetail"
 #define ERR_NOT_AUTH_SOURCE  "NotAuthorizedForSourceException"
@@ -216,14 +216,14 @@ static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_
     return out;
 }
 
-static int is_blank(const char *s)
+/* Nothing but whitespace (or nothing at all). */
+static int blank(const char *body, apr_size_t len)
 {
-    for (; *s; s++) {
-        if (!isspace((unsigned char)*s)) {
-            return 0;
-        }
+    apr_size_t i;
+
+    for (i = 0; body && i < len && isspace((unsigned char)body[i]); i++) {
     }
-    return 1;
+    return !body || i == len;
 }
 
 /* The target's URL for this event, or NULL when a path parameter is blank
@@ -242,7 +242,8 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
 
     while ((star = strchr(endpoint, '*')) && i < t->path_params->nelts) {
         const ad_param_t *prm = APR_ARRAY_IDX(t->path_params, i++, ad_param_t *);
-        if (is_blank(v = param_value(p, prm, ev))) {
+        v = param_value(p, prm, ev);
+        if (blank(v, strlen(v))) {
             *blank_param = prm->value; /* the path's text, or the static value */
             return NULL;
         }
@@ -740,15 +741,6 @@ static const json_t *entries_of(ad_ingest_form_t form, json_t *root, json_t **si
         return *single;
     }
     return entries;
-}
-
-static int blank(const char *body, apr_size_t len)
-{
-    apr_size_t i;
-
-    for (i = 0; body && i < len && isspace((unsigned char)body[i]); i++) {
-    }
-    return !body || i == len;
 }
 
 static void ingest_entries(ingest_ctx_t *x, const json_t *entries)

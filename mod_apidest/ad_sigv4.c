@@ -146,29 +146,6 @@ static int hmac_sha256(const unsigned char *key, int keylen, const char *msg,
            NULL;
 }
 
-/* RFC 3986 percent-encoding of every byte but the unreserved ones, hex in
- * upper case: SigV4's UriEncode. */
-static const char *uri_encode(apr_pool_t *p, const char *s, apr_size_t n)
-{
-    static const char digits[] = "0123456789ABCDEF";
-    char *out = apr_palloc(p, 3 * n + 1), *o = out;
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ad_url_unreserved(ch)) {
-            *o++ = (char)ch;
-        }
-        else {
-            *o++ = '%';
-            *o++ = digits[ch >> 4];
-            *o++ = digits[ch & 0x0f];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* %XX decoding in place; a '%' that does not start an escape stays. */
 static apr_size_t uri_decode(char *s)
 {
@@ -563,7 +540,7 @@ static const char *canonical_uri(apr_pool_t *p, const char *path)
      * cost a copy of the whole per segment. */
     for (i = 0; i < segs->nelts; i++) {
         const char **v = &APR_ARRAY_IDX(segs, i, const char *);
-        *v = uri_encode(p, *v, strlen(*v));
+        *v = ad_url_encode(p, *v);
     }
     out = apr_array_pstrcat(p, segs, '/');
     return apr_pstrcat(p, "/", out, trailing ? "/" : "", NULL);
@@ -603,13 +580,13 @@ static const char *canonical_query(apr_pool_t *p, const char *query)
         if (eq) {
             *eq++ = '\0';
             len = uri_decode(eq);
-            q->value = uri_encode(p, eq, len);
+            q->value = ad_url_encode_n(p, eq, len);
         }
         else {
             q->value = ""; /* "key" is signed as "key=" */
         }
         len = uri_decode(tok);
-        q->name = uri_encode(p, tok, len);
+        q->name = ad_url_encode_n(p, tok, len);
     }
     qsort(ps->elts, ps->nelts, sizeof(sv_param_t), param_cmp);
     for (i = 0; i < ps->nelts; i++) {

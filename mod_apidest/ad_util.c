@@ -101,10 +101,16 @@ int ad_url_unreserved(unsigned char c)
 
 char *ad_url_encode(apr_pool_t *p, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+    return ad_url_encode_n(p, s, strlen(s));
+}
 
-    for (; *s; s++) {
+char *ad_url_encode_n(apr_pool_t *p, const char *s, apr_size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, n * 3 + 1), *o = out;
+    const char *end = s + n;
+
+    for (; s < end; s++) {
         unsigned char c = (unsigned char)*s;
         if (ad_url_unreserved(c)) {
             *o++ = (char)c;

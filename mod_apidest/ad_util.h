@@ -39,6 +39,8 @@ int ad_url_unreserved(unsigned char c);
 /* RFC 3986 percent-encoding of everything but unreserved characters, so a
  * value cannot add path segments, query parameters or fragments. */
 char *ad_url_encode(apr_pool_t *p, const char *s);
+/* The same for n bytes that may hold NUL (SigV4 encodes decoded values). */
+char *ad_url_encode_n(apr_pool_t *p, const char *s, apr_size_t n);
 
 /* Where url's path starts: just after scheme://authority (at its '/', '?',
  * '#' or end); url itself when it has no "://". */
