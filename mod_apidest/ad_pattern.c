@@ -2401,7 +2401,6 @@ static void compile_match_expression(cc_t *c, mvec *v)
     }
 }
 
-/* A literal string: an IP address matches as an address range. */
 int ad_pattern_value_is_address(const char *s, size_t n)
 {
     unsigned char ip[16];
@@ -2409,6 +2408,7 @@ int ad_pattern_value_is_address(const char *s, size_t n)
     return ip_parse(s, n, ip) > 0;
 }
 
+/* A literal string: an IP address matches as an address range. */
 static void compile_literal_string(cc_t *c, mvec *v)
 {
     size_t n;
@@ -3379,9 +3379,6 @@ static int find_hits(ad_occs_t *m, const ad_subrule *sr, int *start)
 
     for (fi = 0; fi < sr->nf; fi++) {
         const ad_field *f = &sr->f[fi];
-        if (fi > 0 && start[fi - 1] == n && !sr->f[fi - 1].absent) {
-            return 0;
-        }
         start[fi] = n;
         for (oi = m->head[f->path]; oi >= 0; oi = m->occ[oi].next) {
             if (m->occ[oi].dead) {
@@ -3394,9 +3391,12 @@ static int find_hits(ad_occs_t *m, const ad_subrule *sr, int *start)
                 return 0;
             }
         }
+        if (n == start[fi] && !f->absent) {
+            return 0;
+        }
     }
     start[sr->nf] = n;
-    return sr->nf == 0 || start[sr->nf - 1] < n || sr->f[sr->nf - 1].absent;
+    return 1;
 }
 
 /* ACFinder over one sub-rule: fields in name order, each matched by an
@@ -3464,7 +3464,7 @@ int ad_pattern_eval(const ad_pattern_t *pat, ad_occs_t *m)
         start = malloc(sizeof(int) * (size_t)(maxf + 1));
     }
     m->failed |= !sofar || !start;
-    for (i = 0; sofar && start && i < pat->nsubs && !r && !m->failed; i++) {
+    for (i = 0; i < pat->nsubs && !r && !m->failed; i++) {
         r = find_hits(m, &pat->subs[i], start) && sub_match(m, &pat->subs[i], start, 0, sofar, 0);
     }
     if (sofar != sofar0) {
@@ -3838,11 +3838,11 @@ static void cx_bytes(const cx_nfa *a, const uint64_t *s, unsigned char *cand)
     {
         m = &a->mem[a->owner[pos]];
         j = pos - m->base;
-        if (j < m->len && m->ch[j] >= 0) {
-            cand[m->ch[j]] = 1;
-        }
-        else if (j < m->len && m->ch[j + 1] >= 0) {
-            cand[m->ch[j + 1]] = 1;
+        if (j < m->len) { /* a star reads what follows it */
+            int b = m->ch[j] >= 0 ? m->ch[j] : m->ch[j + 1];
+            if (b >= 0) {
+                cand[b] = 1;
+            }
         }
     }
 }
