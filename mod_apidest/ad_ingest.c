@@ -147,53 +147,82 @@ static int event_time(const json_t *entry, apr_time_t now, apr_time_t *t)
     return 0;
 }
 
-static json_t *resources_copy(const json_t *entry, int *ok)
+/* Resources is absent, null or a list of strings. */
+static int resources_ok(const json_t *entry)
 {
     const json_t *res = json_object_get(entry, "Resources");
-    json_t *out = json_array();
     size_t i;
 
-    *ok = 1;
     if (!res || json_is_null(res)) {
-        return out;
+        return 1;
     }
     if (!json_is_array(res)) {
-        *ok = 0;
-        return out;
+        return 0;
     }
     for (i = 0; i < json_array_size(res); i++) {
-        const json_t *v = json_array_get(res, i);
-        if (!json_is_string(v)) {
-            *ok = 0;
-            break;
+        if (!json_is_string(json_array_get(res, i))) {
+            return 0;
         }
-        json_array_append_new(out, json_stringn(json_string_value(v), json_string_length(v)));
     }
-    return out;
+    return 1;
 }
 
-/* The envelope in AWS's key order: version, id, detail-type, source,
- * account, time, region, resources, detail (left out when NULL: the caller
- * appends its text). Takes ownership of detail and resources. */
-static json_t *envelope_make(const ingest_ctx_t *x, const char *id, const json_t *entry,
-                             apr_time_t t, json_t *resources, json_t *detail)
-{
-    char tbuf[32];
-    json_t *ev = json_object();
+#define PUT_LIT(b, lit) ad_jbuf_put((b), (lit), sizeof(lit) - 1)
 
+static void put_member_string(ad_jbuf_t *b, const char *key, const json_t *v)
+{
+    ad_jbuf_put(b, key, strlen(key));
+    ad_jbuf_string(b, json_string_value(v), json_string_length(v));
+}
+
+/* The envelope's text in AWS's key order: version, id, detail-type, source,
+ * account, time, region, resources, detail. The detail is the text
+ * ad_match_canonical wrote (the bytes ad_json_dump writes for its tree), or
+ * the tree when only jansson could read it. Written directly: a jansson
+ * object per entry cost more than writing the whole envelope. */
+static char *envelope_text(const ingest_ctx_t *x, const char *id, const json_t *entry, apr_time_t t,
+                           const char *canon, size_t canon_len, const json_t *detail,
+                           apr_size_t *len)
+{
+    static const char tail[] = "],\"detail\":";
+    const json_t *res = json_object_get(entry, "Resources");
+    const char *account = x->c->account, *region = x->c->region;
+    ad_jbuf_t b = {NULL, 0, 0, x->p};
+    char tbuf[32];
+    size_t i;
+
+    b.cap = 256 + strlen(id) + strlen(account) + strlen(region) + canon_len +
+            json_string_length(json_object_get(entry, "Source")) +
+            json_string_length(json_object_get(entry, "DetailType"));
+    b.buf = apr_palloc(x->p, b.cap);
     ad_time_rfc3339(tbuf, t);
-    json_object_set_new(ev, "version", json_string("0"));
-    json_object_set_new(ev, "id", json_string(id));
-    json_object_set(ev, "detail-type", json_object_get(entry, "DetailType"));
-    json_object_set(ev, "source", json_object_get(entry, "Source"));
-    json_object_set_new(ev, "account", json_string(x->c->account));
-    json_object_set_new(ev, "time", json_string(tbuf));
-    json_object_set_new(ev, "region", json_string(x->c->region));
-    json_object_set_new(ev, "resources", resources);
-    if (detail) {
-        json_object_set_new(ev, "detail", detail);
+    PUT_LIT(&b, "{\"version\":\"0\",\"id\":");
+    ad_jbuf_string(&b, id, strlen(id));
+    put_member_string(&b, ",\"detail-type\":", json_object_get(entry, "DetailType"));
+    put_member_string(&b, ",\"source\":", json_object_get(entry, "Source"));
+    PUT_LIT(&b, ",\"account\":");
+    ad_jbuf_string(&b, account, strlen(account));
+    PUT_LIT(&b, ",\"time\":");
+    ad_jbuf_string(&b, tbuf, strlen(tbuf));
+    PUT_LIT(&b, ",\"region\":");
+    ad_jbuf_string(&b, region, strlen(region));
+    PUT_LIT(&b, ",\"resources\":[");
+    for (i = 0; json_is_array(res) && i < json_array_size(res); i++) {
+        if (i) {
+            PUT_LIT(&b, ",");
+        }
+        ad_jbuf_value(&b, json_array_get(res, i));
     }
-    return ev;
+    PUT_LIT(&b, tail);
+    if (canon) {
+        ad_jbuf_put(&b, canon, canon_len);
+    }
+    else {
+        ad_jbuf_value(&b, detail);
+    }
+    ad_jbuf_put(&b, "}", 2); /* with its NUL */
+    *len = b.len - 1;
+    return b.buf;
 }
 
 /* A parameter's value for one event: static, or a JSON path evaluated on the
@@ -476,26 +505,6 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *
     return x->hits->nelts;
 }
 
-/* The envelope's text: the fields before detail written by ad_json_dump,
- * then the detail as ad_match_canonical wrote it (the same bytes
- * ad_json_dump would write for the whole tree). */
-static char *envelope_text(apr_pool_t *p, json_t *head, const char *detail, size_t dlen,
-                           apr_size_t *len)
-{
-    apr_size_t hlen;
-    char *h = ad_json_dump(p, head, &hlen), *out;
-    static const char key[] = ",\"detail\":";
-
-    *len = hlen - 1 + sizeof(key) - 1 + dlen + 1;
-    out = apr_palloc(p, *len + 1);
-    memcpy(out, h, hlen - 1);
-    memcpy(out + hlen - 1, key, sizeof(key) - 1);
-    memcpy(out + hlen - 1 + sizeof(key) - 1, detail, dlen);
-    out[*len - 1] = '}';
-    out[*len] = '\0';
-    return out;
-}
-
 /* The Detail as canonical text (*canon) without a tree, or as a tree
  * (*detail) when only jansson can tell; 0 when it is malformed. */
 static int detail_read(ingest_ctx_t *x, const char *text, char **canon, size_t *clen,
@@ -522,12 +531,12 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
 {
     ad_ingest_entry_t *e = apr_array_push(x->in->entries);
     const char *source, *detail_text, *body;
-    json_t *detail, *resources, *ev = NULL;
+    json_t *detail, *ev = NULL;
     char *canon;
     size_t canon_len;
     apr_size_t body_len;
     apr_time_t t;
-    int res_ok, routed;
+    int routed;
 
     memset(e, 0, sizeof(*e));
     if (!json_is_object(entry)) {
@@ -564,10 +573,8 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
         entry_fail(x, e, ERR_MALFORMED_DETAIL, "Detail is malformed.");
         return;
     }
-    resources = resources_copy(entry, &res_ok);
-    if (!res_ok) {
+    if (!resources_ok(entry)) {
         json_decref(detail);
-        json_decref(resources);
         entry_fail(
             x, e, ERR_INVALID_ARGUMENT,
             "Parameter Resources is not valid. Reason: Resources must be a list of strings.");
@@ -577,19 +584,11 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     if (!ad_conf_source_may_match(x->c, bus_name(entry), source)) {
         /* no rule of the bus can match this source: no envelope to build */
         json_decref(detail);
-        json_decref(resources);
         x->in->unmatched++;
         return;
     }
-    if (detail) {
-        ev = envelope_make(x, e->event_id, entry, t, resources, detail);
-        body = ad_json_dump(x->p, ev, &body_len);
-    }
-    else {
-        json_t *head = envelope_make(x, e->event_id, entry, t, resources, NULL);
-        body = envelope_text(x->p, head, canon, canon_len, &body_len);
-        json_decref(head);
-    }
+    body = envelope_text(x, e->event_id, entry, t, canon, canon_len, detail, &body_len);
+    json_decref(detail);
     routed = route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
                          &ev);
     if (routed == 0) {

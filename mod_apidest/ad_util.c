@@ -125,26 +125,56 @@ char *ad_url_encode_n(apr_pool_t *p, const char *s, apr_size_t n)
     return out;
 }
 
+/* The proleptic Gregorian date of day z (0 = 1970-01-01), in the manner of
+ * H. Hinnant's civil_from_days: arithmetic only, where gmtime_r takes
+ * glibc's time-zone lock for every entry of every request. */
+static void civil_from_days(long long z, long long *y, int *m, int *d)
+{
+    long long era;
+    unsigned doe, yoe, doy, mp;
+
+    z += 719468; /* days from 0000-03-01 */
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+static void put_digits(char *out, long long v, int n)
+{
+    while (n-- > 0) {
+        out[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void ad_time_rfc3339(char *buf, apr_time_t t)
 {
-    time_t secs = (time_t)apr_time_sec(t);
-    struct tm tm;
-    char out[64];
+    long long secs = (long long)apr_time_sec(t), days, rem, y;
+    int m, d;
 
-    /* Years outside 0000-9999 do not fit buf[21]: strftime would leave it
-     * unterminated. Clamped (callers keep their times in range). */
-    if (secs < (time_t)-62167219200LL) {
-        secs = (time_t)-62167219200LL; /* 0000-01-01T00:00:00Z */
+    /* Years outside 0000-9999 do not fit buf[21]. Clamped (callers keep
+     * their times in range). */
+    if (secs < -62167219200LL) {
+        secs = -62167219200LL; /* 0000-01-01T00:00:00Z */
     }
-    else if (secs > (time_t)253402300799LL) {
-        secs = (time_t)253402300799LL; /* 9999-12-31T23:59:59Z */
+    else if (secs > 253402300799LL) {
+        secs = 253402300799LL; /* 9999-12-31T23:59:59Z */
     }
-    gmtime_r(&secs, &tm);
-    /* exactly 20 characters once clamped; the compiler cannot know it */
-    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    memcpy(buf, out, 20);
-    buf[20] = '\0';
+    days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    rem = secs - days * 86400;
+    civil_from_days(days, &y, &m, &d);
+    memcpy(buf, "0000-00-00T00:00:00Z", 21);
+    put_digits(buf, y, 4);
+    put_digits(buf + 5, m, 2);
+    put_digits(buf + 8, d, 2);
+    put_digits(buf + 11, rem / 3600, 2);
+    put_digits(buf + 14, rem / 60 % 60, 2);
+    put_digits(buf + 17, rem % 60, 2);
 }
 
 static int parse_digits(const char **s, int n, int *out)
@@ -249,13 +279,7 @@ json_t *ad_json_own(apr_pool_t *p, json_t *v)
     return v;
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    apr_pool_t *p;
-} jbuf_t;
-
-static void jb_reserve(jbuf_t *b, size_t more)
+static void jb_reserve(ad_jbuf_t *b, size_t more)
 {
     char *nbuf;
     size_t ncap;
@@ -275,7 +299,7 @@ static void jb_reserve(jbuf_t *b, size_t more)
     b->cap = ncap;
 }
 
-static void jb_put(jbuf_t *b, const char *s, size_t n)
+void ad_jbuf_put(ad_jbuf_t *b, const char *s, size_t n)
 {
     jb_reserve(b, n);
     memcpy(b->buf + b->len, s, n);
@@ -553,10 +577,10 @@ void ad_json_write_string(const char *s, size_t n, ad_json_put_fn *put, void *ba
 
 static void jb_put_piece(void *baton, const char *p, size_t n)
 {
-    jb_put(baton, p, n);
+    ad_jbuf_put(baton, p, n);
 }
 
-static void jb_string(jbuf_t *b, const char *s, size_t n)
+void ad_jbuf_string(ad_jbuf_t *b, const char *s, size_t n)
 {
     jb_reserve(b, n + 2);
     ad_json_write_string(s, n, jb_put_piece, b);
@@ -581,14 +605,14 @@ size_t ad_json_real_text(double v, char *out)
     return strlen(out);
 }
 
-static void jb_real(jbuf_t *b, double v)
+static void jb_real(ad_jbuf_t *b, double v)
 {
     char tmp[AD_JSON_REAL_MAX];
 
-    jb_put(b, tmp, ad_json_real_text(v, tmp));
+    ad_jbuf_put(b, tmp, ad_json_real_text(v, tmp));
 }
 
-static void jb_value(jbuf_t *b, const json_t *v)
+void ad_jbuf_value(ad_jbuf_t *b, const json_t *v)
 {
     char tmp[32];
 
@@ -597,57 +621,57 @@ static void jb_value(jbuf_t *b, const json_t *v)
         const char *k;
         json_t *m;
         int first = 1;
-        jb_put(b, "{", 1);
+        ad_jbuf_put(b, "{", 1);
         json_object_foreach((json_t *)v, k, m)
         {
             if (!first) {
-                jb_put(b, ",", 1);
+                ad_jbuf_put(b, ",", 1);
             }
             first = 0;
-            jb_string(b, k, strlen(k));
-            jb_put(b, ":", 1);
-            jb_value(b, m);
+            ad_jbuf_string(b, k, strlen(k));
+            ad_jbuf_put(b, ":", 1);
+            ad_jbuf_value(b, m);
         }
-        jb_put(b, "}", 1);
+        ad_jbuf_put(b, "}", 1);
         break;
     }
     case JSON_ARRAY: {
         size_t i;
-        jb_put(b, "[", 1);
+        ad_jbuf_put(b, "[", 1);
         for (i = 0; i < json_array_size(v); i++) {
             if (i) {
-                jb_put(b, ",", 1);
+                ad_jbuf_put(b, ",", 1);
             }
-            jb_value(b, json_array_get(v, i));
+            ad_jbuf_value(b, json_array_get(v, i));
         }
-        jb_put(b, "]", 1);
+        ad_jbuf_put(b, "]", 1);
         break;
     }
     case JSON_STRING:
-        jb_string(b, json_string_value(v), json_string_length(v));
+        ad_jbuf_string(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        jb_put(b, tmp, strlen(tmp));
+        ad_jbuf_put(b, tmp, strlen(tmp));
         break;
     case JSON_REAL:
         jb_real(b, json_real_value(v));
         break;
     case JSON_TRUE:
-        jb_put(b, "true", 4);
+        ad_jbuf_put(b, "true", 4);
         break;
     case JSON_FALSE:
-        jb_put(b, "false", 5);
+        ad_jbuf_put(b, "false", 5);
         break;
     case JSON_NULL:
-        jb_put(b, "null", 4);
+        ad_jbuf_put(b, "null", 4);
         break;
     }
 }
 
 char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len)
 {
-    jbuf_t b = {NULL, 0, 0, p};
+    ad_jbuf_t b = {NULL, 0, 0, p};
 
     if (!v) { /* a failed json_pack: never a crash */
         if (len) {
@@ -655,8 +679,8 @@ char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len)
         }
         return apr_pstrdup(p, "null");
     }
-    jb_value(&b, v);
-    jb_put(&b, "", 1);
+    ad_jbuf_value(&b, v);
+    ad_jbuf_put(&b, "", 1);
     if (len) {
         *len = b.len - 1;
     }

@@ -61,6 +61,19 @@ apr_size_t ad_url_origin(const char *url, char *buf);
 /* Compact JSON text of v in p (NULL on failure). Object key order is kept. */
 char *ad_json_dump(apr_pool_t *p, const json_t *v, size_t *len);
 
+/* The growing buffer ad_json_dump writes into, for callers that write a
+ * document's parts themselves in the same form (start it as {NULL, 0, 0,
+ * pool}; buf is not NUL-terminated). */
+typedef struct ad_jbuf_t {
+    char *buf;
+    size_t len, cap;
+    apr_pool_t *p;
+} ad_jbuf_t;
+void ad_jbuf_put(ad_jbuf_t *b, const char *s, size_t n);
+/* s (n bytes) as a quoted JSON string; v as ad_json_dump writes it. */
+void ad_jbuf_string(ad_jbuf_t *b, const char *s, size_t n);
+void ad_jbuf_value(ad_jbuf_t *b, const json_t *v);
+
 /* How many bytes from s (n in all) a JSON string carries as they are: up to
  * the first '"', '\\' or control character and, with ascii_only, the first
  * byte >= 0x80 (which then needs a UTF-8 check). Eight bytes at a time:

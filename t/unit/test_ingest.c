@@ -2,6 +2,7 @@
 #include <check.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -416,6 +417,54 @@ START_TEST(time_string_range)
     ck_assert_str_eq(buf, "9999-12-31T23:59:59Z");
     ad_time_rfc3339(buf, apr_time_from_sec(-62167219200LL - 1));
     ck_assert_str_eq(buf, "0000-01-01T00:00:00Z");
+}
+END_TEST
+
+/* ad_time_rfc3339 computes the date itself: it must say what gmtime_r
+ * says for every second of years 0000-9999 (leap days, centuries, the
+ * 400-year rule, before 1970). */
+START_TEST(time_rfc3339_as_gmtime)
+{
+    static const long long fixed[] = {-62167219200LL,
+                                      -62135596800LL,
+                                      -2208988800LL,
+                                      -86401,
+                                      -86400,
+                                      -1,
+                                      0,
+                                      59,
+                                      86399,
+                                      951782400,
+                                      951868799,
+                                      951868800,
+                                      4107542400LL,
+                                      4107628800LL,
+                                      253402300799LL,
+                                      1709164800,
+                                      1709251199,
+                                      1709251200};
+    unsigned long long r = 88172645463325252ULL;
+    char buf[32], want[64];
+    int i;
+
+    for (i = 0; i < (int)(sizeof(fixed) / sizeof(fixed[0])) + 200000; i++) {
+        long long secs;
+        time_t tt;
+        struct tm tm;
+        if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            secs = fixed[i];
+        }
+        else {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17; /* xorshift64 */
+            secs = -62167219200LL + (long long)(r % (253402300799ULL + 62167219200ULL + 1));
+        }
+        tt = (time_t)secs;
+        gmtime_r(&tt, &tm);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        ad_time_rfc3339(buf, apr_time_from_sec(secs));
+        ck_assert_msg(!strcmp(buf, want), "%lld: %s, gmtime_r %s", secs, buf, want);
+    }
 }
 END_TEST
 
@@ -875,6 +924,7 @@ int main(void)
     tcase_add_test(tc, time_string_range);
     tcase_add_test(tc, address_sources_not_indexed);
     tcase_add_test(tc, many_violations_bounded);
+    tcase_add_test(tc, time_rfc3339_as_gmtime);
     tcase_add_test(tc, null_time_not_counted);
     tcase_add_test(tc, blank_path_parameter_not_delivered);
     tcase_add_test(tc, per_entry_errors);
