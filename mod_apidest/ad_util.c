@@ -1,4 +1,7 @@
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,12 +506,42 @@ const char *ad_utf8_clean(apr_pool_t *p, const char *s, apr_size_t len, apr_size
     return out;
 }
 
+#if defined(__SSE2__)
+/* Sixteen bytes at a time where every x86-64 CPU can: the offset of the
+ * first byte that ends a plain run within the first n - n % 16 bytes, or
+ * that count when none does. */
+static size_t plain_run_sse2(const unsigned char *s, size_t n, int ascii_only)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl_max = _mm_set1_epi8(0x1f);
+    size_t i = 0;
+
+    for (; n - i >= 16; i += 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash));
+        int mask;
+        /* a byte below 0x20: unsigned min(w, 0x1f) == w */
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(_mm_min_epu8(w, ctl_max), w));
+        mask = _mm_movemask_epi8(stop) | (ascii_only ? _mm_movemask_epi8(w) : 0);
+        if (mask) {
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        }
+    }
+    return i;
+}
+#endif
+
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     const uint64_t keep_high = ascii_only ? highs : 0;
     size_t i = 0;
 
+#if defined(__SSE2__)
+    if (n >= 16 && (i = plain_run_sse2(s, n, ascii_only)) < n - n % 16) {
+        return i;
+    }
+#endif
     while (n - i >= 8) {
         uint64_t w, quote, bslash, ctl;
         memcpy(&w, s + i, 8);

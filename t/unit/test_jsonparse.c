@@ -326,6 +326,47 @@ static int walk(const char *dir, int mutations)
     return files;
 }
 
+/* ad_json_plain_run, however many bytes it looks at at a time, stops where
+ * a byte-by-byte reading stops: at every offset and length, for each kind
+ * of byte that ends a run. */
+static size_t plain_run_bytewise(const unsigned char *s, size_t n, int ascii_only)
+{
+    size_t i = 0;
+    while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20 && (!ascii_only || s[i] < 0x80)) {
+        i++;
+    }
+    return i;
+}
+
+START_TEST(plain_run_as_bytewise)
+{
+    static const unsigned char stops[] = {'"',  '\\', 0x00, 0x1f, 0x0a,
+                                          0x80, 0xc3, 0xff, 0x20, 0x7f};
+    unsigned char buf[96];
+    size_t n, at, k;
+    int ascii;
+
+    for (n = 0; n <= 80; n++) {
+        for (at = 0; at <= n; at++) {
+            for (k = 0; k < sizeof(stops); k++) {
+                for (ascii = 0; ascii <= 1; ascii++) {
+                    size_t want, got;
+                    memset(buf, 'x', sizeof(buf));
+                    if (at < n) {
+                        buf[at] = stops[k];
+                    }
+                    buf[n] = '"'; /* past the end: never looked at */
+                    want = plain_run_bytewise(buf + 1, n > 0 ? n - 1 : 0, ascii);
+                    got = ad_json_plain_run(buf + 1, n > 0 ? n - 1 : 0, ascii);
+                    ck_assert_msg(got == want, "n %zu at %zu byte %02x ascii %d: %zu, want %zu", n,
+                                  at, stops[k], ascii, got, want);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(conformance_files_and_mutations)
 {
     const char *dir = getenv("AD_CONFORMANCE_DIR");
@@ -348,6 +389,7 @@ int main(void)
     tcase_add_test(tc, deep_nesting);
     tcase_add_test(tc, dump_escapes_every_position);
     tcase_add_test(tc, conformance_files_and_mutations);
+    tcase_add_test(tc, plain_run_as_bytewise);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
