@@ -152,6 +152,7 @@ static void compile_matchers(ad_conf_t *c, apr_pool_t *p)
             pats[i] = APR_ARRAY_IDX(ix->all, i, ad_rule_t *)->pattern;
         }
         ix->matcher = ad_match_compile(p, pats, ix->all->nelts);
+        ix->names_detail = ad_match_names_field(ix->matcher, "detail");
     }
 }
 

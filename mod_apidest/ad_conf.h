@@ -173,6 +173,7 @@ typedef struct ad_rule_index_t {
     apr_array_header_t *unindexed; /* ad_rule_t * */
     apr_array_header_t *all;       /* ad_rule_t *, every rule of the bus in config order */
     ad_match_set_t *matcher;       /* all's patterns: match i is all's rule i */
+    int names_detail;              /* a pattern names detail or a field in it */
 } ad_rule_index_t;
 
 /* Build c->rule_index from enabled rules with patterns (config time). */

@@ -179,10 +179,11 @@ static void put_member_string(ad_jbuf_t *b, const char *key, const json_t *v)
  * account, time, region, resources, detail. The detail is the text
  * ad_match_canonical wrote (the bytes ad_json_dump writes for its tree), or
  * the tree when only jansson could read it. Written directly: a jansson
- * object per entry cost more than writing the whole envelope. */
+ * object per entry cost more than writing the whole envelope. *head_len
+ * is where ",\"detail\":" starts. */
 static char *envelope_text(const ingest_ctx_t *x, const char *id, const json_t *entry, apr_time_t t,
                            const char *canon, size_t canon_len, const json_t *detail,
-                           apr_size_t *len)
+                           apr_size_t *len, apr_size_t *head_len)
 {
     static const char tail[] = "],\"detail\":";
     const json_t *res = json_object_get(entry, "Resources");
@@ -213,6 +214,7 @@ static char *envelope_text(const ingest_ctx_t *x, const char *id, const json_t *
         }
         ad_jbuf_value(&b, json_array_get(res, i));
     }
+    *head_len = b.len + 1; /* with the ']' */
     PUT_LIT(&b, tail);
     if (canon) {
         ad_jbuf_put(&b, canon, canon_len);
@@ -473,13 +475,31 @@ static ad_match_scratch_t *scratch_of(ingest_ctx_t *x)
     return x->scratch;
 }
 
+/* What the bus's rules are matched against: the envelope's text, or only
+ * its fields before "detail" (closed with '}') when no rule names detail
+ * or a field in it. The detail was read and checked already, so matching
+ * needs no second walk through it. */
+static int match_envelope(ingest_ctx_t *x, const ad_rule_index_t *ix, const char *body,
+                          apr_size_t body_len, apr_size_t head_len)
+{
+    char *head;
+
+    if (ix->names_detail) {
+        return ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits);
+    }
+    head = apr_palloc(x->p, head_len + 1);
+    memcpy(head, body, head_len);
+    head[head_len] = '}';
+    return ad_match_event(ix->matcher, head, head_len + 1, x->scratch, on_match, x->hits);
+}
+
 /* Returns how many rules matched, or what ad_match_event returns when it
  * cannot tell (< 0: nothing is routed). The envelope's JSON text (the
  * delivered body) is matched against all the bus's rules in one pass
  * (ad_match). The tree *ev is made from that text only when a matched rule
  * needs it. */
 static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *id,
-                       const char *body, apr_size_t body_len, json_t **ev)
+                       const char *body, apr_size_t body_len, apr_size_t head_len, json_t **ev)
 {
     const ad_rule_index_t *ix = ad_conf_bus_rules(x->c, bus);
     int i, r;
@@ -489,16 +509,22 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *
     }
     scratch_of(x);
     x->hits->nelts = 0;
-    if ((r = ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits)) <= 0) {
+    if ((r = match_envelope(x, ix, body, body_len, head_len)) <= 0) {
         return r;
+    }
+    for (i = 0; i < x->hits->nelts && !*ev; i++) {
+        if (rule_uses_event(APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *))) {
+            json_error_t jerr;
+            /* fails only for a detail nested too deeply to sit in an
+             * envelope, which matching without the detail let through */
+            if (!(*ev = ad_json_parse(body, body_len, &jerr))) {
+                return -1;
+            }
+        }
     }
     for (i = 0; i < x->hits->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *);
         APR_ARRAY_PUSH(x->in->matched, int) = rule->index;
-        if (!*ev && rule_uses_event(rule)) {
-            json_error_t jerr;
-            *ev = ad_json_parse(body, body_len, &jerr);
-        }
         x->in->inputs_dropped += ad_ingest_rule_records(x->p, x->c, rule, id, *ev, body, body_len,
                                                         x->now, entry, x->in->records);
     }
@@ -534,7 +560,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     json_t *detail, *ev = NULL;
     char *canon;
     size_t canon_len;
-    apr_size_t body_len;
+    apr_size_t body_len, head_len;
     apr_time_t t;
     int routed;
 
@@ -587,10 +613,10 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
         x->in->unmatched++;
         return;
     }
-    body = envelope_text(x, e->event_id, entry, t, canon, canon_len, detail, &body_len);
+    body = envelope_text(x, e->event_id, entry, t, canon, canon_len, detail, &body_len, &head_len);
     json_decref(detail);
     routed = route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
-                         &ev);
+                         head_len, &ev);
     if (routed == 0) {
         x->in->unmatched++;
     }

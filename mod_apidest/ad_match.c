@@ -349,6 +349,8 @@ static const ad_pattern_t *share_paths(apr_pool_t *p, builder *b, const ad_patte
     return ad_pattern_remap(p, pat, map);
 }
 
+static int node_step(const ad_match_set_t *m, int node, unsigned char b);
+
 ad_match_set_t *ad_match_compile(apr_pool_t *p, ad_pattern_t *const *pats, int n)
 {
     ad_match_set_t *m = apr_pcalloc(p, sizeof(*m));
@@ -380,6 +382,16 @@ ad_match_set_t *ad_match_compile(apr_pool_t *p, ad_pattern_t *const *pats, int n
     layout_exact(p, &at, m);
     list_watched(p, m);
     return m;
+}
+
+int ad_match_names_field(const ad_match_set_t *m, const char *key)
+{
+    int node = 0;
+
+    for (; *key && node >= 0; key++) {
+        node = node_step(m, node, (unsigned char)*key);
+    }
+    return node >= 0 && (m->nodes[node].path >= 0 || m->nodes[node].dot >= 0);
 }
 
 /* ------------------------------------------------------------------ */

@@ -35,6 +35,10 @@ ad_match_scratch_t *ad_match_scratch_make(apr_pool_t *p);
 int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_match_scratch_t *s,
                    void (*on_match)(void *baton, int i), void *baton);
 
+/* Whether a pattern of m names the top-level field key or a field inside
+ * it. When none does, that field's value cannot change what matches. */
+int ad_match_names_field(const ad_match_set_t *m, const char *key);
+
 /* The JSON object in json (len bytes) written as ad_json_dump writes the
  * tree json_loadb makes of it (compact, keys in their order, strings escaped
  * and numbers printed its way), in *out (NUL-terminated, allocated in p): the

@@ -244,6 +244,39 @@ START_TEST(test_many_rules)
 }
 END_TEST
 
+/* Ingest leaves the detail out of the text it matches when no pattern
+ * names detail or a field in it: ad_match_names_field must say so exactly
+ * ("detail-type" and "details" share its first bytes). */
+START_TEST(test_names_field)
+{
+    static const struct {
+        const char *pattern;
+        int names_detail;
+    } cases[] = {
+        {"{\"source\":[\"a\"],\"detail-type\":[\"b\"]}", 0},
+        {"{\"details\":[\"x\"],\"detai\":[\"y\"]}", 0},
+        {"{\"resources\":[\"arn\"]}", 0},
+        {"{\"detail\":{\"x\":[1]}}", 1},
+        {"{\"detail\":{\"x\":[{\"exists\":false}]}}", 1},
+        {"{\"detail\":[\"whole\"]}", 1},
+        {"{\"$or\":[{\"source\":[\"a\"]},{\"detail\":{\"y\":[\"z\"]}}]}", 1},
+        {"{\"detail-type\":[\"b\"],\"detail\":{\"a\":{\"b\":[{\"prefix\":\"c\"}]}}}", 1},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ad_pattern_t *pat =
+            ad_pattern_compile(pool, cases[i].pattern, strlen(cases[i].pattern), NULL);
+        ad_match_set_t *m;
+        ck_assert_msg(pat != NULL, "%s", cases[i].pattern);
+        m = ad_match_compile(pool, &pat, 1);
+        ck_assert_msg(ad_match_names_field(m, "detail") == cases[i].names_detail, "%s",
+                      cases[i].pattern);
+    }
+    ck_assert_int_eq(ad_match_names_field(ad_match_compile(pool, NULL, 0), "detail"), 0);
+}
+END_TEST
+
 START_TEST(test_many_exact_rules)
 {
     enum { N = 2000 };
@@ -882,6 +915,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_search_work_bounded);
     tcase_add_test(tc, test_many_rules_on_a_big_array);
     tcase_add_test(tc, test_array_search_bounded);
+    tcase_add_test(tc, test_names_field);
     suite_add_tcase(s, tc);
     return s;
 }
