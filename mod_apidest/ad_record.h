@@ -8,7 +8,9 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
-#define AD_RECORD_VERSION 1
+/* 2: the CRC is CRC-32C. Records of version 1 (CRC-32, IEEE; the layout is
+ * otherwise the same) are still read. */
+#define AD_RECORD_VERSION 2
 /* Largest record accepted anywhere (body + headers + names). */
 #define AD_RECORD_MAX_SIZE (8 * 1024 * 1024)
 
@@ -60,5 +62,11 @@ apr_uint32_t ad_crc32(apr_uint32_t crc, const void *data, apr_size_t len);
 /* The same CRC one byte at a time: the reference the unit tests hold the
  * fast one to. */
 apr_uint32_t ad_crc32_simple(apr_uint32_t crc, const void *data, apr_size_t len);
+
+/* CRC-32C (Castagnoli), what records carry since version 2: with the CPU's
+ * crc32 instruction where it has one (SSE4.2), else by tables. */
+apr_uint32_t ad_crc32c(apr_uint32_t crc, const void *data, apr_size_t len);
+/* The same by tables only, whatever the CPU: the unit tests' reference. */
+apr_uint32_t ad_crc32c_tables(apr_uint32_t crc, const void *data, apr_size_t len);
 
 #endif

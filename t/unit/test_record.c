@@ -183,6 +183,69 @@ START_TEST(crc32_fast_equals_simple)
 }
 END_TEST
 
+/* CRC-32C, by the CPU's instruction or by tables, gives the check value
+ * and the same CRC for every length, alignment and split. */
+START_TEST(crc32c_known_value_and_paths_agree)
+{
+    unsigned char buf[4096 + 8];
+    apr_uint32_t x = 777;
+    apr_size_t len, off, i;
+
+    ck_assert_uint_eq(ad_crc32c(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(ad_crc32c_tables(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(ad_crc32c(ad_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    for (i = 0; i < sizeof(buf); i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    for (off = 0; off < 8; off++) {
+        for (len = 0; len <= 300; len++) {
+            ck_assert_uint_eq(ad_crc32c(0, buf + off, len), ad_crc32c_tables(0, buf + off, len));
+        }
+        ck_assert_uint_eq(ad_crc32c(0, buf + off, 4096), ad_crc32c_tables(0, buf + off, 4096));
+    }
+    for (len = 0; len <= 64; len++) {
+        apr_uint32_t part = ad_crc32c(ad_crc32c(0, buf, len), buf + len, 200 - len);
+        ck_assert_uint_eq(part, ad_crc32c_tables(0, buf, 200));
+    }
+}
+END_TEST
+
+static void put_crc(char *at, apr_uint32_t crc)
+{
+    at[0] = (char)(crc >> 24);
+    at[1] = (char)(crc >> 16);
+    at[2] = (char)(crc >> 8);
+    at[3] = (char)crc;
+}
+
+/* Stores written before version 2 hold version 1 records (CRC-32, IEEE):
+ * they still load; each version's CRC is checked with its own polynomial. */
+START_TEST(version_1_records_still_load)
+{
+    ad_record_t *d;
+    char *buf;
+    apr_size_t len;
+
+    ad_record_encode(pool, sample(), &buf, &len);
+    ck_assert_int_eq(buf[3], 2);
+    ck_assert_uint_eq(ad_crc32c(0, buf, len - 4),
+                      ((apr_uint32_t)(unsigned char)buf[len - 4] << 24) |
+                          ((apr_uint32_t)(unsigned char)buf[len - 3] << 16) |
+                          ((apr_uint32_t)(unsigned char)buf[len - 2] << 8) |
+                          (unsigned char)buf[len - 1]);
+    buf[3] = 1;
+    ck_assert_int_eq(ad_record_decode(pool, buf, len, &d), APR_EINVAL); /* CRC-32C: not v1's */
+    put_crc(buf + len - 4, ad_crc32(0, buf, len - 4));
+    ck_assert_int_eq(ad_record_decode(pool, buf, len, &d), APR_SUCCESS);
+    ck_assert_str_eq(d->rule, sample()->rule);
+    ck_assert_uint_eq(d->body_len, sample()->body_len);
+    buf[3] = 2;
+    put_crc(buf + len - 4, ad_crc32(0, buf, len - 4));
+    ck_assert_int_eq(ad_record_decode(pool, buf, len, &d), APR_EINVAL); /* IEEE: not v2's */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("record");
@@ -197,6 +260,8 @@ int main(void)
     tcase_add_test(tc, oversize_is_refused);
     tcase_add_test(tc, crc32_known_value);
     tcase_add_test(tc, crc32_fast_equals_simple);
+    tcase_add_test(tc, crc32c_known_value_and_paths_agree);
+    tcase_add_test(tc, version_1_records_still_load);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
