@@ -544,6 +544,7 @@ static int detail_read(ingest_ctx_t *x, const char *text, char **canon, size_t *
         return r;
     }
     *canon = NULL;
+    *clen = 0;
     *detail = ad_json_parse(text, strlen(text), &jerr);
     if (!json_is_object(*detail)) {
         json_decref(*detail);
