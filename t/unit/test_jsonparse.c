@@ -326,7 +326,7 @@ static int walk(const char *dir, int mutations)
     return files;
 }
 
-/* ad_json_plain_run, however many bytes it looks at at a time, stops where
+/* ad_json_plain_run, however many bytes it looks at at a time (8, 16, 32), stops where
  * a byte-by-byte reading stops: at every offset and length, for each kind
  * of byte that ends a run. */
 static size_t plain_run_bytewise(const unsigned char *s, size_t n, int ascii_only)
@@ -342,11 +342,11 @@ START_TEST(plain_run_as_bytewise)
 {
     static const unsigned char stops[] = {'"',  '\\', 0x00, 0x1f, 0x0a,
                                           0x80, 0xc3, 0xff, 0x20, 0x7f};
-    unsigned char buf[96];
+    unsigned char buf[176];
     size_t n, at, k;
     int ascii;
 
-    for (n = 0; n <= 80; n++) {
+    for (n = 0; n <= 160; n++) {
         for (at = 0; at <= n; at++) {
             for (k = 0; k < sizeof(stops); k++) {
                 for (ascii = 0; ascii <= 1; ascii++) {
