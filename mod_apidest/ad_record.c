@@ -15,8 +15,9 @@
  *   "ADR" version:u8 attempts:u32 first_seen:i64 next_due:i64 failed_at:i64
  *   last_status:i32 strings(event_id rule target destination method url
  *   last_error last_message exhausted rule_arn target_arn)
- *   nheaders:u32 (name value)* body crc32:u32
- * A string is u32 length + bytes. The CRC covers everything before it. */
+ *   nheaders:u32 (name value)* body crc:u32
+ * A string is u32 length + bytes. The CRC covers everything before it:
+ * CRC-32C in version 2, CRC-32 (IEEE) in version 1. */
 
 static const char magic[3] = {'A', 'D', 'R'};
 

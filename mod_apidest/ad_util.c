@@ -573,6 +573,13 @@ static int cpu_has_avx2(void)
 }
 #endif
 
+static int plain_width_max; /* 0: no limit */
+
+void ad_json_plain_run_width(int max_bytes)
+{
+    plain_width_max = max_bytes;
+}
+
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
@@ -580,12 +587,13 @@ size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only)
     size_t i = 0;
 
 #if AD_PLAIN_AVX2
-    if (n >= 32 && cpu_has_avx2() && (i = plain_run_avx2(s, n, ascii_only)) < n - n % 32) {
+    if (n >= 32 && (!plain_width_max || plain_width_max >= 32) && cpu_has_avx2() &&
+        (i = plain_run_avx2(s, n, ascii_only)) < n - n % 32) {
         return i;
     }
 #endif
 #if defined(__SSE2__)
-    if (n - i >= 16) {
+    if (n - i >= 16 && (!plain_width_max || plain_width_max >= 16)) {
         size_t rest = n - i, k = plain_run_sse2(s + i, rest, ascii_only);
         if (k < rest - rest % 16) {
             return i + k;

@@ -79,6 +79,10 @@ void ad_jbuf_value(ad_jbuf_t *b, const json_t *v);
  * byte >= 0x80 (which then needs a UTF-8 check). Eight bytes at a time:
  * event details are mostly long plain strings. */
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only);
+/* For tests: the widest step it may take, 8, 16 or 32 bytes (0: whatever
+ * the CPU allows, the default), so each path can be held to the same
+ * answers on a CPU that would always take the widest. */
+void ad_json_plain_run_width(int max_bytes);
 
 /* s (n bytes) as a JSON string, quotes included, escaped as ad_json_dump
  * escapes strings: '"', '\\' and control characters only (UTF-8 passes as

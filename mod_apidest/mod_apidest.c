@@ -57,7 +57,7 @@ static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     double rate;
 
     ad_log_set(log_to_httpd, log_enabled);
-    ad_crc32(0, "", 0); /* fill its table before any thread exists */
+    ad_crc32(0, "", 0); /* fill both CRCs' tables, ask for SSE4.2: before any thread */
     if (getenv("APIDEST_TEST_RESOLVE")) {
         ap_log_error(
             APLOG_MARK, APLOG_NOTICE, 0, s,

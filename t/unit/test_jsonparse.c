@@ -342,24 +342,29 @@ START_TEST(plain_run_as_bytewise)
 {
     static const unsigned char stops[] = {'"',  '\\', 0x00, 0x1f, 0x0a,
                                           0x80, 0xc3, 0xff, 0x20, 0x7f};
+    static const int widths[] = {8, 16, 32, 0};
     unsigned char buf[176];
-    size_t n, at, k;
+    size_t n, at, k, w;
     int ascii;
 
-    for (n = 0; n <= 160; n++) {
-        for (at = 0; at <= n; at++) {
-            for (k = 0; k < sizeof(stops); k++) {
-                for (ascii = 0; ascii <= 1; ascii++) {
-                    size_t want, got;
-                    memset(buf, 'x', sizeof(buf));
-                    if (at < n) {
-                        buf[at] = stops[k];
+    for (w = 0; w < sizeof(widths) / sizeof(widths[0]); w++) {
+        ad_json_plain_run_width(widths[w]);
+        for (n = 0; n <= 160; n++) {
+            for (at = 0; at <= n; at++) {
+                for (k = 0; k < sizeof(stops); k++) {
+                    for (ascii = 0; ascii <= 1; ascii++) {
+                        size_t want, got;
+                        memset(buf, 'x', sizeof(buf));
+                        if (at < n) {
+                            buf[at] = stops[k];
+                        }
+                        buf[n] = '"'; /* past the end: never looked at */
+                        want = plain_run_bytewise(buf + 1, n > 0 ? n - 1 : 0, ascii);
+                        got = ad_json_plain_run(buf + 1, n > 0 ? n - 1 : 0, ascii);
+                        ck_assert_msg(got == want,
+                                      "width %d n %zu at %zu byte %02x ascii %d: %zu, want %zu",
+                                      widths[w], n, at, stops[k], ascii, got, want);
                     }
-                    buf[n] = '"'; /* past the end: never looked at */
-                    want = plain_run_bytewise(buf + 1, n > 0 ? n - 1 : 0, ascii);
-                    got = ad_json_plain_run(buf + 1, n > 0 ? n - 1 : 0, ascii);
-                    ck_assert_msg(got == want, "n %zu at %zu byte %02x ascii %d: %zu, want %zu", n,
-                                  at, stops[k], ascii, got, want);
                 }
             }
         }
