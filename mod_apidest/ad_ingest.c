@@ -478,13 +478,15 @@ static ad_match_scratch_t *scratch_of(ingest_ctx_t *x)
 /* What the bus's rules are matched against: the envelope's text, or only
  * its fields before "detail" (closed with '}') when no rule names detail
  * or a field in it. The detail was read and checked already, so matching
- * needs no second walk through it. */
+ * needs no second walk through it. head_len 0: the whole text (a detail
+ * too deep for the matcher inside an envelope is refused, as it is by the
+ * whole walk, whatever the rules). */
 static int match_envelope(ingest_ctx_t *x, const ad_rule_index_t *ix, const char *body,
                           apr_size_t body_len, apr_size_t head_len)
 {
     char *head;
 
-    if (ix->names_detail) {
+    if (ix->names_detail || !head_len) {
         return ad_match_event(ix->matcher, body, body_len, x->scratch, on_match, x->hits);
     }
     head = apr_palloc(x->p, head_len + 1);
@@ -534,12 +536,13 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *
 /* The Detail as canonical text (*canon) without a tree, or as a tree
  * (*detail) when only jansson can tell; 0 when it is malformed. */
 static int detail_read(ingest_ctx_t *x, const char *text, char **canon, size_t *clen,
-                       json_t **detail)
+                       json_t **detail, int *depth)
 {
     json_error_t jerr;
     int r = ad_match_canonical(x->p, text, strlen(text), scratch_of(x), canon, clen);
 
     *detail = NULL;
+    *depth = r == 1 ? ad_match_canonical_depth(x->scratch) : AD_MATCH_MAX_DEPTH;
     if (r != AD_MATCH_UNSURE) {
         return r;
     }
@@ -563,7 +566,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     size_t canon_len;
     apr_size_t body_len, head_len;
     apr_time_t t;
-    int routed;
+    int routed, depth;
 
     memset(e, 0, sizeof(*e));
     if (!json_is_object(entry)) {
@@ -596,7 +599,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
                    "timestamp.");
         return;
     }
-    if (!detail_read(x, detail_text, &canon, &canon_len, &detail)) {
+    if (!detail_read(x, detail_text, &canon, &canon_len, &detail, &depth)) {
         entry_fail(x, e, ERR_MALFORMED_DETAIL, "Detail is malformed.");
         return;
     }
@@ -616,6 +619,9 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     }
     body = envelope_text(x, e->event_id, entry, t, canon, canon_len, detail, &body_len, &head_len);
     json_decref(detail);
+    if (depth >= AD_MATCH_MAX_DEPTH) {
+        head_len = 0;
+    }
     routed = route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
                          head_len, &ev);
     if (routed == 0) {

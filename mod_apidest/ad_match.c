@@ -42,7 +42,7 @@
 
 /* jansson's JSON_PARSER_MAX_DEPTH: values (scalars too) nested deeper are
  * an error. */
-#define MAX_DEPTH 2048
+#define MAX_DEPTH AD_MATCH_MAX_DEPTH
 
 /* ------------------------------------------------------------------ */
 /* Compiled set                                                        */
@@ -103,6 +103,7 @@ struct ad_match_scratch_t {
         size_t n;
     } * keys; /* keys of the open objects, for ad_match_canonical */
     int nkeys, capkeys;
+    int canon_depth; /* deepest level of ad_match_canonical's last text */
 };
 
 static uint32_t hash_of(int path, const char *s, size_t n)
@@ -488,7 +489,7 @@ typedef struct {
     const unsigned char *p, *end;
     const ad_match_set_t *m;
     ad_match_scratch_t *s;
-    int depth;
+    int depth, maxdepth;
     int fast_reals; /* fast_real may be used */
     int emit;       /* write the canonical text (ad_match_canonical) */
     int oom;
@@ -1154,6 +1155,9 @@ static int scan_value(scan_t *sc, int node)
     if (sc->p >= sc->end || ++sc->depth > MAX_DEPTH) {
         return -1;
     }
+    if (sc->depth > sc->maxdepth) {
+        sc->maxdepth = sc->depth;
+    }
     switch ((first = *sc->p)) {
     case '{':
         r = scan_object(sc, node >= 0 ? sc->m->nodes[node].dot : -1);
@@ -1303,7 +1307,7 @@ int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_mat
     sc.end = sc.p + len;
     sc.m = m;
     sc.s = s;
-    sc.depth = 0;
+    sc.depth = sc.maxdepth = 0;
     sc.fast_reals = extended_precision();
     sc.emit = sc.oom = 0;
     if ((r = scan_event(&sc)) <= 0) {
@@ -1361,5 +1365,11 @@ int ad_match_canonical(apr_pool_t *p, const char *json, size_t len, ad_match_scr
     memcpy(*out, s->out, s->nout);
     (*out)[s->nout] = '\0';
     *outlen = s->nout;
+    s->canon_depth = sc.maxdepth > 1 ? sc.maxdepth : 1;
     return 1;
+}
+
+int ad_match_canonical_depth(const ad_match_scratch_t *s)
+{
+    return s->canon_depth;
 }

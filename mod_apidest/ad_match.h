@@ -49,4 +49,12 @@ int ad_match_names_field(const ad_match_set_t *m, const char *key);
 int ad_match_canonical(apr_pool_t *p, const char *json, size_t len, ad_match_scratch_t *s,
                        char **out, size_t *outlen);
 
+/* How deep the text of the last ad_match_canonical that returned 1 nests,
+ * counted as the matcher counts: the object is 1, its values 2, and one
+ * more per level of objects or arrays. Texts deeper than
+ * AD_MATCH_MAX_DEPTH are refused, as json_loadb refuses them; inside an
+ * envelope each level is one deeper. */
+#define AD_MATCH_MAX_DEPTH 2048
+int ad_match_canonical_depth(const ad_match_scratch_t *s);
+
 #endif

@@ -535,6 +535,23 @@ START_TEST(test_canonical)
     ck_assert_int_eq(ad_match_canonical(pool, "{\"a\":1,\"a\":2}", 13, s, &o, &n), AD_MATCH_UNSURE);
     ck_assert_int_eq(ad_match_canonical(pool, " {\"a\" : 1e5 } ", 14, s, &o, &n), 1);
     ck_assert_str_eq(o, "{\"a\":1e+05}");
+    /* the depth ingest compares with the matcher's limit */
+    {
+        static const struct {
+            const char *text;
+            int depth;
+        } d[] = {{"{}", 1},
+                 {"{\"a\":1}", 2},
+                 {"{\"a\":[1]}", 3},
+                 {"{\"a\":{\"b\":[[]]},\"c\":0}", 4},
+                 {"{\"a\":[[[{}]]],\"b\":[1]}", 5}};
+        size_t i;
+        for (i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+            ck_assert_int_eq(ad_match_canonical(pool, d[i].text, strlen(d[i].text), s, &o, &n), 1);
+            ck_assert_msg(ad_match_canonical_depth(s) == d[i].depth, "%s: %d", d[i].text,
+                          ad_match_canonical_depth(s));
+        }
+    }
 }
 END_TEST
 
