@@ -169,10 +169,17 @@ static int resources_ok(const json_t *entry)
 
 #define PUT_LIT(b, lit) ad_jbuf_put((b), (lit), sizeof(lit) - 1)
 
-static void put_member_string(ad_jbuf_t *b, const char *key, const json_t *v)
+/* key (the text before a value, comma and quotes included), then s (n
+ * bytes) as a JSON string. */
+static void put_member(ad_jbuf_t *b, const char *key, const char *s, size_t n)
 {
     ad_jbuf_put(b, key, strlen(key));
-    ad_jbuf_string(b, json_string_value(v), json_string_length(v));
+    ad_jbuf_string(b, s, n);
+}
+
+static void put_member_json(ad_jbuf_t *b, const char *key, const json_t *v)
+{
+    put_member(b, key, json_string_value(v), json_string_length(v));
 }
 
 /* The envelope's text in AWS's key order: version, id, detail-type, source,
@@ -197,16 +204,12 @@ static char *envelope_text(const ingest_ctx_t *x, const char *id, const json_t *
             json_string_length(json_object_get(entry, "DetailType"));
     b.buf = apr_palloc(x->p, b.cap);
     ad_time_rfc3339(tbuf, t);
-    PUT_LIT(&b, "{\"version\":\"0\",\"id\":");
-    ad_jbuf_string(&b, id, strlen(id));
-    put_member_string(&b, ",\"detail-type\":", json_object_get(entry, "DetailType"));
-    put_member_string(&b, ",\"source\":", json_object_get(entry, "Source"));
-    PUT_LIT(&b, ",\"account\":");
-    ad_jbuf_string(&b, account, strlen(account));
-    PUT_LIT(&b, ",\"time\":");
-    ad_jbuf_string(&b, tbuf, strlen(tbuf));
-    PUT_LIT(&b, ",\"region\":");
-    ad_jbuf_string(&b, region, strlen(region));
+    put_member(&b, "{\"version\":\"0\",\"id\":", id, strlen(id));
+    put_member_json(&b, ",\"detail-type\":", json_object_get(entry, "DetailType"));
+    put_member_json(&b, ",\"source\":", json_object_get(entry, "Source"));
+    put_member(&b, ",\"account\":", account, strlen(account));
+    put_member(&b, ",\"time\":", tbuf, strlen(tbuf));
+    put_member(&b, ",\"region\":", region, strlen(region));
     PUT_LIT(&b, ",\"resources\":[");
     for (i = 0; json_is_array(res) && i < json_array_size(res); i++) {
         if (i) {
@@ -514,19 +517,13 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *
     if ((r = match_envelope(x, ix, body, body_len, head_len)) <= 0) {
         return r;
     }
-    for (i = 0; i < x->hits->nelts && !*ev; i++) {
-        if (rule_uses_event(APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *))) {
-            json_error_t jerr;
-            /* fails only for a detail nested too deeply to sit in an
-             * envelope, which matching without the detail let through */
-            if (!(*ev = ad_json_parse(body, body_len, &jerr))) {
-                return -1;
-            }
-        }
-    }
     for (i = 0; i < x->hits->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *);
         APR_ARRAY_PUSH(x->in->matched, int) = rule->index;
+        if (!*ev && rule_uses_event(rule)) {
+            json_error_t jerr;
+            *ev = ad_json_parse(body, body_len, &jerr);
+        }
         x->in->inputs_dropped += ad_ingest_rule_records(x->p, x->c, rule, id, *ev, body, body_len,
                                                         x->now, entry, x->in->records);
     }
