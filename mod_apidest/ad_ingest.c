@@ -25,23 +25,15 @@ typedef struct {
     const ad_conf_t *c;
     ad_ingest_t *in;
     apr_time_t now;
-    ad_match_scratch_t *scratch;   /* made on first use, for all entries */
-    apr_array_header_t *hits;      /* int: matches of the current entry */
-    unsigned char random[16 * 10]; /* EventIds' random bits, drawn 10 at a time */
-    apr_size_t random_left;
+    ad_match_scratch_t *scratch; /* made on first use, for all entries */
+    apr_array_header_t *hits;    /* int: matches of the current entry */
 } ingest_ctx_t;
 
-/* One system call for every ten EventIds instead of one each. */
 static const char *event_id_make(ingest_ctx_t *x)
 {
     char id[AD_UUID_LEN + 1];
 
-    if (!x->random_left) {
-        ad_random_fill(x->random, sizeof(x->random));
-        x->random_left = sizeof(x->random);
-    }
-    x->random_left -= 16;
-    ad_uuid4_of(id, x->random + x->random_left);
+    ad_uuid4(id);
     return apr_pstrmemdup(x->p, id, AD_UUID_LEN);
 }
 
@@ -783,7 +775,7 @@ static void ingest_entries(ingest_ctx_t *x, const json_t *entries)
 ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_form_t form,
                                   const char *body, apr_size_t len, apr_time_t now)
 {
-    ingest_ctx_t x = {p, c, ingest_make(p), now, NULL, NULL, {0}, 0};
+    ingest_ctx_t x = {p, c, ingest_make(p), now, NULL, NULL};
     json_error_t jerr;
     json_t *root, *single;
     const json_t *entries;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <ctype.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #include <apr_strings.h>
 #include <apr_lib.h>
@@ -46,9 +47,46 @@ static void hex_into(char *out, const unsigned char *b, apr_size_t n)
     out[2 * n] = '\0';
 }
 
-void ad_random_fill(unsigned char *b, apr_size_t n)
+/* Ids draw their random bytes from a per-thread block filled by one
+ * getrandom() for every 32 ids: a stored PutEvents request needed two such
+ * system calls (its request id and its EventIds), each a few microseconds of
+ * the kernel's ChaCha on this VM. A forked child must never hand out what
+ * its parent has yet to: every fork bumps, in the child, the generation each
+ * thread's block is checked against (glibc drops the handler when the module
+ * is unloaded). */
+#define RANDOM_BLOCK 512
+
+typedef struct {
+    unsigned char b[RANDOM_BLOCK];
+    apr_size_t left;
+    unsigned int gen;
+} random_block_t;
+
+static __thread random_block_t rnd;
+static unsigned int rnd_gen = 1; /* a thread's zeroed block is never current */
+static pthread_once_t rnd_once = PTHREAD_ONCE_INIT;
+
+static void rnd_forked(void)
 {
-    random_bytes(b, n);
+    rnd_gen++;
+}
+
+static void rnd_watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, rnd_forked);
+}
+
+static void random_take(unsigned char *out, apr_size_t n)
+{
+    pthread_once(&rnd_once, rnd_watch_forks);
+    if (rnd.gen != rnd_gen || rnd.left < n) {
+        random_bytes(rnd.b, sizeof(rnd.b));
+        rnd.left = sizeof(rnd.b);
+        rnd.gen = rnd_gen;
+    }
+    rnd.left -= n;
+    memcpy(out, rnd.b + rnd.left, n);
+    memset(rnd.b + rnd.left, 0, n); /* what was handed out is not kept */
 }
 
 void ad_uuid4_of(char *buf, const unsigned char *random16)
@@ -76,15 +114,8 @@ void ad_uuid4(char *buf)
 {
     unsigned char b[16];
 
-    random_bytes(b, sizeof(b));
+    random_take(b, sizeof(b));
     ad_uuid4_of(buf, b);
-}
-
-void ad_random_hex32(char *buf)
-{
-    unsigned char b[16];
-    random_bytes(b, sizeof(b));
-    hex_into(buf, b, sizeof(b));
 }
 
 int ad_has_control(const char *s)

@@ -8,17 +8,13 @@
 
 #define AD_UUID_LEN 36
 
-/* A version-4 UUID, lowercase, NUL-terminated into buf[AD_UUID_LEN + 1]. */
+/* A version-4 UUID, lowercase, NUL-terminated into buf[AD_UUID_LEN + 1],
+ * from the system's random source (drawn a block at a time per thread; a
+ * forked process never repeats its parent's ids). */
 void ad_uuid4(char *buf);
 
-/* The same from 16 bytes the caller drew with ad_random_fill: one draw of
- * the system's random source then serves many ids. Never keep such bytes
- * past a request: a forked process would hand out the same ids. */
+/* The same from 16 given bytes (for tests). */
 void ad_uuid4_of(char *buf, const unsigned char *random16);
-void ad_random_fill(unsigned char *b, apr_size_t n);
-
-/* 16 random bytes as 32 lowercase hex chars into buf[33]. */
-void ad_random_hex32(char *buf);
 
 /* "YYYY-MM-DDThh:mm:ssZ" (UTC, whole seconds) into buf[21]. */
 void ad_time_rfc3339(char *buf, apr_time_t t);

@@ -3,6 +3,8 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -829,6 +831,39 @@ START_TEST(uuid_v4)
 }
 END_TEST
 
+/* Ids come from a per-thread block of random bytes: more than a block's
+ * worth must all differ, and a forked child must not hand out the ids its
+ * parent has yet to (it would repeat them if it kept the parent's block). */
+START_TEST(uuids_differ_across_blocks_and_forks)
+{
+    apr_hash_t *seen = apr_hash_make(pool);
+    char id[AD_UUID_LEN + 1], child[AD_UUID_LEN + 1];
+    int i, fds[2], status;
+    pid_t pid;
+
+    for (i = 0; i < 100; i++) {
+        ad_uuid4(id);
+        ck_assert_ptr_null(apr_hash_get(seen, id, APR_HASH_KEY_STRING));
+        apr_hash_set(seen, apr_pstrdup(pool, id), APR_HASH_KEY_STRING, "");
+    }
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        ad_uuid4(child);
+        _exit(write(fds[1], child, AD_UUID_LEN) == AD_UUID_LEN ? 0 : 1);
+    }
+    ad_uuid4(id);
+    ck_assert_int_eq(read(fds[0], child, AD_UUID_LEN), AD_UUID_LEN);
+    child[AD_UUID_LEN] = '\0';
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_str_ne(id, child);
+}
+END_TEST
+
 START_TEST(event_ids_of_one_request_differ)
 {
     const char *one = "{\"Source\":\"s\",\"DetailType\":\"d\",\"Detail\":\"{}\"}";
@@ -964,6 +999,7 @@ int main(void)
     tcase_add_test(tc, store_item_limit_fails_whole_entry);
     tcase_add_test(tc, json_numbers_shortest);
     tcase_add_test(tc, uuid_v4);
+    tcase_add_test(tc, uuids_differ_across_blocks_and_forks);
     tcase_add_test(tc, event_ids_of_one_request_differ);
     tcase_add_test(tc, url_origin_as_connections_see_it);
     tcase_add_test(tc, url_dot_segments);
