@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <apr_lib.h>
@@ -24,16 +25,34 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 
+static apr_uint64_t splitmix64(apr_uint64_t *x)
+{
+    apr_uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static void random_bytes(unsigned char *b, apr_size_t n)
 {
-    if (apr_generate_random_bytes(b, n) != APR_SUCCESS) {
-        /* getrandom() does not fail for 16 bytes once the pool is seeded;
-         * fall back to something unique rather than abort. */
-        apr_time_t t = apr_time_now();
-        apr_size_t i;
-        for (i = 0; i < n; i++) {
-            b[i] = (unsigned char)((t >> ((i % 8) * 8)) ^ rand());
+    static apr_uint64_t calls;
+    apr_uint64_t x, v = 0;
+    apr_size_t i;
+
+    if (apr_generate_random_bytes(b, n) == APR_SUCCESS) {
+        return;
+    }
+    /* getrandom() does not fail once the kernel's pool is seeded (APR
+     * retries short reads). Should it, ids must still differ between
+     * processes, threads and calls rather than abort: the time, the pid,
+     * this thread's stack and a count seed the sequence. */
+    x = (apr_uint64_t)apr_time_now() ^ ((apr_uint64_t)getpid() << 40) ^
+        (apr_uint64_t)(uintptr_t)&v ^ (++calls << 20);
+    for (i = 0; i < n; i++) {
+        if (i % 8 == 0) {
+            v = splitmix64(&x);
         }
+        b[i] = (unsigned char)(v >> ((i % 8) * 8));
     }
 }
 
@@ -78,15 +97,17 @@ static void rnd_watch_forks(void)
 
 static void random_take(unsigned char *out, apr_size_t n)
 {
+    random_block_t *r = &rnd; /* one TLS lookup: the module's TLS is dynamic */
+
     pthread_once(&rnd_once, rnd_watch_forks);
-    if (rnd.gen != rnd_gen || rnd.left < n) {
-        random_bytes(rnd.b, sizeof(rnd.b));
-        rnd.left = sizeof(rnd.b);
-        rnd.gen = rnd_gen;
+    if (r->gen != rnd_gen || r->left < n) {
+        random_bytes(r->b, sizeof(r->b));
+        r->left = sizeof(r->b);
+        r->gen = rnd_gen;
     }
-    rnd.left -= n;
-    memcpy(out, rnd.b + rnd.left, n);
-    memset(rnd.b + rnd.left, 0, n); /* what was handed out is not kept */
+    r->left -= n;
+    memcpy(out, r->b + r->left, n);
+    memset(r->b + r->left, 0, n); /* what was handed out is not kept */
 }
 
 void ad_uuid4_of(char *buf, const unsigned char *random16)

@@ -10,7 +10,7 @@
 
 /* A version-4 UUID, lowercase, NUL-terminated into buf[AD_UUID_LEN + 1],
  * from the system's random source (drawn a block at a time per thread; a
- * forked process never repeats its parent's ids). */
+ * process made by fork() never repeats its parent's ids). */
 void ad_uuid4(char *buf);
 
 /* The same from 16 given bytes (for tests). */
