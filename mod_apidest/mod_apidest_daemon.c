@@ -663,10 +663,23 @@ static apr_status_t await_reply(int fd)
     return n > 0 ? APR_SUCCESS : n == 0 ? APR_TIMEUP : APR_FROM_OS_ERROR(errno);
 }
 
+/* A message to apidestd: a text (admin) or records (STORE). */
+typedef struct out_msg_t {
+    apr_uint32_t type;
+    const char *buf;
+    apr_size_t len;
+    const apr_array_header_t *blobs;
+} out_msg_t;
+
+static apr_status_t send_msg(request_rec *r, apr_socket_t *s, const out_msg_t *m)
+{
+    return m->blobs ? ad_wire_send_blobs(s, r->pool, m->type, m->blobs)
+                    : ad_wire_send(s, m->type, m->buf, m->len);
+}
+
 /* One request and its reply over fd, which is closed or kept idle. */
-static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const char *buf,
-                                apr_size_t len, apr_uint32_t want, apr_uint32_t *status,
-                                const char **text, apr_size_t *text_len)
+static apr_status_t exchange_on(request_rec *r, int fd, const out_msg_t *m, apr_uint32_t want,
+                                apr_uint32_t *status, const char **text, apr_size_t *text_len)
 {
     apr_socket_t *s = NULL;
     apr_uint32_t got;
@@ -677,7 +690,7 @@ static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const
     /* apr_os_sock_put registers no cleanup: the descriptor stays ours. Its
      * APR timeout stays "block": bound_io() bounds each send and read. */
     apr_os_sock_put(&s, &fd, r->pool);
-    if ((rv = ad_wire_send(s, type, buf, len)) != APR_SUCCESS || (rv = await_reply(fd)) ||
+    if ((rv = send_msg(r, s, m)) != APR_SUCCESS || (rv = await_reply(fd)) ||
         (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
         close(fd);
         /* bound_io()'s timeouts end a send or read with EAGAIN */
@@ -697,9 +710,8 @@ static apr_status_t exchange_on(request_rec *r, int fd, apr_uint32_t type, const
  * an idle one (closed by an apidestd that restarted since), after a backoff
  * when it was new (it may still have reached a dying apidestd's
  * listener). */
-static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf, apr_size_t len,
-                             apr_uint32_t want, apr_uint32_t *status, const char **text,
-                             apr_size_t *text_len)
+static apr_status_t exchange(request_rec *r, const out_msg_t *m, apr_uint32_t want,
+                             apr_uint32_t *status, const char **text, apr_size_t *text_len)
 {
     apr_interval_time_t backoff = apr_time_from_msec(25);
     apr_status_t rv;
@@ -709,7 +721,7 @@ static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
         if (fd < 0 && !connect_daemon(r, &fd)) {
             return APR_ECONNREFUSED;
         }
-        rv = exchange_on(r, fd, type, buf, len, want, status, text, text_len);
+        rv = exchange_on(r, fd, m, want, status, text, text_len);
         fd = -1;
         if (!never_read(rv)) {
             return rv;
@@ -731,16 +743,17 @@ static apr_status_t exchange(request_rec *r, apr_uint32_t type, const char *buf,
 
 apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_header_t *blobs)
 {
-    char *buf;
+    out_msg_t m = {AD_MSG_STORE, NULL, 0, NULL};
     const char *text;
     apr_size_t len, text_len;
     apr_uint32_t status;
     apr_status_t rv;
 
-    if (ad_wire_pack_blobs(r->pool, blobs, &buf, &len) != APR_SUCCESS) {
+    if (ad_wire_blobs_size(blobs, &len) != APR_SUCCESS) {
         return APIDEST_STORE_REFUSED;
     }
-    rv = exchange(r, AD_MSG_STORE, buf, len, AD_MSG_STORE_ACK, &status, &text, &text_len);
+    m.blobs = blobs;
+    rv = exchange(r, &m, AD_MSG_STORE_ACK, &status, &text, &text_len);
     if (rv != APR_SUCCESS) {
         int unread = APR_STATUS_IS_ECONNREFUSED(rv) || never_read(rv);
         ap_log_rerror(
@@ -759,9 +772,9 @@ apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_head
 int apidest_daemon_admin(request_rec *r, const char *req, int *status, const char **reply,
                          apr_size_t *reply_len)
 {
+    out_msg_t m = {AD_MSG_ADMIN, req, strlen(req), NULL};
     apr_uint32_t st;
-    apr_status_t rv =
-        exchange(r, AD_MSG_ADMIN, req, strlen(req), AD_MSG_ADMIN_REPLY, &st, reply, reply_len);
+    apr_status_t rv = exchange(r, &m, AD_MSG_ADMIN_REPLY, &st, reply, reply_len);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,

@@ -11,6 +11,7 @@
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 
+#include "ad_ingest.h"
 #include "ad_wire.h"
 #include "unit_run.h"
 
@@ -149,6 +150,153 @@ START_TEST(an_oversized_frame_is_not_sent)
 }
 END_TEST
 
+/* A STORE payload laid out by hand: count, then length and bytes of each. */
+static char *blobs_payload(const apr_array_header_t *blobs, apr_size_t *plen)
+{
+    apr_size_t len = 4, off = 4;
+    unsigned char *b;
+    int i;
+
+    for (i = 0; i < blobs->nelts; i++) {
+        len += 4 + APR_ARRAY_IDX(blobs, i, ad_blob_t).len;
+    }
+    b = apr_palloc(pool, len);
+    b[0] = b[1] = 0;
+    b[2] = (unsigned char)(blobs->nelts >> 8);
+    b[3] = (unsigned char)blobs->nelts;
+    for (i = 0; i < blobs->nelts; i++) {
+        const ad_blob_t *x = &APR_ARRAY_IDX(blobs, i, ad_blob_t);
+        b[off] = (unsigned char)(x->len >> 24);
+        b[off + 1] = (unsigned char)(x->len >> 16);
+        b[off + 2] = (unsigned char)(x->len >> 8);
+        b[off + 3] = (unsigned char)x->len;
+        memcpy(b + off + 4, x->data, x->len);
+        off += 4 + x->len;
+    }
+    *plen = len;
+    return (char *)b;
+}
+
+/* n records of varied lengths (some empty), each byte telling its place. */
+static apr_array_header_t *some_blobs(int n)
+{
+    apr_array_header_t *a = apr_array_make(pool, n, sizeof(ad_blob_t));
+    int i;
+    apr_size_t j;
+
+    for (i = 0; i < n; i++) {
+        ad_blob_t *b = apr_array_push(a);
+        b->len = (apr_size_t)(i * 997) % 3001;
+        b->data = apr_palloc(pool, b->len + 1);
+        for (j = 0; j < b->len; j++) {
+            b->data[j] = (char)(i * 31 + j);
+        }
+        b->entry = i;
+    }
+    return a;
+}
+
+typedef struct {
+    apr_socket_t *s;
+    const apr_array_header_t *blobs;
+    apr_status_t rv;
+} sender_t;
+
+static void *APR_THREAD_FUNC sender_main(apr_thread_t *t, void *data)
+{
+    sender_t *sd = data;
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    sd->rv = ad_wire_send_blobs(sd->s, p, AD_MSG_STORE, sd->blobs);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Records sent from where they lie, as one frame: the bytes are those of
+ * the layout, however the kernel cuts the writes (a small send buffer of a
+ * socket that does not block, so each writev takes only what fits) and
+ * beyond what one writev takes (more than 512 parts). */
+static void records_round_trip(int n, int sndbuf)
+{
+    apr_array_header_t *blobs = some_blobs(n), *back;
+    apr_socket_t *writer = NULL;
+    apr_thread_t *t;
+    apr_status_t trv;
+    sender_t sd;
+    apr_uint32_t type;
+    apr_size_t want_len, len;
+    char *want = blobs_payload(blobs, &want_len), *payload;
+    int i;
+
+    if (sndbuf) {
+        ck_assert_int_eq(setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    }
+    apr_os_sock_put(&writer, &fds[1], pool);
+    if (sndbuf) {
+        /* non-blocking under APR's timeout: each writev takes what fits */
+        apr_socket_timeout_set(writer, apr_time_from_sec(10));
+    }
+    sd.s = writer;
+    sd.blobs = blobs;
+    sd.rv = APR_EGENERAL;
+    ck_assert_int_eq(apr_thread_create(&t, NULL, sender_main, &sd, pool), APR_SUCCESS);
+    ck_assert_int_eq(ad_wire_recv(reader, pool, &type, &payload, &len), APR_SUCCESS);
+    apr_thread_join(&trv, t);
+    ck_assert_int_eq(sd.rv, APR_SUCCESS);
+    ck_assert_uint_eq(type, AD_MSG_STORE);
+    ck_assert_uint_eq(len, want_len);
+    ck_assert_mem_eq(payload, want, len);
+    ck_assert_int_eq(ad_wire_unpack_blobs(pool, payload, len, &back), APR_SUCCESS);
+    ck_assert_int_eq(back->nelts, n);
+    for (i = 0; i < n; i++) {
+        const ad_blob_t *a = &APR_ARRAY_IDX(blobs, i, ad_blob_t);
+        const ad_blob_t *b = &APR_ARRAY_IDX(back, i, ad_blob_t);
+        ck_assert_uint_eq(a->len, b->len);
+        ck_assert_mem_eq(a->data, b->data, a->len);
+    }
+}
+
+START_TEST(records_go_out_as_one_frame)
+{
+    records_round_trip(3, 0);
+}
+END_TEST
+
+START_TEST(records_past_the_send_buffer_and_one_writev)
+{
+    records_round_trip(700, 4096);
+}
+END_TEST
+
+START_TEST(no_records_is_a_count_of_zero)
+{
+    records_round_trip(0, 0);
+}
+END_TEST
+
+/* Past the limit nothing is sent (the lengths are checked, not the bytes). */
+START_TEST(oversized_records_are_not_sent)
+{
+    apr_array_header_t *blobs = apr_array_make(pool, 2, sizeof(ad_blob_t));
+    static char byte;
+    apr_size_t len;
+    ad_blob_t *b = apr_array_push(blobs);
+
+    b->data = &byte;
+    b->len = AD_WIRE_MAX_PAYLOAD / 2;
+    b = apr_array_push(blobs);
+    b->data = &byte;
+    b->len = AD_WIRE_MAX_PAYLOAD / 2;
+    ck_assert_int_eq(ad_wire_blobs_size(blobs, &len), APR_ENOSPC);
+    ck_assert_int_eq(ad_wire_send_blobs(NULL, pool, AD_MSG_STORE, blobs), APR_ENOSPC);
+    blobs->nelts = 1;
+    ck_assert_int_eq(ad_wire_blobs_size(blobs, &len), APR_SUCCESS);
+    ck_assert_uint_eq(len, 4 + 4 + AD_WIRE_MAX_PAYLOAD / 2);
+}
+END_TEST
+
 START_TEST(a_peer_gone_mid_header_is_eof)
 {
     apr_size_t flen;
@@ -175,6 +323,10 @@ static Suite *suite(void)
     tcase_add_test(tc, bytes_past_the_frame_are_refused);
     tcase_add_test(tc, a_peer_gone_mid_header_is_eof);
     tcase_add_test(tc, an_oversized_frame_is_not_sent);
+    tcase_add_test(tc, records_go_out_as_one_frame);
+    tcase_add_test(tc, records_past_the_send_buffer_and_one_writev);
+    tcase_add_test(tc, no_records_is_a_count_of_zero);
+    tcase_add_test(tc, oversized_records_are_not_sent);
     suite_add_tcase(s, tc);
     return s;
 }
