@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <string.h>
 
 #include "ad_wire.h"
@@ -17,9 +18,13 @@ static apr_uint32_t rd32(const unsigned char *b)
            b[3];
 }
 
-/* writev takes at most IOV_MAX (1024) parts: a frame of more goes out in
- * several calls. */
+/* writev takes at most IOV_MAX parts (1,024 on Linux): a frame of more
+ * goes out in several calls. */
+#if defined(IOV_MAX) && IOV_MAX < 512
+#define SEND_PARTS_MAX IOV_MAX
+#else
 #define SEND_PARTS_MAX 512
+#endif
 
 /* Every byte of v[0..n), however the kernel cuts the writes up; v is used
  * up on the way. */

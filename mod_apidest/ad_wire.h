@@ -43,14 +43,19 @@ apr_status_t ad_wire_send(apr_socket_t *s, apr_uint32_t type, const char *payloa
 apr_status_t ad_wire_recv(apr_socket_t *s, apr_pool_t *p, apr_uint32_t *type, char **payload,
                           apr_size_t *len);
 
-/* Records (ad_blob_t of ad_ingest.h) as one frame's payload: a u32 count,
- * then each record as a u32 length and its bytes. The payload's length, or
- * APR_ENOSPC past AD_WIRE_MAX_PAYLOAD; then the frame, sent from the records
- * themselves (APR_ENOSPC, nothing sent, past that limit); and the records
- * of a payload read, pointing into it. */
+/* Records (ad_blob_t of ad_ingest.h) in one STORE payload: a u32 count,
+ * then each record as a u32 length and its bytes. */
+
+/* The payload's length; APR_ENOSPC past AD_WIRE_MAX_PAYLOAD. */
 apr_status_t ad_wire_blobs_size(const apr_array_header_t *blobs, apr_size_t *len);
+
+/* The frame, written from the records' own buffers (not changed, so the
+ * same blobs can be sent again); p holds only the small array of parts.
+ * APR_ENOSPC, nothing sent, past AD_WIRE_MAX_PAYLOAD. */
 apr_status_t ad_wire_send_blobs(apr_socket_t *s, apr_pool_t *p, apr_uint32_t type,
                                 const apr_array_header_t *blobs);
+
+/* The records of a payload read, pointing into it. */
 apr_status_t ad_wire_unpack_blobs(apr_pool_t *p, const char *buf, apr_size_t len,
                                   apr_array_header_t **blobs);
 

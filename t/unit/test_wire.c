@@ -1,6 +1,7 @@
-/* ad_wire_recv over a real socket pair: a frame however it is cut up by the
- * kernel, one bigger than the first read, a peer that did not wait for its
- * answer, and one that hung up mid-header. */
+/* ad_wire over a real socket pair. ad_wire_recv: a frame however it is cut
+ * up by the kernel, one bigger than the first read, a peer that did not
+ * wait for its answer, and one that hung up mid-header. ad_wire_send_blobs:
+ * the bytes of the layout, through short writes and past one writev. */
 #include <check.h>
 #include <string.h>
 #include <unistd.h>
@@ -209,6 +210,9 @@ static void *APR_THREAD_FUNC sender_main(apr_thread_t *t, void *data)
 
     apr_pool_create(&p, NULL);
     sd->rv = ad_wire_send_blobs(sd->s, p, AD_MSG_STORE, sd->blobs);
+    if (sd->rv != APR_SUCCESS) {
+        shutdown(fds[1], SHUT_WR); /* the reader then fails, not waits */
+    }
     apr_pool_destroy(p);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
