@@ -72,8 +72,9 @@ void ad_jbuf_value(ad_jbuf_t *b, const json_t *v);
 
 /* How many bytes from s (n in all) a JSON string carries as they are: up to
  * the first '"', '\\' or control character and, with ascii_only, the first
- * byte >= 0x80 (which then needs a UTF-8 check). Eight bytes at a time:
- * event details are mostly long plain strings. */
+ * byte >= 0x80 (which then needs a UTF-8 check). 32, 16 or 8 bytes at a
+ * time (AVX2 where the CPU has it, SSE2, then words): event details are
+ * mostly long plain strings. */
 size_t ad_json_plain_run(const unsigned char *s, size_t n, int ascii_only);
 /* For tests: the widest step it may take, 8, 16 or 32 bytes (0: whatever
  * the CPU allows, the default), so each path can be held to the same
