@@ -224,12 +224,13 @@ struct ad_daemon_t {
     apr_uint64_t churn;   /* deletes since the last compaction */
     apr_time_t rate_wake; /* real time a rate-limited destination frees */
     ad_metrics_t *m;
-    apr_hash_t *schedules;  /* rule name -> sched_state_t */
-    dest_rt_t *dests;       /* by ad_destination_t.index */
-    int *draining;          /* drain_ready's list of destinations */
-    int drain_first;        /* where drain_ready's next turn starts */
-    conn_rt_t *conns;       /* by ad_connection_t.index */
-    apr_uint64_t committed; /* the batch marker found at start */
+    apr_hash_t *schedules;   /* rule name -> sched_state_t */
+    dest_rt_t *dests;        /* by ad_destination_t.index */
+    host_rt_t **plain_hosts; /* by ad_target_t.gindex; NULL for API destinations */
+    int *draining;           /* drain_ready's list of destinations */
+    int drain_first;         /* where drain_ready's next turn starts */
+    conn_rt_t *conns;        /* by ad_connection_t.index */
+    apr_uint64_t committed;  /* the batch marker found at start */
     apr_time_t next_compact;
     apr_uint64_t tick_pending;   /* pending at the last maintenance tick */
     apr_time_t compact_due;      /* since when a compaction waits on a drain */
@@ -393,6 +394,27 @@ static void publish(ad_daemon_t *d)
     ad_metric_set(&dm->dropped, d->dropped);
 }
 
+/* The segment outlives an apidestd of the same generation: the gauges of a
+ * daemon that died would add to this one's (its backlog is loaded again),
+ * and the totals continue from where it stopped rather than from zero. */
+static void adopt_metrics(ad_daemon_t *d)
+{
+    ad_daemon_metrics_t *dm = d->m->daemon;
+    int i;
+
+    for (i = 0; i < d->m->ntargets; i++) {
+        ad_metric_set(&d->m->targets[i].queued, 0);
+    }
+    for (i = 0; i < d->m->ndests; i++) {
+        ad_metric_set(&d->m->dests[i].queued, 0);
+        ad_metric_set(&d->m->dests[i].in_flight, 0);
+    }
+    d->delivered = ad_metric_get(&dm->delivered);
+    d->retried = ad_metric_get(&dm->retried);
+    d->dead_lettered = ad_metric_get(&dm->dead_lettered);
+    d->dropped = ad_metric_get(&dm->dropped);
+}
+
 /* ---- flow control and connections (core thread) ------------------------- */
 
 static int fifo_push(fifo_t *f, const qent_t *e)
@@ -537,14 +559,6 @@ static unsigned int key_hash(const char *key, apr_size_t n)
     return h;
 }
 
-static unsigned int origin_hash(const char *url)
-{
-    char key[AD_URL_ORIGIN_MAX];
-    apr_size_t n = ad_url_origin(url, key);
-
-    return key_hash(key, n);
-}
-
 static host_rt_t *host_of(ad_daemon_t *d, apr_hash_t *hosts, const char *url)
 {
     char key[AD_URL_ORIGIN_MAX];
@@ -573,6 +587,13 @@ static void flow_init(ad_daemon_t *d)
         d->dests[i].host = host_of(d, hosts, d->dests[i].dest->endpoint);
         ad_ratelimit_init(&d->dests[i].rl, d->dests[i].dest->rate_limit);
         ad_ratelimit_init(&d->dests[i].wrl, d->dests[i].dest->rate_limit);
+    }
+    d->plain_hosts = apr_pcalloc(d->pool, sizeof(host_rt_t *) * (d->c->ntargets + 1));
+    for (i = 0; i < d->c->ntargets; i++) {
+        const ad_target_t *t = APR_ARRAY_IDX(d->c->all_targets, i, const ad_target_t *);
+        if (!t->destination && t->endpoint) {
+            d->plain_hosts[t->gindex] = host_of(d, hosts, t->endpoint);
+        }
     }
     d->conns = apr_pcalloc(d->pool, sizeof(conn_rt_t) * (d->c->connections->nelts + 1));
     for (i = 0; i < d->c->connections->nelts; i++) {
@@ -1337,8 +1358,8 @@ static void job_auth(ad_daemon_t *d, job_t *j, const ad_connection_t *cn)
 static int worker_for(ad_daemon_t *d, const ad_target_t *t)
 {
     /* One host stays on one engine, so its connections are reused. */
-    unsigned int h =
-        t->destination ? d->dests[t->destination->index].host->hash : origin_hash(t->endpoint);
+    unsigned int h = t->destination ? d->dests[t->destination->index].host->hash
+                                    : d->plain_hosts[t->gindex]->hash;
     return (int)(h % (unsigned int)d->nworkers);
 }
 
@@ -1615,6 +1636,21 @@ static dest_rt_t *job_dest(const job_t *j)
     return &j->worker->d->dests[j->target->destination->index];
 }
 
+/* The host whose connections a delivery job takes, NULL for the others. A
+ * plain HTTP target has no destination, but its transfers count against
+ * the same connections: beyond them libcurl would hold a transfer back
+ * with its timeout already running. */
+static host_rt_t *job_host(const job_t *j)
+{
+    const ad_target_t *t = j->target;
+
+    if (j->kind != JOB_DELIVERY || !t) {
+        return NULL;
+    }
+    return t->destination ? j->worker->d->dests[t->destination->index].host
+                          : j->worker->d->plain_hosts[t->gindex];
+}
+
 /* Outcomes wait in the worker's own list; give_back_and_take() passes them
  * to the core in one go. */
 static void on_http_done(void *baton, const ad_http_result_t *res)
@@ -1622,11 +1658,14 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
     job_t *j = baton;
     worker_t *wk = j->worker;
     dest_rt_t *dr = job_dest(j);
+    host_rt_t *host = job_host(j);
 
     wk->running--;
+    if (host) {
+        host->running--;
+    }
     if (dr) {
         apr_atomic_dec32(&dr->running);
-        dr->host->running--;
         ad_metric_add(&wk->d->m->dests[dr->dest->index].in_flight, -1);
     }
     j->error = res->error;
@@ -1646,11 +1685,14 @@ static void on_http_done(void *baton, const ad_http_result_t *res)
 static void start_job(worker_t *wk, job_t *j)
 {
     dest_rt_t *dr = job_dest(j);
+    host_rt_t *host = job_host(j);
 
     wk->running++;
+    if (host) {
+        host->running++;
+    }
     if (dr) {
         apr_atomic_inc32(&dr->running);
-        dr->host->running++;
         ad_metric_add(&wk->d->m->dests[dr->dest->index].in_flight, 1);
     }
     j->started = apr_time_now();
@@ -1669,12 +1711,14 @@ static void start_job(worker_t *wk, job_t *j)
  * ones: they start in the order they came. A job held by a limit of jobs
  * waits for a transfer to end, which wakes the worker; one held by the
  * rate sets the worker's wake-up. */
-static int may_start(worker_t *wk, dest_rt_t *dr)
+static int may_start(worker_t *wk, const job_t *j)
 {
+    dest_rt_t *dr = job_dest(j);
+    const host_rt_t *host = job_host(j);
     int limited;
 
     if (!dr) {
-        return 1;
+        return !host || host->running < HOST_CONNS;
     }
     limited = dr->held_pass == wk->pass || (int)dr->running >= dr->dest->max_in_flight ||
               dr->host->running >= HOST_CONNS;
@@ -1702,7 +1746,7 @@ static void start_waiting(worker_t *wk)
     wk->pass++;
     while (*pp) {
         job_t *j = *pp;
-        if (!may_start(wk, job_dest(j))) {
+        if (!may_start(wk, j)) {
             pp = &j->next;
             continue;
         }
@@ -1897,17 +1941,38 @@ static const char *sched_value(apr_pool_t *p, const sched_state_t *st)
         apr_time_sec(st->anchor), apr_time_sec(st->last), apr_time_sec(st->prev), st->batch);
 }
 
-static sched_state_t *sched_state(ad_daemon_t *d, const ad_rule_t *r, apr_time_t now)
+static apr_status_t sched_save(ad_daemon_t *d, apr_pool_t *p, const char *rule,
+                               const sched_state_t *st)
+{
+    ad_store_item_t it;
+
+    it.key = apr_pstrcat(p, KEY_PREFIX_SCHEDULE, rule, NULL);
+    it.val = sched_value(p, st);
+    it.len = strlen(it.val);
+    return d->store->put(d->store, &it, 1);
+}
+
+static sched_state_t *sched_state(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, apr_time_t now)
 {
     sched_state_t *st = apr_hash_get(d->schedules, r->name, APR_HASH_KEY_STRING);
 
     if (!st) {
         /* First sight of the rule: a rate() starts now, as EventBridge's
-         * start at rule creation; a cron() fires from the next match on. */
+         * start at rule creation; a cron() fires from the next match on.
+         * Stored at once (batch 0 counts as committed): a restart before
+         * the first fire must not move the start, or a rate() longer than
+         * the time between restarts (a daily logrotate) would never fire. */
         st = apr_pcalloc(d->pool, sizeof(*st));
         st->anchor = apr_time_from_sec(apr_time_sec(now) / 60 * 60);
         st->last = ad_schedule_is_rate(r->schedule) ? st->anchor : now;
         st->prev = st->last;
+        if (sched_save(d, p, r->name, st) != APR_SUCCESS) {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
+                          ADLOGNO(00114) "rule %s: could not store its schedule's start; "
+                                         "trying again at the next tick",
+                          r->name);
+            return NULL;
+        }
         apr_hash_set(d->schedules, apr_pstrdup(d->pool, r->name), APR_HASH_KEY_STRING, st);
     }
     return st;
@@ -1966,6 +2031,13 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
                       ADLOGNO(00113) "rule %s fired for %" APR_TIME_T_FMT
                                      " (event %s, %d target(s))",
                       r->name, apr_time_sec(fire), id, c.blobs->nelts);
+    }
+    else if (c.status == AD_ACK_FAILED) {
+        /* The new state may be stored though its batch was refused; a later
+         * marker would cover that batch number and make the lost fire look
+         * done after a restart. The old state goes back (best effort: the
+         * failure is logged already). */
+        sched_save(d, p, r->name, st);
     }
 }
 
@@ -2033,7 +2105,9 @@ static void run_schedules(ad_daemon_t *d, apr_pool_t *p)
         if (!r->schedule || !r->enabled) {
             continue;
         }
-        st = sched_state(d, r, now);
+        if (!(st = sched_state(d, p, r, now))) {
+            continue;
+        }
         if ((fire = latest_due(r, st, now))) {
             fire_schedule(d, p, r, st, fire, now);
         }
@@ -2357,15 +2431,34 @@ static int load_any(void *baton, const char *key, const char *val, apr_size_t le
     return 0;
 }
 
-static apr_uint64_t read_commit_marker(ad_daemon_t *d, apr_pool_t *p)
+/* The last committed batch; 0 when none was ever committed. A marker that
+ * cannot be read or parsed is not "none": that would discard every record
+ * as unacknowledged. *known is then 0, and every record counts as committed
+ * (at-least-once: a never-acknowledged record may be delivered). */
+static apr_uint64_t read_commit_marker(ad_daemon_t *d, apr_pool_t *p, int *known)
 {
-    char *val;
+    char *val, *end;
     apr_size_t len;
+    apr_int64_t n;
+    apr_status_t rv;
 
-    if (d->store->get(d->store, p, KEY_COMMIT, &val, &len) != APR_SUCCESS) {
+    *known = 1;
+    if ((rv = d->store->get(d->store, p, KEY_COMMIT, &val, &len)) == APR_NOTFOUND) {
         return 0;
     }
-    return (apr_uint64_t)apr_strtoi64(apr_pstrmemdup(p, val, len), NULL, 10);
+    if (rv == APR_SUCCESS) {
+        val = apr_pstrmemdup(p, val, len);
+        n = apr_strtoi64(val, &end, 10);
+        if (end != val && !*end && n >= 0) {
+            return (apr_uint64_t)n;
+        }
+    }
+    *known = 0;
+    ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
+                  ADLOGNO(00115) "store %s: the commit marker cannot be read; keeping every "
+                                 "record, acknowledged or not",
+                  d->store->path);
+    return APR_UINT64_MAX;
 }
 
 static apr_status_t load_queue(ad_daemon_t *d)
@@ -2373,13 +2466,13 @@ static apr_status_t load_queue(ad_daemon_t *d)
     load_t l;
     apr_pool_t *p;
     apr_status_t rv;
-    int i;
+    int i, known;
 
     apr_pool_create(&p, d->pool);
     memset(&l, 0, sizeof(l));
     l.d = d;
     l.p = p;
-    l.committed = read_commit_marker(d, p);
+    l.committed = read_commit_marker(d, p, &known);
     l.uncommitted = apr_array_make(p, 16, sizeof(const char *));
     l.damaged = apr_array_make(p, 16, sizeof(ad_store_item_t));
     d->committed = l.committed;
@@ -2391,6 +2484,9 @@ static apr_status_t load_queue(ad_daemon_t *d)
     for (i = 0; i < l.damaged->nelts; i++) {
         const ad_store_item_t *it = &APR_ARRAY_IDX(l.damaged, i, ad_store_item_t);
         quarantine(d, p, it->key, it->val, it->len);
+    }
+    if (!known) {
+        d->committed = l.committed = l.max_batch;
     }
     d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch) + 1;
     ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,
@@ -2526,6 +2622,7 @@ static apr_status_t daemon_init(ad_daemon_t *d, apr_pool_t *p, const ad_daemon_o
         return rv;
     }
     flow_init(d);
+    adopt_metrics(d);
     if ((rv = load_queue(d)) != APR_SUCCESS) {
         *err = "cannot read the store";
     }

@@ -202,6 +202,39 @@ def test_destinations_sharing_a_host_share_its_connections(server, sink):
         assert d["Timeouts"] == 0, d
 
 
+def test_plain_targets_share_their_hosts_connections_too(server, sink):
+    """The same for plain HTTP targets (no destination), on the host of an
+    API destination: a plain target's transfers count against the host's
+    connections as well, so none waits inside libcurl with its timeout
+    running and none is abandoned unsent."""
+    sink.set_default(200, delay=0.8)
+    conf = ("ApiDestRetryBackoff 30 30\n" + destination("d", sink.url("/d"), timeout=2)
+            + rule("rd", {"detail-type": ["share.d"]}, [("t", "d")]))
+    for k in range(2):
+        conf += """
+<ApiDestRule rp%d>
+    EventPattern '{"detail-type": ["share.p%d"]}'
+    <ApiDestTarget t>
+        Endpoint %s
+        AllowPrivateEndpoint on
+        Timeout 2
+    </ApiDestTarget>
+</ApiDestRule>
+""" % (k, k, sink.url("/p/%d" % k))
+    server.start(conf)
+    for kind in ("share.p0", "share.p1", "share.d"):
+        for _ in range(6):
+            status, hdrs, resp = server.put_events([entry("share.src", kind, {})] * 10)
+            assert_put_ok(status, hdrs, resp, 10)
+    assert sink.wait_for(180, 60), "delivered %d of 180" % sink.count()
+    time.sleep(SETTLE)
+    reqs = sink.snapshot()
+    assert len(reqs) == 180, "retries or duplicates: %d requests" % len(reqs)
+    assert len({r["client_port"] for r in reqs}) <= 64
+    st = json.loads(server.request("GET", "/apidest/status")[2])
+    assert st["Daemon"]["Retried"] == 0 and st["Daemon"]["DlqCount"] == 0, st["Daemon"]
+
+
 def _busy_beside_slow(server, sink, busy_extra, busy_requests, per_request, busy_out):
     """A busy destination and a 10/s one on the same host (the sink): the
     busy one's events are posted and busy_out of them out first; then 20

@@ -83,6 +83,25 @@ def test_rate_fires_every_minute_across_kill9_and_graceful(server, sink, monkeyp
         "a minute was skipped: %s" % _times(sink)
 
 
+def test_rate_longer_than_the_time_between_restarts_still_fires(server, sink, monkeypatch):
+    """The start of a rate() is stored when the rule is first seen: a daemon
+    restarted more often than the rate's period (a daily logrotate's graceful
+    restart against rate(1 day)) must not start the period again each time."""
+    _fast_clock(monkeypatch, 60)  # one clock minute = 1 s
+    server.start(FAST + destination("hooks", sink.url("/s"))
+                 + _sched_rule("every-five", "rate(5 minutes)"))
+    t0 = time.time()
+    while time.time() - t0 < 16:  # 16 clock minutes, a kill -9 every ~3
+        time.sleep(3)
+        old = server.daemon_pid()
+        server.kill9_daemon()
+        assert server.wait_daemon_restarted(old)
+    assert sink.wait_until(lambda reqs: len(_events(sink)) >= 2, 5), \
+        "rate(5 minutes) fired %d time(s) in 16 clock minutes" % len(_events(sink))
+    times = sorted(_epoch(t) for t in _times(sink))
+    assert all(b - a == 300 for a, b in zip(times, times[1:])), _times(sink)
+
+
 def test_cron_every_two_minutes(server, sink, monkeypatch):
     _fast_clock(monkeypatch, 60)  # one clock minute = 1 s
     server.start(FAST + destination("hooks", sink.url("/s"))

@@ -216,6 +216,45 @@ def test_status_answers_while_the_daemon_is_down(server, sink):
     assert a["ApiDestDaemon"] == "up" and a["ApiDestDaemonStarts"] == "2"
 
 
+def test_counters_continue_across_a_daemon_restart(server, sink, sink_factory):
+    """The counters live in shared memory through an apidestd restart: the
+    new daemon loads the same backlog and must not add it, or what the dead
+    one had in flight, to the gauges again; its totals go on from the old
+    one's."""
+    sink.set_default(503)
+    slow = sink_factory()
+    slow.set_default(200, delay=20)
+    server.start("ApiDestRetryBackoff 60 60\nApiDestMaintenanceInterval 1\n"
+                 + destination("hooks", sink.url("/s")) + destination("slow", slow.url("/w"))
+                 + rule("r", {"source": ["s.x"]}, [("t", "hooks")])
+                 + rule("w", {"source": ["s.w"]}, [("t", "slow")]))
+    for i in range(5):
+        server.put_events([entry("s.x", "D", {"i": i})])
+    server.put_events([entry("s.w", "D", {})])
+    assert sink.wait_for(5, 10) and slow.wait_for(1, 10)
+
+    def snapshot():
+        st = _status(server)
+        d = {x["Name"]: x for x in st["Destinations"]}
+        r = {x["Name"]: x for x in st["Rules"]}
+        return (d["hooks"]["Queued"], d["hooks"]["InFlight"], r["r"]["Targets"][0]["Queued"],
+                d["slow"]["Queued"], d["slow"]["InFlight"], st["Daemon"]["Pending"],
+                st["Daemon"]["Retried"])
+
+    # the slow one is in flight before and after: the new daemon sends it again
+    assert wait_until(lambda: snapshot() == (5, 0, 5, 1, 1, 6, 5), 5), snapshot()
+    old = server.daemon_pid()
+    server.kill9_daemon()
+    assert server.wait_daemon_restarted(old)
+    assert wait_until(lambda: _status(server)["Daemon"]["State"] == "up", 5)
+    assert slow.wait_for(2, 10)
+    time.sleep(1.5)  # a tick: publish() has run
+    assert snapshot() == (5, 0, 5, 1, 1, 6, 5)
+    a = _auto(server)
+    assert a["ApiDestDestination.hooks.Queued"] == "5", a
+    assert sink.count() == 5  # nothing was due again
+
+
 def test_status_while_the_daemon_cannot_start(server, sink, tmp_path):
     import os
     blocker = os.path.join(server.root, "blocker")

@@ -120,6 +120,35 @@ def test_torn_record_is_set_aside_and_the_rest_loads(server, sink):
     db.close()
 
 
+def test_an_unreadable_commit_marker_keeps_every_record(server, sink):
+    """The marker names the last acknowledged batch; records of later batches
+    were never acknowledged and go at start. A marker that cannot be read is
+    not "nothing was acknowledged": every record stays and is delivered."""
+    import dbm.gnu
+
+    sink.set_default(503)
+    server.start(_conf(sink))
+    ids = []
+    for i in range(5):
+        status, _, resp = server.put_events([entry(SOURCE, "Marker", {"i": i})])
+        ids.append(resp["Entries"][0]["EventId"])
+    assert sink.wait_until(lambda reqs: len({json.loads(r["body"])["id"] for r in reqs}) == 5, 10)
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    db = dbm.gnu.open(path, "w")
+    assert db[b"m/commit"].isdigit()
+    db[b"m/commit"] = b"\x00garbage"
+    db.close()
+    sink.set_default(200)
+    server.start()
+    assert sink.wait_until(lambda reqs: set(ids) <= _delivered(sink), 20), _delivered(sink)
+    log = server.log_text()
+    assert "the commit marker cannot be read" in log and "0 unacknowledged discarded" in log
+    # new events after it are committed and delivered as usual
+    status, _, resp = server.put_events([entry(SOURCE, "Marker", {"i": 9})])
+    assert sink.wait_until(lambda reqs: resp["Entries"][0]["EventId"] in _delivered(sink), 10)
+
+
 def test_compaction_waits_for_a_draining_backlog(server, sink):
     """A compaction stops deliveries for the time of its copy of the live
     records; while a backlog drains, each later one copies less. 400 records
