@@ -235,6 +235,12 @@ apr_status_t ad_auth_parse_token(apr_pool_t *p, const char *body, apr_size_t len
         *why = "the token endpoint's answer has no access_token";
         return APR_EINVAL;
     }
+    if (json_string_length(tok) + sizeof("Authorization: Bearer ") > AD_HTTP_HEADER_LINE_MAX) {
+        /* refused here, the connection is de-authorized and its records
+         * wait; sent, every one of them would fail for good */
+        *why = "the token endpoint's access_token is too long for an Authorization header";
+        return APR_EINVAL;
+    }
     if (!token_is_sendable(json_string_value(tok), json_string_length(tok))) {
         *why = "the token endpoint's access_token holds characters a header cannot carry";
         return APR_EINVAL;

@@ -222,9 +222,6 @@ static int on_prereq(void *data, char *ip, char *local_ip, int port, int local_p
 }
 #endif
 
-/* The longest "Name: value" line sent, NUL included. */
-#define AD_CURL_HEADER_LINE_MAX 8192
-
 /* Names come from the configuration; values may come from an event and
  * are held to ad_has_control(), the rule the configuration's own values
  * meet. */
@@ -241,7 +238,7 @@ static const char *header_refusal(const ad_header_t *h, char *why, size_t n)
     const char *name = name_is_safe(h->name) ? h->name : NULL;
 
     if (name && !ad_has_control(h->value)) {
-        if (strlen(name) + strlen(h->value) + 2 < AD_CURL_HEADER_LINE_MAX) {
+        if (strlen(name) + strlen(h->value) + 2 < AD_HTTP_HEADER_LINE_MAX) {
             return NULL;
         }
         snprintf(why, n, "header %.64s: the line is over 8 KiB", name);
@@ -266,7 +263,7 @@ static struct curl_slist *build_headers(const ad_http_request_t *req, char *why,
     *refused = NULL;
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         const ad_header_t *h = &APR_ARRAY_IDX(req->headers, i, ad_header_t);
-        char line[AD_CURL_HEADER_LINE_MAX];
+        char line[AD_HTTP_HEADER_LINE_MAX];
         if ((*refused = header_refusal(h, why, n))) {
             break;
         }

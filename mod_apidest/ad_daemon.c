@@ -165,6 +165,9 @@ typedef struct fifo_t {
  * timeout runs while it waits. */
 #define HOST_CONNS 64
 
+/* A failed refresh of a token that still serves is tried again after this. */
+#define REFRESH_RETRY apr_time_from_sec(5)
+
 /* Jobs the core may hand a worker beyond what a host can have running: the
  * worker starts them as soon as a transfer ends, without a round trip
  * through the core (which meanwhile reads the next records). */
@@ -198,6 +201,7 @@ typedef struct conn_rt_t {
     apr_interval_time_t lifetime;
     apr_uint64_t gen; /* bumped with every new token */
     int fetching;
+    apr_time_t refresh_after; /* a refresh ahead of expiry failed: not again before */
 } conn_rt_t;
 
 struct ad_daemon_t {
@@ -1239,12 +1243,23 @@ static void process_token(ad_daemon_t *d, job_t *j)
         return;
     }
     ad_metric_add(&d->m->conns[cn->index].token_failures, 1);
+    why = why ? why : apr_psprintf(j->pool, "token endpoint: %s", j->message);
+    if (cr->token && apr_time_now() < cr->expiry) {
+        /* A refresh ahead of expiry (beyond EB) must not cost more than
+         * not refreshing ahead: the token serves until it expires, when a
+         * fetch that fails de-authorizes the connection as before. */
+        cr->refresh_after = apr_time_now() + REFRESH_RETRY;
+        ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
+                      ADLOGNO(00116) "connection %s: refreshing its token failed (%s); the "
+                                     "current token serves until it expires",
+                      cn->name, why);
+        return;
+    }
     free(cr->token);
     cr->token = NULL;
     cr->expiry = 0;
     d->m->conns[cn->index].token_expiry = 0;
-    set_conn_state(d, cn, AD_CONN_DEAUTHORIZED,
-                   why ? why : apr_psprintf(j->pool, "token endpoint: %s", j->message));
+    set_conn_state(d, cn, AD_CONN_DEAUTHORIZED, why);
 }
 
 static void process_outcome(ad_daemon_t *d, job_t *j)
@@ -2043,7 +2058,8 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
 
 /* OAuth tokens are refreshed before they expire (beyond EB: in the
  * background, not only on traffic): within a tenth of their lifetime, at
- * least 5 s and at most 60 s before. */
+ * least 5 s and at most 60 s before, but not in the first half of it (a
+ * token of a few seconds would be fetched again on every tick). */
 static void refresh_tokens(ad_daemon_t *d)
 {
     apr_time_t now = apr_time_now();
@@ -2059,8 +2075,11 @@ static void refresh_tokens(ad_daemon_t *d)
         if (ahead > apr_time_from_sec(60)) {
             ahead = apr_time_from_sec(60);
         }
+        if (ahead > cr->lifetime / 2) {
+            ahead = cr->lifetime / 2;
+        }
         if (cr->conn->auth == AD_AUTH_OAUTH && cr->token && !cr->fetching &&
-            cr->expiry - now <= ahead) {
+            cr->expiry - now <= ahead && now >= cr->refresh_after) {
             start_token_fetch(d, cr);
         }
     }

@@ -10,6 +10,10 @@
 
 typedef struct ad_http_engine_t ad_http_engine_t;
 
+/* The longest "Name: value" line sent, NUL included: a request that would
+ * need a longer one is refused as AD_HTTP_INVALID. */
+#define AD_HTTP_HEADER_LINE_MAX 8192
+
 typedef enum {
     AD_HTTP_OK = 0,  /* a response came (any status) */
     AD_HTTP_TIMEOUT, /* no complete response within the timeout */

@@ -174,6 +174,37 @@ def test_oauth_token_refreshed_before_expiry(server, sink, sink_factory):
     assert exp and exp.endswith("Z")
 
 
+def test_failed_refresh_ahead_keeps_the_token_until_it_expires(server, sink, sink_factory):
+    """The refresh ahead of expiry is beyond EventBridge and must not cost
+    more than not refreshing: when it fails, the token still in date keeps
+    serving (the connection stays AUTHORIZED); only a fetch after expiry
+    that fails de-authorizes it. A token this short is not fetched again on
+    every tick either."""
+    tok = sink_factory()
+    tok.respond([Response(200, headers={"Content-Type": "application/json"},
+                          body=json.dumps({"access_token": SECRETS["token"], "expires_in": 8}))])
+    tok.set_default(503)
+    server.start(_oauth_conf(tok, sink))
+    server.put_events([entry("s.oa", "D", {"i": 0})])
+    assert sink.wait_for(1, 10)
+    t0 = tok.snapshot()[0]["time"]
+    assert tok.wait_for(2, 8), "no refresh ahead of expiry"
+    assert tok.snapshot()[1]["time"] - t0 >= 3.5, "refreshed in the first half of its life"
+    time.sleep(0.5)
+    assert _conn_state(server, "oa")["ConnectionState"] == "AUTHORIZED"
+    server.put_events([entry("s.oa", "D", {"i": 1})])
+    assert sink.wait_for(2, 5), "the token in date was dropped with the failed refresh"
+    assert header(sink.snapshot()[1], "Authorization") == "Bearer " + SECRETS["token"]
+    assert "refreshing its token failed (token endpoint: " in server.log_text()
+    # once it has expired, a fetch that fails de-authorizes, as before
+    assert wait_until(lambda: time.time() - t0 > 8.5, 10)
+    server.put_events([entry("s.oa", "D", {"i": 2})])
+    assert wait_until(lambda: _conn_state(server, "oa")["ConnectionState"] == "DEAUTHORIZED", 10)
+    assert sink.count() == 2 and _dlq(server) == []
+    assert tok.count() <= 5, "token fetches: %d" % tok.count()
+    assert SECRETS["token"] not in server.log_text()
+
+
 def test_failing_token_endpoint_deauthorizes_records_wait_then_authorize(server, sink,
                                                                           sink_factory):
     tok, _ = _token_sink(sink_factory, fail=True)

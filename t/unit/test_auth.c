@@ -4,6 +4,7 @@
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_strings.h>
 
 #include "ad_auth.h"
 #include "ad_conf.h"
@@ -83,6 +84,35 @@ START_TEST(answers_refused)
 }
 END_TEST
 
+/* The longest token that fits "Authorization: Bearer <token>" in one
+ * header line is taken; one byte more is refused with a reason, so that
+ * the connection is de-authorized instead of every delivery failing. */
+START_TEST(token_length_bound)
+{
+    apr_size_t fits = AD_HTTP_HEADER_LINE_MAX - sizeof("Authorization: Bearer ");
+    const char *token, *why;
+    apr_interval_time_t lifetime;
+    apr_status_t rv;
+    apr_size_t n;
+    char *t;
+
+    for (n = fits; n <= fits + 1; n++) {
+        t = apr_palloc(pool, n + 1);
+        memset(t, 'a', n);
+        t[n] = '\0';
+        rv = parse(apr_psprintf(pool, "{\"access_token\":\"%s\"}", t), &token, &lifetime, &why);
+        if (n == fits) {
+            ck_assert_int_eq(rv, APR_SUCCESS);
+            ck_assert_uint_eq(strlen(token), fits);
+        }
+        else {
+            ck_assert_int_ne(rv, APR_SUCCESS);
+            ck_assert_ptr_nonnull(strstr(why, "too long"));
+        }
+    }
+}
+END_TEST
+
 static ad_param_t *inv_param(const char *where, const char *key, const char *value)
 {
     ad_param_t *prm = apr_pcalloc(pool, sizeof(*prm));
@@ -136,6 +166,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, token_and_lifetime);
     tcase_add_test(tc, answers_refused);
+    tcase_add_test(tc, token_length_bound);
     tcase_add_test(tc, connection_parameters_win);
     suite_add_tcase(s, tc);
     return unit_run(s);
