@@ -494,10 +494,13 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
         return APR_SUCCESS;
     }
     if (ad_url_has_dot_segment(req->url)) {
-        /* A PathParameter of "." or ".." from the event: curl would resolve
-         * it and send the request (and its credentials) to another path. */
+        /* A PathParameter of "." or ".." from the event, or holding one
+         * between slashes ("../admin", encoded "..%2Fadmin"): curl, or a
+         * server that decodes first, would resolve it and send the request
+         * (and its credentials) to another path. */
         transfer_put(e, t);
-        finish_now(cb, baton, AD_HTTP_INVALID, "a path parameter is '.' or '..'");
+        finish_now(cb, baton, AD_HTTP_INVALID,
+                   "a path parameter is or holds a '.' or '..' segment");
         return APR_SUCCESS;
     }
     if (!configure_handle(t, req)) {

@@ -898,6 +898,35 @@ static int is_dot_segment(const char *seg, apr_size_t n)
     return dots == 1 || dots == 2;
 }
 
+/* A percent-encoded '/' or '\\': servers that decode before they resolve
+ * dot segments (nginx, IIS) treat it as a separator. */
+static int is_encoded_separator(const char *s, apr_size_t n)
+{
+    return n >= 3 && s[0] == '%' &&
+           ((s[1] == '2' && (s[2] == 'f' || s[2] == 'F')) ||
+            (s[1] == '5' && (s[2] == 'c' || s[2] == 'C')));
+}
+
+/* Whether a segment, or a piece of it between encoded separators
+ * ("..%2Fadmin"), is a dot segment. */
+static int has_dot_piece(const char *seg, apr_size_t n)
+{
+    apr_size_t start = 0, i;
+
+    for (i = 0; i <= n; i++) {
+        if (i == n || is_encoded_separator(seg + i, n - i)) {
+            if (is_dot_segment(seg + start, i - start)) {
+                return 1;
+            }
+            if (i < n) {
+                i += 2;
+                start = i + 1;
+            }
+        }
+    }
+    return 0;
+}
+
 const char *ad_url_path(const char *url)
 {
     const char *sep = strstr(url, "://");
@@ -915,7 +944,7 @@ int ad_url_has_dot_segment(const char *url)
         if (n > end - 1) {
             n = end - 1;
         }
-        if (is_dot_segment(p + 1, n)) {
+        if (has_dot_piece(p + 1, n)) {
             return 1;
         }
         p += n + 1;

@@ -43,8 +43,9 @@ char *ad_url_encode_n(apr_pool_t *p, const char *s, apr_size_t n);
 const char *ad_url_path(const char *url);
 
 /* Whether the path of url (after scheme://authority, before '?' or '#')
- * has a "." or ".." segment, spelled out or percent-encoded: HTTP clients
- * and servers resolve those, so the request would go to another path. */
+ * has a "." or ".." segment, spelled out or percent-encoded, or one
+ * between percent-encoded '/' or '\\' ("..%2Fadmin"): HTTP clients and
+ * servers resolve those, so the request would go to another path. */
 int ad_url_has_dot_segment(const char *url);
 
 /* A URL's scheme://host[:port] as connections see it: lower case, without

@@ -162,10 +162,15 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (strpbrk(u.hostname, "<>\"{}|\\^`")) {
         return apr_psprintf(p, "Endpoint '%s': the host holds a character no host name has", url);
     }
+    /* Never sent, and the query parameters added after it (a connection's
+     * API key among them) would go into it, unseen. */
+    if (u.fragment || strchr(url, '#')) {
+        return apr_psprintf(p, "Endpoint '%s': a #fragment is not sent to a server; remove it",
+                            url);
+    }
     /* A PathParameter fills a '*' with event data: in the host or the query
      * it would choose where the connection's credentials go. */
-    if (strchr(u.hostinfo ? u.hostinfo : "", '*') || strchr(u.query ? u.query : "", '*') ||
-        strchr(u.fragment ? u.fragment : "", '*')) {
+    if (strchr(u.hostinfo ? u.hostinfo : "", '*') || strchr(u.query ? u.query : "", '*')) {
         return apr_psprintf(p, "Endpoint '%s': a '*' (PathParameter) may only stand in the path",
                             url);
     }

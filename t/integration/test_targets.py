@@ -316,11 +316,14 @@ def test_path_query_and_header_parameters(server, sink):
     time.sleep(0.5)
     assert sink.count() == 1
     # "." or ".." from the event would move the request (and a connection's
-    # credentials) to another path: dead-lettered, never sent
-    for i, bad in enumerate(["..", "."]):
+    # credentials) to another path: dead-lettered, never sent; so would
+    # "../admin" on a server that decodes %2F or %5C before it resolves
+    for i, bad in enumerate(["..", ".", "../admin", "..\\admin", "a/.."]):
         server.put_events([entry("s.p", "D", dict(detail, tenant=bad))])
         recs = _wait_dlq(server, 4 + i)
         assert all(r["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER" for r in recs), recs
+    assert sum("path parameter is or holds a '.' or '..' segment" in
+               r["Attributes"]["ERROR_MESSAGE"] for r in recs) == 5, recs
     # dots inside a value are just characters
     server.put_events([entry("s.p", "D", dict(detail, tenant="..."))])
     assert sink.wait_for(2, 10)
@@ -347,6 +350,8 @@ def test_config_errors_for_targets_and_connections(server, sink):
     for url, msg in [("http://127.0.0.1:%d/a/../b" % port, "'.' or '..' path segment"),
                      ("http://*.example:%d/x" % port, "may only stand in the path"),
                      ("http://127.0.0.1:%d/x?a=*" % port, "may only stand in the path"),
+                     ("http://127.0.0.1:%d/x#*" % port, "a #fragment is not sent"),
+                     ("http://127.0.0.1:%d/x?k=v#" % port, "a #fragment is not sent"),
                      ("http://u:%s@127.0.0.1:%d/x" % (SECRETS["password"], port),
                       "use an ApiDestConnection")]:
         cases.append((_dest("d-%d" % len(cases), url), "Endpoint " + url, msg))
@@ -357,6 +362,11 @@ def test_config_errors_for_targets_and_connections(server, sink):
         line = server.conf_line(needle, path=path)
         assert "%s:%d" % (path, line) in out, out
         assert SECRETS["password"] not in out, out
+    rc, out, path = server.configtest(_conn(
+        "c", "AuthorizationType OAUTH_CLIENT_CREDENTIALS\nOAuthEndpoint %s\n"
+        "OAuthClient id %s" % (sink.url("/t#x"), SECRETS["client"])))
+    assert rc != 0 and "a #fragment is not sent" in out, out
+    assert "%s:%d" % (path, server.conf_line("OAuthEndpoint", path=path)) in out, out
     # credentials over plain http need AllowInsecureHttp
     body = (_conn("c", "AuthorizationType API_KEY\nApiKey X-K %s" % SECRETS["apikey"])
             + _dest("d2", sink.url("/x"), "    Connection c\n"))

@@ -958,8 +958,20 @@ END_TEST
 START_TEST(url_dot_segments)
 {
     static const char *const dotted[] = {
-        "https://h/v1/../notify", "https://h/v1/./x", "https://h/v1/..", "https://h/..?a=b",
-        "https://h/v1/%2E%2e/x",  "https://h/.%2e/x", "https://h/%2e#f", "http://[::1]:8/a/../b",
+        "https://h/v1/../notify",
+        "https://h/v1/./x",
+        "https://h/v1/..",
+        "https://h/..?a=b",
+        "https://h/v1/%2E%2e/x",
+        "https://h/.%2e/x",
+        "https://h/%2e#f",
+        "http://[::1]:8/a/../b",
+        /* event values "../admin", "..\\admin", "a/..", "./x" once encoded */
+        "https://h/u/..%2Fadmin/o",
+        "https://h/u/..%5Cadmin",
+        "https://h/u/a%2f..",
+        "https://h/u/.%5cx",
+        "https://h/u/x%2F%2e%2E%2Fy",
     };
     static const char *const plain[] = {
         "https://h/v1/customers/x/notify",
@@ -971,6 +983,12 @@ START_TEST(url_dot_segments)
         "https://h",
         "https://h.example.com:8443/",
         "https://h//x",
+        "https://h/u/a%2Fb%5Cc",
+        "https://h/u/...%2F...",
+        "https://h/u/%2F",
+        "https://h/u/%2",
+        "https://h/u/..a%2Fb..",
+        "https://h/u/%2F%2F",
     };
     apr_size_t i;
 
