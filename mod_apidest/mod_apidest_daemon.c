@@ -91,9 +91,11 @@ static void daemon_signals(void)
     apr_signal(SIGCHLD, SIG_DFL);
 }
 
-static int own_path(server_rec *s, const char *path)
+/* lchown: a link planted in the runtime directory in the moment after
+ * bind() must not hand its target to the httpd user. */
+static int own_socket(server_rec *s, const char *path)
 {
-    if (geteuid() == 0 && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) < 0) {
+    if (geteuid() == 0 && lchown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) < 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
                      ADLOGNO(10010) "apidestd: cannot give %s to the httpd user", path);
         return 0;
@@ -139,17 +141,17 @@ static int bind_socket(server_rec *s, int *fd_out)
         return 0;
     }
     unlink(sockname);
-    omask = umask(0077); /* only the httpd user may talk to apidestd */
+    omask = umask(0177); /* 0600: only the httpd user may talk to apidestd */
     rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(omask);
-    if (rc < 0 || chmod(sockname, S_IRUSR | S_IWUSR) < 0 || listen(fd, 511) < 0) {
+    if (rc < 0 || listen(fd, 511) < 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
                      ADLOGNO(10012) "apidestd: cannot bind/listen on %s", sockname);
         close(fd);
         return 0;
     }
     *fd_out = fd;
-    return own_path(s, sockname);
+    return own_socket(s, sockname);
 }
 
 #define STORE_DIR_PERMS (APR_FPROT_OS_DEFAULT & ~APR_FPROT_WREAD & ~APR_FPROT_WWRITE)
@@ -226,15 +228,23 @@ static int store_dir_writable(server_rec *s, const char *store_dir)
     return 1;
 }
 
-static void write_pid_file(apr_pool_t *p, server_rec *s)
+/* Written as root, created anew and never through a link: a file planted
+ * in its place would otherwise be truncated and written. It stays root's
+ * (the master removes it; children only read it). */
+static void write_pid_file(server_rec *s)
 {
-    apr_file_t *f;
-    if (apr_file_open(&f, pidfile, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE,
-                      APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
-                      p) == APR_SUCCESS) {
-        apr_file_printf(f, "%" APR_PID_T_FMT "\n", getpid());
-        apr_file_close(f);
-        own_path(s, pidfile);
+    char line[32];
+    int fd, n = snprintf(line, sizeof(line), "%" APR_PID_T_FMT "\n", getpid());
+
+    unlink(pidfile);
+    fd = open(pidfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
+    if (fd < 0 || write(fd, line, (size_t)n) != n) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s,
+                     ADLOGNO(10050) "apidestd: cannot write its pid file %s", pidfile);
+    }
+    if (fd >= 0) {
+        close(fd);
     }
 }
 
@@ -266,7 +276,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
     if (!bind_socket(s, &fd) || !prepare_store_dir(p, s, store_dir)) {
         return DAEMON_STARTUP_ERROR;
     }
-    write_pid_file(p, s);
+    write_pid_file(s);
     if (ap_run_drop_privileges(p, s) != 0 || !store_dir_writable(s, store_dir)) {
         return DAEMON_STARTUP_ERROR;
     }

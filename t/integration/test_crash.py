@@ -6,12 +6,14 @@ import glob
 import json
 import os
 import signal
+import stat
 import threading
 import time
 
 import pytest
 
-from harness import descendants, destination, entry, pid_alive, pid_exists, rule, wait_until
+from harness import (assert_put_ok, descendants, destination, entry, pid_alive, pid_exists, rule,
+                     wait_until)
 
 CONF_EXTRA = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
 SOURCE = "com.example.crash"
@@ -277,3 +279,29 @@ def test_runtime_files_go_at_stop_and_after_a_killed_master(server, sink):
     assert second != first
     server.stop()
     assert sockets() == [] and not os.path.exists(server.daemon_pid_file)
+
+
+def test_runtime_files_never_written_through_a_planted_link(server, sink):
+    """The pid file is written as root: a link planted in its place (in a
+    runtime directory the httpd user could write) must not get its target
+    truncated, written or given to the httpd user. The socket is 0600 and
+    the httpd user's, so the children can still talk to apidestd."""
+    victim = os.path.join(server.root, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    os.chmod(victim, 0o600)
+    owner = os.stat(victim).st_uid
+    os.makedirs(server.run_dir, exist_ok=True)
+    os.symlink(victim, server.daemon_pid_file)
+    server.start(_conf(sink))
+    with open(victim) as f:
+        assert f.read() == "precious\n"
+    assert os.stat(victim).st_uid == owner
+    assert not os.path.islink(server.daemon_pid_file)
+    with open(server.daemon_pid_file) as f:
+        assert int(f.read()) == server.daemon_pid()
+    [sock] = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))
+    st = os.lstat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert_put_ok(*server.put_events([entry(SOURCE, "D", {})]), 1)
+    assert sink.wait_for(1, 10)
