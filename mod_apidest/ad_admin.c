@@ -283,7 +283,9 @@ static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char
     if (!load_one(p, ctx, id, &r)) {
         return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
     }
-    ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL));
+    if (ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL)) != APR_SUCCESS) {
+        return reply_error(p, 500, "StoreError", "the record could not be deleted", reply, len);
+    }
     (*ctx->dlq_count)--;
     return reply_json(p, 200, json_pack("{s:s}", "Deleted", id), reply, len);
 }
@@ -313,7 +315,11 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_re
     if (ctx->store->put(ctx->store, &it, 1) != APR_SUCCESS) {
         return 0;
     }
-    ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL));
+    if (ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL)) != APR_SUCCESS) {
+        /* in both places it would be delivered and stay in the DLQ */
+        ctx->store->del(ctx->store, qkey);
+        return 0;
+    }
     (*ctx->dlq_count)--;
     ctx->requeue(ctx->baton, qkey, due, r);
     return 1;

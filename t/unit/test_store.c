@@ -13,6 +13,8 @@
 #include <apr_strings.h>
 #include <apr_file_io.h>
 
+#include "ad_admin.h"
+#include "ad_record.h"
 #include "ad_store.h"
 #include "unit_run.h"
 
@@ -225,6 +227,73 @@ START_TEST(opening_a_new_store_syncs_its_directory)
 }
 END_TEST
 
+/* The admin operations on a store whose delete of DLQ records fails: the
+ * caller is told, the count stays, and a redrive leaves the record in the
+ * DLQ only (had it stayed in both, it would be delivered and still listed). */
+static ad_store_t *behind; /* the store refuse_dlq_del() wraps */
+
+static apr_status_t refuse_dlq_del(ad_store_t *s, const char *key)
+{
+    (void)s;
+    return *key == 'd' ? APR_EGENERAL : behind->del(behind, key);
+}
+
+static int requeued;
+
+static void count_requeue(void *baton, const char *qkey, apr_time_t due, const ad_record_t *r)
+{
+    (void)baton;
+    (void)qkey;
+    (void)due;
+    (void)r;
+    requeued++;
+}
+
+START_TEST(admin_reports_a_failed_delete)
+{
+    ad_store_t *real = open_store(pool), broken = *real;
+    ad_record_t *r = ad_record_make(pool);
+    ad_admin_ctx_t ctx;
+    ad_store_item_t it;
+    const char *del = "{\"op\":\"dlq-delete\",\"id\":\"00ab\"}";
+    const char *redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00ab\"}";
+    char *buf, *reply;
+    apr_size_t len;
+    int count = 1;
+
+    r->event_id = "e";
+    r->rule = r->target = r->destination = "x";
+    r->method = "POST";
+    r->url = "http://127.0.0.1/";
+    r->body = "{}";
+    r->body_len = 2;
+    ck_assert_int_eq(ad_record_encode(pool, r, &buf, &len), APR_SUCCESS);
+    it.key = "d00ab";
+    it.val = buf;
+    it.len = len;
+    ck_assert_int_eq(real->put(real, &it, 1), APR_SUCCESS);
+    broken.del = refuse_dlq_del;
+    behind = real;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = &broken;
+    ctx.dlq_count = &count;
+    ctx.requeue = count_requeue;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, del, strlen(del), &reply, &len), 500);
+    ck_assert_ptr_nonnull(strstr(reply, "StoreError"));
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 500);
+    ck_assert_int_eq(count, 1);
+    ck_assert_int_eq(requeued, 0);
+    ck_assert_int_eq(real->get(real, pool, "d00ab", &buf, &len), APR_SUCCESS);
+    ck_assert_int_eq(real->get(real, pool, "q00ab", &buf, &len), APR_NOTFOUND);
+    /* and with a store that deletes, both work */
+    ctx.store = real;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
+    ck_assert_int_eq(count, 0);
+    ck_assert_int_eq(requeued, 1);
+    ck_assert_int_eq(real->get(real, pool, "q00ab", &buf, &len), APR_SUCCESS);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -235,6 +304,7 @@ static Suite *suite(void)
     tcase_add_test(tc, per_record_calls_take_nothing_from_the_store_pool);
     tcase_add_test(tc, compaction_keeps_live_records_and_syncs_the_rename);
     tcase_add_test(tc, opening_a_new_store_syncs_its_directory);
+    tcase_add_test(tc, admin_reports_a_failed_delete);
     suite_add_tcase(s, tc);
     return s;
 }
