@@ -1517,6 +1517,27 @@ static int park_unread(ad_daemon_t *d, const qent_t *e)
     return 1;
 }
 
+/* A record that reaches its maximum age before any attempt has no error
+ * of its own: its DLQ record says why it was never sent. */
+static void note_never_sent(ad_daemon_t *d, job_t *j)
+{
+    const ad_connection_t *cn = connection_of(j);
+    ad_record_t *r = j->rec;
+
+    if (r->last_error && *r->last_error) {
+        return;
+    }
+    if (cn && conn_state(d, cn) != AD_CONN_AUTHORIZED) {
+        r->last_error = "NO_PERMISSIONS";
+        r->last_message = apr_psprintf(
+            j->pool, "The event reached its maximum age unsent: its connection %s is %s", cn->name,
+            ad_conn_state_name(conn_state(d, cn)));
+        return;
+    }
+    r->last_error = "INTERNAL_ERROR";
+    r->last_message = "The event reached its maximum age before its first attempt";
+}
+
 static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
 {
     char key[KEY_LEN + 1];
@@ -1558,6 +1579,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         target_gone(d, j, key);
     }
     else if (ad_now() >= expiry_of(j->rec, t)) {
+        note_never_sent(d, j);
         fail_final(d, j, key, "MaximumEventAgeInSeconds");
     }
     else if (!t->destination) {

@@ -241,6 +241,32 @@ def test_basic_401_deauthorizes_and_records_wait(server, sink):
     assert sink.wait_until(lambda reqs: any(r["status"] == 200 for r in reqs), 10)
 
 
+def test_records_expiring_unsent_say_why_in_the_dlq(server, sink, monkeypatch):
+    """A record that reaches its maximum age before any attempt (here: its
+    connection was de-authorized by an earlier 401) had no ERROR_CODE or
+    ERROR_MESSAGE in its DLQ record; it says why it was never sent."""
+    monkeypatch.setenv("APIDEST_TEST_CLOCK_RATE", "60")
+    monkeypatch.setenv("APIDEST_TEST_CLOCK_BASE", str(int(time.time())))
+    sink.set_default(401)
+    server.start(FAST + _conn("b", "AuthorizationType BASIC\nBasic u %s\nAllowInsecureHttp on"
+                              % SECRETS["password"])
+                 + _dest("d", sink.url("/b"), "    Connection b\n")
+                 + _target_rule("r", "s.b", "        Destination d\n"
+                                "        MaximumEventAge 60\n"))
+    server.put_events([entry("s.b", "D", {"i": 0})])
+    assert wait_until(lambda: _conn_state(server, "b")["ConnectionState"] == "DEAUTHORIZED", 10)
+    server.put_events([entry("s.b", "D", {"i": 1})])
+    recs = _wait_dlq(server, 2, timeout=15)
+    assert sink.count() == 1
+    by_i = {json.loads(r["Body"])["detail"]["i"]: r["Attributes"] for r in recs}
+    assert by_i[0]["ERROR_CODE"] == "ERROR_FROM_TARGET", by_i
+    assert by_i[1]["ERROR_CODE"] == "NO_PERMISSIONS", by_i
+    assert by_i[1]["ERROR_MESSAGE"] == ("The event reached its maximum age unsent: its "
+                                        "connection b is DEAUTHORIZED"), by_i
+    assert by_i[1]["EXHAUSTED_RETRY_CONDITION"] == "MaximumEventAgeInSeconds"
+    assert by_i[1]["RETRY_ATTEMPTS"] == "0"
+
+
 # ---- parameters from the event -----------------------------------------------------
 
 def test_blank_and_colliding_parameters(server, sink):
