@@ -697,10 +697,11 @@ static int canonical_key(scan_t *sc, int base, const unsigned char *raw, size_t 
 }
 
 /* Whether a real's own text is what ad_json_real_text writes for it: a
- * plain decimal whose p significant digits print back under %.{p}g, while
- * p - 1 digits do not read back as the same double (then no shorter text
- * does either: the nearest (p-1)-digit decimal would). Spares the search for
- * the shortest text, the main cost of a coordinate-heavy detail. */
+ * plain decimal in its plain range (1e-3 <= |d| < 1e7) whose p significant
+ * digits print back under %.{p}g, while p - 1 digits do not read back as the
+ * same double (then no shorter text does either: the nearest (p-1)-digit
+ * decimal would). Spares the search for the shortest text, the main cost of
+ * a coordinate-heavy detail. */
 static int real_is_canonical(scan_t *sc, const unsigned char *q, size_t n, double d)
 {
     char buf[AD_JSON_REAL_MAX];
@@ -708,7 +709,7 @@ static int real_is_canonical(scan_t *sc, const unsigned char *q, size_t n, doubl
     size_t i;
     int p = 0;
 
-    if (n >= 32 || memchr(q, 'e', n) || memchr(q, 'E', n)) {
+    if (n >= 32 || memchr(q, 'e', n) || memchr(q, 'E', n) || fabs(d) < 1e-3 || fabs(d) >= 1e7) {
         return 0;
     }
     for (i = 0; i < n; i++) {

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -730,23 +731,80 @@ void ad_jbuf_string(ad_jbuf_t *b, const char *s, size_t n)
     ad_json_write_string(s, n, jb_put_piece, b);
 }
 
-/* The shortest text that reads back as the same double, as Java and
- * JavaScript print numbers (jansson's default prints 17 digits: 0.1 would
- * become 0.10000000000000001). */
-size_t ad_json_real_text(double v, char *out)
+/* The shortest significant digits that read back as v, in digits (no
+ * point, no trailing zeros but the first digit); returns v's decimal
+ * exponent (v = 0.d1d2... x 10^(exp+1)). */
+static int shortest_digits(double v, char *digits)
 {
+    char sci[AD_JSON_REAL_MAX], *e, *w = digits;
+    const char *r;
     int prec;
 
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(out, AD_JSON_REAL_MAX, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) {
+    /* two digits at least, as Java: the closest two-digit decimal where
+     * one digit would do but is not the closest (4.9E-324, not 5.0E-324) */
+    for (prec = 1; prec <= 16; prec++) {
+        snprintf(sci, sizeof(sci), "%.*e", prec, v);
+        if (strtod(sci, NULL) == v) {
             break;
         }
     }
-    if (!strpbrk(out, ".eE")) {
-        strcat(out, ".0");
+    e = strchr(sci, 'e');
+    for (r = sci + (*sci == '-'); r < e; r++) {
+        if (*r != '.') {
+            *w++ = *r;
+        }
     }
-    return strlen(out);
+    while (w > digits + 1 && w[-1] == '0') {
+        w--;
+    }
+    *w = '\0';
+    return atoi(e + 1);
+}
+
+/* The shortest text that reads back as the same double, laid out as Java's
+ * Double.toString (what EventBridge's Jackson writes): plain decimal with at
+ * least one fractional digit for 1e-3 <= |v| < 1e7 ("2500.0", "0.001"),
+ * otherwise d.ddd"E"n ("1.0E21", "-2.5E-7"). jansson's default printed 17
+ * digits (0.1 as 0.10000000000000001), %g an exponent for 2500.0. */
+size_t ad_json_real_text(double v, char *out)
+{
+    char digits[24];
+    int exp, nd, i;
+    char *w = out;
+
+    if (v != v || v == HUGE_VAL || v == -HUGE_VAL) {
+        return (size_t)snprintf(out, AD_JSON_REAL_MAX, "null"); /* never from JSON text */
+    }
+    if (signbit(v)) {
+        *w++ = '-';
+        v = -v;
+    }
+    if (v == 0) {
+        strcpy(w, "0.0");
+        return strlen(out);
+    }
+    exp = shortest_digits(v, digits);
+    nd = (int)strlen(digits);
+    if (exp >= -3 && exp < 7) {
+        if (exp < 0) {
+            w += sprintf(w, "0.");
+            for (i = -1; i > exp; i--) {
+                *w++ = '0';
+            }
+            w += sprintf(w, "%s", digits);
+        }
+        else {
+            for (i = 0; i <= exp; i++) {
+                *w++ = i < nd ? digits[i] : '0';
+            }
+            *w++ = '.';
+            w += sprintf(w, "%s", nd > exp + 1 ? digits + exp + 1 : "0");
+        }
+    }
+    else {
+        w += sprintf(w, "%c.%sE%d", digits[0], nd > 1 ? digits + 1 : "0", exp);
+    }
+    return (size_t)(w - out);
 }
 
 static void jb_real(ad_jbuf_t *b, double v)

@@ -174,6 +174,35 @@ def test_unicode_10k_detail_round_trips(server, sink, outer_ascii):
     assert header(req, "Content-Type") == CONTENT_TYPE
 
 
+def test_detail_numbers_written_as_eventbridge_writes_them(server, sink):
+    """The detail is re-serialised (eventbridge-semantics.md 2) by Jackson:
+    reals as Java's Double.toString, never C's %g (2500.00 arrived as
+    2.5e+03), integers as written; the same through an InputTransformer."""
+    server.start(destination("hooks", sink.url("/n")) + rule(
+        "r1", {"source": ["com.example.num"]}, [("t1", "hooks")]) + """
+<ApiDestRule r2>
+    EventPattern '{"source": ["com.example.num"]}'
+    <ApiDestTarget t2>
+        Destination hooks
+        InputTransformer '{"p": <p>, "s": "<p> and <t>"}'
+        InputPathsMap p $.detail.price
+        InputPathsMap t $.detail.tiny
+    </ApiDestTarget>
+</ApiDestRule>
+""")
+    text = ('{"t":20.0,"price":2500.00,"n":123456.0,"tiny":0.0001,"big":1e21,"i":100,'
+            '"neg":-0.5,"c":-122.42916360922355,"m":12345678.5}')
+    status, hdrs, resp = server.put_events([{"Source": "com.example.num", "DetailType": "N",
+                                             "Detail": text}])
+    assert_put_ok(status, hdrs, resp, 1)
+    assert sink.wait_for(2, DELIVER)
+    bodies = sorted(r["body"].decode() for r in sink.snapshot())
+    assert bodies[0] == '{"p":2500.0,"s":"2500.0 and 1.0E-4"}', bodies[0]
+    detail = bodies[1][bodies[1].index('"detail":') + 9:-1]
+    assert detail == ('{"t":20.0,"price":2500.0,"n":123456.0,"tiny":1.0E-4,"big":1.0E21,'
+                      '"i":100,"neg":-0.5,"c":-122.42916360922355,"m":1.23456785E7}'), detail
+
+
 def test_destinations_sharing_a_host_share_its_connections(server, sink):
     """Three destinations on one host, 60 events each, against a slow host:
     together they never hold more than the engine's 64 connections to it,

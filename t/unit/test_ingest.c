@@ -755,12 +755,51 @@ START_TEST(store_item_limit_fails_whole_entry)
 }
 END_TEST
 
+/* Reals as Java's Double.toString writes them (EventBridge's Jackson):
+ * the shortest digits that read back, plain from 1e-3 to below 1e7 with at
+ * least one fractional digit, d.dddEn outside. %g wrote 2500.0 as 2.5e+03. */
 START_TEST(json_numbers_shortest)
 {
-    json_t *v = json_pack("[f,f,f,f,f,I]", 0.1, 1.0, 1e300, -2.5e-7, 123456.789,
-                          (json_int_t)-9223372036854775807LL);
-    ck_assert_str_eq(ad_json_dump(pool, v, NULL),
-                     "[0.1,1.0,1e+300,-2.5e-07,123456.789,-9223372036854775807]");
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0.1, "0.1"},
+        {1.0, "1.0"},
+        {10.0, "10.0"},
+        {20.0, "20.0"},
+        {100.0, "100.0"},
+        {2500.0, "2500.0"},
+        {123456.0, "123456.0"},
+        {123456.789, "123456.789"},
+        {9999999.0, "9999999.0"},
+        {1e7, "1.0E7"},
+        {12345678.9, "1.23456789E7"},
+        {1e21, "1.0E21"},
+        {1e300, "1.0E300"},
+        {0.001, "0.001"},
+        {0.00123, "0.00123"},
+        {0.0001, "1.0E-4"},
+        {0.00001, "1.0E-5"},
+        {-2.5e-7, "-2.5E-7"},
+        {-0.0, "-0.0"},
+        {0.0, "0.0"},
+        {-1234.5, "-1234.5"},
+        {5e-324, "4.9E-324"},
+        {1.7976931348623157e308, "1.7976931348623157E308"},
+        {0.30000000000000004, "0.30000000000000004"},
+    };
+    char buf[AD_JSON_REAL_MAX];
+    json_t *v;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_uint_eq(ad_json_real_text(cases[i].v, buf), strlen(cases[i].text));
+        ck_assert_str_eq(buf, cases[i].text);
+        ck_assert_msg(strtod(buf, NULL) == cases[i].v, "%s reads back otherwise", buf);
+    }
+    v = json_pack("[f,f,I]", 0.1, 2500.0, (json_int_t)-9223372036854775807LL);
+    ck_assert_str_eq(ad_json_dump(pool, v, NULL), "[0.1,2500.0,-9223372036854775807]");
     json_decref(v);
 }
 END_TEST

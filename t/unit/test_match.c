@@ -534,7 +534,7 @@ START_TEST(test_canonical)
     check_canonical(s, "{\"a\":1,\"a\":2}", 13);
     ck_assert_int_eq(ad_match_canonical(pool, "{\"a\":1,\"a\":2}", 13, s, &o, &n), AD_MATCH_UNSURE);
     ck_assert_int_eq(ad_match_canonical(pool, " {\"a\" : 1e5 } ", 14, s, &o, &n), 1);
-    ck_assert_str_eq(o, "{\"a\":1e+05}");
+    ck_assert_str_eq(o, "{\"a\":100000.0}");
     /* the depth ingest compares with the matcher's limit */
     {
         static const struct {

@@ -543,7 +543,7 @@ START_TEST(test_references_cost_their_output)
     t = compile_ok(NULL, NULL, paths_map(map), "\"<w>\"");
     ck_assert_str_eq(
         deliver(t, "{\"detail\":{\"a\":[1,-2,0.5,1e300,true,false,null,\"s\"]}}", &CTX),
-        "\"[1,-2,0.5,1e+300,true,false,null,s]\"");
+        "\"[1,-2,0.5,1.0E300,true,false,null,s]\"");
 }
 END_TEST
 
