@@ -6,6 +6,7 @@
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <apr_file_io.h>
@@ -423,6 +424,45 @@ static int split_args(apr_pool_t *p, const char *args, char **argv, int max)
     return n;
 }
 
+/* The first word of a line as written, for the lines whose value is JSON:
+ * httpd's word parser turns "\\" into "\" even inside quotes, which changes
+ * a JSON escape (["C:\\temp"] would match "C:<tab>emp", and "a\\*" would be
+ * refused). Only the quote character's own escape is undone; the word ends
+ * where httpd's ends. */
+static char *json_word(apr_pool_t *p, const char *args)
+{
+    const char *s = args, *e;
+    char quote = 0, *out, *w;
+
+    while (apr_isspace(*s)) {
+        s++;
+    }
+    if (*s == '"' || *s == '\'') {
+        quote = *s++;
+    }
+    out = w = apr_palloc(p, strlen(s) + 1);
+    for (e = s; *e && (quote ? *e != quote : !apr_isspace(*e)); e++) {
+        if (*e == '\\' && quote && e[1] == quote) {
+            *w++ = *++e;
+        }
+        else if (*e == '\\' && e[1] == '\\') {
+            *w++ = *e++;
+            *w++ = *e;
+        }
+        else {
+            *w++ = *e;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+static int is_json_line(const char *name)
+{
+    return !strcasecmp(name, "EventPattern") || !strcasecmp(name, "Input") ||
+           !strcasecmp(name, "InputTransformer");
+}
+
 /* The lines a section may hold more than once; a second of any other line
  * would silently replace the first. */
 static int may_repeat(const char *name)
@@ -488,6 +528,9 @@ static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
         int argc = split_args(cmd->temp_pool, d->args ? d->args : "", argv, 8);
         const char *err;
 
+        if (argc && is_json_line(d->directive)) {
+            argv[0] = json_word(cmd->temp_pool, d->args);
+        }
         if ((err = repeated(cmd, seen, d))) {
             return at(cmd->pool, d, err);
         }

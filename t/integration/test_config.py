@@ -2,6 +2,7 @@
 of the offending directive (or, for a section missing a required directive,
 the section's opening or closing line), with the reason."""
 
+import json
 import os
 import time
 
@@ -270,3 +271,48 @@ def test_a_journal_that_cannot_open_fails_configtest(server, tmp_path):
     for spec in (str(tmp_path / "journal.log"), "/dev/stdout", "|/bin/cat", "|$cat > /dev/null"):
         rc, out, _ = server.configtest(DEST + 'ApiDestJournal "%s"\n' % spec)
         assert rc == 0 and "Syntax OK" in out, (spec, out)
+
+
+def test_backslashes_in_inline_json_are_the_json_s(server, sink):
+    """httpd's word parser turns "\\\\" into "\\" even in quotes: an inline
+    EventPattern ["C:\\\\temp"] matched "C:<tab>emp" and never "C:\\temp",
+    an escaped wildcard star was refused, and an InputTransformer lost its
+    backslashes. Those lines now take their JSON as written (only the quote's
+    own escape is httpd's); a double-quoted line with \\" still works."""
+    conf = destination("hooks", sink.url("/bs")) + r"""
+<ApiDestRule path>
+    EventPattern '{"source": ["s.bs"], "detail": {"p": ["C:\\temp"]}}'
+    <ApiDestTarget t>
+        Destination hooks
+        InputTransformer '{"rule": "path", "dir": "D:\\out\\", "i": <i>}'
+        InputPathsMap i $.detail.i
+    </ApiDestTarget>
+</ApiDestRule>
+<ApiDestRule star>
+    EventPattern '{"source": ["s.bs"], "detail": {"w": [{"wildcard": "a\\*b*"}]}}'
+    <ApiDestTarget t>
+        Destination hooks
+        Input '{"rule": "star", "q": "it\'s \"x\""}'
+    </ApiDestTarget>
+</ApiDestRule>
+<ApiDestRule dq>
+    EventPattern "{\"source\": [\"s.bs\"], \"detail\": {\"d\": [\"q\\\"]}}"
+    <ApiDestTarget t>
+        Destination hooks
+        Input "{\"rule\": \"dq\"}"
+    </ApiDestTarget>
+</ApiDestRule>
+"""
+    rc, out, _ = server.configtest(conf)
+    assert rc == 0, out
+    server.start(conf)
+    events = [{"p": "C:\\temp"}, {"p": "C:\temp"}, {"w": "a*bc"}, {"w": "axbc"}, {"d": "q\\"}]
+    for i, d in enumerate(events):
+        d["i"] = i
+        server.put_events([{"Source": "s.bs", "DetailType": "B", "Detail": json.dumps(d)}])
+    assert sink.wait_for(3, 10)
+    time.sleep(1.0)
+    got = sorted((json.loads(r["body"]) for r in sink.snapshot()), key=lambda b: b["rule"])
+    assert got == [{"rule": "dq"},
+                   {"rule": "path", "dir": "D:\\out\\", "i": 0},
+                   {"rule": "star", "q": "it's \"x\""}], [r["body"] for r in sink.snapshot()]
