@@ -305,25 +305,12 @@ static const char *rule_bus(const ad_rule_t *r)
     return r->bus ? r->bus : AD_DEFAULT_BUS;
 }
 
-static const char *bus_name_of(const char *given)
-{
-    const char *s;
-
-    if (!given) {
-        return AD_DEFAULT_BUS;
-    }
-    if (!strncmp(given, "arn:", 4) && (s = strstr(given, ":event-bus/"))) {
-        return s + strlen(":event-bus/");
-    }
-    return given;
-}
-
 static const char *known_bus(call_t *x, const char *given)
 {
-    const char *bus = bus_name_of(given);
+    const char *bus = ad_conf_bus_name(x->c, given);
 
-    if (!apr_hash_get(x->c->buses, bus, APR_HASH_KEY_STRING)) {
-        not_found(x, apr_psprintf(x->p, "Event bus %s does not exist.", bus));
+    if (!bus || !apr_hash_get(x->c->buses, bus, APR_HASH_KEY_STRING)) {
+        not_found(x, apr_psprintf(x->p, "Event bus %s does not exist.", bus ? bus : given));
         return NULL;
     }
     return bus;

@@ -212,6 +212,29 @@ static const ad_rule_index_t *index_lookup(const ad_conf_t *c, const char *bus, 
     return ix;
 }
 
+/* Whether s starts with what, then sep; returns what follows, or NULL. */
+static const char *skip_part(const char *s, const char *what, char sep)
+{
+    size_t n = strlen(what);
+
+    return s && !strncmp(s, what, n) && s[n] == sep ? s + n + 1 : NULL;
+}
+
+const char *ad_conf_bus_name(const ad_conf_t *c, const char *given)
+{
+    const char *s;
+
+    if (!given) {
+        return AD_DEFAULT_BUS;
+    }
+    if (strncmp(given, "arn:", 4)) {
+        return given;
+    }
+    s = skip_part(skip_part(skip_part(given + 4, "aws", ':'), "events", ':'), c->region, ':');
+    s = skip_part(s, c->account, ':');
+    return skip_part(s, "event-bus", '/');
+}
+
 int ad_conf_source_may_match(const ad_conf_t *c, const char *bus, const char *source)
 {
     const apr_array_header_t *hit;

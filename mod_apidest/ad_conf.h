@@ -179,6 +179,11 @@ typedef struct ad_rule_index_t {
 /* Build c->rule_index from enabled rules with patterns (config time). */
 void ad_conf_index_rules(ad_conf_t *c, apr_pool_t *p);
 
+/* The name of the bus given by name or ARN. NULL for an ARN of another
+ * partition, region or account: a bus that does not exist here (its events
+ * are accepted and dropped, as AWS drops those of an unknown bus). */
+const char *ad_conf_bus_name(const ad_conf_t *c, const char *given);
+
 /* Whether any rule of bus can match an event with this source: the index's
  * answer without building the list below. */
 int ad_conf_source_may_match(const ad_conf_t *c, const char *bus, const char *source);

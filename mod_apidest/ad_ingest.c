@@ -97,19 +97,12 @@ static apr_size_t entry_size(const json_t *entry)
     return n;
 }
 
-static const char *bus_name(const json_t *entry)
+/* "" (no bus has that name) for a bus of another account or region. */
+static const char *bus_name(const ad_conf_t *c, const json_t *entry)
 {
-    const char *bus = required_string(entry, "EventBusName");
-    const char *slash;
+    const char *bus = ad_conf_bus_name(c, required_string(entry, "EventBusName"));
 
-    if (!bus) {
-        return AD_DEFAULT_BUS;
-    }
-    /* An ARN names the bus after "event-bus/". */
-    if (!strncmp(bus, "arn:", 4) && (slash = strstr(bus, ":event-bus/"))) {
-        return slash + strlen(":event-bus/");
-    }
-    return bus;
+    return bus ? bus : "";
 }
 
 /* The envelope's time is "YYYY-MM-DDThh:mm:ssZ": from 1970 (AWS refuses a
@@ -600,7 +593,7 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
         return;
     }
     e->event_id = event_id_make(x);
-    if (!ad_conf_source_may_match(x->c, bus_name(entry), source)) {
+    if (!ad_conf_source_may_match(x->c, bus_name(x->c, entry), source)) {
         /* no rule of the bus can match this source: no envelope to build */
         json_decref(detail);
         x->in->unmatched++;
@@ -611,8 +604,8 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
     if (depth >= AD_MATCH_MAX_DEPTH) {
         head_len = 0;
     }
-    routed = route_event(x, x->in->entries->nelts - 1, bus_name(entry), e->event_id, body, body_len,
-                         head_len, &ev);
+    routed = route_event(x, x->in->entries->nelts - 1, bus_name(x->c, entry), e->event_id, body,
+                         body_len, head_len, &ev);
     if (routed == 0) {
         x->in->unmatched++;
     }

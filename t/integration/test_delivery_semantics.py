@@ -79,7 +79,8 @@ def test_http_method_put(server, sink):
 
 def test_event_bus_routing(server, sink):
     """Rules see only the events of their bus; an entry for a bus that has no
-    rule is accepted and dropped (as AWS)."""
+    rule, or for a bus of another account or region, is accepted and dropped
+    (as AWS)."""
     server.start(FAST + destination("d-default", sink.url("/default")) +
                  destination("d-orders", sink.url("/orders")) +
                  rule("on-default", {"source": ["com.example.bus"]}, [("t", "d-default")]) +
@@ -88,7 +89,10 @@ def test_event_bus_routing(server, sink):
     arn = "arn:aws:events:us-east-1:000000000000:event-bus/orders"
     cases = [("absent", None, "/default"), ("default", "default", "/default"),
              ("orders", "orders", "/orders"), ("orders-arn", arn, "/orders"),
-             ("nobus", "no-such-bus", None)]
+             ("nobus", "no-such-bus", None),
+             # the same name in another account or region is another bus
+             ("other-account", arn.replace("000000000000", "999999999999"), None),
+             ("other-region", arn.replace("us-east-1", "eu-west-3"), None)]
     expect = {}
     for tag, bus, path in cases:
         kw = {"EventBusName": bus} if bus else {}

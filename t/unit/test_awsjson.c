@@ -632,6 +632,12 @@ START_TEST(test_list_rules)
     ck_assert_str_eq(names(r, "Rules", "Name"), "r-nightly,r-orders");
     expect_error(call("ListRules", "{\"EventBusName\": \"nope\"}"), 400,
                  "ResourceNotFoundException", "Event bus nope does not exist.");
+    /* the same name in another account is not this bus */
+    expect_error(
+        call("ListRules", "{\"EventBusName\": "
+                          "\"arn:aws:events:eu-west-1:999999999999:event-bus/billing\"}"),
+        400, "ResourceNotFoundException",
+        "Event bus arn:aws:events:eu-west-1:999999999999:event-bus/billing does not exist.");
 }
 END_TEST
 

@@ -325,6 +325,28 @@ START_TEST(routing)
     ck_assert_int_eq(in->records->nelts, 0);
     ck_assert_int_eq(in->failed_count, 0);
     ck_assert_ptr_nonnull(entry(in, 0)->event_id);
+    /* the ARN of a bus of the same name in another account, region or
+     * partition is another bus: accepted and dropped, as an unknown one */
+    {
+        static const char *const elsewhere[] = {
+            "arn:aws:events:eu-west-3:123456789012:event-bus/orders",
+            "arn:aws:events:eu-west-1:999999999999:event-bus/orders",
+            "arn:aws-cn:events:eu-west-1:123456789012:event-bus/orders",
+            "arn:aws:events:eu-west-1:123456789012:event-bus/orders-not",
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(elsewhere) / sizeof(elsewhere[0]); i++) {
+            in = put(apr_psprintf(pool,
+                                  "{\"Entries\":[{\"Source\":\"app\",\"DetailType\":\"d\","
+                                  "\"Detail\":\"{}\",\"EventBusName\":\"%s\"}]}",
+                                  elsewhere[i]));
+            ck_assert_msg(in->status == 200, "%s: %s", elsewhere[i], in->error_message);
+            ck_assert_msg(in->records->nelts == 0, "%s was routed", elsewhere[i]);
+            ck_assert_int_eq(in->failed_count, 0);
+            ck_assert_ptr_nonnull(entry(in, 0)->event_id);
+        }
+    }
 }
 END_TEST
 
