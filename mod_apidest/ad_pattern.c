@@ -1244,11 +1244,15 @@ static void double_shortest(double d, char *out, size_t n)
     snprintf(out, n, "%.17e", d);
 }
 
-/* The sortable key event-ruler derives from a double's bits. */
+/* The sortable key event-ruler derives from a double's bits. -0.0 is 0:
+ * event-ruler goes through BigDecimal, which has no negative zero. */
 static uint64_t double_key(double d)
 {
     uint64_t bits, mask;
 
+    if (d == 0) {
+        d = 0.0;
+    }
     memcpy(&bits, &d, sizeof(bits));
     mask = (bits >> 63) ? ~(uint64_t)0 : ((uint64_t)1 << 63);
     return bits ^ mask;

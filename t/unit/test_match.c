@@ -378,6 +378,21 @@ static int agree(const char *pattern, const char *const *events, int n)
     return 1;
 }
 
+START_TEST(test_negative_zero)
+{
+    /* the streaming matcher reads -0.0 and -0 as 0, as the tree does */
+    static const char *const evs[] = {"{\"n\":0}", "{\"n\":-0.0}", "{\"n\":-0}", "{\"n\":0.0}"};
+    static const char *const pats[] = {"{\"n\":[{\"numeric\":[\"=\",-0]}]}",
+                                       "{\"n\":[{\"numeric\":[\"<\",0]}]}", "{\"n\":[-0.0]}",
+                                       "{\"n\":[{\"anything-but\":0}]}", "{\"n\":[0]}"};
+    size_t i;
+
+    for (i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+        ck_assert(agree(pats[i], evs, 4));
+    }
+}
+END_TEST
+
 START_TEST(test_real_numbers)
 {
     /* ad_match reads reals without strtod when it can prove the same
@@ -925,6 +940,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_many_exact_rules);
     tcase_add_test(tc, test_text_details);
     tcase_add_test(tc, test_real_numbers);
+    tcase_add_test(tc, test_negative_zero);
     tcase_add_test(tc, test_canonical);
     tcase_add_test(tc, test_invalid_json);
     tcase_add_test(tc, test_embedded_nul);

@@ -237,6 +237,12 @@ START_TEST(test_numeric)
     MATCH("{\"a\":[{\"numeric\":[\"<\",-1e300]}]}", "{\"a\":-1e301}");
     NO_MATCH("{\"a\":[{\"numeric\":[\">=\",1]}]}", "{\"a\":\"5\"}");
     NO_MATCH("{\"a\":[{\"numeric\":[\">=\",1]}]}", "{\"a\":null}");
+    /* -0 is 0, as event-ruler's BigDecimal has it */
+    MATCH("{\"a\":[{\"numeric\":[\"=\",-0]}]}", "{\"a\":0}");
+    MATCH("{\"a\":[{\"numeric\":[\"=\",0]}]}", "{\"a\":-0.0}");
+    MATCH("{\"a\":[-0.0]}", "{\"a\":0}");
+    NO_MATCH("{\"a\":[{\"numeric\":[\"<\",0]}]}", "{\"a\":-0.0}");
+    NO_MATCH("{\"a\":[{\"anything-but\":0}]}", "{\"a\":-0.0}");
 }
 END_TEST
 
@@ -399,6 +405,7 @@ START_TEST(test_validation_messages)
     REJECT("{\"a\":[]}", "Empty arrays are not allowed");
     REJECT("{\"a\":{}}", "Empty objects are not allowed");
     REJECT("{\"a\":[{\"numeric\":[\">\",5,\"<\",1]}]}", "Bottom must be less than top");
+    REJECT("{\"a\":[{\"numeric\":[\">\",-0,\"<\",0]}]}", "Bottom must be less than top");
     REJECT("{\"a\":[{\"numeric\":[\"=\",1,2]}]}", "Too many elements in numeric expression");
     REJECT("{\"a\":[{\"exists\":1}]}", "exists match pattern must be either true or false.");
     REJECT("{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}",
