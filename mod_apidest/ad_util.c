@@ -276,13 +276,23 @@ static apr_status_t parse_offset(const char *s, long *offset)
     sign = (*s == '-') ? -1 : 1;
     s++;
     if (!parse_digits(&s, 2, &oh) || !expect_char(&s, ':') || !parse_digits(&s, 2, &om) ||
-        *s != '\0') {
+        *s != '\0' || oh > 23 || om > 59) {
         return APR_EGENERAL;
     }
     *offset = sign * (oh * 3600L + om * 60L);
     return APR_SUCCESS;
 }
 
+static int days_in_month(int y, int mo)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
+/* Impossible dates are refused, not rolled over by timegm (2024-02-31
+ * would be 2024-03-02); a leap second (:60) is the second before. */
 apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
 {
     struct tm tm;
@@ -313,9 +323,13 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
             s++;
         }
     }
-    if (parse_offset(s, &offset) != APR_SUCCESS || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-        mi > 59 || sec > 60) {
+    if (parse_offset(s, &offset) != APR_SUCCESS || mo < 1 || mo > 12 || d < 1 ||
+        d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60) {
         return APR_EGENERAL;
+    }
+    if (sec == 60) {
+        sec = 59;
+        usec = 999999;
     }
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;

@@ -444,6 +444,38 @@ START_TEST(time_string_range)
 }
 END_TEST
 
+/* Impossible dates and offsets are refused rather than rolled over by
+ * timegm ("2024-02-31T23:59:60+25:99" was taken as 2024-03-01T21:21:00Z). */
+START_TEST(time_parse_rfc3339_ranges)
+{
+    static const struct {
+        const char *text;
+        apr_int64_t secs; /* -1: refused */
+    } cases[] = {
+        {"2024-02-29T00:00:00Z", 1709164800}, {"2023-02-29T00:00:00Z", -1},
+        {"2024-02-30T00:00:00Z", -1},         {"1900-02-29T00:00:00Z", -1},
+        {"2000-02-29T00:00:00Z", 951782400},  {"2024-04-31T00:00:00Z", -1},
+        {"2024-12-31T23:59:59Z", 1735689599}, {"2016-12-31T23:59:60Z", 1483228799},
+        {"2024-01-01T00:00:61Z", -1},         {"2024-01-01T00:00:00+23:59", 1704067200 - 86340},
+        {"2024-01-01T00:00:00+24:00", -1},    {"2024-01-01T00:00:00-01:60", -1},
+        {"2024-02-31T23:59:60+25:99", -1},
+    };
+    apr_time_t t;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        apr_status_t rv = ad_time_parse_rfc3339(cases[i].text, &t);
+        if (cases[i].secs < 0) {
+            ck_assert_msg(rv != APR_SUCCESS, "%s taken", cases[i].text);
+        }
+        else {
+            ck_assert_msg(rv == APR_SUCCESS && apr_time_sec(t) == cases[i].secs, "%s: %lld",
+                          cases[i].text, (long long)apr_time_sec(t));
+        }
+    }
+}
+END_TEST
+
 /* ad_time_rfc3339 computes the date itself: it must say what gmtime_r
  * says for every second of years 0000-9999 (leap days, centuries, the
  * 400-year rule, before 1970). */
@@ -1074,6 +1106,7 @@ int main(void)
     tcase_add_test(tc, address_sources_not_indexed);
     tcase_add_test(tc, many_violations_bounded);
     tcase_add_test(tc, time_rfc3339_as_gmtime);
+    tcase_add_test(tc, time_parse_rfc3339_ranges);
     tcase_add_test(tc, rules_without_detail_fields_accept_what_the_whole_walk_accepts);
     tcase_add_test(tc, null_time_not_counted);
     tcase_add_test(tc, blank_path_parameter_not_delivered);
