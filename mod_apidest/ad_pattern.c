@@ -11,6 +11,7 @@
  * (stack, or malloc for large events) and never touches the pattern's pool. */
 #include "ad_pattern.h"
 #include "ad_util.h"
+#include "ad_casemap.h"
 #include "ad_pattern_int.h"
 
 #include <apr_hash.h>
@@ -1520,83 +1521,83 @@ static void cidr_compile(cc_t *c, const char *s, size_t n, ad_matcher *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* Case folding (per code point, like event-ruler's lower/upper sets)  */
+/* Case folding, as event-ruler's EqualsIgnoreCaseParser                */
 /* ------------------------------------------------------------------ */
 
-static uint32_t cp_lower(uint32_t c)
+/* The two forms the value may have where the pattern has the character of
+ * p[0..*plen): its lower and upper case (ad_casemap.h), or itself. */
+typedef struct case_forms_t {
+    const char *lo, *up;
+    size_t lo_len, up_len;
+    char ascii[2];
+} case_forms_t;
+
+static int casemap_cmp(const void *key, const void *elt)
 {
+    unsigned int cp = *(const unsigned int *)key, e = ((const ad_casemap_t *)elt)->cp;
+
+    return cp < e ? -1 : cp > e;
+}
+
+static void case_forms(const char *p, size_t pn, size_t *plen, case_forms_t *f)
+{
+    unsigned char c = (unsigned char)*p;
+    const ad_casemap_t *m = NULL;
+    unsigned int cp;
+
     if (c < 0x80) {
-        return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        *plen = 1;
+        f->ascii[0] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        f->ascii[1] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+        f->lo = f->ascii;
+        f->up = f->ascii + 1;
+        f->lo_len = f->up_len = 1;
+        return;
     }
-    if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
-        (c >= 0x410 && c <= 0x42F)) {
-        return c + 32;
+    cp = (unsigned int)utf8_next((const unsigned char *)p, pn, plen);
+    if (cp <= 0xFFFF) {
+        m = bsearch(&cp, ad_casemap, (size_t)ad_casemap_n, sizeof(*m), casemap_cmp);
     }
-    if (c >= 0x400 && c <= 0x40F) {
-        return c + 80;
+    if (m) {
+        f->lo = m->lo;
+        f->lo_len = m->lo_len;
+        f->up = m->up;
+        f->up_len = m->up_len;
+        return;
     }
-    if (c == 0x178) {
-        return 0xFF;
-    }
-    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) {
-        return (c & 1) ? c : c + 1;
-    }
-    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) {
-        return (c & 1) ? c + 1 : c;
-    }
-    return c;
+    f->lo = f->up = p;
+    f->lo_len = f->up_len = *plen;
 }
 
-static uint32_t cp_upper(uint32_t c)
+static int starts_with(const char *v, size_t vn, const char *w, size_t wn)
 {
-    if (c < 0x80) {
-        return (c >= 'a' && c <= 'z') ? c - 32 : c;
-    }
-    if ((c >= 0xE0 && c <= 0xFE && c != 0xF7) || (c >= 0x3B1 && c <= 0x3CB && c != 0x3C2) ||
-        (c >= 0x430 && c <= 0x44F)) {
-        return c - 32;
-    }
-    if (c >= 0x450 && c <= 0x45F) {
-        return c - 80;
-    }
-    if (c == 0xFF) {
-        return 0x178;
-    }
-    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) {
-        return (c & 1) ? c - 1 : c;
-    }
-    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) {
-        return (c & 1) ? c : c - 1;
-    }
-    if (c == 0x17F) {
-        return 'S';
-    }
-    return c;
+    return vn >= wn && !memcmp(v, w, wn);
 }
 
-static int cp_case_eq(uint32_t pat, uint32_t val)
+static int ends_with(const char *v, size_t vn, const char *w, size_t wn)
 {
-    return val == cp_lower(pat) || val == cp_upper(pat);
+    return vn >= wn && !memcmp(v + vn - wn, w, wn);
 }
 
-/* Compare pattern p against v code point by code point; returns the number
- * of bytes of v consumed when all of p matched, or -1. */
+/* Match pattern p against the start of v, character by character of p;
+ * returns the number of bytes of v consumed when all of p matched, or -1. */
 static long ic_forward(const char *p, size_t pn, const char *v, size_t vn)
 {
-    size_t i = 0, j = 0, lp, lv;
-    uint32_t a, b;
+    size_t i = 0, j = 0, lp;
+    case_forms_t f;
 
     while (i < pn) {
-        if (j >= vn) {
-            return -1;
+        case_forms(p + i, pn - i, &lp, &f);
+        if (starts_with(v + j, vn - j, f.lo, f.lo_len)) {
+            j += f.lo_len;
         }
-        a = utf8_next((const unsigned char *)p + i, pn - i, &lp);
-        b = utf8_next((const unsigned char *)v + j, vn - j, &lv);
-        if (!cp_case_eq(a, b)) {
+        else if (starts_with(v + j, vn - j, f.up, f.up_len)) {
+            j += f.up_len;
+        }
+        else {
             return -1;
         }
         i += lp;
-        j += lv;
     }
     return (long)j;
 }
@@ -1613,22 +1614,22 @@ static size_t utf8_back(const char *s, size_t end)
 
 static int ic_suffix(const char *p, size_t pn, const char *v, size_t vn)
 {
-    size_t i = pn, j = vn, ip, jv, l;
-    uint32_t a, b;
+    size_t i = pn, j = vn, ip, lp;
+    case_forms_t f;
 
     while (i > 0) {
-        if (j == 0) {
-            return 0;
-        }
         ip = utf8_back(p, i);
-        jv = utf8_back(v, j);
-        a = utf8_next((const unsigned char *)p + ip, i - ip, &l);
-        b = utf8_next((const unsigned char *)v + jv, j - jv, &l);
-        if (!cp_case_eq(a, b)) {
+        case_forms(p + ip, i - ip, &lp, &f);
+        if (ends_with(v, j, f.lo, f.lo_len)) {
+            j -= f.lo_len;
+        }
+        else if (ends_with(v, j, f.up, f.up_len)) {
+            j -= f.up_len;
+        }
+        else {
             return 0;
         }
         i = ip;
-        j = jv;
     }
     return 1;
 }

@@ -215,6 +215,49 @@ START_TEST(test_string_operators)
 }
 END_TEST
 
+/* Case folding as event-ruler's EqualsIgnoreCaseParser: each pattern
+ * character may appear as Java's lower or upper case of it (ROOT locale,
+ * per UTF-16 unit), whatever the script; the table covered only Latin,
+ * basic Greek and basic Cyrillic. */
+START_TEST(test_equals_ignore_case_all_scripts)
+{
+    static const struct {
+        const char *pattern, *event;
+        int match;
+    } cases[] = {
+        {"{\"a\":[{\"equals-ignore-case\":\"h\xc3\xa0 n\xe1\xbb\x99i\"}]}",
+         "{\"a\":\"H\xc3\x80 N\xe1\xbb\x98I\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xd2\x91\"}]}", "{\"a\":\"\xd2\x90\"}", 1},
+        {"{\"a\":[{\"prefix\":{\"equals-ignore-case\":\"\xd4\xb1\xd4\xb2\"}}]}",
+         "{\"a\":\"\xd5\xa1\xd5\xa2\xd5\xa3\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xef\xbc\xa1\xef\xbc\xa2\"}]}",
+         "{\"a\":\"\xef\xbd\x81\xef\xbd\x82\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc2\xb5\"}]}", "{\"a\":\"\xce\x9c\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc3\x9f\"}]}", "{\"a\":\"SS\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc3\x9f\"}]}", "{\"a\":\"\xc3\x9f\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc3\x9f\"}]}", "{\"a\":\"ss\"}", 0},
+        {"{\"a\":[{\"suffix\":{\"equals-ignore-case\":\"\xc3\x9f\"}}]}", "{\"a\":\"STRASS\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc4\xb1\"}]}", "{\"a\":\"I\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc4\xb1\"}]}", "{\"a\":\"\xc4\xb0\"}", 0},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc7\x85\"}]}", "{\"a\":\"\xc7\x85\"}", 0},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xc7\x85\"}]}", "{\"a\":\"\xc7\x86\"}", 1},
+        {"{\"a\":[{\"equals-ignore-case\":\"\xf0\x90\x90\x80\"}]}", "{\"a\":\"\xf0\x90\x90\xa8\"}",
+         0},
+        {"{\"a\":[{\"anything-but\":{\"equals-ignore-case\":\"\xc3\x9f\"}}]}", "{\"a\":\"SS\"}", 0},
+        {"{\"a\":[{\"anything-but\":{\"equals-ignore-case\":[\"\xd2\x91\"]}}]}",
+         "{\"a\":\"\xd2\x90\"}", 0},
+        {"{\"a\":[{\"anything-but\":{\"equals-ignore-case\":[\"\xd2\x91\"]}}]}",
+         "{\"a\":\"\xd0\x83\"}", 1},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(matches(cases[i].pattern, cases[i].event) == cases[i].match, "%s on %s",
+                      cases[i].pattern, cases[i].event);
+    }
+}
+END_TEST
+
 START_TEST(test_anything_but)
 {
     MATCH("{\"a\":[{\"anything-but\":\"x\"}]}", "{\"a\":null}");
@@ -488,6 +531,7 @@ static Suite *pattern_suite(void)
     tcase_add_test(tc, test_exact_values);
     tcase_add_test(tc, test_arrays_and_paths);
     tcase_add_test(tc, test_string_operators);
+    tcase_add_test(tc, test_equals_ignore_case_all_scripts);
     tcase_add_test(tc, test_anything_but);
     tcase_add_test(tc, test_numeric);
     tcase_add_test(tc, test_exists_and_cidr);
