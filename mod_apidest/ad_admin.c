@@ -317,7 +317,12 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_re
     }
     if (ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL)) != APR_SUCCESS) {
         /* in both places it would be delivered and stay in the DLQ */
-        ctx->store->del(ctx->store, qkey);
+        if (ctx->store->del(ctx->store, qkey) != APR_SUCCESS) {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
+                          ADLOGNO(00131) "DLQ record %s: redriven, but neither its DLQ copy "
+                                         "nor its queue copy could be deleted; it is in both",
+                          id);
+        }
         return 0;
     }
     (*ctx->dlq_count)--;

@@ -165,6 +165,10 @@ typedef struct fifo_t {
  * timeout runs while it waits. */
 #define HOST_CONNS 64
 
+/* How long a plain target's record waits in the heap while its host has
+ * HOST_CONNS + PREFETCH in flight (plain targets have no ready queue). */
+#define PLAIN_HOLD apr_time_from_msec(50)
+
 /* A failed refresh of a token that still serves is tried again after this. */
 #define REFRESH_RETRY apr_time_from_sec(5)
 
@@ -229,6 +233,7 @@ struct ad_daemon_t {
     apr_time_t rate_wake; /* real time a rate-limited destination frees */
     ad_metrics_t *m;
     apr_hash_t *schedules;   /* rule name -> sched_state_t */
+    int sched_store_failing; /* logged once until a schedule state is stored */
     dest_rt_t *dests;        /* by ad_destination_t.index */
     host_rt_t **plain_hosts; /* by ad_target_t.gindex; NULL for API destinations */
     int *draining;           /* drain_ready's list of destinations */
@@ -679,13 +684,31 @@ static void refuse_all(commit_t *list, const char *why)
     }
 }
 
-static apr_status_t put_commit_marker(ad_daemon_t *d, apr_pool_t *p)
+static apr_status_t write_commit_marker(ad_daemon_t *d, apr_pool_t *p, apr_uint64_t batch)
 {
     ad_store_item_t it;
     it.key = KEY_COMMIT;
-    it.val = apr_psprintf(p, "%" APR_UINT64_T_FMT, d->batch);
+    it.val = apr_psprintf(p, "%" APR_UINT64_T_FMT, batch);
     it.len = strlen(it.val);
     return d->store->put(d->store, &it, 1);
+}
+
+static apr_status_t put_commit_marker(ad_daemon_t *d, apr_pool_t *p)
+{
+    return write_commit_marker(d, p, d->batch);
+}
+
+/* A marker that could not be read is replaced at once by the batch every
+ * kept record belongs to (or before), so that the next start reads it. */
+static void rewrite_commit_marker(ad_daemon_t *d, apr_pool_t *p, apr_uint64_t batch)
+{
+    apr_status_t rv = write_commit_marker(d, p, batch);
+
+    if (rv != APR_SUCCESS) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
+                      ADLOGNO(00117) "store %s: the commit marker cannot be rewritten",
+                      d->store->path);
+    }
 }
 
 static void delete_keys(ad_daemon_t *d, const ad_store_item_t *items, int n)
@@ -1278,6 +1301,9 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
         dr->in_flight--;
         dr->host->in_flight--;
     }
+    else if (j->target) {
+        d->plain_hosts[j->target->gindex]->in_flight--;
+    }
     key_format(key, j->ent.batch, j->ent.idx);
     j->rec->attempts++;
     count_response(d, j);
@@ -1505,6 +1531,14 @@ static int park_unread(ad_daemon_t *d, const qent_t *e)
     dest_rt_t *dr;
     int why;
 
+    if (t && !t->destination && d->plain_hosts[t->gindex]->in_flight >= HOST_CONNS + PREFETCH) {
+        /* A plain target's host is full: held in the worker, its jobs would
+         * keep the total in flight at its cap and stall every other host. */
+        qent_t later = *e;
+        later.due = ad_now() + PLAIN_HOLD;
+        heap_push(&d->heap, &later);
+        return 1;
+    }
     if (!t || !t->destination) {
         return 0;
     }
@@ -1583,6 +1617,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         fail_final(d, j, key, "MaximumEventAgeInSeconds");
     }
     else if (!t->destination) {
+        d->plain_hosts[t->gindex]->in_flight++;
         job_request(d, j, t);
         j->req.ca_file = d->c->ca_file;
         hand_to_worker(d, j, worker_for(d, t));
@@ -1978,15 +2013,26 @@ static const char *sched_value(apr_pool_t *p, const sched_state_t *st)
         apr_time_sec(st->anchor), apr_time_sec(st->last), apr_time_sec(st->prev), st->batch);
 }
 
+/* Logs its failure, once until a state is stored again (it comes back
+ * at every tick while the store refuses). */
 static apr_status_t sched_save(ad_daemon_t *d, apr_pool_t *p, const char *rule,
                                const sched_state_t *st)
 {
     ad_store_item_t it;
+    apr_status_t rv;
 
     it.key = apr_pstrcat(p, KEY_PREFIX_SCHEDULE, rule, NULL);
     it.val = sched_value(p, st);
     it.len = strlen(it.val);
-    return d->store->put(d->store, &it, 1);
+    rv = d->store->put(d->store, &it, 1);
+    if (rv != APR_SUCCESS && !d->sched_store_failing) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, rv,
+                      ADLOGNO(00114) "rule %s: its schedule's state could not be stored; "
+                                     "trying again at the next tick",
+                      rule);
+    }
+    d->sched_store_failing = rv != APR_SUCCESS;
+    return rv;
 }
 
 static sched_state_t *sched_state(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, apr_time_t now)
@@ -2004,10 +2050,6 @@ static sched_state_t *sched_state(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t
         st->last = ad_schedule_is_rate(r->schedule) ? st->anchor : now;
         st->prev = st->last;
         if (sched_save(d, p, r->name, st) != APR_SUCCESS) {
-            ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
-                          ADLOGNO(00114) "rule %s: could not store its schedule's start; "
-                                         "trying again at the next tick",
-                          r->name);
             return NULL;
         }
         apr_hash_set(d->schedules, apr_pstrdup(d->pool, r->name), APR_HASH_KEY_STRING, st);
@@ -2072,8 +2114,7 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
     else if (c.status == AD_ACK_FAILED) {
         /* The new state may be stored though its batch was refused; a later
          * marker would cover that batch number and make the lost fire look
-         * done after a restart. The old state goes back (best effort: the
-         * failure is logged already). */
+         * done after a restart. The old state goes back. */
         sched_save(d, p, r->name, st);
     }
 }
@@ -2424,9 +2465,9 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     return 0;
 }
 
-static int load_schedule(void *baton, const char *key, const char *val, apr_size_t len)
+static int load_schedule(load_t *l, const char *key, const char *val, apr_size_t len)
 {
-    ad_daemon_t *d = baton;
+    ad_daemon_t *d = l->d;
     sched_state_t *st = apr_pcalloc(d->pool, sizeof(*st));
     char *text = apr_pstrmemdup(d->pool, val, len);
     apr_int64_t anchor, last, prev;
@@ -2442,6 +2483,9 @@ static int load_schedule(void *baton, const char *key, const char *val, apr_size
     st->last = apr_time_from_sec(batch > d->committed ? prev : last);
     st->prev = apr_time_from_sec(prev);
     st->batch = batch;
+    if (batch > l->max_batch && batch <= l->committed) {
+        l->max_batch = batch; /* with the marker unknown, the next batch comes after it */
+    }
     apr_hash_set(d->schedules, apr_pstrdup(d->pool, key + strlen(KEY_PREFIX_SCHEDULE)),
                  APR_HASH_KEY_STRING, st);
     return 0;
@@ -2464,7 +2508,7 @@ static int load_any(void *baton, const char *key, const char *val, apr_size_t le
         return load_one(l, key, val, len);
     }
     if (!strncmp(key, KEY_PREFIX_SCHEDULE, strlen(KEY_PREFIX_SCHEDULE))) {
-        return load_schedule(l->d, key, val, len);
+        return load_schedule(l, key, val, len);
     }
     if (!strncmp(key, KEY_PREFIX_DLQ, strlen(KEY_PREFIX_DLQ))) {
         return count_one(&l->d->dlq_count, key, val, len);
@@ -2528,6 +2572,7 @@ static apr_status_t load_queue(ad_daemon_t *d)
     }
     if (!known) {
         d->committed = l.committed = l.max_batch;
+        rewrite_commit_marker(d, p, l.committed);
     }
     d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch) + 1;
     ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,

@@ -264,6 +264,36 @@ def test_plain_targets_share_their_hosts_connections_too(server, sink):
     assert st["Daemon"]["Retried"] == 0 and st["Daemon"]["DlqCount"] == 0, st["Daemon"]
 
 
+def test_a_slow_plain_target_does_not_stall_other_hosts(server, sink, sink_factory):
+    """A backlog for a plain HTTP target on a slow host is held back in the
+    core once the host has its connections and a prefetch in flight: held in
+    the worker instead, it kept the total in flight at ApiDestMaxInFlight and
+    nothing for any other host was sent until the backlog drained."""
+    slow = sink_factory()
+    slow.set_default(200, delay=3)
+    server.start("ApiDestRetryBackoff 30 30\nApiDestMaxInFlight 150\n"
+                 + destination("fast", sink.url("/fast"))
+                 + rule("rf", {"source": ["host.fast"]}, [("t", "fast")]) + """
+<ApiDestRule rs>
+    EventPattern '{"source": ["host.slow"]}'
+    <ApiDestTarget t>
+        Endpoint %s
+        AllowPrivateEndpoint on
+        Timeout 10
+    </ApiDestTarget>
+</ApiDestRule>
+""" % slow.url("/slow"))
+    for _ in range(25):
+        status, hdrs, resp = server.put_events([entry("host.slow", "S", {})] * 10)
+        assert_put_ok(status, hdrs, resp, 10)
+    assert slow.wait_for(64, 10)
+    t0 = time.time()
+    status, hdrs, resp = server.put_events([entry("host.fast", "F", {"i": i}) for i in range(10)])
+    assert_put_ok(status, hdrs, resp, 10)
+    assert sink.wait_for(10, 2.5), "the fast host waited %.1f s" % (time.time() - t0)
+    assert slow.count() <= 64 + 1, "more transfers than connections to the slow host"
+
+
 def _busy_beside_slow(server, sink, busy_extra, busy_requests, per_request, busy_out):
     """A busy destination and a 10/s one on the same host (the sink): the
     busy one's events are posted and busy_out of them out first; then 20
