@@ -424,11 +424,12 @@ static int split_args(apr_pool_t *p, const char *args, char **argv, int max)
     return n;
 }
 
-/* The first word of a line as written, for the lines whose value is JSON:
- * httpd's word parser turns "\\" into "\" even inside quotes, which changes
- * a JSON escape (["C:\\temp"] would match "C:<tab>emp", and "a\\*" would be
- * refused). Only the quote character's own escape is undone; the word ends
- * where httpd's ends. */
+/* The first word of a line as written, for the lines whose value is JSON
+ * between single quotes (or none): httpd's word parser turns "\\" into "\"
+ * even inside quotes, which changes a JSON escape (['C:\\temp'] would match
+ * "C:<tab>emp", and 'a\\*' would be refused). Only \' is undone; the word
+ * ends where httpd's ends. Between double quotes, which JSON needs escaped
+ * as \", httpd's escapes stay (\\\" is JSON's \"). */
 static char *json_word(apr_pool_t *p, const char *args)
 {
     const char *s = args, *e;
@@ -455,6 +456,14 @@ static char *json_word(apr_pool_t *p, const char *args)
     }
     *w = '\0';
     return out;
+}
+
+static int double_quoted(const char *args)
+{
+    while (apr_isspace(*args)) {
+        args++;
+    }
+    return *args == '"';
 }
 
 static int is_json_line(const char *name)
@@ -528,7 +537,7 @@ static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
         int argc = split_args(cmd->temp_pool, d->args ? d->args : "", argv, 8);
         const char *err;
 
-        if (argc && is_json_line(d->directive)) {
+        if (argc && is_json_line(d->directive) && !double_quoted(d->args)) {
             argv[0] = json_word(cmd->temp_pool, d->args);
         }
         if ((err = repeated(cmd, seen, d))) {

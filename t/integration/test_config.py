@@ -275,10 +275,11 @@ def test_a_journal_that_cannot_open_fails_configtest(server, tmp_path):
 
 def test_backslashes_in_inline_json_are_the_json_s(server, sink):
     """httpd's word parser turns "\\\\" into "\\" even in quotes: an inline
-    EventPattern ["C:\\\\temp"] matched "C:<tab>emp" and never "C:\\temp",
+    EventPattern ['C:\\\\temp'] matched "C:<tab>emp" and never "C:\\temp",
     an escaped wildcard star was refused, and an InputTransformer lost its
-    backslashes. Those lines now take their JSON as written (only the quote's
-    own escape is httpd's); a double-quoted line with \\" still works."""
+    backslashes. Between single quotes those lines now take their JSON as
+    written (only \\' is an escape); between double quotes httpd's escapes
+    stay, so that JSON's \\" can be written (as \\\\\\")."""
     conf = destination("hooks", sink.url("/bs")) + r"""
 <ApiDestRule path>
     EventPattern '{"source": ["s.bs"], "detail": {"p": ["C:\\temp"]}}'
@@ -296,7 +297,7 @@ def test_backslashes_in_inline_json_are_the_json_s(server, sink):
     </ApiDestTarget>
 </ApiDestRule>
 <ApiDestRule dq>
-    EventPattern "{\"source\": [\"s.bs\"], \"detail\": {\"d\": [\"q\\\"]}}"
+    EventPattern "{\"source\": [\"s.bs\"], \"detail\": {\"d\": [\"q\\\\\", \"\\\"x\\\"\"]}}"
     <ApiDestTarget t>
         Destination hooks
         Input "{\"rule\": \"dq\"}"
@@ -306,13 +307,14 @@ def test_backslashes_in_inline_json_are_the_json_s(server, sink):
     rc, out, _ = server.configtest(conf)
     assert rc == 0, out
     server.start(conf)
-    events = [{"p": "C:\\temp"}, {"p": "C:\temp"}, {"w": "a*bc"}, {"w": "axbc"}, {"d": "q\\"}]
+    events = [{"p": "C:\\temp"}, {"p": "C:\temp"}, {"w": "a*bc"}, {"w": "axbc"}, {"d": "q\\"},
+              {"d": '"x"'}]
     for i, d in enumerate(events):
         d["i"] = i
         server.put_events([{"Source": "s.bs", "DetailType": "B", "Detail": json.dumps(d)}])
-    assert sink.wait_for(3, 10)
+    assert sink.wait_for(4, 10)
     time.sleep(1.0)
     got = sorted((json.loads(r["body"]) for r in sink.snapshot()), key=lambda b: b["rule"])
-    assert got == [{"rule": "dq"},
+    assert got == [{"rule": "dq"}, {"rule": "dq"},
                    {"rule": "path", "dir": "D:\\out\\", "i": 0},
                    {"rule": "star", "q": "it's \"x\""}], [r["body"] for r in sink.snapshot()]
