@@ -276,7 +276,7 @@ static apr_status_t parse_offset(const char *s, long *offset)
     sign = (*s == '-') ? -1 : 1;
     s++;
     if (!parse_digits(&s, 2, &oh) || !expect_char(&s, ':') || !parse_digits(&s, 2, &om) ||
-        *s != '\0' || oh > 23 || om > 59) {
+        *s != '\0' || om > 59 || oh * 60 + om > 18 * 60) {
         return APR_EGENERAL;
     }
     *offset = sign * (oh * 3600L + om * 60L);
@@ -292,7 +292,9 @@ static int days_in_month(int y, int mo)
 }
 
 /* Impossible dates are refused, not rolled over by timegm (2024-02-31
- * would be 2024-03-02); a leap second (:60) is the second before. */
+ * would be 2024-03-02), as java.time's ISO_INSTANT refuses them: offsets
+ * within 18:00, a leap second only at 23:59:60, read as 23:59:59 with its
+ * fraction. */
 apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
 {
     struct tm tm;
@@ -324,12 +326,12 @@ apr_status_t ad_time_parse_rfc3339(const char *s, apr_time_t *t)
         }
     }
     if (parse_offset(s, &offset) != APR_SUCCESS || mo < 1 || mo > 12 || d < 1 ||
-        d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60) {
+        d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60 ||
+        (sec == 60 && (h != 23 || mi != 59))) {
         return APR_EGENERAL;
     }
     if (sec == 60) {
         sec = 59;
-        usec = 999999;
     }
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
