@@ -3,8 +3,10 @@
  * character's lower and upper case as Java's String.toLowerCase and
  * toUpperCase(Locale.ROOT) give them, which may be longer than it ("ß" ->
  * "SS"). Generated into ad_casemap.c by GenCaseMap.java; sorted by cp, BMP
- * characters over 0x7F whose forms differ from themselves only (event-ruler
- * folds per UTF-16 unit, so characters beyond the BMP are never folded). */
+ * characters over 0x7F whose forms differ from themselves only. Beyond the
+ * BMP a character matches itself only: event-ruler folds per UTF-16 unit,
+ * splits it into two lone surrogates and encodes each as '?', so its
+ * pattern matches "??" -- a flaw this module deliberately does not copy. */
 #ifndef AD_CASEMAP_H
 #define AD_CASEMAP_H
 
