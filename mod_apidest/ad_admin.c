@@ -315,8 +315,11 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_re
     if (ctx->store->put(ctx->store, &it, 1) != APR_SUCCESS) {
         return 0;
     }
-    if (ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL)) != APR_SUCCESS) {
-        /* in both places it would be delivered and stay in the DLQ */
+    /* With ApiDestStoreSync on, queued on disk before the DLQ copy goes. In
+     * both places it would be delivered and stay listed: the queue copy is
+     * taken back when the DLQ copy cannot go. */
+    if ((ctx->conf && ctx->conf->store_sync && ctx->store->sync(ctx->store) != APR_SUCCESS) ||
+        ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL)) != APR_SUCCESS) {
         if (ctx->store->del(ctx->store, qkey) != APR_SUCCESS) {
             ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
                           ADLOGNO(00131) "DLQ record %s: redriven, but neither its DLQ copy "

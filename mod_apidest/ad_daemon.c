@@ -1055,7 +1055,10 @@ static const char *fail_final(ad_daemon_t *d, job_t *j, const char *key, const c
     r->target_arn = target_arn(j->pool, d, r);
     ad_target_metrics_t *tm = tmetrics(d, j->ent.tgt);
 
-    if (dead_letter && !put_record(d, j->pool, dkey, r, ROOM_DLQ)) {
+    /* With ApiDestStoreSync on, the DLQ record is on disk before the queued
+     * one goes: unsynced, a power loss could keep the delete alone. */
+    if (dead_letter && (!put_record(d, j->pool, dkey, r, ROOM_DLQ) ||
+                        (d->c->store_sync && d->store->sync(d->store) != APR_SUCCESS))) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
                       ADLOGNO(00109) "rule %s target %s event %s: the DLQ record could not be "
                                      "written; the record stays queued",

@@ -393,3 +393,32 @@ def test_a_page_of_large_dead_letters_ends_at_its_byte_budget(server, sink):
         seen += [r["Id"] for r in page["Records"]]
         token = page.get("NextToken")
     assert len(seen) == 20 and seen == sorted(set(seen))
+
+
+def test_store_sync_covers_the_move_to_the_dlq(server, sink, tmp_path):
+    """With ApiDestStoreSync on, the DLQ record is on disk before the queued
+    one is deleted: unsynced, a power loss could keep the delete alone and
+    lose the event. Counted on apidestd's own fsync calls (strace): one for
+    the group commit of the event, one for its move to the DLQ."""
+    import shutil
+    import subprocess
+    assert shutil.which("strace"), "strace is missing (conf/debian-packages lists it)"
+    sink.set_default(400)  # not retried: straight to the DLQ
+    server.start("ApiDestStoreSync on\n" + _conf(sink))
+    _put(server, tag="warm")
+    _wait_dlq(server, 1)
+    out = str(tmp_path / "strace.out")
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", out,
+                               "-p", str(server.daemon_pid())],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # attached to every thread
+        _put(server, tag="traced")
+        _wait_dlq(server, 2)
+        time.sleep(0.5)
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=10)
+    with open(out) as f:
+        syncs = [line for line in f if "fsync(" in line or "fdatasync(" in line]
+    assert len(syncs) == 2, syncs

@@ -294,6 +294,73 @@ START_TEST(admin_reports_a_failed_delete)
 }
 END_TEST
 
+/* With ApiDestStoreSync on, a redrive syncs the queue copy before the DLQ
+ * copy goes; when the sync fails, the queue copy is taken back. */
+static int nsyncs, sync_result;
+
+static apr_status_t counted_sync(ad_store_t *s)
+{
+    (void)s;
+    nsyncs++;
+    return sync_result;
+}
+
+START_TEST(admin_redrive_syncs_before_the_delete)
+{
+    ad_store_t *real = open_store(pool), counting = *real;
+    ad_conf_t *conf = apr_pcalloc(pool, sizeof(*conf));
+    ad_record_t *r = ad_record_make(pool);
+    ad_admin_ctx_t ctx;
+    ad_store_item_t it;
+    const char *redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00cd\"}";
+    char *buf, *reply;
+    apr_size_t len;
+    int count = 1;
+
+    r->event_id = "e";
+    r->rule = r->target = r->destination = "x";
+    r->method = "POST";
+    r->url = "http://127.0.0.1/";
+    r->body = "{}";
+    r->body_len = 2;
+    ck_assert_int_eq(ad_record_encode(pool, r, &buf, &len), APR_SUCCESS);
+    it.key = "d00cd";
+    it.val = buf;
+    it.len = len;
+    ck_assert_int_eq(real->put(real, &it, 1), APR_SUCCESS);
+    counting.sync = counted_sync;
+    conf->store_sync = 1;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = &counting;
+    ctx.conf = conf;
+    ctx.dlq_count = &count;
+    ctx.requeue = count_requeue;
+    requeued = 0;
+    nsyncs = 0;
+    sync_result = APR_EGENERAL;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 500);
+    ck_assert_int_eq(nsyncs, 1);
+    ck_assert_int_eq(real->get(real, pool, "q00cd", &buf, &len), APR_NOTFOUND);
+    ck_assert_int_eq(real->get(real, pool, "d00cd", &buf, &len), APR_SUCCESS);
+    ck_assert_int_eq(count, 1);
+    sync_result = APR_SUCCESS;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
+    ck_assert_int_eq(nsyncs, 2);
+    ck_assert_int_eq(requeued, 1);
+    ck_assert_int_eq(real->get(real, pool, "d00cd", &buf, &len), APR_NOTFOUND);
+    /* with sync off, none */
+    conf->store_sync = 0;
+    it.key = "d00ce";
+    ck_assert_int_eq(ad_record_encode(pool, r, &buf, &len), APR_SUCCESS);
+    it.val = buf;
+    it.len = len;
+    ck_assert_int_eq(real->put(real, &it, 1), APR_SUCCESS);
+    redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00ce\"}";
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
+    ck_assert_int_eq(nsyncs, 2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -305,6 +372,7 @@ static Suite *suite(void)
     tcase_add_test(tc, compaction_keeps_live_records_and_syncs_the_rename);
     tcase_add_test(tc, opening_a_new_store_syncs_its_directory);
     tcase_add_test(tc, admin_reports_a_failed_delete);
+    tcase_add_test(tc, admin_redrive_syncs_before_the_delete);
     suite_add_tcase(s, tc);
     return s;
 }
