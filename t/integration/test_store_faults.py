@@ -83,18 +83,24 @@ def test_full_disk_refuses_then_recovers(server, sink):
         subprocess.run(["umount", "-l", mnt])
 
 
-def test_torn_record_is_set_aside_and_the_rest_loads(server, sink):
-    import dbm.gnu
-
+def _five_pending_then_stop(server, sink, detail_type):
+    """Five events tried once (the sink answers 503) and still queued, then a
+    stopped server: their EventIds and the store's path."""
     sink.set_default(503)
     server.start(_conf(sink))
     ids = []
     for i in range(5):
-        status, _, resp = server.put_events([entry(SOURCE, "Torn", {"i": i})])
+        status, _, resp = server.put_events([entry(SOURCE, detail_type, {"i": i})])
         ids.append(resp["Entries"][0]["EventId"])
     assert sink.wait_until(lambda reqs: len({json.loads(r["body"])["id"] for r in reqs}) == 5, 10)
     server.stop()
-    path = os.path.join(server.store_dir, "apidest")
+    return ids, os.path.join(server.store_dir, "apidest")
+
+
+def test_torn_record_is_set_aside_and_the_rest_loads(server, sink):
+    import dbm.gnu
+
+    ids, path = _five_pending_then_stop(server, sink, "Torn")
     db = dbm.gnu.open(path, "w")
     keys = sorted(k for k in db.keys() if k.startswith(b"q"))
     assert len(keys) == 5
@@ -126,15 +132,7 @@ def test_an_unreadable_commit_marker_keeps_every_record(server, sink):
     not "nothing was acknowledged": every record stays and is delivered."""
     import dbm.gnu
 
-    sink.set_default(503)
-    server.start(_conf(sink))
-    ids = []
-    for i in range(5):
-        status, _, resp = server.put_events([entry(SOURCE, "Marker", {"i": i})])
-        ids.append(resp["Entries"][0]["EventId"])
-    assert sink.wait_until(lambda reqs: len({json.loads(r["body"])["id"] for r in reqs}) == 5, 10)
-    server.stop()
-    path = os.path.join(server.store_dir, "apidest")
+    ids, path = _five_pending_then_stop(server, sink, "Marker")
     db = dbm.gnu.open(path, "w")
     assert db[b"m/commit"].isdigit()
     db[b"m/commit"] = b"\x00garbage"

@@ -249,17 +249,13 @@ static void count_requeue(void *baton, const char *qkey, apr_time_t due, const a
     requeued++;
 }
 
-START_TEST(admin_reports_a_failed_delete)
+/* A DLQ record under key ("d" + its id) in s. */
+static void put_dlq_record(ad_store_t *s, const char *key)
 {
-    ad_store_t *real = open_store(pool), broken = *real;
     ad_record_t *r = ad_record_make(pool);
-    ad_admin_ctx_t ctx;
     ad_store_item_t it;
-    const char *del = "{\"op\":\"dlq-delete\",\"id\":\"00ab\"}";
-    const char *redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00ab\"}";
-    char *buf, *reply;
+    char *buf;
     apr_size_t len;
-    int count = 1;
 
     r->event_id = "e";
     r->rule = r->target = r->destination = "x";
@@ -268,10 +264,23 @@ START_TEST(admin_reports_a_failed_delete)
     r->body = "{}";
     r->body_len = 2;
     ck_assert_int_eq(ad_record_encode(pool, r, &buf, &len), APR_SUCCESS);
-    it.key = "d00ab";
+    it.key = key;
     it.val = buf;
     it.len = len;
-    ck_assert_int_eq(real->put(real, &it, 1), APR_SUCCESS);
+    ck_assert_int_eq(s->put(s, &it, 1), APR_SUCCESS);
+}
+
+START_TEST(admin_reports_a_failed_delete)
+{
+    ad_store_t *real = open_store(pool), broken = *real;
+    ad_admin_ctx_t ctx;
+    const char *del = "{\"op\":\"dlq-delete\",\"id\":\"00ab\"}";
+    const char *redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00ab\"}";
+    char *buf, *reply;
+    apr_size_t len;
+    int count = 1;
+
+    put_dlq_record(real, "d00ab");
     broken.del = refuse_dlq_del;
     behind = real;
     memset(&ctx, 0, sizeof(ctx));
@@ -309,25 +318,14 @@ START_TEST(admin_redrive_syncs_before_the_delete)
 {
     ad_store_t *real = open_store(pool), counting = *real;
     ad_conf_t *conf = apr_pcalloc(pool, sizeof(*conf));
-    ad_record_t *r = ad_record_make(pool);
     ad_admin_ctx_t ctx;
-    ad_store_item_t it;
     const char *redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00cd\"}";
     char *buf, *reply;
     apr_size_t len;
     int count = 1;
 
-    r->event_id = "e";
-    r->rule = r->target = r->destination = "x";
-    r->method = "POST";
-    r->url = "http://127.0.0.1/";
-    r->body = "{}";
-    r->body_len = 2;
-    ck_assert_int_eq(ad_record_encode(pool, r, &buf, &len), APR_SUCCESS);
-    it.key = "d00cd";
-    it.val = buf;
-    it.len = len;
-    ck_assert_int_eq(real->put(real, &it, 1), APR_SUCCESS);
+    put_dlq_record(real, "d00cd");
+    put_dlq_record(real, "d00ce");
     counting.sync = counted_sync;
     conf->store_sync = 1;
     memset(&ctx, 0, sizeof(ctx));
@@ -350,11 +348,6 @@ START_TEST(admin_redrive_syncs_before_the_delete)
     ck_assert_int_eq(real->get(real, pool, "d00cd", &buf, &len), APR_NOTFOUND);
     /* with sync off, none */
     conf->store_sync = 0;
-    it.key = "d00ce";
-    ck_assert_int_eq(ad_record_encode(pool, r, &buf, &len), APR_SUCCESS);
-    it.val = buf;
-    it.len = len;
-    ck_assert_int_eq(real->put(real, &it, 1), APR_SUCCESS);
     redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00ce\"}";
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
     ck_assert_int_eq(nsyncs, 2);
