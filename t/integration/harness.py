@@ -147,6 +147,23 @@ def descendants(pid):
     return out
 
 
+def pids_serving(root):
+    """Live httpd processes started with `-d root` (the master, its children,
+    apidestd), wherever they were reparented."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"-d" in args and root.encode() in args and pid_alive(int(d)):
+            out.append(int(d))
+    return out
+
+
 def wait_until(fn, timeout, interval=0.05):
     """Call fn until it returns a truthy value (returned) or timeout (None)."""
     deadline = time.monotonic() + timeout
@@ -390,12 +407,26 @@ ApiDestStore "{store}"
         master = self.master_pid or self.read_pid(self.pid_file)
         assert master and pid_alive(master), "httpd master not running"
         victims = [master] + descendants(master)
-        self.known_pids.update(victims)
         for p in victims:  # master first so that it restarts nothing
             try:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+        # A child the master forked while it was being killed is not among
+        # its descendants by then, but holds the listening socket: found by
+        # its command line (bounded: the master is dead, no new ones come).
+        for _ in range(20):
+            late = [p for p in pids_serving(self.root) if p not in victims]
+            if not late:
+                break
+            for p in late:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            victims += late
+            time.sleep(0.05)
+        self.known_pids.update(victims)
         if not wait_until(lambda: not any(pid_alive(p) for p in victims), 10):
             raise HttpdError("processes survived kill -9: %s" % [p for p in victims if pid_alive(p)])
         # Wait until they are reaped too: `httpd -k start` takes a zombie named
