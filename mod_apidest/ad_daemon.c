@@ -232,14 +232,14 @@ struct ad_daemon_t {
     apr_uint64_t churn;   /* deletes since the last compaction */
     apr_time_t rate_wake; /* real time a rate-limited destination frees */
     ad_metrics_t *m;
-    apr_hash_t *schedules;   /* rule name -> sched_state_t */
-    int sched_store_failing; /* logged once until a schedule state is stored */
-    dest_rt_t *dests;        /* by ad_destination_t.index */
-    host_rt_t **plain_hosts; /* by ad_target_t.gindex; NULL for API destinations */
-    int *draining;           /* drain_ready's list of destinations */
-    int drain_first;         /* where drain_ready's next turn starts */
-    conn_rt_t *conns;        /* by ad_connection_t.index */
-    apr_uint64_t committed;  /* the batch marker found at start */
+    apr_hash_t *schedules;    /* rule name -> sched_state_t */
+    int sched_store_failing;  /* logged once until a schedule state is stored */
+    dest_rt_t *dests;         /* by ad_destination_t.index */
+    host_rt_t **target_hosts; /* by ad_target_t.gindex: its destination's, or its endpoint's */
+    int *draining;            /* drain_ready's list of destinations */
+    int drain_first;          /* where drain_ready's next turn starts */
+    conn_rt_t *conns;         /* by ad_connection_t.index */
+    apr_uint64_t committed;   /* the batch marker found at start */
     apr_time_t next_compact;
     apr_uint64_t tick_pending;   /* pending at the last maintenance tick */
     apr_time_t compact_due;      /* since when a compaction waits on a drain */
@@ -597,12 +597,12 @@ static void flow_init(ad_daemon_t *d)
         ad_ratelimit_init(&d->dests[i].rl, d->dests[i].dest->rate_limit);
         ad_ratelimit_init(&d->dests[i].wrl, d->dests[i].dest->rate_limit);
     }
-    d->plain_hosts = apr_pcalloc(d->pool, sizeof(host_rt_t *) * (d->c->ntargets + 1));
+    /* a plain HTTP target's transfers take its host's connections too */
+    d->target_hosts = apr_pcalloc(d->pool, sizeof(host_rt_t *) * (d->c->ntargets + 1));
     for (i = 0; i < d->c->ntargets; i++) {
         const ad_target_t *t = APR_ARRAY_IDX(d->c->all_targets, i, const ad_target_t *);
-        if (!t->destination && t->endpoint) {
-            d->plain_hosts[t->gindex] = host_of(d, hosts, t->endpoint);
-        }
+        d->target_hosts[t->gindex] =
+            t->destination ? d->dests[t->destination->index].host : host_of(d, hosts, t->endpoint);
     }
     d->conns = apr_pcalloc(d->pool, sizeof(conn_rt_t) * (d->c->connections->nelts + 1));
     for (i = 0; i < d->c->connections->nelts; i++) {
@@ -684,7 +684,7 @@ static void refuse_all(commit_t *list, const char *why)
     }
 }
 
-static apr_status_t write_commit_marker(ad_daemon_t *d, apr_pool_t *p, apr_uint64_t batch)
+static apr_status_t put_commit_marker(ad_daemon_t *d, apr_pool_t *p, apr_uint64_t batch)
 {
     ad_store_item_t it;
     it.key = KEY_COMMIT;
@@ -693,16 +693,11 @@ static apr_status_t write_commit_marker(ad_daemon_t *d, apr_pool_t *p, apr_uint6
     return d->store->put(d->store, &it, 1);
 }
 
-static apr_status_t put_commit_marker(ad_daemon_t *d, apr_pool_t *p)
-{
-    return write_commit_marker(d, p, d->batch);
-}
-
 /* A marker that could not be read is replaced at once by the batch every
  * kept record belongs to (or before), so that the next start reads it. */
 static void rewrite_commit_marker(ad_daemon_t *d, apr_pool_t *p, apr_uint64_t batch)
 {
-    apr_status_t rv = write_commit_marker(d, p, batch);
+    apr_status_t rv = put_commit_marker(d, p, batch);
 
     if (rv != APR_SUCCESS) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
@@ -807,7 +802,7 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
     }
     if (stored && ok) {
         what = "marking the batch committed";
-        ok = (rv = put_commit_marker(d, p)) == APR_SUCCESS;
+        ok = (rv = put_commit_marker(d, p, d->batch)) == APR_SUCCESS;
         if (ok && d->c->store_sync) {
             what = "syncing the store";
             ok = (rv = d->store->sync(d->store)) == APR_SUCCESS;
@@ -1299,13 +1294,11 @@ static void process_outcome(ad_daemon_t *d, job_t *j)
         job_end(d, j);
         return;
     }
-    if (j->target && j->target->destination) {
-        dest_rt_t *dr = &d->dests[j->target->destination->index];
-        dr->in_flight--;
-        dr->host->in_flight--;
+    if (j->target) {
+        d->target_hosts[j->target->gindex]->in_flight--;
     }
-    else if (j->target) {
-        d->plain_hosts[j->target->gindex]->in_flight--;
+    if (j->target && j->target->destination) {
+        d->dests[j->target->destination->index].in_flight--;
     }
     key_format(key, j->ent.batch, j->ent.idx);
     j->rec->attempts++;
@@ -1402,9 +1395,7 @@ static void job_auth(ad_daemon_t *d, job_t *j, const ad_connection_t *cn)
 static int worker_for(ad_daemon_t *d, const ad_target_t *t)
 {
     /* One host stays on one engine, so its connections are reused. */
-    unsigned int h = t->destination ? d->dests[t->destination->index].host->hash
-                                    : d->plain_hosts[t->gindex]->hash;
-    return (int)(h % (unsigned int)d->nworkers);
+    return (int)(d->target_hosts[t->gindex]->hash % (unsigned int)d->nworkers);
 }
 
 static void count_attempt(ad_daemon_t *d, const job_t *j)
@@ -1471,11 +1462,7 @@ static void hand_to_worker(ad_daemon_t *d, job_t *j, int w)
 
 static int worker_for_name(ad_daemon_t *d, const char *s)
 {
-    unsigned int h = 0;
-    while (*s) {
-        h = h * 31 + (unsigned char)*s++;
-    }
-    return (int)(h % (unsigned int)d->nworkers);
+    return (int)(key_hash(s, strlen(s)) % (unsigned int)d->nworkers);
 }
 
 static void start_token_fetch(ad_daemon_t *d, conn_rt_t *cr)
@@ -1534,7 +1521,7 @@ static int park_unread(ad_daemon_t *d, const qent_t *e)
     dest_rt_t *dr;
     int why;
 
-    if (t && !t->destination && d->plain_hosts[t->gindex]->in_flight >= HOST_CONNS + PREFETCH) {
+    if (t && !t->destination && d->target_hosts[t->gindex]->in_flight >= HOST_CONNS + PREFETCH) {
         /* A plain target's host is full: held in the worker, its jobs would
          * keep the total in flight at its cap and stall every other host. */
         qent_t later = *e;
@@ -1620,7 +1607,7 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
         fail_final(d, j, key, "MaximumEventAgeInSeconds");
     }
     else if (!t->destination) {
-        d->plain_hosts[t->gindex]->in_flight++;
+        d->target_hosts[t->gindex]->in_flight++;
         job_request(d, j, t);
         j->req.ca_file = d->c->ca_file;
         hand_to_worker(d, j, worker_for(d, t));
@@ -1717,13 +1704,8 @@ static dest_rt_t *job_dest(const job_t *j)
  * with its timeout already running. */
 static host_rt_t *job_host(const job_t *j)
 {
-    const ad_target_t *t = j->target;
-
-    if (j->kind != JOB_DELIVERY || !t) {
-        return NULL;
-    }
-    return t->destination ? j->worker->d->dests[t->destination->index].host
-                          : j->worker->d->plain_hosts[t->gindex];
+    return j->kind == JOB_DELIVERY && j->target ? j->worker->d->target_hosts[j->target->gindex]
+                                                : NULL;
 }
 
 /* Outcomes wait in the worker's own list; give_back_and_take() passes them
@@ -2009,11 +1991,15 @@ static void maybe_compact(ad_daemon_t *d, apr_pool_t *p)
                   (apr_time_now() - t0) / 1000);
 }
 
-static const char *sched_value(apr_pool_t *p, const sched_state_t *st)
+/* The store item of a rule's schedule state ("s/<rule>"). */
+static void sched_item(apr_pool_t *p, const char *rule, const sched_state_t *st,
+                       ad_store_item_t *it)
 {
-    return apr_psprintf(
+    it->key = apr_pstrcat(p, KEY_PREFIX_SCHEDULE, rule, NULL);
+    it->val = apr_psprintf(
         p, "%" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_UINT64_T_FMT,
         apr_time_sec(st->anchor), apr_time_sec(st->last), apr_time_sec(st->prev), st->batch);
+    it->len = strlen(it->val);
 }
 
 /* Logs its failure, once until a state is stored again (it comes back
@@ -2024,9 +2010,7 @@ static apr_status_t sched_save(ad_daemon_t *d, apr_pool_t *p, const char *rule,
     ad_store_item_t it;
     apr_status_t rv;
 
-    it.key = apr_pstrcat(p, KEY_PREFIX_SCHEDULE, rule, NULL);
-    it.val = sched_value(p, st);
-    it.len = strlen(it.val);
+    sched_item(p, rule, st, &it);
     rv = d->store->put(d->store, &it, 1);
     if (rv != APR_SUCCESS && !d->sched_store_failing) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, rv,
@@ -2094,16 +2078,14 @@ static void fire_schedule(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t *r, sch
     next.prev = st->last;
     next.last = fire;
     next.batch = d->batch;
-    extra.key = apr_pstrcat(p, KEY_PREFIX_SCHEDULE, r->name, NULL);
-    extra.val = sched_value(p, &next);
-    extra.len = strlen(extra.val);
     if (!c.blobs->nelts) {
-        if (d->store->put(d->store, &extra, 1) == APR_SUCCESS) { /* only the state moves */
+        if (sched_save(d, p, r->name, &next) == APR_SUCCESS) { /* only the state moves */
             ad_metric_add(&d->m->daemon->inputs_dropped, dropped);
         }
         *st = next;
         return;
     }
+    sched_item(p, r->name, &next, &extra);
     process_commits(d, p, &c, &extra, 1);
     if (c.status == AD_ACK_STORED) {
         /* counted once: a firing the store refused comes again */
