@@ -428,8 +428,8 @@ static int split_args(apr_pool_t *p, const char *args, char **argv, int max)
  * between single quotes (or none): httpd's word parser turns "\\" into "\"
  * even inside quotes, which changes a JSON escape (['C:\\temp'] would match
  * "C:<tab>emp", and 'a\\*' would be refused). Only \' is undone; the word
- * ends where httpd's ends. Between double quotes, which JSON needs escaped
- * as \", httpd's escapes stay (\\\" is JSON's \"). */
+ * ends where httpd's ends. NULL between double quotes, which JSON needs
+ * escaped as \": there httpd's escapes stay (\\\" is JSON's \"). */
 static char *json_word(apr_pool_t *p, const char *args)
 {
     const char *s = args, *e;
@@ -438,7 +438,10 @@ static char *json_word(apr_pool_t *p, const char *args)
     while (apr_isspace(*s)) {
         s++;
     }
-    if (*s == '"' || *s == '\'') {
+    if (*s == '"') {
+        return NULL;
+    }
+    if (*s == '\'') {
         quote = *s++;
     }
     out = w = apr_palloc(p, strlen(s) + 1);
@@ -456,14 +459,6 @@ static char *json_word(apr_pool_t *p, const char *args)
     }
     *w = '\0';
     return out;
-}
-
-static int double_quoted(const char *args)
-{
-    while (apr_isspace(*args)) {
-        args++;
-    }
-    return *args == '"';
 }
 
 static int is_json_line(const char *name)
@@ -536,9 +531,10 @@ static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
         char *argv[8];
         int argc = split_args(cmd->temp_pool, d->args ? d->args : "", argv, 8);
         const char *err;
+        char *json;
 
-        if (argc && is_json_line(d->directive) && !double_quoted(d->args)) {
-            argv[0] = json_word(cmd->temp_pool, d->args);
+        if (argc && is_json_line(d->directive) && (json = json_word(cmd->temp_pool, d->args))) {
+            argv[0] = json;
         }
         if ((err = repeated(cmd, seen, d))) {
             return at(cmd->pool, d, err);
