@@ -14,6 +14,12 @@ typedef struct ad_http_engine_t ad_http_engine_t;
  * need a longer one is refused as AD_HTTP_INVALID. */
 #define AD_HTTP_HEADER_LINE_MAX 8192
 
+/* The longest URL sent, NUL included: path and query values from an event
+ * could otherwise make a request line of hundreds of KB, past what any
+ * server reads (httpd's LimitRequestLine is 8190 bytes). Refused as
+ * AD_HTTP_INVALID. */
+#define AD_HTTP_URL_MAX 8192
+
 typedef enum {
     AD_HTTP_OK = 0,  /* a response came (any status) */
     AD_HTTP_TIMEOUT, /* no complete response within the timeout */

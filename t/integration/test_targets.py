@@ -341,12 +341,23 @@ def test_path_query_and_header_parameters(server, sink):
     assert not any("xxxx" in r["Attributes"]["ERROR_MESSAGE"] for r in recs), recs
     time.sleep(0.5)
     assert sink.count() == 1
+    # so does a URL made longer than 8 KiB by the event's path or query
+    # values (a 256 KiB entry made a 420 KB request line), and it is not sent
+    for i, big in enumerate([dict(detail, tenant="\u2603" * 3000),
+                             dict(detail, state="&" * 3000)]):
+        server.put_events([entry("s.p", "D", big)])
+        recs = _wait_dlq(server, 4 + i)
+    assert sum("the URL with the event's path and query parameters is over 8 KiB" in
+               r["Attributes"]["ERROR_MESSAGE"] for r in recs) == 2, recs
+    assert not any("%26%26" in r["Attributes"]["ERROR_MESSAGE"] for r in recs), recs
+    time.sleep(0.5)
+    assert sink.count() == 1
     # "." or ".." from the event would move the request (and a connection's
     # credentials) to another path: dead-lettered, never sent; so would
     # "../admin" on a server that decodes %2F or %5C before it resolves
     for i, bad in enumerate(["..", ".", "../admin", "..\\admin", "a/.."]):
         server.put_events([entry("s.p", "D", dict(detail, tenant=bad))])
-        recs = _wait_dlq(server, 4 + i)
+        recs = _wait_dlq(server, 6 + i)
         assert all(r["Attributes"]["ERROR_CODE"] == "INVALID_PARAMETER" for r in recs), recs
     assert sum("path parameter is or holds a '.' or '..' segment" in
                r["Attributes"]["ERROR_MESSAGE"] for r in recs) == 5, recs
