@@ -160,6 +160,12 @@ static const char *check_endpoint(apr_pool_t *p, const char *url)
     if (u.port_str && *u.port_str && !port_ok(u.port_str)) {
         return apr_psprintf(p, "Endpoint '%s': the port must be 1 to 65535", url);
     }
+    /* DNS's limit; a longer one would also not fit AD_URL_ORIGIN_MAX, and
+     * deliveries would go to the host cut short. */
+    if (strlen(u.hostname) > 253) {
+        return apr_psprintf(p, "Endpoint '%.64s...': the host name is longer than 253 characters",
+                            url);
+    }
     if (strpbrk(u.hostname, "<>\"{}|\\^`")) {
         return apr_psprintf(p, "Endpoint '%s': the host holds a character no host name has", url);
     }

@@ -389,6 +389,7 @@ def test_config_errors_for_targets_and_connections(server, sink):
                      ("http://127.0.0.1:%d/x?a=*" % port, "may only stand in the path"),
                      ("http://127.0.0.1:%d/x#*" % port, "a #fragment is not sent"),
                      ("http://127.0.0.1:%d/x?k=v#" % port, "a #fragment is not sent"),
+                     ("http://%s.example:%d/x" % ("h" * 250, port), "longer than 253"),
                      ("http://u:%s@127.0.0.1:%d/x" % (SECRETS["password"], port),
                       "use an ApiDestConnection")]:
         cases.append((_dest("d-%d" % len(cases), url), "Endpoint " + url, msg))
