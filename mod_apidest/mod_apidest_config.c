@@ -1507,8 +1507,9 @@ const command_rec apidest_cmds[] = {
     AP_INIT_RAW_ARGS(
         "<ApiDestConnection", conn_section, NULL, RSRC_CONF,
         "a connection: AuthorizationType, Basic, ApiKey, OAuth..., InvocationParameter"),
-    AP_INIT_TAKE1("ApiDestCAFile", set_ca_file, NULL, RSRC_CONF,
-                  "PEM file of extra certificate authorities for outbound TLS"),
+    AP_INIT_TAKE1(
+        "ApiDestCAFile", set_ca_file, NULL, RSRC_CONF,
+        "PEM file of certificate authorities for outbound TLS, in place of libcurl's bundle"),
     AP_INIT_RAW_ARGS("<ApiDestDestination", dest_section, NULL, RSRC_CONF,
                      "an API destination: Endpoint, HttpMethod, Timeout, ..."),
     AP_INIT_RAW_ARGS("<ApiDestRule", rule_section, NULL, RSRC_CONF,
