@@ -2412,6 +2412,7 @@ typedef struct load_t {
     ad_daemon_t *d;
     apr_pool_t *p;
     apr_uint64_t committed, max_batch;
+    apr_uint64_t used_batch;         /* the highest of any key's id: q, d and x */
     apr_array_header_t *uncommitted; /* const char * keys */
     apr_array_header_t *damaged;     /* ad_store_item_t */
 } load_t;
@@ -2482,6 +2483,27 @@ static int count_one(void *baton, const char *key, const char *val, apr_size_t l
     return 0;
 }
 
+/* A record's id (a queue key without its "q") names its batch. Dead
+ * letters and records set aside keep the id they were stored with, so a
+ * batch number they hold is never given out again: with the commit marker
+ * unreadable, or lost, new records would take their ids, and a redrive
+ * would overwrite a pending record, a failure a dead letter. */
+static void note_batch(load_t *l, const char *id)
+{
+    char key[KEY_LEN + 1];
+    apr_uint64_t batch;
+    apr_uint32_t idx;
+
+    if (strlen(id) != KEY_LEN - 1) {
+        return;
+    }
+    key[0] = KEY_PREFIX_QUEUE[0];
+    memcpy(key + 1, id, KEY_LEN);
+    if (key_parse(key, &batch, &idx) && batch > l->used_batch) {
+        l->used_batch = batch;
+    }
+}
+
 /* The whole store in one scan: a DBM visits every key to find those of a
  * prefix, and reads each key's entry from disk to do so, so a scan per kind
  * of record read a 1M-record store three times over. */
@@ -2490,13 +2512,18 @@ static int load_any(void *baton, const char *key, const char *val, apr_size_t le
     load_t *l = baton;
 
     if (!strncmp(key, KEY_PREFIX_QUEUE, strlen(KEY_PREFIX_QUEUE))) {
+        note_batch(l, key + 1);
         return load_one(l, key, val, len);
     }
     if (!strncmp(key, KEY_PREFIX_SCHEDULE, strlen(KEY_PREFIX_SCHEDULE))) {
         return load_schedule(l, key, val, len);
     }
     if (!strncmp(key, KEY_PREFIX_DLQ, strlen(KEY_PREFIX_DLQ))) {
+        note_batch(l, key + 1);
         return count_one(&l->d->dlq_count, key, val, len);
+    }
+    if (!strncmp(key, KEY_PREFIX_BAD, strlen(KEY_PREFIX_BAD)) && key[1]) {
+        note_batch(l, key + 2); /* "x" and the key it had */
     }
     return 0;
 }
@@ -2559,7 +2586,8 @@ static apr_status_t load_queue(ad_daemon_t *d)
         d->committed = l.committed = l.max_batch;
         rewrite_commit_marker(d, p, l.committed);
     }
-    d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch) + 1;
+    d->batch = (l.committed > l.max_batch ? l.committed : l.max_batch);
+    d->batch = (d->batch > l.used_batch ? d->batch : l.used_batch) + 1;
     ad_log_perror(AD_LOG_MARK, AD_LOG_NOTICE, 0,
                   ADLOGNO(00108) "store %s:%s loaded: %" APR_UINT64_T_FMT " pending record(s), "
                                  "%d in the DLQ, %d unacknowledged discarded, %d damaged set aside",

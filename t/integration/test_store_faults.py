@@ -147,6 +147,52 @@ def test_an_unreadable_commit_marker_keeps_every_record(server, sink):
     assert sink.wait_until(lambda reqs: resp["Entries"][0]["EventId"] in _delivered(sink), 10)
 
 
+def test_a_lost_marker_never_gives_out_the_ids_of_dead_letters(server, sink):
+    """Dead letters keep the id (batch and index) they were stored with. With
+    the marker unreadable and the queue empty, new records once took the
+    same ids: a new failure overwrote a dead letter, and a redrive of an
+    old one overwrote a pending record, an acknowledged event lost."""
+    import dbm.gnu
+
+    sink.set_default(400)
+    server.start(_conf(sink))
+    old = []
+    for i in range(3):
+        status, _, resp = server.put_events([entry(SOURCE, "Dead", {"i": i})])
+        old.append(resp["Entries"][0]["EventId"])
+    assert wait_until(lambda: len(_dlq(server)) == 3, 15), _dlq(server)
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    db = dbm.gnu.open(path, "w")
+    assert not [k for k in db.keys() if k.startswith(b"q")]
+    db[b"m/commit"] = b"\x00garbage"
+    db.close()
+    server.start()
+    # a new failure is a fourth dead letter, not one in place of the first
+    status, _, resp = server.put_events([entry(SOURCE, "Dead", {"i": 3})])
+    assert wait_until(lambda: len(_dlq(server)) == 4, 15), _dlq(server)
+    # a pending event and a redrive of every old dead letter: all delivered
+    sink.set_default(503)
+    status, _, resp = server.put_events([entry(SOURCE, "Pending", {"i": 4})])
+    pending = resp["Entries"][0]["EventId"]
+    assert sink.wait_until(lambda reqs: pending in {json.loads(r["body"])["id"] for r in reqs},
+                           10)
+    for rec in _dlq(server):
+        if json.loads(rec["Body"])["id"] in old:
+            status, _, _ = server.request("POST", "/apidest/dlq/%s/redrive" % rec["Id"])
+            assert status == 200
+    sink.set_default(200)
+    assert sink.wait_until(lambda reqs: set(old + [pending]) <= _delivered(sink), 20), \
+        _delivered(sink)
+    server.stop()
+
+
+def _dlq(server):
+    status, _, data = server.request("GET", "/apidest/dlq")
+    assert status == 200
+    return json.loads(data)["Records"]
+
+
 def test_compaction_waits_for_a_draining_backlog(server, sink):
     """A compaction stops deliveries for the time of its copy of the live
     records; while a backlog drains, each later one copies less. 400 records
