@@ -107,7 +107,8 @@ static const char *bus_name(const ad_conf_t *c, const json_t *entry)
 
 /* The envelope's time is "YYYY-MM-DDThh:mm:ssZ": from 1970 (AWS refuses a
  * negative epoch) to the end of year 9999, in either form. */
-#define TIME_MAX_SEC 253402300799.0
+#define TIME_MAX_SEC    253402300799.0
+#define DETAIL_TYPE_MAX 128
 
 static int event_time(const json_t *entry, apr_time_t now, apr_time_t *t)
 {
@@ -119,7 +120,8 @@ static int event_time(const json_t *entry, apr_time_t now, apr_time_t *t)
     }
     if (json_is_number(v)) {
         double secs = json_number_value(v);
-        if (!isfinite(secs) || secs < 0 || secs > TIME_MAX_SEC) {
+        /* the fraction is dropped: 253402300799.9 is still in 9999 */
+        if (!isfinite(secs) || secs < 0 || secs >= TIME_MAX_SEC + 1.0) {
             return 0;
         }
         *t = apr_time_from_sec((apr_time_t)secs);
@@ -542,7 +544,7 @@ static int detail_read(ingest_ctx_t *x, const char *text, char **canon, size_t *
 static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
 {
     ad_ingest_entry_t *e = apr_array_push(x->in->entries);
-    const char *source, *detail_text, *body;
+    const char *source, *detail_type, *detail_text, *body;
     json_t *detail, *ev = NULL;
     char *canon;
     size_t canon_len;
@@ -561,9 +563,17 @@ static void ingest_entry(ingest_ctx_t *x, const json_t *entry)
                    "Parameter Source is not valid. Reason: Source is a required argument.");
         return;
     }
-    if (!required_string(entry, "DetailType")) {
+    if (!(detail_type = required_string(entry, "DetailType"))) {
         entry_fail(x, e, ERR_INVALID_ARGUMENT,
                    "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
+        return;
+    }
+    /* PutEventsRequestEntry: "a maximum of 128 characters" (UTF-16 units,
+     * as the model counts) */
+    if (ad_awsmodel_length(detail_type, strlen(detail_type)) > DETAIL_TYPE_MAX) {
+        entry_fail(x, e, ERR_INVALID_ARGUMENT,
+                   "Parameter DetailType is not valid. Reason: DetailType is longer than 128 "
+                   "characters.");
         return;
     }
     if (!(detail_text = required_string(entry, "Detail"))) {

@@ -466,6 +466,16 @@ def test_put_events_per_entry_errors(api, sink):
          "Parameter DetailType is not valid. Reason: DetailType is a required argument."),
         ({"Source": "com.acme.orders", "DetailType": "X"}, "InvalidArgument",
          "Parameter Detail is not valid. Reason: Detail is a required argument."),
+        # 128 characters at most, counted as the model counts (UTF-16 units)
+        (dict(good, DetailType="d" * 129), "InvalidArgument",
+         "Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters."),
+        (dict(good, DetailType="\U0001F600" * 64 + "d"), "InvalidArgument",
+         "Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters."),
+        # the last second of year 9999, its fraction dropped, is a valid Time
+        # (and one past it is not)
+        (dict(good, Time=253402300800), "InvalidArgument",
+         "Parameter Time is not valid. Reason: Time must be epoch seconds or an RFC 3339 "
+         "timestamp."),
     ]
     for e, code, message in bad:
         status, hdrs, resp = api.put_events([good, e, good])
@@ -474,11 +484,14 @@ def test_put_events_per_entry_errors(api, sink):
         first, failed, last = resp["Entries"]
         assert UUID_RE.match(first["EventId"]) and UUID_RE.match(last["EventId"])
         assert failed == {"ErrorCode": code, "ErrorMessage": message}, (e, failed)
+    status, hdrs, resp = api.put_events([dict(good, DetailType="\u00e9" * 128),
+                                         dict(good, Time=253402300799.9)])
+    assert status == 200 and resp["FailedEntryCount"] == 0, resp
     status, hdrs, resp = api.put_events([{}, dict(good, Detail="[]")])
     assert status == 200 and resp["FailedEntryCount"] == 2, resp
     assert [x["ErrorCode"] for x in resp["Entries"]] == ["InvalidArgument", "MalformedDetail"]
     # every good entry reached both targets of r-orders, nothing else did
-    n = 2 * len(bad) * 2
+    n = 2 * len(bad) * 2 + 2 * 2
     assert sink.wait_for(n, DELIVER), "%d of %d delivered" % (sink.count(), n)
     time.sleep(SETTLE)
     assert sink.count() == n
