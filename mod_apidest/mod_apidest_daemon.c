@@ -627,13 +627,16 @@ static int connect_daemon(request_rec *r, int *fd_out)
         if (fd < 0) {
             break;
         }
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && bound_io(fd)) {
+        /* bounded before connect, which waits on the send timeout: with
+         * apidestd stalled and its listen queue full, a child blocked in
+         * connect() for good */
+        if (bound_io(fd) && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
             *fd_out = fd;
             return 1;
         }
         close(fd);
-        if (errno != ECONNREFUSED && errno != ENOENT && errno != EAGAIN) {
-            break;
+        if (errno != ECONNREFUSED && errno != ENOENT) {
+            break; /* EAGAIN: the queue stayed full for the whole timeout */
         }
         apr_sleep(backoff);
         /* 25+50+100+200+400 ms, then 400 ms steps: ~3 s in all */

@@ -181,6 +181,57 @@ def test_store_that_does_not_confirm_in_time_503_says_it_may_have_accepted(serve
 
 
 
+def test_a_full_listen_queue_of_a_stalled_apidestd_answers_503(server, sink):
+    """apidestd stalled and its listen queue full: a child that needs a new
+    connection waited in connect() for good (connect was unbounded; only
+    reads and writes had a timeout). It now gives up with the I/O timeout
+    and answers 503, nothing stored."""
+    import glob
+    import socket
+    import threading
+
+    server.start(_conf(sink))
+    [path] = glob.glob(os.path.join(server.root, "run", "apidest.*.sock"))
+    daemon = server.live_daemon_pid()
+    os.kill(daemon, signal.SIGSTOP)
+    held = []
+    results = []
+    try:
+        for _ in range(70000):  # the queue holds somaxconn at most (4096 by default)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(path)
+            except BlockingIOError:
+                s.close()
+                break
+            held.append(s)
+        else:
+            pytest.fail("the listen queue never filled")
+
+        def put(i):
+            try:
+                results.append(server.put_events(
+                    [entry("com.example.input", "Queued", {"n": i})], timeout=60)[:3:2])
+            except OSError as e:  # no answer in 60 s: still in connect()
+                results.append(("no answer", {"message": str(e)}))
+
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(70)
+        hung = sum(t.is_alive() for t in threads)
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+        for s in held:
+            s.close()
+    assert hung == 0, "%d request(s) still waiting" % hung
+    assert len(results) == 4 and all(st == 503 for st, _ in results), results
+    assert any("is not reachable; nothing was accepted" in r["message"] for _, r in results), \
+        results
+
+
 def test_body_over_limit_request_body(server, sink):
     """httpd's LimitRequestBody below ApiDestMaxRequestSize: a declared
     length over it gets the AWS-shaped error, not httpd's HTML page."""
