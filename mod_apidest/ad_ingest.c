@@ -862,18 +862,87 @@ int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *st
     return failed;
 }
 
+static void fail_entry_at(ad_ingest_t *in, int entry, const char *code, const char *msg)
+{
+    ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, entry, ad_ingest_entry_t);
+
+    if (e->event_id) {
+        e->event_id = NULL;
+        e->error_code = code;
+        e->error_message = msg;
+        in->failed_count++;
+    }
+}
+
 void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg)
 {
     int i;
     for (i = 0; i < in->entries->nelts; i++) {
-        ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, i, ad_ingest_entry_t);
-        if (e->event_id) {
-            e->event_id = NULL;
-            e->error_code = code;
-            e->error_message = msg;
-            in->failed_count++;
-        }
+        fail_entry_at(in, i, code, msg);
     }
+}
+
+void ad_ingest_fail_records(ad_ingest_t *in, const apr_array_header_t *blobs, const char *code,
+                            const char *msg)
+{
+    int i;
+
+    for (i = 0; i < blobs->nelts; i++) {
+        fail_entry_at(in, APR_ARRAY_IDX(blobs, i, ad_blob_t).entry, code, msg);
+    }
+}
+
+/* The records of one entry, from i on: their count, and their size in a
+ * STORE message. */
+static int entry_records(const apr_array_header_t *recs, int i, apr_size_t *size)
+{
+    int entry = APR_ARRAY_IDX(recs, i, ad_blob_t).entry, n = 0;
+
+    *size = 0;
+    for (; i + n < recs->nelts && APR_ARRAY_IDX(recs, i + n, ad_blob_t).entry == entry; n++) {
+        *size += 4 + APR_ARRAY_IDX(recs, i + n, ad_blob_t).len;
+    }
+    return n;
+}
+
+apr_array_header_t *ad_ingest_store_groups(ad_ingest_t *in, apr_size_t max_payload)
+{
+    apr_pool_t *p = in->records->pool;
+    apr_array_header_t *groups = apr_array_make(p, 1, sizeof(apr_array_header_t *));
+    apr_array_header_t *cur = NULL;
+    apr_size_t cur_size = 0, size = 4;
+    int i, j, n;
+
+    for (i = 0; i < in->records->nelts; i++) {
+        size += 4 + APR_ARRAY_IDX(in->records, i, ad_blob_t).len;
+    }
+    if (size <= max_payload) { /* all but always: one message, no copy */
+        APR_ARRAY_PUSH(groups, apr_array_header_t *) = in->records;
+        return groups;
+    }
+    for (i = 0; i < in->records->nelts; i += n) {
+        n = entry_records(in->records, i, &size);
+        if (4 + size > max_payload) {
+            fail_entry_at(in, APR_ARRAY_IDX(in->records, i, ad_blob_t).entry, "InternalFailure",
+                          apr_psprintf(p,
+                                       "Internal Service Failure: the event's %d target "
+                                       "copies need %" APR_SIZE_T_FMT
+                                       " bytes, over the %" APR_SIZE_T_FMT
+                                       " bytes one request can store",
+                                       n, size, max_payload));
+            continue;
+        }
+        if (!cur || cur_size + size > max_payload) {
+            cur = apr_array_make(p, n, sizeof(ad_blob_t));
+            APR_ARRAY_PUSH(groups, apr_array_header_t *) = cur;
+            cur_size = 4;
+        }
+        for (j = 0; j < n; j++) {
+            *(ad_blob_t *)apr_array_push(cur) = APR_ARRAY_IDX(in->records, i + j, ad_blob_t);
+        }
+        cur_size += size;
+    }
+    return groups;
 }
 
 typedef struct {

@@ -71,6 +71,18 @@ void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg);
  * failed. */
 int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *store_kind);
 
+/* in->records in groups (arrays of ad_blob_t, in order) that each fit one
+ * STORE message of at most max_payload bytes as ad_wire_blobs_size counts
+ * them (4 bytes, then 4 more per record), an entry's records never divided.
+ * An entry whose records alone do not fit (a large event matched by many
+ * targets) fails with InternalFailure saying why, and is left out. */
+apr_array_header_t *ad_ingest_store_groups(ad_ingest_t *in, apr_size_t max_payload);
+
+/* Every entry with a record in blobs that still has an EventId fails with
+ * code and msg. */
+void ad_ingest_fail_records(ad_ingest_t *in, const apr_array_header_t *blobs, const char *code,
+                            const char *msg);
+
 /* AWS JSON error body {"__type": type, "message": msg}. */
 char *ad_awsjson_error_body(apr_pool_t *p, const char *type, const char *msg, apr_size_t *len);
 

@@ -20,6 +20,7 @@
 #include "ad_store.h"
 #include "ad_log.h"
 #include "ad_util.h"
+#include "ad_wire.h"
 
 extern module AP_MODULE_DECLARE_DATA apidest_module;
 
@@ -112,10 +113,16 @@ static int is_json_type(const char *ct, const char *want)
     return ct && !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+#define WHY_UNCONFIRMED                                                                            \
+    "The event store did not confirm in time; the events may have been accepted. Retry: an "       \
+    "event sent again may be delivered twice."
+#define WHY_UNREACHABLE "The event store is not reachable; nothing was accepted. Retry."
+
 /* OK, or 503 with *why: the AWS clients retry a 503. */
-static int store_records(request_rec *r, ad_ingest_t *in, const char **why)
+static int store_records(request_rec *r, ad_ingest_t *in, const apr_array_header_t *blobs,
+                         const char **why)
 {
-    switch (apidest_daemon_store(r, in->records)) {
+    switch (apidest_daemon_store(r, blobs)) {
     case APIDEST_STORE_OK:
         return OK;
     case APIDEST_STORE_REFUSED:
@@ -124,13 +131,47 @@ static int store_records(request_rec *r, ad_ingest_t *in, const char **why)
         ad_ingest_fail_all(in, "InternalFailure", "Internal Service Failure");
         return OK;
     case APIDEST_STORE_UNCONFIRMED:
-        *why = "The event store did not confirm in time; the events may have been accepted. "
-               "Retry: an event sent again may be delivered twice.";
+        *why = WHY_UNCONFIRMED;
         return HTTP_SERVICE_UNAVAILABLE;
     default:
-        *why = "The event store is not reachable; nothing was accepted. Retry.";
+        *why = WHY_UNREACHABLE;
         return HTTP_SERVICE_UNAVAILABLE;
     }
+}
+
+/* Records that do not fit one STORE message (large events, each matched by
+ * many targets) go in several, an entry's never divided: each entry is
+ * answered for what became of its own records. A request used to fail
+ * whole, retryably, though a retry could never fit either. */
+static int store_groups(request_rec *r, ad_ingest_t *in, apr_array_header_t *groups,
+                        const char **why)
+{
+    int g, stored = 0;
+
+    for (g = 0; g < groups->nelts; g++) {
+        apr_array_header_t *blobs = APR_ARRAY_IDX(groups, g, apr_array_header_t *);
+        apidest_store_result_t res = apidest_daemon_store(r, blobs);
+        if (res == APIDEST_STORE_OK) {
+            stored = 1;
+        }
+        else if (res == APIDEST_STORE_REFUSED) {
+            ad_ingest_fail_records(in, blobs, "InternalFailure", "Internal Service Failure");
+        }
+        else if (!stored) {
+            *why = res == APIDEST_STORE_UNCONFIRMED ? WHY_UNCONFIRMED : WHY_UNREACHABLE;
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        else {
+            /* the entries stored before keep their EventIds */
+            for (; g < groups->nelts; g++) {
+                ad_ingest_fail_records(
+                    in, APR_ARRAY_IDX(groups, g, apr_array_header_t *), "InternalFailure",
+                    res == APIDEST_STORE_UNCONFIRMED ? WHY_UNCONFIRMED : WHY_UNREACHABLE);
+                res = APIDEST_STORE_UNREACHABLE; /* later groups were never sent */
+            }
+        }
+    }
+    return OK;
 }
 
 /* MatchedEvents and friends are counted only for events that were stored:
@@ -289,8 +330,14 @@ static int ingest_handler(request_rec *r)
     }
     ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver), c->store_driver);
     stored = in->failed_count;
-    if (in->records->nelts && (rc = store_records(r, in, &why)) != OK) {
-        return send_aws_error(r, rc, "ServiceUnavailable", why);
+    if (in->records->nelts) {
+        apr_array_header_t *groups = ad_ingest_store_groups(in, AD_WIRE_MAX_PAYLOAD);
+        rc = groups->nelts == 1
+                 ? store_records(r, in, APR_ARRAY_IDX(groups, 0, apr_array_header_t *), &why)
+                 : store_groups(r, in, groups, &why);
+        if (rc != OK) {
+            return send_aws_error(r, rc, "ServiceUnavailable", why);
+        }
     }
     count_ingest(in, stored);
     out = ad_ingest_response(r->pool, in, &len);

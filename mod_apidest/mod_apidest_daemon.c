@@ -763,6 +763,9 @@ apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_head
     apr_status_t rv;
 
     if (ad_wire_blobs_size(blobs, &len) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      ADLOGNO(10051) "the records are over one message to apidestd (%u bytes)",
+                      AD_WIRE_MAX_PAYLOAD);
         return APIDEST_STORE_REFUSED;
     }
     m.blobs = blobs;

@@ -232,6 +232,36 @@ def test_a_full_listen_queue_of_a_stalled_apidestd_answers_503(server, sink):
         results
 
 
+def test_records_past_one_store_message_are_stored_in_several(server, sink):
+    """One copy of an event per matched target: two 490 KB events matched
+    by 70 targets need 65 MiB of records, past the 64 MiB of one message
+    to apidestd. The request failed whole with a retryable InternalFailure
+    that no retry could get past. Entries now go in as many messages as
+    they need; an event whose own copies cannot fit fails, saying why."""
+    conf = ("ApiDestMaxEntrySize 1048576\nApiDestMaxRequestSize 4194304\n"
+            "ApiDestRetryBackoff 1 2\n" + destination("hooks", sink.url("/many")))
+    for r in range(14):
+        conf += rule("r%d" % r, {"source": ["com.example.many"]},
+                     [("t%d" % t, "hooks") for t in range(5)])
+    server.start(conf)
+    pad = "p" * 490000
+    status, hdrs, resp = server.put_events(
+        [entry("com.example.many", "Big", {"n": n, "pad": pad}) for n in range(2)], timeout=60)
+    ids = assert_put_ok(status, hdrs, resp, 2)
+    assert sink.wait_for(140, 60), "%d of 140 delivered" % sink.count()
+    got = {}
+    for r in sink.snapshot():
+        got[json.loads(r["body"])["id"]] = got.get(json.loads(r["body"])["id"], 0) + 1
+    assert got == {ids[0]: 70, ids[1]: 70}, got
+    status, hdrs, resp = server.put_events(
+        [entry("com.example.many", "Huge", {"pad": "h" * 1000000})], timeout=60)
+    assert status == 200 and resp["FailedEntryCount"] == 1, resp
+    assert resp["Entries"][0]["ErrorCode"] == "InternalFailure"
+    assert "the event's 70 target copies need" in resp["Entries"][0]["ErrorMessage"], resp
+    time.sleep(SETTLE)
+    assert sink.count() == 140
+
+
 def test_body_over_limit_request_body(server, sink):
     """httpd's LimitRequestBody below ApiDestMaxRequestSize: a declared
     length over it gets the AWS-shaped error, not httpd's HTML page."""

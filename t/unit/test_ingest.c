@@ -818,6 +818,57 @@ START_TEST(store_item_limit_fails_whole_entry)
 }
 END_TEST
 
+/* Records past one STORE message go in several, an entry's never divided;
+ * an entry that cannot fit alone fails, saying why. */
+START_TEST(store_groups_keep_entries_whole)
+{
+    ad_ingest_t *in;
+    apr_array_header_t *g;
+    apr_size_t one;
+    int i;
+
+    add_rule("two", "default", "{\"source\":[\"app\"]}", 1, 2);
+    in = put(apr_psprintf(
+        pool,
+        "{\"Entries\":["
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{\\\"a\\\":1}\"},"
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{\\\"a\\\":2}\"},"
+        "{\"Source\":\"other\",\"DetailType\":\"d\",\"Detail\":\"{}\"},"
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{\\\"big\\\":\\\"%02000d\\\"}\"},"
+        "{\"Source\":\"app\",\"DetailType\":\"d\",\"Detail\":\"{\\\"a\\\":3}\"}]}",
+        0));
+    ck_assert_int_eq(in->records->nelts, 8);
+    one = 8 + APR_ARRAY_IDX(in->records, 0, ad_blob_t).len +
+          APR_ARRAY_IDX(in->records, 1, ad_blob_t).len;
+    /* everything fits: the records themselves, one message */
+    g = ad_ingest_store_groups(in, 1 << 20);
+    ck_assert_int_eq(g->nelts, 1);
+    ck_assert_ptr_eq(APR_ARRAY_IDX(g, 0, apr_array_header_t *), in->records);
+    /* room for two small entries a message; the big one fits none */
+    g = ad_ingest_store_groups(in, 4 + 2 * one + 2);
+    ck_assert_int_eq(g->nelts, 2);
+    ck_assert_int_eq(APR_ARRAY_IDX(g, 0, apr_array_header_t *)->nelts, 4);
+    ck_assert_int_eq(APR_ARRAY_IDX(g, 1, apr_array_header_t *)->nelts, 2);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(
+            APR_ARRAY_IDX(APR_ARRAY_IDX(g, 0, apr_array_header_t *), i, ad_blob_t).entry, i / 2);
+    }
+    ck_assert_int_eq(APR_ARRAY_IDX(APR_ARRAY_IDX(g, 1, apr_array_header_t *), 0, ad_blob_t).entry,
+                     4);
+    ck_assert_int_eq(in->failed_count, 1);
+    ck_assert_ptr_null(entry(in, 3)->event_id);
+    ck_assert_str_eq(entry(in, 3)->error_code, "InternalFailure");
+    ck_assert_ptr_nonnull(strstr(entry(in, 3)->error_message, "2 target copies need"));
+    ck_assert_ptr_nonnull(entry(in, 2)->event_id); /* matched nothing: nothing to store */
+    /* a group that cannot be stored fails its own entries only */
+    ad_ingest_fail_records(in, APR_ARRAY_IDX(g, 1, apr_array_header_t *), "InternalFailure", "x");
+    ck_assert_int_eq(in->failed_count, 2);
+    ck_assert_ptr_null(entry(in, 4)->event_id);
+    ck_assert_ptr_nonnull(entry(in, 0)->event_id);
+    ck_assert_ptr_nonnull(entry(in, 1)->event_id);
+}
+END_TEST
+
 /* Reals as Java's Double.toString writes them (EventBridge's Jackson):
  * the shortest digits that read back, plain from 1e-3 to below 1e7 with at
  * least one fractional digit, d.dddEn outside. %g wrote 2500.0 as 2.5e+03. */
@@ -1138,6 +1189,7 @@ int main(void)
     tcase_add_test(tc, url_dot_segments);
     tcase_add_test(tc, url_encode_ascii_only);
     tcase_add_test(tc, body_is_the_trees_dump);
+    tcase_add_test(tc, store_groups_keep_entries_whole);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
