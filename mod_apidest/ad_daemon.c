@@ -551,7 +551,7 @@ static int dest_blocked(ad_daemon_t *d, dest_rt_t *dr, apr_time_t now)
         (ahead < PREFETCH && not_started(dr) > ahead)) {
         return BLOCK_CONCURRENCY;
     }
-    if (now < dr->rl.next) {
+    if (!ad_ratelimit_ready(&dr->rl, now)) {
         return BLOCK_RATE;
     }
     return SEND_OK;

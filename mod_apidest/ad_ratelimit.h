@@ -12,6 +12,9 @@ typedef struct ad_ratelimit_t {
 } ad_ratelimit_t;
 
 void ad_ratelimit_init(ad_ratelimit_t *rl, int per_second);
+/* 1 when a request may start at now (now is the wall clock, always read
+ * fresh: one earlier than the last slot taken means it was set back). */
+int ad_ratelimit_ready(ad_ratelimit_t *rl, apr_time_t now);
 /* 1 (and the slot is taken) when a request may start at now. */
 int ad_ratelimit_take(ad_ratelimit_t *rl, apr_time_t now);
 

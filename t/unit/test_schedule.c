@@ -15,6 +15,7 @@
 #include <apr_time.h>
 
 #include "ad_schedule.h"
+#include "ad_ratelimit.h"
 #include "unit_run.h"
 
 #define AWS_ERR "Parameter ScheduleExpression is not valid."
@@ -746,6 +747,55 @@ START_TEST(test_conformance)
 }
 END_TEST
 
+/* ---- InvocationRateLimit (ad_ratelimit) ---------------------------- */
+
+/* Starts a greedy caller gets in one second, polling every microsecond. */
+static int starts_in_one_second(int limit)
+{
+    ad_ratelimit_t rl;
+    apr_time_t t;
+    int n = 0;
+
+    ad_ratelimit_init(&rl, limit);
+    for (t = 1000000; t < 2000000; t++) {
+        n += ad_ratelimit_take(&rl, t);
+    }
+    return n;
+}
+
+START_TEST(test_ratelimit_never_over_the_limit)
+{
+    static const int limits[] = {1, 3, 300, 52500, 52501, 300000, 525001, 700000, 1000000};
+    size_t i;
+
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        int n = starts_in_one_second(limits[i]);
+        ck_assert_msg(n <= limits[i], "limit %d: %d starts in one second", limits[i], n);
+        ck_assert_msg(n >= limits[i] * 0.45, "limit %d: only %d starts", limits[i], n);
+    }
+}
+END_TEST
+
+START_TEST(test_ratelimit_clock_set_back)
+{
+    ad_ratelimit_t rl;
+    apr_time_t t = apr_time_from_sec(1700000000);
+
+    ad_ratelimit_init(&rl, 300);
+    ck_assert(ad_ratelimit_take(&rl, t));
+    ck_assert(!ad_ratelimit_take(&rl, t + 1000));
+    /* an hour back: the next slot is one spacing away, not an hour */
+    t -= apr_time_from_sec(3600);
+    ck_assert(ad_ratelimit_take(&rl, t));
+    ck_assert(!ad_ratelimit_take(&rl, t + 1000));
+    ck_assert(ad_ratelimit_take(&rl, t + 3500));
+    /* the core asks first, then takes */
+    ck_assert(!ad_ratelimit_ready(&rl, t + 3600));
+    t -= apr_time_from_sec(60);
+    ck_assert(ad_ratelimit_ready(&rl, t));
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static Suite *schedule_suite(void)
@@ -755,6 +805,7 @@ static Suite *schedule_suite(void)
     TCase *parse = tcase_create("cron_parse");
     TCase *next = tcase_create("cron_next");
     TCase *conf = tcase_create("conformance");
+    TCase *limit = tcase_create("ratelimit");
 
     tcase_add_checked_fixture(rate, setup, teardown);
     tcase_add_test(rate, test_rate_valid);
@@ -783,6 +834,10 @@ static Suite *schedule_suite(void)
     tcase_add_checked_fixture(conf, setup, teardown);
     tcase_add_test(conf, test_conformance);
     suite_add_tcase(s, conf);
+
+    tcase_add_test(limit, test_ratelimit_never_over_the_limit);
+    tcase_add_test(limit, test_ratelimit_clock_set_back);
+    suite_add_tcase(s, limit);
     return s;
 }
 
