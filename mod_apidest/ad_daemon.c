@@ -2045,16 +2045,31 @@ static sched_state_t *sched_state(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t
 }
 
 /* The latest due minute: after downtime a schedule fires once for what it
- * missed, not once per missed minute (documented in docs/design.md). */
+ * missed, not once per missed minute (documented in docs/design.md). The
+ * walk to it starts in the shortest window back from now that holds a
+ * fire: from the last fire, 100 days of a minutely schedule were more steps
+ * than the walk's bound, and it fired for a minute months old, then again. */
 static apr_time_t latest_due(const ad_rule_t *r, const sched_state_t *st, apr_time_t now)
 {
+    static const int window_days[] = {1, 8, 32, 367, 3700};
     apr_time_t fire = ad_schedule_next(r->schedule, st->anchor, st->last), n;
+    size_t i;
     int guard = 0;
 
     if (!fire || fire > now) {
         return 0;
     }
-    while ((n = ad_schedule_next(r->schedule, st->anchor, fire)) && n <= now && guard++ < 100000) {
+    for (i = 0; i < sizeof(window_days) / sizeof(window_days[0]); i++) {
+        apr_time_t from = now - apr_time_from_sec((apr_time_t)window_days[i] * 86400);
+        if (from <= st->last) {
+            break;
+        }
+        if ((n = ad_schedule_next(r->schedule, st->anchor, from)) && n <= now) {
+            fire = n;
+            break;
+        }
+    }
+    while ((n = ad_schedule_next(r->schedule, st->anchor, fire)) && n <= now && guard++ < 1000000) {
         fire = n;
     }
     return fire;

@@ -102,6 +102,33 @@ def test_rate_longer_than_the_time_between_restarts_still_fires(server, sink, mo
     assert all(b - a == 300 for a, b in zip(times, times[1:])), _times(sink)
 
 
+def test_months_of_downtime_fire_once_for_the_latest_minute(server, sink):
+    """After downtime a schedule fires once, for the latest minute it missed.
+    The walk from the last fire to it stopped after 100,000 steps: after 100
+    days of a minutely schedule it fired for a minute 30 days old, then
+    again for the latest on the next tick."""
+    import dbm.gnu
+    import os
+
+    conf = FAST + destination("hooks", sink.url("/s")) + _sched_rule("minutely", "rate(1 minute)")
+    server.start(conf)
+    time.sleep(2.5)  # a maintenance tick stores the schedule's start
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    then = (int(time.time()) - 100 * 86400) // 60 * 60
+    db = dbm.gnu.open(path, "w")
+    assert b"s/minutely" in db.keys(), db.keys()
+    db[b"s/minutely"] = b"%d %d %d 0" % (then, then, then)
+    db.close()
+    start = time.time()
+    server.start(conf)
+    assert sink.wait_until(lambda reqs: len(_events(sink)) >= 1, 10)
+    time.sleep(3)
+    times = [_epoch(t) for t in _times(sink)]
+    assert all(t >= start - 120 for t in times), "fired for a stale minute: %s" % _times(sink)
+    assert len(times) <= 2, _times(sink)  # a second only if a minute turned meanwhile
+
+
 def test_cron_every_two_minutes(server, sink, monkeypatch):
     _fast_clock(monkeypatch, 60)  # one clock minute = 1 s
     server.start(FAST + destination("hooks", sink.url("/s"))
