@@ -982,7 +982,9 @@ static apr_interval_time_t backoff(const ad_daemon_t *d, const ad_target_t *t,
     if (ceiling > cap) {
         ceiling = cap;
     }
-    apr_generate_random_bytes(rnd, sizeof(rnd));
+    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
+        memset(rnd, 0x80, sizeof(rnd)); /* the middle, not stack garbage */
+    }
     r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16) | ((apr_uint32_t)rnd[2] << 8) |
         rnd[3];
     delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));

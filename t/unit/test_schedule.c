@@ -16,6 +16,7 @@
 
 #include "ad_schedule.h"
 #include "ad_ratelimit.h"
+#include "ad_conf.h"
 #include "unit_run.h"
 
 #define AWS_ERR "Parameter ScheduleExpression is not valid."
@@ -796,6 +797,29 @@ START_TEST(test_ratelimit_clock_set_back)
 }
 END_TEST
 
+/* The default backoff: 185 retries with full jitter (a wait uniform below
+ * min(cap, base * 2^n)) take about EventBridge's 24 h on average, so that
+ * the default RetryAttempts does not end retries long before the default
+ * MaximumEventAge. With a cap of 480 s they took 11.8 h. */
+START_TEST(test_default_backoff_spans_a_day)
+{
+    apr_pool_t *p;
+    ad_conf_t *c;
+    double ceiling, mean = 0;
+    int a;
+
+    apr_pool_create(&p, NULL);
+    c = ad_conf_make(p);
+    ceiling = c->backoff_base_sec;
+    for (a = 1; a <= 185; a++) {
+        mean += (ceiling < c->backoff_cap_sec ? ceiling : c->backoff_cap_sec) / 2;
+        ceiling *= 2;
+    }
+    ck_assert_msg(mean > 20 * 3600.0 && mean <= 86400.0, "185 retries take %.1f h", mean / 3600);
+    apr_pool_destroy(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static Suite *schedule_suite(void)
@@ -837,6 +861,7 @@ static Suite *schedule_suite(void)
 
     tcase_add_test(limit, test_ratelimit_never_over_the_limit);
     tcase_add_test(limit, test_ratelimit_clock_set_back);
+    tcase_add_test(limit, test_default_backoff_spans_a_day);
     suite_add_tcase(s, limit);
     return s;
 }
