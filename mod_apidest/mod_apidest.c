@@ -433,7 +433,7 @@ AP_DECLARE_MODULE(apidest) = {STANDARD20_MODULE_STUFF,
                               apidest_create_dir_conf, /* per-directory config: SigV4 keys */
                               apidest_merge_dir_conf,
                               apidest_create_srv_conf, /* per-server config */
-                              NULL, /* merge per-server: one config, the main one */
+                              apidest_merge_srv_conf,  /* the main server's, everywhere */
                               apidest_cmds,
                               apidest_register_hooks,
                               AP_MODULE_FLAG_NONE};

@@ -34,6 +34,15 @@ void *apidest_create_srv_conf(apr_pool_t *p, server_rec *s)
     return sc;
 }
 
+/* Every virtual host has the main server's configuration: all directives
+ * but ApiDestSigV4Key are global, and that one, in a <Location> of a
+ * <VirtualHost>, made httpd create the host a configuration of its own,
+ * empty (no rules, no store): its PutEvents crashed the child. */
+void *apidest_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    return basev;
+}
+
 void *apidest_create_dir_conf(apr_pool_t *p, char *dir)
 {
     apidest_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));

@@ -22,6 +22,7 @@ void *apidest_create_dir_conf(apr_pool_t *p, char *dir);
 void *apidest_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 
 void *apidest_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *apidest_merge_srv_conf(apr_pool_t *p, void *base, void *add);
 
 /* The configuration of the main server (every ApiDest* lives there). */
 ad_conf_t *apidest_conf(server_rec *s);

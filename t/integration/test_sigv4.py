@@ -139,6 +139,40 @@ def test_unsigned_request_is_refused_before_its_body(server, sink):
     assert sink.count() == 0
 
 
+def test_sigv4_key_in_a_virtual_host(server, sink):
+    """A <Location> with keys inside a <VirtualHost> gave that host a
+    configuration of its own, empty: ListRules answered no rules and a
+    PutEvents crashed the child (no store). The host now has the server's
+    rules and store, and its keys apply to its location only."""
+    server.start(destination("d", sink.url("/s")) + rule("r", {"source": ["s.sig"]}, [("t", "d")])
+                 + """
+<VirtualHost 127.0.0.1:%d>
+    ServerName vh.example
+    <Location /signed>
+        SetHandler apidest-events
+        ApiDestSigV4Key AKIDEXAMPLE %s
+    </Location>
+    <Location /vadmin>
+        SetHandler apidest-admin
+    </Location>
+</VirtualHost>
+""" % (server.port, SECRET))
+    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
+    headers = _sign(server.port, "/signed", body)
+    headers["content-length"] = str(len(body))
+    status, resp = _raw(server.port, "/signed", headers, body)
+    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    assert sink.wait_for(1, 10)
+    status, _, data = server.request("GET", "/vadmin/status")
+    assert status == 200 and [r["Name"] for r in json.loads(data)["Rules"]] == ["r"], data
+    status, hdrs, resp = server.put_events([entry("s.sig", "D", {})], path="/signed")
+    assert status == 400 and hdrs["x-amzn-errortype"] == "MissingAuthenticationTokenException"
+    status, _, resp = server.put_events([entry("s.sig", "D", {"n": 2})])
+    assert status == 200 and resp["FailedEntryCount"] == 0, resp
+    assert sink.wait_for(2, 10)
+    assert "Segmentation fault" not in server.log_text()
+
+
 def test_sigv4_keys_only_in_a_location(server):
     """PutEvents is not mapped to the filesystem, so keys in <Directory> or
     <Files> would never apply and the location would take unsigned
