@@ -226,7 +226,9 @@ static void auto_rules(apr_array_header_t *out, apr_pool_t *p, const ad_conf_t *
         for (j = 0; j < r->targets->nelts; j++) {
             const ad_target_t *t = APR_ARRAY_IDX(r->targets, j, ad_target_t *);
             const ad_target_metrics_t *tm = &m->targets[t->gindex];
-            const char *tk = apr_pstrcat(p, "ApiDestTarget.", r->name, ".", t->id, ".", NULL);
+            /* '/' is in neither name: with '.' (allowed in both), rule a's
+             * target b.c and rule a.b's target c made the same key */
+            const char *tk = apr_pstrcat(p, "ApiDestTarget.", r->name, "/", t->id, ".", NULL);
             AUTO(apr_pstrcat(p, tk, "Invocations", NULL), tm->invocations);
             AUTO(apr_pstrcat(p, tk, "FailedInvocations", NULL), tm->failed_invocations);
             AUTO(apr_pstrcat(p, tk, "InvocationsSentToDLQ", NULL), tm->sent_to_dlq);

@@ -41,6 +41,7 @@ def _auto(server):
     for line in data.decode().splitlines():
         if line.startswith("ApiDest"):
             k, _, v = line.partition(": ")
+            assert k not in out, "%s twice in ?auto" % k
             out[k] = v
     return out
 
@@ -106,6 +107,20 @@ def _val(samples, name, **labels):
     return samples[(name, frozenset(labels.items()))]
 
 
+def test_auto_keys_of_dotted_names_do_not_collide(server, sink):
+    """Rule and target names may hold '.': rule a's target b.c and rule
+    a.b's target c were both ApiDestTarget.a.b.c, the second line's 0
+    hiding the first's count from a parser that keeps the last."""
+    server.start(FAST + destination("d", sink.url("/x"))
+                 + rule("a", {"source": ["s.a"]}, [("b.c", "d")])
+                 + rule("a.b", {"source": ["s.ab"]}, [("c", "d")]))
+    server.put_events([entry("s.a", "D", {})])
+    assert sink.wait_for(1, 10)
+    assert wait_until(lambda: _auto(server).get("ApiDestTarget.a/b.c.Invocations") == "1", 10), \
+        _auto(server)
+    assert _auto(server)["ApiDestTarget.a.b/c.Invocations"] == "0"
+
+
 def test_counters_after_a_known_sequence(server, sink_factory):
     good, bad, flaky = sink_factory(), sink_factory(), sink_factory()
     bad.set_default(400)
@@ -131,14 +146,14 @@ def test_counters_after_a_known_sequence(server, sink_factory):
               "ApiDestPutEventsRequests": "7",
               "ApiDestRule.ok.MatchedEvents": "3", "ApiDestRule.broken.MatchedEvents": "2",
               "ApiDestRule.wobbly.MatchedEvents": "1",
-              "ApiDestTarget.ok.t-good.Invocations": "3",
-              "ApiDestTarget.ok.t-good.SuccessfulInvocationAttempts": "3",
-              "ApiDestTarget.broken.t-bad.Invocations": "2",
-              "ApiDestTarget.broken.t-bad.FailedInvocations": "2",
-              "ApiDestTarget.broken.t-bad.InvocationsSentToDLQ": "2",
-              "ApiDestTarget.wobbly.t-flaky.InvocationAttempts": "2",
-              "ApiDestTarget.wobbly.t-flaky.RetryInvocationAttempts": "1",
-              "ApiDestTarget.wobbly.t-flaky.SuccessfulInvocationAttempts": "1",
+              "ApiDestTarget.ok/t-good.Invocations": "3",
+              "ApiDestTarget.ok/t-good.SuccessfulInvocationAttempts": "3",
+              "ApiDestTarget.broken/t-bad.Invocations": "2",
+              "ApiDestTarget.broken/t-bad.FailedInvocations": "2",
+              "ApiDestTarget.broken/t-bad.InvocationsSentToDLQ": "2",
+              "ApiDestTarget.wobbly/t-flaky.InvocationAttempts": "2",
+              "ApiDestTarget.wobbly/t-flaky.RetryInvocationAttempts": "1",
+              "ApiDestTarget.wobbly/t-flaky.SuccessfulInvocationAttempts": "1",
               "ApiDestDestination.good.Responses2xx": "3",
               "ApiDestDestination.bad.Responses4xx": "2",
               "ApiDestDestination.flaky.Responses5xx": "1",
