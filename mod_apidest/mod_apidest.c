@@ -49,7 +49,16 @@ static int log_enabled(ad_log_level_t level)
 static int apidest_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                 server_rec *s)
 {
-    return apidest_config_check(pconf, s) ? !OK : OK;
+    const char *err = apidest_daemon_socket_refusal(ptemp);
+    int problems = apidest_config_check(pconf, s);
+
+    if (err) {
+        /* post_config would find it too, after a graceful restart had
+         * already been signalled: the whole server went down */
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ADLOGNO(10053) "%s", err);
+        problems++;
+    }
+    return problems ? !OK : OK;
 }
 
 static int apidest_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,

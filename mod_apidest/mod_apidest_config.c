@@ -1232,6 +1232,26 @@ static const char *rule_section(cmd_parms *cmd, void *dummy, const char *arg)
 
 /* ---- server directives ------------------------------------------------- */
 
+/* NULL, or why apidestd could not make its store at path: one of the
+ * directories it would go in is a file. Found now, not when apidestd
+ * starts, gives up and leaves every PutEvents answered 503. */
+static const char *store_path_refusal(apr_pool_t *p, const char *path)
+{
+    char *dir = apr_pstrdup(p, path), *slash;
+    apr_finfo_t fi;
+
+    while ((slash = strrchr(dir, '/')) && slash != dir) {
+        *slash = '\0';
+        if (apr_stat(&fi, dir, APR_FINFO_TYPE, p) == APR_SUCCESS) {
+            return fi.filetype == APR_DIR
+                       ? NULL
+                       : apr_psprintf(p, "the store %s cannot be made: %s is not a directory", path,
+                                      dir);
+        }
+    }
+    return NULL;
+}
+
 static const char *set_store(cmd_parms *cmd, void *dummy, const char *arg)
 {
     ad_conf_t *c = cmd_conf(cmd);
@@ -1246,7 +1266,7 @@ static const char *set_store(cmd_parms *cmd, void *dummy, const char *arg)
     c->store_spec = arg;
     c->store_driver = driver;
     c->store_path = ap_server_root_relative(cmd->pool, path);
-    return NULL;
+    return c->store_path ? store_path_refusal(cmd->pool, c->store_path) : NULL;
 }
 
 static const char *set_int_field(cmd_parms *cmd, const char *arg, long lo, long hi, int *field)
@@ -1654,6 +1674,7 @@ static int resolve_target(server_rec *s, ad_conf_t *c, ad_rule_t *r, ad_target_t
 int apidest_config_check(apr_pool_t *p, server_rec *s)
 {
     ad_conf_t *c = apidest_conf(s);
+    const char *err;
     int i, j, problems = 0;
 
     for (i = 0; i < c->destinations->nelts; i++) {
@@ -1677,6 +1698,12 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
         c->store_spec = apr_pstrcat(p, "dbm:gdbm:", dflt, NULL);
         c->store_driver = "gdbm";
         c->store_path = dflt;
+        if ((err = dflt ? store_path_refusal(p, dflt) : NULL)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         ADLOGNO(10052) "%s (the default ApiDestStore, under DefaultRuntimeDir)",
+                         err);
+            problems++;
+        }
     }
     return problems;
 }

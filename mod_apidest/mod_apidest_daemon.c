@@ -493,6 +493,21 @@ static void remove_stale_sockets(apr_pool_t *p)
     apr_dir_close(d);
 }
 
+const char *apidest_daemon_socket_refusal(apr_pool_t *p)
+{
+    struct sockaddr_un sa;
+    /* the widest pid: the master's changes from one start to the next */
+    const char *path = ap_runtime_dir_relative(p, SOCK_PREFIX "2147483647" SOCK_SUFFIX);
+
+    if (path && strlen(path) < sizeof(sa.sun_path)) {
+        return NULL;
+    }
+    return apr_psprintf(p,
+                        "apidestd's socket path '%s' would be over %d bytes: shorten "
+                        "DefaultRuntimeDir",
+                        path ? path : "", (int)sizeof(sa.sun_path) - 1);
+}
+
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
 {
     apr_proc_t *proc;

@@ -36,4 +36,8 @@ pid_t apidest_daemon_pid(apr_pool_t *p, int *alive);
 
 const char *apidest_daemon_socket_path(void);
 
+/* check_config: NULL, or why no socket can be made under DefaultRuntimeDir
+ * (its path, named for the master's pid, would be too long). */
+const char *apidest_daemon_socket_refusal(apr_pool_t *p);
+
 #endif

@@ -183,6 +183,16 @@ def test_a_secret_or_pattern_file_must_be_a_regular_file(server, tmp_path):
         assert_config_error(rc, out, path, find_line(path, needle), "not a regular file")
 
 
+def test_a_runtime_dir_too_long_for_the_socket_fails_configtest(server):
+    """The socket's path was checked only in post_config: configtest said
+    Syntax OK, and a graceful restart with it took the whole server down."""
+    long_dir = os.path.join(server.root, "r" * 90)
+    os.makedirs(long_dir)
+    rc, out, path = server.configtest("DefaultRuntimeDir %s\n" % long_dir + DEST)
+    assert rc != 0 and "Syntax OK" not in out, out
+    assert "shorten DefaultRuntimeDir" in out, out
+
+
 def test_values_that_were_accepted_and_ignored_or_wrapped(server):
     """Each of these passed configtest: a forbidden ApiKey header, a target's
     HttpMethod/Timeout/AllowPrivateEndpoint beside its Destination (the
@@ -225,6 +235,10 @@ def test_values_that_were_accepted_and_ignored_or_wrapped(server):
         ("Endpoint http://a<b", destination("d2", "http://a<b/x")
          + rule("r2", {"source": ["x"]}, [("t1", "d2")]), "host"),
         ("ApiDestStoreMinFree", "ApiDestStoreMinFree 99999999999999G\n" + DEST, "at most"),
+        # apidestd found it only when it started, gave up, and every
+        # PutEvents was answered 503
+        ("ApiDestStore dbm:gdbm:/etc", "ApiDestStore dbm:gdbm:/etc/passwd/store\n" + DEST,
+         "/etc/passwd is not a directory"),
         ("InputTransformerFile", target("Destination hooks\nInputTransformer '{\"a\": 1}'\n"
                                         "InputTransformerFile /dev/null"), "one InputTransformer"),
         ("<ApiDestConnection c1>", _with_conn("AuthorizationType BASIC\nBasic u p\n"
