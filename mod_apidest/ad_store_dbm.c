@@ -9,6 +9,7 @@
 #include <gdbm.h>
 #endif
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_dbm.h>
 #include <apr_file_io.h>
@@ -48,7 +49,13 @@ apr_status_t ad_store_parse_spec(apr_pool_t *p, const char *spec, const char **d
     rest = spec + 4;
     colon = strchr(rest, ':');
     if (colon && rest[0] != '/') {
-        *driver = apr_pstrmemdup(p, rest, colon - rest);
+        char *d = apr_pstrmemdup(p, rest, colon - rest), *c;
+        /* APR takes "GDBM" as "gdbm"; the limits and options for a driver
+         * here are looked up by its name in lower case */
+        for (c = d; *c; c++) {
+            *c = (char)apr_tolower(*c);
+        }
+        *driver = d;
         *path = colon + 1;
     }
     else {

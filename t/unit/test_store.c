@@ -77,6 +77,24 @@ static int count_cb(void *baton, const char *key, const char *val, apr_size_t le
     return 0;
 }
 
+/* APR takes a driver name in any case; the per-driver limits and options
+ * here are looked up in lower case: "dbm:SDBM:" stored records over sdbm's
+ * limit and failed at the write. */
+START_TEST(driver_names_in_any_case)
+{
+    const char *driver, *path, *err = NULL;
+
+    ck_assert_int_eq(ad_store_parse_spec(pool, "dbm:SDBM:/x/store", &driver, &path, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(driver, "sdbm");
+    ck_assert_str_eq(path, "/x/store");
+    ck_assert_uint_gt(ad_store_driver_max_item(driver), 0);
+    ck_assert_int_eq(ad_store_parse_spec(pool, "dbm:Gdbm:/x/store", &driver, &path, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(driver, "gdbm");
+}
+END_TEST
+
 START_TEST(round_trip_and_reopen)
 {
     apr_pool_t *sp;
@@ -361,6 +379,7 @@ static Suite *suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, round_trip_and_reopen);
+    tcase_add_test(tc, driver_names_in_any_case);
     tcase_add_test(tc, per_record_calls_take_nothing_from_the_store_pool);
     tcase_add_test(tc, compaction_keeps_live_records_and_syncs_the_rename);
     tcase_add_test(tc, opening_a_new_store_syncs_its_directory);
