@@ -545,8 +545,14 @@ apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,
     d->path = path;
     d->dir = dir_of(p, path);
     if ((rv = take_lock(p, path, wait, &d->lock)) != APR_SUCCESS) {
-        *err =
-            apr_psprintf(p, "cannot lock %s.lock: %s", path, apr_strerror(rv, ebuf, sizeof(ebuf)));
+        *err = APR_STATUS_IS_EAGAIN(rv)
+                   ? apr_psprintf(p,
+                                  "cannot lock %s.lock: the store is in use by another process "
+                                  "(another httpd with this ApiDestStore, or an apidestd that "
+                                  "has not exited)",
+                                  path)
+                   : apr_psprintf(p, "cannot lock %s.lock: %s", path,
+                                  apr_strerror(rv, ebuf, sizeof(ebuf)));
         return rv;
     }
     if ((rv = open_dbm(d, apr_time_now() + wait)) != APR_SUCCESS) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -76,6 +77,31 @@ static int count_cb(void *baton, const char *key, const char *val, apr_size_t le
     ++*(int *)baton;
     return 0;
 }
+
+/* A second server on the same store is told so, not "Resource
+ * temporarily unavailable". The lock is a process's: the other side is a
+ * child. */
+START_TEST(a_store_in_use_says_so)
+{
+    ad_store_t *s = open_store(pool);
+    pid_t pid = fork();
+    int status = 0;
+
+    if (pid == 0) {
+        ad_store_t *t = NULL;
+        const char *err = NULL;
+        apr_pool_t *cp;
+        apr_pool_create(&cp, NULL);
+        apr_status_t rv = ad_store_open(cp, "gdbm", apr_pstrcat(cp, dir, "/q", NULL),
+                                        apr_time_from_msec(100), &t, &err);
+        _exit(rv != APR_SUCCESS && err && strstr(err, "in use by another process") ? 0 : 1);
+    }
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_ptr_nonnull(s); /* held open (closed with the pool) */
+}
+END_TEST
 
 /* APR takes a driver name in any case; the per-driver limits and options
  * here are looked up in lower case: "dbm:SDBM:" stored records over sdbm's
@@ -380,6 +406,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, round_trip_and_reopen);
     tcase_add_test(tc, driver_names_in_any_case);
+    tcase_add_test(tc, a_store_in_use_says_so);
     tcase_add_test(tc, per_record_calls_take_nothing_from_the_store_pool);
     tcase_add_test(tc, compaction_keeps_live_records_and_syncs_the_rename);
     tcase_add_test(tc, opening_a_new_store_syncs_its_directory);
