@@ -273,6 +273,9 @@ static const char *read_secret(cmd_parms *cmd, const char *ref, const char **out
         if (n > SECRET_MAX) { /* never cut short: it would fail every call */
             return apr_psprintf(cmd->pool, "secret file %s is over %d bytes", ref + 5, SECRET_MAX);
         }
+        if (memchr(buf, '\0', n)) { /* it would be cut short at the NUL */
+            return apr_psprintf(cmd->pool, "secret file %s holds a NUL byte", ref + 5);
+        }
         *out = apr_pstrmemdup(cmd->pool, buf, n);
         return NULL;
     }

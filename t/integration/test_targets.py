@@ -429,10 +429,14 @@ def test_config_errors_for_targets_and_connections(server, sink):
     cut = os.path.join(server.root, "cut-secret")
     with open(cut, "w") as f:
         f.write("k" * 4097 + "\r\n")  # fills the read to its last byte
+    nul = os.path.join(server.root, "nul-secret")
+    with open(nul, "w") as f:
+        f.write(SECRETS["apikey"] + "\x00tail\n")  # was cut short at the NUL
     for conn, needle, msg in (
             ("ApiKey X-K file:%s" % big, "ApiKey X-K", "is over 4096 bytes"),
             ("ApiKey X-K file:%s" % cut, "ApiKey X-K", "is over 4096 bytes"),
             ("ApiKey X-K file:%s" % escaped, "ApiKey X-K", "other control characters"),
+            ("ApiKey X-K file:%s" % nul, "ApiKey X-K", "holds a NUL byte"),
             ("ApiKey X-K %s\nInvocationParameter header X-P file:%s" % (SECRETS["apikey"], broken),
              "InvocationParameter", "X-P value holds a control character")):
         rc, out, path = server.configtest(
