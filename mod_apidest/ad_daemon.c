@@ -1679,11 +1679,21 @@ static apr_time_t drain_ready(ad_daemon_t *d)
     return wake;
 }
 
+/* Due entries taken in one turn. A record that fails for good without a
+ * send (its target gone, its age past) takes no slot in flight, so nothing
+ * else bounded a turn: a backlog of 100,000 such records after a restart
+ * was moved to the DLQ in one go (an fsync each with ApiDestStoreSync on)
+ * while the children's STORE messages waited, past their 30 s. The turn
+ * after comes at once (core_wait: a due entry means no wait). */
+#define DISPATCH_MAX 512
+
 static void dispatch_due(ad_daemon_t *d)
 {
     apr_time_t now = ad_now();
+    int n = 0;
 
-    while (d->heap.n && d->heap.v[0].due <= now && d->in_flight < d->c->max_in_flight) {
+    while (n++ < DISPATCH_MAX && d->heap.n && d->heap.v[0].due <= now &&
+           d->in_flight < d->c->max_in_flight) {
         qent_t e = heap_pop(&d->heap);
         dispatch_one(d, &e, 0);
     }

@@ -253,6 +253,40 @@ def test_target_removed_by_a_config_change_goes_to_the_dlq(server, sink):
         assert "no target t1" in r["Attributes"]["ERROR_MESSAGE"]
 
 
+def test_a_backlog_moved_to_the_dlq_does_not_hold_up_ingest(server, sink):
+    """Records that fail for good without a send (here: 3,000 whose target
+    a restart removed) were all moved to the DLQ in one turn of apidestd,
+    an fsync each with ApiDestStoreSync on, while a PutEvents waited for
+    its acknowledgement behind them. The moves now go a bounded number a
+    turn: the PutEvents is acknowledged while most are still to come."""
+    conf = ("ApiDestStoreSync on\nApiDestRetryBackoff 300 600\n"
+            + destination("hooks", sink.url("/d"), extra="    InvocationRateLimit 1\n"))
+    keep = _rule("keep", {"source": ["com.example.keep"]}, [("t1", "hooks", "")])
+    sink.set_default(503)
+    server.start(conf + keep + _rule("gone", {"source": ["com.example.dlq"]},
+                                     [("t1", "hooks", "")]))
+    for b in range(300):
+        status, hdrs, resp = server.put_events(
+            [entry("com.example.dlq", "D", {"b": b, "i": i}) for i in range(10)])
+        assert_put_ok(status, hdrs, resp, 10)
+    server.stop()
+    server.start(conf + keep)
+    status, hdrs, resp = server.put_events([entry("com.example.keep", "D", {"k": 1})])
+    assert_put_ok(status, hdrs, resp, 1)
+    _, st = _admin(server, "GET", "/status")
+    assert st["Daemon"]["DlqCount"] < 3000, st["Daemon"]
+    assert _wait_until_dlq_count(server, 3000, 60), _admin(server, "GET", "/status")[1]["Daemon"]
+
+
+def _wait_until_dlq_count(server, n, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _admin(server, "GET", "/status")[1]["Daemon"]["DlqCount"] >= n:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_admin_answers_while_the_daemon_is_down(server, sink):
     blocker = os.path.join(server.root, "blocker")
     with open(blocker, "w") as f:
