@@ -497,7 +497,7 @@ apr_status_t ad_http_submit(ad_http_engine_t *e, const ad_http_request_t *req, a
         /* never quoted: the query may hold a connection's parameters */
         transfer_put(e, t);
         finish_now(cb, baton, AD_HTTP_INVALID,
-                   "the URL with the event's path and query parameters is over 8 KiB");
+                   "the URL with its path and query parameters is over 8 KiB");
         return APR_SUCCESS;
     }
     if (ad_url_has_dot_segment(req->url)) {

@@ -44,6 +44,7 @@ static ad_ingest_t *ingest_make(apr_pool_t *p)
     in->entries = apr_array_make(p, 10, sizeof(ad_ingest_entry_t));
     in->records = apr_array_make(p, 10, sizeof(ad_blob_t));
     in->matched = apr_array_make(p, 4, sizeof(int));
+    in->matched_entry = apr_array_make(p, 4, sizeof(int));
     return in;
 }
 
@@ -507,6 +508,7 @@ static int route_event(ingest_ctx_t *x, int entry, const char *bus, const char *
     for (i = 0; i < x->hits->nelts; i++) {
         const ad_rule_t *rule = APR_ARRAY_IDX(ix->all, APR_ARRAY_IDX(x->hits, i, int), ad_rule_t *);
         APR_ARRAY_PUSH(x->in->matched, int) = rule->index;
+        APR_ARRAY_PUSH(x->in->matched_entry, int) = entry;
         if (!*ev && rule_uses_event(rule)) {
             json_error_t jerr;
             *ev = ad_json_parse(body, body_len, &jerr);
@@ -923,6 +925,10 @@ apr_array_header_t *ad_ingest_store_groups(ad_ingest_t *in, apr_size_t max_paylo
     for (i = 0; i < in->records->nelts; i += n) {
         n = entry_records(in->records, i, &size);
         if (4 + size > max_payload) {
+            ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
+                          ADLOGNO(00132) "an event's %d target copies need %" APR_SIZE_T_FMT
+                                         " bytes, over one message to apidestd: not accepted",
+                          n, size);
             fail_entry_at(in, APR_ARRAY_IDX(in->records, i, ad_blob_t).entry, "InternalFailure",
                           apr_psprintf(p,
                                        "Internal Service Failure: the event's %d target "

@@ -30,9 +30,10 @@ typedef struct ad_ingest_t {
     apr_array_header_t *entries; /* ad_ingest_entry_t, request order */
     apr_array_header_t *records; /* ad_blob_t: encoded ad_record_t */
     int failed_count;
-    apr_array_header_t *matched; /* int: ad_rule_t.index of every match */
-    int unmatched;               /* accepted entries that matched no rule */
-    int inputs_dropped;          /* matched targets whose input gave nothing to deliver */
+    apr_array_header_t *matched;       /* int: ad_rule_t.index of every match */
+    apr_array_header_t *matched_entry; /* int: the entry of each match, in order */
+    int unmatched;                     /* accepted entries that matched no rule */
+    int inputs_dropped;                /* matched targets whose input gave nothing to deliver */
 } ad_ingest_t;
 
 /* How the body came: AWS JSON 1.1 wants {"Entries": [...]}; plain JSON also

@@ -184,25 +184,29 @@ static int store_groups(request_rec *r, ad_ingest_t *in, apr_array_header_t *gro
 }
 
 /* MatchedEvents and friends are counted only for events that were stored:
- * failed_before is the failure count before storing, so a change means the
- * store refused them. */
-static void count_ingest(const ad_ingest_t *in, int failed_before)
+ * a match for the entries that kept their EventId (records past one message
+ * to apidestd are stored in several, and an entry can fail alone), the
+ * request's other counts unless nothing of it was accepted. */
+static void count_ingest(const ad_ingest_t *in)
 {
     ad_metrics_t *m = apidest_metrics();
-    int i, stored = in->failed_count == failed_before;
+    int i, accepted = in->entries->nelts - in->failed_count;
 
     ad_metric_add(&m->daemon->put_events_requests, 1);
-    ad_metric_add(&m->daemon->events_accepted, in->entries->nelts - in->failed_count);
+    ad_metric_add(&m->daemon->events_accepted, accepted);
     ad_metric_add(&m->daemon->events_failed, in->failed_count);
-    if (!stored) {
+    if (!accepted) {
         return;
     }
     ad_metric_add(&m->daemon->unmatched_events, in->unmatched);
     ad_metric_add(&m->daemon->inputs_dropped, in->inputs_dropped);
     for (i = 0; i < in->matched->nelts; i++) {
         int idx = APR_ARRAY_IDX(in->matched, i, int);
-        ad_metric_add(&m->rules[idx].matched_events, 1);
-        ad_metric_add(&m->rules[idx].triggered, 1);
+        int entry = APR_ARRAY_IDX(in->matched_entry, i, int);
+        if (APR_ARRAY_IDX(in->entries, entry, ad_ingest_entry_t).event_id) {
+            ad_metric_add(&m->rules[idx].matched_events, 1);
+            ad_metric_add(&m->rules[idx].triggered, 1);
+        }
     }
 }
 
@@ -293,7 +297,7 @@ static int ingest_handler(request_rec *r)
     char *body = NULL, *out, id[AD_UUID_LEN + 1];
     const char *why = NULL;
     apr_size_t len = 0;
-    int rc, stored;
+    int rc;
 
     /* On every answer, errors too: SDKs log it, and support asks for it. */
     ad_uuid4(id);
@@ -338,7 +342,6 @@ static int ingest_handler(request_rec *r)
         return send_aws_error(r, in->status, in->error_type, in->error_message);
     }
     ad_ingest_limit_records(in, ad_store_driver_max_record(c->store_driver), c->store_driver);
-    stored = in->failed_count;
     if (in->records->nelts) {
         apr_array_header_t *groups = ad_ingest_store_groups(in, AD_WIRE_MAX_PAYLOAD);
         rc = groups->nelts == 1
@@ -348,7 +351,7 @@ static int ingest_handler(request_rec *r)
             return send_aws_error(r, rc, "ServiceUnavailable", why);
         }
     }
-    count_ingest(in, stored);
+    count_ingest(in);
     out = ad_ingest_response(r->pool, in, &len);
     return send_body(r, HTTP_OK, answer_type(r), out, len);
 }

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -493,11 +494,31 @@ static void remove_stale_sockets(apr_pool_t *p)
     apr_dir_close(d);
 }
 
+/* The pid the socket will be named for: in the pass that starts or
+ * restarts the server, the master's own (this process); in a configtest or
+ * the dry run before a start, the widest the system gives out. */
+static const char *master_pid_text(apr_pool_t *p)
+{
+    long max = 0;
+    FILE *f;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_CONFIG) {
+        return apr_psprintf(p, "%" APR_PID_T_FMT, getpid());
+    }
+    if ((f = fopen("/proc/sys/kernel/pid_max", "r"))) {
+        if (fscanf(f, "%ld", &max) != 1) {
+            max = 0;
+        }
+        fclose(f);
+    }
+    return apr_psprintf(p, "%ld", max > 1 ? max - 1 : 2147483647L);
+}
+
 const char *apidest_daemon_socket_refusal(apr_pool_t *p)
 {
     struct sockaddr_un sa;
-    /* the widest pid: the master's changes from one start to the next */
-    const char *path = ap_runtime_dir_relative(p, SOCK_PREFIX "2147483647" SOCK_SUFFIX);
+    const char *path = ap_runtime_dir_relative(
+        p, apr_pstrcat(p, SOCK_PREFIX, master_pid_text(p), SOCK_SUFFIX, NULL));
 
     if (path && strlen(path) < sizeof(sa.sun_path)) {
         return NULL;
@@ -650,7 +671,7 @@ static int connect_daemon(request_rec *r, int *fd_out)
             return 1;
         }
         close(fd);
-        if (errno != ECONNREFUSED && errno != ENOENT) {
+        if (errno != ECONNREFUSED && errno != ENOENT && errno != EINTR) {
             break; /* EAGAIN: the queue stayed full for the whole timeout */
         }
         apr_sleep(backoff);

@@ -176,6 +176,16 @@ def wait_until(fn, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def unstartable_store(server):
+    """A store apidestd cannot open once it runs as the httpd user: its
+    directory is not writable. (A store under a regular file is a
+    configtest error now.) The daemon gives up and is not restarted."""
+    locked = os.path.join(server.root, "locked-store")
+    os.makedirs(locked, exist_ok=True)
+    os.chmod(locked, 0o500)
+    return "dbm:gdbm:%s/apidest" % locked
+
+
 def find_line(path, needle, start=1):
     """1-based number of the first line at or after `start` containing needle."""
     with open(path, encoding="utf-8") as f:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import assert_put_ok, destination, entry
+from harness import assert_put_ok, destination, entry, unstartable_store
 from sink import Response
 
 FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
@@ -288,10 +288,7 @@ def _wait_until_dlq_count(server, n, timeout):
 
 
 def test_admin_answers_while_the_daemon_is_down(server, sink):
-    blocker = os.path.join(server.root, "blocker")
-    with open(blocker, "w") as f:
-        f.write("not a directory\n")
-    server.start(_conf(sink), store="dbm:gdbm:%s/store/apidest" % blocker, wait_daemon=False)
+    server.start(_conf(sink), store=unstartable_store(server), wait_daemon=False)
     status, body = _admin(server, "GET", "/status")
     assert status == 200 and body["Daemon"]["State"] == "down"
     status, body = _admin(server, "GET", "/dlq")

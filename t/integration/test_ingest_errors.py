@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness import (assert_aws_error, assert_put_ok, check_envelope, destination, entry,
-                     rule)
+                     rule, unstartable_store)
 
 SETTLE = 2.0
 DELIVER = 10.0
@@ -141,13 +141,9 @@ def test_per_entry_errors_and_valid_entries_delivered(server, sink):
 
 
 def test_daemon_unreachable_503(server, sink):
-    """(j) apidestd cannot start (its store directory would be under a regular
-    file): PutEvents answers 503 ServiceUnavailable, never 200."""
-    blocker = os.path.join(server.root, "blocker")
-    with open(blocker, "w") as f:
-        f.write("not a directory\n")
-    store = "dbm:gdbm:%s/store/apidest" % blocker
-    server.start(_conf(sink), store=store, wait_daemon=False)
+    """(j) apidestd cannot start (its store directory is not writable): PutEvents
+    answers 503 ServiceUnavailable, never 200."""
+    server.start(_conf(sink), store=unstartable_store(server), wait_daemon=False)
     # The ingest side may wait a bounded while for apidestd to come (back) up
     # before it gives up; each answer must still come within UNREACHABLE_BOUND.
     for i, ctype in enumerate(("amz", "json")):
@@ -197,7 +193,7 @@ def test_a_full_listen_queue_of_a_stalled_apidestd_answers_503(server, sink):
     held = []
     results = []
     try:
-        for _ in range(70000):  # the queue holds somaxconn at most (4096 by default)
+        for _ in range(70000):  # apidestd listens with a queue of 511
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.setblocking(False)
             try:

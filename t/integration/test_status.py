@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 
-from harness import destination, entry, rule, wait_until
+from harness import destination, entry, rule, unstartable_store, wait_until
 from sink import Response
 
 FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
@@ -271,13 +271,9 @@ def test_counters_continue_across_a_daemon_restart(server, sink, sink_factory):
 
 
 def test_status_while_the_daemon_cannot_start(server, sink, tmp_path):
-    import os
-    blocker = os.path.join(server.root, "blocker")
-    with open(blocker, "w") as f:
-        f.write("x")
     server.start(FAST + destination("d", sink.url("/x")) + rule("r", {"source": ["s"]},
                                                                   [("t", "d")]),
-                 store="dbm:gdbm:%s/store/apidest" % blocker, wait_daemon=False)
+                 store=unstartable_store(server), wait_daemon=False)
     time.sleep(1)
     assert _auto(server)["ApiDestDaemon"] == "down"
     assert _status(server)["Daemon"]["State"] == "down"

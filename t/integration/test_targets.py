@@ -347,7 +347,7 @@ def test_path_query_and_header_parameters(server, sink):
                              dict(detail, state="&" * 3000)]):
         server.put_events([entry("s.p", "D", big)])
         recs = _wait_dlq(server, 4 + i)
-    assert sum("the URL with the event's path and query parameters is over 8 KiB" in
+    assert sum("the URL with its path and query parameters is over 8 KiB" in
                r["Attributes"]["ERROR_MESSAGE"] for r in recs) == 2, recs
     assert not any("%26%26" in r["Attributes"]["ERROR_MESSAGE"] for r in recs), recs
     time.sleep(0.5)
