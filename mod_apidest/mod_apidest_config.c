@@ -1124,6 +1124,9 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
     }
     buf[n] = '\0';
     apr_file_close(f);
+    if (memchr(buf, '\0', n)) { /* the text would end at it, the rest unseen */
+        return apr_psprintf(cmd->pool, "%s '%s' holds a NUL byte", what, path);
+    }
     *text = buf;
     return NULL;
 }

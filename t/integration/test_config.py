@@ -159,6 +159,35 @@ def test_a_password_in_an_endpoint_is_never_printed(server):
         assert "S3cret" not in out, out
 
 
+def test_a_pattern_or_template_file_with_a_nul_byte_fails_configtest(server, tmp_path):
+    """The text ended at the NUL: the rest of the pattern (or template) was
+    never seen, and what came before it was compiled as all there was."""
+    pattern = tmp_path / "pattern.json"
+    pattern.write_bytes(b'{"source": ["x"]}\x00, "detail-type": ["y"]}')
+    template = tmp_path / "template.txt"
+    template.write_bytes(b'{"a": 1}\x00garbage')
+    for needle, body in (
+            ("EventPatternFile", DEST + """
+<ApiDestRule r1>
+    EventPatternFile %s
+    <ApiDestTarget t1>
+        Destination hooks
+    </ApiDestTarget>
+</ApiDestRule>
+""" % pattern),
+            ("InputTransformerFile", DEST + """
+<ApiDestRule r1>
+    EventPattern '{"source": ["x"]}'
+    <ApiDestTarget t1>
+        Destination hooks
+        InputTransformerFile %s
+    </ApiDestTarget>
+</ApiDestRule>
+""" % template)):
+        rc, out, path = server.configtest(body)
+        assert_config_error(rc, out, path, find_line(path, needle), "holds a NUL byte")
+
+
 def test_a_secret_or_pattern_file_must_be_a_regular_file(server, tmp_path):
     """open() of a FIFO waits for a writer: configtest hung."""
     fifo = str(tmp_path / "fifo")
