@@ -2202,6 +2202,15 @@ static void run_schedules(ad_daemon_t *d, apr_pool_t *p)
         if (!(st = sched_state(d, p, r, now))) {
             continue;
         }
+        if (st->last > now + apr_time_from_sec(60)) {
+            /* the clock was set back: fire from now on, not once it has
+             * caught up with a fire it already made */
+            ad_log_perror(AD_LOG_MARK, AD_LOG_WARNING, 0,
+                          ADLOGNO(00118) "rule %s: its last fire is %" APR_TIME_T_FMT
+                                         " s ahead of the clock (set back?): firing from now",
+                          r->name, apr_time_sec(st->last - now));
+            st->last = st->prev = now;
+        }
         if ((fire = latest_due(r, st, now))) {
             fire_schedule(d, p, r, st, fire, now);
         }

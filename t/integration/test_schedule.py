@@ -129,6 +129,31 @@ def test_months_of_downtime_fire_once_for_the_latest_minute(server, sink):
     assert len(times) <= 2, _times(sink)  # a second only if a minute turned meanwhile
 
 
+def test_a_clock_set_back_does_not_stop_schedules(server, sink, monkeypatch):
+    """A last fire ahead of the clock (the clock set back after it) stopped
+    the schedule until the clock had caught up with it. It now fires from
+    the clock's time on, and says so."""
+    import dbm.gnu
+    import os
+
+    _fast_clock(monkeypatch, 60)  # one clock minute = 1 s
+    conf = FAST + destination("hooks", sink.url("/s")) + _sched_rule("minutely", "rate(1 minute)")
+    server.start(conf)
+    time.sleep(1.5)  # a maintenance tick stores the schedule's start
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    ahead = (int(time.time()) + 24 * 3600) // 60 * 60  # hours ahead even of the fast clock
+    db = dbm.gnu.open(path, "w")
+    anchor = int(db[b"s/minutely"].split()[0])
+    db[b"s/minutely"] = b"%d %d %d 0" % (anchor, ahead, ahead)
+    db.close()
+    sink.reset()
+    server.start(conf)
+    assert sink.wait_until(lambda reqs: len(_events(sink)) >= 1, 10), "no fire after the clock"
+    assert "ahead of the clock (set back?)" in server.log_text()
+    assert all(_epoch(t) < ahead for t in _times(sink)), _times(sink)
+
+
 def test_cron_every_two_minutes(server, sink, monkeypatch):
     _fast_clock(monkeypatch, 60)  # one clock minute = 1 s
     server.start(FAST + destination("hooks", sink.url("/s"))
