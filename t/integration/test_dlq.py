@@ -259,7 +259,7 @@ def test_a_backlog_moved_to_the_dlq_does_not_hold_up_ingest(server, sink):
     an fsync each with ApiDestStoreSync on, while a PutEvents waited for
     its acknowledgement behind them. The moves now go a bounded number a
     turn: the PutEvents is acknowledged while most are still to come."""
-    conf = ("ApiDestStoreSync on\nApiDestRetryBackoff 300 600\n"
+    conf = ("ApiDestStoreSync on\nApiDestRetryBackoff 1 2\n"
             + destination("hooks", sink.url("/d"), extra="    InvocationRateLimit 1\n"))
     keep = _rule("keep", {"source": ["com.example.keep"]}, [("t1", "hooks", "")])
     sink.set_default(503)
