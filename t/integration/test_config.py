@@ -159,6 +159,17 @@ def test_a_password_in_an_endpoint_is_never_printed(server):
         assert "S3cret" not in out, out
 
 
+def _pattern_file_rule(path):
+    return DEST + """
+<ApiDestRule r1>
+    EventPatternFile %s
+    <ApiDestTarget t1>
+        Destination hooks
+    </ApiDestTarget>
+</ApiDestRule>
+""" % path
+
+
 def test_a_pattern_or_template_file_with_a_nul_byte_fails_configtest(server, tmp_path):
     """The text ended at the NUL: the rest of the pattern (or template) was
     never seen, and what came before it was compiled as all there was."""
@@ -167,14 +178,7 @@ def test_a_pattern_or_template_file_with_a_nul_byte_fails_configtest(server, tmp
     template = tmp_path / "template.txt"
     template.write_bytes(b'{"a": 1}\x00garbage')
     for needle, body in (
-            ("EventPatternFile", DEST + """
-<ApiDestRule r1>
-    EventPatternFile %s
-    <ApiDestTarget t1>
-        Destination hooks
-    </ApiDestTarget>
-</ApiDestRule>
-""" % pattern),
+            ("EventPatternFile", _pattern_file_rule(pattern)),
             ("InputTransformerFile", DEST + """
 <ApiDestRule r1>
     EventPattern '{"source": ["x"]}'
@@ -194,14 +198,7 @@ def test_a_secret_or_pattern_file_must_be_a_regular_file(server, tmp_path):
     os.mkfifo(fifo)
     cases = [
         ("Basic user1 file:", _with_conn("AuthorizationType BASIC\nBasic user1 file:" + fifo)),
-        ("EventPatternFile", DEST + """
-<ApiDestRule r1>
-    EventPatternFile %s
-    <ApiDestTarget t1>
-        Destination hooks
-    </ApiDestTarget>
-</ApiDestRule>
-""" % fifo),
+        ("EventPatternFile", _pattern_file_rule(fifo)),
         ("Basic user1 file:", _with_conn("AuthorizationType BASIC\nBasic user1 file:"
                                          + str(tmp_path))),
     ]
