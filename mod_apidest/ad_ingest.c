@@ -827,6 +827,18 @@ ad_ingest_t *ad_ingest_put_events(apr_pool_t *p, const ad_conf_t *c, ad_ingest_f
     return x.in;
 }
 
+static void fail_entry_at(ad_ingest_t *in, int entry, const char *code, const char *msg)
+{
+    ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, entry, ad_ingest_entry_t);
+
+    if (e->event_id) {
+        e->event_id = NULL;
+        e->error_code = code;
+        e->error_message = msg;
+        in->failed_count++;
+    }
+}
+
 int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *store_kind)
 {
     apr_array_header_t *kept;
@@ -837,17 +849,13 @@ int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *st
     }
     for (i = 0; i < in->records->nelts; i++) {
         const ad_blob_t *b = &APR_ARRAY_IDX(in->records, i, ad_blob_t);
-        ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, b->entry, ad_ingest_entry_t);
-        if (b->len > max_item && e->event_id) {
-            e->event_id = NULL;
-            e->error_code = "InternalFailure";
-            e->error_message =
-                apr_psprintf(in->entries->pool,
-                             "Internal Service Failure: the event needs %" APR_SIZE_T_FMT
-                             " bytes in the store, over the %s limit of %" APR_SIZE_T_FMT
-                             " bytes per record (use a gdbm store)",
-                             b->len, store_kind, max_item);
-            in->failed_count++;
+        if (b->len > max_item && APR_ARRAY_IDX(in->entries, b->entry, ad_ingest_entry_t).event_id) {
+            fail_entry_at(in, b->entry, "InternalFailure",
+                          apr_psprintf(in->entries->pool,
+                                       "Internal Service Failure: the event needs %" APR_SIZE_T_FMT
+                                       " bytes in the store, over the %s limit of %" APR_SIZE_T_FMT
+                                       " bytes per record (use a gdbm store)",
+                                       b->len, store_kind, max_item));
             failed++;
         }
     }
@@ -862,18 +870,6 @@ int ad_ingest_limit_records(ad_ingest_t *in, apr_size_t max_item, const char *st
         in->records = kept;
     }
     return failed;
-}
-
-static void fail_entry_at(ad_ingest_t *in, int entry, const char *code, const char *msg)
-{
-    ad_ingest_entry_t *e = &APR_ARRAY_IDX(in->entries, entry, ad_ingest_entry_t);
-
-    if (e->event_id) {
-        e->event_id = NULL;
-        e->error_code = code;
-        e->error_message = msg;
-        in->failed_count++;
-    }
 }
 
 void ad_ingest_fail_all(ad_ingest_t *in, const char *code, const char *msg)
