@@ -2463,6 +2463,9 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     if (!key_parse(key, &e.batch, &e.idx)) {
         return 0;
     }
+    if (e.batch > l->used_batch) {
+        l->used_batch = e.batch;
+    }
     if (e.batch > l->committed) {
         APR_ARRAY_PUSH(l->uncommitted, const char *) = apr_pstrdup(l->p, key);
         return 0;
@@ -2548,8 +2551,7 @@ static int load_any(void *baton, const char *key, const char *val, apr_size_t le
     load_t *l = baton;
 
     if (!strncmp(key, KEY_PREFIX_QUEUE, strlen(KEY_PREFIX_QUEUE))) {
-        note_batch(l, key + 1);
-        return load_one(l, key, val, len);
+        return load_one(l, key, val, len); /* notes its batch as it parses the key */
     }
     if (!strncmp(key, KEY_PREFIX_SCHEDULE, strlen(KEY_PREFIX_SCHEDULE))) {
         return load_schedule(l, key, val, len);
