@@ -236,7 +236,9 @@ def test_counters_continue_across_a_daemon_restart(server, sink, sink_factory):
     new daemon loads the same backlog and must not add it, or what the dead
     one had in flight, to the gauges again; its totals go on from the old
     one's."""
-    sink.set_default(503)
+    # Retry-After at the cap: every retry waits the full 60 s (full jitter
+    # alone put one, now and then, within the test's few seconds: Retried 6)
+    sink.set_default(503, headers={"Retry-After": "60"})
     slow = sink_factory()
     slow.set_default(200, delay=20)
     server.start("ApiDestRetryBackoff 60 60\nApiDestMaintenanceInterval 1\n"
