@@ -51,6 +51,13 @@ APLOG_USE_MODULE(apidest);
 #define DRAIN_TIMEOUT        apr_time_from_msec(2000) /* < APR's 3 s kill timeout */
 #define STORE_LOCK_WAIT      apr_time_from_sec(30)
 #define PID_FILE             "apidestd.pid"
+/* A daemon that dies this soon after its start is crashing, not killed
+ * once: after QUICK_DEATHS_FREE such deaths in a row the master waits
+ * before the next start, 1 s doubling up to RESPAWN_DELAY_MAX. */
+#define QUICK_DEATH        apr_time_from_sec(10)
+#define QUICK_DEATHS_FREE  2
+#define RESPAWN_DELAY_MAX  60
+#define RESPAWN_WAIT_SLICE apr_time_from_msec(100)
 /* The socket is named for the master's pid: SOCK_PREFIX <pid> SOCK_SUFFIX. */
 #define SOCK_PREFIX "apidest."
 #define SOCK_SUFFIX ".sock"
@@ -61,7 +68,9 @@ static const char *pidfile;
 static server_rec *root_server;
 static apr_pool_t *root_pool;
 static volatile sig_atomic_t daemon_stop;
-static int daemon_reaped; /* in the master: the daemon's pid was reaped */
+static int daemon_reaped;         /* in the master: the daemon's pid was reaped */
+static apr_time_t daemon_started; /* in the master: when it was forked */
+static int quick_deaths;          /* in the master: in a row */
 /* In the master: where the running daemon is noted as a subprocess and an
  * other child, so that a reaped one is forgotten with it. */
 static apr_pool_t *daemon_pool;
@@ -272,8 +281,6 @@ static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
     apr_status_t rv;
     int fd;
 
-    daemon_signals();
-    ap_close_listeners();
     if (!bind_socket(s, &fd) || !prepare_store_dir(p, s, store_dir)) {
         return DAEMON_STARTUP_ERROR;
     }
@@ -310,7 +317,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
 
 /* ---- in the master -------------------------------------------------------- */
 
-static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc);
+static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc, int delay);
 
 static int mpm_stopping(void)
 {
@@ -330,6 +337,42 @@ static void forget_daemon(apr_proc_t *proc)
     }
 }
 
+/* Seconds to wait before the next start: 0 unless the daemon keeps dying
+ * soon after its start, so that a crash loop neither spins the master's
+ * forks nor floods the error log. */
+static int respawn_delay(apr_time_t lived)
+{
+    int delay = 1, n;
+
+    quick_deaths = lived < QUICK_DEATH ? quick_deaths + 1 : 0;
+    if (quick_deaths <= QUICK_DEATHS_FREE) {
+        return 0;
+    }
+    for (n = quick_deaths - QUICK_DEATHS_FREE; n > 1 && delay < RESPAWN_DELAY_MAX; n--) {
+        delay *= 2;
+    }
+    return delay < RESPAWN_DELAY_MAX ? delay : RESPAWN_DELAY_MAX;
+}
+
+static void restart_dead_daemon(apr_proc_t *proc)
+{
+    apr_time_t lived = apr_time_now() - daemon_started;
+    int delay = respawn_delay(lived);
+
+    if (delay) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, root_server,
+                     ADLOGNO(10054) "apidestd (pid %" APR_PID_T_FMT ") died %" APR_TIME_T_FMT
+                                    " ms after its start, %d times in a row; restarting it in %d s",
+                     proc->pid, apr_time_as_msec(lived), quick_deaths, delay);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, root_server,
+                     ADLOGNO(10018) "apidestd (pid %" APR_PID_T_FMT ") died, restarting it",
+                     proc->pid);
+    }
+    daemon_start(root_pool, root_server, proc, delay);
+}
+
 static void daemon_maint(int reason, void *data, apr_wait_t status)
 {
     apr_proc_t *proc = data;
@@ -347,14 +390,11 @@ static void daemon_maint(int reason, void *data, apr_wait_t status)
                 ADLOGNO(10017) "apidestd failed to start; not restarting it (ingest answers 503)");
             break;
         }
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, root_server,
-                     ADLOGNO(10018) "apidestd (pid %" APR_PID_T_FMT ") died, restarting it",
-                     proc->pid);
-        daemon_start(root_pool, root_server, proc);
+        restart_dead_daemon(proc);
         break;
     case APR_OC_REASON_LOST:
         forget_daemon(data);
-        daemon_start(root_pool, root_server, proc);
+        daemon_start(root_pool, root_server, proc, 0);
         break;
     case APR_OC_REASON_RESTART:
         apr_proc_other_child_unregister(data);
@@ -376,7 +416,22 @@ static apr_status_t clear_pool_ref(void *ref)
     return APR_SUCCESS;
 }
 
-static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
+/* In the new daemon, before it binds: a stop or the master's death ends
+ * the wait (the master forks at once rather than sleep in its loop). */
+static int wait_before_start(int delay, pid_t master)
+{
+    apr_time_t until = apr_time_now() + apr_time_from_sec(delay);
+
+    while (apr_time_now() < until) {
+        if (daemon_stop || getppid() != master) {
+            return 0;
+        }
+        apr_sleep(RESPAWN_WAIT_SLICE);
+    }
+    return !daemon_stop;
+}
+
+static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc, int delay)
 {
     pid_t master = getpid(), pid = fork();
 
@@ -388,9 +443,12 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc)
         apr_pool_t *dp;
         apr_pool_create(&dp, p);
         apr_pool_tag(dp, "apidestd");
-        exit(daemon_main(dp, s, master));
+        daemon_signals();
+        ap_close_listeners();
+        exit(delay && !wait_before_start(delay, master) ? 0 : daemon_main(dp, s, master));
     }
     proc->pid = pid;
+    daemon_started = apr_time_now() + apr_time_from_sec(delay);
     daemon_reaped = 0;
     proc->in = proc->out = proc->err = NULL;
     /* A subpool of pconf: destroyed before pconf's own cleanups, so the
@@ -557,7 +615,8 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
         return rc;
     }
     proc = apr_pcalloc(pconf, sizeof(*proc));
-    return daemon_start(pconf, s, proc);
+    quick_deaths = 0;
+    return daemon_start(pconf, s, proc, 0);
 }
 
 pid_t apidest_daemon_pid(apr_pool_t *p, int *alive)

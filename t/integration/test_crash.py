@@ -305,3 +305,35 @@ def test_runtime_files_never_written_through_a_planted_link(server, sink):
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
     assert_put_ok(*server.put_events([entry(SOURCE, "D", {})]), 1)
     assert sink.wait_for(1, 10)
+
+
+def test_apidestd_dying_soon_after_each_start_is_restarted_ever_later(server, sink):
+    """A daemon that crashes on start was forked again each second (the
+    master's reaping), for as long as it crashed: a store load and a log
+    line a second, all day. After two quick
+    deaths in a row the master waits 1 s, then 2 s, 4 s... before the next
+    start. A daemon left alone is up and delivers; a stop during a wait
+    ends the waiting process at once."""
+    server.start(_conf(sink))
+    waits = []
+    for _ in range(5):
+        old = server.kill9_daemon()
+        t0 = time.time()
+        server.wait_daemon_restarted(old, timeout=15)
+        waits.append(time.time() - t0)
+    # the master reaps once a second: each wait is the delay and up to 1 s
+    assert all(w < 2 for w in waits[:2]), waits
+    assert 1 <= waits[2] < 3.5 and 2 <= waits[3] < 4.5 and 4 <= waits[4] < 6.5, waits
+    log = server.log_text()
+    assert log.count("AD10054") == 3, server.log_tail()
+    assert "5 times in a row; restarting it in 4 s" in log
+    assert_put_ok(*server.put_events([entry(SOURCE, "Back", {"n": 1})]), 1)
+    assert wait_until(lambda: len(_delivered(sink)) == 1, 10), server.log_tail()
+    # the sixth quick death waits 8 s: a stop meanwhile is not held up by it
+    server.kill9_daemon()
+    assert wait_until(lambda: "restarting it in 8 s" in server.log_text(), 5)
+    waiting = descendants(server.master_pid)
+    t0 = time.time()
+    server.stop()
+    assert time.time() - t0 < 5
+    assert not any(pid_exists(p) for p in waiting), waiting
