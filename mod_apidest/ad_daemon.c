@@ -2453,6 +2453,17 @@ typedef struct load_t {
     apr_array_header_t *damaged;     /* ad_store_item_t */
 } load_t;
 
+/* Set aside once the scan is over: a DBM's iteration must not see its
+ * store change under it. */
+static void note_damaged(load_t *l, const char *key, const char *val, apr_size_t len)
+{
+    ad_store_item_t *it = apr_array_push(l->damaged);
+
+    it->key = apr_pstrdup(l->p, key);
+    it->val = apr_pmemdup(l->p, val, len);
+    it->len = len;
+}
+
 static int load_one(void *baton, const char *key, const char *val, apr_size_t len)
 {
     load_t *l = baton;
@@ -2472,10 +2483,7 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     }
     apr_pool_create(&rp, l->p);
     if (ad_record_decode(rp, val, len, &r) != APR_SUCCESS) {
-        ad_store_item_t *it = apr_array_push(l->damaged);
-        it->key = apr_pstrdup(l->p, key);
-        it->val = apr_pmemdup(l->p, val, len);
-        it->len = len;
+        note_damaged(l, key, val, len);
     }
     else {
         e.due = r->next_due;
@@ -2516,12 +2524,6 @@ static int load_schedule(load_t *l, const char *key, const char *val, apr_size_t
     return 0;
 }
 
-static int count_one(void *baton, const char *key, const char *val, apr_size_t len)
-{
-    (*(int *)baton)++;
-    return 0;
-}
-
 /* A record's id (a queue key without its "q") names its batch. Dead
  * letters and records set aside keep the id they were stored with, so a
  * batch number they hold is never given out again: with the commit marker
@@ -2543,6 +2545,25 @@ static void note_batch(load_t *l, const char *id)
     }
 }
 
+/* A dead letter that does not decode could be neither listed, read,
+ * deleted nor redriven, yet was counted: it is set aside as a damaged
+ * queue record is. */
+static int load_dead_letter(load_t *l, const char *key, const char *val, apr_size_t len)
+{
+    ad_record_t *r;
+    apr_pool_t *rp;
+
+    apr_pool_create(&rp, l->p);
+    if (ad_record_decode(rp, val, len, &r) != APR_SUCCESS) {
+        note_damaged(l, key, val, len);
+    }
+    else {
+        l->d->dlq_count++;
+    }
+    apr_pool_destroy(rp);
+    return 0;
+}
+
 /* The whole store in one scan: a DBM visits every key to find those of a
  * prefix, and reads each key's entry from disk to do so, so a scan per kind
  * of record read a 1M-record store three times over. */
@@ -2558,7 +2579,7 @@ static int load_any(void *baton, const char *key, const char *val, apr_size_t le
     }
     if (!strncmp(key, KEY_PREFIX_DLQ, strlen(KEY_PREFIX_DLQ))) {
         note_batch(l, key + 1);
-        return count_one(&l->d->dlq_count, key, val, len);
+        return load_dead_letter(l, key, val, len);
     }
     if (!strncmp(key, KEY_PREFIX_BAD, strlen(KEY_PREFIX_BAD)) && key[1]) {
         note_batch(l, key + 2); /* "x" and the key it had */

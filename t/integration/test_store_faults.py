@@ -193,6 +193,39 @@ def _dlq(server):
     return json.loads(data)["Records"]
 
 
+def test_a_damaged_dead_letter_is_set_aside_not_counted_and_unreachable(server, sink):
+    """A dead letter that no longer decodes was counted in DlqCount but could
+    not be listed, read, deleted or redriven (each a 404), and nothing said
+    why. It is now set aside at load, as a damaged queue record is."""
+    import dbm.gnu
+
+    sink.set_default(400)
+    server.start(_conf(sink))
+    for i in range(2):
+        server.put_events([entry(SOURCE, "Dead", {"i": i})])
+    assert wait_until(lambda: len(_dlq(server)) == 2, 15), _dlq(server)
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    db = dbm.gnu.open(path, "w")
+    victim = sorted(k for k in db.keys() if k.startswith(b"d"))[0]
+    raw = bytearray(db[victim])
+    raw[len(raw) // 2] ^= 0xFF  # one byte flipped on disk
+    db[victim] = bytes(raw)
+    db.close()
+    server.start()
+    log = server.log_text()
+    assert "1 in the DLQ" in log and "1 damaged set aside" in log, server.log_tail()
+    assert "store record %s is damaged" % victim.decode() in log
+    def dlq_count():
+        return json.loads(server.request("GET", "/apidest/status")[2])["Daemon"]["DlqCount"]
+    assert wait_until(lambda: dlq_count() == 1, 5), dlq_count()
+    assert [r["Id"] for r in _dlq(server)] != [victim.decode()[1:]] and len(_dlq(server)) == 1
+    server.stop()
+    db = dbm.gnu.open(path, "r")
+    assert (b"x" + victim) in db.keys() and victim not in db.keys()
+    db.close()
+
+
 def test_compaction_waits_for_a_draining_backlog(server, sink):
     """A compaction stops deliveries for the time of its copy of the live
     records; while a backlog drains, each later one copies less. 400 records
