@@ -13,6 +13,8 @@
 
 /* Redrive spreads records over time instead of releasing a flood at once. */
 #define REDRIVE_PER_SECOND 100
+/* Records a bulk redrive moves per store sync. */
+#define REDRIVE_CHUNK 256
 
 typedef struct filter_t {
     const char *rule;
@@ -291,17 +293,18 @@ static int op_delete(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char
 }
 
 /* Back on the queue with a fresh attempt budget: attempts, age and the
- * failure fields start over, as a newly ingested event's would. */
-static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_record_t *r,
-                       apr_time_t due)
+ * failure fields start over, as a newly ingested event's would. Its age
+ * counts from when it is due: a redrive spaced over longer than
+ * MaximumEventAge must not expire its tail before a first attempt. */
+static int put_queue_copy(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_record_t *r,
+                          apr_time_t due)
 {
-    const char *qkey = apr_pstrcat(p, AD_ADMIN_QUEUE_PREFIX, id, NULL);
     ad_store_item_t it;
     char *buf;
     apr_size_t len;
 
     r->attempts = 0;
-    r->first_seen = ad_now();
+    r->first_seen = due;
     r->next_due = due;
     r->last_status = 0;
     r->failed_at = 0;
@@ -309,16 +312,26 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_re
     if (ad_record_encode(p, r, &buf, &len) != APR_SUCCESS) {
         return 0;
     }
-    it.key = qkey;
+    it.key = apr_pstrcat(p, AD_ADMIN_QUEUE_PREFIX, id, NULL);
     it.val = buf;
     it.len = len;
-    if (ctx->store->put(ctx->store, &it, 1) != APR_SUCCESS) {
-        return 0;
-    }
-    /* With ApiDestStoreSync on, queued on disk before the DLQ copy goes. In
-     * both places it would be delivered and stay listed: the queue copy is
-     * taken back when the DLQ copy cannot go. */
-    if ((ctx->conf && ctx->conf->store_sync && ctx->store->sync(ctx->store) != APR_SUCCESS) ||
+    return ctx->store->put(ctx->store, &it, 1) == APR_SUCCESS;
+}
+
+/* With ApiDestStoreSync on, the queue copies are on disk before a DLQ copy
+ * goes (in both places a record would be delivered and stay listed). */
+static int sync_queue_copies(ad_admin_ctx_t *ctx)
+{
+    return !(ctx->conf && ctx->conf->store_sync) || ctx->store->sync(ctx->store) == APR_SUCCESS;
+}
+
+/* The queue copy is taken back when the DLQ copy cannot go. */
+static int drop_dlq_copy(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, const ad_record_t *r,
+                         int synced)
+{
+    const char *qkey = apr_pstrcat(p, AD_ADMIN_QUEUE_PREFIX, id, NULL);
+
+    if (!synced ||
         ctx->store->del(ctx->store, apr_pstrcat(p, AD_ADMIN_DLQ_PREFIX, id, NULL)) != APR_SUCCESS) {
         if (ctx->store->del(ctx->store, qkey) != APR_SUCCESS) {
             ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, 0,
@@ -329,8 +342,59 @@ static int redrive_one(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *id, ad_re
         return 0;
     }
     (*ctx->dlq_count)--;
-    ctx->requeue(ctx->baton, qkey, due, r);
+    ctx->requeue(ctx->baton, qkey, r->next_due, r);
     return 1;
+}
+
+/* What a redriven record's DLQ copy still needs once its queue copy is
+ * written: its body is not held across the chunk. */
+typedef struct redrive_item_t {
+    const char *id;
+    ad_record_t *r; /* rule, target and next_due only */
+} redrive_item_t;
+
+static int requeue_one(apr_pool_t *p, apr_pool_t *scratch, ad_admin_ctx_t *ctx, const char *id,
+                       apr_time_t due, redrive_item_t *it)
+{
+    ad_record_t *r;
+    int ok = load_one(scratch, ctx, id, &r) && put_queue_copy(scratch, ctx, id, r, due);
+
+    if (ok) {
+        it->id = id;
+        it->r = ad_record_make(p);
+        it->r->rule = apr_pstrdup(p, r->rule);
+        it->r->target = apr_pstrdup(p, r->target);
+        it->r->next_due = due;
+    }
+    apr_pool_clear(scratch);
+    return ok;
+}
+
+/* Up to REDRIVE_CHUNK records of ids from *next on, with one sync for all
+ * of them: one per record held the core (and every ingest behind it) for
+ * the whole DLQ. Returns how many were redriven. */
+static int redrive_chunk(apr_pool_t *p, ad_admin_ctx_t *ctx, const apr_array_header_t *ids,
+                         int *next, apr_time_t now)
+{
+    apr_array_header_t *done = apr_array_make(p, REDRIVE_CHUNK, sizeof(redrive_item_t));
+    apr_pool_t *scratch; /* one record's reading and writing */
+    int i, n = 0, synced;
+
+    apr_pool_create(&scratch, p);
+    for (; *next < ids->nelts && done->nelts < REDRIVE_CHUNK; (*next)++) {
+        redrive_item_t it;
+        apr_time_t due = now + (apr_time_t)*next * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
+        if (requeue_one(p, scratch, ctx, APR_ARRAY_IDX(ids, *next, const char *), due, &it)) {
+            APR_ARRAY_PUSH(done, redrive_item_t) = it;
+        }
+    }
+    apr_pool_destroy(scratch);
+    synced = done->nelts && sync_queue_copies(ctx);
+    for (i = 0; i < done->nelts; i++) {
+        const redrive_item_t *it = &APR_ARRAY_IDX(done, i, redrive_item_t);
+        n += drop_dlq_copy(p, ctx, it->id, it->r, synced);
+    }
+    return n;
 }
 
 static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
@@ -339,11 +403,11 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
     const char *id = opt_str(req, "id");
     apr_time_t now = ad_now();
     apr_array_header_t *ids;
-    apr_pool_t *rp; /* one record's redrive */
+    apr_pool_t *cp; /* one chunk's redrive */
     filter_t f;
     const char *err;
     ad_record_t *r;
-    int i, n = 0;
+    int next = 0, n = 0;
 
     if (!id && json_object_get(req, "id")) {
         /* an id given but empty must never widen to a bulk redrive */
@@ -353,7 +417,8 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
         if (!load_one(p, ctx, id, &r)) {
             return reply_error(p, 404, "NotFound", "no such dead-letter record", reply, len);
         }
-        if (!redrive_one(p, ctx, id, r, now)) {
+        if (!put_queue_copy(p, ctx, id, r, now) ||
+            !drop_dlq_copy(p, ctx, id, r, sync_queue_copies(ctx))) {
             return reply_error(p, 500, "StoreError", "the record could not be requeued", reply,
                                len);
         }
@@ -363,16 +428,12 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
         return reply_error(p, 400, "InvalidParameter", err, reply, len);
     }
     ids = collect(p, ctx, &f);
-    apr_pool_create(&rp, p);
-    for (i = 0; i < ids->nelts; i++) {
-        const char *rid = APR_ARRAY_IDX(ids, i, const char *);
-        apr_time_t due = now + (apr_time_t)i * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
-        if (load_one(rp, ctx, rid, &r)) {
-            n += redrive_one(rp, ctx, rid, r, due);
-        }
-        apr_pool_clear(rp);
+    apr_pool_create(&cp, p);
+    while (next < ids->nelts) {
+        n += redrive_chunk(cp, ctx, ids, &next, now);
+        apr_pool_clear(cp);
     }
-    apr_pool_destroy(rp);
+    apr_pool_destroy(cp);
     return reply_json(p, 200, json_pack("{s:i}", "Redriven", n), reply, len);
 }
 

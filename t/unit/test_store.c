@@ -398,6 +398,58 @@ START_TEST(admin_redrive_syncs_before_the_delete)
 }
 END_TEST
 
+/* A bulk redrive syncs once per chunk of records, not once per record (a
+ * DLQ of thousands held the core, and every ingest, for seconds), and each
+ * record's age counts from when it is due: spaced at 100 a second, the tail
+ * of a long DLQ was due after its own MaximumEventAge. */
+START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
+{
+    ad_store_t *real = open_store(pool), counting = *real;
+    ad_conf_t *conf = apr_pcalloc(pool, sizeof(*conf));
+    ad_admin_ctx_t ctx;
+    const char *redrive = "{\"op\":\"dlq-redrive\"}";
+    char *buf, *reply;
+    apr_size_t len;
+    ad_record_t *r;
+    int i, n = 600, count = n;
+
+    for (i = 0; i < n; i++) {
+        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
+    }
+    counting.sync = counted_sync;
+    conf->store_sync = 1;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = &counting;
+    ctx.conf = conf;
+    ctx.dlq_count = &count;
+    ctx.requeue = count_requeue;
+    requeued = 0;
+    nsyncs = 0;
+    sync_result = APR_SUCCESS;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
+    ck_assert_str_eq(reply, "{\"Redriven\":600}");
+    ck_assert_int_eq(count, 0);
+    ck_assert_int_eq(requeued, n);
+    ck_assert_int_eq(nsyncs, 3); /* 256 + 256 + 88 */
+    for (i = 0; i < n; i += 599) {
+        ck_assert_int_eq(real->get(real, pool, apr_psprintf(pool, "q%04x", i), &buf, &len),
+                         APR_SUCCESS);
+        ck_assert_int_eq(ad_record_decode(pool, buf, len, &r), APR_SUCCESS);
+        ck_assert(r->first_seen == r->next_due);
+    }
+    /* a failed sync takes back its chunk's queue copies, and only those */
+    put_dlq_record(real, "d1000");
+    put_dlq_record(real, "d1001");
+    count = 2;
+    sync_result = APR_EGENERAL;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
+    ck_assert_str_eq(reply, "{\"Redriven\":0}");
+    ck_assert_int_eq(count, 2);
+    ck_assert_int_eq(real->get(real, pool, "q1001", &buf, &len), APR_NOTFOUND);
+    ck_assert_int_eq(real->get(real, pool, "d1001", &buf, &len), APR_SUCCESS);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -412,6 +464,7 @@ static Suite *suite(void)
     tcase_add_test(tc, opening_a_new_store_syncs_its_directory);
     tcase_add_test(tc, admin_reports_a_failed_delete);
     tcase_add_test(tc, admin_redrive_syncs_before_the_delete);
+    tcase_add_test(tc, admin_bulk_redrive_syncs_per_chunk_and_ages_from_due);
     suite_add_tcase(s, tc);
     return s;
 }
