@@ -275,12 +275,61 @@ static void query_name(apr_pool_t *p, apr_table_t *args, json_t *req, const char
     json_object_set_new(req, key, s);
 }
 
+typedef struct {
+    const char *const *allowed;
+    const char *unknown;
+} param_check_t;
+
+static int check_param(void *rec, const char *key, const char *value)
+{
+    param_check_t *c = rec;
+    const char *const *a;
+
+    (void)value;
+    for (a = c->allowed; *a && strcmp(*a, key); a++) {
+    }
+    if (!*a) {
+        c->unknown = key;
+    }
+    return !c->unknown;
+}
+
+/* A parameter the resource does not take (a typo, or limit= on a
+ * redrive) is an error: dropping it would widen what the call does.
+ * allowed: NULL-terminated, named again in takes. NULL, or the reason. */
+static const char *unknown_param(request_rec *r, const char *const *allowed, const char *takes)
+{
+    apr_table_t *args;
+    param_check_t c = {allowed, NULL};
+
+    if (!r->args) {
+        return NULL;
+    }
+    ap_args_to_table(r, &args);
+    apr_table_do(check_param, &c, args, NULL);
+    if (!c.unknown) {
+        return NULL;
+    }
+    return apr_psprintf(r->pool, "unknown parameter '%s': %s",
+                        ap_escape_logitem(r->pool, c.unknown), takes);
+}
+
+static const char *const no_params[] = {NULL};
+
 static json_t *query_filters(request_rec *r, json_t *req, int redrive, const char **err)
 {
+    static const char *const list_params[] = {"rule",  "destination", "since",
+                                              "limit", "after",       NULL};
+    static const char *const redrive_params[] = {"rule", "destination", "since", NULL};
     apr_table_t *args;
     const char *v;
 
-    *err = NULL;
+    *err = redrive ? unknown_param(r, redrive_params, "a redrive takes rule, destination and since")
+                   : unknown_param(r, list_params,
+                                   "a listing takes rule, destination, since, limit and after");
+    if (*err) {
+        return req;
+    }
     ap_args_to_table(r, &args);
     query_name(r->pool, args, req, "rule", redrive, err);
     query_name(r->pool, args, req, "destination", redrive, err);
@@ -343,6 +392,10 @@ static int admin_dlq(request_rec *r, const char *rest)
                    : admin_forward(r, req);
     }
     rest++;
+    if (strcmp(rest, "redrive") &&
+        (err = unknown_param(r, no_params, "this resource takes none"))) {
+        return admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err);
+    }
     if (!strcmp(rest, "redrive")) {
         if (r->method_number != M_POST) {
             return wrong_method(r, "POST");
@@ -479,6 +532,22 @@ static const char *admin_resource(request_rec *r)
     return r->path_info ? r->path_info : "";
 }
 
+/* A page from elsewhere, in a browser on a host the admin location lets
+ * in (Require local), must not redrive or delete: a POST without a body is
+ * a "simple" cross-origin request, sent without asking first. Browsers
+ * name the page's origin; curl and scripts send no Origin. */
+static int cross_origin(request_rec *r)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+
+    if (r->method_number == M_GET || !origin) {
+        return 0;
+    }
+    return !host ||
+           strcasecmp(origin, apr_pstrcat(r->pool, ap_http_scheme(r), "://", host, NULL)) != 0;
+}
+
 int apidest_admin_handler(request_rec *r)
 {
     const char *rest;
@@ -487,6 +556,11 @@ int apidest_admin_handler(request_rec *r)
     if (has_empty_segment(r->unparsed_uri)) {
         return admin_error(r, HTTP_NOT_FOUND, "NotFound",
                            "no such admin resource (an empty path segment)");
+    }
+    if (cross_origin(r)) {
+        return admin_error(r, HTTP_FORBIDDEN, "Forbidden",
+                           "an admin request that changes state must come from its own origin "
+                           "(the Origin header names another)");
     }
     switch (route) {
     case ADMIN_STATUS:
