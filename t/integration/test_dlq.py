@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import assert_put_ok, destination, entry, unstartable_store
+from harness import assert_put_ok, destination, entry, unstartable_store, wait_until
 from sink import Response
 
 FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
@@ -306,8 +306,12 @@ def test_restart_counts_the_dlq_and_the_queue_in_one_scan(server, sink):
     _wait_dlq(server, 3)
     sink.set_default(503)
     pending = _put(server, 2, tag="pending")
-    _, before = _admin(server, "GET", "/status")
-    assert before["Daemon"]["DlqCount"] == 3 and before["Daemon"]["Pending"] == 2, before
+
+    def counts():
+        daemon = _admin(server, "GET", "/status")[1]["Daemon"]
+        return daemon["DlqCount"], daemon["Pending"]
+    # published to shared memory each tick
+    assert wait_until(lambda: counts() == (3, 2), 5), counts()
     pid = server.live_daemon_pid()
     server.kill9_daemon()
     assert server.wait_daemon_restarted(pid)
@@ -319,8 +323,7 @@ def test_restart_counts_the_dlq_and_the_queue_in_one_scan(server, sink):
     loaded = [line for line in server.log_text().splitlines() if "AD00108" in line]
     assert len(loaded) == 2, loaded
     assert "2 pending record(s), 3 in the DLQ" in loaded[1], loaded[1]
-    _, after = _admin(server, "GET", "/status")
-    assert after["Daemon"]["DlqCount"] == 3 and after["Daemon"]["Pending"] == 2, after
+    assert wait_until(lambda: counts() == (3, 2), 5), counts()
     assert {r["EventId"] for r in _dlq(server)["Records"]} == set(dead)
     sink.set_default(200)
     assert sink.wait_until(
