@@ -531,7 +531,11 @@ static ad_http_error_t classify(CURLcode rc, const transfer_t *t, long status)
     if (t->refused && !t->connected) {
         return AD_HTTP_REFUSED;
     }
-    if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && status > 0)) {
+    /* A final status is the target's answer, whatever befell the body
+     * after it (discarded anyway): a body cut short turned a 200 into a
+     * retry, delivered twice, and a 400 into a retryable failure. A body
+     * still arriving at the deadline stays a timeout. */
+    if (rc == CURLE_OK || (status >= 200 && rc != CURLE_OPERATION_TIMEDOUT)) {
         return AD_HTTP_OK;
     }
     switch (rc) {

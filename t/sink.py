@@ -44,16 +44,19 @@ class Response:
              (a sink that hangs / resets).
     headers: extra response headers, e.g. {"Retry-After": "1"}.
     body:    response body (bytes or str).
+    cut:     send only this many bytes of the body (its full length
+             declared), then drop the connection: a body cut short.
     """
 
-    __slots__ = ("status", "delay", "hang", "headers", "body")
+    __slots__ = ("status", "delay", "hang", "headers", "body", "cut")
 
-    def __init__(self, status=200, delay=0.0, hang=0.0, headers=None, body=b""):
+    def __init__(self, status=200, delay=0.0, hang=0.0, headers=None, body=b"", cut=None):
         self.status = int(status)
         self.delay = float(delay)
         self.hang = float(hang)
         self.headers = dict(headers or {})
         self.body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        self.cut = cut
 
     @classmethod
     def of(cls, spec):
@@ -181,6 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not any(k.lower() == "content-type" for k in resp.headers):
             self.send_header("Content-Type", "text/plain")
         self.end_headers()
+        if resp.cut is not None:
+            self.wfile.write(resp.body[:resp.cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if resp.body and self.command != "HEAD":
             self.wfile.write(resp.body)
 

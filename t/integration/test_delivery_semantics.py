@@ -53,6 +53,28 @@ def test_other_4xx_and_3xx_not_retried(server, sink, status):
     assert [r["status"] for r in sink.snapshot()] == [status], "a %d was retried" % status
 
 
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_body_cut_short_after_the_status_is_the_status(server, sink, status):
+    """The target's answer is its status line: a body cut short after it
+    (libcurl's "partial file") made a 200 a failure to retry, delivered
+    twice, and a 400 a retryable one instead of a dead letter."""
+    sink.respond([{"status": status, "body": "x" * 100, "cut": 3}])
+    server.start(FAST + destination("h", sink.url("/cut")) +
+                 rule("r1", {"source": ["com.example.sem"]}, [("t", "h")]))
+    e, eid = _one(server)
+    assert sink.wait_for(1, 10)
+    time.sleep(4.0)  # with a 1..2 s backoff a retry would have come by now
+    assert [r["status"] for r in sink.snapshot()] == [status], "the cut answer was retried"
+    _, _, data = server.request("GET", "/apidest/dlq")
+    recs = json.loads(data)["Records"]
+    if status == 200:
+        assert recs == []
+    else:
+        [rec] = recs
+        assert rec["Attributes"]["ERROR_CODE"] == "ERROR_FROM_TARGET", rec
+        assert rec["LastStatus"] == 400 and "EXHAUSTED_RETRY_CONDITION" not in rec["Attributes"]
+
+
 def test_timeout_is_retried(server, sink):
     """A sink that does not answer within the destination's Timeout: the
     attempt is abandoned and retried."""
