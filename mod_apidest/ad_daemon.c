@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <apr_lib.h>
 #include <apr_hash.h>
 #include <apr_atomic.h>
 #include <apr_thread_proc.h>
@@ -1361,6 +1362,50 @@ static const char *url_on_origin(apr_pool_t *p, const char *url, const char *ori
     return apr_pstrcat(p, apr_pstrmemdup(p, origin, n), ad_url_path(url), NULL);
 }
 
+/* An X-Ray trace id ("Root=1-<epoch hex>-<96 bits hex>") from the event's
+ * ingest time and id: the same on every attempt, and nothing stored. */
+static const char *trace_id(apr_pool_t *p, const ad_record_t *r)
+{
+    char bits[25];
+    const char *c;
+    int n = 0;
+
+    for (c = r->event_id; *c && n < 24; c++) {
+        if (apr_isxdigit(*c)) {
+            bits[n++] = (char)apr_tolower(*c);
+        }
+    }
+    for (; n < 24; n++) {
+        bits[n] = '0';
+    }
+    bits[24] = '\0';
+    return apr_psprintf(p, "Root=1-%08" APR_UINT64_T_HEX_FMT "-%s",
+                        (apr_uint64_t)apr_time_sec(r->first_seen) & 0xffffffffu, bits);
+}
+
+static void add_header(apr_array_header_t *hs, const char *name, const char *value)
+{
+    ad_header_t *h = apr_array_push(hs);
+
+    h->name = name;
+    h->value = value;
+}
+
+/* What EventBridge adds to a request to an API Gateway target (the plain
+ * HTTP target's model): its account, the rule's ARN and a trace id. Their
+ * names are refused as HeaderParameters at configtest. */
+static apr_array_header_t *source_headers(apr_pool_t *p, const ad_daemon_t *d, const ad_target_t *t,
+                                          const ad_record_t *r)
+{
+    apr_array_header_t *hs =
+        r->headers ? apr_array_copy(p, r->headers) : apr_array_make(p, 3, sizeof(ad_header_t));
+
+    add_header(hs, "X-Amz-Source-Account", d->c->account);
+    add_header(hs, "X-Amz-Source-Arn", ad_conf_rule_arn(p, d->c, t->rule));
+    add_header(hs, "X-Amzn-Trace-Id", trace_id(p, r));
+    return hs;
+}
+
 static void job_request(ad_daemon_t *d, job_t *j, const ad_target_t *t)
 {
     const ad_destination_t *dest = t->destination;
@@ -1376,7 +1421,7 @@ static void job_request(ad_daemon_t *d, job_t *j, const ad_target_t *t)
         apr_size_t n = ad_url_origin(t->endpoint, origin);
         j->req.url = url_on_origin(j->pool, j->rec->url, origin, n);
     }
-    j->req.headers = j->rec->headers;
+    j->req.headers = dest ? j->rec->headers : source_headers(j->pool, d, t, j->rec);
     j->req.body = j->rec->body;
     j->req.body_len = j->rec->body_len;
     j->req.timeout_ms = 1000 * (dest ? dest->timeout_sec : t->timeout_sec);

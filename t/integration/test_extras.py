@@ -55,6 +55,16 @@ def test_plain_http_target_retries_only_429_and_5xx(server, sink):
     server.put_events([entry("s.plain", "D", {"n": 2})])
     assert sink.wait_for(3, 10)
     assert [r["status"] for r in sink.snapshot()] == [401, 503, 200]
+    # the headers EventBridge adds for an API Gateway target, the same on
+    # every attempt; an API destination gets none of them
+    first, retry = sink.snapshot()[1:]
+    hdrs = {k.lower(): v for k, v in first["headers"]}
+    assert hdrs["x-amz-source-account"] == "000000000000"
+    assert hdrs["x-amz-source-arn"] == "arn:aws:events:us-east-1:000000000000:rule/r"
+    eid = json.loads(first["body"])["id"]
+    assert hdrs["x-amzn-trace-id"].startswith("Root=1-") and \
+        hdrs["x-amzn-trace-id"].endswith("-" + eid.replace("-", "")[:24]), hdrs
+    assert {k.lower(): v for k, v in retry["headers"]}["x-amzn-trace-id"] == hdrs["x-amzn-trace-id"]
 
 
 def test_maintenance_hook_runs_other_modules_on_the_tick(server, sink):

@@ -317,6 +317,8 @@ def test_path_query_and_header_parameters(server, sink):
     assert r["path"] == ("/t/a%20b%2Fc%25d%C3%A9%E2%98%83/items/fixed%20value"
                          "?state=on%26off%3D1&v=1")
     assert header(r, "X-Id") == "42" and header(r, "X-Static") == "hello"
+    # an API destination gets none of an API Gateway target's source headers
+    assert header(r, "X-Amz-Source-Arn") is None and header(r, "X-Amzn-Trace-Id") is None
     # CR/LF from the event never reaches a header: the record is dead-lettered
     server.put_events([entry("s.crlf", "D", detail)])
     [rec] = _wait_dlq(server, 1)
