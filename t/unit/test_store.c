@@ -358,10 +358,28 @@ static apr_status_t counted_sync(ad_store_t *s)
     return sync_result;
 }
 
+/* An admin context over a copy of real whose sync is counted, with
+ * ApiDestStoreSync on. */
+static void sync_counting_ctx(ad_store_t *real, ad_admin_ctx_t *ctx, ad_conf_t **conf, int *count)
+{
+    ad_store_t *counting = apr_pmemdup(pool, real, sizeof(*real));
+
+    counting->sync = counted_sync;
+    *conf = apr_pcalloc(pool, sizeof(**conf));
+    (*conf)->store_sync = 1;
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->store = counting;
+    ctx->conf = *conf;
+    ctx->dlq_count = count;
+    ctx->requeue = count_requeue;
+    requeued = 0;
+    nsyncs = 0;
+}
+
 START_TEST(admin_redrive_syncs_before_the_delete)
 {
-    ad_store_t *real = open_store(pool), counting = *real;
-    ad_conf_t *conf = apr_pcalloc(pool, sizeof(*conf));
+    ad_store_t *real = open_store(pool);
+    ad_conf_t *conf;
     ad_admin_ctx_t ctx;
     const char *redrive = "{\"op\":\"dlq-redrive\",\"id\":\"00cd\"}";
     char *buf, *reply;
@@ -370,15 +388,7 @@ START_TEST(admin_redrive_syncs_before_the_delete)
 
     put_dlq_record(real, "d00cd");
     put_dlq_record(real, "d00ce");
-    counting.sync = counted_sync;
-    conf->store_sync = 1;
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = &counting;
-    ctx.conf = conf;
-    ctx.dlq_count = &count;
-    ctx.requeue = count_requeue;
-    requeued = 0;
-    nsyncs = 0;
+    sync_counting_ctx(real, &ctx, &conf, &count);
     sync_result = APR_EGENERAL;
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 500);
     ck_assert_int_eq(nsyncs, 1);
@@ -404,8 +414,8 @@ END_TEST
  * of a long DLQ was due after its own MaximumEventAge. */
 START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
 {
-    ad_store_t *real = open_store(pool), counting = *real;
-    ad_conf_t *conf = apr_pcalloc(pool, sizeof(*conf));
+    ad_store_t *real = open_store(pool);
+    ad_conf_t *conf;
     ad_admin_ctx_t ctx;
     const char *redrive = "{\"op\":\"dlq-redrive\"}";
     char *buf, *reply;
@@ -416,15 +426,7 @@ START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
     for (i = 0; i < n; i++) {
         put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
     }
-    counting.sync = counted_sync;
-    conf->store_sync = 1;
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = &counting;
-    ctx.conf = conf;
-    ctx.dlq_count = &count;
-    ctx.requeue = count_requeue;
-    requeued = 0;
-    nsyncs = 0;
+    sync_counting_ctx(real, &ctx, &conf, &count);
     sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
     ck_assert_str_eq(reply, "{\"Redriven\":600}");
