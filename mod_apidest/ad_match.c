@@ -1283,8 +1283,12 @@ static void collect_candidates(const ad_match_set_t *m, ad_match_scratch_t *s)
 {
     int i;
 
+    /* memset and qsort take no NULL, even for no bytes: a scratch that
+     * never saw a candidate has no buffers yet. */
     if (++s->gen == 0) {
-        memset(s->stamp, 0, sizeof(unsigned) * (size_t)s->capstamp);
+        if (s->stamp) {
+            memset(s->stamp, 0, sizeof(unsigned) * (size_t)s->capstamp);
+        }
         s->gen = 1;
     }
     s->ncand = 0;
@@ -1292,7 +1296,9 @@ static void collect_candidates(const ad_match_set_t *m, ad_match_scratch_t *s)
     for (i = 0; i < m->nwatched; i++) {
         path_candidates(m, s, m->watched[i]);
     }
-    qsort(s->cand, (size_t)s->ncand, sizeof(int), int_cmp);
+    if (s->ncand > 1) {
+        qsort(s->cand, (size_t)s->ncand, sizeof(int), int_cmp);
+    }
 }
 
 int ad_match_event(const ad_match_set_t *m, const char *json, size_t len, ad_match_scratch_t *s,
