@@ -417,12 +417,13 @@ static apr_status_t clear_pool_ref(void *ref)
 }
 
 /* In the new daemon, before it binds: a stop or the master's death ends
- * the wait (the master forks at once rather than sleep in its loop). */
+ * the wait (the master forks at once rather than sleep in its loop). Slept
+ * in slices, not to a time of day a clock step would move. */
 static int wait_before_start(int delay, pid_t master)
 {
-    apr_time_t until = apr_time_now() + apr_time_from_sec(delay);
+    apr_int64_t slices = apr_time_from_sec(delay) / RESPAWN_WAIT_SLICE;
 
-    while (apr_time_now() < until) {
+    for (; slices > 0; slices--) {
         if (daemon_stop || getppid() != master) {
             return 0;
         }

@@ -286,7 +286,7 @@ static int check_param(void *rec, const char *key, const char *value)
     const char *const *a;
 
     (void)value;
-    for (a = c->allowed; *a && strcmp(*a, key); a++) {
+    for (a = c->allowed; *a && strcasecmp(*a, key); a++) {
     }
     if (!*a) {
         c->unknown = key;
@@ -294,8 +294,9 @@ static int check_param(void *rec, const char *key, const char *value)
     return !c->unknown;
 }
 
-/* A parameter the resource does not take (a typo, or limit= on a
- * redrive) is an error: dropping it would widen what the call does.
+/* A parameter a resource that changes state does not take (a typo, or
+ * limit= on a redrive) is an error: dropping it would widen what the call
+ * does.
  * allowed: NULL-terminated, named again in takes. NULL, or the reason. */
 static const char *unknown_param(request_rec *r, const char *const *allowed, const char *takes)
 {
@@ -318,16 +319,15 @@ static const char *const no_params[] = {NULL};
 
 static json_t *query_filters(request_rec *r, json_t *req, int redrive, const char **err)
 {
-    static const char *const list_params[] = {"rule",  "destination", "since",
-                                              "limit", "after",       NULL};
     static const char *const redrive_params[] = {"rule", "destination", "since", NULL};
     apr_table_t *args;
     const char *v;
 
-    *err = redrive ? unknown_param(r, redrive_params, "a redrive takes rule, destination and since")
-                   : unknown_param(r, list_params,
-                                   "a listing takes rule, destination, since, limit and after");
-    if (*err) {
+    /* A listing reads past what it does not know (a cache-buster, a
+     * typo): it changes nothing. */
+    *err = NULL;
+    if (redrive &&
+        (*err = unknown_param(r, redrive_params, "a redrive takes rule, destination and since"))) {
         return req;
     }
     ap_args_to_table(r, &args);
@@ -392,7 +392,7 @@ static int admin_dlq(request_rec *r, const char *rest)
                    : admin_forward(r, req);
     }
     rest++;
-    if (strcmp(rest, "redrive") &&
+    if (strcmp(rest, "redrive") && r->method_number != M_GET &&
         (err = unknown_param(r, no_params, "this resource takes none"))) {
         return admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err);
     }
@@ -532,20 +532,18 @@ static const char *admin_resource(request_rec *r)
     return r->path_info ? r->path_info : "";
 }
 
-/* A page from elsewhere, in a browser on a host the admin location lets
- * in (Require local), must not redrive or delete: a POST without a body is
- * a "simple" cross-origin request, sent without asking first. Browsers
- * name the page's origin; curl and scripts send no Origin. */
-static int cross_origin(request_rec *r)
+/* A page from another site, in a browser on a host the admin location
+ * lets in (Require local), must not redrive or delete: a POST without a
+ * body is a "simple" cross-origin request, sent without asking first.
+ * Browsers say where a request comes from in Sec-Fetch-Site (proxies in
+ * front of httpd do not change it, as they may Host); curl and scripts
+ * send none. */
+static int cross_site(request_rec *r)
 {
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *host = apr_table_get(r->headers_in, "Host");
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
 
-    if (r->method_number == M_GET || !origin) {
-        return 0;
-    }
-    return !host ||
-           strcasecmp(origin, apr_pstrcat(r->pool, ap_http_scheme(r), "://", host, NULL)) != 0;
+    return r->method_number != M_GET && site && strcasecmp(site, "same-origin") != 0 &&
+           strcasecmp(site, "none") != 0;
 }
 
 int apidest_admin_handler(request_rec *r)
@@ -557,10 +555,10 @@ int apidest_admin_handler(request_rec *r)
         return admin_error(r, HTTP_NOT_FOUND, "NotFound",
                            "no such admin resource (an empty path segment)");
     }
-    if (cross_origin(r)) {
+    if (cross_site(r)) {
         return admin_error(r, HTTP_FORBIDDEN, "Forbidden",
-                           "an admin request that changes state must come from its own origin "
-                           "(the Origin header names another)");
+                           "a browser sent this admin request from another site "
+                           "(Sec-Fetch-Site); only GET is taken from one");
     }
     switch (route) {
     case ADMIN_STATUS:

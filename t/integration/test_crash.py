@@ -322,8 +322,8 @@ def test_apidestd_dying_soon_after_each_start_is_restarted_ever_later(server, si
         server.wait_daemon_restarted(old, timeout=15)
         waits.append(time.time() - t0)
     # the master reaps once a second: each wait is the delay and up to 1 s
-    assert all(w < 2 for w in waits[:2]), waits
-    assert 1 <= waits[2] < 3.5 and 2 <= waits[3] < 4.5 and 4 <= waits[4] < 6.5, waits
+    assert all(w < 3 for w in waits[:2]), waits
+    assert 1 <= waits[2] < 4 and 2 <= waits[3] < 5 and 4 <= waits[4] < 7, waits
     log = server.log_text()
     assert log.count("AD10054") == 3, server.log_tail()
     assert "5 times in a row; restarting it in 4 s" in log
