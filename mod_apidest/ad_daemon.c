@@ -2498,15 +2498,23 @@ typedef struct load_t {
     apr_array_header_t *damaged;     /* ad_store_item_t */
 } load_t;
 
-/* Set aside once the scan is over: a DBM's iteration must not see its
- * store change under it. */
-static void note_damaged(load_t *l, const char *key, const char *val, apr_size_t len)
+/* The record decoded in rp, or NULL: one that does not decode is noted to
+ * be set aside once the scan is over (a DBM's iteration must not see its
+ * store change under it). */
+static ad_record_t *decode_or_set_aside(load_t *l, apr_pool_t *rp, const char *key, const char *val,
+                                        apr_size_t len)
 {
-    ad_store_item_t *it = apr_array_push(l->damaged);
+    ad_store_item_t *it;
+    ad_record_t *r;
 
+    if (ad_record_decode(rp, val, len, &r) == APR_SUCCESS) {
+        return r;
+    }
+    it = apr_array_push(l->damaged);
     it->key = apr_pstrdup(l->p, key);
     it->val = apr_pmemdup(l->p, val, len);
     it->len = len;
+    return NULL;
 }
 
 static int load_one(void *baton, const char *key, const char *val, apr_size_t len)
@@ -2527,10 +2535,7 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
         return 0;
     }
     apr_pool_create(&rp, l->p);
-    if (ad_record_decode(rp, val, len, &r) != APR_SUCCESS) {
-        note_damaged(l, key, val, len);
-    }
-    else {
+    if ((r = decode_or_set_aside(l, rp, key, val, len))) {
         e.due = r->next_due;
         e.tgt = target_index(l->d, r->rule, strlen(r->rule), r->target, strlen(r->target));
         heap_push(&l->d->heap, &e);
@@ -2595,14 +2600,10 @@ static void note_batch(load_t *l, const char *id)
  * queue record is. */
 static int load_dead_letter(load_t *l, const char *key, const char *val, apr_size_t len)
 {
-    ad_record_t *r;
     apr_pool_t *rp;
 
     apr_pool_create(&rp, l->p);
-    if (ad_record_decode(rp, val, len, &r) != APR_SUCCESS) {
-        note_damaged(l, key, val, len);
-    }
-    else {
+    if (decode_or_set_aside(l, rp, key, val, len)) {
         l->d->dlq_count++;
     }
     apr_pool_destroy(rp);
