@@ -298,15 +298,11 @@ static int check_param(void *rec, const char *key, const char *value)
  * limit= on a redrive) is an error: dropping it would widen what the call
  * does.
  * allowed: NULL-terminated, named again in takes. NULL, or the reason. */
-static const char *unknown_param(request_rec *r, const char *const *allowed, const char *takes)
+static const char *unknown_param(request_rec *r, apr_table_t *args, const char *const *allowed,
+                                 const char *takes)
 {
-    apr_table_t *args;
     param_check_t c = {allowed, NULL};
 
-    if (!r->args) {
-        return NULL;
-    }
-    ap_args_to_table(r, &args);
     apr_table_do(check_param, &c, args, NULL);
     if (!c.unknown) {
         return NULL;
@@ -326,11 +322,11 @@ static json_t *query_filters(request_rec *r, json_t *req, int redrive, const cha
     /* A listing reads past what it does not know (a cache-buster, a
      * typo): it changes nothing. */
     *err = NULL;
-    if (redrive &&
-        (*err = unknown_param(r, redrive_params, "a redrive takes rule, destination and since"))) {
+    ap_args_to_table(r, &args);
+    if (redrive && (*err = unknown_param(r, args, redrive_params,
+                                         "a redrive takes rule, destination and since"))) {
         return req;
     }
-    ap_args_to_table(r, &args);
     query_name(r->pool, args, req, "rule", redrive, err);
     query_name(r->pool, args, req, "destination", redrive, err);
     query_name(r->pool, args, req, "after", 0, err);
@@ -392,9 +388,12 @@ static int admin_dlq(request_rec *r, const char *rest)
                    : admin_forward(r, req);
     }
     rest++;
-    if (strcmp(rest, "redrive") && r->method_number != M_GET &&
-        (err = unknown_param(r, no_params, "this resource takes none"))) {
-        return admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err);
+    if (strcmp(rest, "redrive") && r->method_number != M_GET && r->args) {
+        apr_table_t *args;
+        ap_args_to_table(r, &args);
+        if ((err = unknown_param(r, args, no_params, "this resource takes none"))) {
+            return admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err);
+        }
     }
     if (!strcmp(rest, "redrive")) {
         if (r->method_number != M_POST) {
