@@ -1,6 +1,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <apr_allocator.h>
 #include <apr_poll.h>
 #include <apr_portable.h>
 #include <apr_thread_mutex.h>
@@ -15,6 +16,11 @@
 #define REPLY_TIMEOUT    apr_time_from_sec(30)
 #define ACCEPTS_PER_WAKE 64
 #define FIRST_READ       16384 /* a 1 x 4 KiB or 10 x 400 B PutEvents in one read */
+/* Freed blocks a connection's allocator keeps once its message is answered.
+ * Children keep a connection per busy thread for hours, and a DLQ page or a
+ * 1 MiB PutEvents needs megabytes: kept whole, each connection held its own
+ * peak for as long as it lived. This much covers a 10 x 4 KiB store. */
+#define CONN_MAX_FREE (256 * 1024)
 
 struct ad_ipc_conn_t {
     ad_ipc_t *io;
@@ -123,6 +129,7 @@ static int conn_open(ad_ipc_t *io)
     ad_ipc_conn_t *c;
 
     apr_pool_create_unmanaged_ex(&cp, NULL, NULL);
+    apr_allocator_max_free_set(apr_pool_allocator_get(cp), CONN_MAX_FREE);
     if (apr_socket_accept(&s, io->listener, cp) != APR_SUCCESS) {
         apr_pool_destroy(cp);
         return 0;
