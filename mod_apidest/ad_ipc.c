@@ -16,15 +16,16 @@
 #define REPLY_TIMEOUT    apr_time_from_sec(30)
 #define ACCEPTS_PER_WAKE 64
 #define FIRST_READ       16384 /* a 1 x 4 KiB or 10 x 400 B PutEvents in one read */
-/* Freed blocks a connection's allocator keeps once its message is answered.
- * Children keep a connection per busy thread for hours, and a DLQ page or a
- * 1 MiB PutEvents needs megabytes: kept whole, each connection held its own
- * peak for as long as it lived. This much covers a 10 x 4 KiB store. */
-#define CONN_MAX_FREE (256 * 1024)
+/* Freed blocks all the connections' pools keep together for reuse. Children
+ * keep a connection per busy thread for hours, and a DLQ page or a 1 MiB
+ * PutEvents needs megabytes: with an allocator each, every connection held
+ * its own peak for as long as it lived, hundreds of them under a busy
+ * server. This much covers the messages of a few hundred stores in flight. */
+#define CONNS_MAX_FREE (4 * 1024 * 1024)
 
 struct ad_ipc_conn_t {
     ad_ipc_t *io;
-    apr_pool_t *pool; /* unmanaged: the connection's life */
+    apr_pool_t *pool; /* under io->conn_root: the connection's life */
     apr_pool_t *mp;   /* the message's, cleared by its reply */
     apr_socket_t *sock;
     apr_pollfd_t pfd;
@@ -40,6 +41,7 @@ struct ad_ipc_conn_t {
 
 struct ad_ipc_t {
     apr_pool_t *pool;
+    apr_pool_t *conn_root; /* parent of the connections' pools, its allocator locked */
     apr_socket_t *listener;
     apr_pollset_t *ps;
     apr_pollfd_t lpfd;
@@ -53,6 +55,38 @@ struct ad_ipc_t {
     ad_ipc_conn_t *conns;
 };
 
+static apr_status_t destroy_conn_root(void *data)
+{
+    apr_pool_destroy(data);
+    return APR_SUCCESS;
+}
+
+/* One allocator for every connection, so that one bound holds for all. It
+ * is locked: a reply may clear a message's pool from another thread. */
+static apr_status_t conn_root_create(ad_ipc_t *io)
+{
+    apr_allocator_t *a;
+    apr_thread_mutex_t *mu;
+    apr_status_t rv;
+
+    if ((rv = apr_allocator_create(&a)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_max_free_set(a, CONNS_MAX_FREE);
+    if ((rv = apr_pool_create_unmanaged_ex(&io->conn_root, NULL, a)) != APR_SUCCESS) {
+        apr_allocator_destroy(a);
+        return rv;
+    }
+    apr_allocator_owner_set(a, io->conn_root);
+    apr_pool_cleanup_register(io->pool, io->conn_root, destroy_conn_root, apr_pool_cleanup_null);
+    if ((rv = apr_thread_mutex_create(&mu, APR_THREAD_MUTEX_DEFAULT, io->conn_root)) !=
+        APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_mutex_set(a, mu);
+    return APR_SUCCESS;
+}
+
 apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
                            ad_ipc_turn_fn *turn, void *baton, ad_ipc_t **out)
 {
@@ -65,7 +99,8 @@ apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns,
     io->turn = turn;
     io->baton = baton;
     io->max_conns = max_conns;
-    if ((rv = apr_thread_mutex_create(&io->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
+    if ((rv = apr_thread_mutex_create(&io->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
+        (rv = conn_root_create(io)) != APR_SUCCESS) {
         return rv;
     }
     /* Other threads end a wait in the poll with ad_ipc_wakeup. */
@@ -128,8 +163,9 @@ static int conn_open(ad_ipc_t *io)
     apr_socket_t *s;
     ad_ipc_conn_t *c;
 
-    apr_pool_create_unmanaged_ex(&cp, NULL, NULL);
-    apr_allocator_max_free_set(apr_pool_allocator_get(cp), CONN_MAX_FREE);
+    if (apr_pool_create(&cp, io->conn_root) != APR_SUCCESS) {
+        return 0;
+    }
     if (apr_socket_accept(&s, io->listener, cp) != APR_SUCCESS) {
         apr_pool_destroy(cp);
         return 0;

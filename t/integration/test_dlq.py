@@ -519,6 +519,10 @@ def test_a_state_changing_admin_request_from_another_site_is_refused(server, sin
     assert status == 200 and json.loads(data) == {"Redriven": 1}, data
 
 
+def _fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def _rss_anon_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -527,12 +531,12 @@ def _rss_anon_kb(pid):
     raise AssertionError("no RssAnon for pid %d" % pid)
 
 
-def _list_side_by_side(server, n):
+def _list_side_by_side(server, n, limit):
     errors = []
 
     def one():
         try:
-            assert len(_dlq(server, "?limit=1000")["Records"]) == 1000
+            assert len(_dlq(server, "?limit=%d" % limit)["Records"]) == limit
         except Exception as ex:  # reported below, in the test's thread
             errors.append(ex)
     threads = [threading.Thread(target=one) for _ in range(n)]
@@ -543,16 +547,18 @@ def _list_side_by_side(server, n):
     assert not errors and not any(t.is_alive() for t in threads), errors
 
 
-def test_dlq_pages_do_not_stay_with_the_childrens_connections(server, sink):
+def test_childrens_connections_keep_one_bounded_store_of_freed_memory(server, sink):
     """A child keeps a connection to apidestd per busy thread, and each
     connection's allocator kept every block its largest message had needed
-    for as long as the connection lived. A page of 1,000 dead letters
-    needs megabytes, so listings that happened to go over four connections
-    held four pages' worth of apidestd's memory for good (the soak
-    benchmark's apidestd grew 24 MB per 100,000 events). Past one page's
-    working memory, listing again over more connections costs nothing."""
+    for as long as the connection lived: a page of 1,000 dead letters needs
+    megabytes, so listings spread over four connections held four pages'
+    worth (12 MB) for good, and with a cap of 256 KiB each a busy server's
+    hundreds of connections still held up to hundreds of times that. The
+    connections now share one allocator and one bound."""
+    mpm = ("ThreadsPerChild 64\nMaxRequestWorkers 256\nMinSpareThreads 64\n"
+           "MaxSpareThreads 256\n")
     sink.set_default(400)
-    server.start(FAST + destination("hooks", sink.url("/d"))
+    server.start(mpm + FAST + destination("hooks", sink.url("/d"))
                  + _rule("r1", {"source": ["com.example.dlq"]}, [("t1", "hooks", "")]))
     for b in range(100):
         status, hdrs, resp = server.put_events(
@@ -561,9 +567,12 @@ def test_dlq_pages_do_not_stay_with_the_childrens_connections(server, sink):
         assert_put_ok(status, hdrs, resp, 10)
     assert _wait_until_dlq_count(server, 1000, 60)
     pid = server.daemon_pid()
-    _list_side_by_side(server, 1)
-    before = _rss_anon_kb(pid)
-    for _ in range(4):
-        _list_side_by_side(server, 4)
+    _list_side_by_side(server, 1, 300)
+    before, fds_before = _rss_anon_kb(pid), _fds(pid)
+    for _ in range(2):
+        _list_side_by_side(server, 96, 300)
+    more = _fds(pid) - fds_before
+    assert more >= 32, "only %d more connections: the test shows nothing" % more
     grown = _rss_anon_kb(pid) - before
-    assert grown < 6 * 1024, "apidestd kept %d kB more after listing side by side" % grown
+    assert grown < 16 * 1024, "apidestd kept %d kB more after listing over %d more " \
+        "connections" % (grown, more)
