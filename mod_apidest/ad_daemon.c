@@ -2088,14 +2088,17 @@ static sched_state_t *sched_state(ad_daemon_t *d, apr_pool_t *p, const ad_rule_t
          * start at rule creation; a cron() fires from the next match on.
          * Stored at once (batch 0 counts as committed): a restart before
          * the first fire must not move the start, or a rate() longer than
-         * the time between restarts (a daily logrotate) would never fire. */
-        st = apr_pcalloc(d->pool, sizeof(*st));
-        st->anchor = apr_time_from_sec(apr_time_sec(now) / 60 * 60);
-        st->last = ad_schedule_is_rate(r->schedule) ? st->anchor : now;
-        st->prev = st->last;
-        if (sched_save(d, p, r->name, st) != APR_SUCCESS) {
+         * the time between restarts (a daily logrotate) would never fire.
+         * Kept only once stored: a store that refuses writes is asked again
+         * every tick, and each try must not cost the daemon's pool. */
+        sched_state_t first = {0};
+        first.anchor = apr_time_from_sec(apr_time_sec(now) / 60 * 60);
+        first.last = ad_schedule_is_rate(r->schedule) ? first.anchor : now;
+        first.prev = first.last;
+        if (sched_save(d, p, r->name, &first) != APR_SUCCESS) {
             return NULL;
         }
+        st = apr_pmemdup(d->pool, &first, sizeof(first));
         apr_hash_set(d->schedules, apr_pstrdup(d->pool, r->name), APR_HASH_KEY_STRING, st);
     }
     return st;
