@@ -833,34 +833,10 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
  * allocate from a job's pool while the core clears others. The list never
  * holds more jobs than were alive at once (bounded by ApiDestMaxInFlight
  * plus token fetches). */
-static apr_status_t destroy_job_root(void *data)
-{
-    apr_pool_destroy(data);
-    return APR_SUCCESS;
-}
-
+/* Destroyed after the threads are joined, with the daemon's pool. */
 static apr_status_t jobs_init(ad_daemon_t *d)
 {
-    apr_allocator_t *a;
-    apr_thread_mutex_t *mu;
-    apr_status_t rv;
-
-    if ((rv = apr_allocator_create(&a)) != APR_SUCCESS) {
-        return rv;
-    }
-    apr_allocator_max_free_set(a, JOB_MAX_FREE);
-    if ((rv = apr_pool_create_unmanaged_ex(&d->job_root, NULL, a)) != APR_SUCCESS) {
-        apr_allocator_destroy(a);
-        return rv;
-    }
-    apr_allocator_owner_set(a, d->job_root);
-    /* After the threads are joined, with the daemon's pool. */
-    apr_pool_cleanup_register(d->pool, d->job_root, destroy_job_root, apr_pool_cleanup_null);
-    if ((rv = apr_thread_mutex_create(&mu, APR_THREAD_MUTEX_DEFAULT, d->job_root)) != APR_SUCCESS) {
-        return rv;
-    }
-    apr_allocator_mutex_set(a, mu);
-    return APR_SUCCESS;
+    return ad_bounded_pool_create(d->pool, JOB_MAX_FREE, &d->job_root);
 }
 
 static job_t *job_get(ad_daemon_t *d)

@@ -1,7 +1,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <apr_allocator.h>
 #include <apr_poll.h>
 #include <apr_portable.h>
 #include <apr_thread_mutex.h>
@@ -9,6 +8,7 @@
 #include "ad_ipc.h"
 #include "ad_wire.h"
 #include "ad_log.h"
+#include "ad_util.h"
 
 #define POLL_INTERVAL apr_time_from_msec(200)
 /* A reply goes to a child that is waiting for it; only a stuck child makes
@@ -55,38 +55,6 @@ struct ad_ipc_t {
     ad_ipc_conn_t *conns;
 };
 
-static apr_status_t destroy_conn_root(void *data)
-{
-    apr_pool_destroy(data);
-    return APR_SUCCESS;
-}
-
-/* One allocator for every connection, so that one bound holds for all. It
- * is locked: a reply may clear a message's pool from another thread. */
-static apr_status_t conn_root_create(ad_ipc_t *io)
-{
-    apr_allocator_t *a;
-    apr_thread_mutex_t *mu;
-    apr_status_t rv;
-
-    if ((rv = apr_allocator_create(&a)) != APR_SUCCESS) {
-        return rv;
-    }
-    apr_allocator_max_free_set(a, CONNS_MAX_FREE);
-    if ((rv = apr_pool_create_unmanaged_ex(&io->conn_root, NULL, a)) != APR_SUCCESS) {
-        apr_allocator_destroy(a);
-        return rv;
-    }
-    apr_allocator_owner_set(a, io->conn_root);
-    apr_pool_cleanup_register(io->pool, io->conn_root, destroy_conn_root, apr_pool_cleanup_null);
-    if ((rv = apr_thread_mutex_create(&mu, APR_THREAD_MUTEX_DEFAULT, io->conn_root)) !=
-        APR_SUCCESS) {
-        return rv;
-    }
-    apr_allocator_mutex_set(a, mu);
-    return APR_SUCCESS;
-}
-
 apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
                            ad_ipc_turn_fn *turn, void *baton, ad_ipc_t **out)
 {
@@ -100,7 +68,9 @@ apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns,
     io->baton = baton;
     io->max_conns = max_conns;
     if ((rv = apr_thread_mutex_create(&io->mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
-        (rv = conn_root_create(io)) != APR_SUCCESS) {
+        /* one allocator for every connection, so that one bound holds for
+         * all; locked, as a reply may clear a message's pool on any thread */
+        (rv = ad_bounded_pool_create(p, CONNS_MAX_FREE, &io->conn_root)) != APR_SUCCESS) {
         return rv;
     }
     /* Other threads end a wait in the poll with ad_ipc_wakeup. */

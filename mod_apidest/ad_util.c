@@ -18,8 +18,10 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <apr_allocator.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <apr_thread_mutex.h>
 #include <apr_general.h>
 
 #include "ad_util.h"
@@ -1096,4 +1098,35 @@ apr_size_t ad_url_origin(const char *url, char *buf)
 #undef PUT
     buf[n] = '\0';
     return n;
+}
+
+static apr_status_t destroy_bounded_pool(void *data)
+{
+    apr_pool_destroy(data);
+    return APR_SUCCESS;
+}
+
+apr_status_t ad_bounded_pool_create(apr_pool_t *owner, apr_size_t max_free, apr_pool_t **out)
+{
+    apr_allocator_t *a;
+    apr_thread_mutex_t *mu;
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    if ((rv = apr_allocator_create(&a)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_max_free_set(a, max_free);
+    if ((rv = apr_pool_create_unmanaged_ex(&p, NULL, a)) != APR_SUCCESS) {
+        apr_allocator_destroy(a);
+        return rv;
+    }
+    apr_allocator_owner_set(a, p);
+    apr_pool_cleanup_register(owner, p, destroy_bounded_pool, apr_pool_cleanup_null);
+    if ((rv = apr_thread_mutex_create(&mu, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_mutex_set(a, mu);
+    *out = p;
+    return APR_SUCCESS;
 }

@@ -128,6 +128,11 @@ size_t ad_json_real_text(double v, char *out);
 /* Register json_decref of v as a cleanup of p; returns v. */
 json_t *ad_json_own(apr_pool_t *p, json_t *v);
 
+/* A pool of its own allocator, which keeps at most max_free bytes of freed
+ * blocks for reuse and is locked, so that subpools may come and go on any
+ * thread; destroyed with owner. For pools that live long and see peaks. */
+apr_status_t ad_bounded_pool_create(apr_pool_t *owner, apr_size_t max_free, apr_pool_t **out);
+
 /* The wall clock every part of mod_apidest reads. For tests only, the
  * environment can make it run faster: APIDEST_TEST_CLOCK_RATE=N (N times
  * real speed) from APIDEST_TEST_CLOCK_BASE (epoch seconds, the same for
