@@ -832,8 +832,8 @@ static void process_commits(ad_daemon_t *d, apr_pool_t *p, commit_t *list,
  * share one allocator that keeps freed blocks; it is locked because workers
  * allocate from a job's pool while the core clears others. The list never
  * holds more jobs than were alive at once (bounded by ApiDestMaxInFlight
- * plus token fetches). */
-/* Destroyed after the threads are joined, with the daemon's pool. */
+ * plus token fetches). The pools go with the daemon's pool, after the
+ * threads are joined. */
 static apr_status_t jobs_init(ad_daemon_t *d)
 {
     return ad_bounded_pool_create(d->pool, JOB_MAX_FREE, &d->job_root);
