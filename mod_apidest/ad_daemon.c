@@ -2475,6 +2475,7 @@ typedef struct load_t {
     apr_uint64_t used_batch;         /* the highest of any key's id: q, d and x */
     apr_array_header_t *uncommitted; /* const char * keys */
     apr_array_header_t *damaged;     /* ad_store_item_t */
+    apr_array_header_t *orphans;     /* const char * keys: states of rules gone */
 } load_t;
 
 /* The record decoded in rp, or NULL: one that does not decode is noted to
@@ -2527,19 +2528,41 @@ static int load_one(void *baton, const char *key, const char *val, apr_size_t le
     return 0;
 }
 
+/* Whether the config still has a scheduled rule of this name. A disabled
+ * one keeps its state, as a rule that is turned off and on again keeps its
+ * schedule at EventBridge; a deleted and re-created one starts afresh. */
+static int schedule_configured(const ad_daemon_t *d, const char *rule)
+{
+    const ad_rule_t *r = apr_hash_get(d->c->rule_by_name, rule, APR_HASH_KEY_STRING);
+
+    return r && r->schedule;
+}
+
 static int load_schedule(load_t *l, const char *key, const char *val, apr_size_t len)
 {
     ad_daemon_t *d = l->d;
-    sched_state_t *st = apr_pcalloc(d->pool, sizeof(*st));
-    char *text = apr_pstrmemdup(d->pool, val, len);
+    sched_state_t *st;
+    char text[96];
     apr_int64_t anchor, last, prev;
     apr_uint64_t batch;
 
+    if (!schedule_configured(d, key + strlen(KEY_PREFIX_SCHEDULE))) {
+        /* Deleted once the scan is over: a store outlives many configs,
+         * and each rule removed would leave its state behind for good. */
+        APR_ARRAY_PUSH(l->orphans, const char *) = apr_pstrdup(l->p, key);
+        return 0;
+    }
+    if (len >= sizeof(text)) {
+        return 0;
+    }
+    memcpy(text, val, len);
+    text[len] = '\0';
     if (sscanf(text,
                "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %" APR_UINT64_T_FMT,
                &anchor, &last, &prev, &batch) != 4) {
         return 0;
     }
+    st = apr_pcalloc(d->pool, sizeof(*st));
     st->anchor = apr_time_from_sec(anchor);
     /* A fire whose batch never got its marker did not happen. */
     st->last = apr_time_from_sec(batch > d->committed ? prev : last);
@@ -2656,11 +2679,15 @@ static apr_status_t load_queue(ad_daemon_t *d)
     l.committed = read_commit_marker(d, p, &known);
     l.uncommitted = apr_array_make(p, 16, sizeof(const char *));
     l.damaged = apr_array_make(p, 16, sizeof(ad_store_item_t));
+    l.orphans = apr_array_make(p, 4, sizeof(const char *));
     d->committed = l.committed;
     d->schedules = apr_hash_make(d->pool);
     rv = d->store->iterate(d->store, p, "", load_any, &l);
     for (i = 0; i < l.uncommitted->nelts; i++) {
         d->store->del(d->store, APR_ARRAY_IDX(l.uncommitted, i, const char *));
+    }
+    for (i = 0; i < l.orphans->nelts; i++) {
+        d->store->del(d->store, APR_ARRAY_IDX(l.orphans, i, const char *));
     }
     for (i = 0; i < l.damaged->nelts; i++) {
         const ad_store_item_t *it = &APR_ARRAY_IDX(l.damaged, i, ad_store_item_t);

@@ -189,6 +189,37 @@ def test_disabled_schedule_does_not_fire(server, sink, monkeypatch):
     assert sink.count() == 0
 
 
+def test_state_of_a_removed_schedule_leaves_the_store(server, sink):
+    """A store outlives its configs: the state of a scheduled rule that is
+    gone (removed, or now without a schedule) is deleted at the next start;
+    a disabled rule keeps its own, as at EventBridge."""
+    import dbm.gnu
+    import os
+
+    dest = FAST + destination("hooks", sink.url("/s"))
+    server.start(dest + _sched_rule("kept", "rate(1 minute)") + _sched_rule("gone", "rate(5 minutes)")
+                 + _sched_rule("paused", "rate(1 minute)")
+                 + _sched_rule("plain", "cron(0 12 * * ? *)"))
+    time.sleep(2.5)  # a maintenance tick stores each schedule's start
+    server.stop()
+    path = os.path.join(server.store_dir, "apidest")
+    db = dbm.gnu.open(path, "r")
+    before = {k: db[k] for k in db.keys() if k.startswith(b"s/")}
+    db.close()
+    assert set(before) == {b"s/kept", b"s/gone", b"s/paused", b"s/plain"}, before
+    server.start(dest + _sched_rule("kept", "rate(1 minute)")
+                 + _sched_rule("paused", "rate(1 minute)", extra="    State DISABLED\n")
+                 + rule("plain", {"source": ["x"]}, [("t1", "hooks")]))
+    time.sleep(2.5)
+    server.stop()
+    db = dbm.gnu.open(path, "r")
+    after = {k: db[k] for k in db.keys() if k.startswith(b"s/")}
+    db.close()
+    assert set(after) == {b"s/kept", b"s/paused"}, after
+    assert after[b"s/paused"] == before[b"s/paused"]
+    assert after[b"s/kept"].split()[0] == before[b"s/kept"].split()[0]  # same anchor
+
+
 def test_real_time_rate_one_minute(server, sink):
     server.start(FAST + destination("hooks", sink.url("/s")) + _sched_rule("real", "rate(1 minute)"))
     assert sink.wait_until(lambda reqs: len(_events(sink)) >= 1, 75), "no fire within 75 s"
