@@ -22,11 +22,22 @@ typedef struct filter_t {
     apr_time_t since;
 } filter_t;
 
+/* Records a bulk redrive takes per scan of the DLQ: their ids are all it
+ * holds (about 2 MB), where holding every id cost 45 MB with 1M dead letters. */
+#define REDRIVE_WINDOW 65536
+
+typedef char dlq_id_t[AD_STORE_KEY_MAX];
+
+/* The smallest ids after a given one among those a scan offers: a max-heap
+ * of at most cap of them, so a listing or a redrive's round holds cap ids
+ * whatever the size of the DLQ. */
 typedef struct collect_t {
-    apr_pool_t *p;
     apr_pool_t *scratch; /* one record's decoding, cleared for the next */
     const filter_t *f;
-    apr_array_header_t *ids; /* const char *: keys without their prefix */
+    const char *after; /* only ids above it; NULL for all */
+    dlq_id_t *heap;
+    int n, cap;
+    int dropped; /* matching ids past the cap: the scan did not see the end */
 } collect_t;
 
 static int reply_json(apr_pool_t *p, int status, json_t *body, char **reply, apr_size_t *len)
@@ -130,13 +141,64 @@ static int matches(const filter_t *f, const ad_record_t *r)
            (!f->since || r->failed_at >= f->since);
 }
 
+static void heap_sift_down(collect_t *c, int i)
+{
+    dlq_id_t tmp;
+
+    for (;;) {
+        int big = i, l = 2 * i + 1, r = l + 1;
+        if (l < c->n && strcmp(c->heap[l], c->heap[big]) > 0) {
+            big = l;
+        }
+        if (r < c->n && strcmp(c->heap[r], c->heap[big]) > 0) {
+            big = r;
+        }
+        if (big == i) {
+            return;
+        }
+        memcpy(tmp, c->heap[i], sizeof(tmp));
+        memcpy(c->heap[i], c->heap[big], sizeof(tmp));
+        memcpy(c->heap[big], tmp, sizeof(tmp));
+        i = big;
+    }
+}
+
+static void heap_sift_up(collect_t *c, int i)
+{
+    dlq_id_t tmp;
+
+    while (i > 0 && strcmp(c->heap[(i - 1) / 2], c->heap[i]) < 0) {
+        memcpy(tmp, c->heap[i], sizeof(tmp));
+        memcpy(c->heap[i], c->heap[(i - 1) / 2], sizeof(tmp));
+        memcpy(c->heap[(i - 1) / 2], tmp, sizeof(tmp));
+        i = (i - 1) / 2;
+    }
+}
+
+/* Keeps id if it is among the cap smallest seen so far. */
+static void offer_id(collect_t *c, const char *id)
+{
+    if (c->n < c->cap) {
+        strcpy(c->heap[c->n], id);
+        heap_sift_up(c, c->n++);
+        return;
+    }
+    c->dropped = 1;
+    if (strcmp(id, c->heap[0]) < 0) {
+        strcpy(c->heap[0], id);
+        heap_sift_down(c, 0);
+    }
+}
+
 static int collect_one(void *baton, const char *key, const char *val, apr_size_t len)
 {
     collect_t *c = baton;
+    const char *id = key + 1;
     ad_record_t *r;
 
-    if (ad_record_decode(c->scratch, val, len, &r) == APR_SUCCESS && matches(c->f, r)) {
-        APR_ARRAY_PUSH(c->ids, const char *) = apr_pstrdup(c->p, key + 1);
+    if (valid_id(id) && (!c->after || strcmp(id, c->after) > 0) &&
+        ad_record_decode(c->scratch, val, len, &r) == APR_SUCCESS && matches(c->f, r)) {
+        offer_id(c, id);
     }
     apr_pool_clear(c->scratch);
     return 0;
@@ -147,21 +209,32 @@ static int by_id(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The ids of every matching DLQ record, oldest first (ids grow with time).
+/* The ids of the first cap matching DLQ records after `after`, oldest
+ * first (ids grow with time); *more tells whether others follow them.
  * Only ids are kept: a DLQ of large records would not fit in memory, and
  * what a page shows is read again. */
-static apr_array_header_t *collect(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f)
+static apr_array_header_t *collect(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f,
+                                   const char *after, int cap, int *more)
 {
+    apr_array_header_t *ids;
     collect_t c;
+    int i;
 
-    c.p = p;
+    memset(&c, 0, sizeof(c));
     c.f = f;
-    c.ids = apr_array_make(p, 16, sizeof(const char *));
+    c.after = after;
+    c.cap = cap;
+    c.heap = apr_palloc(p, sizeof(dlq_id_t) * (apr_size_t)cap);
     apr_pool_create(&c.scratch, p);
     ctx->store->iterate(ctx->store, p, AD_ADMIN_DLQ_PREFIX, collect_one, &c);
     apr_pool_destroy(c.scratch);
-    qsort(c.ids->elts, c.ids->nelts, sizeof(const char *), by_id);
-    return c.ids;
+    ids = apr_array_make(p, c.n ? c.n : 1, sizeof(const char *));
+    for (i = 0; i < c.n; i++) {
+        APR_ARRAY_PUSH(ids, const char *) = c.heap[i];
+    }
+    qsort(ids->elts, (size_t)ids->nelts, sizeof(const char *), by_id);
+    *more = c.dropped;
+    return ids;
 }
 
 /* A filter that is given must be usable: one silently dropped would make a
@@ -222,14 +295,14 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char *
     json_t *out, *arr = json_array();
     apr_pool_t *rp; /* one record's reading */
     apr_size_t bytes = 0;
-    int i, n = 0;
+    int i, n = 0, more;
 
     if (err || (lim && !json_is_integer(lim)) || limit < 1 || limit > AD_ADMIN_MAX_LIMIT) {
         json_decref(arr);
         return reply_error(p, 400, "InvalidParameter",
                            err ? err : "limit must be an integer from 1 to 1000", reply, len);
     }
-    ids = collect(p, ctx, &f);
+    ids = collect(p, ctx, &f, after, (int)limit, &more);
     apr_pool_create(&rp, p);
     /* A page also ends before AD_ADMIN_PAGE_BYTES of answer (a record's JSON
      * can be six times its body): it must fit in one message to the child. */
@@ -238,7 +311,7 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char *
         ad_record_t *r;
         json_t *one;
         apr_size_t size;
-        if ((after && strcmp(id, after) <= 0) || !load_one(rp, ctx, id, &r)) {
+        if (!load_one(rp, ctx, id, &r)) {
             continue;
         }
         one = record_json(rp, id, r);
@@ -254,12 +327,8 @@ static int op_list(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char *
     }
     apr_pool_destroy(rp);
     out = json_pack("{s:o}", "Records", arr);
-    for (; i < ids->nelts; i++) {
-        if (!after || strcmp(APR_ARRAY_IDX(ids, i, const char *), after) > 0) {
-            json_object_set_new(out, "NextToken",
-                                json_string(APR_ARRAY_IDX(ids, i - 1, const char *)));
-            break;
-        }
+    if (i && (i < ids->nelts || more)) {
+        json_object_set_new(out, "NextToken", json_string(APR_ARRAY_IDX(ids, i - 1, const char *)));
     }
     return reply_json(p, 200, out, reply, len);
 }
@@ -372,18 +441,19 @@ static int requeue_one(apr_pool_t *p, apr_pool_t *scratch, ad_admin_ctx_t *ctx, 
 
 /* Up to REDRIVE_CHUNK records of ids from *next on, with one sync for all
  * of them: one per record held the core (and every ingest behind it) for
- * the whole DLQ. Returns how many were redriven. */
+ * the whole DLQ. The record of *seq is due *seq / REDRIVE_PER_SECOND
+ * seconds from now. Returns how many were redriven. */
 static int redrive_chunk(apr_pool_t *p, ad_admin_ctx_t *ctx, const apr_array_header_t *ids,
-                         int *next, apr_time_t now)
+                         int *next, apr_int64_t *seq, apr_time_t now)
 {
     apr_array_header_t *done = apr_array_make(p, REDRIVE_CHUNK, sizeof(redrive_item_t));
     apr_pool_t *scratch; /* one record's reading and writing */
     int i, n = 0, synced;
 
     apr_pool_create(&scratch, p);
-    for (; *next < ids->nelts && done->nelts < REDRIVE_CHUNK; (*next)++) {
+    for (; *next < ids->nelts && done->nelts < REDRIVE_CHUNK; (*next)++, (*seq)++) {
         redrive_item_t it;
-        apr_time_t due = now + (apr_time_t)*next * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
+        apr_time_t due = now + *seq * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
         if (requeue_one(p, scratch, ctx, APR_ARRAY_IDX(ids, *next, const char *), due, &it)) {
             APR_ARRAY_PUSH(done, redrive_item_t) = it;
         }
@@ -397,17 +467,44 @@ static int redrive_chunk(apr_pool_t *p, ad_admin_ctx_t *ctx, const apr_array_hea
     return n;
 }
 
+/* The next REDRIVE_WINDOW matching records after *after, oldest first;
+ * *after moves to the last of them (one that failed stays in the DLQ, and
+ * the next scan must not offer it again). */
+static int redrive_window(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f, char *after,
+                          apr_int64_t *seq, apr_time_t now, int *more)
+{
+    /* sized by the count (a guess: more rounds follow when it is low) */
+    int cap = *ctx->dlq_count < 1                ? 1
+              : *ctx->dlq_count < REDRIVE_WINDOW ? *ctx->dlq_count
+                                                 : REDRIVE_WINDOW;
+    apr_array_header_t *ids = collect(p, ctx, f, *after ? after : NULL, cap, more);
+    apr_pool_t *cp; /* one chunk's redrive */
+    int next = 0, n = 0;
+
+    apr_pool_create(&cp, p);
+    while (next < ids->nelts) {
+        n += redrive_chunk(cp, ctx, ids, &next, seq, now);
+        apr_pool_clear(cp);
+    }
+    apr_pool_destroy(cp);
+    if (ids->nelts) {
+        strcpy(after, APR_ARRAY_IDX(ids, ids->nelts - 1, const char *));
+    }
+    return n;
+}
+
 static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
                       apr_size_t *len)
 {
     const char *id = opt_str(req, "id");
     apr_time_t now = ad_now();
-    apr_array_header_t *ids;
-    apr_pool_t *cp; /* one chunk's redrive */
+    apr_pool_t *cp; /* one window's redrive */
     filter_t f;
     const char *err;
     ad_record_t *r;
-    int next = 0, n = 0;
+    dlq_id_t after = "";
+    apr_int64_t seq = 0;
+    int n = 0, more;
 
     if (!id && json_object_get(req, "id")) {
         /* an id given but empty must never widen to a bulk redrive */
@@ -427,12 +524,11 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
     if ((err = read_filter(req, &f))) {
         return reply_error(p, 400, "InvalidParameter", err, reply, len);
     }
-    ids = collect(p, ctx, &f);
     apr_pool_create(&cp, p);
-    while (next < ids->nelts) {
-        n += redrive_chunk(cp, ctx, ids, &next, now);
+    do {
+        n += redrive_window(cp, ctx, &f, after, &seq, now, &more);
         apr_pool_clear(cp);
-    }
+    } while (more);
     apr_pool_destroy(cp);
     return reply_json(p, 200, json_pack("{s:i}", "Redriven", n), reply, len);
 }

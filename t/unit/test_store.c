@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <jansson.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -52,6 +53,14 @@ static void teardown(void)
     apr_pool_destroy(pool);
 }
 
+static apr_status_t close_store(void *s)
+{
+    ad_store_close(s);
+    return APR_SUCCESS;
+}
+
+/* Closed with p at the latest (gdbm's handle is not pool memory: a test
+ * that never closed its store failed make check-valgrind). */
 static ad_store_t *open_store(apr_pool_t *p)
 {
     ad_store_t *s = NULL;
@@ -60,6 +69,7 @@ static ad_store_t *open_store(apr_pool_t *p)
         ad_store_open(p, "gdbm", apr_pstrcat(p, dir, "/q", NULL), apr_time_from_sec(1), &s, &err);
 
     ck_assert_msg(rv == APR_SUCCESS, "ad_store_open: %s", err ? err : "?");
+    apr_pool_cleanup_register(p, s, close_store, apr_pool_cleanup_null);
     return s;
 }
 
@@ -452,6 +462,116 @@ START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
 }
 END_TEST
 
+/* The APR allocator maps its blocks itself: malloc's counters miss them. */
+static long resident_kb(void)
+{
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The ids of one listing page, in order, and its NextToken ("" for none). */
+static char *list_page(ad_admin_ctx_t *ctx, int limit, const char *after, char *token)
+{
+    const char *req =
+        apr_psprintf(pool, "{\"op\":\"dlq-list\",\"limit\":%d%s%s%s}", limit,
+                     after ? ",\"after\":\"" : "", after ? after : "", after ? "\"" : "");
+    char *reply, *ids = "";
+    apr_size_t len, i;
+    json_t *o, *recs, *next;
+
+    ck_assert_int_eq(ad_admin_execute(pool, ctx, req, strlen(req), &reply, &len), 200);
+    ck_assert_ptr_nonnull(o = json_loadb(reply, len, 0, NULL));
+    recs = json_object_get(o, "Records");
+    for (i = 0; i < json_array_size(recs); i++) {
+        ids = apr_pstrcat(pool, ids, i ? " " : "",
+                          json_string_value(json_object_get(json_array_get(recs, i), "Id")), NULL);
+    }
+    next = json_object_get(o, "NextToken");
+    strcpy(token, next ? json_string_value(next) : "");
+    json_decref(o);
+    return ids;
+}
+
+/* A listing page holds its own records' ids, not the whole DLQ's (45 MB
+ * with 1M dead letters, and a sort of them per page), and pages still
+ * follow each other to the exact end. */
+START_TEST(admin_listing_holds_a_page_of_ids_not_the_dlq)
+{
+    ad_store_t *real = open_store(pool);
+    ad_admin_ctx_t ctx;
+    apr_allocator_t *a;
+    apr_pool_t *p;
+    long before;
+    char token[64], *reply;
+    apr_size_t len;
+    const char *req = "{\"op\":\"dlq-list\",\"limit\":3}";
+    int i, n = 50000, count = n;
+
+    for (i = n - 1; i >= 0; i--) {
+        put_dlq_record(real, apr_psprintf(pool, "d%05x", i));
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = real;
+    ctx.dlq_count = &count;
+    ctx.requeue = count_requeue;
+    ck_assert_str_eq(list_page(&ctx, 3, NULL, token), "00000 00001 00002");
+    ck_assert_str_eq(token, "00002");
+    ck_assert_str_eq(list_page(&ctx, 2, "0c34c", token), "0c34d 0c34e");
+    ck_assert_str_eq(token, "0c34e");
+    ck_assert_str_eq(list_page(&ctx, 2, "0c34d", token), "0c34e 0c34f");
+    ck_assert_str_eq(token, ""); /* the last page ends the listing, exactly */
+    ck_assert_str_eq(list_page(&ctx, 5, "0c34f", token), "");
+    ck_assert_str_eq(token, "");
+    /* what the request's pool holds once answered: 50,000 ids were 1.2 MB */
+    apr_allocator_create(&a);
+    apr_pool_create_unmanaged_ex(&p, NULL, a);
+    apr_allocator_owner_set(a, p);
+    before = resident_kb();
+    ck_assert_int_eq(ad_admin_execute(p, &ctx, req, strlen(req), &reply, &len), 200);
+    ck_assert_int_lt(resident_kb() - before, 256);
+    apr_pool_destroy(p);
+}
+END_TEST
+
+/* A bulk redrive goes through the DLQ a window of ids at a time (sized by
+ * the count, at most 65,536), still oldest first and spaced as one. */
+START_TEST(admin_bulk_redrive_in_windows_keeps_order_and_spacing)
+{
+    ad_store_t *real = open_store(pool);
+    ad_conf_t *conf;
+    ad_admin_ctx_t ctx;
+    const char *redrive = "{\"op\":\"dlq-redrive\"}";
+    char *buf, *reply;
+    apr_size_t len;
+    ad_record_t *r;
+    apr_time_t first = 0;
+    int i, n = 25, count = 4; /* a count below the truth: windows of 4, then 1 */
+
+    for (i = 0; i < n; i++) {
+        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
+    }
+    sync_counting_ctx(real, &ctx, &conf, &count);
+    sync_result = APR_SUCCESS;
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
+    ck_assert_str_eq(reply, "{\"Redriven\":25}");
+    ck_assert_int_eq(requeued, n);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(real->get(real, pool, apr_psprintf(pool, "d%04x", i), &buf, &len),
+                         APR_NOTFOUND);
+        ck_assert_int_eq(real->get(real, pool, apr_psprintf(pool, "q%04x", i), &buf, &len),
+                         APR_SUCCESS);
+        ck_assert_int_eq(ad_record_decode(pool, buf, len, &r), APR_SUCCESS);
+        first = i ? first : r->next_due;
+        ck_assert_int_eq(r->next_due - first, (apr_time_t)i * APR_USEC_PER_SEC / 100);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -467,6 +587,8 @@ static Suite *suite(void)
     tcase_add_test(tc, admin_reports_a_failed_delete);
     tcase_add_test(tc, admin_redrive_syncs_before_the_delete);
     tcase_add_test(tc, admin_bulk_redrive_syncs_per_chunk_and_ages_from_due);
+    tcase_add_test(tc, admin_listing_holds_a_page_of_ids_not_the_dlq);
+    tcase_add_test(tc, admin_bulk_redrive_in_windows_keeps_order_and_spacing);
     suite_add_tcase(s, tc);
     return s;
 }
