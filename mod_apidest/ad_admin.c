@@ -35,6 +35,8 @@ typedef struct collect_t {
     apr_pool_t *scratch; /* one record's decoding, cleared for the next */
     const filter_t *f;
     const char *after; /* only ids above it; NULL for all */
+    const char *until; /* and none above this one; NULL for all */
+    dlq_id_t top;      /* the largest matching id offered, kept or not */
     dlq_id_t *heap;
     int n, cap;
     int dropped; /* matching ids past the cap: the scan did not see the end */
@@ -178,6 +180,9 @@ static void heap_sift_up(collect_t *c, int i)
 /* Keeps id if it is among the cap smallest seen so far. */
 static void offer_id(collect_t *c, const char *id)
 {
+    if (strcmp(id, c->top) > 0) {
+        strcpy(c->top, id);
+    }
     if (c->n < c->cap) {
         strcpy(c->heap[c->n], id);
         heap_sift_up(c, c->n++);
@@ -197,6 +202,7 @@ static int collect_one(void *baton, const char *key, const char *val, apr_size_t
     ad_record_t *r;
 
     if (valid_id(id) && (!c->after || strcmp(id, c->after) > 0) &&
+        (!c->until || strcmp(id, c->until) <= 0) &&
         ad_record_decode(c->scratch, val, len, &r) == APR_SUCCESS && matches(c->f, r)) {
         offer_id(c, id);
     }
@@ -209,30 +215,38 @@ static int by_id(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The ids of the first cap matching DLQ records after `after`, oldest
- * first (ids grow with time); *more tells whether others follow them.
- * Only ids are kept: a DLQ of large records would not fit in memory, and
- * what a page shows is read again. */
+/* The ids of the first cap matching DLQ records in (c->after, c->until],
+ * oldest first (ids grow with time); c->dropped then tells whether others
+ * follow them. Only ids are kept: a DLQ of large records would not fit in
+ * memory, and what a page shows is read again. */
+static apr_array_header_t *collect_ids(apr_pool_t *p, ad_admin_ctx_t *ctx, collect_t *c)
+{
+    apr_array_header_t *ids;
+    int i;
+
+    c->heap = apr_palloc(p, sizeof(dlq_id_t) * (apr_size_t)c->cap);
+    apr_pool_create(&c->scratch, p);
+    ctx->store->iterate(ctx->store, p, AD_ADMIN_DLQ_PREFIX, collect_one, c);
+    apr_pool_destroy(c->scratch);
+    ids = apr_array_make(p, c->n ? c->n : 1, sizeof(const char *));
+    for (i = 0; i < c->n; i++) {
+        APR_ARRAY_PUSH(ids, const char *) = c->heap[i];
+    }
+    qsort(ids->elts, (size_t)ids->nelts, sizeof(const char *), by_id);
+    return ids;
+}
+
 static apr_array_header_t *collect(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f,
                                    const char *after, int cap, int *more)
 {
     apr_array_header_t *ids;
     collect_t c;
-    int i;
 
     memset(&c, 0, sizeof(c));
     c.f = f;
     c.after = after;
     c.cap = cap;
-    c.heap = apr_palloc(p, sizeof(dlq_id_t) * (apr_size_t)cap);
-    apr_pool_create(&c.scratch, p);
-    ctx->store->iterate(ctx->store, p, AD_ADMIN_DLQ_PREFIX, collect_one, &c);
-    apr_pool_destroy(c.scratch);
-    ids = apr_array_make(p, c.n ? c.n : 1, sizeof(const char *));
-    for (i = 0; i < c.n; i++) {
-        APR_ARRAY_PUSH(ids, const char *) = c.heap[i];
-    }
-    qsort(ids->elts, (size_t)ids->nelts, sizeof(const char *), by_id);
+    ids = collect_ids(p, ctx, &c);
     *more = c.dropped;
     return ids;
 }
@@ -467,44 +481,104 @@ static int redrive_chunk(apr_pool_t *p, ad_admin_ctx_t *ctx, const apr_array_hea
     return n;
 }
 
-/* The next REDRIVE_WINDOW matching records after *after, oldest first;
- * *after moves to the last of them (one that failed stays in the DLQ, and
- * the next scan must not offer it again). */
-static int redrive_window(apr_pool_t *p, ad_admin_ctx_t *ctx, const filter_t *f, char *after,
-                          apr_int64_t *seq, apr_time_t now, int *more)
-{
-    /* sized by the count (a guess: more rounds follow when it is low) */
-    int cap = *ctx->dlq_count < 1                ? 1
-              : *ctx->dlq_count < REDRIVE_WINDOW ? *ctx->dlq_count
-                                                 : REDRIVE_WINDOW;
-    apr_array_header_t *ids = collect(p, ctx, f, *after ? after : NULL, cap, more);
+/* A bulk redrive, done a step at a time between the core's other work:
+ * in one go, a DLQ of 100,000 held every ingest for seconds. It takes the
+ * records matching when it started (ids up to the largest then), in
+ * windows of ids, oldest first, spaced as one run. */
+struct ad_admin_job_t {
+    apr_pool_t *p;  /* the request's: the filter's strings live in it */
+    apr_pool_t *wp; /* the window's ids */
     apr_pool_t *cp; /* one chunk's redrive */
-    int next = 0, n = 0;
+    filter_t f;
+    dlq_id_t after; /* the last id of the window before ("" at first) */
+    dlq_id_t until; /* the largest matching id at the first scan */
+    apr_array_header_t *ids;
+    int next, more, scanned, n;
+    apr_int64_t seq;
+    apr_time_t now;
+};
 
-    apr_pool_create(&cp, p);
-    while (next < ids->nelts) {
-        n += redrive_chunk(cp, ctx, ids, &next, seq, now);
-        apr_pool_clear(cp);
+/* The next window of ids: sized by the count, a guess (more windows follow
+ * when it is low). */
+static void next_window(ad_admin_ctx_t *ctx, ad_admin_job_t *j)
+{
+    collect_t c;
+    int count = *ctx->dlq_count;
+
+    if (j->ids->nelts) {
+        strcpy(j->after, APR_ARRAY_IDX(j->ids, j->ids->nelts - 1, const char *));
     }
-    apr_pool_destroy(cp);
-    if (ids->nelts) {
-        strcpy(after, APR_ARRAY_IDX(ids, ids->nelts - 1, const char *));
+    apr_pool_clear(j->wp);
+    memset(&c, 0, sizeof(c));
+    c.f = &j->f;
+    c.after = *j->after ? j->after : NULL;
+    c.until = j->scanned ? j->until : NULL;
+    c.cap = count < 1 ? 1 : count < REDRIVE_WINDOW ? count : REDRIVE_WINDOW;
+    j->ids = collect_ids(j->wp, ctx, &c);
+    j->next = 0;
+    j->more = c.dropped;
+    if (!j->scanned) {
+        strcpy(j->until, c.top);
+        j->scanned = 1;
     }
-    return n;
+}
+
+static int redrive_done(ad_admin_job_t *j, char **reply, apr_size_t *len)
+{
+    return reply_json(j->p, 200, json_pack("{s:i}", "Redriven", j->n), reply, len);
+}
+
+int ad_admin_resume(ad_admin_job_t *j, ad_admin_ctx_t *ctx, apr_interval_time_t budget,
+                    char **reply, apr_size_t *len)
+{
+    apr_time_t end = apr_time_now() + budget;
+
+    do {
+        if (j->next < j->ids->nelts) {
+            j->n += redrive_chunk(j->cp, ctx, j->ids, &j->next, &j->seq, j->now);
+            apr_pool_clear(j->cp);
+        }
+        else if (j->scanned && !j->more) {
+            return redrive_done(j, reply, len);
+        }
+        else {
+            next_window(ctx, j);
+        }
+    } while (budget <= 0 || apr_time_now() < end);
+    return AD_ADMIN_PENDING;
+}
+
+int ad_admin_abort(ad_admin_job_t *j, char **reply, apr_size_t *len)
+{
+    return reply_json(j->p, 503,
+                      json_pack("{s:s,s:s,s:i}", "error", "ShuttingDown", "message",
+                                "apidestd stopped before the redrive was over; the records not "
+                                "redriven are still in the DLQ",
+                                "Redriven", j->n),
+                      reply, len);
+}
+
+static ad_admin_job_t *redrive_job(apr_pool_t *p, const filter_t *f, apr_time_t now)
+{
+    ad_admin_job_t *j = apr_pcalloc(p, sizeof(*j));
+
+    j->p = p;
+    j->f = *f;
+    j->now = now;
+    apr_pool_create(&j->wp, p);
+    apr_pool_create(&j->cp, p);
+    j->ids = apr_array_make(j->wp, 1, sizeof(const char *));
+    return j;
 }
 
 static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, char **reply,
-                      apr_size_t *len)
+                      apr_size_t *len, ad_admin_job_t **job)
 {
     const char *id = opt_str(req, "id");
     apr_time_t now = ad_now();
-    apr_pool_t *cp; /* one window's redrive */
     filter_t f;
     const char *err;
     ad_record_t *r;
-    dlq_id_t after = "";
-    apr_int64_t seq = 0;
-    int n = 0, more;
 
     if (!id && json_object_get(req, "id")) {
         /* an id given but empty must never widen to a bulk redrive */
@@ -524,17 +598,21 @@ static int op_redrive(apr_pool_t *p, ad_admin_ctx_t *ctx, const json_t *req, cha
     if ((err = read_filter(req, &f))) {
         return reply_error(p, 400, "InvalidParameter", err, reply, len);
     }
-    apr_pool_create(&cp, p);
-    do {
-        n += redrive_window(cp, ctx, &f, after, &seq, now, &more);
-        apr_pool_clear(cp);
-    } while (more);
-    apr_pool_destroy(cp);
-    return reply_json(p, 200, json_pack("{s:i}", "Redriven", n), reply, len);
+    *job = redrive_job(p, &f, now);
+    return AD_ADMIN_PENDING;
 }
 
 int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_size_t text_len,
                      char **reply, apr_size_t *len)
+{
+    ad_admin_job_t *job = NULL;
+    int status = ad_admin_start(p, ctx, text, text_len, reply, len, &job);
+
+    return status == AD_ADMIN_PENDING ? ad_admin_resume(job, ctx, 0, reply, len) : status;
+}
+
+int ad_admin_start(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_size_t text_len,
+                   char **reply, apr_size_t *len, ad_admin_job_t **job)
 {
     json_error_t jerr;
     json_t *req = ad_json_own(p, json_loadb(text, text_len, 0, &jerr));
@@ -553,7 +631,7 @@ int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_s
         return op_delete(p, ctx, req, reply, len);
     }
     if (!strcmp(op, "dlq-redrive")) {
-        return op_redrive(p, ctx, req, reply, len);
+        return op_redrive(p, ctx, req, reply, len, job);
     }
     if (!strcmp(op, "authorize")) {
         const char *name = opt_str(req, "name"), *state;

@@ -31,9 +31,26 @@ typedef struct ad_admin_ctx_t {
     int *dlq_count; /* kept up to date by the operations */
 } ad_admin_ctx_t;
 
-/* Run one request {"op": ..., ...}; returns the HTTP status and sets *reply
- * to the JSON text (allocated in p). */
+/* Run one request {"op": ..., ...} to its end; returns the HTTP status and
+ * sets *reply to the JSON text (allocated in p). */
 int ad_admin_execute(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_size_t text_len,
                      char **reply, apr_size_t *len);
+
+/* A request that takes more than one step (a bulk redrive). */
+typedef struct ad_admin_job_t ad_admin_job_t;
+#define AD_ADMIN_PENDING 0
+
+/* As ad_admin_execute, but a long request only starts: AD_ADMIN_PENDING,
+ * with *job to resume. The job lives in p. */
+int ad_admin_start(apr_pool_t *p, ad_admin_ctx_t *ctx, const char *text, apr_size_t text_len,
+                   char **reply, apr_size_t *len, ad_admin_job_t **job);
+
+/* Work on the job for about budget (at least one step; <= 0: to its end).
+ * Returns AD_ADMIN_PENDING, or the HTTP status with *reply set. */
+int ad_admin_resume(ad_admin_job_t *job, ad_admin_ctx_t *ctx, apr_interval_time_t budget,
+                    char **reply, apr_size_t *len);
+
+/* End the job where it is (apidestd stops): a 503 naming what was done. */
+int ad_admin_abort(ad_admin_job_t *job, char **reply, apr_size_t *len);
 
 #endif

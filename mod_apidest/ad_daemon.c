@@ -53,6 +53,9 @@
 #define CONNS_MAX       4096
 #define MIN_RETRY_DELAY apr_time_from_msec(100)
 #define STOP_TURN       apr_time_from_msec(10) /* the core's turns while workers drain */
+/* A bulk redrive's share of a core turn: the ingest behind it waits that
+ * long (a scan of the DLQ for a window of ids is one step, however long). */
+#define ADMIN_STEP apr_time_from_msec(10)
 /* Freed blocks the job pools' allocator keeps for reuse, beyond the first
  * block every recycled job pool holds on to. */
 #define JOB_MAX_FREE (4 * 1024 * 1024)
@@ -95,6 +98,7 @@ typedef struct admin_t {
     int status;
     char *reply;
     apr_size_t reply_len;
+    ad_admin_job_t *job; /* a request that takes more than one turn */
     struct admin_t *next;
 } admin_t;
 
@@ -2341,7 +2345,26 @@ static json_t *admin_counters(void *baton)
                      "UptimeSeconds", (json_int_t)apr_time_sec(apr_time_now() - d->started));
 }
 
-static void run_admins(ad_daemon_t *d, admin_t *list)
+/* One step of a request, or all of a short one: AD_ADMIN_PENDING when it
+ * goes on at the next turn. */
+static int admin_step(ad_admin_ctx_t *ctx, admin_t *a, int stopping)
+{
+    int status;
+
+    if (!a->job) {
+        status =
+            ad_admin_start(a->pool, ctx, a->req, a->req_len, &a->reply, &a->reply_len, &a->job);
+    }
+    else {
+        status = ad_admin_resume(a->job, ctx, ADMIN_STEP, &a->reply, &a->reply_len);
+    }
+    if (status == AD_ADMIN_PENDING && stopping) {
+        status = ad_admin_abort(a->job, &a->reply, &a->reply_len);
+    }
+    return status;
+}
+
+static void run_admins(ad_daemon_t *d, admin_t *list, int stopping)
 {
     ad_admin_ctx_t ctx;
     admin_t *a, *next;
@@ -2362,7 +2385,12 @@ static void run_admins(ad_daemon_t *d, admin_t *list)
         apr_size_t blen;
 
         next = a->next; /* the reply frees a */
-        a->status = ad_admin_execute(a->pool, &ctx, a->req, a->req_len, &a->reply, &a->reply_len);
+        if ((a->status = admin_step(&ctx, a, stopping)) == AD_ADMIN_PENDING) {
+            a->next = NULL;
+            *d->admins_tail = a;
+            d->admins_tail = &a->next;
+            continue;
+        }
         ad_wire_pack_reply(a->pool, (apr_uint32_t)a->status, a->reply, a->reply_len, &buf, &blen);
         ad_ipc_reply(a->conn, AD_MSG_ADMIN_REPLY, buf, blen);
     }
@@ -2398,7 +2426,7 @@ static apr_interval_time_t core_turn(void *baton)
     apr_thread_mutex_unlock(d->mu);
 
     core_apply(d, d->roundp, commits, outcomes);
-    run_admins(d, admins);
+    run_admins(d, admins, stopping);
     if (!stopping) {
         dispatch_due(d);
         d->rate_wake = drain_ready(d);
@@ -2408,7 +2436,7 @@ static apr_interval_time_t core_turn(void *baton)
         maintenance_tick(d, d->tickp);
     }
     apr_thread_mutex_lock(d->mu);
-    if (!d->outcomes) {
+    if (!d->outcomes && !d->admins) {
         w = core_wait(d);
         d->core_idle = w > 0;
     }

@@ -758,7 +758,7 @@ static int never_read(apr_status_t rv)
 /* The reply is awaited in poll, not in a blocking recv: a reader asleep in
  * recv on a Unix socket is also woken (in vain) when apidestd reads the
  * request and so frees send space, one more context switch per request. */
-static apr_status_t await_reply(int fd)
+static apr_status_t await_reply(int fd, apr_interval_time_t wait)
 {
     struct pollfd pfd;
     int n;
@@ -767,7 +767,7 @@ static apr_status_t await_reply(int fd)
     pfd.events = POLLIN;
     pfd.revents = 0;
     do {
-        n = poll(&pfd, 1, (int)apr_time_as_msec(DAEMON_IO_TIMEOUT));
+        n = poll(&pfd, 1, (int)apr_time_as_msec(wait));
     } while (n < 0 && errno == EINTR);
     return n > 0 ? APR_SUCCESS : n == 0 ? APR_TIMEUP : APR_FROM_OS_ERROR(errno);
 }
@@ -778,6 +778,7 @@ typedef struct out_msg_t {
     const char *buf;
     apr_size_t len;
     const apr_array_header_t *blobs;
+    apr_interval_time_t wait; /* for the reply */
 } out_msg_t;
 
 static apr_status_t send_msg(request_rec *r, apr_socket_t *s, const out_msg_t *m)
@@ -799,7 +800,7 @@ static apr_status_t exchange_on(request_rec *r, int fd, const out_msg_t *m, apr_
     /* apr_os_sock_put registers no cleanup: the descriptor stays ours. Its
      * APR timeout stays "block": bound_io() bounds each send and read. */
     apr_os_sock_put(&s, &fd, r->pool);
-    if ((rv = send_msg(r, s, m)) != APR_SUCCESS || (rv = await_reply(fd)) ||
+    if ((rv = send_msg(r, s, m)) != APR_SUCCESS || (rv = await_reply(fd, m->wait)) ||
         (rv = ad_wire_recv(s, r->pool, &got, &payload, &plen)) != APR_SUCCESS) {
         close(fd);
         /* bound_io()'s timeouts end a send or read with EAGAIN */
@@ -852,7 +853,7 @@ static apr_status_t exchange(request_rec *r, const out_msg_t *m, apr_uint32_t wa
 
 apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_header_t *blobs)
 {
-    out_msg_t m = {AD_MSG_STORE, NULL, 0, NULL};
+    out_msg_t m = {AD_MSG_STORE, NULL, 0, NULL, DAEMON_IO_TIMEOUT};
     const char *text;
     apr_size_t len, text_len;
     apr_uint32_t status;
@@ -881,10 +882,10 @@ apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_head
     return APIDEST_STORE_OK;
 }
 
-int apidest_daemon_admin(request_rec *r, const char *req, int *status, const char **reply,
-                         apr_size_t *reply_len)
+int apidest_daemon_admin(request_rec *r, const char *req, apr_interval_time_t wait, int *status,
+                         const char **reply, apr_size_t *reply_len)
 {
-    out_msg_t m = {AD_MSG_ADMIN, req, strlen(req), NULL};
+    out_msg_t m = {AD_MSG_ADMIN, req, strlen(req), NULL, wait ? wait : DAEMON_IO_TIMEOUT};
     apr_uint32_t st;
     apr_status_t rv = exchange(r, &m, AD_MSG_ADMIN_REPLY, &st, reply, reply_len);
 

@@ -26,9 +26,10 @@ typedef enum {
 apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_header_t *blobs);
 
 /* An admin request (JSON text) to apidestd: 1 with its HTTP status and JSON
- * reply, 0 when it could not be reached. */
-int apidest_daemon_admin(request_rec *r, const char *req, int *status, const char **reply,
-                         apr_size_t *reply_len);
+ * reply, 0 when it could not be reached or did not answer within wait (0:
+ * the 30 s every exchange has). */
+int apidest_daemon_admin(request_rec *r, const char *req, apr_interval_time_t wait, int *status,
+                         const char **reply, apr_size_t *reply_len);
 
 /* The daemon's pid as it last wrote it, 0 when unknown, and whether a
  * process with that pid is alive. For status pages. */

@@ -21,6 +21,10 @@
 #include <signal.h>
 #include <stdio.h>
 
+/* apidestd redrives a large DLQ in steps between its other work: 1M dead
+ * letters take minutes. */
+#define BULK_REDRIVE_WAIT apr_time_from_sec(900)
+
 APLOG_USE_MODULE(apidest);
 
 static ad_metrics_t *metrics;
@@ -233,8 +237,9 @@ static int admin_text(request_rec *r, int status, const char *text, apr_size_t l
 }
 
 /* Forward one op to apidestd, the store's only user; its reply is the
- * response. */
-static int admin_forward(request_rec *r, json_t *req)
+ * response. wait bounds it (0: apidestd's usual 30 s). */
+static int admin_forward_for(request_rec *r, json_t *req, apr_interval_time_t wait,
+                             const char *unavailable)
 {
     apr_size_t len;
     char *text;
@@ -248,11 +253,15 @@ static int admin_forward(request_rec *r, json_t *req)
     }
     text = ad_json_dump(r->pool, req, &len);
     json_decref(req);
-    if (!apidest_daemon_admin(r, text, &status, &reply, &len)) {
-        return admin_error(r, HTTP_SERVICE_UNAVAILABLE, "DaemonUnavailable",
-                           "apidestd is not reachable; retry shortly");
+    if (!apidest_daemon_admin(r, text, wait, &status, &reply, &len)) {
+        return admin_error(r, HTTP_SERVICE_UNAVAILABLE, "DaemonUnavailable", unavailable);
     }
     return admin_text(r, status, reply, len);
+}
+
+static int admin_forward(request_rec *r, json_t *req)
+{
+    return admin_forward_for(r, req, 0, "apidestd is not reachable; retry shortly");
 }
 
 /* A filter that is given and cannot be used is an error, never dropped: a
@@ -401,7 +410,9 @@ static int admin_dlq(request_rec *r, const char *rest)
         }
         req = query_filters(r, json_pack("{s:s}", "op", "dlq-redrive"), 1, &err);
         return err ? (json_decref(req), admin_error(r, HTTP_BAD_REQUEST, "InvalidParameter", err))
-                   : admin_forward(r, req);
+                   : admin_forward_for(r, req, BULK_REDRIVE_WAIT,
+                                       "apidestd did not answer; a bulk redrive may still be "
+                                       "under way: list the DLQ before redriving again");
     }
     if ((slash = strchr(rest, '/'))) {
         if (slash == rest || strcmp(slash, "/redrive") || r->method_number != M_POST) {

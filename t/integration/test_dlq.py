@@ -576,3 +576,88 @@ def test_childrens_connections_keep_one_bounded_store_of_freed_memory(server, si
     grown = _rss_anon_kb(pid) - before
     assert grown < 16 * 1024, "apidestd kept %d kB more after listing over %d more " \
         "connections" % (grown, more)
+
+
+def _fill_dlq_by_removing_a_rule(server, sink, n):
+    """n dead letters of rule "gone", fast: its target is removed by a
+    restart before any delivery. Returns the config with the rule back."""
+    conf = FAST + destination("hooks", sink.url("/d"), extra="    InvocationRateLimit 1\n")
+    keep = _rule("keep", {"source": ["com.example.keep"]}, [("t1", "hooks", "")])
+    gone = _rule("gone", {"source": ["com.example.dlq"]}, [("t1", "hooks", "")])
+    sink.set_default(503)
+    server.start(conf + keep + gone)
+    for b in range(n // 10):
+        status, hdrs, resp = server.put_events(
+            [entry("com.example.dlq", "D", {"b": b, "i": i}) for i in range(10)])
+        assert_put_ok(status, hdrs, resp, 10)
+    server.stop()
+    server.start(conf + keep)
+    assert _wait_until_dlq_count(server, n, 120), _admin(server, "GET", "/status")[1]["Daemon"]
+    server.stop()
+    return conf + keep + gone
+
+
+def _redrive_in_background(server):
+    result = {}
+
+    def redrive():
+        result["reply"] = server.request("POST", "/apidest/dlq/redrive", timeout=300)
+
+    t = threading.Thread(target=redrive)
+    t.start()
+    return t, result
+
+
+def _count_while_running(server, t, n):
+    deadline = time.time() + 120
+    while time.time() < deadline and t.is_alive():
+        count = _admin(server, "GET", "/status")[1]["Daemon"]["DlqCount"]
+        if 0 < count < n:
+            return count
+    return None
+
+
+def test_a_bulk_redrive_goes_in_steps_between_ingests(server, sink):
+    """A bulk redrive of 20,000 dead letters ran in one turn of apidestd:
+    every PutEvents waited behind it, and the status showed the DLQ full
+    until it was all over. It now goes a step at a time between the core's
+    other work: the count is seen falling, and a PutEvents is acknowledged
+    while most of the redrive is still to come."""
+    n = 20000
+    server.start(_fill_dlq_by_removing_a_rule(server, sink, n))
+    t, result = _redrive_in_background(server)
+    try:
+        seen = _count_while_running(server, t, n)
+        assert seen is not None, "no count between %d and 0 while the redrive ran" % n
+        status, hdrs, resp = server.put_events([entry("com.example.keep", "D", {"k": 1})])
+        assert_put_ok(status, hdrs, resp, 1)
+        after = _admin(server, "GET", "/status")[1]["Daemon"]["DlqCount"]
+        assert after > n // 4, "the PutEvents waited for most of the redrive (%d left)" % after
+    finally:
+        t.join(300)
+    status, _, data = result["reply"]
+    assert status == 200 and json.loads(data) == {"Redriven": n}, (status, data)
+    assert _admin(server, "GET", "/status")[1]["Daemon"]["DlqCount"] == 0
+
+
+def test_a_bulk_redrive_cut_short_by_a_restart_loses_nothing(server, sink):
+    """apidestd stops in the middle of a bulk redrive (a graceful restart):
+    the request is answered 503 with how many were redriven, and every
+    record is either back in the queue or still in the DLQ."""
+    n = 20000
+    server.start(_fill_dlq_by_removing_a_rule(server, sink, n))
+    t, result = _redrive_in_background(server)
+    try:
+        assert _count_while_running(server, t, n) is not None
+        server.graceful()
+    finally:
+        t.join(300)
+    status, _, data = result["reply"]
+    body = json.loads(data)
+    assert status == 503 and body["error"] == "ShuttingDown", (status, body)
+    assert 0 < body["Redriven"] < n, body
+
+    def counts():
+        daemon = _admin(server, "GET", "/status")[1]["Daemon"]
+        return daemon["DlqCount"], daemon["Pending"]
+    assert wait_until(lambda: counts() == (n - body["Redriven"], body["Redriven"]), 30), counts()

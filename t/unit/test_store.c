@@ -572,6 +572,59 @@ START_TEST(admin_bulk_redrive_in_windows_keeps_order_and_spacing)
 }
 END_TEST
 
+/* A bulk redrive started with ad_admin_start goes a step per resume when
+ * its budget is spent at once: a scan of the DLQ, then a chunk of 256
+ * records. It takes what matched at its start, not dead letters that come
+ * later, and an abort says how far it got. */
+START_TEST(admin_bulk_redrive_goes_a_step_per_resume)
+{
+    ad_store_t *real = open_store(pool);
+    ad_conf_t *conf;
+    ad_admin_ctx_t ctx;
+    ad_admin_job_t *job = NULL;
+    const char *redrive = "{\"op\":\"dlq-redrive\"}";
+    char *buf, *reply;
+    apr_size_t len;
+    int i, n = 600, count = n, steps[] = {0, 256, 512, 600};
+
+    for (i = 0; i < n; i++) {
+        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
+    }
+    sync_counting_ctx(real, &ctx, &conf, &count);
+    sync_result = APR_SUCCESS;
+    ck_assert_int_eq(ad_admin_start(pool, &ctx, redrive, strlen(redrive), &reply, &len, &job),
+                     AD_ADMIN_PENDING);
+    ck_assert_ptr_nonnull(job);
+    ck_assert_int_eq(requeued, 0);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(ad_admin_resume(job, &ctx, 1, &reply, &len), AD_ADMIN_PENDING);
+        ck_assert_int_eq(requeued, steps[i]);
+        if (i == 0) {
+            put_dlq_record(real, "d9999"); /* dead-lettered after the start */
+            count++;
+        }
+    }
+    ck_assert_int_eq(ad_admin_resume(job, &ctx, 1, &reply, &len), 200);
+    ck_assert_str_eq(reply, "{\"Redriven\":600}");
+    ck_assert_int_eq(real->get(real, pool, "d9999", &buf, &len), APR_SUCCESS);
+    ck_assert_int_eq(count, 1);
+    /* stopped part of the way */
+    for (i = 0; i < n; i++) {
+        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
+    }
+    count = n + 1;
+    requeued = 0;
+    ck_assert_int_eq(ad_admin_start(pool, &ctx, redrive, strlen(redrive), &reply, &len, &job),
+                     AD_ADMIN_PENDING);
+    ck_assert_int_eq(ad_admin_resume(job, &ctx, 1, &reply, &len), AD_ADMIN_PENDING);
+    ck_assert_int_eq(ad_admin_resume(job, &ctx, 1, &reply, &len), AD_ADMIN_PENDING);
+    ck_assert_int_eq(ad_admin_abort(job, &reply, &len), 503);
+    ck_assert_ptr_nonnull(strstr(reply, "\"Redriven\":256"));
+    ck_assert_ptr_nonnull(strstr(reply, "ShuttingDown"));
+    ck_assert_int_eq(count, n + 1 - 256);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -589,6 +642,7 @@ static Suite *suite(void)
     tcase_add_test(tc, admin_bulk_redrive_syncs_per_chunk_and_ages_from_due);
     tcase_add_test(tc, admin_listing_holds_a_page_of_ids_not_the_dlq);
     tcase_add_test(tc, admin_bulk_redrive_in_windows_keeps_order_and_spacing);
+    tcase_add_test(tc, admin_bulk_redrive_goes_a_step_per_resume);
     suite_add_tcase(s, tc);
     return s;
 }
