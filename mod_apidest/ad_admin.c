@@ -483,8 +483,11 @@ static int redrive_chunk(apr_pool_t *p, ad_admin_ctx_t *ctx, const apr_array_hea
 
 /* A bulk redrive, done a step at a time between the core's other work:
  * in one go, a DLQ of 100,000 held every ingest for seconds. It takes the
- * records matching when it started (ids up to the largest then), in
- * windows of ids, oldest first, spaced as one run. */
+ * matching dead letters with ids up to the largest at its start, in
+ * windows of ids, oldest first, spaced as one run: records ingested later
+ * that fail meanwhile wait for the next redrive (ones ingested before it
+ * may be taken; a failure time would not do as a bound, as the clock can
+ * be set back). */
 struct ad_admin_job_t {
     apr_pool_t *p;  /* the request's: the filter's strings live in it */
     apr_pool_t *wp; /* the window's ids */
@@ -531,7 +534,7 @@ static int redrive_done(ad_admin_job_t *j, char **reply, apr_size_t *len)
 int ad_admin_resume(ad_admin_job_t *j, ad_admin_ctx_t *ctx, apr_interval_time_t budget,
                     char **reply, apr_size_t *len)
 {
-    apr_time_t end = apr_time_now() + budget;
+    apr_time_t end = ad_monotonic() + budget;
 
     do {
         if (j->next < j->ids->nelts) {
@@ -544,7 +547,7 @@ int ad_admin_resume(ad_admin_job_t *j, ad_admin_ctx_t *ctx, apr_interval_time_t 
         else {
             next_window(ctx, j);
         }
-    } while (budget <= 0 || apr_time_now() < end);
+    } while (budget <= 0 || ad_monotonic() < end);
     return AD_ADMIN_PENDING;
 }
 

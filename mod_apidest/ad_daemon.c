@@ -2351,6 +2351,11 @@ static int admin_step(ad_admin_ctx_t *ctx, admin_t *a, int stopping)
 {
     int status;
 
+    if (a->job && stopping) {
+        /* not one step more: a step can be a scan of the whole DLQ, and the
+         * master kills apidestd soon after asking it to stop */
+        return ad_admin_abort(a->job, &a->reply, &a->reply_len);
+    }
     if (!a->job) {
         status =
             ad_admin_start(a->pool, ctx, a->req, a->req_len, &a->reply, &a->reply_len, &a->job);

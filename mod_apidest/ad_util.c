@@ -938,6 +938,14 @@ apr_interval_time_t ad_real_interval(apr_interval_time_t clock_interval)
     return (apr_interval_time_t)((double)clock_interval / clock_rate);
 }
 
+apr_time_t ad_monotonic(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
 /* The port as a number: -1 when it is not all digits or out of range (it is
  * then kept as written), 0 when empty (RFC 3986: the scheme's default). */
 static long origin_port(const char *port, const char *end)

@@ -142,5 +142,8 @@ double ad_clock_init(void);
 apr_time_t ad_now(void);
 /* How long to really wait for clock_interval to pass on ad_now's clock. */
 apr_interval_time_t ad_real_interval(apr_interval_time_t clock_interval);
+/* Microseconds on a clock that a change of the time of day does not move:
+ * for budgets and elapsed times, not for dates. */
+apr_time_t ad_monotonic(void);
 
 #endif
