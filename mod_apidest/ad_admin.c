@@ -436,13 +436,18 @@ typedef struct redrive_item_t {
     ad_record_t *r; /* rule, target and next_due only */
 } redrive_item_t;
 
+/* 1 when the queue copy is written; 0 when the record is gone (deleted or
+ * redriven meanwhile); -1 when the store refused the copy. */
 static int requeue_one(apr_pool_t *p, apr_pool_t *scratch, ad_admin_ctx_t *ctx, const char *id,
                        apr_time_t due, redrive_item_t *it)
 {
     ad_record_t *r;
-    int ok = load_one(scratch, ctx, id, &r) && put_queue_copy(scratch, ctx, id, r, due);
+    int ok = load_one(scratch, ctx, id, &r);
 
-    if (ok) {
+    if (ok && !put_queue_copy(scratch, ctx, id, r, due)) {
+        ok = -1;
+    }
+    if (ok > 0) {
         it->id = id;
         it->r = ad_record_make(p);
         it->r->rule = apr_pstrdup(p, r->rule);
@@ -458,25 +463,30 @@ static int requeue_one(apr_pool_t *p, apr_pool_t *scratch, ad_admin_ctx_t *ctx, 
  * the whole DLQ. The record of *seq is due *seq / REDRIVE_PER_SECOND
  * seconds from now. Returns how many were redriven. */
 static int redrive_chunk(apr_pool_t *p, ad_admin_ctx_t *ctx, const apr_array_header_t *ids,
-                         int *next, apr_int64_t *seq, apr_time_t now)
+                         int *next, apr_int64_t *seq, apr_time_t now, int *failed)
 {
     apr_array_header_t *done = apr_array_make(p, REDRIVE_CHUNK, sizeof(redrive_item_t));
     apr_pool_t *scratch; /* one record's reading and writing */
     int i, n = 0, synced;
 
     apr_pool_create(&scratch, p);
-    for (; *next < ids->nelts && done->nelts < REDRIVE_CHUNK; (*next)++, (*seq)++) {
+    for (; *next < ids->nelts && done->nelts < REDRIVE_CHUNK && !*failed; (*next)++, (*seq)++) {
         redrive_item_t it;
         apr_time_t due = now + *seq * APR_USEC_PER_SEC / REDRIVE_PER_SECOND;
-        if (requeue_one(p, scratch, ctx, APR_ARRAY_IDX(ids, *next, const char *), due, &it)) {
+        int got = requeue_one(p, scratch, ctx, APR_ARRAY_IDX(ids, *next, const char *), due, &it);
+        if (got > 0) {
             APR_ARRAY_PUSH(done, redrive_item_t) = it;
         }
+        *failed = got < 0;
     }
     apr_pool_destroy(scratch);
     synced = done->nelts && sync_queue_copies(ctx);
     for (i = 0; i < done->nelts; i++) {
         const redrive_item_t *it = &APR_ARRAY_IDX(done, i, redrive_item_t);
         n += drop_dlq_copy(p, ctx, it->id, it->r, synced);
+    }
+    if (n < done->nelts) {
+        *failed = 1;
     }
     return n;
 }
@@ -497,6 +507,7 @@ struct ad_admin_job_t {
     dlq_id_t until; /* the largest matching id at the first scan */
     apr_array_header_t *ids;
     int next, more, scanned, n;
+    int failed; /* the store refused a write, a sync or a delete */
     apr_int64_t seq;
     apr_time_t now;
 };
@@ -531,14 +542,28 @@ static int redrive_done(ad_admin_job_t *j, char **reply, apr_size_t *len)
     return reply_json(j->p, 200, json_pack("{s:i}", "Redriven", j->n), reply, len);
 }
 
+/* Going on would fail each record the same way (a full disk). */
+static int redrive_failed(ad_admin_job_t *j, char **reply, apr_size_t *len)
+{
+    return reply_json(j->p, 500,
+                      json_pack("{s:s,s:s,s:i}", "error", "StoreError", "message",
+                                "the store refused the redrive; the records not redriven are "
+                                "still in the DLQ",
+                                "Redriven", j->n),
+                      reply, len);
+}
+
 int ad_admin_resume(ad_admin_job_t *j, ad_admin_ctx_t *ctx, apr_interval_time_t budget,
                     char **reply, apr_size_t *len)
 {
     apr_time_t end = ad_monotonic() + budget;
 
     do {
+        if (j->failed) {
+            return redrive_failed(j, reply, len);
+        }
         if (j->next < j->ids->nelts) {
-            j->n += redrive_chunk(j->cp, ctx, j->ids, &j->next, &j->seq, j->now);
+            j->n += redrive_chunk(j->cp, ctx, j->ids, &j->next, &j->seq, j->now, &j->failed);
             apr_pool_clear(j->cp);
         }
         else if (j->scanned && !j->more) {

@@ -449,16 +449,26 @@ START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
         ck_assert_int_eq(ad_record_decode(pool, buf, len, &r), APR_SUCCESS);
         ck_assert(r->first_seen == r->next_due);
     }
-    /* a failed sync takes back its chunk's queue copies, and only those */
-    put_dlq_record(real, "d1000");
-    put_dlq_record(real, "d1001");
-    count = 2;
+    /* a failed sync takes back its chunk's queue copies and ends the
+     * redrive there: a 500, not a 200 with nothing redriven, and no try of
+     * every chunk that would fail the same way */
+    for (i = 0; i < 300; i++) {
+        put_dlq_record(real, apr_psprintf(pool, "d1%03x", i));
+    }
+    count = 300;
+    nsyncs = 0;
     sync_result = APR_EGENERAL;
-    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
-    ck_assert_str_eq(reply, "{\"Redriven\":0}");
-    ck_assert_int_eq(count, 2);
-    ck_assert_int_eq(real->get(real, pool, "q1001", &buf, &len), APR_NOTFOUND);
-    ck_assert_int_eq(real->get(real, pool, "d1001", &buf, &len), APR_SUCCESS);
+    ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 500);
+    ck_assert_ptr_nonnull(strstr(reply, "\"StoreError\""));
+    ck_assert_ptr_nonnull(strstr(reply, "\"Redriven\":0"));
+    ck_assert_int_eq(nsyncs, 1);
+    ck_assert_int_eq(count, 300);
+    for (i = 0; i < 300; i++) {
+        ck_assert_int_eq(real->get(real, pool, apr_psprintf(pool, "q1%03x", i), &buf, &len),
+                         APR_NOTFOUND);
+        ck_assert_int_eq(real->get(real, pool, apr_psprintf(pool, "d1%03x", i), &buf, &len),
+                         APR_SUCCESS);
+    }
 }
 END_TEST
 
