@@ -542,14 +542,16 @@ static int redrive_done(ad_admin_job_t *j, char **reply, apr_size_t *len)
     return reply_json(j->p, 200, json_pack("{s:i}", "Redriven", j->n), reply, len);
 }
 
-/* Going on would fail each record the same way (a full disk). */
-static int redrive_failed(ad_admin_job_t *j, char **reply, apr_size_t *len)
+/* A redrive that ends before its last record: what it did, and that the
+ * rest is still in the DLQ. */
+static int redrive_cut(ad_admin_job_t *j, int status, const char *error, const char *why,
+                       char **reply, apr_size_t *len)
 {
-    return reply_json(j->p, 500,
-                      json_pack("{s:s,s:s,s:i}", "error", "StoreError", "message",
-                                "the store refused the redrive; the records not redriven are "
-                                "still in the DLQ",
-                                "Redriven", j->n),
+    const char *msg =
+        apr_pstrcat(j->p, why, "; the records not redriven are still in the DLQ", NULL);
+
+    return reply_json(j->p, status,
+                      json_pack("{s:s,s:s,s:i}", "error", error, "message", msg, "Redriven", j->n),
                       reply, len);
 }
 
@@ -560,7 +562,8 @@ int ad_admin_resume(ad_admin_job_t *j, ad_admin_ctx_t *ctx, apr_interval_time_t 
 
     do {
         if (j->failed) {
-            return redrive_failed(j, reply, len);
+            /* going on would fail each record the same way (a full disk) */
+            return redrive_cut(j, 500, "StoreError", "the store refused the redrive", reply, len);
         }
         if (j->next < j->ids->nelts) {
             j->n += redrive_chunk(j->cp, ctx, j->ids, &j->next, &j->seq, j->now, &j->failed);
@@ -578,12 +581,8 @@ int ad_admin_resume(ad_admin_job_t *j, ad_admin_ctx_t *ctx, apr_interval_time_t 
 
 int ad_admin_abort(ad_admin_job_t *j, char **reply, apr_size_t *len)
 {
-    return reply_json(j->p, 503,
-                      json_pack("{s:s,s:s,s:i}", "error", "ShuttingDown", "message",
-                                "apidestd stopped before the redrive was over; the records not "
-                                "redriven are still in the DLQ",
-                                "Redriven", j->n),
-                      reply, len);
+    return redrive_cut(j, 503, "ShuttingDown", "apidestd stopped before the redrive was over",
+                       reply, len);
 }
 
 static ad_admin_job_t *redrive_job(apr_pool_t *p, const filter_t *f, apr_time_t now)
