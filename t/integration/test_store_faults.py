@@ -212,7 +212,10 @@ def test_a_damaged_dead_letter_is_set_aside_not_counted_and_unreachable(server, 
     raw[len(raw) // 2] ^= 0xFF  # one byte flipped on disk
     db[victim] = bytes(raw)
     db.close()
+    loads = server.log_text().count("AD00108")
     server.start()
+    # start() returns once apidestd's pid is alive, before it loads the store
+    assert wait_until(lambda: server.log_text().count("AD00108") > loads, 15), server.log_tail()
     log = server.log_text()
     assert "1 in the DLQ" in log and "1 damaged set aside" in log, server.log_tail()
     assert "store record %s is damaged" % victim.decode() in log
