@@ -2828,6 +2828,21 @@ static void stop_all(ad_daemon_t *d)
     core_turn(d);
 }
 
+/* The workers' pools are unmanaged: destroyed here, once every worker is
+ * joined, so that their engines' cleanup closes libcurl's connections
+ * (a TLS close_notify each) and frees its handles before the exit. */
+static void close_engines(ad_daemon_t *d)
+{
+    int i;
+
+    for (i = 0; d->workers && i < d->nworkers; i++) {
+        if (d->workers[i].pool) {
+            apr_pool_destroy(d->workers[i].pool);
+            d->workers[i].pool = NULL;
+        }
+    }
+}
+
 static void block_stop_signals(int block)
 {
     sigset_t set;
@@ -2902,6 +2917,7 @@ apr_status_t ad_daemon_run(apr_pool_t *p, const ad_daemon_opts_t *o, const char 
         *err = "cannot start threads";
     }
     stop_all(d);
+    close_engines(d);
     if (d->io) {
         ad_ipc_destroy(d->io);
     }
