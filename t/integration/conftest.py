@@ -29,8 +29,12 @@ def pytest_runtest_makereport(item, call):
 def server(request):
     """An ApiDestServer, not started: call server.start(conf_body)."""
     srv = ApiDestServer()
+    # under a sanitizer (README), its reports go to files in this directory
+    sandir = os.environ.get("APIDEST_SAN_LOGDIR")
+    before = set(os.listdir(sandir)) if sandir else set()
     yield srv
     leftovers = srv.stop()
+    san_new = sorted(set(os.listdir(sandir)) - before) if sandir else []
     rep = getattr(request.node, "rep_call", None)
     failed = rep is None or rep.failed
     if failed:
@@ -38,6 +42,7 @@ def server(request):
     bad = srv.bad_log_lines()
     srv.cleanup(keep=failed or bool(bad) or os.environ.get("APIDEST_KEEP") == "1")
     assert not bad, "error.log has crash/critical lines:\n" + "\n".join(bad[:20])
+    assert not san_new, "sanitizer reports in %s: %s" % (sandir, san_new)
     assert not leftovers, "processes outlived `httpd -k stop` and were killed: %s" % leftovers
 
 

@@ -35,7 +35,9 @@ from ports import free_port  # noqa: E402
 HTTPD = os.environ.get("HTTPD", "/usr/sbin/apache2")
 MODULE = os.environ.get("APIDEST_MODULE", "")
 
-BAD_LOG_MARKERS = ("AddressSanitizer", "[core:crit]", "Segmentation fault",
+# "runtime error:" is UBSan's, which writes to stderr (error.log) when
+# libasan is preloaded, whatever its log_path says
+BAD_LOG_MARKERS = ("Sanitizer", "runtime error:", "[core:crit]", "Segmentation fault",
                    "exit signal Segmentation", "exit signal Aborted",
                    "exit signal Bus error")
 
@@ -60,6 +62,12 @@ def _clean_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("APACHE_")}
     env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env["LANG"] = "C"
+    # a module built with --enable-asan needs libasan in httpd (and in the
+    # apidestd it forks); not in pytest's own process
+    if os.environ.get("APIDEST_SAN_PRELOAD"):
+        env["LD_PRELOAD"] = os.environ["APIDEST_SAN_PRELOAD"]
+    if os.environ.get("APIDEST_SAN_LIBPATH"):
+        env["LD_LIBRARY_PATH"] = os.environ["APIDEST_SAN_LIBPATH"]
     return env
 
 
