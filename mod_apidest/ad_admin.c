@@ -143,10 +143,17 @@ static int matches(const filter_t *f, const ad_record_t *r)
            (!f->since || r->failed_at >= f->since);
 }
 
-static void heap_sift_down(collect_t *c, int i)
+static void swap_ids(collect_t *c, int a, int b)
 {
     dlq_id_t tmp;
 
+    memcpy(tmp, c->heap[a], sizeof(tmp));
+    memcpy(c->heap[a], c->heap[b], sizeof(tmp));
+    memcpy(c->heap[b], tmp, sizeof(tmp));
+}
+
+static void heap_sift_down(collect_t *c, int i)
+{
     for (;;) {
         int big = i, l = 2 * i + 1, r = l + 1;
         if (l < c->n && strcmp(c->heap[l], c->heap[big]) > 0) {
@@ -158,21 +165,15 @@ static void heap_sift_down(collect_t *c, int i)
         if (big == i) {
             return;
         }
-        memcpy(tmp, c->heap[i], sizeof(tmp));
-        memcpy(c->heap[i], c->heap[big], sizeof(tmp));
-        memcpy(c->heap[big], tmp, sizeof(tmp));
+        swap_ids(c, i, big);
         i = big;
     }
 }
 
 static void heap_sift_up(collect_t *c, int i)
 {
-    dlq_id_t tmp;
-
     while (i > 0 && strcmp(c->heap[(i - 1) / 2], c->heap[i]) < 0) {
-        memcpy(tmp, c->heap[i], sizeof(tmp));
-        memcpy(c->heap[i], c->heap[(i - 1) / 2], sizeof(tmp));
-        memcpy(c->heap[(i - 1) / 2], tmp, sizeof(tmp));
+        swap_ids(c, i, (i - 1) / 2);
         i = (i - 1) / 2;
     }
 }

@@ -2349,18 +2349,15 @@ static json_t *admin_counters(void *baton)
  * goes on at the next turn. */
 static int admin_step(ad_admin_ctx_t *ctx, admin_t *a, int stopping)
 {
-    int status;
+    int status = AD_ADMIN_PENDING;
 
-    if (a->job && stopping) {
-        /* not one step more: a step can be a scan of the whole DLQ, and the
-         * master kills apidestd soon after asking it to stop */
-        return ad_admin_abort(a->job, &a->reply, &a->reply_len);
-    }
     if (!a->job) {
         status =
             ad_admin_start(a->pool, ctx, a->req, a->req_len, &a->reply, &a->reply_len, &a->job);
     }
-    else {
+    else if (!stopping) {
+        /* not one step more at a stop: a step can be a scan of the whole
+         * DLQ, and the master kills apidestd soon after asking it to stop */
         status = ad_admin_resume(a->job, ctx, ADMIN_STEP, &a->reply, &a->reply_len);
     }
     if (status == AD_ADMIN_PENDING && stopping) {
@@ -2698,6 +2695,16 @@ static apr_uint64_t read_commit_marker(ad_daemon_t *d, apr_pool_t *p, int *known
     return APR_UINT64_MAX;
 }
 
+/* Keys the scan noted (const char *), deleted once it is over. */
+static void delete_noted_keys(ad_daemon_t *d, const apr_array_header_t *keys)
+{
+    int i;
+
+    for (i = 0; i < keys->nelts; i++) {
+        d->store->del(d->store, APR_ARRAY_IDX(keys, i, const char *));
+    }
+}
+
 static apr_status_t load_queue(ad_daemon_t *d)
 {
     load_t l;
@@ -2716,12 +2723,8 @@ static apr_status_t load_queue(ad_daemon_t *d)
     d->committed = l.committed;
     d->schedules = apr_hash_make(d->pool);
     rv = d->store->iterate(d->store, p, "", load_any, &l);
-    for (i = 0; i < l.uncommitted->nelts; i++) {
-        d->store->del(d->store, APR_ARRAY_IDX(l.uncommitted, i, const char *));
-    }
-    for (i = 0; i < l.orphans->nelts; i++) {
-        d->store->del(d->store, APR_ARRAY_IDX(l.orphans, i, const char *));
-    }
+    delete_noted_keys(d, l.uncommitted);
+    delete_noted_keys(d, l.orphans);
     for (i = 0; i < l.damaged->nelts; i++) {
         const ad_store_item_t *it = &APR_ARRAY_IDX(l.damaged, i, ad_store_item_t);
         quarantine(d, p, it->key, it->val, it->len);

@@ -324,6 +324,16 @@ static void put_dlq_record(ad_store_t *s, const char *key)
     ck_assert_int_eq(s->put(s, &it, 1), APR_SUCCESS);
 }
 
+/* n DLQ records, keys fmt (one %x) of 0 .. n-1. */
+static void put_dlq_records(ad_store_t *s, const char *fmt, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        put_dlq_record(s, apr_psprintf(pool, fmt, i));
+    }
+}
+
 START_TEST(admin_reports_a_failed_delete)
 {
     ad_store_t *real = open_store(pool), broken = *real;
@@ -433,9 +443,7 @@ START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
     ad_record_t *r;
     int i, n = 600, count = n;
 
-    for (i = 0; i < n; i++) {
-        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
-    }
+    put_dlq_records(real, "d%04x", n);
     sync_counting_ctx(real, &ctx, &conf, &count);
     sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
@@ -452,9 +460,7 @@ START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
     /* a failed sync takes back its chunk's queue copies and ends the
      * redrive there: a 500, not a 200 with nothing redriven, and no try of
      * every chunk that would fail the same way */
-    for (i = 0; i < 300; i++) {
-        put_dlq_record(real, apr_psprintf(pool, "d1%03x", i));
-    }
+    put_dlq_records(real, "d1%03x", 300);
     count = 300;
     nsyncs = 0;
     sync_result = APR_EGENERAL;
@@ -520,11 +526,9 @@ START_TEST(admin_listing_holds_a_page_of_ids_not_the_dlq)
     char token[64], *reply;
     apr_size_t len;
     const char *req = "{\"op\":\"dlq-list\",\"limit\":3}";
-    int i, n = 50000, count = n;
+    int n = 50000, count = n;
 
-    for (i = n - 1; i >= 0; i--) {
-        put_dlq_record(real, apr_psprintf(pool, "d%05x", i));
-    }
+    put_dlq_records(real, "d%05x", n);
     memset(&ctx, 0, sizeof(ctx));
     ctx.store = real;
     ctx.dlq_count = &count;
@@ -562,9 +566,7 @@ START_TEST(admin_bulk_redrive_in_windows_keeps_order_and_spacing)
     apr_time_t first = 0;
     int i, n = 25, count = 4; /* a count below the truth: windows of 4, then 1 */
 
-    for (i = 0; i < n; i++) {
-        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
-    }
+    put_dlq_records(real, "d%04x", n);
     sync_counting_ctx(real, &ctx, &conf, &count);
     sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
@@ -597,9 +599,7 @@ START_TEST(admin_bulk_redrive_goes_a_step_per_resume)
     apr_size_t len;
     int i, n = 600, count = n, steps[] = {0, 256, 512, 600};
 
-    for (i = 0; i < n; i++) {
-        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
-    }
+    put_dlq_records(real, "d%04x", n);
     sync_counting_ctx(real, &ctx, &conf, &count);
     sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_start(pool, &ctx, redrive, strlen(redrive), &reply, &len, &job),
@@ -619,9 +619,7 @@ START_TEST(admin_bulk_redrive_goes_a_step_per_resume)
     ck_assert_int_eq(real->get(real, pool, "d9999", &buf, &len), APR_SUCCESS);
     ck_assert_int_eq(count, 1);
     /* stopped part of the way */
-    for (i = 0; i < n; i++) {
-        put_dlq_record(real, apr_psprintf(pool, "d%04x", i));
-    }
+    put_dlq_records(real, "d%04x", n);
     count = n + 1;
     requeued = 0;
     ck_assert_int_eq(ad_admin_start(pool, &ctx, redrive, strlen(redrive), &reply, &len, &job),
