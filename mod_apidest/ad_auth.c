@@ -151,8 +151,12 @@ void ad_auth_token_request(apr_pool_t *p, const ad_connection_t *cn, int timeout
     int i, in_query = !strcmp(cn->oauth_method, "GET");
 
     memset(req, 0, sizeof(*req));
-    set_header(p, &headers, "Authorization",
-               basic_credentials(p, cn->client_id, cn->client_secret));
+    /* RFC 6749 2.3.1: each is form-urlencoded before Basic; a ':' in the
+     * id, or a '%' or '+' in the secret, would otherwise be read back as
+     * something else by a server that decodes, as the RFC tells it to */
+    set_header(
+        p, &headers, "Authorization",
+        basic_credentials(p, ad_url_encode(p, cn->client_id), ad_url_encode(p, cn->client_secret)));
     set_header(p, &headers, "Content-Type", "application/x-www-form-urlencoded");
     set_header(p, &headers, "Accept", "application/json");
     for (i = 0; i < cn->oauth_params->nelts; i++) {

@@ -5,6 +5,8 @@
 #include <apr_general.h>
 #include <apr_pools.h>
 #include <apr_strings.h>
+#include <apr_base64.h>
+#include <strings.h>
 
 #include "ad_auth.h"
 #include "ad_conf.h"
@@ -113,6 +115,19 @@ START_TEST(token_length_bound)
 }
 END_TEST
 
+static const char *header_value(const apr_array_header_t *headers, const char *name)
+{
+    int i;
+
+    for (i = 0; i < headers->nelts; i++) {
+        const ad_header_t *h = &APR_ARRAY_IDX(headers, i, ad_header_t);
+        if (!strcasecmp(h->name, name)) {
+            return h->value;
+        }
+    }
+    return "";
+}
+
 static ad_param_t *inv_param(const char *where, const char *key, const char *value)
 {
     ad_param_t *prm = apr_pcalloc(pool, sizeof(*prm));
@@ -158,6 +173,42 @@ START_TEST(connection_parameters_win)
 }
 END_TEST
 
+/* RFC 6749 2.3.1: the client id and secret are form-urlencoded, then
+ * joined with ':' and sent as Basic; a Basic connection's user and password
+ * are not (RFC 7617). */
+START_TEST(token_request_encodes_client_credentials)
+{
+    ad_connection_t *cn = apr_pcalloc(pool, sizeof(*cn));
+    ad_http_request_t req;
+    const char *plain = "my%3Aclient:p%40ss%20w%25rd%2B%2F%C3%A9~-._";
+    char *enc = apr_palloc(pool, apr_base64_encode_len((int)strlen(plain)));
+
+    cn->auth = AD_AUTH_OAUTH;
+    cn->oauth_endpoint = "https://auth.example/token";
+    cn->oauth_method = "POST";
+    cn->client_id = "my:client";
+    cn->client_secret = "p@ss w%rd+/\xc3\xa9~-._";
+    cn->oauth_params = apr_array_make(pool, 1, sizeof(ad_param_t *));
+    cn->invocation_params = apr_array_make(pool, 1, sizeof(ad_param_t *));
+    ad_auth_token_request(pool, cn, 5000, &req);
+    apr_base64_encode(enc, plain, (int)strlen(plain));
+    ck_assert_str_eq(header_value(req.headers, "Authorization"),
+                     apr_pstrcat(pool, "Basic ", enc, NULL));
+
+    cn->auth = AD_AUTH_BASIC;
+    cn->user = "my:client";
+    cn->password = "p@ss w%rd";
+    memset(&req, 0, sizeof(req));
+    req.url = "https://h/p";
+    req.headers = apr_array_make(pool, 1, sizeof(ad_header_t));
+    ad_auth_apply(pool, cn, NULL, &req);
+    plain = "my:client:p@ss w%rd";
+    apr_base64_encode(enc, plain, (int)strlen(plain));
+    ck_assert_str_eq(header_value(req.headers, "Authorization"),
+                     apr_pstrcat(pool, "Basic ", enc, NULL));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("auth");
@@ -168,6 +219,7 @@ int main(void)
     tcase_add_test(tc, answers_refused);
     tcase_add_test(tc, token_length_bound);
     tcase_add_test(tc, connection_parameters_win);
+    tcase_add_test(tc, token_request_encodes_client_credentials);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
