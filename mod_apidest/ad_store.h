@@ -63,6 +63,9 @@ apr_size_t ad_store_driver_max_record(const char *driver);
  * text names it instead). */
 int ad_store_is_library_status(apr_status_t rv);
 
+/* The lock file of the store at path, which its daemon holds while open. */
+const char *ad_store_lock_path(apr_pool_t *p, const char *path);
+
 /* Open (creating) the store; the lock file <path>.lock keeps two daemon
  * generations from opening it together: waits up to wait for it. */
 apr_status_t ad_store_open(apr_pool_t *p, const char *driver, const char *path,

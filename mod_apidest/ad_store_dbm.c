@@ -462,14 +462,19 @@ static apr_status_t dbm_compact(ad_store_t *s, apr_pool_t *p)
     return rv;
 }
 
+const char *ad_store_lock_path(apr_pool_t *p, const char *path)
+{
+    return apr_pstrcat(p, path, ".lock", NULL);
+}
+
 static apr_status_t take_lock(apr_pool_t *p, const char *path, apr_interval_time_t wait,
                               apr_file_t **lock)
 {
     apr_time_t until = apr_time_now() + wait;
     apr_status_t rv;
 
-    rv = apr_file_open(lock, apr_pstrcat(p, path, ".lock", NULL),
-                       APR_FOPEN_WRITE | APR_FOPEN_CREATE, APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    rv = apr_file_open(lock, ad_store_lock_path(p, path), APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }

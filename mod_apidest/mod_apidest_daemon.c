@@ -13,6 +13,7 @@
 #include <poll.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/sysmacros.h>
 #endif
 
 #include <httpd.h>
@@ -588,6 +589,94 @@ const char *apidest_daemon_socket_refusal(apr_pool_t *p)
                         path ? path : "", (int)sizeof(sa.sun_path) - 1);
 }
 
+#ifdef __linux__
+/* The pid /proc/locks names as holding a lock on the file st describes, or
+ * 0. flock() locks carry no owner a process could ask for otherwise. */
+static pid_t lock_holder(const struct stat *st)
+{
+    FILE *f = fopen("/proc/locks", "r");
+    char line[256];
+    pid_t holder = 0;
+
+    while (f && !holder && fgets(line, sizeof(line), f)) {
+        unsigned int maj, min;
+        unsigned long ino;
+        long pid;
+        /* "1: FLOCK  ADVISORY  WRITE 831 fe:00:10961559 0 EOF"; a waiter's
+         * line has "->" before FLOCK and does not scan */
+        if (sscanf(line, "%*d: %*s %*s %*s %ld %x:%x:%lu", &pid, &maj, &min, &ino) == 4 &&
+            maj == major(st->st_dev) && min == minor(st->st_dev) && ino == st->st_ino && pid > 0) {
+            holder = (pid_t)pid;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return holder;
+}
+
+static pid_t parent_of(apr_pool_t *p, pid_t pid)
+{
+    FILE *f = fopen(apr_psprintf(p, "/proc/%" APR_PID_T_FMT "/stat", pid), "r");
+    char buf[512], *end;
+    long ppid = 0;
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+    if (f) {
+        fclose(f);
+    }
+    buf[n] = '\0';
+    /* "pid (comm) state ppid ...": comm may hold spaces and ')' */
+    if ((end = strrchr(buf, ')')) && sscanf(end + 1, " %*c %ld", &ppid) != 1) {
+        ppid = 0;
+    }
+    return (pid_t)ppid;
+}
+
+static int runs_our_program(apr_pool_t *p, pid_t pid)
+{
+    char mine[4096], theirs[4096];
+    ssize_t a = readlink("/proc/self/exe", mine, sizeof(mine) - 1);
+    ssize_t b =
+        readlink(apr_psprintf(p, "/proc/%" APR_PID_T_FMT "/exe", pid), theirs, sizeof(theirs) - 1);
+
+    return a > 0 && a == b && !memcmp(mine, theirs, (size_t)a);
+}
+#endif
+
+/* At a start, whether another httpd's apidestd holds the store: its daemon
+ * would wait 30 s for the lock and then give up, leaving this server up
+ * and answering 503. A holder whose master is gone (killed, its daemon
+ * still draining) or that is no httpd's is waited for as before. Refused
+ * only in the dry run before the start, where a failure is shown on the
+ * console and nothing runs yet; a restart that points ApiDestStore at a
+ * store in use would take the whole server down. */
+static int store_held_by_another_httpd(apr_pool_t *p, server_rec *s)
+{
+#ifdef __linux__
+    const ad_conf_t *c = apidest_conf(s);
+    const char *lock = ad_store_lock_path(p, c->store_path);
+    struct stat st;
+    pid_t holder, master;
+
+    if (stat(lock, &st) != 0 || !(holder = lock_holder(&st)) ||
+        (master = parent_of(p, holder)) <= 1 || master == getpid() ||
+        !runs_our_program(p, master)) {
+        return 0;
+    }
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                 ADLOGNO(10055) "ApiDestStore %s is in use by another httpd (master pid "
+                                "%" APR_PID_T_FMT ", its apidestd pid %" APR_PID_T_FMT
+                                " holds %s): give each server its own ApiDestStore",
+                 c->store_spec, master, holder, lock);
+    return 1;
+#else
+    (void)p;
+    (void)s;
+    return 0;
+#endif
+}
+
 int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
 {
     apr_proc_t *proc;
@@ -605,7 +694,8 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK; /* the dry-run pass at startup starts nothing */
+        /* the dry-run pass at startup starts nothing */
+        return store_held_by_another_httpd(pconf, s) ? HTTP_INTERNAL_SERVER_ERROR : OK;
     }
     root_server = s;
     root_pool = pconf;

@@ -5,7 +5,10 @@ tests count distinct event ids that got a 2xx."""
 import json
 import time
 
-from harness import assert_put_ok, destination, entry, rule, wait_until
+import pytest
+
+from harness import (ApiDestServer, HttpdError, assert_put_ok, destination, entry, rule,
+                     wait_until)
 
 RETRY_CONF = """
 ApiDestRetryBackoff 1 2
@@ -135,3 +138,26 @@ def test_a_restart_onto_another_store_warns_of_what_the_old_one_holds(server, si
     server.write_conf(_conf(sink))
     server.graceful(timeout=15)
     assert _wait_delivered(sink, ids) == set(ids)
+
+
+def test_a_second_httpd_on_the_same_store_is_refused_at_its_start(server, sink):
+    """Two servers on one ApiDestStore: the second's apidestd waited 30 s
+    for the store's lock, gave up, and left that server up answering 503 to
+    every PutEvents. The second start now fails at once, on the console,
+    naming the httpd that holds the store; the first keeps working."""
+    server.start(_conf(sink))
+    first_daemon = server.live_daemon_pid()
+    other = ApiDestServer()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(HttpdError) as refused:
+            other.start(_conf(sink), store=server.store)
+        assert time.monotonic() - t0 < 10
+        assert ("ApiDestStore %s is in use by another httpd (master pid %d, its apidestd pid %d"
+                % (server.store, server.master_pid, first_daemon)) in other.log_text()
+        assert "rc 1" in str(refused.value)
+    finally:
+        other.stop()
+        other.cleanup(keep=False)
+    assert server.live_daemon_pid() == first_daemon
+    _wait_delivered(sink, _put(server, 1, "first-server"), timeout=10)
