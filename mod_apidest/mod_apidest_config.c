@@ -1517,6 +1517,10 @@ static const char *set_sigv4_key(cmd_parms *cmd, void *dcv, const char *akid, co
     if ((err = read_secret(cmd, ref, &secret))) {
         return err;
     }
+    /* an env: value keeps its line end: every signed request would fail */
+    if (strpbrk(secret, " \t") || ad_has_control(secret)) {
+        return "ApiDestSigV4Key: the secret access key holds whitespace or control characters";
+    }
     apr_hash_set(dc->sigv4_keys, apr_pstrdup(cmd->pool, akid), APR_HASH_KEY_STRING, secret);
     return NULL;
 }

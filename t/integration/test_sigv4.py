@@ -186,3 +186,22 @@ def test_sigv4_keys_only_in_a_location(server):
 """ % (section, SECRET, end))
         assert_config_error(rc, out, path, find_line(path, "ApiDestSigV4Key"), "ApiDestSigV4Key")
         assert SECRET not in out
+
+
+def test_a_sigv4_secret_with_a_line_end_or_space_is_refused_at_configtest(server, monkeypatch):
+    """An env: secret ending in a newline (`export K=$(cat file)` keeps
+    none, but a systemd EnvironmentFile or a copy-paste may) passed httpd
+    -t, and every correctly signed request then failed as a mismatch. A
+    secret access key holds no whitespace or control character: refused,
+    naming the line, without the value."""
+    for bad in (SECRET + "\n", SECRET + " ", " " + SECRET, SECRET[:20] + "\t" + SECRET[20:]):
+        monkeypatch.setenv("APIDEST_TEST_SIGV4", bad)
+        rc, out, path = server.configtest("""
+<Location /signed>
+    SetHandler apidest-events
+    ApiDestSigV4Key AKIDEXAMPLE env:APIDEST_TEST_SIGV4
+</Location>
+""")
+        assert_config_error(rc, out, path, find_line(path, "ApiDestSigV4Key"),
+                            "whitespace or control characters")
+        assert SECRET[:20] not in out and SECRET[20:] not in out
