@@ -321,6 +321,8 @@ def test_dead_letters_move_while_new_events_are_refused(server, sink):
         while time.time() < deadline and "dead-letter moves of accepted events wait" not in \
                 server.log_text():
             time.sleep(0.5)
+        assert "dead-letter moves of accepted events wait" in server.log_text(), \
+            "every move went through: the reserve was never reached"
         dlq = _admin_json(server, "/dlq?limit=1000")["Records"]
         assert dlq, "no record reached the dead-letter queue while new events were refused"
         assert all(r["Attributes"]["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
@@ -328,6 +330,7 @@ def test_dead_letters_move_while_new_events_are_refused(server, sink):
         daemon = _admin_json(server, "/status")["Daemon"]
         assert daemon["DlqCount"] + daemon["Pending"] == len(accepted), \
             "an accepted event was lost"
+        assert daemon["Pending"] > 0, "none waited, still queued, past the reserve"
         assert "needs recovery" not in server.log_text()
     finally:
         server.stop()
