@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -15,6 +16,11 @@
  * this matter. */
 #define REPLY_TIMEOUT    apr_time_from_sec(30)
 #define ACCEPTS_PER_WAKE 64
+/* Out of descriptors with no idle connection to close: the listener,
+ * still readable, would make every poll return at once. */
+#define ACCEPT_PAUSE     apr_time_from_msec(100)
+#define FD_LOG_INTERVAL  apr_time_from_sec(60)
+#define IDLE_CLOSE_ON_FD 16
 #define FIRST_READ       16384 /* a 1 x 4 KiB or 10 x 400 B PutEvents in one read */
 /* Freed blocks all the connections' pools keep together for reuse. Children
  * keep a connection per busy thread for hours, and a DLQ page or a 1 MiB
@@ -53,6 +59,9 @@ struct ad_ipc_t {
     int nconns;   /* polling thread */
     int stopping; /* under mu */
     ad_ipc_conn_t *conns;
+    apr_time_t accept_resume; /* polling thread: 0, or when the listener is polled again */
+    apr_time_t fd_logged;     /* polling thread: last "out of descriptors" line */
+    apr_status_t fd_short;    /* polling thread: an accept ran out of descriptors */
 };
 
 apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
@@ -126,18 +135,78 @@ static ad_ipc_conn_t *conn_make(ad_ipc_t *io, apr_pool_t *cp, apr_socket_t *s)
     return c;
 }
 
+static void stop_polling(ad_ipc_conn_t *c);
+
+/* Close up to n connections that wait for nothing, oldest first: a child
+ * finds its kept connection closed and opens another (it resends only what
+ * was never read whole). */
+static int close_some_idle(ad_ipc_t *io, int n)
+{
+    ad_ipc_conn_t *c = io->conns, *prev;
+    int closed = 0;
+
+    while (c && c->next) {
+        c = c->next;
+    }
+    apr_thread_mutex_lock(io->mu);
+    for (; c && closed < n; c = prev) {
+        prev = c->prev;
+        if (!c->out && c->hdr_got == 0) {
+            stop_polling(c);
+            conn_close(c);
+            closed++;
+        }
+    }
+    apr_thread_mutex_unlock(io->mu);
+    return closed;
+}
+
+/* Out of descriptors (a low open-files limit, a big server's many kept
+ * connections): the listener stayed readable and the loop spun, while
+ * children timed out. Idle connections make room; without any, the
+ * listener rests a moment. */
+static void on_fd_exhaustion(ad_ipc_t *io, apr_status_t rv)
+{
+    apr_time_t now = ad_monotonic();
+    int closed = close_some_idle(io, IDLE_CLOSE_ON_FD);
+
+    if (!closed && apr_pollset_remove(io->ps, &io->lpfd) == APR_SUCCESS) {
+        io->accept_resume = now + ACCEPT_PAUSE;
+    }
+    if (!io->fd_logged || now - io->fd_logged >= FD_LOG_INTERVAL) {
+        io->fd_logged = now;
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
+                      ADLOGNO(00151) "apidestd is out of file descriptors with %d connections "
+                                     "from children open: closed %d idle one(s)%s; raise its "
+                                     "open-files limit (ulimit -n, LimitNOFILE)",
+                      io->nconns + closed, closed, closed ? "" : ", accepting again in 100 ms");
+    }
+}
+
+static void resume_accepting(ad_ipc_t *io)
+{
+    if (io->accept_resume && ad_monotonic() >= io->accept_resume &&
+        apr_pollset_add(io->ps, &io->lpfd) == APR_SUCCESS) {
+        io->accept_resume = 0;
+    }
+}
+
 /* 0 when the listener had nothing more to give. */
 static int conn_open(ad_ipc_t *io)
 {
     apr_pool_t *cp;
     apr_socket_t *s;
     ad_ipc_conn_t *c;
+    apr_status_t rv;
 
     if (apr_pool_create(&cp, io->conn_root) != APR_SUCCESS) {
         return 0;
     }
-    if (apr_socket_accept(&s, io->listener, cp) != APR_SUCCESS) {
+    if ((rv = apr_socket_accept(&s, io->listener, cp)) != APR_SUCCESS) {
         apr_pool_destroy(cp);
+        if (rv == APR_FROM_OS_ERROR(EMFILE) || rv == APR_FROM_OS_ERROR(ENFILE)) {
+            io->fd_short = rv; /* handled once this poll's events are */
+        }
         return 0;
     }
     if (io->nconns >= io->max_conns) {
@@ -166,12 +235,20 @@ static int conn_open(ad_ipc_t *io)
     return 1;
 }
 
-/* Room for the payload the header announced, in the message's pool. */
-static void begin_payload(ad_ipc_conn_t *c)
+/* Room for the payload the header announced, in the message's pool; 0
+ * when there is none (a memory limit): the connection is then closed. */
+static int begin_payload(ad_ipc_conn_t *c)
 {
-    c->payload = apr_palloc(c->mp, (apr_size_t)c->plen + 1);
+    if (!(c->payload = apr_palloc(c->mp, (apr_size_t)c->plen + 1))) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, APR_ENOMEM,
+                      ADLOGNO(00152) "no memory for a %lu-byte message from a child: its "
+                                     "connection is closed",
+                      (unsigned long)c->plen);
+        return 0;
+    }
     c->payload[c->plen] = '\0';
     c->pgot = 0;
+    return 1;
 }
 
 /* The start of a frame, header and as much payload as came, in one read:
@@ -195,10 +272,9 @@ static int read_start(ad_ipc_conn_t *c)
     }
     memcpy(c->hdr, buf, AD_WIRE_HEADER_LEN);
     c->hdr_got = AD_WIRE_HEADER_LEN;
-    if (ad_wire_parse_start(buf, n, &c->type, &c->plen) != APR_SUCCESS) {
+    if (ad_wire_parse_start(buf, n, &c->type, &c->plen) != APR_SUCCESS || !begin_payload(c)) {
         return -1;
     }
-    begin_payload(c);
     c->pgot = n - AD_WIRE_HEADER_LEN;
     memcpy(c->payload, buf + AD_WIRE_HEADER_LEN, c->pgot);
     return c->pgot == c->plen;
@@ -223,10 +299,10 @@ static int read_frame(ad_ipc_conn_t *c)
             rv = apr_socket_recv(c->sock, (char *)c->hdr + c->hdr_got, &n);
             c->hdr_got += n;
             if (c->hdr_got == AD_WIRE_HEADER_LEN) {
-                if (ad_wire_parse_header(c->hdr, &c->type, &c->plen) != APR_SUCCESS) {
+                if (ad_wire_parse_header(c->hdr, &c->type, &c->plen) != APR_SUCCESS ||
+                    !begin_payload(c)) {
                     return -1;
                 }
-                begin_payload(c);
             }
         }
         else if ((n = c->plen - c->pgot) > 0) {
@@ -336,6 +412,10 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
         const apr_pollfd_t *out = NULL;
         apr_int32_t n = 0, i;
 
+        resume_accepting(io);
+        if (io->accept_resume && wait > ACCEPT_PAUSE) {
+            wait = ACCEPT_PAUSE;
+        }
         if (apr_pollset_poll(io->ps, wait < POLL_INTERVAL ? wait : POLL_INTERVAL, &n, &out) !=
             APR_SUCCESS) {
             n = 0;
@@ -349,6 +429,11 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
             else {
                 on_readable(out[i].client_data);
             }
+        }
+        /* not among the events above: it may close connections they name */
+        if (io->fd_short) {
+            on_fd_exhaustion(io, io->fd_short);
+            io->fd_short = 0;
         }
         /* epoll counts whole milliseconds: a wait cut down to them would
          * spin through the rest */

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -232,6 +233,7 @@ class ApiDestServer:
             os.makedirs(d, exist_ok=True)
             os.chmod(d, mode)
         self.master_pid = None
+        self.nofile = None
         self.known_pids = set()  # every process of ours we ever saw
         self.started = False
         self.body = ""
@@ -291,8 +293,11 @@ ApiDestStore "{store}"
     # ---- httpd control -----------------------------------------------------
     def _httpd(self, *args, timeout=30):
         cmd = [HTTPD, "-d", self.root, "-f", self.conf_path] + list(args)
+        limit = self.nofile  # (soft, hard) open files for httpd and apidestd, or None
         return subprocess.run(cmd, env=_clean_env(), capture_output=True, text=True,
-                              timeout=timeout, cwd=self.root)
+                              timeout=timeout, cwd=self.root,
+                              preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                     limit)) if limit else None)
 
     def configtest(self, body, store=None):
         """`httpd -t` on preamble + body; returns (rc, output, conf path)."""

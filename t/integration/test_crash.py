@@ -337,3 +337,42 @@ def test_apidestd_dying_soon_after_each_start_is_restarted_ever_later(server, si
     server.stop()
     assert time.time() - t0 < 5
     assert not any(pid_exists(p) for p in waiting), waiting
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_apidestd_out_of_file_descriptors_neither_spins_nor_stops_ingest(server, sink):
+    """Out of descriptors (a low open-files limit, a big server's many kept
+    connections), apidestd's listener stayed readable, its core spun at 100 %
+    CPU, and PutEvents timed out after 30 s with 503. It now closes idle
+    connections to make room (their children reconnect), rests its listener
+    when there is none, and says so in the log once."""
+    import socket as so
+    server.nofile = (64, 64)
+    server.start(_conf(sink))
+    daemon = server.live_daemon_pid()
+    sock_path = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0]
+    held = []
+    try:
+        for _ in range(80):  # more than the limit leaves: every one idle
+            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+            s.connect(sock_path)
+            held.append(s)
+        assert wait_until(lambda: "apidestd is out of file descriptors" in server.log_text(), 5)
+        before = _cpu_seconds(daemon)
+        time.sleep(2)
+        spent = _cpu_seconds(daemon) - before
+        assert spent < 0.5, "apidestd spent %.2f s of CPU in 2 s" % spent
+        t0 = time.monotonic()
+        ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"fd": 1})]), 1)
+        assert time.monotonic() - t0 < 5
+        assert wait_until(lambda: set(ids) <= _delivered(sink), 10)
+        assert server.log_text().count("apidestd is out of file descriptors") == 1
+    finally:
+        for s in held:
+            s.close()
+    assert server.live_daemon_pid() == daemon
