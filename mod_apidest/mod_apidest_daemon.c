@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <poll.h>
@@ -272,6 +273,27 @@ static void stop_with_master(pid_t master)
     }
 }
 
+/* systemd gives services a soft limit of 1,024 open files and a high hard
+ * one, for programs that need more to raise themselves: apidestd keeps a
+ * connection per busy httpd thread, and polls with epoll and poll, never
+ * select. Below the hard limit it would run out with a big server. */
+static void raise_open_files_limit(server_rec *s)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) {
+        return;
+    }
+    was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, errno, s,
+                     ADLOGNO(10056) "apidestd keeps its open-files limit of %lu",
+                     (unsigned long)was);
+    }
+}
+
 static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
 {
     const ad_conf_t *c = apidest_conf(s);
@@ -290,6 +312,7 @@ static int daemon_main(apr_pool_t *p, server_rec *s, pid_t master)
         return DAEMON_STARTUP_ERROR;
     }
     stop_with_master(master);
+    raise_open_files_limit(s);
     apr_os_sock_put(&listener, &fd, p);
     memset(&o, 0, sizeof(o));
     o.conf = c;

@@ -376,3 +376,16 @@ def test_apidestd_out_of_file_descriptors_neither_spins_nor_stops_ingest(server,
         for s in held:
             s.close()
     assert server.live_daemon_pid() == daemon
+
+
+def test_apidestd_raises_its_open_files_limit_to_the_hard_one(server, sink):
+    """systemd starts services with a soft limit of 1,024 open files and a
+    high hard one for programs that need more to raise themselves; apidestd
+    keeps a connection per busy httpd thread."""
+    server.nofile = (64, 4096)
+    server.start(_conf(sink))
+    with open("/proc/%d/limits" % server.live_daemon_pid()) as f:
+        line = [l for l in f if l.startswith("Max open files")][0]
+    assert line.split()[3:5] == ["4096", "4096"], line
+    ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"n": 1})]), 1)
+    assert wait_until(lambda: set(ids) <= _delivered(sink), 10)
