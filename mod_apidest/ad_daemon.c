@@ -931,19 +931,21 @@ static const char *error_message_of(apr_pool_t *p, const job_t *j)
     return apr_pstrcat(p, "Unable to invoke the target: ", j->message, NULL);
 }
 
-/* Exponential backoff with full jitter: uniform in [0, min(cap, base*2^n)),
- * at least MIN_RETRY_DELAY; a Retry-After asks for more, within the cap. */
 /* A target's RetryBackoff base, else ApiDestRetryBackoff's. */
 static int backoff_base(const ad_daemon_t *d, const ad_target_t *t)
 {
     return t && t->backoff_base_sec ? t->backoff_base_sec : d->c->backoff_base_sec;
 }
 
+static int backoff_cap_sec(const ad_daemon_t *d, const ad_target_t *t)
+{
+    return t && t->backoff_cap_sec ? t->backoff_cap_sec : d->c->backoff_cap_sec;
+}
+
 /* Its cap, never below its base. */
 static apr_interval_time_t backoff_cap(const ad_daemon_t *d, const ad_target_t *t)
 {
-    int base = backoff_base(d, t);
-    int cap = t && t->backoff_cap_sec ? t->backoff_cap_sec : d->c->backoff_cap_sec;
+    int base = backoff_base(d, t), cap = backoff_cap_sec(d, t);
 
     return apr_time_from_sec(cap < base ? base : cap);
 }
@@ -951,28 +953,16 @@ static apr_interval_time_t backoff_cap(const ad_daemon_t *d, const ad_target_t *
 static apr_interval_time_t backoff(const ad_daemon_t *d, const ad_target_t *t,
                                    apr_uint32_t attempts, apr_interval_time_t retry_after)
 {
-    apr_interval_time_t cap = backoff_cap(d, t);
-    apr_interval_time_t ceiling = apr_time_from_sec(backoff_base(d, t));
-    apr_interval_time_t delay;
     unsigned char rnd[4];
     apr_uint32_t r;
 
-    while (attempts-- > 1 && ceiling < cap) {
-        ceiling *= 2;
-    }
-    if (ceiling > cap) {
-        ceiling = cap;
-    }
     if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
         memset(rnd, 0x80, sizeof(rnd)); /* the middle, not stack garbage */
     }
     r = ((apr_uint32_t)rnd[0] << 24) | ((apr_uint32_t)rnd[1] << 16) | ((apr_uint32_t)rnd[2] << 8) |
         rnd[3];
-    delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));
-    if (retry_after > delay) {
-        delay = retry_after < cap ? retry_after : cap;
-    }
-    return delay < MIN_RETRY_DELAY ? MIN_RETRY_DELAY : delay;
+    return ad_backoff_delay(backoff_base(d, t), backoff_cap_sec(d, t), attempts, retry_after, r,
+                            MIN_RETRY_DELAY);
 }
 
 static apr_time_t expiry_of(const ad_record_t *r, const ad_target_t *t)

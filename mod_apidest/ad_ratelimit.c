@@ -29,3 +29,24 @@ int ad_ratelimit_take(ad_ratelimit_t *rl, apr_time_t now)
     rl->next = now + rl->spacing;
     return 1;
 }
+
+apr_interval_time_t ad_backoff_delay(int base_sec, int cap_sec, apr_uint32_t attempts,
+                                     apr_interval_time_t retry_after, apr_uint32_t r,
+                                     apr_interval_time_t min_delay)
+{
+    apr_interval_time_t cap = apr_time_from_sec(cap_sec < base_sec ? base_sec : cap_sec);
+    apr_interval_time_t ceiling = apr_time_from_sec(base_sec);
+    apr_interval_time_t delay;
+
+    while (attempts-- > 1 && ceiling < cap) {
+        ceiling *= 2;
+    }
+    if (ceiling > cap) {
+        ceiling = cap;
+    }
+    delay = (apr_interval_time_t)((double)ceiling * (r / 4294967296.0));
+    if (retry_after > delay) {
+        delay = retry_after < cap ? retry_after : cap;
+    }
+    return delay < min_delay ? min_delay : delay;
+}

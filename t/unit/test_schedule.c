@@ -800,23 +800,43 @@ END_TEST
 /* The default backoff: 185 retries with full jitter (a wait uniform below
  * min(cap, base * 2^n)) take about EventBridge's 24 h on average, so that
  * the default RetryAttempts does not end retries long before the default
- * MaximumEventAge. With a cap of 480 s they took 11.8 h. */
+ * MaximumEventAge. With a cap of 480 s they took 11.8 h. The mean of a
+ * uniform wait is the wait at the middle draw, r = 2^31. */
 START_TEST(test_default_backoff_spans_a_day)
 {
     apr_pool_t *p;
     ad_conf_t *c;
-    double ceiling, mean = 0;
-    int a;
+    double mean = 0;
+    apr_uint32_t a;
 
     apr_pool_create(&p, NULL);
     c = ad_conf_make(p);
-    ceiling = c->backoff_base_sec;
     for (a = 1; a <= 185; a++) {
-        mean += (ceiling < c->backoff_cap_sec ? ceiling : c->backoff_cap_sec) / 2;
-        ceiling *= 2;
+        mean += (double)ad_backoff_delay(c->backoff_base_sec, c->backoff_cap_sec, a, 0, 0x80000000u,
+                                         0) /
+                APR_USEC_PER_SEC;
     }
     ck_assert_msg(mean > 20 * 3600.0 && mean <= 86400.0, "185 retries take %.1f h", mean / 3600);
     apr_pool_destroy(p);
+}
+END_TEST
+
+/* The draw spans [0, ceiling); the ceiling doubles up to the cap; the
+ * floor, a Retry-After within the cap, and a cap below the base hold. */
+START_TEST(test_backoff_bounds)
+{
+    const apr_interval_time_t s = APR_USEC_PER_SEC, floor = apr_time_from_msec(100);
+
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 1, 0, 0, floor), floor);
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 1, 0, 0x80000000u, floor), s / 2);
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 4, 0, 0x80000000u, floor), 4 * s);
+    ck_assert_int_lt(ad_backoff_delay(1, 480, 4, 0, 0xffffffffu, floor), 8 * s);
+    ck_assert_int_ge(ad_backoff_delay(1, 480, 4, 0, 0xffffffffu, floor), 8 * s - 1000);
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 30, 0, 0x80000000u, floor), 240 * s);
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 4000000000u, 0, 0x80000000u, floor), 240 * s);
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 1, 90 * s, 0, floor), 90 * s);
+    ck_assert_int_eq(ad_backoff_delay(1, 480, 1, 9000 * s, 0, floor), 480 * s);
+    ck_assert_int_eq(ad_backoff_delay(60, 5, 3, 0, 0x80000000u, floor), 30 * s);
 }
 END_TEST
 
@@ -862,6 +882,7 @@ static Suite *schedule_suite(void)
     tcase_add_test(limit, test_ratelimit_never_over_the_limit);
     tcase_add_test(limit, test_ratelimit_clock_set_back);
     tcase_add_test(limit, test_default_backoff_spans_a_day);
+    tcase_add_test(limit, test_backoff_bounds);
     suite_add_tcase(s, limit);
     return s;
 }
