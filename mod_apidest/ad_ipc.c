@@ -21,7 +21,8 @@
 #define ACCEPT_PAUSE     apr_time_from_msec(100)
 #define FD_LOG_INTERVAL  apr_time_from_sec(60)
 #define IDLE_CLOSE_ON_FD 16
-#define FIRST_READ       16384 /* a 1 x 4 KiB or 10 x 400 B PutEvents in one read */
+#define IDLE_CLOSE_AFTER apr_time_from_sec(1) /* no message for this long */
+#define FIRST_READ       16384                /* a 1 x 4 KiB or 10 x 400 B PutEvents in one read */
 /* Freed blocks all the connections' pools keep together for reuse. Children
  * keep a connection per busy thread for hours, and a DLQ page or a 1 MiB
  * PutEvents needs megabytes: with an allocator each, every connection held
@@ -40,6 +41,7 @@ struct ad_ipc_conn_t {
     apr_uint32_t type, plen;
     char *payload;
     apr_size_t pgot;
+    apr_time_t idle_since;             /* accepted, or its last reply sent (monotonic) */
     int out;                           /* a message is with the handler: under io->mu once handed */
     int polled;                        /* in the pollset: under io->mu */
     struct ad_ipc_conn_t *prev, *next; /* polling thread, or under io->mu */
@@ -125,6 +127,7 @@ static ad_ipc_conn_t *conn_make(ad_ipc_t *io, apr_pool_t *cp, apr_socket_t *s)
     c->io = io;
     c->pool = cp;
     c->sock = s;
+    c->idle_since = ad_monotonic();
     apr_pool_create(&c->mp, cp);
     apr_socket_timeout_set(s, 0);
     c->pfd.p = cp;
@@ -137,12 +140,28 @@ static ad_ipc_conn_t *conn_make(ad_ipc_t *io, apr_pool_t *cp, apr_socket_t *s)
 
 static void stop_polling(ad_ipc_conn_t *c);
 
-/* Close up to n connections that wait for nothing, oldest first: a child
- * finds its kept connection closed and opens another (it resends only what
- * was never read whole). */
+/* Kept by a child for later, not in use: nothing read, nothing out, no
+ * message for a while and none arriving. */
+static int conn_is_idle(const ad_ipc_conn_t *c, apr_time_t now)
+{
+    apr_os_sock_t fd;
+    char b;
+
+    if (c->out || c->hdr_got || now - c->idle_since < IDLE_CLOSE_AFTER) {
+        return 0;
+    }
+    apr_os_sock_get(&fd, c->sock);
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Close up to n idle connections, oldest first: a child finds its kept
+ * connection closed and opens another (it resends only what was never
+ * read whole, should one have arrived meanwhile). */
 static int close_some_idle(ad_ipc_t *io, int n)
 {
     ad_ipc_conn_t *c = io->conns, *prev;
+    apr_time_t now = ad_monotonic();
     int closed = 0;
 
     while (c && c->next) {
@@ -151,7 +170,7 @@ static int close_some_idle(ad_ipc_t *io, int n)
     apr_thread_mutex_lock(io->mu);
     for (; c && closed < n; c = prev) {
         prev = c->prev;
-        if (!c->out && c->hdr_got == 0) {
+        if (conn_is_idle(c, now)) {
             stop_polling(c);
             conn_close(c);
             closed++;
@@ -191,8 +210,10 @@ static void resume_accepting(ad_ipc_t *io)
     }
 }
 
-/* 0 when the listener had nothing more to give. */
-static int conn_open(ad_ipc_t *io)
+/* 0 when the listener had nothing more to give. Linux takes a descriptor
+ * before it looks for a connection: only the first accept after the
+ * listener polled readable, failing with EMFILE, shows a child waiting. */
+static int conn_open(ad_ipc_t *io, int first)
 {
     apr_pool_t *cp;
     apr_socket_t *s;
@@ -204,7 +225,7 @@ static int conn_open(ad_ipc_t *io)
     }
     if ((rv = apr_socket_accept(&s, io->listener, cp)) != APR_SUCCESS) {
         apr_pool_destroy(cp);
-        if (rv == APR_FROM_OS_ERROR(EMFILE) || rv == APR_FROM_OS_ERROR(ENFILE)) {
+        if (first && (rv == APR_FROM_OS_ERROR(EMFILE) || rv == APR_FROM_OS_ERROR(ENFILE))) {
             io->fd_short = rv; /* handled once this poll's events are */
         }
         return 0;
@@ -371,6 +392,7 @@ apr_status_t ad_ipc_reply(ad_ipc_conn_t *c, apr_uint32_t type, const char *buf, 
     c->payload = NULL;
     c->plen = 0;
     c->pgot = 0;
+    c->idle_since = ad_monotonic();
     apr_thread_mutex_lock(io->mu);
     c->out = 0;
     if (rv != APR_SUCCESS || io->stopping) {
@@ -423,7 +445,7 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
         for (i = 0; i < n && !*stop; i++) {
             if (out[i].client_data == NULL) {
                 int k = 0;
-                while (k++ < ACCEPTS_PER_WAKE && conn_open(io)) {
+                while (k++ < ACCEPTS_PER_WAKE && conn_open(io, k == 1)) {
                 }
             }
             else {

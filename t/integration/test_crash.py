@@ -389,3 +389,73 @@ def test_apidestd_raises_its_open_files_limit_to_the_hard_one(server, sink):
     assert line.split()[3:5] == ["4096", "4096"], line
     ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"n": 1})]), 1)
     assert wait_until(lambda: set(ids) <= _delivered(sink), 10)
+
+
+def test_apidestd_out_of_file_descriptors_closes_no_connection_in_use(server, sink):
+    """Connections part way through a message are in use: none is closed
+    to make room (a child's message would go unread); the listener rests
+    instead of spinning, and once they go, ingest works again."""
+    import socket as so
+    server.nofile = (64, 64)
+    server.start(_conf(sink))
+    daemon = server.live_daemon_pid()
+    sock_path = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0]
+    held = []
+    try:
+        for _ in range(100):
+            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+            s.connect(sock_path)
+            s.send(b"A")  # the first byte of a frame header
+            held.append(s)
+        assert wait_until(lambda: "closed 0 idle one(s), accepting again in 100 ms"
+                          in server.log_text(), 5), server.log_tail()
+        time.sleep(1.5)  # every held connection is now past the idle age
+        before = _cpu_seconds(daemon)
+        time.sleep(2)
+        spent = _cpu_seconds(daemon) - before
+        assert spent < 0.5, "apidestd spent %.2f s of CPU in 2 s" % spent
+        closed = 0
+        for s in held:
+            s.setblocking(False)
+            try:
+                closed += s.recv(1) == b""
+            except BlockingIOError:
+                pass
+        assert closed == 0, "%d connections with a message under way were closed" % closed
+    finally:
+        for s in held:
+            s.close()
+    ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"fd": 2})]), 1)
+    assert wait_until(lambda: set(ids) <= _delivered(sink), 10)
+    assert server.live_daemon_pid() == daemon
+
+
+def test_apidestd_with_one_descriptor_left_serves_the_child_that_takes_it(server, sink):
+    """Linux takes a descriptor before it looks for a connection: with one
+    left, the accept after a child's fails with EMFILE though nobody waits.
+    That was read as running out, and the child's new connection, its
+    message not yet read, was closed as idle: it resent, met the same, and
+    its PutEvents failed with 503."""
+    import socket as so
+    server.nofile = (64, 64)
+    server.start(_conf(sink))  # no request yet: the children hold no connection
+    daemon = server.live_daemon_pid()
+    fds = lambda: len(os.listdir("/proc/%d/fd" % daemon))
+    sock_path = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0]
+    held = []
+    time.sleep(2)  # past the first maintenance ticks, which open what they keep
+    try:
+        for _ in range(63 - fds()):
+            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+            s.connect(sock_path)
+            s.send(b"A")  # in use: never closed to make room
+            held.append(s)
+        assert wait_until(lambda: fds() == 63, 5), fds()
+        time.sleep(0.5)
+        assert fds() == 63, fds()
+        status, hdrs, resp = server.put_events([entry(SOURCE, "D", {"fd": 3})])
+        ids = assert_put_ok(status, hdrs, resp, 1)
+    finally:
+        for s in held:
+            s.close()
+    assert wait_until(lambda: set(ids) <= _delivered(sink), 15)
