@@ -656,21 +656,45 @@ static pid_t parent_of(apr_pool_t *p, pid_t pid)
     return (pid_t)ppid;
 }
 
-static int runs_our_program(apr_pool_t *p, pid_t pid)
+/* /proc/<pid>/cmdline's bytes (NUL-separated arguments), or NULL. */
+static const char *cmdline_of(apr_pool_t *p, const char *pid, apr_size_t *len)
+{
+    char *buf = apr_palloc(p, 65536);
+    FILE *f = fopen(apr_pstrcat(p, "/proc/", pid, "/cmdline", NULL), "r");
+
+    *len = f ? fread(buf, 1, 65536, f) : 0;
+    if (f) {
+        fclose(f);
+    }
+    return *len ? buf : NULL;
+}
+
+/* Another server of this httpd binary: the same program started with
+ * other arguments. The same arguments are this server's previous
+ * instance, still stopping (httpd removes its PidFile before its
+ * children and apidestd are gone), which a start waits for as before. */
+static int is_another_server(apr_pool_t *p, pid_t pid)
 {
     char mine[4096], theirs[4096];
+    const char *id = apr_psprintf(p, "%" APR_PID_T_FMT, pid), *ours, *other;
     ssize_t a = readlink("/proc/self/exe", mine, sizeof(mine) - 1);
-    ssize_t b =
-        readlink(apr_psprintf(p, "/proc/%" APR_PID_T_FMT "/exe", pid), theirs, sizeof(theirs) - 1);
+    ssize_t b = readlink(apr_pstrcat(p, "/proc/", id, "/exe", NULL), theirs, sizeof(theirs) - 1);
+    apr_size_t na, nb;
 
-    return a > 0 && a == b && !memcmp(mine, theirs, (size_t)a);
+    if (a <= 0 || a != b || memcmp(mine, theirs, (size_t)a)) {
+        return 0;
+    }
+    ours = cmdline_of(p, "self", &na);
+    other = cmdline_of(p, id, &nb);
+    return ours && other && (na != nb || memcmp(ours, other, na));
 }
 #endif
 
 /* At a start, whether another httpd's apidestd holds the store: its daemon
  * would wait 30 s for the lock and then give up, leaving this server up
  * and answering 503. A holder whose master is gone (killed, its daemon
- * still draining) or that is no httpd's is waited for as before. Refused
+ * still draining), that is no httpd's, or that is this server's previous
+ * instance (is_another_server) is waited for as before. Refused
  * only in the dry run before the start, where a failure is shown on the
  * console and nothing runs yet; a restart that points ApiDestStore at a
  * store in use would take the whole server down. */
@@ -684,7 +708,7 @@ static int store_held_by_another_httpd(apr_pool_t *p, server_rec *s)
 
     if (stat(lock, &st) != 0 || !(holder = lock_holder(&st)) ||
         (master = parent_of(p, holder)) <= 1 || master == getpid() ||
-        !runs_our_program(p, master)) {
+        !is_another_server(p, master)) {
         return 0;
     }
     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,

@@ -3,12 +3,13 @@ of the whole server, graceful restart. Delivery is at-least-once, so these
 tests count distinct event ids that got a 2xx."""
 
 import json
+import os
 import time
 
 import pytest
 
-from harness import (ApiDestServer, HttpdError, assert_put_ok, destination, entry, rule,
-                     wait_until)
+from harness import (ApiDestServer, HttpdError, assert_put_ok, destination, entry, pid_alive,
+                     rule, wait_until)
 
 RETRY_CONF = """
 ApiDestRetryBackoff 1 2
@@ -161,3 +162,30 @@ def test_a_second_httpd_on_the_same_store_is_refused_at_its_start(server, sink):
         other.cleanup(keep=False)
     assert server.live_daemon_pid() == first_daemon
     _wait_delivered(sink, _put(server, 1, "first-server"), timeout=10)
+
+
+def test_a_start_while_the_same_server_is_still_stopping_waits_for_its_store(server, sink):
+    """httpd removes its PidFile before its children and apidestd are gone:
+    a start of the same server in that window found the store held by an
+    httpd master of the same binary and was refused as if it were another
+    server. Started with the same arguments, it waits for the store as
+    before, and then works."""
+    import signal
+    from harness import descendants
+    from ports import free_port
+    server.start(_conf(sink))
+    old_master, old_daemon = server.master_pid, server.live_daemon_pid()
+    child = [p for p in descendants(old_master) if p != old_daemon][0]
+    os.kill(child, signal.SIGSTOP)  # graceful-stop waits for it
+    try:
+        server._httpd("-k", "graceful-stop")
+        assert wait_until(lambda: not os.path.exists(server.pid_file), 10)
+        server.port = free_port()  # the old one may still be bound
+        server.start(_conf(sink), wait_daemon=False)
+        assert "is in use by another httpd" not in server.log_text()
+    finally:
+        os.kill(child, signal.SIGCONT)
+    assert wait_until(lambda: not pid_alive(old_daemon), 15)
+    assert wait_until(lambda: server.live_daemon_pid() not in (None, old_daemon), 30)
+    ids = _put(server, 1, "after-restart")
+    _wait_delivered(sink, ids, timeout=15)
