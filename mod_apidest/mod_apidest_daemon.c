@@ -72,6 +72,7 @@ static apr_pool_t *root_pool;
 static volatile sig_atomic_t daemon_stop;
 static int daemon_reaped;         /* in the master: the daemon's pid was reaped */
 static apr_time_t daemon_started; /* in the master: when it was forked */
+static pid_t daemon_forked;       /* in the master: the last daemon's pid */
 static int quick_deaths;          /* in the master: in a row */
 /* In the master: where the running daemon is noted as a subprocess and an
  * other child, so that a reaped one is forgotten with it. */
@@ -473,6 +474,7 @@ static int daemon_start(apr_pool_t *p, server_rec *s, apr_proc_t *proc, int dela
         exit(delay && !wait_before_start(delay, master) ? 0 : daemon_main(dp, s, master));
     }
     proc->pid = pid;
+    daemon_forked = pid;
     daemon_started = apr_time_now() + apr_time_from_sec(delay);
     daemon_reaped = 0;
     proc->in = proc->out = proc->err = NULL;
@@ -545,11 +547,32 @@ static void note_store_change(server_rec *s)
 /* The runtime directory is root's, so the master removes what apidestd
  * cannot. pconf's cleanups run after the daemon's subpool has stopped it;
  * a restart's daemon makes both anew. */
+/* The pid file names this master's daemon, or cannot be read: the next
+ * instance of this server, started while this one stops, may have written
+ * its daemon's there since. */
+static int pid_file_is_ours(void)
+{
+    char buf[32];
+    int fd = open(pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (n <= 0) {
+        return 1;
+    }
+    buf[n] = '\0';
+    return (pid_t)atol(buf) == daemon_forked;
+}
+
 static apr_status_t remove_runtime_files(void *unused)
 {
     (void)unused;
     unlink(sockname);
-    unlink(pidfile);
+    if (pid_file_is_ours()) {
+        unlink(pidfile);
+    }
     return APR_SUCCESS;
 }
 
@@ -656,37 +679,42 @@ static pid_t parent_of(apr_pool_t *p, pid_t pid)
     return (pid_t)ppid;
 }
 
-/* /proc/<pid>/cmdline's bytes (NUL-separated arguments), or NULL. */
-static const char *cmdline_of(apr_pool_t *p, const char *pid, apr_size_t *len)
+/* The program a process runs; an upgrade leaves " (deleted)" after it. */
+static apr_size_t program_of(const char *pid, char *buf, apr_size_t size)
 {
-    char *buf = apr_palloc(p, 65536);
-    FILE *f = fopen(apr_pstrcat(p, "/proc/", pid, "/cmdline", NULL), "r");
+    char link[64];
+    ssize_t n;
 
-    *len = f ? fread(buf, 1, 65536, f) : 0;
-    if (f) {
-        fclose(f);
-    }
-    return *len ? buf : NULL;
-}
-
-/* Another server of this httpd binary: the same program started with
- * other arguments. The same arguments are this server's previous
- * instance, still stopping (httpd removes its PidFile before its
- * children and apidestd are gone), which a start waits for as before. */
-static int is_another_server(apr_pool_t *p, pid_t pid)
-{
-    char mine[4096], theirs[4096];
-    const char *id = apr_psprintf(p, "%" APR_PID_T_FMT, pid), *ours, *other;
-    ssize_t a = readlink("/proc/self/exe", mine, sizeof(mine) - 1);
-    ssize_t b = readlink(apr_pstrcat(p, "/proc/", id, "/exe", NULL), theirs, sizeof(theirs) - 1);
-    apr_size_t na, nb;
-
-    if (a <= 0 || a != b || memcmp(mine, theirs, (size_t)a)) {
+    snprintf(link, sizeof(link), "/proc/%s/exe", pid);
+    n = readlink(link, buf, size - 1);
+    if (n <= 0) {
         return 0;
     }
-    ours = cmdline_of(p, "self", &na);
-    other = cmdline_of(p, id, &nb);
-    return ours && other && (na != nb || memcmp(ours, other, na));
+    buf[n] = '\0';
+    if (n > 10 && !strcmp(buf + n - 10, " (deleted)")) {
+        n -= 10;
+    }
+    return (apr_size_t)n;
+}
+
+/* Another server of this httpd binary. This server's previous instance,
+ * still stopping (httpd removes its PidFile before its apidestd is gone),
+ * has its socket, named for its master, in this runtime directory until
+ * its very end: that one a start waits for as before. */
+static int is_another_server(apr_pool_t *p, pid_t master)
+{
+    char mine[4096], theirs[4096];
+    const char *id = apr_psprintf(p, "%" APR_PID_T_FMT, master);
+    apr_size_t a = program_of("self", mine, sizeof(mine));
+    apr_size_t b = program_of(id, theirs, sizeof(theirs));
+    const char *sock =
+        ap_runtime_dir_relative(p, apr_pstrcat(p, SOCK_PREFIX, id, SOCK_SUFFIX, NULL));
+    struct stat st;
+
+    if (!a || a != b || memcmp(mine, theirs, a)) {
+        return 0;
+    }
+    return !sock || lstat(sock, &st) != 0 || !S_ISSOCK(st.st_mode);
 }
 #endif
 

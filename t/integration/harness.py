@@ -338,17 +338,18 @@ ApiDestStore "{store}"
             self.known_pids.add(self.master_pid)
             self.known_pids.update(descendants(self.master_pid))
 
-    def start(self, body=None, store=None, wait_daemon=True, timeout=10):
-        """Write the config (when body is given) and start httpd; wait until a
-        TCP connect succeeds and (wait_daemon) apidestd's pid file names a live
-        process."""
+    def start(self, body=None, store=None, wait_daemon=True, timeout=10, verb="start"):
+        """Write the config (when body is given) and start httpd (`-k verb`:
+        restart and graceful start a server that is not running); wait until
+        a TCP connect succeeds and (wait_daemon) apidestd's pid file names a
+        live process."""
         if body is not None:
             self.body = body
             self.write_conf(body, store=store)
-        p = self._httpd("-k", "start")
+        p = self._httpd("-k", verb)
         if p.returncode != 0 or "already running" in (p.stdout + p.stderr):
-            raise HttpdError("httpd -k start failed (rc %d):\n%s%s\n%s" % (
-                p.returncode, p.stdout, p.stderr, self.log_tail()))
+            raise HttpdError("httpd -k %s failed (rc %d):\n%s%s\n%s" % (
+                verb, p.returncode, p.stdout, p.stderr, self.log_tail()))
         self.started = True
         master = wait_until(lambda: (self.read_pid(self.pid_file)
                                      if pid_alive(self.read_pid(self.pid_file)) else None),

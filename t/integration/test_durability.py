@@ -164,12 +164,13 @@ def test_a_second_httpd_on_the_same_store_is_refused_at_its_start(server, sink):
     _wait_delivered(sink, _put(server, 1, "first-server"), timeout=10)
 
 
-def test_a_start_while_the_same_server_is_still_stopping_waits_for_its_store(server, sink):
+@pytest.mark.parametrize("verb", ["start", "restart"])
+def test_a_start_while_the_same_server_is_still_stopping_waits_for_its_store(server, sink, verb):
     """httpd removes its PidFile before its children and apidestd are gone:
-    a start of the same server in that window found the store held by an
-    httpd master of the same binary and was refused as if it were another
-    server. Started with the same arguments, it waits for the store as
-    before, and then works."""
+    a start of the same server in that window (`-k restart` starts one too)
+    found the store held by an httpd master of the same binary and was
+    refused as if it were another server. It waits for the store as before,
+    then works; the old master's exit leaves the new apidestd's pid file."""
     import signal
     from harness import descendants
     from ports import free_port
@@ -181,11 +182,11 @@ def test_a_start_while_the_same_server_is_still_stopping_waits_for_its_store(ser
         server._httpd("-k", "graceful-stop")
         assert wait_until(lambda: not os.path.exists(server.pid_file), 10)
         server.port = free_port()  # the old one may still be bound
-        server.start(_conf(sink), wait_daemon=False)
+        server.start(_conf(sink), wait_daemon=False, verb=verb)
         assert "is in use by another httpd" not in server.log_text()
     finally:
         os.kill(child, signal.SIGCONT)
-    assert wait_until(lambda: not pid_alive(old_daemon), 15)
+    assert wait_until(lambda: not pid_alive(old_master), 15)
     assert wait_until(lambda: server.live_daemon_pid() not in (None, old_daemon), 30)
     ids = _put(server, 1, "after-restart")
     _wait_delivered(sink, ids, timeout=15)
