@@ -345,28 +345,45 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _start_with_64_descriptors(server, sink):
+    """apidestd's pid and socket, the server started with 64 open files."""
+    server.nofile = (64, 64)
+    server.start(_conf(sink))  # no request yet: the children hold no connection
+    return (server.live_daemon_pid(),
+            glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0])
+
+
+def _hold(sock_path, n, first=b""):
+    """n raw connections to apidestd, each having sent first."""
+    import socket as so
+    held = []
+    for _ in range(n):
+        s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        s.connect(sock_path)
+        if first:
+            s.send(first)
+        held.append(s)
+    return held
+
+
+def _assert_no_spin(daemon):
+    before = _cpu_seconds(daemon)
+    time.sleep(2)
+    spent = _cpu_seconds(daemon) - before
+    assert spent < 0.5, "apidestd spent %.2f s of CPU in 2 s" % spent
+
+
 def test_apidestd_out_of_file_descriptors_neither_spins_nor_stops_ingest(server, sink):
     """Out of descriptors (a low open-files limit, a big server's many kept
     connections), apidestd's listener stayed readable, its core spun at 100 %
     CPU, and PutEvents timed out after 30 s with 503. It now closes idle
     connections to make room (their children reconnect), rests its listener
     when there is none, and says so in the log once."""
-    import socket as so
-    server.nofile = (64, 64)
-    server.start(_conf(sink))
-    daemon = server.live_daemon_pid()
-    sock_path = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0]
-    held = []
+    daemon, sock_path = _start_with_64_descriptors(server, sink)
+    held = _hold(sock_path, 80)  # more than the limit leaves: every one idle
     try:
-        for _ in range(80):  # more than the limit leaves: every one idle
-            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
-            s.connect(sock_path)
-            held.append(s)
         assert wait_until(lambda: "apidestd is out of file descriptors" in server.log_text(), 5)
-        before = _cpu_seconds(daemon)
-        time.sleep(2)
-        spent = _cpu_seconds(daemon) - before
-        assert spent < 0.5, "apidestd spent %.2f s of CPU in 2 s" % spent
+        _assert_no_spin(daemon)
         t0 = time.monotonic()
         ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"fd": 1})]), 1)
         assert time.monotonic() - t0 < 5
@@ -395,25 +412,13 @@ def test_apidestd_out_of_file_descriptors_closes_no_connection_in_use(server, si
     """Connections part way through a message are in use: none is closed
     to make room (a child's message would go unread); the listener rests
     instead of spinning, and once they go, ingest works again."""
-    import socket as so
-    server.nofile = (64, 64)
-    server.start(_conf(sink))
-    daemon = server.live_daemon_pid()
-    sock_path = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0]
-    held = []
+    daemon, sock_path = _start_with_64_descriptors(server, sink)
+    held = _hold(sock_path, 100, first=b"A")  # the first byte of a frame header
     try:
-        for _ in range(100):
-            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
-            s.connect(sock_path)
-            s.send(b"A")  # the first byte of a frame header
-            held.append(s)
         assert wait_until(lambda: "closed 0 idle one(s), accepting again in 100 ms"
                           in server.log_text(), 5), server.log_tail()
         time.sleep(1.5)  # every held connection is now past the idle age
-        before = _cpu_seconds(daemon)
-        time.sleep(2)
-        spent = _cpu_seconds(daemon) - before
-        assert spent < 0.5, "apidestd spent %.2f s of CPU in 2 s" % spent
+        _assert_no_spin(daemon)
         closed = 0
         for s in held:
             s.setblocking(False)
@@ -436,20 +441,11 @@ def test_apidestd_with_one_descriptor_left_serves_the_child_that_takes_it(server
     That was read as running out, and the child's new connection, its
     message not yet read, was closed as idle: it resent, met the same, and
     its PutEvents failed with 503."""
-    import socket as so
-    server.nofile = (64, 64)
-    server.start(_conf(sink))  # no request yet: the children hold no connection
-    daemon = server.live_daemon_pid()
+    daemon, sock_path = _start_with_64_descriptors(server, sink)
     fds = lambda: len(os.listdir("/proc/%d/fd" % daemon))
-    sock_path = glob.glob(os.path.join(server.run_dir, "apidest.*.sock"))[0]
-    held = []
     time.sleep(2)  # past the first maintenance ticks, which open what they keep
+    held = _hold(sock_path, 63 - fds(), first=b"A")  # in use: never closed to make room
     try:
-        for _ in range(63 - fds()):
-            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
-            s.connect(sock_path)
-            s.send(b"A")  # in use: never closed to make room
-            held.append(s)
         assert wait_until(lambda: fds() == 63, 5), fds()
         time.sleep(0.5)
         assert fds() == 63, fds()
