@@ -394,6 +394,7 @@ static void sync_counting_ctx(ad_store_t *real, ad_admin_ctx_t *ctx, ad_conf_t *
     ctx->requeue = count_requeue;
     requeued = 0;
     nsyncs = 0;
+    sync_result = APR_SUCCESS;
 }
 
 START_TEST(admin_redrive_syncs_before_the_delete)
@@ -445,7 +446,6 @@ START_TEST(admin_bulk_redrive_syncs_per_chunk_and_ages_from_due)
 
     put_dlq_records(real, "d%04x", n);
     sync_counting_ctx(real, &ctx, &conf, &count);
-    sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
     ck_assert_str_eq(reply, "{\"Redriven\":600}");
     ck_assert_int_eq(count, 0);
@@ -568,7 +568,6 @@ START_TEST(admin_bulk_redrive_in_windows_keeps_order_and_spacing)
 
     put_dlq_records(real, "d%04x", n);
     sync_counting_ctx(real, &ctx, &conf, &count);
-    sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_execute(pool, &ctx, redrive, strlen(redrive), &reply, &len), 200);
     ck_assert_str_eq(reply, "{\"Redriven\":25}");
     ck_assert_int_eq(requeued, n);
@@ -601,7 +600,6 @@ START_TEST(admin_bulk_redrive_goes_a_step_per_resume)
 
     put_dlq_records(real, "d%04x", n);
     sync_counting_ctx(real, &ctx, &conf, &count);
-    sync_result = APR_SUCCESS;
     ck_assert_int_eq(ad_admin_start(pool, &ctx, redrive, strlen(redrive), &reply, &len, &job),
                      AD_ADMIN_PENDING);
     ck_assert_ptr_nonnull(job);
