@@ -544,28 +544,38 @@ static void note_store_change(server_rec *s)
     }
 }
 
-/* The runtime directory is root's, so the master removes what apidestd
- * cannot. pconf's cleanups run after the daemon's subpool has stopped it;
- * a restart's daemon makes both anew. */
-/* The pid file names this master's daemon, or cannot be read: the next
- * instance of this server, started while this one stops, may have written
- * its daemon's there since. */
-static int pid_file_is_ours(void)
+/* 0 when apidestd's pid file cannot be read or is empty. Without a pool:
+ * the master reads it in a cleanup of pconf. */
+static int read_pid_file(pid_t *pid)
 {
     char buf[32];
-    int fd = open(pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = pidfile ? open(pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
     ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 
     if (fd >= 0) {
         close(fd);
     }
     if (n <= 0) {
-        return 1;
+        return 0;
     }
     buf[n] = '\0';
-    return (pid_t)atol(buf) == daemon_forked;
+    *pid = (pid_t)atol(buf);
+    return 1;
 }
 
+/* The pid file names this master's daemon, or cannot be read: the next
+ * instance of this server, started while this one stops, may have written
+ * its daemon's there since. */
+static int pid_file_is_ours(void)
+{
+    pid_t pid;
+
+    return !read_pid_file(&pid) || pid == daemon_forked;
+}
+
+/* The runtime directory is root's, so the master removes what apidestd
+ * cannot. pconf's cleanups run after the daemon's subpool has stopped it;
+ * a restart's daemon makes both anew. */
 static apr_status_t remove_runtime_files(void *unused)
 {
     (void)unused;
@@ -600,6 +610,13 @@ static void remove_stale_sockets(apr_pool_t *p)
     apr_dir_close(d);
 }
 
+/* The socket of the master whose pid is pid_text, in the runtime directory
+ * (NULL when that is not a usable path). */
+static const char *socket_path(apr_pool_t *p, const char *pid_text)
+{
+    return ap_runtime_dir_relative(p, apr_pstrcat(p, SOCK_PREFIX, pid_text, SOCK_SUFFIX, NULL));
+}
+
 /* The pid the socket will be named for: in the pass that starts or
  * restarts the server, the master's own (this process); in a configtest or
  * the dry run before a start, the widest the system gives out. */
@@ -623,8 +640,7 @@ static const char *master_pid_text(apr_pool_t *p)
 const char *apidest_daemon_socket_refusal(apr_pool_t *p)
 {
     struct sockaddr_un sa;
-    const char *path = ap_runtime_dir_relative(
-        p, apr_pstrcat(p, SOCK_PREFIX, master_pid_text(p), SOCK_SUFFIX, NULL));
+    const char *path = socket_path(p, master_pid_text(p));
 
     if (path && strlen(path) < sizeof(sa.sun_path)) {
         return NULL;
@@ -707,8 +723,7 @@ static int is_another_server(apr_pool_t *p, pid_t master)
     const char *id = apr_psprintf(p, "%" APR_PID_T_FMT, master);
     apr_size_t a = program_of("self", mine, sizeof(mine));
     apr_size_t b = program_of(id, theirs, sizeof(theirs));
-    const char *sock =
-        ap_runtime_dir_relative(p, apr_pstrcat(p, SOCK_PREFIX, id, SOCK_SUFFIX, NULL));
+    const char *sock = socket_path(p, id);
     struct stat st;
 
     if (!a || a != b || memcmp(mine, theirs, a)) {
@@ -758,8 +773,7 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     struct sockaddr_un sa;
     int rc;
 
-    sockname = ap_runtime_dir_relative(
-        pconf, apr_psprintf(pconf, SOCK_PREFIX "%" APR_PID_T_FMT SOCK_SUFFIX, getpid()));
+    sockname = socket_path(pconf, apr_psprintf(pconf, "%" APR_PID_T_FMT, getpid()));
     pidfile = ap_runtime_dir_relative(pconf, PID_FILE);
     if (!sockname || strlen(sockname) >= sizeof(sa.sun_path)) {
         ap_log_error(
@@ -787,20 +801,13 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
 
 pid_t apidest_daemon_pid(apr_pool_t *p, int *alive)
 {
-    char buf[32];
-    apr_file_t *f;
-    apr_size_t n = sizeof(buf) - 1;
     pid_t pid = 0;
 
+    (void)p;
     *alive = 0;
-    if (!pidfile || apr_file_open(&f, pidfile, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+    if (!read_pid_file(&pid)) {
         return 0;
     }
-    if (apr_file_read(f, buf, &n) == APR_SUCCESS) {
-        buf[n] = '\0';
-        pid = (pid_t)atoi(buf);
-    }
-    apr_file_close(f);
     *alive = pid > 0 && kill(pid, 0) == 0;
     return pid;
 }
