@@ -942,12 +942,9 @@ static int backoff_cap_sec(const ad_daemon_t *d, const ad_target_t *t)
     return t && t->backoff_cap_sec ? t->backoff_cap_sec : d->c->backoff_cap_sec;
 }
 
-/* Its cap, never below its base. */
 static apr_interval_time_t backoff_cap(const ad_daemon_t *d, const ad_target_t *t)
 {
-    int base = backoff_base(d, t), cap = backoff_cap_sec(d, t);
-
-    return apr_time_from_sec(cap < base ? base : cap);
+    return ad_backoff_cap(backoff_base(d, t), backoff_cap_sec(d, t));
 }
 
 static apr_interval_time_t backoff(const ad_daemon_t *d, const ad_target_t *t,

@@ -30,11 +30,16 @@ int ad_ratelimit_take(ad_ratelimit_t *rl, apr_time_t now)
     return 1;
 }
 
+apr_interval_time_t ad_backoff_cap(int base_sec, int cap_sec)
+{
+    return apr_time_from_sec(cap_sec < base_sec ? base_sec : cap_sec);
+}
+
 apr_interval_time_t ad_backoff_delay(int base_sec, int cap_sec, apr_uint32_t attempts,
                                      apr_interval_time_t retry_after, apr_uint32_t r,
                                      apr_interval_time_t min_delay)
 {
-    apr_interval_time_t cap = apr_time_from_sec(cap_sec < base_sec ? base_sec : cap_sec);
+    apr_interval_time_t cap = ad_backoff_cap(base_sec, cap_sec);
     apr_interval_time_t ceiling = apr_time_from_sec(base_sec);
     apr_interval_time_t delay;
 
