@@ -401,10 +401,12 @@ def test_apidestd_raises_its_open_files_limit_to_the_hard_one(server, sink):
     keeps a connection per busy httpd thread."""
     server.nofile = (64, 4096)
     server.start(_conf(sink))
+    # The pid file is written before the limit is raised; a stored event
+    # shows apidestd has reached its loop, which comes after the raise.
+    ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"n": 1})]), 1)
     with open("/proc/%d/limits" % server.live_daemon_pid()) as f:
         line = [l for l in f if l.startswith("Max open files")][0]
     assert line.split()[3:5] == ["4096", "4096"], line
-    ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"n": 1})]), 1)
     assert wait_until(lambda: set(ids) <= _delivered(sink), 10)
 
 
