@@ -16,10 +16,11 @@
  * this matter. */
 #define REPLY_TIMEOUT    apr_time_from_sec(30)
 #define ACCEPTS_PER_WAKE 64
-/* Out of descriptors with no idle connection to close: the listener,
- * still readable, would make every poll return at once. */
+/* An accept that failed (out of descriptors with no idle connection to
+ * close, out of memory): the listener, still readable, would make every
+ * poll return at once. */
 #define ACCEPT_PAUSE     apr_time_from_msec(100)
-#define FD_LOG_INTERVAL  apr_time_from_sec(60)
+#define ACCEPT_LOG_EVERY apr_time_from_sec(60)
 #define IDLE_CLOSE_ON_FD 16
 #define IDLE_CLOSE_AFTER apr_time_from_sec(1) /* no message for this long */
 #define FIRST_READ       16384                /* a 1 x 4 KiB or 10 x 400 B PutEvents in one read */
@@ -62,8 +63,8 @@ struct ad_ipc_t {
     int stopping; /* under mu */
     ad_ipc_conn_t *conns;
     apr_time_t accept_resume; /* polling thread: 0, or when the listener is polled again */
-    apr_time_t fd_logged;     /* polling thread: last "out of descriptors" line */
-    apr_status_t fd_short;    /* polling thread: an accept ran out of descriptors */
+    apr_time_t fail_logged;   /* polling thread: last line about a failed accept */
+    apr_status_t accept_rv;   /* polling thread: the first accept of a wake failed so */
 };
 
 apr_status_t ad_ipc_create(apr_pool_t *p, apr_socket_t *listener, int max_conns, ad_ipc_msg_fn *fn,
@@ -180,6 +181,23 @@ static int close_some_idle(ad_ipc_t *io, int n)
     return closed;
 }
 
+static void rest_listener(ad_ipc_t *io, apr_time_t now)
+{
+    if (apr_pollset_remove(io->ps, &io->lpfd) == APR_SUCCESS) {
+        io->accept_resume = now + ACCEPT_PAUSE;
+    }
+}
+
+/* Once a minute: a failing accept lasts, and each wake would say it. */
+static int accept_failure_to_log(ad_ipc_t *io, apr_time_t now)
+{
+    if (io->fail_logged && now - io->fail_logged < ACCEPT_LOG_EVERY) {
+        return 0;
+    }
+    io->fail_logged = now;
+    return 1;
+}
+
 /* Out of descriptors (a low open-files limit, a big server's many kept
  * connections): the listener stayed readable and the loop spun, while
  * children timed out. Idle connections make room; without any, the
@@ -189,17 +207,38 @@ static void on_fd_exhaustion(ad_ipc_t *io, apr_status_t rv)
     apr_time_t now = ad_monotonic();
     int closed = close_some_idle(io, IDLE_CLOSE_ON_FD);
 
-    if (!closed && apr_pollset_remove(io->ps, &io->lpfd) == APR_SUCCESS) {
-        io->accept_resume = now + ACCEPT_PAUSE;
+    if (!closed) {
+        rest_listener(io, now);
     }
-    if (!io->fd_logged || now - io->fd_logged >= FD_LOG_INTERVAL) {
-        io->fd_logged = now;
+    if (accept_failure_to_log(io, now)) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
                       ADLOGNO(00151) "apidestd is out of file descriptors with %d connections "
                                      "from children open: closed %d idle one(s)%s; raise its "
                                      "open-files limit (ulimit -n, LimitNOFILE)",
                       io->nconns + closed, closed, closed ? "" : ", accepting again in 100 ms");
     }
+}
+
+/* Any other lasting failure (out of memory or kernel buffers): nothing to
+ * free here, so the listener rests and the children wait. */
+static void on_accept_failure(ad_ipc_t *io, apr_status_t rv)
+{
+    apr_time_t now = ad_monotonic();
+
+    rest_listener(io, now);
+    if (accept_failure_to_log(io, now)) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
+                      ADLOGNO(00153) "apidestd cannot accept a connection from a child "
+                                     "(%d open): accepting again in 100 ms",
+                      io->nconns);
+    }
+}
+
+/* Errors that concern one connection or none, not the listener. */
+static int accept_failure_passes(apr_status_t rv)
+{
+    return APR_STATUS_IS_EAGAIN(rv) || APR_STATUS_IS_EINTR(rv) ||
+           rv == APR_FROM_OS_ERROR(ECONNABORTED) || rv == APR_FROM_OS_ERROR(EPROTO);
 }
 
 static void resume_accepting(ad_ipc_t *io)
@@ -220,14 +259,14 @@ static int conn_open(ad_ipc_t *io, int first)
     ad_ipc_conn_t *c;
     apr_status_t rv;
 
-    if (apr_pool_create(&cp, io->conn_root) != APR_SUCCESS) {
+    if ((rv = apr_pool_create(&cp, io->conn_root)) != APR_SUCCESS) {
+        io->accept_rv = first ? rv : 0;
         return 0;
     }
     if ((rv = apr_socket_accept(&s, io->listener, cp)) != APR_SUCCESS) {
         apr_pool_destroy(cp);
-        if (first && (rv == APR_FROM_OS_ERROR(EMFILE) || rv == APR_FROM_OS_ERROR(ENFILE))) {
-            io->fd_short = rv; /* handled once this poll's events are */
-        }
+        /* handled once this poll's events are */
+        io->accept_rv = first && !accept_failure_passes(rv) ? rv : 0;
         return 0;
     }
     if (io->nconns >= io->max_conns) {
@@ -426,6 +465,30 @@ static void close_idle(ad_ipc_t *io, int all)
     apr_thread_mutex_unlock(io->mu);
 }
 
+static void on_listener_failure(ad_ipc_t *io, apr_status_t rv)
+{
+    if (rv == APR_FROM_OS_ERROR(EMFILE) || rv == APR_FROM_OS_ERROR(ENFILE)) {
+        on_fd_exhaustion(io, rv);
+    }
+    else {
+        on_accept_failure(io, rv);
+    }
+}
+
+/* The wait, no longer than the listener's rest; epoll counts whole
+ * milliseconds, and a wait cut down to them would spin through the rest. */
+static apr_interval_time_t poll_wait(const ad_ipc_t *io, apr_interval_time_t wait)
+{
+    if (io->accept_resume) {
+        apr_interval_time_t left = io->accept_resume - ad_monotonic();
+        if (left < wait) {
+            wait = left > 0 ? left : 0;
+        }
+    }
+    wait = wait < POLL_INTERVAL ? wait : POLL_INTERVAL;
+    return (wait + 999) / 1000 * 1000;
+}
+
 void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
 {
     apr_interval_time_t wait = 0;
@@ -435,11 +498,7 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
         apr_int32_t n = 0, i;
 
         resume_accepting(io);
-        if (io->accept_resume && wait > ACCEPT_PAUSE) {
-            wait = ACCEPT_PAUSE;
-        }
-        if (apr_pollset_poll(io->ps, wait < POLL_INTERVAL ? wait : POLL_INTERVAL, &n, &out) !=
-            APR_SUCCESS) {
+        if (apr_pollset_poll(io->ps, poll_wait(io, wait), &n, &out) != APR_SUCCESS) {
             n = 0;
         }
         for (i = 0; i < n && !*stop; i++) {
@@ -453,13 +512,11 @@ void ad_ipc_run(ad_ipc_t *io, volatile sig_atomic_t *stop)
             }
         }
         /* not among the events above: it may close connections they name */
-        if (io->fd_short) {
-            on_fd_exhaustion(io, io->fd_short);
-            io->fd_short = 0;
+        if (io->accept_rv) {
+            on_listener_failure(io, io->accept_rv);
+            io->accept_rv = 0;
         }
-        /* epoll counts whole milliseconds: a wait cut down to them would
-         * spin through the rest */
-        wait = (io->turn(io->baton) + 999) / 1000 * 1000;
+        wait = io->turn(io->baton);
     }
     close_idle(io, 0);
 }

@@ -2,6 +2,9 @@
  * Unix socket, without httpd: a connection whose message is out stays
  * polled, and one whose child hangs up meanwhile is dropped once the reply
  * comes, without the polling thread spinning in between. */
+/* accept4 is defined below, for libapr to call: its declaration moved
+ * aside (glibc's takes a transparent union). */
+#define accept4 accept4_as_declared
 #include <check.h>
 #include <dirent.h>
 #include <signal.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include <apr_atomic.h>
@@ -18,8 +22,38 @@
 #include <apr_time.h>
 
 #include "ad_ipc.h"
+#include "ad_log.h"
 #include "ad_wire.h"
 #include "unit_run.h"
+#undef accept4
+
+/* Set: accept4 fails with it, as the kernel does out of memory or buffers. */
+static volatile int accept_errno;
+static volatile apr_uint32_t accepts; /* atomic: calls of accept4 */
+static volatile apr_uint32_t accept_failures_logged;
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    apr_atomic_inc32(&accepts);
+    if (accept_errno) {
+        errno = accept_errno;
+        return -1;
+    }
+    return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+static void count_accept_failures(const char *file, int line, ad_log_level_t level, apr_status_t rv,
+                                  const char *msg)
+{
+    (void)file;
+    (void)line;
+    (void)level;
+    (void)rv;
+    if (strstr(msg, "AD00153: ")) {
+        apr_atomic_inc32(&accept_failures_logged);
+    }
+}
 
 static apr_pool_t *pool;
 static ad_ipc_t *io;
@@ -299,6 +333,35 @@ START_TEST(a_wakeup_ends_the_wait_at_once)
 }
 END_TEST
 
+START_TEST(a_failing_accept_rests_the_listener_and_is_logged_once)
+{
+    apr_uint32_t before;
+    double cpu;
+    int fd;
+
+    ad_log_set(count_accept_failures, NULL);
+    accept_errno = ENOBUFS;
+    fd = connect_unix(); /* queued: the listener stays readable */
+    send_message(fd);
+    apr_sleep(apr_time_from_msec(50));
+    before = apr_atomic_read32(&accepts);
+    cpu = cpu_seconds();
+    apr_sleep(apr_time_from_msec(500));
+    /* a retry per 100 ms rest: 5, with slack; a spinning loop, thousands */
+    ck_assert_uint_le(apr_atomic_read32(&accepts) - before, 8);
+    ck_assert_uint_ge(apr_atomic_read32(&accepts) - before, 3);
+    ck_assert_msg(cpu_seconds() - cpu < 0.1, "the polling thread spun for %.3f s of 0.5",
+                  cpu_seconds() - cpu);
+    ck_assert_uint_eq(apr_atomic_read32(&accept_failures_logged), 1);
+    ck_assert_int_eq(messages, 0);
+    accept_errno = 0; /* the failure passes: the waiting child is served */
+    ck_assert(wait_for(&messages, 1));
+    ck_assert_int_eq(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
+    close(fd);
+    ad_log_set(NULL, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ipc");
@@ -312,6 +375,7 @@ int main(void)
     tcase_add_test(tc, a_message_cut_anywhere_arrives_whole);
     tcase_add_test(tc, a_child_that_does_not_wait_for_its_answer_is_cut_off);
     tcase_add_test(tc, a_wakeup_ends_the_wait_at_once);
+    tcase_add_test(tc, a_failing_accept_rests_the_listener_and_is_logged_once);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
