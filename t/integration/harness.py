@@ -325,6 +325,15 @@ ApiDestStore "{store}"
             return pid
         return None
 
+    def wait_first_tick(self, timeout=30):
+        """Until apidestd's first maintenance tick has run (it publishes the
+        store's size, 0 before): read from shared memory, so no round trip
+        to apidestd and no connection left kept by a child."""
+        def ticked():
+            status, _, data = self.request("GET", "/apidest/status")
+            return status == 200 and json.loads(data)["Daemon"]["StoreBytes"] > 0
+        assert wait_until(ticked, timeout), "apidestd's first maintenance tick did not come"
+
     def _can_connect(self):
         try:
             s = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)

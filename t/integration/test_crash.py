@@ -110,10 +110,10 @@ def test_1000_pending_survive_kill9_of_every_process(server, sink):
 def test_kill9_during_heavy_ingest(server, sink, sync):
     server.start(_conf(sink, sync))
     p = Producer(server, threads=6).start()
-    time.sleep(1.5)
+    going = wait_until(lambda: len(p.accepted) > 100, 30)
     server.kill9_all()
     p.join()
-    assert len(p.accepted) > 100, "the load did not get going (%d)" % len(p.accepted)
+    assert going, "the load did not get going (%d)" % len(p.accepted)
     server.start()
     _wait_all(sink, p.accepted, timeout=60)
 
@@ -124,9 +124,9 @@ def test_graceful_restarts_under_load(server, sink):
     for _ in range(3):
         time.sleep(0.7)
         server.graceful()
-    time.sleep(0.5)
+    going = wait_until(lambda: len(p.accepted) > 100, 30)
     p.join()
-    assert len(p.accepted) > 100
+    assert going, "the load did not get going (%d)" % len(p.accepted)
     _wait_all(sink, p.accepted, timeout=60)
 
 
@@ -188,6 +188,8 @@ def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(serv
     frame = struct.pack(">III", 0x41445731, 3, len(msg)) + msg  # ADMIN
     status, _, _ = server.put_events([entry(SOURCE, "Before", {"n": 0})])
     assert status == 200 and sink.wait_for(1, 10)  # apidestd fully up
+    server.wait_first_tick()  # the ticks open what they keep
+    assert wait_until(lambda: _settled(lambda: _daemon_fds(pid)), 15)
     fds0 = _daemon_fds(pid)
     for _ in range(300):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -321,9 +323,10 @@ def test_apidestd_dying_soon_after_each_start_is_restarted_ever_later(server, si
         t0 = time.time()
         server.wait_daemon_restarted(old, timeout=15)
         waits.append(time.time() - t0)
-    # the master reaps once a second: each wait is the delay and up to 1 s
-    assert all(w < 3 for w in waits[:2]), waits
-    assert 1 <= waits[2] < 4 and 2 <= waits[3] < 5 and 4 <= waits[4] < 7, waits
+    # the master reaps once a second: each wait is the delay and up to 1 s,
+    # and a fork and a start that a loaded machine may make slow
+    assert all(w < 5 for w in waits[:2]), waits
+    assert 1 <= waits[2] < 6 and 2 <= waits[3] < 7 and 4 <= waits[4] < 9, waits
     log = server.log_text()
     assert log.count("AD10054") == 3, server.log_tail()
     assert "5 times in a row; restarting it in 4 s" in log
@@ -366,6 +369,13 @@ def _hold(sock_path, n, first=b""):
     return held
 
 
+def _settled(count, pause=1.2):
+    """count() the same twice, pause apart."""
+    before = count()
+    time.sleep(pause)
+    return count() == before
+
+
 def _assert_no_spin(daemon):
     before = _cpu_seconds(daemon)
     time.sleep(2)
@@ -382,11 +392,11 @@ def test_apidestd_out_of_file_descriptors_neither_spins_nor_stops_ingest(server,
     daemon, sock_path = _start_with_64_descriptors(server, sink)
     held = _hold(sock_path, 80)  # more than the limit leaves: every one idle
     try:
-        assert wait_until(lambda: "apidestd is out of file descriptors" in server.log_text(), 5)
+        assert wait_until(lambda: "apidestd is out of file descriptors" in server.log_text(), 20)
         _assert_no_spin(daemon)
         t0 = time.monotonic()
         ids = assert_put_ok(*server.put_events([entry(SOURCE, "D", {"fd": 1})]), 1)
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 20  # the child's own timeout is 30 s
         assert wait_until(lambda: set(ids) <= _delivered(sink), 10)
         assert server.log_text().count("apidestd is out of file descriptors") == 1
     finally:
@@ -418,7 +428,7 @@ def test_apidestd_out_of_file_descriptors_closes_no_connection_in_use(server, si
     held = _hold(sock_path, 100, first=b"A")  # the first byte of a frame header
     try:
         assert wait_until(lambda: "closed 0 idle one(s), accepting again in 100 ms"
-                          in server.log_text(), 5), server.log_tail()
+                          in server.log_text(), 20), server.log_tail()
         time.sleep(1.5)  # every held connection is now past the idle age
         _assert_no_spin(daemon)
         closed = 0
@@ -445,7 +455,9 @@ def test_apidestd_with_one_descriptor_left_serves_the_child_that_takes_it(server
     its PutEvents failed with 503."""
     daemon, sock_path = _start_with_64_descriptors(server, sink)
     fds = lambda: len(os.listdir("/proc/%d/fd" % daemon))
-    time.sleep(2)  # past the first maintenance ticks, which open what they keep
+    server.wait_first_tick()  # the ticks open what they keep
+    time.sleep(1.5)
+    assert wait_until(lambda: _settled(fds), 15), "apidestd's descriptors kept changing"
     held = _hold(sock_path, 63 - fds(), first=b"A")  # in use: never closed to make room
     try:
         assert wait_until(lambda: fds() == 63, 5), fds()

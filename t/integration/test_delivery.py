@@ -270,7 +270,7 @@ def test_a_slow_plain_target_does_not_stall_other_hosts(server, sink, sink_facto
     the worker instead, it kept the total in flight at ApiDestMaxInFlight and
     nothing for any other host was sent until the backlog drained."""
     slow = sink_factory()
-    slow.set_default(200, delay=3)
+    slow.set_default(200, delay=6)
     server.start("ApiDestRetryBackoff 30 30\nApiDestMaxInFlight 150\n"
                  + destination("fast", sink.url("/fast"))
                  + rule("rf", {"source": ["host.fast"]}, [("t", "fast")]) + """
@@ -279,7 +279,7 @@ def test_a_slow_plain_target_does_not_stall_other_hosts(server, sink, sink_facto
     <ApiDestTarget t>
         Endpoint %s
         AllowPrivateEndpoint on
-        Timeout 10
+        Timeout 15
     </ApiDestTarget>
 </ApiDestRule>
 """ % slow.url("/slow"))
@@ -290,7 +290,7 @@ def test_a_slow_plain_target_does_not_stall_other_hosts(server, sink, sink_facto
     t0 = time.time()
     status, hdrs, resp = server.put_events([entry("host.fast", "F", {"i": i}) for i in range(10)])
     assert_put_ok(status, hdrs, resp, 10)
-    assert sink.wait_for(10, 2.5), "the fast host waited %.1f s" % (time.time() - t0)
+    assert sink.wait_for(10, 4.5), "the fast host waited %.1f s" % (time.time() - t0)
     assert slow.count() <= 64 + 1, "more transfers than connections to the slow host"
 
 
@@ -331,12 +331,12 @@ def test_rate_limited_destination_not_starved_by_a_busy_one_on_its_host(server, 
     still go out at once, in turn with the busy one's, not after the
     backlog; and however long they waited for a connection, they leave
     spaced by its rate (no one-second window with more than 10)."""
-    sink.set_default(200, delay=0.5)
+    sink.set_default(200, delay=1.0)  # a 10 s backlog
     t0 = _busy_beside_slow(server, sink, "    MaxInFlight 60\n", 60, 10, 60)
     assert sink.wait_for(1, 10, path="/slow")
     first = min(r["time"] for r in sink.snapshot("/slow"))
     busy_left = 600 - sink.count("/busy")
-    assert first - t0 < 2.0, "waited %.1f s behind the busy destination" % (first - t0)
+    assert first - t0 < 4.0, "waited %.1f s behind the busy destination" % (first - t0)
     assert busy_left > 0, "the busy backlog was gone before: the test proved nothing"
     _slow_times_within_its_rate(sink)
 
@@ -347,9 +347,11 @@ def test_held_jobs_keep_the_rate_limit_after_a_stall(server, sink):
     worker, which must hold them (the host's 64 connections are busy).
     When the stall ends they must still leave 10 a second, not at once."""
     sink.respond([{"status": 200, "delay": 2.0}] * 64)
-    t0 = _busy_beside_slow(server, sink, "", 8, 8, 64)
+    _busy_beside_slow(server, sink, "", 8, 8, 64)
     times = _slow_times_within_its_rate(sink)
-    assert times[0] - t0 > 1.0, "the slow destination was not held behind the stall"
+    # from the stalled requests' own arrival: the host frees 2 s after it
+    busy0 = min(r["time"] for r in sink.snapshot("/busy"))
+    assert times[0] >= busy0 + 1.9, "the slow destination was not held behind the stall"
 
 
 def test_one_at_a_time_destination_keeps_pace(server, sink):
@@ -365,5 +367,6 @@ def test_one_at_a_time_destination_keeps_pace(server, sink):
         assert status == 200
     assert sink.wait_for(20, 15)
     times = sorted(r["time"] for r in sink.snapshot())
-    assert times[-1] - times[0] < 1.0, "20 one-at-a-time attempts took %.2f s" % (
-        times[-1] - times[0])
+    # the median gap: a few stalls of a loaded machine do not move it
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    assert gaps[len(gaps) // 2] < 0.06, "gaps between one-at-a-time attempts: %s" % gaps

@@ -147,6 +147,9 @@ def test_a_second_httpd_on_the_same_store_is_refused_at_its_start(server, sink):
     every PutEvents. The second start now fails at once, on the console,
     naming the httpd that holds the store; the first keeps working."""
     server.start(_conf(sink))
+    # apidestd takes the store's lock after its pid file: a stored event
+    # shows it holds it
+    assert_put_ok(*server.put_events([entry("com.example.durable", "D", {})]), 1)
     first_daemon = server.live_daemon_pid()
     other = ApiDestServer()
     try:
@@ -176,7 +179,8 @@ def test_a_start_while_the_same_server_is_still_stopping_waits_for_its_store(ser
     from ports import free_port
     server.start(_conf(sink))
     old_master, old_daemon = server.master_pid, server.live_daemon_pid()
-    child = [p for p in descendants(old_master) if p != old_daemon][0]
+    children = lambda: [p for p in descendants(old_master) if p != old_daemon]
+    child = wait_until(children, 10)[0]  # the port listens before they are forked
     os.kill(child, signal.SIGSTOP)  # graceful-stop waits for it
     try:
         server._httpd("-k", "graceful-stop")

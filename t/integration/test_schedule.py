@@ -112,7 +112,7 @@ def test_months_of_downtime_fire_once_for_the_latest_minute(server, sink):
 
     conf = FAST + destination("hooks", sink.url("/s")) + _sched_rule("minutely", "rate(1 minute)")
     server.start(conf)
-    time.sleep(2.5)  # a maintenance tick stores the schedule's start
+    server.wait_first_tick()  # it stores the schedule's start
     server.stop()
     path = os.path.join(server.store_dir, "apidest")
     then = (int(time.time()) - 100 * 86400) // 60 * 60
@@ -146,7 +146,7 @@ def test_a_clock_set_back_does_not_stop_schedules(server, sink, monkeypatch):
     _fast_clock(monkeypatch, 60)  # one clock minute = 1 s
     conf = FAST + destination("hooks", sink.url("/s")) + _sched_rule("minutely", "rate(1 minute)")
     server.start(conf)
-    time.sleep(1.5)  # a maintenance tick stores the schedule's start
+    server.wait_first_tick()  # it stores the schedule's start
     server.stop()
     path = os.path.join(server.store_dir, "apidest")
     ahead = (int(time.time()) + 24 * 3600) // 60 * 60  # hours ahead even of the fast clock
@@ -207,7 +207,7 @@ def test_state_of_a_removed_schedule_leaves_the_store(server, sink):
     server.start(dest + _sched_rule("kept", "rate(1 minute)") + _sched_rule("gone", "rate(5 minutes)")
                  + _sched_rule("paused", "rate(1 minute)")
                  + _sched_rule("plain", "cron(0 12 * * ? *)"))
-    time.sleep(2.5)  # a maintenance tick stores each schedule's start
+    server.wait_first_tick()  # it stores each schedule's start
     server.stop()
     path = os.path.join(server.store_dir, "apidest")
     db = dbm.gnu.open(path, "r")
@@ -217,7 +217,7 @@ def test_state_of_a_removed_schedule_leaves_the_store(server, sink):
     server.start(dest + _sched_rule("kept", "rate(1 minute)")
                  + _sched_rule("paused", "rate(1 minute)", extra="    State DISABLED\n")
                  + rule("plain", {"source": ["x"]}, [("t1", "hooks")]))
-    time.sleep(2.5)
+    server.wait_first_tick()  # the load, which drops the others' state, is over
     server.stop()
     db = dbm.gnu.open(path, "r")
     after = {k: db[k] for k in db.keys() if k.startswith(b"s/")}

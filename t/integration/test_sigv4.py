@@ -88,7 +88,7 @@ def _sign(port, path, body, akid="AKIDEXAMPLE", secret=SECRET):
     return headers
 
 
-def _raw(port, target, headers, body, timeout=5):
+def _raw(port, target, headers, body, timeout=30):
     """One request over a plain socket (request target as given); the
     status line and the body of the answer."""
     head = "POST %s HTTP/1.1\r\n" % target + "".join(
