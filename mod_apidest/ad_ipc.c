@@ -63,7 +63,9 @@ struct ad_ipc_t {
     int stopping; /* under mu */
     ad_ipc_conn_t *conns;
     apr_time_t accept_resume; /* polling thread: 0, or when the listener is polled again */
-    apr_time_t fail_logged;   /* polling thread: last line about a failed accept */
+    apr_time_t fd_logged;     /* polling thread: last "out of descriptors" line */
+    apr_time_t fail_logged;   /* polling thread: last line about another failure */
+    apr_time_t readd_logged;  /* polling thread: last "cannot poll its listener" line */
     apr_status_t accept_rv;   /* polling thread: the first accept of a wake failed so */
 };
 
@@ -188,13 +190,14 @@ static void rest_listener(ad_ipc_t *io, apr_time_t now)
     }
 }
 
-/* Once a minute: a failing accept lasts, and each wake would say it. */
-static int accept_failure_to_log(ad_ipc_t *io, apr_time_t now)
+/* Once a minute: a failure of the listener lasts, and each wake would
+ * say it. */
+static int time_to_log(apr_time_t *last, apr_time_t now)
 {
-    if (io->fail_logged && now - io->fail_logged < ACCEPT_LOG_EVERY) {
+    if (*last && now - *last < ACCEPT_LOG_EVERY) {
         return 0;
     }
-    io->fail_logged = now;
+    *last = now;
     return 1;
 }
 
@@ -210,7 +213,7 @@ static void on_fd_exhaustion(ad_ipc_t *io, apr_status_t rv)
     if (!closed) {
         rest_listener(io, now);
     }
-    if (accept_failure_to_log(io, now)) {
+    if (time_to_log(&io->fd_logged, now)) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
                       ADLOGNO(00151) "apidestd is out of file descriptors with %d connections "
                                      "from children open: closed %d idle one(s)%s; raise its "
@@ -226,7 +229,7 @@ static void on_accept_failure(ad_ipc_t *io, apr_status_t rv)
     apr_time_t now = ad_monotonic();
 
     rest_listener(io, now);
-    if (accept_failure_to_log(io, now)) {
+    if (time_to_log(&io->fail_logged, now)) {
         ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
                       ADLOGNO(00153) "apidestd cannot accept a connection from a child "
                                      "(%d open): accepting again in 100 ms",
@@ -241,11 +244,24 @@ static int accept_failure_passes(apr_status_t rv)
            rv == APR_FROM_OS_ERROR(ECONNABORTED) || rv == APR_FROM_OS_ERROR(EPROTO);
 }
 
+/* A listener that cannot be polled again (out of memory too) rests
+ * another while: retried at once, the loop would spin. */
 static void resume_accepting(ad_ipc_t *io)
 {
-    if (io->accept_resume && ad_monotonic() >= io->accept_resume &&
-        apr_pollset_add(io->ps, &io->lpfd) == APR_SUCCESS) {
+    apr_time_t now;
+    apr_status_t rv;
+
+    if (!io->accept_resume || (now = ad_monotonic()) < io->accept_resume) {
+        return;
+    }
+    if ((rv = apr_pollset_add(io->ps, &io->lpfd)) == APR_SUCCESS) {
         io->accept_resume = 0;
+        return;
+    }
+    io->accept_resume = now + ACCEPT_PAUSE;
+    if (time_to_log(&io->readd_logged, now)) {
+        ad_log_perror(AD_LOG_MARK, AD_LOG_ERR, rv,
+                      ADLOGNO(00154) "apidestd cannot poll its listener again: trying in 100 ms");
     }
 }
 
@@ -485,7 +501,7 @@ static apr_interval_time_t poll_wait(const ad_ipc_t *io, apr_interval_time_t wai
             wait = left > 0 ? left : 0;
         }
     }
-    wait = wait < POLL_INTERVAL ? wait : POLL_INTERVAL;
+    wait = wait < 0 ? 0 : wait < POLL_INTERVAL ? wait : POLL_INTERVAL;
     return (wait + 999) / 1000 * 1000;
 }
 

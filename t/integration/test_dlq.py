@@ -453,8 +453,12 @@ def test_store_sync_covers_the_move_to_the_dlq(server, sink, tmp_path):
         tasks = lambda: os.listdir("/proc/%d/task" % pid)
 
         def traced(task):
-            with open("/proc/%d/task/%s/status" % (pid, task)) as f:
-                return "TracerPid:\t%d\n" % tracer.pid in f.read()
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+                    return "TracerPid:\t%d\n" % tracer.pid in f.read()
+            except FileNotFoundError:
+                return True  # the thread is gone
+
         assert wait_until(lambda: all(traced(t) for t in tasks()), 15), "strace did not attach"
         _put(server, tag="traced")
         _wait_dlq(server, 2)

@@ -180,7 +180,8 @@ def test_a_start_while_the_same_server_is_still_stopping_waits_for_its_store(ser
     server.start(_conf(sink))
     old_master, old_daemon = server.master_pid, server.live_daemon_pid()
     children = lambda: [p for p in descendants(old_master) if p != old_daemon]
-    child = wait_until(children, 10)[0]  # the port listens before they are forked
+    assert wait_until(children, 10), "no child process"  # the port listens before they are forked
+    child = children()[0]
     os.kill(child, signal.SIGSTOP)  # graceful-stop waits for it
     try:
         server._httpd("-k", "graceful-stop")

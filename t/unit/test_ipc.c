@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 
@@ -27,10 +28,13 @@
 #include "unit_run.h"
 #undef accept4
 
-/* Set: accept4 fails with it, as the kernel does out of memory or buffers. */
-static volatile int accept_errno;
-static volatile apr_uint32_t accepts; /* atomic: calls of accept4 */
-static volatile apr_uint32_t accept_failures_logged;
+/* Set: accept4 fails with it, as the kernel does out of memory or buffers;
+ * epoll_ctl, adding the listener. */
+static volatile int accept_errno, listener_add_errno;
+static volatile apr_uint32_t accepts;       /* atomic: calls of accept4 */
+static volatile apr_uint32_t listener_adds; /* atomic: epoll_ctl adding it */
+static volatile apr_uint32_t accept_failures_logged, readd_failures_logged;
+static int listener_fd;
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -43,6 +47,18 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return (int)syscall(SYS_accept4, fd, addr, len, flags);
 }
 
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if (op == EPOLL_CTL_ADD && fd == listener_fd) {
+        apr_atomic_inc32(&listener_adds);
+        if (listener_add_errno) {
+            errno = listener_add_errno;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+}
+
 static void count_accept_failures(const char *file, int line, ad_log_level_t level, apr_status_t rv,
                                   const char *msg)
 {
@@ -52,6 +68,9 @@ static void count_accept_failures(const char *file, int line, ad_log_level_t lev
     (void)rv;
     if (strstr(msg, "AD00153: ")) {
         apr_atomic_inc32(&accept_failures_logged);
+    }
+    if (strstr(msg, "AD00154: ")) {
+        apr_atomic_inc32(&readd_failures_logged);
     }
 }
 
@@ -210,8 +229,11 @@ static void setup(void)
     apr_socket_t *listener = NULL;
     int fd;
 
+    accept_errno = listener_add_errno = 0;
+    accept_failures_logged = readd_failures_logged = 0;
+    ad_log_set(count_accept_failures, NULL);
     apr_pool_create(&pool, NULL);
-    fd = listen_unix();
+    fd = listener_fd = listen_unix();
     apr_os_sock_put(&listener, &fd, pool);
     ck_assert_int_eq(ad_ipc_create(pool, listener, 8, on_message, turn, NULL, &io), APR_SUCCESS);
     stop = 0;
@@ -229,6 +251,7 @@ static void teardown(void)
     ad_ipc_destroy(io);
     apr_pool_destroy(pool);
     unlink(path);
+    ad_log_set(NULL, NULL);
 }
 
 START_TEST(reply_then_next_message_on_the_same_connection)
@@ -339,7 +362,6 @@ START_TEST(a_failing_accept_rests_the_listener_and_is_logged_once)
     double cpu;
     int fd;
 
-    ad_log_set(count_accept_failures, NULL);
     accept_errno = ENOBUFS;
     fd = connect_unix(); /* queued: the listener stays readable */
     send_message(fd);
@@ -358,7 +380,35 @@ START_TEST(a_failing_accept_rests_the_listener_and_is_logged_once)
     ck_assert(wait_for(&messages, 1));
     ck_assert_int_eq(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
     close(fd);
-    ad_log_set(NULL, NULL);
+}
+END_TEST
+
+/* Out of memory, the listener may not go back into the pollset either. */
+START_TEST(a_listener_that_cannot_be_polled_again_rests_again)
+{
+    apr_uint32_t before;
+    double cpu;
+    int fd;
+
+    accept_errno = ENOBUFS; /* the listener rests ... */
+    listener_add_errno = ENOMEM;
+    fd = connect_unix();
+    send_message(fd);
+    apr_sleep(apr_time_from_msec(50));
+    accept_errno = 0; /* ... and its return is what fails */
+    before = apr_atomic_read32(&listener_adds);
+    cpu = cpu_seconds();
+    apr_sleep(apr_time_from_msec(500));
+    ck_assert_uint_le(apr_atomic_read32(&listener_adds) - before, 8);
+    ck_assert_uint_ge(apr_atomic_read32(&listener_adds) - before, 3);
+    ck_assert_msg(cpu_seconds() - cpu < 0.1, "the polling thread spun for %.3f s of 0.5",
+                  cpu_seconds() - cpu);
+    ck_assert_uint_eq(apr_atomic_read32(&readd_failures_logged), 1);
+    ck_assert_int_eq(messages, 0);
+    listener_add_errno = 0;
+    ck_assert(wait_for(&messages, 1));
+    ck_assert_int_eq(ad_ipc_reply(held, AD_MSG_ADMIN_REPLY, "ok", 2), APR_SUCCESS);
+    close(fd);
 }
 END_TEST
 
@@ -376,6 +426,7 @@ int main(void)
     tcase_add_test(tc, a_child_that_does_not_wait_for_its_answer_is_cut_off);
     tcase_add_test(tc, a_wakeup_ends_the_wait_at_once);
     tcase_add_test(tc, a_failing_accept_rests_the_listener_and_is_logged_once);
+    tcase_add_test(tc, a_listener_that_cannot_be_polled_again_rests_again);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
