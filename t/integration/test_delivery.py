@@ -367,6 +367,7 @@ def test_one_at_a_time_destination_keeps_pace(server, sink):
         assert status == 200
     assert sink.wait_for(20, 15)
     times = sorted(r["time"] for r in sink.snapshot())
-    # the median gap: a few stalls of a loaded machine do not move it
+    # the third quartile of the gaps: a few stalls of a loaded machine do
+    # not move it, a wake-up missed on one attempt in four does
     gaps = sorted(b - a for a, b in zip(times, times[1:]))
-    assert gaps[len(gaps) // 2] < 0.06, "gaps between one-at-a-time attempts: %s" % gaps
+    assert gaps[3 * len(gaps) // 4] < 0.06, "gaps between one-at-a-time attempts: %s" % gaps
