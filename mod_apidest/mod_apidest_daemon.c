@@ -78,11 +78,6 @@ static int quick_deaths;          /* in the master: in a row */
  * other child, so that a reaped one is forgotten with it. */
 static apr_pool_t *daemon_pool;
 
-const char *apidest_daemon_socket_path(void)
-{
-    return sockname;
-}
-
 /* ---- in apidestd ---------------------------------------------------------- */
 
 static void on_stop_signal(int sig)
@@ -797,19 +792,6 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     proc = apr_pcalloc(pconf, sizeof(*proc));
     quick_deaths = 0;
     return daemon_start(pconf, s, proc, 0);
-}
-
-pid_t apidest_daemon_pid(apr_pool_t *p, int *alive)
-{
-    pid_t pid = 0;
-
-    (void)p;
-    *alive = 0;
-    if (!read_pid_file(&pid)) {
-        return 0;
-    }
-    *alive = pid > 0 && kill(pid, 0) == 0;
-    return pid;
 }
 
 /* ---- in the children -------------------------------------------------------- */

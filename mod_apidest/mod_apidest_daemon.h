@@ -31,12 +31,6 @@ apidest_store_result_t apidest_daemon_store(request_rec *r, const apr_array_head
 int apidest_daemon_admin(request_rec *r, const char *req, apr_interval_time_t wait, int *status,
                          const char **reply, apr_size_t *reply_len);
 
-/* The daemon's pid as it last wrote it, 0 when unknown, and whether a
- * process with that pid is alive. For status pages. */
-pid_t apidest_daemon_pid(apr_pool_t *p, int *alive);
-
-const char *apidest_daemon_socket_path(void);
-
 /* check_config: NULL, or why no socket can be made under DefaultRuntimeDir
  * (its path, named for the master's pid, would be too long). */
 const char *apidest_daemon_socket_refusal(apr_pool_t *p);
