@@ -672,22 +672,12 @@ static pid_t lock_holder(const struct stat *st)
     return holder;
 }
 
-static pid_t parent_of(apr_pool_t *p, pid_t pid)
+static pid_t parent_of(pid_t pid)
 {
-    FILE *f = fopen(apr_psprintf(p, "/proc/%" APR_PID_T_FMT "/stat", pid), "r");
-    char buf[512], *end;
-    long ppid = 0;
-    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    char state;
+    pid_t ppid;
 
-    if (f) {
-        fclose(f);
-    }
-    buf[n] = '\0';
-    /* "pid (comm) state ppid ...": comm may hold spaces and ')' */
-    if ((end = strrchr(buf, ')')) && sscanf(end + 1, " %*c %ld", &ppid) != 1) {
-        ppid = 0;
-    }
-    return (pid_t)ppid;
+    return apidest_proc_stat(pid, &state, &ppid) ? ppid : 0;
 }
 
 /* The program a process runs; an upgrade leaves " (deleted)" after it. */
@@ -744,9 +734,8 @@ static int store_held_by_another_httpd(apr_pool_t *p, server_rec *s)
     struct stat st;
     pid_t holder, master;
 
-    if (stat(lock, &st) != 0 || !(holder = lock_holder(&st)) ||
-        (master = parent_of(p, holder)) <= 1 || master == getpid() ||
-        !is_another_server(p, master)) {
+    if (stat(lock, &st) != 0 || !(holder = lock_holder(&st)) || (master = parent_of(holder)) <= 1 ||
+        master == getpid() || !is_another_server(p, master)) {
         return 0;
     }
     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
@@ -792,6 +781,28 @@ int apidest_daemon_init(apr_pool_t *pconf, server_rec *s)
     proc = apr_pcalloc(pconf, sizeof(*proc));
     quick_deaths = 0;
     return daemon_start(pconf, s, proc, 0);
+}
+
+int apidest_proc_stat(pid_t pid, char *state, pid_t *ppid)
+{
+    char path[64], buf[512], *end;
+    FILE *f;
+    size_t n;
+    long pp;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if (!(f = fopen(path, "r"))) {
+        return 0;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) state ppid ...": comm may hold spaces and ')' */
+    if (!(end = strrchr(buf, ')')) || sscanf(end + 1, " %c %ld", state, &pp) != 2) {
+        return 0;
+    }
+    *ppid = (pid_t)pp;
+    return 1;
 }
 
 /* ---- in the children -------------------------------------------------------- */

@@ -35,4 +35,8 @@ int apidest_daemon_admin(request_rec *r, const char *req, apr_interval_time_t wa
  * (its path, named for the master's pid, would be too long). */
 const char *apidest_daemon_socket_refusal(apr_pool_t *p);
 
+/* From /proc/<pid>/stat (Linux): the process's state letter and parent; 0
+ * when it cannot be read. */
+int apidest_proc_stat(pid_t pid, char *state, pid_t *ppid);
+
 #endif

@@ -49,23 +49,13 @@ ad_metrics_t *apidest_metrics(void)
  * still succeeds on a zombie: look at its state too. */
 static int daemon_alive(void)
 {
-    pid_t pid = (pid_t)metrics->daemon->pid;
-    char path[64], buf[256], *close_paren;
-    FILE *f;
-    size_t n;
+    pid_t pid = (pid_t)metrics->daemon->pid, ppid;
+    char state;
 
     if (pid <= 0 || kill(pid, 0) != 0) {
         return 0;
     }
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (!(f = fopen(path, "r"))) {
-        return 1;
-    }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    close_paren = strrchr(buf, ')');
-    return !(close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+    return !apidest_proc_stat(pid, &state, &ppid) || state != 'Z';
 }
 
 static void html_destinations(request_rec *r, const ad_conf_t *c)
