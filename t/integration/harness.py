@@ -103,6 +103,19 @@ def pid_exists(pid):
     return os.path.exists("/proc/%d" % pid)
 
 
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name, the state
+    first (that name may hold spaces and ')'); OSError once pid is gone."""
+    with open("/proc/%s/stat" % pid) as f:
+        st = f.read()
+    return st[st.rindex(")") + 2:].split()
+
+
+def open_fds(pid):
+    """How many descriptors pid has open."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def pid_alive(pid):
     """The pid names a running (non-zombie) process; zombies of ours are reaped."""
     if not pid:
@@ -114,9 +127,7 @@ def pid_alive(pid):
     except PermissionError:
         return True
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        state = st[st.rindex(")") + 2:].split()[0]
+        state = proc_stat(pid)[0]
     except (OSError, ValueError, IndexError):
         return False
     if state == "Z":
@@ -132,10 +143,7 @@ def _ppid_map():
         if not d.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-            rest = st[st.rindex(")") + 2:].split()
-            m[int(d)] = int(rest[1])
+            m[int(d)] = int(proc_stat(d)[1])
         except (OSError, ValueError, IndexError):
             continue
     return m

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from harness import (assert_put_ok, descendants, destination, entry, pid_alive, pid_exists, rule,
-                     wait_until)
+from harness import (assert_put_ok, descendants, destination, entry, open_fds, pid_alive,
+                     pid_exists, proc_stat, rule, wait_until)
 
 CONF_EXTRA = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
 SOURCE = "com.example.crash"
@@ -168,10 +168,6 @@ def test_message_apidestd_never_read_is_resent_not_failed(server, sink):
     assert ids.count(eid) == 1, "delivered %d times" % ids.count(eid)
 
 
-def _daemon_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(server, sink):
     """A child that goes away while apidestd holds its message (a child
     killed mid-request): apidestd answers into the closed socket, closes the
@@ -190,8 +186,8 @@ def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(serv
     status, _, _ = server.put_events([entry(SOURCE, "Before", {"n": 0})])
     assert status == 200 and sink.wait_for(1, 10)  # apidestd fully up
     server.wait_first_tick()  # the ticks open what they keep
-    assert wait_until(lambda: _settled(lambda: _daemon_fds(pid)), 15)
-    fds0 = _daemon_fds(pid)
+    assert wait_until(lambda: _settled(lambda: open_fds(pid)), 15)
+    fds0 = open_fds(pid)
     for _ in range(300):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(path)
@@ -205,9 +201,9 @@ def test_child_hanging_up_with_its_message_out_is_dropped_and_costs_nothing(serv
     s.close()
     assert struct.unpack(">III", hdr)[:2] == (0x41445731, 4), hdr
     deadline = time.time() + 10
-    while _daemon_fds(pid) > fds0 + 2 and time.time() < deadline:
+    while open_fds(pid) > fds0 + 2 and time.time() < deadline:
         time.sleep(0.1)
-    assert _daemon_fds(pid) <= fds0 + 2, "apidestd kept the hung-up connections"
+    assert open_fds(pid) <= fds0 + 2, "apidestd kept the hung-up connections"
     status, _, resp = server.put_events([entry(SOURCE, "After", {"n": 1})])
     assert status == 200 and resp["FailedEntryCount"] == 0
     assert sink.wait_for(2, 10)
@@ -347,8 +343,7 @@ def test_apidestd_dying_soon_after_each_start_is_restarted_ever_later(server, si
 
 
 def _cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)  # utime and stime at 11 and 12
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -458,7 +453,7 @@ def test_apidestd_with_one_descriptor_left_serves_the_child_that_takes_it(server
     message not yet read, was closed as idle: it resent, met the same, and
     its PutEvents failed with 503."""
     daemon, sock_path = _start_with_64_descriptors(server, sink)
-    fds = lambda: len(os.listdir("/proc/%d/fd" % daemon))
+    fds = lambda: open_fds(daemon)
     server.wait_first_tick()  # the ticks open what they keep
     time.sleep(1.5)
     assert wait_until(lambda: _settled(fds), 15), "apidestd's descriptors kept changing"

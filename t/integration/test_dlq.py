@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import assert_put_ok, destination, entry, unstartable_store, wait_until
+from harness import assert_put_ok, destination, entry, open_fds, unstartable_store, wait_until
 from sink import Response
 
 FAST = "ApiDestRetryBackoff 1 2\nApiDestMaintenanceInterval 1\n"
@@ -531,10 +531,6 @@ def test_a_state_changing_admin_request_from_another_site_is_refused(server, sin
     assert status == 200 and json.loads(data) == {"Redriven": 1}, data
 
 
-def _fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def _rss_anon_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -580,10 +576,10 @@ def test_childrens_connections_keep_one_bounded_store_of_freed_memory(server, si
     assert _wait_until_dlq_count(server, 1000, 60)
     pid = server.daemon_pid()
     _list_side_by_side(server, 1, 300)
-    before, fds_before = _rss_anon_kb(pid), _fds(pid)
+    before, fds_before = _rss_anon_kb(pid), open_fds(pid)
     for _ in range(2):
         _list_side_by_side(server, 96, 300)
-    more = _fds(pid) - fds_before
+    more = open_fds(pid) - fds_before
     assert more >= 32, "only %d more connections: the test shows nothing" % more
     grown = _rss_anon_kb(pid) - before
     assert grown < 16 * 1024, "apidestd kept %d kB more after listing over %d more " \
