@@ -1680,8 +1680,8 @@ static apr_time_t drain_ready(ad_daemon_t *d)
                     d->draining[kept++] = d->draining[k];
                 }
             }
-            else if (why == BLOCK_RATE && (!wake || dr->rl.next < wake)) {
-                wake = dr->rl.next;
+            else if (why == BLOCK_RATE && (!wake || ad_ratelimit_when(&dr->rl) < wake)) {
+                wake = ad_ratelimit_when(&dr->rl);
             }
         }
         n = kept;
@@ -1808,8 +1808,8 @@ static int may_start(worker_t *wk, const job_t *j)
     if (!limited && ad_ratelimit_take(&dr->wrl, apr_time_now())) {
         return 1;
     }
-    if (!limited && (!wk->wake || dr->wrl.next < wk->wake)) {
-        wk->wake = dr->wrl.next;
+    if (!limited && (!wk->wake || ad_ratelimit_when(&dr->wrl) < wk->wake)) {
+        wk->wake = ad_ratelimit_when(&dr->wrl);
     }
     dr->held_pass = wk->pass;
     return 0;

@@ -1,5 +1,6 @@
 /* InvocationRateLimit per destination: requests are spaced so that no
- * one-second window ever holds more than the limit (no burst), with a small
+ * one-second window ever holds more than the limit (bursts of at most 2 ms
+ * of the rate, a single request below 1,000 per second), with a small
  * margin for timing jitter between here and the target. Pure. */
 #ifndef AD_RATELIMIT_H
 #define AD_RATELIMIT_H
@@ -8,7 +9,8 @@
 
 typedef struct ad_ratelimit_t {
     apr_interval_time_t spacing;
-    apr_time_t next; /* earliest start of the next request */
+    apr_interval_time_t burst; /* how early a start may come */
+    apr_time_t next;           /* the next start's slot: it may come burst early */
 } ad_ratelimit_t;
 
 void ad_ratelimit_init(ad_ratelimit_t *rl, int per_second);
@@ -17,6 +19,8 @@ void ad_ratelimit_init(ad_ratelimit_t *rl, int per_second);
 int ad_ratelimit_ready(ad_ratelimit_t *rl, apr_time_t now);
 /* 1 (and the slot is taken) when a request may start at now. */
 int ad_ratelimit_take(ad_ratelimit_t *rl, apr_time_t now);
+/* The earliest time the next request may start. */
+apr_time_t ad_ratelimit_when(const ad_ratelimit_t *rl);
 
 /* The backoff's cap: cap_sec, never below base_sec. */
 apr_interval_time_t ad_backoff_cap(int base_sec, int cap_sec);

@@ -777,6 +777,105 @@ START_TEST(test_ratelimit_never_over_the_limit)
 }
 END_TEST
 
+/* Start times of a caller that polls every microsecond while it is busy:
+ * busy 0.5 s, idle 0.7 s (a full burst builds up), busy 1.8 s. */
+static apr_size_t bursty_starts(int limit, apr_time_t *out)
+{
+    ad_ratelimit_t rl;
+    apr_time_t t;
+    apr_size_t n = 0;
+
+    ad_ratelimit_init(&rl, limit);
+    for (t = 1000000; t < 4000000; t++) {
+        if ((t < 1500000 || t >= 2200000) && ad_ratelimit_take(&rl, t)) {
+            out[n++] = t;
+        }
+    }
+    return n;
+}
+
+/* The most starts any one-second window holds. */
+static apr_size_t busiest_second(const apr_time_t *v, apr_size_t n)
+{
+    apr_size_t i, j = 0, most = 0;
+
+    for (i = 0; i < n; i++) {
+        while (j < n && v[j] < v[i] + 1000000) {
+            j++;
+        }
+        most = j - i > most ? j - i : most;
+    }
+    return most;
+}
+
+START_TEST(test_ratelimit_no_window_over_the_limit)
+{
+    static const int limits[] = {1,    3,    21,   22,    300,   525,    526,
+                                 1000, 1050, 5000, 52500, 52501, 300000, 1000000};
+    apr_time_t *v = malloc(sizeof(*v) * 3000000);
+    size_t i;
+
+    ck_assert_ptr_nonnull(v);
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        apr_size_t n = bursty_starts(limits[i], v), most = busiest_second(v, n);
+        ck_assert_msg(most <= (apr_size_t)limits[i], "limit %d: %zu starts in one second",
+                      limits[i], most);
+        ck_assert_msg(most >= limits[i] * 0.45, "limit %d: only %zu starts", limits[i], most);
+    }
+    free(v);
+}
+END_TEST
+
+/* apidestd's threads wait in whole milliseconds: a caller that comes back
+ * every 1 or 1.9 ms and takes what it may still gets the limit's rate. */
+START_TEST(test_ratelimit_coarse_caller_gets_the_rate)
+{
+    static const int limits[] = {2000, 20000, 52500};
+    static const apr_interval_time_t every[] = {1000, 1900};
+    size_t i, k;
+
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        for (k = 0; k < 2; k++) {
+            ad_ratelimit_t rl;
+            apr_time_t t;
+            int n = 0;
+            ad_ratelimit_init(&rl, limits[i]);
+            for (t = 1000000; t < 2000000; t += every[k]) {
+                while (ad_ratelimit_take(&rl, t)) {
+                    n++;
+                }
+            }
+            ck_assert_msg(n >= limits[i] / 1.05 * 0.9 && n <= limits[i],
+                          "limit %d, every %d us: %d starts in one second", limits[i],
+                          (int)every[k], n);
+        }
+    }
+}
+END_TEST
+
+/* After a pause, how many may start at once: 2 ms of the rate, at least 1. */
+START_TEST(test_ratelimit_burst_is_two_milliseconds)
+{
+    static const int limits[] = {1, 300, 525, 526, 1050, 52500, 1000000};
+    static const int burst[] = {1, 1, 1, 2, 2, 100, 1000};
+    size_t i;
+
+    for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        ad_ratelimit_t rl;
+        apr_time_t t = apr_time_from_sec(1700000000);
+        int n = 0;
+        ad_ratelimit_init(&rl, limits[i]);
+        ck_assert(ad_ratelimit_take(&rl, t));
+        t += apr_time_from_sec(3600);
+        while (ad_ratelimit_take(&rl, t)) {
+            n++;
+        }
+        ck_assert_msg(n == burst[i], "limit %d: %d at once", limits[i], n);
+        ck_assert(ad_ratelimit_when(&rl) > t);
+    }
+}
+END_TEST
+
 START_TEST(test_ratelimit_clock_set_back)
 {
     ad_ratelimit_t rl;
@@ -881,6 +980,9 @@ static Suite *schedule_suite(void)
 
     tcase_add_test(limit, test_ratelimit_never_over_the_limit);
     tcase_add_test(limit, test_ratelimit_clock_set_back);
+    tcase_add_test(limit, test_ratelimit_no_window_over_the_limit);
+    tcase_add_test(limit, test_ratelimit_coarse_caller_gets_the_rate);
+    tcase_add_test(limit, test_ratelimit_burst_is_two_milliseconds);
     tcase_add_test(limit, test_default_backoff_spans_a_day);
     tcase_add_test(limit, test_backoff_bounds);
     suite_add_tcase(s, limit);
