@@ -1,6 +1,6 @@
 /* InvocationRateLimit per destination: requests are spaced so that no
  * one-second window ever holds more than the limit (bursts of at most 2 ms
- * of the rate, a single request below 1,000 per second), with a small
+ * of the rate, a single request up to 525 per second), with a small
  * margin for timing jitter between here and the target. Pure. */
 #ifndef AD_RATELIMIT_H
 #define AD_RATELIMIT_H
