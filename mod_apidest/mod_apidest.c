@@ -421,6 +421,25 @@ static int apidest_map_to_storage(request_rec *r)
     return n && n->confirmed ? OK : DECLINED;
 }
 
+/* Only the apidest-events handler verifies SigV4: any other handler under a
+ * location with ApiDestSigV4Key (the admin API, server-status, files) would
+ * answer unsigned requests the operator meant to refuse. Refused instead,
+ * as httpd refuses a request whose authentication is misconfigured. */
+static int apidest_sigv4_elsewhere(request_rec *r)
+{
+    apidest_dir_conf_t *dc = ap_get_module_config(r->per_dir_config, &apidest_module);
+
+    if (r->main || !dc || !apr_hash_count(dc->sigv4_keys) ||
+        (r->handler && !strcmp(r->handler, "apidest-events"))) {
+        return DECLINED;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  ADLOGNO(10057) "ApiDestSigV4Key applies to %s, but only SetHandler "
+                                 "apidest-events verifies signatures (handler here: %s); refused",
+                  r->uri, r->handler ? r->handler : "none");
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
 static void apidest_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apidest_daemon_child_init(pchild, s);
@@ -436,6 +455,7 @@ static void apidest_register_hooks(apr_pool_t *p)
     ap_hook_translate_name(apidest_note_ingest, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_translate_name(apidest_confirm_ingest, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(apidest_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_fixups(apidest_sigv4_elsewhere, NULL, NULL, APR_HOOK_LAST);
     ap_hook_child_init(apidest_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     apidest_status_register();
     apidest_body_register();

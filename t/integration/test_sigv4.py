@@ -205,3 +205,32 @@ def test_a_sigv4_secret_with_a_line_end_or_space_is_refused_at_configtest(server
         assert_config_error(rc, out, path, find_line(path, "ApiDestSigV4Key"),
                             "whitespace or control characters")
         assert SECRET[:20] not in out and SECRET[20:] not in out
+
+
+def test_a_key_where_no_ingest_handler_verifies_it_refuses(server, sink):
+    """ApiDestSigV4Key on the admin location (or above any other handler)
+    was accepted and ignored: unsigned requests read the status and
+    redrove the whole DLQ. Only apidest-events verifies signatures, so any
+    other handler under a key refuses (500, logged once per request);
+    the ingest location under the same key still takes signed requests."""
+    server.start(destination("d", sink.url("/s")) + rule("r", {"source": ["s.sig"]}, [("t", "d")])
+                 + """
+<Location /apidest>
+    ApiDestSigV4Key AKIDEXAMPLE %s
+</Location>
+<Location /apidest/signed>
+    SetHandler apidest-events
+</Location>
+""" % SECRET)
+    for method, path in (("GET", "/apidest/status"), ("POST", "/apidest/dlq/redrive")):
+        status, _, data = server.request(method, path)
+        assert status == 500, (method, path, status, data)
+    assert "AD10057" in server.log_text() and SECRET not in server.log_text()
+    status, _, _ = server.request("GET", "/server-status")
+    assert status == 200  # no key there
+    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
+    headers = _sign(server.port, "/apidest/signed", body)
+    headers["content-length"] = str(len(body))
+    status, resp = _raw(server.port, "/apidest/signed", headers, body)
+    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    assert sink.wait_for(1, 10)
