@@ -405,8 +405,11 @@ static int admin_dlq(request_rec *r, const char *rest)
                                        "under way: list the DLQ before redriving again");
     }
     if ((slash = strchr(rest, '/'))) {
-        if (slash == rest || strcmp(slash, "/redrive") || r->method_number != M_POST) {
+        if (slash == rest || strcmp(slash, "/redrive")) {
             return admin_error(r, HTTP_NOT_FOUND, "NotFound", "no such admin resource");
+        }
+        if (r->method_number != M_POST) {
+            return wrong_method(r, "POST");
         }
         return admin_forward(
             r, json_pack("{s:s,s:s%}", "op", "dlq-redrive", "id", rest, (size_t)(slash - rest)));

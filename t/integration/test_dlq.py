@@ -383,8 +383,11 @@ def test_an_empty_id_never_widens_a_redrive(server, sink):
     time.sleep(1.5)
     assert len(_dlq(server)["Records"]) == 2
     assert not [r for r in sink.snapshot() if r["status"] == 200], "something was redriven"
+    # a record's redrive without -X POST was told the record did not exist
     for method, path, allow in (("PUT", "/status", "GET, HEAD"), ("GET", "/dlq/redrive", "POST"),
-                                ("POST", "/dlq/00", "GET, HEAD, DELETE")):
+                                ("POST", "/dlq/00", "GET, HEAD, DELETE"),
+                                ("GET", "/dlq/00/redrive", "POST"),
+                                ("DELETE", "/dlq/00/redrive", "POST")):
         status, hdrs, data = server.request(method, "/apidest" + path)
         assert status == 405 and hdrs.get("allow") == allow, (method, path, hdrs, data)
 
