@@ -220,8 +220,10 @@ static char *envelope_text(const ingest_ctx_t *x, const char *id, const json_t *
 
 /* A parameter's value for one event: static, or a JSON path evaluated on the
  * original event (never the transformed input), strings taken raw and other
- * JSON values as their JSON text; a path that matches nothing is empty. */
-static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_t *ev)
+ * JSON values as their JSON text; a path that matches nothing is empty.
+ * *none (when asked) tells a null or a wildcard that matched nothing: as a
+ * path segment it would name a resource called "null" or "[]". */
+static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_t *ev, int *none)
 {
     json_t *v;
     const char *out;
@@ -231,6 +233,9 @@ static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_
     }
     if (!(v = ad_jsonpath_eval(prm->path, ev))) {
         return "";
+    }
+    if (none) {
+        *none = json_is_null(v) || (json_is_array(v) && !json_array_size(v));
     }
     out = json_is_string(v) ? apr_pstrmemdup(p, json_string_value(v), json_string_length(v))
                             : ad_json_dump(p, v, NULL);
@@ -249,7 +254,8 @@ static int blank(const char *body, apr_size_t len)
 }
 
 /* The target's URL for this event, or NULL when a path parameter is blank
- * (missing from the event, empty or spaces): it would drop a segment of
+ * (missing from the event, null, empty or spaces, or a wildcard that
+ * matched nothing): it would drop a segment of
  * the path, and "/users/ * /orders" would become "/users//orders", or
  * "/users/ *" the whole collection, another resource reached with the
  * connection's credentials. EventBridge requires path parameters not to be
@@ -264,8 +270,9 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
 
     while ((star = strchr(endpoint, '*')) && i < t->path_params->nelts) {
         const ad_param_t *prm = APR_ARRAY_IDX(t->path_params, i++, ad_param_t *);
-        v = param_value(p, prm, ev);
-        if (blank(v, strlen(v))) {
+        int none = 0;
+        v = param_value(p, prm, ev, &none);
+        if (none || blank(v, strlen(v))) {
             *blank_param = prm->value; /* the path's text, or the static value */
             return NULL;
         }
@@ -279,7 +286,7 @@ static const char *target_url(apr_pool_t *p, const ad_target_t *t, const json_t 
         APR_ARRAY_PUSH(parts, const char *) = j || strchr(endpoint, '?') ? "&" : "?";
         APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(p, q->key);
         APR_ARRAY_PUSH(parts, const char *) = "=";
-        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(p, param_value(p, q, ev));
+        APR_ARRAY_PUSH(parts, const char *) = ad_url_encode(p, param_value(p, q, ev, NULL));
     }
     return apr_array_pstrcat(p, parts, 0);
 }
@@ -297,7 +304,7 @@ static void target_headers(apr_pool_t *p, const ad_target_t *t, const json_t *ev
         const ad_param_t *h = APR_ARRAY_IDX(t->headers, i, ad_param_t *);
         ad_header_t *hd = apr_array_push(out);
         hd->name = h->key;
-        hd->value = param_value(p, h, ev);
+        hd->value = param_value(p, h, ev, NULL);
     }
 }
 
