@@ -144,7 +144,9 @@ typedef struct ad_conf_t {
     const char *journal;             /* ApiDestJournal: file or |program */
     apr_array_header_t *connections; /* ad_connection_t * */
     apr_hash_t *connection_by_name;
-    const char *ca_file;              /* ApiDestCAFile: extra CAs for TLS */
+    const char *ca_file; /* ApiDestCAFile: extra CAs for TLS */
+    const char *ca_pem;  /* its text, read at configuration time */
+    apr_size_t ca_pem_len;
     apr_array_header_t *destinations; /* ad_destination_t * */
     apr_hash_t *destination_by_name;
     apr_array_header_t *rules;       /* ad_rule_t * */

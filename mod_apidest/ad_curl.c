@@ -413,7 +413,13 @@ static void set_fixed_options(transfer_t *t, const ad_http_request_t *req)
 #endif
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
     if (req->ca_file) {
+#if LIBCURL_VERSION_NUM >= 0x074d00
+        /* from memory: the file may be readable only by root */
+        struct curl_blob blob = {(void *)req->ca_pem, req->ca_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+#else
         curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
+#endif
     }
     set_method(c, req->method);
 }

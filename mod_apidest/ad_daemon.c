@@ -127,7 +127,6 @@ typedef struct job_t {
     apr_uint64_t token_gen; /* the OAuth token generation it carried */
     const char *resp_body;  /* JOB_TOKEN: the token endpoint's answer */
     apr_size_t resp_len;
-    const char *worker_ca; /* ApiDestCAFile */
     qent_t ent;
     ad_record_t *rec;
     const ad_target_t *target; /* NULL when the config lost it */
@@ -1373,6 +1372,15 @@ static apr_array_header_t *source_headers(apr_pool_t *p, const ad_daemon_t *d, c
     return hs;
 }
 
+/* ApiDestCAFile, read when the configuration was (as root, as mod_ssl reads
+ * its CA files): apidestd may not be able to read the file itself. */
+static void set_ca(const ad_daemon_t *d, ad_http_request_t *req)
+{
+    req->ca_file = d->c->ca_file;
+    req->ca_pem = d->c->ca_pem;
+    req->ca_pem_len = d->c->ca_pem_len;
+}
+
 static void job_request(ad_daemon_t *d, job_t *j, const ad_target_t *t)
 {
     const ad_destination_t *dest = t->destination;
@@ -1393,7 +1401,7 @@ static void job_request(ad_daemon_t *d, job_t *j, const ad_target_t *t)
     j->req.body_len = j->rec->body_len;
     j->req.timeout_ms = 1000 * (dest ? dest->timeout_sec : t->timeout_sec);
     j->req.allow_private = dest ? dest->allow_private : t->allow_private;
-    j->req.ca_file = j->worker_ca;
+    set_ca(d, &j->req);
 }
 
 /* Credentials are added here, per attempt, in the attempt's pool: they are
@@ -1487,7 +1495,7 @@ static void start_token_fetch(ad_daemon_t *d, conn_rt_t *cr)
     j->kind = JOB_TOKEN;
     j->conn = cr->conn->index;
     ad_auth_token_request(jp, cr->conn, 1000 * AD_DEFAULT_TIMEOUT_SEC, &j->req);
-    j->req.ca_file = d->c->ca_file;
+    set_ca(d, &j->req);
     cr->fetching = 1;
     ad_metric_add(&d->m->conns[cr->conn->index].token_fetches, 1);
     enqueue_job(d, j, worker_for_name(d, cr->conn->name));
@@ -1623,7 +1631,6 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
     else if (!t->destination) {
         d->target_hosts[t->gindex]->in_flight++;
         job_request(d, j, t);
-        j->req.ca_file = d->c->ca_file;
         hand_to_worker(d, j, worker_for(d, t));
         return;
     }
@@ -1637,7 +1644,6 @@ static void dispatch_one(ad_daemon_t *d, const qent_t *e, int from_ready)
             ad_ratelimit_take(&dr->rl, apr_time_now());
             dr->in_flight++;
             dr->host->in_flight++;
-            j->worker_ca = d->c->ca_file;
             job_request(d, j, t);
             if (t->destination->connection) {
                 job_auth(d, j, t->destination->connection);

@@ -23,6 +23,7 @@ extern module AP_MODULE_DECLARE_DATA apidest_module;
 #define MAX_NAME_LEN         64
 #define MAX_TARGETS_PER_RULE 5
 #define MAX_PATTERN_FILE     (64 * 1024)
+#define MAX_CA_FILE          (4 * 1024 * 1024)
 
 static const char *const http_methods[] = {"POST", "GET",   "HEAD",   "OPTIONS",
                                            "PUT",  "PATCH", "DELETE", NULL};
@@ -390,6 +391,10 @@ static const char *make_param(cmd_parms *cmd, const char *where, const char *key
     ad_param_t *prm = apr_pcalloc(cmd->pool, sizeof(*prm));
     const char *err;
 
+    if (key && !*key) {
+        /* "?=v" names no parameter; EventBridge requires a key */
+        return apr_psprintf(cmd->pool, "a %s parameter needs a name", where);
+    }
     prm->where = where;
     prm->key = apr_pstrdup(cmd->pool, key);
     if (!strncmp(value, "$.", 2) || !strcmp(value, "$")) {
@@ -519,10 +524,12 @@ static const char *slot_of(const char *name)
     return name;
 }
 
-/* NULL, or why the line d may not follow the lines in seen. */
+/* NULL, or why the line d may not follow the lines in seen (naming the
+ * earlier line; httpd adds this one's). */
 static const char *repeated(cmd_parms *cmd, apr_hash_t *seen, const ap_directive_t *d)
 {
-    const char *slot = slot_of(d->directive), *first;
+    const char *slot = slot_of(d->directive);
+    const ap_directive_t *first;
     char *key;
 
     if (may_repeat(d->directive)) {
@@ -531,13 +538,16 @@ static const char *repeated(cmd_parms *cmd, apr_hash_t *seen, const ap_directive
     key = apr_pstrdup(cmd->temp_pool, slot);
     ap_str_tolower(key);
     if (!(first = apr_hash_get(seen, key, APR_HASH_KEY_STRING))) {
-        apr_hash_set(seen, key, APR_HASH_KEY_STRING, d->directive);
+        apr_hash_set(seen, key, APR_HASH_KEY_STRING, d);
         return NULL;
     }
-    if (!strcasecmp(first, d->directive)) {
-        return apr_psprintf(cmd->pool, "%s is given twice in this section", d->directive);
+    if (!strcasecmp(first->directive, d->directive)) {
+        return apr_psprintf(cmd->pool, "%s is given twice in this section (first at %s:%d)",
+                            d->directive, first->filename, first->line_num);
     }
-    return apr_psprintf(cmd->pool, "this section takes one %s or %sFile, not both", slot, slot);
+    return apr_psprintf(cmd->pool,
+                        "this section takes one %s or %sFile, not both (the other at %s:%d)", slot,
+                        slot, first->filename, first->line_num);
 }
 
 static const char *walk_section(cmd_parms *cmd, void *obj, section_line_fn *fn)
@@ -989,6 +999,14 @@ static const char *target_line(cmd_parms *cmd, void *obj, const char *name, int 
         if ((err = make_param(cmd, "path", NULL, argv[0], 0, &prm))) {
             return err;
         }
+        /* encoded as it will be sent: "a/.." goes out as "a%2F.." */
+        if (!prm->path &&
+            ad_url_has_dot_segment(apr_pstrcat(p, "/", ad_url_encode(p, prm->value), NULL))) {
+            return apr_psprintf(p,
+                                "PathParameter '%s' is or holds a '.' or '..' segment, which "
+                                "would send the request to another path",
+                                prm->value);
+        }
         APR_ARRAY_PUSH(t->path_params, ad_param_t *) = prm;
         return NULL;
     }
@@ -1098,8 +1116,10 @@ static const char *target_section(cmd_parms *cmd, ad_rule_t *rule, const ap_dire
 
 /* ---- <ApiDestRule> -------------------------------------------------------- */
 
-static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
-                                  const char **text)
+/* The text of the file at path (relative to ServerRoot), at most max bytes
+ * and no NUL: the text would end at it, the rest unseen. */
+static const char *read_file_upto(cmd_parms *cmd, const char *what, const char *path,
+                                  apr_size_t max, const char **text, apr_size_t *len)
 {
     const char *full = ap_server_root_relative(cmd->temp_pool, path);
     apr_file_t *f;
@@ -1112,9 +1132,10 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
         return apr_psprintf(cmd->pool, "%s '%s' cannot be read%s", what, path,
                             rv == APR_EBADF ? ": not a regular file" : "");
     }
-    if (fi.size > MAX_PATTERN_FILE) {
+    if ((apr_size_t)fi.size > max) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "%s '%s' is over %d bytes", what, path, MAX_PATTERN_FILE);
+        return apr_psprintf(cmd->pool, "%s '%s' is over %" APR_SIZE_T_FMT " bytes", what, path,
+                            max);
     }
     n = (apr_size_t)fi.size;
     buf = apr_palloc(cmd->pool, n + 1);
@@ -1124,11 +1145,20 @@ static const char *read_text_file(cmd_parms *cmd, const char *what, const char *
     }
     buf[n] = '\0';
     apr_file_close(f);
-    if (memchr(buf, '\0', n)) { /* the text would end at it, the rest unseen */
+    if (memchr(buf, '\0', n)) {
         return apr_psprintf(cmd->pool, "%s '%s' holds a NUL byte", what, path);
     }
     *text = buf;
+    *len = n;
     return NULL;
+}
+
+static const char *read_text_file(cmd_parms *cmd, const char *what, const char *path,
+                                  const char **text)
+{
+    apr_size_t len;
+
+    return read_file_upto(cmd, what, path, MAX_PATTERN_FILE, text, &len);
 }
 
 static const char *set_pattern(cmd_parms *cmd, ad_rule_t *r, const char *text)
@@ -1238,14 +1268,19 @@ static const char *rule_section(cmd_parms *cmd, void *dummy, const char *arg)
 
 /* ---- server directives ------------------------------------------------- */
 
-/* NULL, or why apidestd could not make its store at path: one of the
- * directories it would go in is a file. Found now, not when apidestd
- * starts, gives up and leaves every PutEvents answered 503. */
+/* NULL, or why apidestd could not make its store at path: the path is a
+ * directory (or anything but a file), or one of the directories it would go
+ * in is a file. Found now, not when apidestd starts, gives up and leaves
+ * every PutEvents answered 503. */
 static const char *store_path_refusal(apr_pool_t *p, const char *path)
 {
     char *dir = apr_pstrdup(p, path), *slash;
     apr_finfo_t fi;
 
+    if (apr_stat(&fi, path, APR_FINFO_TYPE, p) == APR_SUCCESS && fi.filetype != APR_REG) {
+        return apr_psprintf(p, "the store %s is a %s, not a file", path,
+                            fi.filetype == APR_DIR ? "directory" : "special file");
+    }
     while ((slash = strrchr(dir, '/')) && slash != dir) {
         *slash = '\0';
         if (apr_stat(&fi, dir, APR_FINFO_TYPE, p) == APR_SUCCESS) {
@@ -1354,7 +1389,9 @@ static const char *set_backoff(cmd_parms *cmd, void *dummy, const char *base, co
     if (!err && cap) {
         err = set_int_field(cmd, cap, 1, 86400, &c->backoff_cap_sec);
     }
-    if (!err && c->backoff_cap_sec < c->backoff_base_sec) {
+    /* a base alone above the default cap is its own cap (ad_backoff_cap),
+     * as for a target's RetryBackoff */
+    if (!err && cap && c->backoff_cap_sec < c->backoff_base_sec) {
         err = "ApiDestRetryBackoff: the cap must not be below the base";
     }
     return err;
@@ -1482,20 +1519,34 @@ static const char *set_journal(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* Read now, as root (as mod_ssl reads its CA files): apidestd, which sends,
+ * runs as User and may not be able to read it; a file that is not PEM
+ * would fail every HTTPS attempt. */
 static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY), *pem;
     const char *path = ap_server_root_relative(cmd->pool, arg);
-    apr_finfo_t fi;
+    ad_conf_t *c = cmd_conf(cmd);
+    apr_size_t len;
 
     if (err) {
         return err;
     }
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
-        fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "ApiDestCAFile %s is not a readable file", arg);
+    if (!path) {
+        return apr_psprintf(cmd->pool, "ApiDestCAFile %s is not a valid path", arg);
     }
-    cmd_conf(cmd)->ca_file = path;
+    if ((err = read_file_upto(cmd, "ApiDestCAFile", path, MAX_CA_FILE, &pem, &len))) {
+        return err;
+    }
+    if (!strstr(pem, "-----BEGIN CERTIFICATE-----")) {
+        return apr_psprintf(cmd->pool,
+                            "ApiDestCAFile '%s' holds no PEM certificate "
+                            "(-----BEGIN CERTIFICATE-----)",
+                            arg);
+    }
+    c->ca_file = path;
+    c->ca_pem = pem;
+    c->ca_pem_len = len;
     return NULL;
 }
 

@@ -358,3 +358,44 @@ def test_backslashes_in_inline_json_are_the_json_s(server, sink):
     assert got == [{"rule": "dq"}, {"rule": "dq"},
                    {"rule": "path", "dir": "D:\\out\\", "i": 0},
                    {"rule": "star", "q": "it's \"x\""}], [r["body"] for r in sink.snapshot()]
+
+
+def test_values_that_failed_only_when_used(server, tmp_path):
+    """Each of these passed configtest and then failed every event or every
+    request: a static PathParameter that is or holds '..' (every event
+    dead-lettered), a store path that is a directory (apidestd could not
+    start: every PutEvents 503), a query parameter without a name (sent as
+    "?=v"), a CA file that is not PEM (every HTTPS attempt failed). A line
+    given twice names the first one too."""
+    star = destination("star", "http://127.0.0.1:9/t/*/x")
+    target = lambda lines: star + """
+<ApiDestRule r1>
+    EventPattern '{"source":["x"]}'
+    <ApiDestTarget t1>
+        Destination star
+%s
+    </ApiDestTarget>
+</ApiDestRule>
+""" % "\n".join("        " + x for x in lines)
+    not_pem = tmp_path / "not-a-cert.pem"
+    not_pem.write_text("not a certificate\n")
+    cases = [
+        ("PathParameter ..", target(["PathParameter .."]), "'..' segment"),
+        ("PathParameter a/..", target(["PathParameter a/.."]), "'..' segment"),
+        ("ApiDestStore dbm:gdbm:%s" % tmp_path, "ApiDestStore dbm:gdbm:%s\n" % tmp_path + DEST,
+         "is a directory"),
+        ('QueryParameter ""', target(["PathParameter p", 'QueryParameter "" v']),
+         "needs a name"),
+        ("ApiDestCAFile %s" % not_pem, "ApiDestCAFile %s\n" % not_pem + DEST,
+         "no PEM certificate"),
+    ]
+    for needle, body, why in cases:
+        rc, out, path = server.configtest(body)
+        assert_config_error(rc, out, path, find_line(path, needle), why)
+    rc, out, path = server.configtest(
+        target(["PathParameter p", "RetryAttempts 3", "RetryAttempts 4"]))
+    first = find_line(path, "RetryAttempts 3")
+    assert_config_error(rc, out, path, first + 1, "given twice", "first at %s:%d" % (path, first))
+    # a base alone above the default cap is its own cap, as a target's is
+    rc, out, path = server.configtest("ApiDestRetryBackoff 1000\n" + DEST)
+    assert rc == 0, out

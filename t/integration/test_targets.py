@@ -274,7 +274,8 @@ def test_records_expiring_unsent_say_why_in_the_dlq(server, sink, monkeypatch):
 # ---- parameters from the event -----------------------------------------------------
 
 def test_blank_and_colliding_parameters(server, sink):
-    """A path parameter blank in an event is not delivered (it would drop a
+    """A path parameter blank in an event (missing, empty, null, or a
+    wildcard that matched nothing) is not delivered (it would drop a
     segment: /u/*/o -> /u//o); a blank Content-Type from the event leaves
     the default; a connection's query parameter replaces the target's of
     the same name, which came from the event."""
@@ -285,9 +286,14 @@ def test_blank_and_colliding_parameters(server, sink):
                  + _target_rule("r", "s.b", """        Destination d
         PathParameter $.detail.id
         QueryParameter tenant $.detail.tenant
-        Header Content-Type $.detail.ct"""))
+        Header Content-Type $.detail.ct""")
+                 + _target_rule("rw", "s.w", """        Destination d
+        PathParameter $.detail.ids[*]"""))
+    # null went out as /u/null/o, a wildcard that matched nothing as /u/%5B%5D/o
     server.put_events([entry("s.b", "D", {"id": "", "tenant": "evil"}),
                        entry("s.b", "D", {"tenant": "evil"}),
+                       entry("s.b", "D", {"id": None, "tenant": "evil"}),
+                       entry("s.w", "D", {"ids": []}),
                        entry("s.b", "D", {"id": "7", "tenant": "evil"}),
                        entry("s.b", "D", {"id": "8", "tenant": "evil", "ct": "text/plain"})])
     assert sink.wait_for(2, 10)
@@ -296,7 +302,7 @@ def test_blank_and_colliding_parameters(server, sink):
     assert [r["path"] for r in reqs] == ["/u/7/o?tenant=acme", "/u/8/o?tenant=acme"], reqs
     assert header(reqs[0], "Content-Type") == "application/json; charset=utf-8"
     assert header(reqs[1], "Content-Type") == "text/plain"
-    assert _admin(server, "GET", "/status")[1]["Ingest"]["TargetInputsDropped"] == 2
+    assert _admin(server, "GET", "/status")[1]["Ingest"]["TargetInputsDropped"] == 4
 
 
 def test_path_query_and_header_parameters(server, sink):
@@ -764,9 +770,12 @@ def test_self_signed_tls_refused_by_default_accepted_with_its_ca(server):
         assert rec["Attributes"]["ERROR_CODE"] == "CONNECTION_FAILURE"
         assert tls.hits == []
         server.stop()
+        # readable by root only, as a file in /etc/ssl/private would be:
+        # read with the configuration, not by apidestd (which runs as User)
+        os.chmod(tls.cert, 0o600)
         server.start(FAST + "ApiDestCAFile %s\n" % tls.cert + conf)
         server.put_events([entry("s.tls", "D", {"ok": 1})])
-        assert wait_until(lambda: len(tls.hits) == 1, 10)
+        assert wait_until(lambda: len(tls.hits) == 1, 10), server.log_text()[-2000:]
         assert json.loads(tls.hits[0])["detail"] == {"ok": 1}
     finally:
         tls.stop()
