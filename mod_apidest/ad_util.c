@@ -729,7 +729,7 @@ void ad_json_write_string(const char *s, size_t n, ad_json_put_fn *put, void *ba
             esc = "\\t";
             break;
         default:
-            snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
+            snprintf(ubuf, sizeof(ubuf), "\\u%04X", c);
             esc = ubuf;
         }
         put(baton, esc, strlen(esc));
