@@ -311,6 +311,11 @@ static const char *check_static_value(apr_pool_t *p, const char *what, const cha
 {
     const char *c;
 
+    if (!*v) {
+        /* a header would not be sent, a query parameter sent as "k=";
+         * EventBridge requires a value */
+        return apr_psprintf(p, "%s value is empty", what);
+    }
     if (strlen(v) > 512) {
         return apr_psprintf(p, "%s value is longer than 512 characters", what);
     }
@@ -434,15 +439,20 @@ static const char *at(apr_pool_t *p, const ap_directive_t *d, const char *msg)
     return apr_psprintf(p, "%s (at %s:%d)", msg, d->filename, d->line_num);
 }
 
+/* Words as httpd splits them; a quoted empty word ("" or '') counts, even
+ * the last one (Header X-Empty "" is two words, not one). */
 static int split_args(apr_pool_t *p, const char *args, char **argv, int max)
 {
     int n = 0;
-    while (*args && n < max) {
-        char *w = ap_getword_conf(p, &args);
-        if (!*w && !*args) {
+
+    while (n < max) {
+        while (apr_isspace(*args)) {
+            args++;
+        }
+        if (!*args) {
             break;
         }
-        argv[n++] = w;
+        argv[n++] = ap_getword_conf(p, &args);
     }
     return n;
 }

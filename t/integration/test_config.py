@@ -365,8 +365,9 @@ def test_values_that_failed_only_when_used(server, tmp_path):
     request: a static PathParameter that is or holds '..' (every event
     dead-lettered), a store path that is a directory (apidestd could not
     start: every PutEvents 503), a query parameter without a name (sent as
-    "?=v"), a CA file that is not PEM (every HTTPS attempt failed). A line
-    given twice names the first one too."""
+    "?=v"), a CA file that is not PEM (every HTTPS attempt failed). An
+    empty quoted last word was dropped ("takes 2 arguments"). A line given
+    twice names the first one too."""
     star = destination("star", "http://127.0.0.1:9/t/*/x")
     target = lambda lines: star + """
 <ApiDestRule r1>
@@ -388,10 +389,21 @@ def test_values_that_failed_only_when_used(server, tmp_path):
          "needs a name"),
         ("ApiDestCAFile %s" % not_pem, "ApiDestCAFile %s\n" % not_pem + DEST,
          "no PEM certificate"),
+        # a last "" was dropped: "Header takes 2 arguments"
+        ('Header X-Empty ""', target(["PathParameter p", 'Header X-Empty ""']), "is empty"),
+        ("EventPattern ''", DEST + """
+<ApiDestRule r2>
+    EventPattern ''
+    <ApiDestTarget t1>
+        Destination hooks
+    </ApiDestTarget>
+</ApiDestRule>
+""", "EventPattern"),
     ]
     for needle, body, why in cases:
         rc, out, path = server.configtest(body)
         assert_config_error(rc, out, path, find_line(path, needle), why)
+        assert "takes" not in out, out
     rc, out, path = server.configtest(
         target(["PathParameter p", "RetryAttempts 3", "RetryAttempts 4"]))
     first = find_line(path, "RetryAttempts 3")
