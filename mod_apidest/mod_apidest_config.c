@@ -1762,6 +1762,16 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
             problems += bad;
         }
     }
+    if (c->max_entry_size >= c->max_request_size) {
+        /* a warning: smaller entries still arrive */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     ADLOGNO(10058) "ApiDestMaxEntrySize %" APR_SIZE_T_FMT
+                                    " is not below ApiDestMaxRequestSize %" APR_SIZE_T_FMT
+                                    ": a request body holds the entries as JSON, with their "
+                                    "quoting, so entries near the entry size cannot arrive; "
+                                    "raise ApiDestMaxRequestSize",
+                     c->max_entry_size, c->max_request_size);
+    }
     ad_conf_index_targets(c);
     ad_conf_index_rules(c, p);
     if (!c->store_spec) {

@@ -408,6 +408,12 @@ def test_values_that_failed_only_when_used(server, tmp_path):
         target(["PathParameter p", "RetryAttempts 3", "RetryAttempts 4"]))
     first = find_line(path, "RetryAttempts 3")
     assert_config_error(rc, out, path, first + 1, "given twice", "first at %s:%d" % (path, first))
+    # entries near a 1 MiB entry size cannot arrive in a 1 MiB body: said, not refused
+    rc, out, path = server.configtest("ApiDestMaxEntrySize 1048576\n" + DEST)
+    assert rc == 0 and "AD10058" in out and "raise ApiDestMaxRequestSize" in out, out
+    rc, out, path = server.configtest("ApiDestMaxEntrySize 1048576\n"
+                                      "ApiDestMaxRequestSize 4194304\n" + DEST)
+    assert rc == 0 and "AD10058" not in out, out
     # a base alone above the default cap is its own cap, as a target's is
     rc, out, path = server.configtest("ApiDestRetryBackoff 1000\n" + DEST)
     assert rc == 0, out
