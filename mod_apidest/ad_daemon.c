@@ -1357,15 +1357,34 @@ static void add_header(apr_array_header_t *hs, const char *name, const char *val
     h->value = value;
 }
 
+/* A Content-Type among the target's headers that will be sent (a blank one,
+ * from an event's missing field, is not). */
+static int has_content_type(const apr_array_header_t *hs)
+{
+    int i;
+
+    for (i = 0; hs && i < hs->nelts; i++) {
+        const ad_header_t *h = &APR_ARRAY_IDX(hs, i, ad_header_t);
+        if (!strcasecmp(h->name, "Content-Type") && h->value[strspn(h->value, " \t")]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* What EventBridge adds to a request to an API Gateway target (the plain
  * HTTP target's model): its account, the rule's ARN and a trace id. Their
- * names are refused as HeaderParameters at configtest. */
+ * names are refused as HeaderParameters at configtest. Its Content-Type is
+ * "application/json" (AWS-recorded), without an API destination's charset. */
 static apr_array_header_t *source_headers(apr_pool_t *p, const ad_daemon_t *d, const ad_target_t *t,
                                           const ad_record_t *r)
 {
     apr_array_header_t *hs =
-        r->headers ? apr_array_copy(p, r->headers) : apr_array_make(p, 3, sizeof(ad_header_t));
+        r->headers ? apr_array_copy(p, r->headers) : apr_array_make(p, 4, sizeof(ad_header_t));
 
+    if (!has_content_type(hs)) {
+        add_header(hs, "Content-Type", "application/json");
+    }
     add_header(hs, "X-Amz-Source-Account", d->c->account);
     add_header(hs, "X-Amz-Source-Arn", ad_conf_rule_arn(p, d->c, t->rule));
     add_header(hs, "X-Amzn-Trace-Id", trace_id(p, r));

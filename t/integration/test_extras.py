@@ -61,6 +61,8 @@ def test_plain_http_target_retries_only_429_and_5xx(server, sink):
     hdrs = {k.lower(): v for k, v in first["headers"]}
     assert hdrs["x-amz-source-account"] == "000000000000"
     assert hdrs["x-amz-source-arn"] == "arn:aws:events:us-east-1:000000000000:rule/r"
+    # as AWS recorded it at an API Gateway target: no charset
+    assert hdrs["content-type"] == "application/json", hdrs
     eid = json.loads(first["body"])["id"]
     assert hdrs["x-amzn-trace-id"].startswith("Root=1-") and \
         hdrs["x-amzn-trace-id"].endswith("-" + eid.replace("-", "")[:24]), hdrs
