@@ -305,7 +305,7 @@ static int ingest_handler(request_rec *r)
     if (r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST");
         return send_aws_error(r, HTTP_METHOD_NOT_ALLOWED, "UnsupportedOperation",
-                              "PutEvents is a POST");
+                              "every operation of this API is a POST");
     }
     if (!verify_sigv4(r, 1, NULL, 0)) {
         return OK;

@@ -60,6 +60,16 @@ def test_entries_missing(server, sink):
     _sentinel(server, sink)
 
 
+def test_a_method_other_than_post_is_405_whatever_the_operation(server, sink):
+    """GET with X-Amz-Target ListRules was told that PutEvents is a POST."""
+    server.start(_conf(sink))
+    status, hdrs, data = server.request("GET", "/events",
+                                        headers={"X-Amz-Target": "AWSEvents.ListRules"})
+    assert status == 405 and hdrs["allow"] == "POST", (status, hdrs)
+    assert hdrs["x-amzn-errortype"].startswith("UnsupportedOperation"), hdrs
+    assert "PutEvents" not in data.decode() and "POST" in data.decode(), data
+
+
 @pytest.mark.parametrize("member,etype", [
     ({"EventBusName": ""}, "ValidationException"),
     ({"EventBusName": "bad bus!"}, "ValidationException"),
