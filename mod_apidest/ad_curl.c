@@ -414,9 +414,14 @@ static void set_fixed_options(transfer_t *t, const ad_http_request_t *req)
     curl_easy_setopt(c, CURLOPT_PRIVATE, t);
     if (req->ca_file) {
 #if LIBCURL_VERSION_NUM >= 0x074d00
-        /* from memory: the file may be readable only by root */
-        struct curl_blob blob = {(void *)req->ca_pem, req->ca_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+        /* From memory: the file may be readable only by root. Not copied
+         * into each of up to ApiDestMaxInFlight handles (ca_pem lives as
+         * long as the engine). TLS backends without blobs (GnuTLS before
+         * curl 8.x) read the file, as before. */
+        struct curl_blob blob = {(void *)req->ca_pem, req->ca_pem_len, CURL_BLOB_NOCOPY};
+        if (!req->ca_pem || curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob) != CURLE_OK) {
+            curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
+        }
 #else
         curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
 #endif

@@ -38,7 +38,8 @@ typedef struct ad_http_request_t {
     int timeout_ms;
     int allow_private;
     const char *ca_file; /* extra CAs (PEM), NULL: the system's */
-    const char *ca_pem;  /* its text, read at configuration time */
+    const char *ca_pem;  /* its text, read at configuration time; must
+                            outlive the engine (libcurl keeps a pointer) */
     apr_size_t ca_pem_len;
     int capture_body; /* keep the response body (up to 64 KiB) */
 } ad_http_request_t;

@@ -221,8 +221,9 @@ static char *envelope_text(const ingest_ctx_t *x, const char *id, const json_t *
 /* A parameter's value for one event: static, or a JSON path evaluated on the
  * original event (never the transformed input), strings taken raw and other
  * JSON values as their JSON text; a path that matches nothing is empty.
- * *none (when asked) tells a null or a wildcard that matched nothing: as a
- * path segment it would name a resource called "null" or "[]". */
+ * *none (when asked) tells a null or an empty array (what a wildcard that
+ * matched nothing gives): as a path segment it would name a resource
+ * called "null" or "[]". */
 static const char *param_value(apr_pool_t *p, const ad_param_t *prm, const json_t *ev, int *none)
 {
     json_t *v;
@@ -254,8 +255,8 @@ static int blank(const char *body, apr_size_t len)
 }
 
 /* The target's URL for this event, or NULL when a path parameter is blank
- * (missing from the event, null, empty or spaces, or a wildcard that
- * matched nothing): it would drop a segment of
+ * (missing from the event, null, empty or spaces, or an empty array, as a
+ * wildcard that matched nothing gives): it would drop a segment of
  * the path, and "/users/ * /orders" would become "/users//orders", or
  * "/users/ *" the whole collection, another resource reached with the
  * connection's credentials. EventBridge requires path parameters not to be

@@ -11,8 +11,9 @@
  * destination limited to 1,000,000 per second drained about 23,000
  * records a second where it drained 30,000-46,000 with no limiter
  * (bench/delivery). Up to 525 per second the burst is a single start, as
- * before. Above, the burst (at most 0.2 % of the limit) stays within the
- * 5 % margin: no one-second window holds more than the limit. */
+ * before. Above, the starts a burst adds (at most 0.2 % of the limit)
+ * stay within the 5 % margin: no one-second window holds more than the
+ * limit. */
 #define BURST_SPAN 2000 /* us */
 
 void ad_ratelimit_init(ad_ratelimit_t *rl, int per_second)

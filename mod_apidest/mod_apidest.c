@@ -424,16 +424,21 @@ static int apidest_map_to_storage(request_rec *r)
 /* Only the apidest-events handler verifies SigV4: any other handler under a
  * location with ApiDestSigV4Key (the admin API, server-status, files) would
  * answer unsigned requests the operator meant to refuse. Refused instead,
- * as httpd refuses a request whose authentication is misconfigured. */
+ * as httpd refuses a request whose authentication is misconfigured;
+ * subrequests too (an SSI page elsewhere could include the admin status),
+ * logged for the main request only. The one exception is the
+ * ErrorDocument the operator configured, reached by an internal redirect
+ * after an error. */
 static int apidest_sigv4_elsewhere(request_rec *r)
 {
     apidest_dir_conf_t *dc = ap_get_module_config(r->per_dir_config, &apidest_module);
 
-    if (r->main || !dc || !apr_hash_count(dc->sigv4_keys) ||
-        (r->handler && !strcmp(r->handler, "apidest-events"))) {
+    if (!dc || !apr_hash_count(dc->sigv4_keys) ||
+        (r->handler && !strcmp(r->handler, "apidest-events")) ||
+        (r->prev && ap_is_HTTP_ERROR(r->prev->status))) {
         return DECLINED;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+    ap_log_rerror(APLOG_MARK, r->main ? APLOG_DEBUG : APLOG_ERR, 0, r,
                   ADLOGNO(10057) "ApiDestSigV4Key applies to %s, but only SetHandler "
                                  "apidest-events verifies signatures (handler here: %s); refused",
                   r->uri, r->handler ? r->handler : "none");

@@ -311,11 +311,6 @@ static const char *check_static_value(apr_pool_t *p, const char *what, const cha
 {
     const char *c;
 
-    if (!*v) {
-        /* a header would not be sent, a query parameter sent as "k=";
-         * EventBridge requires a value */
-        return apr_psprintf(p, "%s value is empty", what);
-    }
     if (strlen(v) > 512) {
         return apr_psprintf(p, "%s value is longer than 512 characters", what);
     }
@@ -421,6 +416,11 @@ static const char *make_param(cmd_parms *cmd, const char *where, const char *key
         if ((err = check_static_value(cmd->pool, key ? key : "path parameter", value))) {
             return err;
         }
+    }
+    if (!prm->path && !*prm->value && (!strcmp(where, "header") || !strcmp(where, "query"))) {
+        /* a header would not be sent, a query parameter sent as "k=";
+         * EventBridge requires a value for both (a body one may be empty) */
+        return apr_psprintf(cmd->pool, "%s value is empty", key);
     }
     *out = prm;
     return NULL;
@@ -1762,15 +1762,15 @@ int apidest_config_check(apr_pool_t *p, server_rec *s)
             problems += bad;
         }
     }
-    if (c->max_entry_size >= c->max_request_size) {
+    if (c->max_request_size / 2 < c->max_entry_size) {
         /* a warning: smaller entries still arrive */
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     ADLOGNO(10058) "ApiDestMaxEntrySize %" APR_SIZE_T_FMT
-                                    " is not below ApiDestMaxRequestSize %" APR_SIZE_T_FMT
-                                    ": a request body holds the entries as JSON, with their "
-                                    "quoting, so entries near the entry size cannot arrive; "
-                                    "raise ApiDestMaxRequestSize",
-                     c->max_entry_size, c->max_request_size);
+                     ADLOGNO(10058) "ApiDestMaxRequestSize %" APR_SIZE_T_FMT
+                                    " is under twice ApiDestMaxEntrySize %" APR_SIZE_T_FMT
+                                    ": a request body holds the entries as JSON strings, their "
+                                    "quotes escaped (up to twice their size), so entries near "
+                                    "the entry size may not arrive; raise ApiDestMaxRequestSize",
+                     c->max_request_size, c->max_entry_size);
     }
     ad_conf_index_targets(c);
     ad_conf_index_rules(c, p);

@@ -411,9 +411,16 @@ def test_values_that_failed_only_when_used(server, tmp_path):
     # entries near a 1 MiB entry size cannot arrive in a 1 MiB body: said, not refused
     rc, out, path = server.configtest("ApiDestMaxEntrySize 1048576\n" + DEST)
     assert rc == 0 and "AD10058" in out and "raise ApiDestMaxRequestSize" in out, out
+    rc, out, path = server.configtest("ApiDestMaxEntrySize 1048000\n" + DEST)
+    assert rc == 0 and "AD10058" in out, out
     rc, out, path = server.configtest("ApiDestMaxEntrySize 1048576\n"
-                                      "ApiDestMaxRequestSize 4194304\n" + DEST)
+                                      "ApiDestMaxRequestSize 2097152\n" + DEST)
     assert rc == 0 and "AD10058" not in out, out
+    # an empty body parameter is a value (AWS allows it); a header's is not
+    rc, out, path = server.configtest(_with_conn(
+        "AuthorizationType API_KEY\nApiKey X-Key k\nAllowInsecureHttp on\n"
+        "InvocationParameter body flag \"\""))
+    assert rc == 0, out
     # a base alone above the default cap is its own cap, as a target's is
     rc, out, path = server.configtest("ApiDestRetryBackoff 1000\n" + DEST)
     assert rc == 0, out

@@ -211,21 +211,47 @@ def test_a_key_where_no_ingest_handler_verifies_it_refuses(server, sink):
     """ApiDestSigV4Key on the admin location (or above any other handler)
     was accepted and ignored: unsigned requests read the status and
     redrove the whole DLQ. Only apidest-events verifies signatures, so any
-    other handler under a key refuses (500, logged once per request);
-    the ingest location under the same key still takes signed requests."""
+    other handler under a key refuses (500, logged), subrequests too (an
+    SSI page elsewhere including the status); the ErrorDocument the
+    operator configured is still served after an error; the ingest
+    location under the same key still takes signed requests."""
+    htdocs = os.path.join(server.root, "htdocs")
+    with open(os.path.join(htdocs, "page.shtml"), "w") as f:
+        f.write('before<!--#include virtual="/apidest/status" -->after\n')
+    os.makedirs(os.path.join(htdocs, "apidest"), exist_ok=True)
+    with open(os.path.join(htdocs, "apidest", "denied.html"), "w") as f:
+        f.write("the operator's error page\n")
     server.start(destination("d", sink.url("/s")) + rule("r", {"source": ["s.sig"]}, [("t", "d")])
-                 + """
+                 + """LoadModule include_module /usr/lib/apache2/modules/mod_include.so
 <Location /apidest>
     ApiDestSigV4Key AKIDEXAMPLE %s
 </Location>
 <Location /apidest/signed>
     SetHandler apidest-events
 </Location>
-""" % SECRET)
+<Directory "%s">
+    Options +Includes
+</Directory>
+<Location /page.shtml>
+    SetOutputFilter INCLUDES
+</Location>
+<Location /apidest/denied>
+    Require all denied
+    ErrorDocument 403 /apidest/denied.html
+</Location>
+<Location /apidest/denied.html>
+    SetHandler None
+    Require all granted
+</Location>
+""" % (SECRET, htdocs))
     for method, path in (("GET", "/apidest/status"), ("POST", "/apidest/dlq/redrive")):
         status, _, data = server.request(method, path)
         assert status == 500, (method, path, status, data)
     assert "AD10057" in server.log_text() and SECRET not in server.log_text()
+    status, _, data = server.request("GET", "/page.shtml")
+    assert status == 200 and b"before" in data and b"Rules" not in data, data
+    status, _, data = server.request("GET", "/apidest/denied")
+    assert status == 403 and b"the operator's error page" in data, (status, data)
     status, _, _ = server.request("GET", "/server-status")
     assert status == 200  # no key there
     body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()

@@ -893,6 +893,19 @@ START_TEST(test_ratelimit_clock_set_back)
     ck_assert(!ad_ratelimit_ready(&rl, t + 3600));
     t -= apr_time_from_sec(60);
     ck_assert(ad_ratelimit_ready(&rl, t));
+
+    /* with a burst (52,500/s: 100 at once, 20 us apart), a full burst
+     * taken, then the clock a second back: a burst again, not a second's
+     * wait */
+    ad_ratelimit_init(&rl, 52500);
+    t = apr_time_from_sec(1700000000);
+    while (ad_ratelimit_take(&rl, t)) {
+    }
+    ck_assert(!ad_ratelimit_ready(&rl, t + 10));
+    ck_assert(ad_ratelimit_ready(&rl, t + 20));
+    t -= apr_time_from_sec(1);
+    ck_assert(ad_ratelimit_take(&rl, t));
+    ck_assert(ad_ratelimit_when(&rl) <= t + 20);
 }
 END_TEST
 
