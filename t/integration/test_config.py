@@ -219,6 +219,18 @@ def test_a_runtime_dir_too_long_for_the_socket_fails_configtest(server):
     assert "shorten DefaultRuntimeDir" in out, out
 
 
+def _rule_r2(lines):
+    """Rule r2 with these lines and one target on "hooks"."""
+    return """
+<ApiDestRule r2>
+    %s
+    <ApiDestTarget t1>
+        Destination hooks
+    </ApiDestTarget>
+</ApiDestRule>
+""" % lines
+
+
 def test_values_that_were_accepted_and_ignored_or_wrapped(server):
     """Each of these passed configtest: a forbidden ApiKey header, a target's
     HttpMethod/Timeout/AllowPrivateEndpoint beside its Destination (the
@@ -269,15 +281,8 @@ def test_values_that_were_accepted_and_ignored_or_wrapped(server):
                                         "InputTransformerFile /dev/null"), "one InputTransformer"),
         ("<ApiDestConnection c1>", _with_conn("AuthorizationType BASIC\nBasic u p\n"
                                             "OAuthParameter body scope x"), "does not go with"),
-        ("EventPatternFile", DEST + """
-<ApiDestRule r2>
-    EventPattern '{"source":["x"]}'
-    EventPatternFile /dev/null
-    <ApiDestTarget t1>
-        Destination hooks
-    </ApiDestTarget>
-</ApiDestRule>
-""", "one EventPattern or EventPatternFile"),
+        ("EventPatternFile", DEST + _rule_r2("""EventPattern '{"source":["x"]}'
+    EventPatternFile /dev/null"""), "one EventPattern or EventPatternFile"),
     ]
     for needle, body, why in cases:
         rc, out, path = server.configtest(body)
@@ -391,14 +396,7 @@ def test_values_that_failed_only_when_used(server, tmp_path):
          "no PEM certificate"),
         # a last "" was dropped: "Header takes 2 arguments"
         ('Header X-Empty ""', target(["PathParameter p", 'Header X-Empty ""']), "is empty"),
-        ("EventPattern ''", DEST + """
-<ApiDestRule r2>
-    EventPattern ''
-    <ApiDestTarget t1>
-        Destination hooks
-    </ApiDestTarget>
-</ApiDestRule>
-""", "EventPattern"),
+        ("EventPattern ''", DEST + _rule_r2("EventPattern ''"), "EventPattern"),
     ]
     for needle, body, why in cases:
         rc, out, path = server.configtest(body)

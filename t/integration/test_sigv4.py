@@ -110,11 +110,7 @@ def test_absolute_form_request_target_verifies(server, sink):
     """A request target in absolute form (as sent to a proxy) is signed over
     its path: the scheme and authority are not part of the canonical URI."""
     server.start(_conf(sink, SECRET))
-    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
-    headers = _sign(server.port, "/signed", body)
-    headers["content-length"] = str(len(body))
-    status, resp = _raw(server.port, "/signed", headers, body)
-    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    _put_signed(server, "/signed")
     status, resp = _raw(server.port, "http://127.0.0.1:%d/signed" % server.port, headers, body)
     assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
     assert sink.wait_for(2, 10)
@@ -139,6 +135,15 @@ def test_unsigned_request_is_refused_before_its_body(server, sink):
     assert sink.count() == 0
 
 
+def _put_signed(server, path):
+    """One entry, signed with the test key, stored."""
+    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
+    headers = _sign(server.port, path, body)
+    headers["content-length"] = str(len(body))
+    status, resp = _raw(server.port, path, headers, body)
+    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+
+
 def test_sigv4_key_in_a_virtual_host(server, sink):
     """A <Location> with keys inside a <VirtualHost> gave that host a
     configuration of its own, empty: ListRules answered no rules and a
@@ -157,11 +162,7 @@ def test_sigv4_key_in_a_virtual_host(server, sink):
     </Location>
 </VirtualHost>
 """ % (server.port, SECRET))
-    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
-    headers = _sign(server.port, "/signed", body)
-    headers["content-length"] = str(len(body))
-    status, resp = _raw(server.port, "/signed", headers, body)
-    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    _put_signed(server, "/signed")
     assert sink.wait_for(1, 10)
     status, _, data = server.request("GET", "/vadmin/status")
     assert status == 200 and [r["Name"] for r in json.loads(data)["Rules"]] == ["r"], data
@@ -254,9 +255,5 @@ def test_a_key_where_no_ingest_handler_verifies_it_refuses(server, sink):
     assert status == 403 and b"the operator's error page" in data, (status, data)
     status, _, _ = server.request("GET", "/server-status")
     assert status == 200  # no key there
-    body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
-    headers = _sign(server.port, "/apidest/signed", body)
-    headers["content-length"] = str(len(body))
-    status, resp = _raw(server.port, "/apidest/signed", headers, body)
-    assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    _put_signed(server, "/apidest/signed")
     assert sink.wait_for(1, 10)
