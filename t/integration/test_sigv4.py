@@ -110,7 +110,7 @@ def test_absolute_form_request_target_verifies(server, sink):
     """A request target in absolute form (as sent to a proxy) is signed over
     its path: the scheme and authority are not part of the canonical URI."""
     server.start(_conf(sink, SECRET))
-    _put_signed(server, "/signed")
+    headers, body = _put_signed(server, "/signed")
     status, resp = _raw(server.port, "http://127.0.0.1:%d/signed" % server.port, headers, body)
     assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
     assert sink.wait_for(2, 10)
@@ -136,12 +136,13 @@ def test_unsigned_request_is_refused_before_its_body(server, sink):
 
 
 def _put_signed(server, path):
-    """One entry, signed with the test key, stored."""
+    """One entry, signed with the test key, stored: (headers, body) sent."""
     body = json.dumps({"Entries": [entry("s.sig", "D", {"n": 1})]}).encode()
     headers = _sign(server.port, path, body)
     headers["content-length"] = str(len(body))
     status, resp = _raw(server.port, path, headers, body)
     assert status.endswith(" 200 OK") and b'"FailedEntryCount":0' in resp, (status, resp)
+    return headers, body
 
 
 def test_sigv4_key_in_a_virtual_host(server, sink):
